@@ -1,0 +1,33 @@
+import tseslint from 'typescript-eslint'
+
+// The core must run on any Web-standard runtime: Node, Workers, Deno. This rule keeps
+// runtime-specific modules and globals out of it so the boundary is checked, not hoped for.
+const runtimeSpecific = {
+  patterns: [
+    { group: ['node:*'], message: 'src/core is runtime-agnostic: use Web APIs.' },
+    { group: ['ioredis'], message: 'Only src/core/session/stores/redis.ts may use ioredis.' },
+    { group: ['cloudflare:*'], message: 'Only Workers code may import cloudflare:*.' },
+  ],
+}
+
+export default tseslint.config(
+  { ignores: ['node_modules', 'dist', '.wrangler', 'e2e/artifacts', 'bench/results'] },
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
+    },
+  },
+  {
+    files: ['src/core/**/*.ts'],
+    ignores: ['src/core/session/stores/redis.ts', 'src/core/session/stores/durable-object.ts'],
+    rules: {
+      'no-restricted-imports': ['error', runtimeSpecific],
+      'no-restricted-globals': [
+        'error',
+        { name: 'process', message: 'The core never reads process: settings come through parseConfig.' },
+        { name: 'Buffer', message: 'Use Uint8Array, TextEncoder and btoa in the core.' },
+      ],
+    },
+  }
+)

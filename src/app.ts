@@ -1,0 +1,143 @@
+/**
+ * The library entry point: `createBff(config, deps)` returns a Hono app with the `/bff/*` endpoints
+ * and the API proxy, ready to serve on its own or be mounted in an existing Hono app.
+ */
+import { Hono, type Context } from 'hono'
+import type { Config } from './core/config.ts'
+import { BffError } from './core/errors.ts'
+import { errorReason, jsonLogger, type Logger } from './core/log.ts'
+import { createOidcClient } from './core/oidc.ts'
+import { errorPage, PAGE_SECURITY_HEADERS } from './core/pages.ts'
+import { apiProxy } from './core/routes/api.ts'
+import { callbackRoute } from './core/routes/callback.ts'
+import { healthRoute } from './core/routes/health.ts'
+import { loginRoute } from './core/routes/login.ts'
+import { logoutRoute } from './core/routes/logout.ts'
+import { userRoute } from './core/routes/user.ts'
+import { createSessionManager, type BffEnv } from './core/session/manager.ts'
+import { createSealer } from './core/session/seal.ts'
+import { cookieStore } from './core/session/stores/cookie.ts'
+import { memoryStore } from './core/session/stores/memory.ts'
+import type { SessionStore } from './core/session/types.ts'
+import type { BffServices } from './core/services.ts'
+import { createTokenManager } from './core/tokens.ts'
+
+export { parseConfig, ConfigError, type Config, type Env } from './core/config.ts'
+export { BffError } from './core/errors.ts'
+export type { Session, SessionStore, SessionRef } from './core/session/types.ts'
+export type { BffEnv } from './core/session/manager.ts'
+
+export interface BffDeps {
+  /**
+   * The session store. Optional for `cookie` and `memory`, which the core builds itself; the
+   * runtime entry must pass one for `redis` and `durable-object`.
+   */
+  store?: SessionStore
+  /** fetch for calls to the IdP. Default: the global fetch. */
+  fetch?: typeof fetch
+  /** fetch for upstream API calls. Default: the global fetch. */
+  upstreamFetch?: typeof fetch
+  /** Clock in epoch milliseconds. Default: `Date.now`. */
+  now?: () => number
+  /** Structured logger. Default: JSON lines on stdout. */
+  log?: Logger
+  /** The client's IP address, for X-Forwarded-For. */
+  clientIp?: (c: Context) => string | undefined
+}
+
+export function createBff(config: Config, deps: BffDeps = {}): Hono<BffEnv> {
+  const now = deps.now ?? Date.now
+  const log = deps.log ?? jsonLogger
+  const store = deps.store ?? defaultStore(config, now)
+  const sealer = createSealer(config.sessionSecrets)
+  const oidc = createOidcClient(config, { fetch: deps.fetch, now })
+  const services: BffServices = {
+    config,
+    oidc,
+    sealer,
+    log,
+    now,
+    sessions: createSessionManager({ store, sealer, baseUrl: config.baseUrl, now }),
+    tokens: createTokenManager({ oidc, skewSeconds: config.refreshSkewSeconds, now }),
+    upstreamFetch: deps.upstreamFetch ?? ((input, init) => fetch(input, init)),
+    clientIp: deps.clientIp ?? (() => undefined),
+  }
+
+  const app = new Hono<BffEnv>()
+  app.use('/bff/*', async (c, next) => {
+    await next()
+    c.header('Referrer-Policy', 'no-referrer')
+    c.header('X-Content-Type-Options', 'nosniff')
+  })
+  app.route('/', loginRoute(services))
+  app.route('/', callbackRoute(services))
+  app.route('/', userRoute(services))
+  app.route('/', logoutRoute(services))
+  app.route('/', healthRoute(services))
+  app.all('/bff/*', () => {
+    throw new BffError(404, 'not_found', 'No such BFF endpoint.')
+  })
+  app.use('*', apiProxy(services))
+  app.onError((err, c) => renderError(err, c, log))
+  return app
+}
+
+function defaultStore(config: Config, now: () => number): SessionStore {
+  switch (config.sessionStore) {
+    case 'cookie':
+      return cookieStore({ now, maxLifetimeSeconds: config.sessionLifetimeSeconds })
+    case 'memory':
+      return memoryStore({ now })
+    default:
+      throw new Error(
+        `BFF_SESSION_STORE=${config.sessionStore} needs a store passed in deps.store by the runtime entry`
+      )
+  }
+}
+
+/**
+ * One place turns errors into answers: JSON `{ error, message }` for API callers, a readable page
+ * for browser navigations. Causes are logged; only the safe message reaches the client.
+ */
+function renderError(err: Error, c: Context, log: Logger): Response {
+  const known = err instanceof BffError
+  const status = known ? err.status : 500
+  const code = known ? err.code : 'internal_error'
+  const message = known ? err.message : 'Something went wrong on our side.'
+  log(status >= 500 ? 'error' : 'warn', 'request.failed', {
+    code,
+    status,
+    path: new URL(c.req.url).pathname,
+    reason: errorReason(known ? err.cause : err),
+  })
+  const headers: Record<string, string> = { 'Cache-Control': 'no-store' }
+  // A 401 or 403 tells the browser nothing stale may be reused; Set-Cookie lines (a cleared
+  // session cookie) written before the error still go out.
+  const setCookies = c.res?.headers.getSetCookie() ?? []
+  let response: Response
+  if (wantsHtml(c)) {
+    response = new Response(errorPage(pageTitle(status), message, status), {
+      status,
+      headers: { ...PAGE_SECURITY_HEADERS, 'Content-Type': 'text/html; charset=utf-8' },
+    })
+  } else {
+    response = new Response(JSON.stringify({ error: code, message }), {
+      status,
+      headers: { ...headers, 'Content-Type': 'application/json' },
+    })
+  }
+  for (const cookie of setCookies) response.headers.append('Set-Cookie', cookie)
+  return response
+}
+
+/** Browser navigations (no CSRF header, HTML accepted) get a page; everything else JSON. */
+function wantsHtml(c: Context): boolean {
+  if (c.req.header('x-csrf')) return false
+  return (c.req.header('accept') ?? '').includes('text/html')
+}
+
+function pageTitle(status: number): string {
+  if (status === 400) return 'That did not work'
+  if (status === 401 || status === 403) return 'Please log in'
+  return 'The service is having trouble'
+}

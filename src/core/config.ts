@@ -1,0 +1,245 @@
+/**
+ * Settings: `BFF_*` variables (Node's environment, a Workers `[vars]` block or secrets) turned
+ * into one frozen, typed `Config`. Every bad key is reported at once, each on its own line that
+ * names the setting, so an operator fixes a deployment in one round trip.
+ */
+
+export type SessionStoreKind = 'cookie' | 'memory' | 'redis' | 'durable-object'
+
+export interface ApiRoute {
+  /** Path prefix on the BFF, always starting and ending with `/`, e.g. `/api/`. */
+  prefix: string
+  /** Upstream base URL, always ending with `/`; the part of the path after `prefix` is appended. */
+  upstream: URL
+}
+
+export interface Config {
+  issuer: URL
+  clientId: string
+  clientSecret: string
+  /** Public origin of the BFF (no trailing slash), e.g. `https://app.example.com`. */
+  baseUrl: string
+  /** Cookie sealing secrets; the first seals, all unseal. */
+  sessionSecrets: readonly string[]
+  scopes: string
+  api: readonly ApiRoute[]
+  sessionStore: SessionStoreKind
+  redisUrl: string
+  /** Prefix of every Redis key, so several BFFs (or tests) can share one Redis. */
+  redisPrefix: string
+  /** Relative path where the browser lands after logout. */
+  postLogoutRedirect: string
+  /** Refresh the access token when it expires within this many seconds. */
+  refreshSkewSeconds: number
+  /** Absolute session lifetime in seconds. */
+  sessionLifetimeSeconds: number
+  /** How long one upstream API call may take before the BFF answers 504, in milliseconds. */
+  upstreamTimeoutMs: number
+  /** How long one call to the IdP may take, in seconds. */
+  idpTimeoutSeconds: number
+}
+
+/** Raw settings as a runtime hands them over: env vars or Workers bindings. */
+export type Env = Readonly<Record<string, string | undefined>>
+
+export class ConfigError extends Error {
+  readonly code = 'invalid_config'
+  constructor(readonly problems: readonly string[]) {
+    super(problems.join('\n'))
+    this.name = 'ConfigError'
+  }
+}
+
+export interface ConfigDefaults {
+  /** Used when `BFF_BASE_URL` is unset: Node passes `http://localhost:$PORT`. */
+  baseUrl?: string
+  /** Used when `BFF_SESSION_STORE` is unset: `cookie` on Node, `durable-object` on Workers. */
+  sessionStore?: SessionStoreKind
+}
+
+const STORE_KINDS: readonly SessionStoreKind[] = ['cookie', 'memory', 'redis', 'durable-object']
+const MIN_SECRET_LENGTH = 32
+
+/**
+ * Parses `BFF_*` settings into a frozen `Config`.
+ * @throws ConfigError listing every bad or missing setting, one per line.
+ */
+export function parseConfig(env: Env, defaults: ConfigDefaults = {}): Config {
+  const problems: string[] = []
+  const bad = (name: string, why: string) => problems.push(`${name} ${why}`)
+  const get = (name: string) => {
+    const value = env[name]?.trim()
+    return value ? value : undefined
+  }
+
+  const issuer = parseUrl(get('BFF_ISSUER'), 'BFF_ISSUER', bad, { required: true })
+  // Tokens and codes travel to the issuer: plain http is only acceptable on this machine.
+  if (issuer && issuer.protocol === 'http:' && !isLoopback(issuer.hostname)) {
+    bad('BFF_ISSUER', `must use https (http is allowed only on localhost), got "${issuer.href}"`)
+  }
+
+  const clientId = get('BFF_CLIENT_ID') ?? ''
+  if (!clientId) bad('BFF_CLIENT_ID', 'is required: the client id registered at the IdP')
+  const clientSecret = get('BFF_CLIENT_SECRET') ?? ''
+  if (!clientSecret) bad('BFF_CLIENT_SECRET', 'is required: the client secret registered at the IdP')
+
+  const baseUrlRaw = get('BFF_BASE_URL') ?? defaults.baseUrl
+  const base = parseUrl(baseUrlRaw, 'BFF_BASE_URL', bad, { required: true })
+  if (base && (base.pathname !== '/' || base.search || base.hash)) {
+    bad('BFF_BASE_URL', `must be an origin without path, query or fragment, got "${baseUrlRaw}"`)
+  }
+
+  const sessionSecrets = (get('BFF_SESSION_SECRET') ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+  if (sessionSecrets.length === 0) {
+    bad('BFF_SESSION_SECRET', `is required: at least ${MIN_SECRET_LENGTH} random characters`)
+  } else if (sessionSecrets.some((s) => s.length < MIN_SECRET_LENGTH)) {
+    // Never echo the secret itself: say which entry is short and by how much.
+    const index = sessionSecrets.findIndex((s) => s.length < MIN_SECRET_LENGTH)
+    bad(
+      'BFF_SESSION_SECRET',
+      `entry ${index + 1} is ${sessionSecrets[index]!.length} characters; each must be at least ${MIN_SECRET_LENGTH}`
+    )
+  }
+
+  const scopes = (get('BFF_SCOPES') ?? 'openid profile email offline_access').replace(/\s+/g, ' ')
+  if (!scopes.split(' ').includes('openid')) bad('BFF_SCOPES', `must include "openid", got "${scopes}"`)
+
+  const api = parseApiRoutes(get('BFF_API'), bad)
+
+  const storeRaw = get('BFF_SESSION_STORE') ?? defaults.sessionStore ?? 'cookie'
+  if (!STORE_KINDS.includes(storeRaw as SessionStoreKind)) {
+    bad('BFF_SESSION_STORE', `must be one of ${STORE_KINDS.join(', ')}, got "${storeRaw}"`)
+  }
+
+  const redisUrl = get('BFF_REDIS_URL') ?? 'redis://127.0.0.1:6379'
+  if (!/^rediss?:\/\//.test(redisUrl)) {
+    bad('BFF_REDIS_URL', `must start with redis:// or rediss://, got "${redactUrl(redisUrl)}"`)
+  }
+
+  const redisPrefix = get('BFF_REDIS_PREFIX') ?? 'bff:'
+  if (!/^[\w:.-]{1,64}$/.test(redisPrefix)) {
+    bad('BFF_REDIS_PREFIX', `must be 1-64 characters of letters, digits, ":", ".", "-" or "_"`)
+  }
+
+  const postLogoutRedirect = get('BFF_POST_LOGOUT_REDIRECT') ?? '/'
+  if (!isRelativePath(postLogoutRedirect)) {
+    bad('BFF_POST_LOGOUT_REDIRECT', `must be a relative path starting with "/", got "${postLogoutRedirect}"`)
+  }
+
+  const refreshSkewSeconds = parseNumber(get('BFF_REFRESH_SKEW'), 'BFF_REFRESH_SKEW', 30, bad)
+  const sessionLifetimeSeconds = parseNumber(
+    get('BFF_SESSION_LIFETIME'),
+    'BFF_SESSION_LIFETIME',
+    12 * 3600,
+    bad,
+    60
+  )
+  const upstreamTimeoutMs = parseNumber(get('BFF_UPSTREAM_TIMEOUT'), 'BFF_UPSTREAM_TIMEOUT', 30, bad, 0.001) * 1000
+  const idpTimeoutSeconds = parseNumber(get('BFF_IDP_TIMEOUT'), 'BFF_IDP_TIMEOUT', 10, bad, 1)
+
+  if (problems.length > 0) throw new ConfigError(problems)
+
+  return Object.freeze({
+    issuer: issuer!,
+    clientId,
+    clientSecret,
+    baseUrl: base!.origin,
+    sessionSecrets: Object.freeze(sessionSecrets),
+    scopes,
+    api: Object.freeze(api),
+    sessionStore: storeRaw as SessionStoreKind,
+    redisUrl,
+    redisPrefix,
+    postLogoutRedirect,
+    refreshSkewSeconds,
+    sessionLifetimeSeconds,
+    upstreamTimeoutMs,
+    idpTimeoutSeconds,
+  })
+}
+
+type Report = (name: string, why: string) => void
+
+function parseUrl(raw: string | undefined, name: string, bad: Report, opts: { required: boolean }) {
+  if (!raw) {
+    if (opts.required) bad(name, 'is required')
+    return undefined
+  }
+  let url: URL
+  try {
+    url = new URL(raw)
+  } catch {
+    bad(name, `must be an absolute http(s) URL, got "${raw}"`)
+    return undefined
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    bad(name, `must use http or https, got "${url.protocol}"`)
+    return undefined
+  }
+  if (url.username || url.password) {
+    bad(name, 'must not carry credentials')
+    return undefined
+  }
+  return url
+}
+
+/** `BFF_API`: comma-separated `prefix=upstream` pairs, e.g. `/api/=http://127.0.0.1:4000/`. */
+function parseApiRoutes(raw: string | undefined, bad: Report): ApiRoute[] {
+  if (!raw) return []
+  const routes: ApiRoute[] = []
+  for (const entry of raw.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const at = entry.indexOf('=')
+    const prefixRaw = at > 0 ? entry.slice(0, at).trim() : ''
+    const upstreamRaw = at > 0 ? entry.slice(at + 1).trim() : ''
+    if (!prefixRaw || !upstreamRaw) {
+      bad('BFF_API', `entry "${entry}" must look like /prefix/=https://upstream.example/`)
+      continue
+    }
+    if (!/^\/[A-Za-z0-9._~\-/]*$/.test(prefixRaw) || prefixRaw.startsWith('/bff') || prefixRaw.includes('..')) {
+      bad('BFF_API', `prefix "${prefixRaw}" must be a plain path starting with "/" and not under /bff`)
+      continue
+    }
+    const upstream = parseUrl(upstreamRaw, 'BFF_API', bad, { required: true })
+    if (!upstream) continue
+    if (upstream.search || upstream.hash) {
+      bad('BFF_API', `upstream "${upstreamRaw}" must not have a query or fragment`)
+      continue
+    }
+    // Normalise both sides to end with "/" so "/api" never matches "/apifoo".
+    const prefix = prefixRaw.endsWith('/') ? prefixRaw : `${prefixRaw}/`
+    if (!upstream.pathname.endsWith('/')) upstream.pathname += '/'
+    if (routes.some((r) => r.prefix === prefix)) {
+      bad('BFF_API', `prefix "${prefix}" appears twice`)
+      continue
+    }
+    routes.push(Object.freeze({ prefix, upstream }))
+  }
+  // Longest prefix first, so "/api/v2/" wins over "/api/".
+  return routes.sort((a, b) => b.prefix.length - a.prefix.length)
+}
+
+function parseNumber(raw: string | undefined, name: string, fallback: number, bad: Report, min = 0) {
+  if (raw === undefined) return fallback
+  const value = Number(raw)
+  if (!Number.isFinite(value) || value < min) {
+    bad(name, `must be a number of seconds >= ${min}, got "${raw}"`)
+    return fallback
+  }
+  return value
+}
+
+function isLoopback(hostname: string): boolean {
+  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(hostname)
+}
+
+function isRelativePath(path: string): boolean {
+  return path.startsWith('/') && !path.startsWith('//') && !/[\\\u0000-\u001f\u007f]/.test(path)
+}
+
+/** Hides a password in a Redis URL before it goes into an error message. */
+function redactUrl(raw: string): string {
+  return raw.replace(/\/\/[^@/]*@/, '//***@')
+}

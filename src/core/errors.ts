@@ -1,0 +1,38 @@
+import { HTTPException } from 'hono/http-exception'
+import type { ContentfulStatusCode } from 'hono/utils/http-status'
+
+/** Stable error codes clients can switch on; the `error` field of every JSON error body. */
+export type BffErrorCode =
+  | 'unauthenticated'
+  | 'session_expired'
+  | 'csrf'
+  | 'invalid_return_to'
+  | 'invalid_request'
+  | 'invalid_callback'
+  | 'login_failed'
+  | 'invalid_sid'
+  | 'invalid_path'
+  | 'not_found'
+  | 'upstream_unavailable'
+  | 'upstream_timeout'
+  | 'idp_unavailable'
+  | 'idp_timeout'
+  | 'idp_error'
+  | 'store_unavailable'
+  | 'internal_error'
+
+/**
+ * The one error type routes throw. `message` is safe to show to the client; `cause` (never sent)
+ * carries what the operator needs in the log.
+ */
+export class BffError extends HTTPException {
+  constructor(
+    status: ContentfulStatusCode,
+    readonly code: BffErrorCode,
+    message: string,
+    options?: { cause?: unknown }
+  ) {
+    super(status, { message, cause: options?.cause })
+    this.name = 'BffError'
+  }
+}

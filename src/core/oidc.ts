@@ -1,0 +1,235 @@
+/**
+ * The only place that speaks OpenID Connect: a thin layer over openid-client v6, which does all the
+ * protocol work and every check (PKCE, state, nonce, `iss`, ID token signature, `aud`, expiry).
+ * openid-client errors are mapped to `BffError`s here and nowhere else.
+ */
+import * as client from 'openid-client'
+import type { Config } from './config.ts'
+import { BffError } from './errors.ts'
+
+export interface TokenSet {
+  accessToken: string
+  refreshToken?: string
+  idToken?: string
+  /** Epoch seconds. */
+  accessTokenExpiresAt: number
+  /** ID token claims merged with userinfo claims; absent when the response had no ID token. */
+  claims?: Record<string, unknown>
+}
+
+export interface AuthorizationRequest {
+  url: URL
+  state: string
+  nonce: string
+  codeVerifier: string
+}
+
+export interface LoginTransaction {
+  state: string
+  nonce: string
+  codeVerifier: string
+}
+
+export interface OidcClient {
+  authorizationRequest(params: { prompt?: string }): Promise<AuthorizationRequest>
+  /** Finishes the code flow. Throws `BffError` 400 `invalid_callback` on any failed check. */
+  callback(callbackUrl: URL, tx: LoginTransaction): Promise<TokenSet & { claims: Record<string, unknown> }>
+  /** Throws `BffError` 401 `session_expired` when the IdP refuses the refresh token. */
+  refresh(refreshToken: string, expectedSub: string): Promise<TokenSet>
+  /** RFC 7009 revocation; does nothing when the IdP has no revocation endpoint. */
+  revoke(token: string, hint: 'refresh_token' | 'access_token'): Promise<void>
+  /** RP-initiated logout URL, or null when the IdP has no end-session endpoint. */
+  endSessionUrl(params: { idTokenHint?: string; postLogoutRedirectUri: string }): Promise<URL | null>
+}
+
+export interface OidcDeps {
+  /** Used for every call to the IdP; tests and runtimes may inject their own. */
+  fetch?: typeof fetch
+  /** Epoch milliseconds. */
+  now?: () => number
+}
+
+/** An `openid-client` error for the user's own IdP request, e.g. `login_required` after `prompt=none`. */
+export class AuthorizationError extends Error {
+  constructor(readonly error: string) {
+    super(`authorization response error: ${error}`)
+    this.name = 'AuthorizationError'
+  }
+}
+
+// Claims that describe the token rather than the user: useful to the BFF, noise to the SPA.
+const PROTOCOL_CLAIMS = new Set([
+  'iss', 'aud', 'exp', 'iat', 'nbf', 'nonce', 'at_hash', 'c_hash', 's_hash', 'azp', 'jti',
+  'auth_time', 'acr', 'amr', 'sid', 'sub_jwk', 'cnf',
+])
+
+export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClient {
+  const now = deps.now ?? Date.now
+  const redirectUri = `${config.baseUrl}/bff/callback`
+  let discovered: Promise<client.Configuration> | undefined
+
+  // Discovery is cached for the life of the process; a failure is not, so the next request retries.
+  function configuration(): Promise<client.Configuration> {
+    discovered ??= discover().catch((err) => {
+      discovered = undefined
+      throw toBffError(err, 'discovery')
+    })
+    return discovered
+  }
+
+  async function discover() {
+    const options: client.DiscoveryRequestOptions = {
+      timeout: config.idpTimeoutSeconds,
+      execute: config.issuer.protocol === 'http:' ? [client.allowInsecureRequests] : [],
+    }
+    if (deps.fetch) options[client.customFetch] = deps.fetch as client.CustomFetch
+    const result = await client.discovery(
+      config.issuer,
+      config.clientId,
+      { redirect_uris: [redirectUri], response_types: ['code'] },
+      client.ClientSecretBasic(config.clientSecret),
+      options
+    )
+    result.timeout = config.idpTimeoutSeconds
+    return result
+  }
+
+  function expiresAt(tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers) {
+    // Without expires_in we cannot know; assume a short life so the token is refreshed early.
+    return Math.floor(now() / 1000) + (tokens.expiresIn() ?? 300)
+  }
+
+  return {
+    async authorizationRequest({ prompt }) {
+      const oidc = await configuration()
+      const codeVerifier = client.randomPKCECodeVerifier()
+      const state = client.randomState()
+      const nonce = client.randomNonce()
+      const params: Record<string, string> = {
+        redirect_uri: redirectUri,
+        scope: config.scopes,
+        code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),
+        code_challenge_method: 'S256',
+        state,
+        nonce,
+      }
+      if (prompt) params.prompt = prompt
+      return { url: client.buildAuthorizationUrl(oidc, params), state, nonce, codeVerifier }
+    },
+
+    async callback(callbackUrl, tx) {
+      const oidc = await configuration()
+      let tokens: Awaited<ReturnType<typeof client.authorizationCodeGrant>>
+      try {
+        tokens = await client.authorizationCodeGrant(oidc, callbackUrl, {
+          pkceCodeVerifier: tx.codeVerifier,
+          expectedState: tx.state,
+          expectedNonce: tx.nonce,
+          idTokenExpected: true,
+        })
+      } catch (err) {
+        if (err instanceof client.AuthorizationResponseError) throw new AuthorizationError(err.error)
+        throw toBffError(err, 'callback')
+      }
+      const idClaims = tokens.claims()!
+      let claims: Record<string, unknown> = { ...idClaims }
+      if (oidc.serverMetadata().userinfo_endpoint) {
+        try {
+          // The expected subject makes openid-client refuse a userinfo answer about someone else.
+          const userinfo = await client.fetchUserInfo(oidc, tokens.access_token, idClaims.sub)
+          claims = { ...userinfo, ...idClaims }
+        } catch (err) {
+          throw toBffError(err, 'callback')
+        }
+      }
+      return {
+        accessToken: tokens.access_token,
+        refreshToken: tokens.refresh_token,
+        idToken: tokens.id_token,
+        accessTokenExpiresAt: expiresAt(tokens),
+        claims,
+      }
+    },
+
+    async refresh(refreshToken, expectedSub) {
+      const oidc = await configuration()
+      try {
+        const tokens = await client.refreshTokenGrant(oidc, refreshToken)
+        const idClaims = tokens.claims()
+        // OIDC Core 12.2: a refreshed ID token must be about the same user.
+        if (idClaims && idClaims.sub !== expectedSub) {
+          throw new BffError(401, 'session_expired', 'The session has ended.', {
+            cause: new Error('refreshed ID token has a different sub'),
+          })
+        }
+        return {
+          accessToken: tokens.access_token,
+          refreshToken: tokens.refresh_token ?? refreshToken,
+          idToken: tokens.id_token,
+          accessTokenExpiresAt: expiresAt(tokens),
+          claims: idClaims ? { ...idClaims } : undefined,
+        }
+      } catch (err) {
+        throw toBffError(err, 'refresh')
+      }
+    },
+
+    async revoke(token, hint) {
+      const oidc = await configuration()
+      if (!oidc.serverMetadata().revocation_endpoint) return
+      try {
+        await client.tokenRevocation(oidc, token, { token_type_hint: hint })
+      } catch (err) {
+        throw toBffError(err, 'revocation')
+      }
+    },
+
+    async endSessionUrl({ idTokenHint, postLogoutRedirectUri }) {
+      const oidc = await configuration()
+      if (!oidc.serverMetadata().end_session_endpoint) return null
+      const params: Record<string, string> = { post_logout_redirect_uri: postLogoutRedirectUri }
+      if (idTokenHint) params.id_token_hint = idTokenHint
+      return client.buildEndSessionUrl(oidc, params)
+    },
+  }
+}
+
+/** The user's claims for `/bff/user`: the ID token and userinfo claims minus protocol claims. */
+export function userClaims(claims: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(claims).filter(([key]) => !PROTOCOL_CLAIMS.has(key)))
+}
+
+type Phase = 'discovery' | 'callback' | 'refresh' | 'revocation'
+
+/** Maps any openid-client or network failure to a `BffError` whose message is safe to show. */
+function toBffError(err: unknown, phase: Phase): BffError {
+  if (err instanceof BffError) return err
+  const cause = err
+  if (err instanceof client.ResponseBodyError) {
+    if (err.error === 'invalid_grant' && phase === 'refresh') {
+      return new BffError(401, 'session_expired', 'The session has ended; log in again.', { cause })
+    }
+    if (err.status === 429 || err.status >= 500) {
+      return new BffError(503, 'idp_unavailable', 'The identity provider is unavailable.', { cause })
+    }
+    if (phase === 'callback') {
+      return new BffError(400, 'invalid_callback', 'The login could not be completed.', { cause })
+    }
+    return new BffError(502, 'idp_error', 'The identity provider refused the request.', { cause })
+  }
+  const code = (err as { code?: string } | null)?.code
+  if (code === 'OAUTH_TIMEOUT' || (err instanceof DOMException && err.name === 'TimeoutError')) {
+    return new BffError(504, 'idp_timeout', 'The identity provider did not answer in time.', { cause })
+  }
+  // fetch() rejects with a TypeError when the connection fails; so does a non-conforming status.
+  if (err instanceof TypeError || code === 'OAUTH_RESPONSE_IS_NOT_CONFORM') {
+    return new BffError(503, 'idp_unavailable', 'The identity provider is unavailable.', { cause })
+  }
+  if (phase === 'callback') {
+    return new BffError(400, 'invalid_callback', 'The login response failed validation.', { cause })
+  }
+  if (phase === 'discovery') {
+    return new BffError(503, 'idp_unavailable', 'The identity provider is unavailable.', { cause })
+  }
+  return new BffError(502, 'idp_error', 'The identity provider sent an invalid response.', { cause })
+}

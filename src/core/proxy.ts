@@ -1,0 +1,141 @@
+/**
+ * Route table -> upstream request. Keeps every path inside its upstream prefix, strips what must not
+ * cross the boundary (cookies, the CSRF header, hop-by-hop headers, upstream Set-Cookie) and streams
+ * bodies in both directions.
+ */
+import type { ApiRoute } from './config.ts'
+import { BffError } from './errors.ts'
+
+// RFC 9110 7.6.1 hop-by-hop headers, plus the ones this proxy owns and sets itself.
+const HOP_BY_HOP = [
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]
+const REQUEST_STRIP = [
+  ...HOP_BY_HOP,
+  'host',
+  'cookie',
+  'x-csrf',
+  'authorization',
+  'forwarded',
+  'x-forwarded-host',
+  'x-forwarded-proto',
+  'content-length',
+]
+const RESPONSE_STRIP = [...HOP_BY_HOP, 'set-cookie', 'set-cookie2']
+
+export function matchRoute(routes: readonly ApiRoute[], pathname: string): ApiRoute | undefined {
+  // Routes are sorted longest prefix first by parseConfig.
+  return routes.find((route) => pathname.startsWith(route.prefix))
+}
+
+/**
+ * The upstream URL for a request under `route`, or a 400 when any path segment could climb out of
+ * the prefix once some server on the way decodes it: `..` and `.` (also `..;` as Tomcat reads it),
+ * encoded `/` or `\`, control characters, or malformed percent-encoding.
+ */
+export function upstreamUrl(route: ApiRoute, requestUrl: URL): URL {
+  const rest = requestUrl.pathname.slice(route.prefix.length)
+  for (const segment of rest.split('/')) {
+    let decoded: string
+    try {
+      decoded = decodeURIComponent(segment)
+    } catch {
+      throw invalidPath()
+    }
+    const name = decoded.split(';')[0]
+    if (name === '.' || name === '..' || /[/\\\u0000-\u001f\u007f]/.test(decoded)) {
+      throw invalidPath()
+    }
+  }
+  const target = new URL(route.upstream.origin + route.upstream.pathname + rest + requestUrl.search)
+  // Belt and braces: whatever the parser did, the result must still be under the upstream prefix.
+  if (
+    target.origin !== route.upstream.origin ||
+    !target.pathname.startsWith(route.upstream.pathname)
+  ) {
+    throw invalidPath()
+  }
+  return target
+}
+
+function invalidPath() {
+  return new BffError(400, 'invalid_path', 'The request path is not allowed.')
+}
+
+export interface ForwardOptions {
+  accessToken: string
+  /** Public origin of the BFF, for X-Forwarded-Host/-Proto. */
+  baseUrl: string
+  clientIp?: string
+  /** Milliseconds to wait for the upstream's response headers. */
+  timeoutMs: number
+  fetch: typeof fetch
+}
+
+/** Sends `request` to `target` with the bearer token and returns the upstream's answer, cleaned. */
+export async function forward(request: Request, target: URL, options: ForwardOptions) {
+  const headers = new Headers(request.headers)
+  const connectionListed = headers.get('connection')
+  for (const name of REQUEST_STRIP) headers.delete(name)
+  // Headers the client named in Connection are hop-by-hop too (RFC 9110 7.6.1).
+  for (const name of connectionListed?.split(',') ?? []) headers.delete(name.trim())
+  headers.set('authorization', `Bearer ${options.accessToken}`)
+  const base = new URL(options.baseUrl)
+  headers.set('x-forwarded-host', base.host)
+  headers.set('x-forwarded-proto', base.protocol.slice(0, -1))
+  if (options.clientIp) {
+    const prior = headers.get('x-forwarded-for')
+    headers.set('x-forwarded-for', prior ? `${prior}, ${options.clientIp}` : options.clientIp)
+  }
+
+  // The timeout covers waiting for the upstream's headers only; a long streamed body is fine.
+  const controller = new AbortController()
+  const timer = setTimeout(() => controller.abort(new DOMException('timeout', 'TimeoutError')), options.timeoutMs)
+  const hasBody = request.method !== 'GET' && request.method !== 'HEAD' && request.body !== null
+  let upstream: Response
+  try {
+    upstream = await options.fetch(target, {
+      method: request.method,
+      headers,
+      body: hasBody ? request.body : undefined,
+      // Redirects go back to the browser: following them here could carry the token to another host.
+      redirect: 'manual',
+      signal: controller.signal,
+      ...(hasBody ? { duplex: 'half' } : {}),
+    } as RequestInit)
+  } catch (err) {
+    if (controller.signal.aborted) {
+      throw new BffError(504, 'upstream_timeout', 'The API did not answer in time.', { cause: err })
+    }
+    throw new BffError(502, 'upstream_unavailable', 'The API could not be reached.', { cause: err })
+  } finally {
+    clearTimeout(timer)
+  }
+  return new Response(upstream.body, {
+    status: upstream.status,
+    statusText: upstream.statusText,
+    headers: responseHeaders(upstream.headers),
+  })
+}
+
+function responseHeaders(upstream: Headers): Headers {
+  const headers = new Headers(upstream)
+  const connectionListed = headers.get('connection')
+  for (const name of RESPONSE_STRIP) headers.delete(name)
+  for (const name of connectionListed?.split(',') ?? []) headers.delete(name.trim())
+  // fetch() has already decoded a compressed body; passing the encoding on would make the browser
+  // decode it twice, and the length no longer matches.
+  if (headers.has('content-encoding')) {
+    headers.delete('content-encoding')
+    headers.delete('content-length')
+  }
+  return headers
+}

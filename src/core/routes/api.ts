@@ -1,0 +1,49 @@
+/**
+ * `ANY <prefix>*` for each `BFF_API` route: CSRF check, session, a fresh access token, then the
+ * upstream call. Requests outside every prefix fall through to whatever the host app mounts next.
+ */
+import type { MiddlewareHandler } from 'hono'
+import { BffError } from '../errors.ts'
+import { errorReason, subjectHash } from '../log.ts'
+import { forward, matchRoute, upstreamUrl } from '../proxy.ts'
+import { checkCsrf } from '../security.ts'
+import type { BffEnv } from '../session/manager.ts'
+import type { BffServices } from '../services.ts'
+
+export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
+  const { api, baseUrl, upstreamTimeoutMs } = s.config
+
+  return async function apiProxy(c, next) {
+    const url = new URL(c.req.url)
+    const route = matchRoute(api, url.pathname)
+    if (!route) return next()
+    checkCsrf(c)
+    const target = upstreamUrl(route, url)
+
+    const session = await s.sessions.load(c)
+    if (!session) throw new BffError(401, 'unauthenticated', 'Not logged in.')
+    const result = await s.tokens.freshSession(session)
+    if (result.kind === 'error') {
+      if (result.error.code === 'session_expired') {
+        await s.sessions.destroy(c, session)
+        s.log('info', 'session.expired', { sub: await subjectHash(session.sub), reason: errorReason(result.error.cause) })
+      }
+      throw result.error
+    }
+    if (result.kind === 'refreshed') {
+      await s.sessions.update(c, result.session)
+      s.log('info', 'token.refreshed', { sub: await subjectHash(session.sub) })
+    }
+
+    const upstream = await forward(c.req.raw, target, {
+      accessToken: result.session.accessToken,
+      baseUrl,
+      clientIp: s.clientIp(c),
+      timeoutMs: upstreamTimeoutMs,
+      fetch: s.upstreamFetch,
+    })
+    // Set-Cookie lines written above (a re-sealed cookie after a refresh) must reach the browser.
+    for (const cookie of c.res.headers.getSetCookie()) upstream.headers.append('set-cookie', cookie)
+    return upstream
+  }
+}

@@ -1,0 +1,70 @@
+/** `GET /bff/login`: starts the authorization code flow with PKCE (S256), state and nonce. */
+import { Hono } from 'hono'
+import { getCookie } from 'hono/cookie'
+import { BffError } from '../errors.ts'
+import { cookieNames, isSecureOrigin, safeReturnTo } from '../security.ts'
+import { serializeCookie } from '../session/cookie.ts'
+import type { BffServices } from '../services.ts'
+
+/** What the transaction cookie carries from login to callback, sealed. */
+export interface LoginTransactionCookie {
+  state: string
+  nonce: string
+  codeVerifier: string
+  returnTo: string
+  prompt?: string
+}
+
+/** Long enough to type a password and pass an MFA step; short enough to be useless when stolen. */
+export const TRANSACTION_TTL_SECONDS = 600
+const ALLOWED_PROMPTS = new Set(['none', 'login', 'consent', 'select_account'])
+/** More logins in flight than this in one browser are abandoned tabs: their cookies are dropped. */
+const MAX_TRANSACTIONS = 4
+
+export function transactionCookieName(baseUrl: string, state: string): string {
+  // One cookie per login, so two tabs logging in at once do not overwrite each other.
+  return `${cookieNames(baseUrl).transaction}.${state.slice(0, 16)}`
+}
+
+export function loginRoute(s: BffServices) {
+  const { baseUrl } = s.config
+  const secure = isSecureOrigin(baseUrl)
+  const txPrefix = `${cookieNames(baseUrl).transaction}.`
+
+  return new Hono().get('/bff/login', async (c) => {
+    const returnTo = safeReturnTo(c.req.query('returnTo'), baseUrl)
+    if (returnTo === null) {
+      throw new BffError(400, 'invalid_return_to', 'returnTo must be a relative path on this site.')
+    }
+    const prompt = c.req.query('prompt')
+    if (prompt !== undefined && !ALLOWED_PROMPTS.has(prompt)) {
+      throw new BffError(400, 'invalid_request', `prompt must be one of ${[...ALLOWED_PROMPTS].join(', ')}.`)
+    }
+    const request = await s.oidc.authorizationRequest({ prompt })
+    const tx: LoginTransactionCookie = {
+      state: request.state,
+      nonce: request.nonce,
+      codeVerifier: request.codeVerifier,
+      returnTo,
+      ...(prompt ? { prompt } : {}),
+    }
+    const sealed = await s.sealer.seal(tx, TRANSACTION_TTL_SECONDS)
+
+    const pending = Object.keys(getCookie(c)).filter((name) => name.startsWith(txPrefix))
+    if (pending.length >= MAX_TRANSACTIONS) {
+      for (const name of pending) {
+        c.header('Set-Cookie', serializeCookie(name, '', { secure, sameSite: 'Lax', maxAge: 0 }), { append: true })
+      }
+    }
+    // SameSite=Lax: the IdP's redirect back is a cross-site top-level navigation, which Strict would strip.
+    const cookie = serializeCookie(transactionCookieName(baseUrl, request.state), sealed, {
+      secure,
+      sameSite: 'Lax',
+      maxAge: TRANSACTION_TTL_SECONDS,
+    })
+    c.header('Set-Cookie', cookie, { append: true })
+    c.header('Cache-Control', 'no-store')
+    s.log('info', 'login.start', { prompt })
+    return c.redirect(request.url.href, 302)
+  })
+}

@@ -1,0 +1,66 @@
+/**
+ * `GET /bff/logout?sid=…` (a link from `/bff/user`'s `logoutUrl`) or `POST /bff/logout` with
+ * `X-CSRF: 1`. The `sid` makes a GET logout unforgeable: a cross-site `<img src=/bff/logout>` cannot
+ * know it. Ends the session, revokes the refresh token, clears the cookie and sends the browser to
+ * the IdP's end-session endpoint.
+ */
+import { Hono, type Context } from 'hono'
+import { BffError } from '../errors.ts'
+import { errorReason, subjectHash } from '../log.ts'
+import { csrfGuard } from '../security.ts'
+import type { BffEnv } from '../session/manager.ts'
+import type { Session } from '../session/types.ts'
+import type { BffServices } from '../services.ts'
+
+export function logoutRoute(s: BffServices) {
+  const { baseUrl, postLogoutRedirect } = s.config
+
+  async function logout(c: Context<BffEnv>, session: Session | null) {
+    await s.sessions.destroy(c, session)
+    c.header('Cache-Control', 'no-store')
+    if (!session) return c.redirect(postLogoutRedirect, 302)
+
+    s.log('info', 'logout', { sub: await subjectHash(session.sub) })
+    if (session.refreshToken) {
+      // Best effort: the session is already gone here; a failed revocation is logged, not shown.
+      await s.oidc.revoke(session.refreshToken, 'refresh_token').catch((err) => {
+        s.log('warn', 'logout.revocation_failed', { reason: errorReason(err) })
+      })
+    }
+    const endSession = await s.oidc
+      .endSessionUrl({
+        idTokenHint: session.idToken,
+        postLogoutRedirectUri: baseUrl + postLogoutRedirect,
+      })
+      .catch((err) => {
+        s.log('warn', 'logout.end_session_unavailable', { reason: errorReason(err) })
+        return null
+      })
+    return c.redirect(endSession?.href ?? postLogoutRedirect, 302)
+  }
+
+  return new Hono<BffEnv>()
+    .get('/bff/logout', async (c) => {
+      const session = await s.sessions.load(c)
+      if (session && !(await sameValue(c.req.query('sid') ?? '', session.sid))) {
+        throw new BffError(400, 'invalid_sid', 'This logout link does not belong to your session.')
+      }
+      return logout(c, session)
+    })
+    .post('/bff/logout', csrfGuard(), async (c) => logout(c, await s.sessions.load(c)))
+}
+
+/** Constant-time string comparison through HMAC, which runs the same on every runtime. */
+async function sameValue(a: string, b: string): Promise<boolean> {
+  const key = await crypto.subtle.generateKey({ name: 'HMAC', hash: 'SHA-256' }, false, ['sign'])
+  const enc = new TextEncoder()
+  const [ha, hb] = await Promise.all([
+    crypto.subtle.sign('HMAC', key, enc.encode(a)),
+    crypto.subtle.sign('HMAC', key, enc.encode(b)),
+  ])
+  const x = new Uint8Array(ha)
+  const y = new Uint8Array(hb)
+  let diff = 0
+  for (let i = 0; i < x.length; i++) diff |= x[i]! ^ y[i]!
+  return diff === 0
+}

@@ -1,0 +1,26 @@
+/**
+ * What every route needs, built once per app by `createBff`: settings, the OIDC client, sessions,
+ * token management, logging and the runtime's hooks.
+ */
+import type { Context } from 'hono'
+import type { Config } from './config.ts'
+import type { Logger } from './log.ts'
+import type { OidcClient } from './oidc.ts'
+import type { Sealer } from './session/seal.ts'
+import type { SessionManager } from './session/manager.ts'
+import type { TokenManager } from './tokens.ts'
+
+export interface BffServices {
+  config: Config
+  oidc: OidcClient
+  sessions: SessionManager
+  tokens: TokenManager
+  sealer: Sealer
+  log: Logger
+  /** Epoch milliseconds. */
+  now: () => number
+  /** fetch used for upstream API calls. */
+  upstreamFetch: typeof fetch
+  /** The client's address as the runtime sees it, for X-Forwarded-For. */
+  clientIp: (c: Context) => string | undefined
+}

@@ -1,0 +1,53 @@
+/**
+ * In `cookie` mode no server holds the session, so "delete" means "remember that it is dead until
+ * its cookie would have expired anyway". Every request's session is checked against this list.
+ */
+import type { Session } from './types.ts'
+
+export interface RevocationList {
+  /** Revokes one session (logout) until `until` (epoch seconds). */
+  revokeSession(id: string, until: number): Promise<void>
+  /** Revokes every session with this IdP session id (back-channel logout). */
+  revokeSid(sid: string, until: number): Promise<void>
+  /** Revokes every session of this subject created up to now. */
+  revokeSub(sub: string, until: number): Promise<void>
+  isRevoked(session: Session): Promise<boolean>
+}
+
+export function memoryRevocationList(now: () => number = Date.now): RevocationList {
+  const sessions = new Map<string, number>()
+  const sids = new Map<string, number>()
+  // sub -> [revoked at, keep until]: sessions created after the revocation are new logins and live.
+  const subs = new Map<string, [number, number]>()
+  let writes = 0
+
+  function sweep() {
+    // Amortised clean-up instead of timers, which Workers do not allow outside a request.
+    if (++writes % 256 !== 0) return
+    const t = now() / 1000
+    for (const [k, until] of sessions) if (until <= t) sessions.delete(k)
+    for (const [k, until] of sids) if (until <= t) sids.delete(k)
+    for (const [k, [, until]] of subs) if (until <= t) subs.delete(k)
+  }
+
+  return {
+    async revokeSession(id, until) {
+      sessions.set(id, until)
+      sweep()
+    },
+    async revokeSid(sid, until) {
+      sids.set(sid, Math.max(until, sids.get(sid) ?? 0))
+      sweep()
+    },
+    async revokeSub(sub, until) {
+      subs.set(sub, [Math.floor(now() / 1000), Math.max(until, subs.get(sub)?.[1] ?? 0)])
+      sweep()
+    },
+    async isRevoked(session) {
+      if (sessions.has(session.id) || sids.has(session.sid)) return true
+      const sub = subs.get(session.sub)
+      // "<=": a session created in the same second as the revocation is treated as revoked.
+      return sub !== undefined && session.createdAt <= sub[0]
+    },
+  }
+}

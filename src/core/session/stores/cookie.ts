@@ -1,0 +1,49 @@
+/**
+ * The `cookie` store: the sealed cookie carries the whole session, so any instance can serve any
+ * request with no shared state. Deletion goes through a revocation list, since a cookie already in
+ * a browser (or a thief's hands) cannot be recalled.
+ */
+import { memoryRevocationList, type RevocationList } from '../revocations.ts'
+import type { SessionStore } from '../types.ts'
+
+export interface CookieStoreOptions {
+  revocations?: RevocationList
+  /** Longest session lifetime in seconds: how long a sid or sub revocation must be remembered. */
+  maxLifetimeSeconds?: number
+  /** Epoch milliseconds. */
+  now?: () => number
+}
+
+export function cookieStore(options: CookieStoreOptions = {}): SessionStore {
+  const now = options.now ?? Date.now
+  const revocations = options.revocations ?? memoryRevocationList(now)
+  const maxLifetime = options.maxLifetimeSeconds ?? 12 * 3600
+  const horizon = () => Math.floor(now() / 1000) + maxLifetime
+
+  return {
+    kind: 'cookie',
+    async set(session) {
+      return { session: structuredClone(session) }
+    },
+    async get(ref) {
+      if (!('session' in ref)) return null
+      const { session } = ref
+      if (session.expiresAt <= now() / 1000) return null
+      if (await revocations.isRevoked(session)) return null
+      return structuredClone(session)
+    },
+    async delete(session) {
+      await revocations.revokeSession(session.id, session.expiresAt)
+    },
+    // A cookie store cannot count cookies it does not hold: it answers 0 and revokes them all.
+    async deleteBySid(sid) {
+      await revocations.revokeSid(sid, horizon())
+      return 0
+    },
+    async deleteBySub(sub) {
+      await revocations.revokeSub(sub, horizon())
+      return 0
+    },
+    async ping() {},
+  }
+}

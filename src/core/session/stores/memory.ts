@@ -1,0 +1,147 @@
+import type { Session, SessionRef, SessionStore } from '../types.ts'
+
+export interface MemoryStoreOptions {
+  /**
+   * The clock, in epoch milliseconds. Tests inject one to expire sessions without waiting.
+   * @default Date.now
+   * @example { now: () => fakeTime }
+   */
+  now?: () => number
+  /**
+   * How many sessions the store holds at most. Past it, the session written least recently is
+   * evicted (its user logs in again), so a flood of logins cannot exhaust the process's memory.
+   * @default 100_000
+   * @example { maxSessions: 10_000 }
+   */
+  maxSessions?: number
+}
+
+/** Below this many writes a full sweep is not worth its scan; tiny stores still get swept. */
+const MIN_WRITES_BETWEEN_SWEEPS = 64
+
+/**
+ * Sessions in this isolate's memory: for development, tests and single-process deployments.
+ * Everything is lost on restart and nothing is shared between processes or Workers isolates.
+ *
+ * Uses Web APIs only (`structuredClone`, `Map`), so it runs on Node and Workers alike, and sets no
+ * timers: expired sessions are dropped when read and by sweeps that writes pay for.
+ *
+ * Eviction, once `maxSessions` is reached: first a sweep of expired sessions, then the session
+ * written least recently. A `Map` keeps insertion order and an overwrite re-inserts, so this is
+ * O(1) with no heap; since every token refresh rewrites its session, the victim is the session
+ * idle the longest, which is the cheapest one to lose. Evicting by earliest `expiresAt` would
+ * need a priority queue and would favour idle sessions with long lifetimes over active ones.
+ */
+export function memoryStore(options: MemoryStoreOptions = {}): SessionStore {
+  const now = options.now ?? Date.now
+  const maxSessions = options.maxSessions ?? 100_000
+  if (typeof now !== 'function') throw new TypeError('"now" must be a function')
+  if (!Number.isSafeInteger(maxSessions) || maxSessions < 1) {
+    throw new TypeError('"maxSessions" must be a positive integer')
+  }
+
+  // Insertion order = write order: the first key is the eviction candidate.
+  const sessions = new Map<string, Session>()
+  const bySid = new Map<string, Set<string>>()
+  const bySub = new Map<string, Set<string>>()
+  let writesSinceSweep = 0
+
+  const isExpired = (session: Session, at: number) => session.expiresAt * 1000 <= at
+
+  function index(map: Map<string, Set<string>>, key: string, id: string) {
+    const ids = map.get(key)
+    if (ids) ids.add(id)
+    else map.set(key, new Set([id]))
+  }
+
+  function unindex(map: Map<string, Set<string>>, key: string, id: string) {
+    const ids = map.get(key)
+    if (!ids) return
+    ids.delete(id)
+    if (ids.size === 0) map.delete(key)
+  }
+
+  function remove(id: string) {
+    const stored = sessions.get(id)
+    if (!stored) return
+    sessions.delete(id)
+    unindex(bySid, stored.sid, id)
+    unindex(bySub, stored.sub, id)
+  }
+
+  function sweep(at: number) {
+    writesSinceSweep = 0
+    for (const [id, stored] of sessions) if (isExpired(stored, at)) remove(id)
+  }
+
+  // A full scan costs O(size); spacing sweeps by a quarter of the size in writes keeps the cost
+  // per write constant. When full, sweeps come sooner, as each one may spare a live session.
+  function sweepIfDue(at: number) {
+    const full = sessions.size >= maxSessions
+    const due = full ? sessions.size >> 4 : Math.max(MIN_WRITES_BETWEEN_SWEEPS, sessions.size >> 2)
+    if (writesSinceSweep >= due) sweep(at)
+  }
+
+  function deleteByIndex(map: Map<string, Set<string>>, key: string): number {
+    const ids = map.get(key)
+    if (!ids) return 0
+    const at = now()
+    let count = 0
+    // Copy: remove() edits the set being iterated.
+    for (const id of [...ids]) {
+      const stored = sessions.get(id)
+      if (stored && !isExpired(stored, at)) count++
+      remove(id)
+    }
+    return count
+  }
+
+  return {
+    kind: 'memory',
+
+    async set(session) {
+      const at = now()
+      const copy = structuredClone(session)
+      remove(copy.id)
+      // An already-expired session is not worth a slot; the ref still answers null.
+      if (isExpired(copy, at)) return { id: copy.id }
+      writesSinceSweep++
+      sweepIfDue(at)
+      while (sessions.size >= maxSessions) {
+        const oldest = sessions.keys().next()
+        if (oldest.done) break
+        remove(oldest.value)
+      }
+      sessions.set(copy.id, copy)
+      index(bySid, copy.sid, copy.id)
+      index(bySub, copy.sub, copy.id)
+      return { id: copy.id }
+    },
+
+    async get(ref: SessionRef) {
+      if (!('id' in ref) || typeof ref.id !== 'string') return null
+      const stored = sessions.get(ref.id)
+      if (!stored) return null
+      if (isExpired(stored, now())) {
+        remove(ref.id)
+        return null
+      }
+      // A copy, so a caller editing its session changes nothing until it calls set.
+      return structuredClone(stored)
+    },
+
+    async delete(session) {
+      remove(session.id)
+    },
+
+    async deleteBySid(sid) {
+      return deleteByIndex(bySid, sid)
+    },
+
+    async deleteBySub(sub) {
+      return deleteByIndex(bySub, sub)
+    },
+
+    async ping() {},
+  }
+}

@@ -1,0 +1,196 @@
+import type { Redis } from 'ioredis'
+import type { Session, SessionRef, SessionStore } from '../types.ts'
+
+export interface RedisStoreOptions {
+  /**
+   * Prepended to every key this store writes, so several apps can share one Redis.
+   * @default 'bff:'
+   * @example { prefix: 'shop-bff:' }
+   */
+  prefix?: string
+  /**
+   * The clock, in epoch milliseconds, that turns `session.expiresAt` into a TTL. Using the app's
+   * clock for a relative TTL (`PX`) keeps a skewed Redis clock from cutting sessions short.
+   * @default Date.now
+   */
+  now?: () => number
+}
+
+/** `ping` gives up after this long: `/bff/health` must answer even when Redis hangs. */
+const PING_TIMEOUT_MS = 1000
+
+/*
+ * Key layout (P = client keyPrefix + `prefix`):
+ *   P session:<id>   string, the session as JSON, expiring with the session
+ *   P sid:<sid>      set of session ids, expiring with its longest-lived member
+ *   P sub:<sub>      set of session ids, likewise
+ *
+ * The scripts build the keys of other sessions from P (ARGV), as an index lookup cannot know them
+ * in advance: the store needs a single Redis node (or a primary with replicas), not Redis Cluster.
+ */
+
+// KEYS: session, sid index, sub index. ARGV: json, ttl ms, id, P.
+// Writes the session and indexes it in one step, so deleteBySid/deleteBySub never miss a session
+// that get can see. An overwrite that changes sid or sub leaves its old index sets; a new session
+// prunes members of its indexes that have expired, so a returning user's sets do not grow forever.
+const SET_SESSION = `
+local px = tonumber(ARGV[2])
+local id, p = ARGV[3], ARGV[4]
+local old = redis.call('GET', KEYS[1])
+if old then
+  local ok, prev = pcall(cjson.decode, old)
+  if ok and type(prev) == 'table' then
+    local oldSid, oldSub = p .. 'sid:' .. tostring(prev.sid), p .. 'sub:' .. tostring(prev.sub)
+    if oldSid ~= KEYS[2] then redis.call('SREM', oldSid, id) end
+    if oldSub ~= KEYS[3] then redis.call('SREM', oldSub, id) end
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', px)
+for i = 2, 3 do
+  if not old then
+    for _, member in ipairs(redis.call('SMEMBERS', KEYS[i])) do
+      if redis.call('EXISTS', p .. 'session:' .. member) == 0 then
+        redis.call('SREM', KEYS[i], member)
+      end
+    end
+  end
+  redis.call('SADD', KEYS[i], id)
+  if redis.call('PTTL', KEYS[i]) < px then redis.call('PEXPIRE', KEYS[i], px) end
+end
+return 1
+`
+
+// KEYS: session, sid index, sub index (from the caller's copy). ARGV: id, P.
+// Deletes the session and unindexes it under both the caller's and the stored sid and sub.
+const DELETE_SESSION = `
+local id, p = ARGV[1], ARGV[2]
+local old = redis.call('GET', KEYS[1])
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], id)
+redis.call('SREM', KEYS[3], id)
+if old then
+  local ok, prev = pcall(cjson.decode, old)
+  if ok and type(prev) == 'table' then
+    redis.call('SREM', p .. 'sid:' .. tostring(prev.sid), id)
+    redis.call('SREM', p .. 'sub:' .. tostring(prev.sub), id)
+  end
+end
+return old and 1 or 0
+`
+
+// KEYS: the index set. ARGV: P, field ('sid' or 'sub'), its value, the other field.
+// Deletes every live session in the index and the index itself in one step, so a session written
+// concurrently is either deleted or written after, never half-indexed. Returns how many it deleted.
+const DELETE_BY_INDEX = `
+local p, field, value, other = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local count = 0
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local key = p .. 'session:' .. id
+  local raw = redis.call('GET', key)
+  if raw then
+    local ok, s = pcall(cjson.decode, raw)
+    if ok and type(s) == 'table' and tostring(s[field]) == value then
+      redis.call('DEL', key)
+      redis.call('SREM', p .. other .. ':' .. tostring(s[other]), id)
+      count = count + 1
+    end
+  end
+end
+redis.call('DEL', KEYS[1])
+return count
+`
+
+// defineCommand adds these to the caller's client (idempotently) and runs them by EVALSHA,
+// falling back to EVAL after a SCRIPT FLUSH or a failover.
+interface ScriptCommands {
+  bffSessionSet(session: string, sid: string, sub: string, ...args: string[]): Promise<number>
+  bffSessionDelete(session: string, sid: string, sub: string, ...args: string[]): Promise<number>
+  bffSessionDeleteByIndex(index: string, ...args: string[]): Promise<number>
+}
+
+/**
+ * Sessions in Redis, shared by every process: for deployments behind a load balancer.
+ * Takes an ioredis client from outside so the caller owns connection options and its lifetime.
+ * Keys expire with their sessions; per-sid and per-sub sets let back-channel logout find sessions
+ * without scanning, and Lua scripts keep each multi-key step atomic.
+ */
+export function redisStore(redis: Redis, options: RedisStoreOptions = {}): SessionStore {
+  if (!redis || typeof redis.defineCommand !== 'function') {
+    throw new TypeError('"redis" must be an ioredis client')
+  }
+  const prefix = options.prefix ?? 'bff:'
+  const now = options.now ?? Date.now
+  if (typeof prefix !== 'string') throw new TypeError('"prefix" must be a string')
+  if (typeof now !== 'function') throw new TypeError('"now" must be a function')
+
+  redis.defineCommand('bffSessionSet', { numberOfKeys: 3, lua: SET_SESSION })
+  redis.defineCommand('bffSessionDelete', { numberOfKeys: 3, lua: DELETE_SESSION })
+  redis.defineCommand('bffSessionDeleteByIndex', { numberOfKeys: 1, lua: DELETE_BY_INDEX })
+  const scripts = redis as unknown as ScriptCommands
+
+  // ioredis prefixes KEYS with the client's keyPrefix but not keys a script builds itself.
+  const scriptPrefix = (redis.options.keyPrefix ?? '') + prefix
+  const sessionKey = (id: string) => `${prefix}session:${id}`
+  const sidKey = (sid: string) => `${prefix}sid:${sid}`
+  const subKey = (sub: string) => `${prefix}sub:${sub}`
+
+  async function deleteByIndex(field: 'sid' | 'sub', value: string): Promise<number> {
+    const key = field === 'sid' ? sidKey(value) : subKey(value)
+    const other = field === 'sid' ? 'sub' : 'sid'
+    return scripts.bffSessionDeleteByIndex(key, scriptPrefix, field, value, other)
+  }
+
+  return {
+    kind: 'redis',
+
+    async set(session) {
+      const ttl = Math.ceil(session.expiresAt * 1000 - now())
+      const keys = [sessionKey(session.id), sidKey(session.sid), subKey(session.sub)] as const
+      // PX must be positive; an already-expired session is removed rather than written.
+      if (ttl <= 0) await scripts.bffSessionDelete(...keys, session.id, scriptPrefix)
+      else
+        await scripts.bffSessionSet(
+          ...keys,
+          JSON.stringify(session),
+          String(ttl),
+          session.id,
+          scriptPrefix
+        )
+      return { id: session.id }
+    },
+
+    async get(ref: SessionRef) {
+      if (!('id' in ref) || typeof ref.id !== 'string') return null
+      const raw = await redis.get(sessionKey(ref.id))
+      if (raw === null) return null
+      const session = JSON.parse(raw) as Session
+      // Redis expires the key on its own clock; this guards the millisecond in between.
+      return session.expiresAt * 1000 <= now() ? null : session
+    },
+
+    async delete(session) {
+      const keys = [sessionKey(session.id), sidKey(session.sid), subKey(session.sub)] as const
+      await scripts.bffSessionDelete(...keys, session.id, scriptPrefix)
+    },
+
+    deleteBySid: (sid) => deleteByIndex('sid', sid),
+
+    deleteBySub: (sub) => deleteByIndex('sub', sub),
+
+    async ping() {
+      // A client with an offline queue or retries would wait for Redis to come back: race it.
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`Redis did not answer PING within ${PING_TIMEOUT_MS} ms`)),
+          PING_TIMEOUT_MS
+        )
+      })
+      try {
+        await Promise.race([redis.ping(), timeout])
+      } finally {
+        clearTimeout(timer)
+      }
+    },
+  }
+}

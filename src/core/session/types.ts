@@ -1,0 +1,53 @@
+/**
+ * A logged-in browser session. Everything here stays on the server side of the cookie seal:
+ * the browser only ever holds an encrypted, authenticated blob.
+ */
+export interface Session {
+  /** Random id (base64url, 256 bits); the key in server-side stores. Never shown to the browser. */
+  id: string
+  /** The IdP's `sid` claim when it sends one, else a random value; used by logout URLs and back-channel logout. */
+  sid: string
+  /** Subject of the ID token. */
+  sub: string
+  /** The user's claims (ID token and userinfo) minus protocol claims such as `nonce` or `at_hash`. */
+  claims: Record<string, unknown>
+  /** Raw ID token, kept for `id_token_hint` at logout. */
+  idToken?: string
+  accessToken: string
+  refreshToken?: string
+  /** When the access token expires, in epoch seconds. */
+  accessTokenExpiresAt: number
+  /** When the session was created, in epoch seconds. */
+  createdAt: number
+  /** When the session ends no matter what, in epoch seconds. */
+  expiresAt: number
+  /** Incremented on every token change, so a stale write can be recognised. */
+  generation: number
+}
+
+/**
+ * What the session cookie carries once sealed: the whole session (`cookie` store) or only its id
+ * (server-side stores). Stores decide which; the cookie layer only seals and unseals it.
+ */
+export type SessionRef = { id: string } | { session: Session }
+
+/**
+ * Where sessions live. The core never knows which store it has; one contract suite
+ * (`test/core/session/store-contract.ts`) runs against every implementation.
+ */
+export interface SessionStore {
+  /** `cookie`, `memory`, `redis` or `durable-object`: for logs and health output. */
+  readonly kind: string
+  /** Saves the session until `session.expiresAt` and returns what the cookie must carry. */
+  set(session: Session): Promise<SessionRef>
+  /** The live session a cookie refers to, or null when it is unknown, deleted or expired. */
+  get(ref: SessionRef): Promise<Session | null>
+  /** Ends one session; later `get`s of any ref to it answer null. */
+  delete(session: Session): Promise<void>
+  /** Ends every session with this IdP session id (back-channel logout); returns how many it knew of. */
+  deleteBySid(sid: string): Promise<number>
+  /** Ends every session of this subject; returns how many it knew of. */
+  deleteBySub(sub: string): Promise<number>
+  /** Throws when the store cannot be reached; used by `/bff/health`. */
+  ping(): Promise<void>
+}

@@ -1,0 +1,179 @@
+/**
+ * The demo upstream API behind the BFF's proxy. Node-only, node:http, JSON only. Every route
+ * needs `Authorization: Bearer <access token>`, checked by introspection at the IdP (RFC 7662),
+ * so a revoked token stops working at once.
+ *
+ *   GET /hello  -> { message, sub, scope, time }
+ *   ANY /echo*  -> { method, path, query, headers, body, sub }: what the proxy forwarded
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import * as client from 'openid-client'
+
+export interface IntrospectionResult {
+  active: boolean
+  sub?: string
+  scope?: string
+  client_id?: string
+  exp?: number
+  [claim: string]: unknown
+}
+
+/** Answers whether a bearer token is active; throws when the answer cannot be had. */
+export type Introspect = (token: string) => Promise<IntrospectionResult>
+
+/** Where and as whom to introspect. */
+export interface IntrospectionClient {
+  /** @example 'http://127.0.0.1:4000' */
+  issuer: string
+  clientId: string
+  clientSecret: string
+}
+
+/**
+ * Either `introspect` (a function, or where and as whom to introspect) or the `issuer`,
+ * `clientId` and `clientSecret` fields directly.
+ * @example { port: 4000, issuer: idp.issuer, clientId: 'demo-api', clientSecret: 'demo-api-secret' }
+ */
+export type DemoApiOptions = {
+  /** Port on 127.0.0.1; `0` picks a free one. @default 0 */
+  port?: number
+} & ({ introspect: Introspect | IntrospectionClient } | IntrospectionClient)
+
+export interface DemoApi {
+  /** e.g. `http://127.0.0.1:41235` (no trailing slash) */
+  url: string
+  port: number
+  stop(): Promise<void>
+}
+
+export async function startDemoApi(options: DemoApiOptions): Promise<DemoApi> {
+  const { port = 0 } = options
+  const source = 'introspect' in options ? options.introspect : options
+  if (typeof source !== 'function') {
+    for (const name of ['issuer', 'clientId', 'clientSecret'] as const) {
+      if (typeof source?.[name] !== 'string' || !source[name]) {
+        throw new TypeError(`"${name}" must be a non-empty string (or pass "introspect")`)
+      }
+    }
+  }
+  const introspect = typeof source === 'function' ? source : introspectWith(source)
+
+  const server = createServer((req, res) => {
+    handle(req, res, introspect).catch((error: unknown) => {
+      console.error('[demo-api] request failed', error)
+      if (!res.headersSent) sendJson(res, 500, { error: 'internal_error' })
+      else res.destroy()
+    })
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, '127.0.0.1', () => resolve())
+  })
+  const actualPort = (server.address() as AddressInfo).port
+  return {
+    url: `http://127.0.0.1:${actualPort}`,
+    port: actualPort,
+    stop: () => closeServer(server),
+  }
+}
+
+/**
+ * Introspection through openid-client: discovery once (retried after a failure), then one
+ * introspection request per call. Plain http is allowed because the demo IdP runs on loopback.
+ */
+export function introspectWith({
+  issuer,
+  clientId,
+  clientSecret,
+}: IntrospectionClient): Introspect {
+  let config: Promise<client.Configuration> | undefined
+  const discover = () => {
+    config ??= client
+      .discovery(new URL(issuer), clientId, undefined, client.ClientSecretBasic(clientSecret), {
+        execute: new URL(issuer).protocol === 'http:' ? [client.allowInsecureRequests] : [],
+      })
+      .catch((error: unknown) => {
+        config = undefined
+        throw error
+      })
+    return config
+  }
+  return async (token) => {
+    const result = await client.tokenIntrospection(await discover(), token, {
+      token_type_hint: 'access_token',
+    })
+    return result as IntrospectionResult
+  }
+}
+
+async function handle(req: IncomingMessage, res: ServerResponse, introspect: Introspect) {
+  const url = new URL(req.url ?? '/', 'http://api')
+  const route =
+    url.pathname === '/hello' ? 'hello' : /^\/echo(\/|$)/.test(url.pathname) ? 'echo' : ''
+  if (!route) return sendJson(res, 404, { error: 'not_found' })
+  if (route === 'hello' && req.method !== 'GET') {
+    res.setHeader('allow', 'GET')
+    return sendJson(res, 405, { error: 'method_not_allowed' })
+  }
+
+  const token = /^Bearer ([^\s]+)$/i.exec(req.headers.authorization ?? '')?.[1]
+  if (!token) {
+    res.setHeader('www-authenticate', 'Bearer')
+    return sendJson(res, 401, { error: 'unauthorized', message: 'a bearer token is required' })
+  }
+  let introspection: IntrospectionResult
+  try {
+    introspection = await introspect(token)
+  } catch (error) {
+    console.error('[demo-api] introspection failed', error)
+    return sendJson(res, 503, { error: 'introspection_failed' })
+  }
+  if (!introspection.active) {
+    res.setHeader('www-authenticate', 'Bearer error="invalid_token"')
+    return sendJson(res, 401, { error: 'invalid_token', message: 'the token is not active' })
+  }
+  const { sub, scope } = introspection
+
+  if (route === 'hello') {
+    return sendJson(res, 200, {
+      message: `Hello, ${sub ?? 'client'}!`,
+      sub,
+      scope,
+      time: new Date().toISOString(),
+    })
+  }
+  const body = await readBody(req)
+  sendJson(res, 200, {
+    method: req.method,
+    path: url.pathname,
+    query: Object.fromEntries(url.searchParams),
+    headers: req.headers,
+    body,
+    sub,
+  })
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  let body = ''
+  req.setEncoding('utf8')
+  for await (const chunk of req) body += chunk
+  return body
+}
+
+function sendJson(res: ServerResponse, status: number, value: unknown): void {
+  const json = JSON.stringify(value)
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'cache-control': 'no-store',
+    'content-length': Buffer.byteLength(json),
+  })
+  res.end(json)
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.close((error) => (error ? reject(error) : resolve()))
+    server.closeAllConnections()
+  })
+}

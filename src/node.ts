@@ -1,0 +1,177 @@
+/**
+ * Node entry: environment -> config, the chosen session store, the static demo SPA from public/,
+ * and an HTTP listener. Without BFF_ISSUER it is the demo: an embedded OpenID Provider and a demo API
+ * start in the same process. With BFF_ISSUER it is a production server and starts no demo parts.
+ */
+import { serve, type ServerType } from '@hono/node-server'
+import { serveStatic } from '@hono/node-server/serve-static'
+import { getConnInfo } from '@hono/node-server/conninfo'
+import { Hono } from 'hono'
+import { Redis } from 'ioredis'
+import { randomBytes } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
+import path from 'node:path'
+import { createBff, type BffDeps } from './app.ts'
+import { ConfigError, parseConfig, type Config, type Env } from './core/config.ts'
+import { PAGE_SECURITY_HEADERS } from './core/pages.ts'
+import { redisStore } from './core/session/stores/redis.ts'
+import type { SessionStore } from './core/session/types.ts'
+
+const PUBLIC_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../public')
+
+export interface NodeServer {
+  url: string
+  config: Config
+  close(): Promise<void>
+}
+
+export interface StartOptions {
+  /** Extra dependencies, e.g. a clock or logger for tests. */
+  deps?: BffDeps
+  /** Serve the demo SPA from public/ (default true). */
+  serveStatic?: boolean
+}
+
+/** Starts the BFF on Node from `BFF_*` settings. Throws ConfigError on bad settings. */
+export async function startNode(env: Env, options: StartOptions = {}): Promise<NodeServer> {
+  const port = Number(env.PORT ?? 3000)
+  const host = env.HOST ?? '127.0.0.1'
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new ConfigError([`PORT must be a port number, got "${env.PORT}"`])
+  }
+  const config = parseConfig(env, { baseUrl: `http://localhost:${port}`, sessionStore: 'cookie' })
+  const closers: Array<() => Promise<unknown>> = []
+  const store = nodeStore(config, closers)
+  const app = new Hono()
+  app.route(
+    '/',
+    createBff(config, {
+      clientIp: (c) => {
+        try {
+          return getConnInfo(c).remote.address
+        } catch {
+          return undefined
+        }
+      },
+      ...options.deps,
+      ...(store ? { store } : {}),
+    })
+  )
+  if (options.serveStatic !== false) {
+    app.use('/*', async (c, next) => {
+      await next()
+      for (const [name, value] of Object.entries(PAGE_SECURITY_HEADERS)) {
+        if (name !== 'Content-Security-Policy' && name !== 'Cache-Control') c.header(name, value)
+      }
+      c.header('Content-Security-Policy', "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+    })
+    app.use('/*', serveStatic({ root: path.relative(process.cwd(), PUBLIC_DIR) }))
+  }
+
+  const server = await listen(app, port, host)
+  const address = server.address()
+  const actualPort = typeof address === 'object' && address ? address.port : port
+  closers.unshift(() => new Promise((resolve) => server.close(resolve)))
+  return {
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`,
+    config,
+    async close() {
+      for (const close of closers) await close().catch(() => {})
+    },
+  }
+}
+
+function nodeStore(config: Config, closers: Array<() => Promise<unknown>>): SessionStore | undefined {
+  if (config.sessionStore === 'redis') {
+    const redis = new Redis(config.redisUrl, {
+      // Fail fast while Redis is away: requests answer 503 instead of queueing without bound.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      connectTimeout: 2000,
+    })
+    redis.on('error', () => {}) // reported through /bff/health and 503s; avoid an unhandled event
+    closers.push(() => redis.quit())
+    return redisStore(redis, { prefix: config.redisPrefix })
+  }
+  if (config.sessionStore === 'durable-object') {
+    throw new ConfigError(['BFF_SESSION_STORE "durable-object" works only on Cloudflare Workers'])
+  }
+  return undefined
+}
+
+function listen(app: Hono, port: number, hostname: string): Promise<ServerType> {
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch: app.fetch, port, hostname }, () => resolve(server))
+    server.once('error', reject)
+  })
+}
+
+/** The demo: an embedded IdP and API on the next ports, wired to the BFF with fresh secrets. */
+async function startDemo(env: Env): Promise<NodeServer> {
+  const { startIdp } = await import('./demo/idp.ts')
+  const { startDemoApi } = await import('./demo/api.ts')
+  const port = Number(env.PORT ?? 3000)
+  const baseUrl = env.BFF_BASE_URL ?? `http://localhost:${port}`
+  const clientSecret = randomBytes(24).toString('base64url')
+  const idp = await startIdp({
+    port: port + 1,
+    clients: [
+      {
+        client_id: 'bff-demo',
+        client_secret: clientSecret,
+        redirect_uris: [`${baseUrl}/bff/callback`],
+        post_logout_redirect_uris: [`${baseUrl}/`, `${baseUrl}/logged-out.html`],
+        backchannel_logout_uri: `${baseUrl}/bff/backchannel`,
+      },
+    ],
+  })
+  const api = await startDemoApi({
+    port: port + 2,
+    issuer: idp.issuer,
+    clientId: 'bff-demo',
+    clientSecret,
+  })
+  const bff = await startNode({
+    ...env,
+    BFF_ISSUER: idp.issuer,
+    BFF_CLIENT_ID: 'bff-demo',
+    BFF_CLIENT_SECRET: clientSecret,
+    BFF_BASE_URL: baseUrl,
+    BFF_SESSION_SECRET: env.BFF_SESSION_SECRET ?? randomBytes(32).toString('base64url'),
+    BFF_API: env.BFF_API ?? `/api/=${api.url}/`,
+  })
+  return {
+    ...bff,
+    async close() {
+      await bff.close()
+      await api.stop()
+      await idp.stop()
+    },
+  }
+}
+
+async function main() {
+  const env = process.env as Env
+  try {
+    const server = env.BFF_ISSUER ? await startNode(env) : await startDemo(env)
+    if (env.BFF_ISSUER) {
+      console.log(`BFF listening on ${server.url} (public URL ${server.config.baseUrl})`)
+    } else {
+      console.log(`Demo running: open ${server.config.baseUrl} and log in as demo / demo`)
+    }
+    const stop = () => server.close().then(() => process.exit(0))
+    process.once('SIGINT', stop)
+    process.once('SIGTERM', stop)
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      for (const problem of err.problems) console.error(`bff: invalid setting: ${problem}`)
+    } else {
+      console.error(`bff: failed to start: ${err instanceof Error ? err.message : String(err)}`)
+    }
+    process.exit(1)
+  }
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  await main()
+}

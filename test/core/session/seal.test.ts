@@ -1,0 +1,289 @@
+import { Hono } from 'hono'
+import { describe, expect, it } from 'vitest'
+import {
+  CHUNK_SIZE,
+  MAX_CHUNKS,
+  readChunkedCookie,
+  writeChunkedCookie,
+  type CookieAttributes,
+} from '../../../src/core/session/cookie.ts'
+import { createSealer } from '../../../src/core/session/seal.ts'
+
+const NEW_SECRET = 'new-secret-0123456789-abcdefghijklmnop'
+const OLD_SECRET = 'old-secret-9876543210-zyxwvutsrqponmlk'
+const OTHER_SECRET = 'other-secret-unrelated-to-this-deployment'
+
+const data = { sub: 'user-1', claims: { name: 'Ada', roles: ['admin'] }, n: 42 }
+
+describe('createSealer', () => {
+  it('refuses an empty secret list at construction', () => {
+    expect(() => createSealer([])).toThrow(/secrets/)
+  })
+
+  it('round-trips data', async () => {
+    const sealer = createSealer([NEW_SECRET])
+    const sealed = await sealer.seal(data, 3600)
+    expect(typeof sealed).toBe('string')
+    expect(sealed).not.toContain('Ada')
+    expect(await sealer.unseal(sealed)).toEqual(data)
+  })
+
+  it('gives different seals for the same data (random salts and IV)', async () => {
+    const sealer = createSealer([NEW_SECRET])
+    expect(await sealer.seal(data, 3600)).not.toBe(await sealer.seal(data, 3600))
+  })
+
+  it('rejects a seal with one character changed in the middle', async () => {
+    const sealer = createSealer([NEW_SECRET])
+    const sealed = await sealer.seal(data, 3600)
+    const mid = Math.floor(sealed.length / 2)
+    const flipped = sealed[mid] === 'A' ? 'B' : 'A'
+    const tampered = sealed.slice(0, mid) + flipped + sealed.slice(mid + 1)
+    expect(tampered).not.toBe(sealed)
+    expect(await sealer.unseal(tampered)).toBeNull()
+  })
+
+  it('rejects a change in every one of the seal components', async () => {
+    const sealer = createSealer([NEW_SECRET])
+    const sealed = await sealer.seal(data, 3600)
+    const [body, version] = sealed.split('~')
+    const parts = body!.split('*')
+    // 0 prefix, 1 password id, 2 enc salt, 3 iv, 4 ciphertext, 5 expiry, 6 mac salt, 7 mac
+    for (let i = 1; i < parts.length; i++) {
+      const changed = [...parts]
+      const part = changed[i]!
+      changed[i] = part.length === 0 ? '1' : (part[0] === 'a' ? 'b' : 'a') + part.slice(1)
+      expect(await sealer.unseal(`${changed.join('*')}~${version}`), `component ${i}`).toBeNull()
+    }
+  })
+
+  it('rejects a seal made with another secret', async () => {
+    const sealed = await createSealer([OTHER_SECRET]).seal(data, 3600)
+    expect(await createSealer([NEW_SECRET]).unseal(sealed)).toBeNull()
+  })
+
+  it('rotation: a seal from the old secret opens with [new, old]', async () => {
+    const sealed = await createSealer([OLD_SECRET]).seal(data, 3600)
+    expect(await createSealer([NEW_SECRET, OLD_SECRET]).unseal(sealed)).toEqual(data)
+  })
+
+  it('rotation: [new, old] seals with the first secret', async () => {
+    const sealed = await createSealer([NEW_SECRET, OLD_SECRET]).seal(data, 3600)
+    expect(await createSealer([NEW_SECRET]).unseal(sealed)).toEqual(data)
+    expect(await createSealer([OLD_SECRET]).unseal(sealed)).toBeNull()
+  })
+
+  it('rotation: once the old secret is dropped, its seals stop opening', async () => {
+    const sealed = await createSealer([OLD_SECRET]).seal(data, 3600)
+    expect(await createSealer([NEW_SECRET]).unseal(sealed)).toBeNull()
+  })
+
+  it('names the key in the seal without revealing the secret', async () => {
+    const sealed = await createSealer([NEW_SECRET]).seal(data, 3600)
+    expect(sealed).not.toContain(NEW_SECRET)
+    expect(sealed.split('*')[1]).toMatch(/^\d+$/)
+  })
+
+  // iron-webcrypto accepts a seal until `expiry + timestampSkewSec`; its default skew is 60 s and
+  // iron-session's unsealData passes iron's defaults, so a 1 s seal is refused only after 61 s.
+  const IRON_SKEW_SECONDS = 60
+  it(
+    'rejects an expired seal',
+    async () => {
+      const sealer = createSealer([NEW_SECRET])
+      const sealed = await sealer.seal(data, 1)
+      expect(await sealer.unseal(sealed)).toEqual(data)
+      await new Promise((resolve) => setTimeout(resolve, (1 + IRON_SKEW_SECONDS + 1.2) * 1000))
+      expect(await sealer.unseal(sealed)).toBeNull()
+    },
+    (IRON_SKEW_SECONDS + 20) * 1000
+  )
+
+  it('rejects garbage without throwing', async () => {
+    const sealer = createSealer([NEW_SECRET])
+    const garbage = [
+      '',
+      'abc',
+      'Fe26.2*1*x',
+      'Fe26.2*1*x~2',
+      'Fe26.2********~2',
+      'Fe26.2*1*a*b*c*d*e*f~2',
+      'Fe26.2*1*a*b*c*notanumber*e*f~2',
+      '~~~~',
+      '*'.repeat(7),
+      'A'.repeat(1_000_000),
+      `Fe26.2*${'9'.repeat(500)}*a*b*c**e*f~2`,
+      '\u0000\uffff',
+    ]
+    for (const input of garbage) {
+      await expect(sealer.unseal(input), input.slice(0, 40)).resolves.toBeNull()
+    }
+  })
+
+  it('treats an empty object as no data', async () => {
+    const sealer = createSealer([NEW_SECRET])
+    expect(await sealer.unseal(await sealer.seal({}, 3600))).toBeNull()
+  })
+})
+
+const STRICT: CookieAttributes = { secure: false, sameSite: 'Strict', maxAge: 3600 }
+
+/** Base64url-like text with no two chunks alike, so a reordering or a lost chunk shows. */
+function bigValue(length: number): string {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+  let out = ''
+  for (let i = 0; out.length < length; i++) out += alphabet[(i * 7 + (i >> 6)) % alphabet.length]
+  return out
+}
+
+function cookieApp(name: string, attrs: CookieAttributes) {
+  const app = new Hono()
+  app.post('/write', async (c) => {
+    writeChunkedCookie(c, name, await c.req.text(), attrs)
+    return c.text('ok')
+  })
+  app.get('/read', (c) => c.json({ value: readChunkedCookie(c, name) ?? null }))
+  return app
+}
+
+/** A Cookie request header from Set-Cookie lines, as a browser would send them back. */
+function cookieHeader(setCookies: string[]): string {
+  return setCookies.map((line) => line.split(';')[0]).join('; ')
+}
+
+describe('chunked cookies', () => {
+  it('splits a 10 KB value into name, name.1, name.2 with the right attributes', async () => {
+    const app = cookieApp('bff', STRICT)
+    const value = bigValue(10 * 1024)
+    const res = await app.request('/write', { method: 'POST', body: value })
+    const lines = res.headers.getSetCookie()
+    expect(lines.map((l) => l.split('=')[0])).toEqual(['bff', 'bff.1', 'bff.2'])
+    for (const line of lines) {
+      expect(new TextEncoder().encode(`Set-Cookie: ${line}`).length).toBeLessThan(4096)
+      const attrs = line.split('; ').slice(1)
+      expect(attrs).toContain('HttpOnly')
+      expect(attrs).toContain('Path=/')
+      expect(attrs).toContain('SameSite=Strict')
+      expect(attrs).toContain('Max-Age=3600')
+      expect(attrs).not.toContain('Secure')
+      expect(attrs.some((a) => a.startsWith('Domain'))).toBe(false)
+    }
+    expect(lines.map((l) => l.split(';')[0]!.split('=')[1]).join('')).toBe(value)
+  })
+
+  it('adds Secure when secure is true, and keeps __Host- names', async () => {
+    const app = cookieApp('__Host-bff', { ...STRICT, secure: true })
+    const res = await app.request('/write', { method: 'POST', body: bigValue(10 * 1024) })
+    const lines = res.headers.getSetCookie()
+    expect(lines).toHaveLength(3)
+    expect(lines.map((l) => l.split('=')[0])).toEqual([
+      '__Host-bff',
+      '__Host-bff.1',
+      '__Host-bff.2',
+    ])
+    for (const line of lines) {
+      const attrs = line.split('; ').slice(1)
+      expect(attrs).toContain('Secure')
+      expect(attrs).toContain('HttpOnly')
+      expect(attrs).toContain('Path=/')
+      expect(attrs).toContain('SameSite=Strict')
+      expect(new TextEncoder().encode(`Set-Cookie: ${line}`).length).toBeLessThan(4096)
+    }
+  })
+
+  it('writes a small value as a single cookie', async () => {
+    const res = await cookieApp('bff', STRICT).request('/write', { method: 'POST', body: 'small' })
+    expect(res.headers.getSetCookie()).toEqual([
+      'bff=small; Path=/; Max-Age=3600; HttpOnly; SameSite=Strict',
+    ])
+  })
+
+  it('reassembles the exact value from the Cookie header', async () => {
+    const app = cookieApp('bff', STRICT)
+    const value = bigValue(10 * 1024)
+    const written = await app.request('/write', { method: 'POST', body: value })
+    const cookie = cookieHeader(written.headers.getSetCookie())
+    const res = await app.request('/read', { headers: { Cookie: `other=1; ${cookie}; last=2` } })
+    expect(await res.json()).toEqual({ value })
+  })
+
+  it('reassembles chunks whatever their order in the Cookie header', async () => {
+    const app = cookieApp('bff', STRICT)
+    const value = bigValue(3 * CHUNK_SIZE + 5)
+    const written = await app.request('/write', { method: 'POST', body: value })
+    const reversed = cookieHeader(written.headers.getSetCookie().reverse())
+    const res = await app.request('/read', { headers: { Cookie: reversed } })
+    expect(await res.json()).toEqual({ value })
+  })
+
+  it('reads nothing when the cookie is absent', async () => {
+    const res = await cookieApp('bff', STRICT).request('/read', { headers: { Cookie: 'bff.1=x' } })
+    expect(await res.json()).toEqual({ value: null })
+  })
+
+  it('deletes the chunks a smaller value no longer needs', async () => {
+    const app = cookieApp('bff', STRICT)
+    const big = await app.request('/write', { method: 'POST', body: bigValue(10 * 1024) })
+    const res = await app.request('/write', {
+      method: 'POST',
+      body: 'small',
+      headers: { Cookie: cookieHeader(big.headers.getSetCookie()) },
+    })
+    const lines = res.headers.getSetCookie()
+    expect(lines).toHaveLength(3)
+    expect(lines[0]).toBe('bff=small; Path=/; Max-Age=3600; HttpOnly; SameSite=Strict')
+    const deletions = lines.slice(1)
+    expect(deletions.map((l) => l.split(';')[0])).toEqual(['bff.1=', 'bff.2='])
+    for (const line of deletions) {
+      expect(line).toContain('Max-Age=0')
+      expect(line).toContain('Path=/')
+    }
+
+    // The browser, after applying these lines, sends only the small value back.
+    const read = await app.request('/read', { headers: { Cookie: 'bff=small' } })
+    expect(await read.json()).toEqual({ value: 'small' })
+  })
+
+  it('refuses a value needing more than MAX_CHUNKS chunks', async () => {
+    const app = new Hono()
+    let thrown: unknown
+    app.post('/write', async (c) => {
+      try {
+        writeChunkedCookie(c, 'bff', await c.req.text(), STRICT)
+      } catch (err) {
+        thrown = err
+      }
+      return c.text('done')
+    })
+    const res = await app.request('/write', {
+      method: 'POST',
+      body: bigValue(MAX_CHUNKS * CHUNK_SIZE + 1),
+    })
+    expect(thrown).toBeInstanceOf(Error)
+    expect(res.headers.getSetCookie()).toEqual([])
+  })
+
+  it('accepts a value of exactly MAX_CHUNKS chunks and reads it back', async () => {
+    const app = cookieApp('bff', STRICT)
+    const value = bigValue(MAX_CHUNKS * CHUNK_SIZE)
+    const written = await app.request('/write', { method: 'POST', body: value })
+    const lines = written.headers.getSetCookie()
+    expect(lines).toHaveLength(MAX_CHUNKS)
+    const res = await app.request('/read', { headers: { Cookie: cookieHeader(lines) } })
+    expect(await res.json()).toEqual({ value })
+  })
+
+  it('carries a real sealed session through the chunks', async () => {
+    const sealer = createSealer([NEW_SECRET])
+    const session = { sub: 'user-1', idToken: bigValue(6000), accessToken: bigValue(3000) }
+    const sealed = await sealer.seal(session, 3600)
+    const app = cookieApp('bff', STRICT)
+    const written = await app.request('/write', { method: 'POST', body: sealed })
+    expect(written.headers.getSetCookie().length).toBeGreaterThan(1)
+    const res = await app.request('/read', {
+      headers: { Cookie: cookieHeader(written.headers.getSetCookie()) },
+    })
+    const { value } = (await res.json()) as { value: string }
+    expect(await sealer.unseal(value)).toEqual(session)
+  })
+})

@@ -1,0 +1,211 @@
+import { Redis } from 'ioredis'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { memoryStore } from '../../../src/core/session/stores/memory.ts'
+import { redisStore } from '../../../src/core/session/stores/redis.ts'
+import { makeSession, sleep, testStore } from './store-contract.ts'
+
+const REDIS_URL = 'redis://127.0.0.1:6379'
+// Every key this run writes starts with RUN, so a shared Redis is left as it was found.
+const RUN = `bff-test-${crypto.randomUUID()}:`
+const HOUR_MS = 3_600_000
+
+function fakeClock() {
+  let time = Date.now()
+  return { now: () => time, advance: (ms: number) => void (time += ms) }
+}
+
+testStore('memory', async () => {
+  const clock = fakeClock()
+  return { store: memoryStore({ now: clock.now }), advance: clock.advance }
+})
+
+describe('memoryStore', () => {
+  it('evicts the session written least recently once full', async () => {
+    const store = memoryStore({ maxSessions: 3 })
+    const [a, b, c, d] = [makeSession(), makeSession(), makeSession(), makeSession()]
+    const [aRef, bRef, cRef] = [await store.set(a), await store.set(b), await store.set(c)]
+    // A rewrite (a token refresh) makes `a` the most recent, so `b` goes first.
+    const a2 = { ...a, generation: 2 }
+    await store.set(a2)
+    const dRef = await store.set(d)
+    expect(await store.get(bRef)).toBeNull()
+    expect(await store.get(aRef)).toEqual(a2)
+    expect(await store.get(cRef)).toEqual(c)
+    expect(await store.get(dRef)).toEqual(d)
+  })
+
+  it('evicts expired sessions before live ones', async () => {
+    const clock = fakeClock()
+    const store = memoryStore({ now: clock.now, maxSessions: 2 })
+    const soon = makeSession({ expiresAt: Math.floor(clock.now() / 1000) + 10 })
+    const later = makeSession()
+    await store.set(soon)
+    const laterRef = await store.set(later)
+    clock.advance(12_000)
+    const next = makeSession()
+    const nextRef = await store.set(next)
+    expect(await store.get(laterRef)).toEqual(later)
+    expect(await store.get(nextRef)).toEqual(next)
+  })
+
+  it('stays within its bound under a flood of sessions', async () => {
+    const store = memoryStore({ maxSessions: 100 })
+    const refs = []
+    for (let i = 0; i < 1_000; i++) refs.push(await store.set(makeSession({ sub: 'flood' })))
+    const live = await Promise.all(refs.map((ref) => store.get(ref)))
+    expect(live.filter(Boolean)).toHaveLength(100)
+    expect(live.slice(-100).every(Boolean)).toBe(true)
+    expect(await store.deleteBySub('flood')).toBe(100)
+  })
+
+  it('ignores refs that carry a session instead of an id', async () => {
+    const store = memoryStore()
+    const session = makeSession()
+    await store.set(session)
+    expect(await store.get({ session })).toBeNull()
+  })
+
+  it('rejects bad options when created', () => {
+    expect(() => memoryStore({ maxSessions: 0 })).toThrow(
+      '"maxSessions" must be a positive integer'
+    )
+    expect(() => memoryStore({ maxSessions: 1.5 })).toThrow('"maxSessions"')
+  })
+})
+
+describe('redis', () => {
+  let redis: Redis
+
+  beforeAll(async () => {
+    redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 })
+    await redis.connect()
+  })
+
+  afterAll(async () => {
+    let cursor = '0'
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${RUN}*`, 'COUNT', 1000)
+      if (keys.length > 0) await redis.del(...keys)
+      cursor = next
+    } while (cursor !== '0')
+    await redis.quit()
+  })
+
+  testStore('redis', async () => ({ store: redisStore(redis, { prefix: `${RUN}contract:` }) }))
+
+  describe('redisStore', () => {
+    const prefix = `${RUN}own:`
+    const pttl = (key: string) => redis.pttl(`${prefix}${key}`)
+
+    it('stores the session as JSON that expires with the session', async () => {
+      const store = redisStore(redis, { prefix })
+      const session = makeSession()
+      await store.set(session)
+      expect(JSON.parse((await redis.get(`${prefix}session:${session.id}`))!)).toEqual(session)
+      const expected = session.expiresAt * 1000 - Date.now()
+      const ttl = await pttl(`session:${session.id}`)
+      expect(ttl).toBeGreaterThan(expected - 5_000)
+      expect(ttl).toBeLessThanOrEqual(expected + 1)
+    })
+
+    it('expires index sets no sooner than their longest-lived member', async () => {
+      const store = redisStore(redis, { prefix })
+      const sub = `user-${crypto.randomUUID()}`
+      const inAnHour = makeSession({ sub })
+      await store.set(inAnHour)
+      for (const key of [`sid:${inAnHour.sid}`, `sub:${sub}`]) {
+        const ttl = await pttl(key)
+        expect(ttl).toBeGreaterThan(HOUR_MS - 5_000)
+        expect(ttl).toBeLessThanOrEqual(HOUR_MS)
+      }
+
+      await store.set(makeSession({ sub, expiresAt: inAnHour.expiresAt + 3600 }))
+      expect(await pttl(`sub:${sub}`)).toBeGreaterThan(2 * HOUR_MS - 5_000)
+      // A shorter-lived member must not shorten the set.
+      await store.set(makeSession({ sub, expiresAt: inAnHour.expiresAt - 3000 }))
+      expect(await pttl(`sub:${sub}`)).toBeGreaterThan(2 * HOUR_MS - 5_000)
+      expect(await redis.scard(`${prefix}sub:${sub}`)).toBe(3)
+    })
+
+    it('lets Redis drop expired sessions and prunes them from indexes', async () => {
+      // The store's clock runs an hour minus 200 ms ahead, so an hour-long session gets PX ≈ 200.
+      const store = redisStore(redis, { prefix, now: () => Date.now() + HOUR_MS - 200 })
+      const sub = `user-${crypto.randomUUID()}`
+      const old = makeSession({ sub })
+      await store.set(old)
+      expect(await pttl(`session:${old.id}`)).toBeLessThanOrEqual(200)
+      await sleep(300)
+      expect(await redis.exists(`${prefix}session:${old.id}`)).toBe(0)
+
+      const fresh = makeSession({ sub })
+      await redisStore(redis, { prefix }).set(fresh)
+      expect(await redis.smembers(`${prefix}sub:${sub}`)).toEqual([fresh.id])
+    })
+
+    it('writes nothing for a session already expired', async () => {
+      const store = redisStore(redis, { prefix })
+      const session = makeSession({ expiresAt: Math.floor(Date.now() / 1000) - 1 })
+      await store.set(session)
+      const keys = [`session:${session.id}`, `sid:${session.sid}`, `sub:${session.sub}`]
+      expect(await redis.exists(...keys.map((key) => `${prefix}${key}`))).toBe(0)
+    })
+
+    it('removes a deleted session from its indexes', async () => {
+      const store = redisStore(redis, { prefix })
+      const gone = makeSession()
+      const kept = makeSession({ sub: gone.sub })
+      await store.set(gone)
+      await store.set(kept)
+      await store.delete(gone)
+      expect(await redis.smembers(`${prefix}sub:${gone.sub}`)).toEqual([kept.id])
+      expect(await redis.exists(`${prefix}sid:${gone.sid}`)).toBe(0)
+      expect(await store.deleteBySub(gone.sub)).toBe(1)
+      expect(await redis.exists(`${prefix}sub:${gone.sub}`, `${prefix}sid:${kept.sid}`)).toBe(0)
+    })
+
+    it('works with a client that has a keyPrefix of its own', async () => {
+      const prefixed = new Redis(REDIS_URL, { keyPrefix: `${RUN}kp:`, maxRetriesPerRequest: 1 })
+      try {
+        const store = redisStore(prefixed, { prefix: 'bff:' })
+        const session = makeSession()
+        const ref = await store.set(session)
+        expect(await redis.exists(`${RUN}kp:bff:session:${session.id}`)).toBe(1)
+        expect(await store.deleteBySub(session.sub)).toBe(1)
+        expect(await store.get(ref)).toBeNull()
+        expect(await redis.exists(`${RUN}kp:bff:session:${session.id}`)).toBe(0)
+      } finally {
+        await prefixed.quit()
+      }
+    })
+
+    it('ignores refs that carry a session instead of an id', async () => {
+      const store = redisStore(redis, { prefix })
+      const session = makeSession()
+      await store.set(session)
+      expect(await store.get({ session })).toBeNull()
+    })
+
+    it('rejects bad arguments when created', () => {
+      expect(() => redisStore(undefined as unknown as Redis)).toThrow('"redis"')
+      expect(() => redisStore(redis, { prefix: 1 as unknown as string })).toThrow('"prefix"')
+    })
+
+    it('ping rejects within ~1 s when Redis is unreachable, whatever the client retries', async () => {
+      // The worst client for a health check: it queues commands and reconnects forever.
+      const down = new Redis('redis://127.0.0.1:1', {
+        lazyConnect: true,
+        maxRetriesPerRequest: null,
+        enableOfflineQueue: true,
+        retryStrategy: () => 50,
+      })
+      down.on('error', () => {})
+      try {
+        const started = performance.now()
+        await expect(redisStore(down).ping()).rejects.toThrow(/PING/)
+        expect(performance.now() - started).toBeLessThan(1_500)
+      } finally {
+        down.disconnect()
+      }
+    })
+  })
+})
