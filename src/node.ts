@@ -41,7 +41,7 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
   }
   const config = parseConfig(env, { baseUrl: `http://localhost:${port}`, sessionStore: 'cookie' })
   const closers: Array<() => Promise<unknown>> = []
-  const store = nodeStore(config, closers)
+  const store = options.deps?.store ?? nodeStore(config, closers, options.deps?.now)
   const app = new Hono()
   app.route(
     '/',
@@ -54,7 +54,7 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
         }
       },
       ...options.deps,
-      ...(store ? { store } : {}),
+      store,
     })
   )
   if (options.serveStatic !== false) {
@@ -81,7 +81,11 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
   }
 }
 
-function nodeStore(config: Config, closers: Array<() => Promise<unknown>>): SessionStore | undefined {
+function nodeStore(
+  config: Config,
+  closers: Array<() => Promise<unknown>>,
+  now?: () => number
+): SessionStore | undefined {
   if (config.sessionStore === 'redis') {
     const redis = new Redis(config.redisUrl, {
       // Fail fast while Redis is away: requests answer 503 instead of queueing without bound.
@@ -91,7 +95,7 @@ function nodeStore(config: Config, closers: Array<() => Promise<unknown>>): Sess
     })
     redis.on('error', () => {}) // reported through /bff/health and 503s; avoid an unhandled event
     closers.push(() => redis.quit())
-    return redisStore(redis, { prefix: config.redisPrefix })
+    return redisStore(redis, { prefix: config.redisPrefix, now })
   }
   if (config.sessionStore === 'durable-object') {
     throw new ConfigError(['BFF_SESSION_STORE "durable-object" works only on Cloudflare Workers'])

@@ -1,0 +1,171 @@
+/**
+ * One running stack for integration tests: the real IdP (oidc-provider), a recording upstream API
+ * and the BFF, all on loopback. The BFF's clock can be moved forward so token expiry is tested
+ * without sleeping; the IdP keeps real time.
+ */
+import { Redis } from 'ioredis'
+import * as client from 'openid-client'
+import { randomBytes } from 'node:crypto'
+import { DEMO_BFF_CLIENT, bffClientMetadata, startIdp, type Idp } from '../../src/demo/idp.ts'
+import { memoryStore } from '../../src/core/session/stores/memory.ts'
+import { redisStore } from '../../src/core/session/stores/redis.ts'
+import { cookieStore } from '../../src/core/session/stores/cookie.ts'
+import { createSealer } from '../../src/core/session/seal.ts'
+import type { Session, SessionRef, SessionStore } from '../../src/core/session/types.ts'
+import type { Env } from '../../src/core/config.ts'
+import { startNode } from '../../src/node.ts'
+import { createCookieJar, redirectLocation, type CookieJar } from '../helpers/http.ts'
+import { loginAtIdp } from '../helpers/idp-login.ts'
+import { freePort, startRecordingUpstream, type RecordingUpstream } from '../helpers/upstream.ts'
+
+export type StoreKind = 'cookie' | 'memory' | 'redis'
+
+export interface StackOptions {
+  store?: StoreKind
+  /** Access token lifetime at the IdP, seconds. */
+  accessTokenTtl?: number
+  /** Public origin the BFF believes it has (default its loopback URL). */
+  baseUrl?: string
+  /** Extra or overriding BFF settings. */
+  env?: Env
+}
+
+export interface Stack {
+  /** Where the tests reach the BFF. */
+  url: string
+  /** The BFF's configured public origin. */
+  baseUrl: string
+  idp: Idp
+  upstream: RecordingUpstream
+  store: StoreKind
+  secret: string
+  /** Moves the BFF's clock forward. */
+  advance(seconds: number): void
+  jar(): CookieJar
+  /** Logs `user` in through the IdP's pages; returns the BFF callback's response. */
+  login(jar: CookieJar, options?: { user?: string; returnTo?: string; prompt?: string }): Promise<Response>
+  /** The server-side view of the jar's session, read the way the BFF reads it. */
+  sessionOf(jar: CookieJar): Promise<Session | null>
+  introspect(token: string): Promise<{ active: boolean; sub?: string }>
+  close(): Promise<void>
+}
+
+export async function startStack(options: StackOptions = {}): Promise<Stack> {
+  const store = options.store ?? 'cookie'
+  const port = await freePort()
+  const url = `http://127.0.0.1:${port}`
+  const baseUrl = options.baseUrl ?? url
+  const idp = await startIdp({
+    accessTokenTtl: options.accessTokenTtl ?? 60,
+    clients: [
+      bffClientMetadata({
+        redirectUris: [`${baseUrl}/bff/callback`],
+        postLogoutRedirectUris: [`${baseUrl}/`, `${baseUrl}/logged-out.html`],
+      }),
+    ],
+  })
+  const upstream = await startRecordingUpstream()
+  const secret = randomBytes(32).toString('base64url')
+  let offsetMs = 0
+  const now = () => Date.now() + offsetMs
+
+  const redisPrefix = `bff-test-${randomBytes(6).toString('hex')}:`
+  let redis: Redis | undefined
+  let serverStore: SessionStore | undefined
+  if (store === 'memory') serverStore = memoryStore({ now })
+  if (store === 'redis') {
+    redis = new Redis('redis://127.0.0.1:6379', { lazyConnect: true, maxRetriesPerRequest: 1 })
+    await redis.connect()
+    serverStore = redisStore(redis, { prefix: redisPrefix, now })
+  }
+
+  const bff = await startNode(
+    {
+      PORT: String(port),
+      BFF_ISSUER: idp.issuer,
+      BFF_CLIENT_ID: DEMO_BFF_CLIENT.clientId,
+      BFF_CLIENT_SECRET: DEMO_BFF_CLIENT.clientSecret,
+      BFF_BASE_URL: baseUrl,
+      BFF_SESSION_SECRET: secret,
+      BFF_SESSION_STORE: store,
+      BFF_REDIS_PREFIX: redisPrefix,
+      BFF_API: `/api/=${upstream.url}/`,
+      ...options.env,
+    },
+    {
+      serveStatic: false,
+      deps: {
+        now,
+        log: () => {},
+        // The memory store must be the test's own instance to be inspected; Redis is shared anyway.
+        ...(store === 'memory' ? { store: serverStore } : {}),
+      },
+    }
+  )
+
+  const sealer = createSealer([secret])
+  const cookieName = baseUrl.startsWith('https:') ? '__Host-bff' : 'bff'
+  let oidcConfig: Promise<client.Configuration> | undefined
+
+  return {
+    url,
+    baseUrl,
+    idp,
+    upstream,
+    store,
+    secret,
+    advance(seconds) {
+      offsetMs += seconds * 1000
+    },
+    jar: () => createCookieJar({ baseUrl: url }),
+    async login(jar, { user = 'alice', returnTo = '/', prompt } = {}) {
+      const query = new URLSearchParams({ returnTo })
+      if (prompt) query.set('prompt', prompt)
+      const start = await jar.get(`/bff/login?${query}`)
+      if (start.status !== 302) throw new Error(`/bff/login answered ${start.status}`)
+      const atIdp = await loginAtIdp(jar, redirectLocation(start)!, { login: user, password: 'pass' })
+      // The IdP sends the browser to the public base URL; the test reaches the BFF on loopback.
+      const callback = new URL(redirectLocation(atIdp)!)
+      return jar.get(`${url}${callback.pathname}${callback.search}`)
+    },
+    async sessionOf(jar) {
+      const cookies = jar.cookies(url)
+      let sealed = cookies[cookieName]
+      if (!sealed) return null
+      for (let i = 1; cookies[`${cookieName}.${i}`]; i++) sealed += cookies[`${cookieName}.${i}`]
+      const ref = await sealer.unseal<SessionRef>(sealed)
+      if (!ref) return null
+      return 'session' in ref ? cookieStore({ now }).get(ref) : serverStore!.get(ref)
+    },
+    async introspect(token) {
+      oidcConfig ??= client.discovery(
+        new URL(idp.issuer),
+        DEMO_BFF_CLIENT.clientId,
+        DEMO_BFF_CLIENT.clientSecret,
+        undefined,
+        { execute: [client.allowInsecureRequests] }
+      )
+      const result = await client.tokenIntrospection(await oidcConfig, token)
+      return { active: result.active, sub: result.sub }
+    },
+    async close() {
+      await bff.close()
+      await upstream.close()
+      await idp.stop()
+      if (redis) {
+        const keys: string[] = []
+        let cursor = '0'
+        do {
+          const [next, batch] = await redis.scan(cursor, 'MATCH', `${redisPrefix}*`, 'COUNT', 500)
+          cursor = next
+          keys.push(...batch)
+        } while (cursor !== '0')
+        if (keys.length) await redis.del(...keys)
+        await redis.quit()
+      }
+    },
+  }
+}
+
+/** Headers the SPA sends on every API call. */
+export const CSRF = { 'x-csrf': '1' } as const
