@@ -116,7 +116,8 @@ export function parseConfig(env: Env, defaults: ConfigDefaults = {}): Config {
 
   const redisUrl = get('BFF_REDIS_URL') ?? 'redis://127.0.0.1:6379'
   if (!/^rediss?:\/\//.test(redisUrl)) {
-    bad('BFF_REDIS_URL', `must start with redis:// or rediss://, got "${redactUrl(redisUrl)}"`)
+    // The value may carry a password: name the problem, never echo it.
+    bad('BFF_REDIS_URL', 'must start with redis:// or rediss://')
   }
 
   const redisPrefix = get('BFF_REDIS_PREFIX') ?? 'bff:'
@@ -237,9 +238,4 @@ function isLoopback(hostname: string): boolean {
 
 function isRelativePath(path: string): boolean {
   return path.startsWith('/') && !path.startsWith('//') && !/[\\\u0000-\u001f\u007f]/.test(path)
-}
-
-/** Hides a password in a Redis URL before it goes into an error message. */
-function redactUrl(raw: string): string {
-  return raw.replace(/\/\/[^@/]*@/, '//***@')
 }

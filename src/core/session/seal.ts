@@ -19,14 +19,17 @@ export function createSealer(secrets: readonly string[]): Sealer {
   return {
     async seal(data, ttlSeconds) {
       const { current } = await passwords
-      return sealData(data, { password: current, ttl: ttlSeconds })
+      // Our own expiry next to iron's: iron accepts seals for 60 s past theirs (clock skew allowance).
+      const exp = Math.floor(Date.now() / 1000) + ttlSeconds
+      return sealData({ v: data, exp }, { password: current, ttl: ttlSeconds })
     },
     async unseal<T>(sealed: string) {
       const { all } = await passwords
       try {
         // ttl 0: the seal's own expiry was set when sealing; iron checks it either way.
-        const data = await unsealData<T>(sealed, { password: all, ttl: 0 })
-        return data && Object.keys(data).length > 0 ? data : null
+        const data = await unsealData<{ v?: T; exp?: number }>(sealed, { password: all, ttl: 0 })
+        if (!data?.v || typeof data.exp !== 'number' || data.exp <= Date.now() / 1000) return null
+        return data.v
       } catch {
         return null
       }
