@@ -25,7 +25,10 @@ export default tseslint.config(
       'no-restricted-imports': ['error', runtimeSpecific],
       'no-restricted-globals': [
         'error',
-        { name: 'process', message: 'The core never reads process: settings come through parseConfig.' },
+        {
+          name: 'process',
+          message: 'The core never reads process: settings come through parseConfig.',
+        },
         { name: 'Buffer', message: 'Use Uint8Array, TextEncoder and btoa in the core.' },
       ],
     },

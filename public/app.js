@@ -22,7 +22,8 @@ async function loadUser() {
   const user = await res.json()
   logoutUrl = user.logoutUrl
   const name = user.claims.name ?? user.claims.email ?? user.sub
-  $('status').textContent = `Logged in as ${name}. Session ends ${new Date(user.expiresAt * 1000).toLocaleString()}.`
+  $('status').textContent =
+    `Logged in as ${name}. Session ends ${new Date(user.expiresAt * 1000).toLocaleString()}.`
   show({ api: true, logout: true })
 }
 

@@ -63,7 +63,10 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
       for (const [name, value] of Object.entries(PAGE_SECURITY_HEADERS)) {
         if (name !== 'Content-Security-Policy' && name !== 'Cache-Control') c.header(name, value)
       }
-      c.header('Content-Security-Policy', "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+      c.header(
+        'Content-Security-Policy',
+        "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+      )
     })
     app.use('/*', serveStatic({ root: path.relative(process.cwd(), PUBLIC_DIR) }))
   }
@@ -110,7 +113,7 @@ function listen(app: Hono, port: number, hostname: string): Promise<ServerType> 
   })
 }
 
-/** The demo: an embedded IdP and API on the next ports, wired to the BFF with fresh secrets. */
+/** The demo: an embedded IdP and API on free loopback ports, wired to the BFF with fresh secrets. */
 async function startDemo(env: Env): Promise<NodeServer> {
   const { startIdp } = await import('./demo/idp.ts')
   const { startDemoApi } = await import('./demo/api.ts')
@@ -118,7 +121,7 @@ async function startDemo(env: Env): Promise<NodeServer> {
   const baseUrl = env.BFF_BASE_URL ?? `http://localhost:${port}`
   const clientSecret = randomBytes(24).toString('base64url')
   const idp = await startIdp({
-    port: port + 1,
+    port: 0,
     clients: [
       {
         client_id: 'bff-demo',
@@ -130,7 +133,7 @@ async function startDemo(env: Env): Promise<NodeServer> {
     ],
   })
   const api = await startDemoApi({
-    port: port + 2,
+    port: 0,
     issuer: idp.issuer,
     clientId: 'bff-demo',
     clientSecret,

@@ -81,7 +81,8 @@ export function parseConfig(env: Env, defaults: ConfigDefaults = {}): Config {
   const clientId = get('BFF_CLIENT_ID') ?? ''
   if (!clientId) bad('BFF_CLIENT_ID', 'is required: the client id registered at the IdP')
   const clientSecret = get('BFF_CLIENT_SECRET') ?? ''
-  if (!clientSecret) bad('BFF_CLIENT_SECRET', 'is required: the client secret registered at the IdP')
+  if (!clientSecret)
+    bad('BFF_CLIENT_SECRET', 'is required: the client secret registered at the IdP')
 
   const baseUrlRaw = get('BFF_BASE_URL') ?? defaults.baseUrl
   const base = parseUrl(baseUrlRaw, 'BFF_BASE_URL', bad, { required: true })
@@ -105,7 +106,8 @@ export function parseConfig(env: Env, defaults: ConfigDefaults = {}): Config {
   }
 
   const scopes = (get('BFF_SCOPES') ?? 'openid profile email offline_access').replace(/\s+/g, ' ')
-  if (!scopes.split(' ').includes('openid')) bad('BFF_SCOPES', `must include "openid", got "${scopes}"`)
+  if (!scopes.split(' ').includes('openid'))
+    bad('BFF_SCOPES', `must include "openid", got "${scopes}"`)
 
   const api = parseApiRoutes(get('BFF_API'), bad)
 
@@ -127,7 +129,10 @@ export function parseConfig(env: Env, defaults: ConfigDefaults = {}): Config {
 
   const postLogoutRedirect = get('BFF_POST_LOGOUT_REDIRECT') ?? '/'
   if (!isRelativePath(postLogoutRedirect)) {
-    bad('BFF_POST_LOGOUT_REDIRECT', `must be a relative path starting with "/", got "${postLogoutRedirect}"`)
+    bad(
+      'BFF_POST_LOGOUT_REDIRECT',
+      `must be a relative path starting with "/", got "${postLogoutRedirect}"`
+    )
   }
 
   const refreshSkewSeconds = parseNumber(get('BFF_REFRESH_SKEW'), 'BFF_REFRESH_SKEW', 30, bad)
@@ -138,7 +143,8 @@ export function parseConfig(env: Env, defaults: ConfigDefaults = {}): Config {
     bad,
     60
   )
-  const upstreamTimeoutMs = parseNumber(get('BFF_UPSTREAM_TIMEOUT'), 'BFF_UPSTREAM_TIMEOUT', 30, bad, 0.001) * 1000
+  const upstreamTimeoutMs =
+    parseNumber(get('BFF_UPSTREAM_TIMEOUT'), 'BFF_UPSTREAM_TIMEOUT', 30, bad, 0.001) * 1000
   const idpTimeoutSeconds = parseNumber(get('BFF_IDP_TIMEOUT'), 'BFF_IDP_TIMEOUT', 10, bad, 1)
 
   if (problems.length > 0) throw new ConfigError(problems)
@@ -191,7 +197,10 @@ function parseUrl(raw: string | undefined, name: string, bad: Report, opts: { re
 function parseApiRoutes(raw: string | undefined, bad: Report): ApiRoute[] {
   if (!raw) return []
   const routes: ApiRoute[] = []
-  for (const entry of raw.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const entry of raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const at = entry.indexOf('=')
     const prefixRaw = at > 0 ? entry.slice(0, at).trim() : ''
     const upstreamRaw = at > 0 ? entry.slice(at + 1).trim() : ''
@@ -199,8 +208,15 @@ function parseApiRoutes(raw: string | undefined, bad: Report): ApiRoute[] {
       bad('BFF_API', `entry "${entry}" must look like /prefix/=https://upstream.example/`)
       continue
     }
-    if (!/^\/[A-Za-z0-9._~\-/]*$/.test(prefixRaw) || prefixRaw.startsWith('/bff') || prefixRaw.includes('..')) {
-      bad('BFF_API', `prefix "${prefixRaw}" must be a plain path starting with "/" and not under /bff`)
+    if (
+      !/^\/[A-Za-z0-9._~\-/]*$/.test(prefixRaw) ||
+      prefixRaw.startsWith('/bff') ||
+      prefixRaw.includes('..')
+    ) {
+      bad(
+        'BFF_API',
+        `prefix "${prefixRaw}" must be a plain path starting with "/" and not under /bff`
+      )
       continue
     }
     const upstream = parseUrl(upstreamRaw, 'BFF_API', bad, { required: true })
@@ -222,7 +238,13 @@ function parseApiRoutes(raw: string | undefined, bad: Report): ApiRoute[] {
   return routes.sort((a, b) => b.prefix.length - a.prefix.length)
 }
 
-function parseNumber(raw: string | undefined, name: string, fallback: number, bad: Report, min = 0) {
+function parseNumber(
+  raw: string | undefined,
+  name: string,
+  fallback: number,
+  bad: Report,
+  min = 0
+) {
   if (raw === undefined) return fallback
   const value = Number(raw)
   if (!Number.isFinite(value) || value < min) {

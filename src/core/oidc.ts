@@ -33,13 +33,19 @@ export interface LoginTransaction {
 export interface OidcClient {
   authorizationRequest(params: { prompt?: string }): Promise<AuthorizationRequest>
   /** Finishes the code flow. Throws `BffError` 400 `invalid_callback` on any failed check. */
-  callback(callbackUrl: URL, tx: LoginTransaction): Promise<TokenSet & { claims: Record<string, unknown> }>
+  callback(
+    callbackUrl: URL,
+    tx: LoginTransaction
+  ): Promise<TokenSet & { claims: Record<string, unknown> }>
   /** Throws `BffError` 401 `session_expired` when the IdP refuses the refresh token. */
   refresh(refreshToken: string, expectedSub: string): Promise<TokenSet>
   /** RFC 7009 revocation; does nothing when the IdP has no revocation endpoint. */
   revoke(token: string, hint: 'refresh_token' | 'access_token'): Promise<void>
   /** RP-initiated logout URL, or null when the IdP has no end-session endpoint. */
-  endSessionUrl(params: { idTokenHint?: string; postLogoutRedirectUri: string }): Promise<URL | null>
+  endSessionUrl(params: {
+    idTokenHint?: string
+    postLogoutRedirectUri: string
+  }): Promise<URL | null>
 }
 
 export interface OidcDeps {
@@ -59,8 +65,23 @@ export class AuthorizationError extends Error {
 
 // Claims that describe the token rather than the user: useful to the BFF, noise to the SPA.
 const PROTOCOL_CLAIMS = new Set([
-  'iss', 'aud', 'exp', 'iat', 'nbf', 'nonce', 'at_hash', 'c_hash', 's_hash', 'azp', 'jti',
-  'auth_time', 'acr', 'amr', 'sid', 'sub_jwk', 'cnf',
+  'iss',
+  'aud',
+  'exp',
+  'iat',
+  'nbf',
+  'nonce',
+  'at_hash',
+  'c_hash',
+  's_hash',
+  'azp',
+  'jti',
+  'auth_time',
+  'acr',
+  'amr',
+  'sid',
+  'sub_jwk',
+  'cnf',
 ])
 
 export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClient {
@@ -128,7 +149,8 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
           idTokenExpected: true,
         })
       } catch (err) {
-        if (err instanceof client.AuthorizationResponseError) throw new AuthorizationError(err.error)
+        if (err instanceof client.AuthorizationResponseError)
+          throw new AuthorizationError(err.error)
         throw toBffError(err, 'callback')
       }
       const idClaims = tokens.claims()!
@@ -210,7 +232,9 @@ function toBffError(err: unknown, phase: Phase): BffError {
       return new BffError(401, 'session_expired', 'The session has ended; log in again.', { cause })
     }
     if (err.status === 429 || err.status >= 500) {
-      return new BffError(503, 'idp_unavailable', 'The identity provider is unavailable.', { cause })
+      return new BffError(503, 'idp_unavailable', 'The identity provider is unavailable.', {
+        cause,
+      })
     }
     if (phase === 'callback') {
       return new BffError(400, 'invalid_callback', 'The login could not be completed.', { cause })
@@ -219,7 +243,9 @@ function toBffError(err: unknown, phase: Phase): BffError {
   }
   const code = (err as { code?: string } | null)?.code
   if (code === 'OAUTH_TIMEOUT' || (err instanceof DOMException && err.name === 'TimeoutError')) {
-    return new BffError(504, 'idp_timeout', 'The identity provider did not answer in time.', { cause })
+    return new BffError(504, 'idp_timeout', 'The identity provider did not answer in time.', {
+      cause,
+    })
   }
   // fetch() rejects with a TypeError when the connection fails; so does a non-conforming status.
   if (err instanceof TypeError || code === 'OAUTH_RESPONSE_IS_NOT_CONFORM') {
@@ -231,5 +257,7 @@ function toBffError(err: unknown, phase: Phase): BffError {
   if (phase === 'discovery') {
     return new BffError(503, 'idp_unavailable', 'The identity provider is unavailable.', { cause })
   }
-  return new BffError(502, 'idp_error', 'The identity provider sent an invalid response.', { cause })
+  return new BffError(502, 'idp_error', 'The identity provider sent an invalid response.', {
+    cause,
+  })
 }

@@ -98,7 +98,10 @@ export async function forward(request: Request, target: URL, options: ForwardOpt
 
   // The timeout covers waiting for the upstream's headers only; a long streamed body is fine.
   const controller = new AbortController()
-  const timer = setTimeout(() => controller.abort(new DOMException('timeout', 'TimeoutError')), options.timeoutMs)
+  const timer = setTimeout(
+    () => controller.abort(new DOMException('timeout', 'TimeoutError')),
+    options.timeoutMs
+  )
   const hasBody = request.method !== 'GET' && request.method !== 'HEAD' && request.body !== null
   let upstream: Response
   try {

@@ -119,7 +119,10 @@ describe('callback: forged, replayed or swapped responses create no session', ()
     const jar = stack.jar()
     const start = await jar.get('/bff/login')
     const txLine = jar.lastSetCookies.find((line) => line.startsWith('bff-tx.'))!
-    const atIdp = await loginAtIdp(jar, redirectLocation(start)!, { login: 'replay', password: 'pass' })
+    const atIdp = await loginAtIdp(jar, redirectLocation(start)!, {
+      login: 'replay',
+      password: 'pass',
+    })
     const callback = redirectLocation(atIdp)!
     const path = `${stack.url}${callback.pathname}${callback.search}`
     expect((await jar.get(path)).status).toBe(302)
@@ -139,13 +142,20 @@ describe('callback: forged, replayed or swapped responses create no session', ()
   it('refuses an authorization code injected into another login (PKCE)', async () => {
     const attacker = stack.jar()
     const start = await attacker.get('/bff/login')
-    const atIdp = await loginAtIdp(attacker, redirectLocation(start)!, { login: 'inject', password: 'pass' })
+    const atIdp = await loginAtIdp(attacker, redirectLocation(start)!, {
+      login: 'inject',
+      password: 'pass',
+    })
     const stolenCode = redirectLocation(atIdp)!.searchParams.get('code')!
 
     const victim = stack.jar()
     const victimStart = await victim.get('/bff/login')
     const victimState = redirectLocation(victimStart)!.searchParams.get('state')!
-    const forged = new URLSearchParams({ code: stolenCode, state: victimState, iss: stack.idp.issuer })
+    const forged = new URLSearchParams({
+      code: stolenCode,
+      state: victimState,
+      iss: stack.idp.issuer,
+    })
     const response = await victim.get(`/bff/callback?${forged}`)
     expect(response.status).toBe(400)
     expect(sessionCookieSet(victim)).toBe(false)
@@ -154,7 +164,10 @@ describe('callback: forged, replayed or swapped responses create no session', ()
   it('refuses a response whose iss names another issuer (mix-up)', async () => {
     const jar = stack.jar()
     const start = await jar.get('/bff/login')
-    const atIdp = await loginAtIdp(jar, redirectLocation(start)!, { login: 'mixup', password: 'pass' })
+    const atIdp = await loginAtIdp(jar, redirectLocation(start)!, {
+      login: 'mixup',
+      password: 'pass',
+    })
     const callback = redirectLocation(atIdp)!
     callback.searchParams.set('iss', 'https://evil.example')
     const response = await jar.get(`${stack.url}${callback.pathname}${callback.search}`)
@@ -165,7 +178,10 @@ describe('callback: forged, replayed or swapped responses create no session', ()
   it('refuses a tampered state', async () => {
     const jar = stack.jar()
     const start = await jar.get('/bff/login')
-    const atIdp = await loginAtIdp(jar, redirectLocation(start)!, { login: 'state', password: 'pass' })
+    const atIdp = await loginAtIdp(jar, redirectLocation(start)!, {
+      login: 'state',
+      password: 'pass',
+    })
     const callback = redirectLocation(atIdp)!
     const state = callback.searchParams.get('state')!
     // Same cookie-name prefix, different state: the sealed transaction's state no longer matches.

@@ -72,7 +72,10 @@ describe.each<StoreKind>(['cookie', 'memory', 'redis'])('with the %s store', (st
     expect(seen.headers.authorization).toBe(`Bearer ${session.accessToken}`)
     expect(seen.headers.cookie).toBeUndefined()
     expect(seen.headers['x-csrf']).toBeUndefined()
-    expect(await stack.introspect(session.accessToken)).toMatchObject({ active: true, sub: 'alice' })
+    expect(await stack.introspect(session.accessToken)).toMatchObject({
+      active: true,
+      sub: 'alice',
+    })
 
     // Expiry: the BFF's clock passes the token's lifetime; the next call refreshes first.
     stack.idp.resetCounters()
@@ -84,7 +87,9 @@ describe.each<StoreKind>(['cookie', 'memory', 'redis'])('with the %s store', (st
     expect(refreshed.accessToken).not.toBe(session.accessToken)
     expect(refreshed.refreshToken).not.toBe(session.refreshToken) // rotated and stored
     expect(refreshed.generation).toBe(session.generation + 1)
-    expect(stack.upstream.requests.at(-1)!.headers.authorization).toBe(`Bearer ${refreshed.accessToken}`)
+    expect(stack.upstream.requests.at(-1)!.headers.authorization).toBe(
+      `Bearer ${refreshed.accessToken}`
+    )
     expect(await stack.introspect(session.refreshToken!)).toMatchObject({ active: false })
 
     // A fresh token is not refreshed again.

@@ -43,7 +43,10 @@ export interface Stack {
   advance(seconds: number): void
   jar(): CookieJar
   /** Logs `user` in through the IdP's pages; returns the BFF callback's response. */
-  login(jar: CookieJar, options?: { user?: string; returnTo?: string; prompt?: string }): Promise<Response>
+  login(
+    jar: CookieJar,
+    options?: { user?: string; returnTo?: string; prompt?: string }
+  ): Promise<Response>
   /** The server-side view of the jar's session, read the way the BFF reads it. */
   sessionOf(jar: CookieJar): Promise<Session | null>
   introspect(token: string): Promise<{ active: boolean; sub?: string }>
@@ -123,7 +126,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       if (prompt) query.set('prompt', prompt)
       const start = await jar.get(`/bff/login?${query}`)
       if (start.status !== 302) throw new Error(`/bff/login answered ${start.status}`)
-      const atIdp = await loginAtIdp(jar, redirectLocation(start)!, { login: user, password: 'pass' })
+      const atIdp = await loginAtIdp(jar, redirectLocation(start)!, {
+        login: user,
+        password: 'pass',
+      })
       // The IdP sends the browser to the public base URL; the test reaches the BFF on loopback.
       const callback = new URL(redirectLocation(atIdp)!)
       return jar.get(`${url}${callback.pathname}${callback.search}`)

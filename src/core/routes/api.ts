@@ -26,7 +26,10 @@ export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
     if (result.kind === 'error') {
       if (result.error.code === 'session_expired') {
         await s.sessions.destroy(c, session)
-        s.log('info', 'session.expired', { sub: await subjectHash(session.sub), reason: errorReason(result.error.cause) })
+        s.log('info', 'session.expired', {
+          sub: await subjectHash(session.sub),
+          reason: errorReason(result.error.cause),
+        })
       }
       throw result.error
     }

@@ -34,7 +34,9 @@ export function callbackRoute(s: BffServices) {
     const txName = transactionCookieName(baseUrl, state)
     const sealedTx = getCookie(c, txName)
     if (sealedTx) {
-      c.header('Set-Cookie', serializeCookie(txName, '', { secure, sameSite: 'Lax', maxAge: 0 }), { append: true })
+      c.header('Set-Cookie', serializeCookie(txName, '', { secure, sameSite: 'Lax', maxAge: 0 }), {
+        append: true,
+      })
     }
     const tx = sealedTx ? await s.sealer.unseal<LoginTransactionCookie>(sealedTx) : null
     if (!tx) throw invalidCallback('no login in progress for this state')
@@ -79,7 +81,10 @@ export function callbackRoute(s: BffServices) {
     if (previous) await s.sessions.store.delete(previous)
     await s.sessions.create(c, session)
     c.header('Cache-Control', 'no-store')
-    s.log('info', 'login.success', { sub: await subjectHash(session.sub), store: s.sessions.store.kind })
+    s.log('info', 'login.success', {
+      sub: await subjectHash(session.sub),
+      store: s.sessions.store.kind,
+    })
     return c.redirect(tx.returnTo, 302)
   })
 }
@@ -93,5 +98,8 @@ function invalidCallback(reason: string) {
 /** 256 random bits, base64url. */
 export function randomId(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(32))
-  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')
+  return btoa(String.fromCharCode(...bytes))
+    .replace(/\+/g, '-')
+    .replace(/\//g, '_')
+    .replace(/=+$/, '')
 }

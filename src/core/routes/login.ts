@@ -38,7 +38,11 @@ export function loginRoute(s: BffServices) {
     }
     const prompt = c.req.query('prompt')
     if (prompt !== undefined && !ALLOWED_PROMPTS.has(prompt)) {
-      throw new BffError(400, 'invalid_request', `prompt must be one of ${[...ALLOWED_PROMPTS].join(', ')}.`)
+      throw new BffError(
+        400,
+        'invalid_request',
+        `prompt must be one of ${[...ALLOWED_PROMPTS].join(', ')}.`
+      )
     }
     const request = await s.oidc.authorizationRequest({ prompt })
     const tx: LoginTransactionCookie = {
@@ -53,7 +57,9 @@ export function loginRoute(s: BffServices) {
     const pending = Object.keys(getCookie(c)).filter((name) => name.startsWith(txPrefix))
     if (pending.length >= MAX_TRANSACTIONS) {
       for (const name of pending) {
-        c.header('Set-Cookie', serializeCookie(name, '', { secure, sameSite: 'Lax', maxAge: 0 }), { append: true })
+        c.header('Set-Cookie', serializeCookie(name, '', { secure, sameSite: 'Lax', maxAge: 0 }), {
+          append: true,
+        })
       }
     }
     // SameSite=Lax: the IdP's redirect back is a cross-site top-level navigation, which Strict would strip.

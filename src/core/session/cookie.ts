@@ -58,7 +58,11 @@ export function writeChunkedCookie(
 }
 
 /** Deletes the cookie and every chunk of it the request carried, starting at chunk `from`. */
-export function deleteChunkedCookie(c: Context, name: string, attrs: Omit<CookieAttributes, 'maxAge'>) {
+export function deleteChunkedCookie(
+  c: Context,
+  name: string,
+  attrs: Omit<CookieAttributes, 'maxAge'>
+) {
   deleteChunks(c, name, { ...attrs, maxAge: 0 }, 0)
 }
 

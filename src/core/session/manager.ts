@@ -87,6 +87,8 @@ async function reach<T>(operation: Promise<T>): Promise<T> {
     return await operation
   } catch (err) {
     if (err instanceof BffError) throw err
-    throw new BffError(503, 'store_unavailable', 'The session store is unavailable.', { cause: err })
+    throw new BffError(503, 'store_unavailable', 'The session store is unavailable.', {
+      cause: err,
+    })
   }
 }

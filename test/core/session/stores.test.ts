@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { cookieStore } from '../../../src/core/session/stores/cookie.ts'
 import { memoryStore } from '../../../src/core/session/stores/memory.ts'
 import { redisStore } from '../../../src/core/session/stores/redis.ts'
 import { makeSession, sleep, testStore } from './store-contract.ts'
@@ -17,6 +18,27 @@ function fakeClock() {
 testStore('memory', async () => {
   const clock = fakeClock()
   return { store: memoryStore({ now: clock.now }), advance: clock.advance }
+})
+
+// The cookie store holds nothing: its refs carry the session, deletion goes to a revocation list.
+testStore('cookie', async () => {
+  const clock = fakeClock()
+  return { store: cookieStore({ now: clock.now }), advance: clock.advance }
+})
+
+describe('cookieStore', () => {
+  it('revokes the sessions of a subject created before deleteBySub, not later logins', async () => {
+    const clock = fakeClock()
+    const store = cookieStore({ now: clock.now })
+    const nowSeconds = () => Math.floor(clock.now() / 1000)
+    const old = makeSession({ sub: 'u1', createdAt: nowSeconds() - 60 })
+    const oldRef = await store.set(old)
+    await store.deleteBySub('u1')
+    clock.advance(2000)
+    const later = makeSession({ sub: 'u1', createdAt: nowSeconds() })
+    expect(await store.get(oldRef)).toBeNull()
+    expect(await store.get(await store.set(later))).not.toBeNull()
+  })
 })
 
 describe('memoryStore', () => {
