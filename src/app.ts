@@ -58,7 +58,7 @@ export function createBff(config: Config, deps: BffDeps = {}): Hono<BffEnv> {
     log,
     now,
     sessions: createSessionManager({ store, sealer, baseUrl: config.baseUrl, now }),
-    tokens: createTokenManager({ oidc, skewSeconds: config.refreshSkewSeconds, now }),
+    tokens: createTokenManager({ oidc, store, skewSeconds: config.refreshSkewSeconds, now }),
     upstreamFetch: deps.upstreamFetch ?? ((input, init) => fetch(input, init)),
     clientIp: deps.clientIp ?? (() => undefined),
   }

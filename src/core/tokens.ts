@@ -6,7 +6,7 @@
 import { BffError } from './errors.ts'
 import type { OidcClient } from './oidc.ts'
 import { userClaims } from './oidc.ts'
-import type { Session } from './session/types.ts'
+import type { Session, SessionStore } from './session/types.ts'
 
 export type TokenResult =
   | { kind: 'fresh'; session: Session }
@@ -20,6 +20,8 @@ export interface TokenManager {
 
 export interface TokenManagerOptions {
   oidc: OidcClient
+  /** When the store offers `refreshOnce`, refreshes are coordinated across instances through it. */
+  store?: SessionStore
   skewSeconds: number
   /** Epoch milliseconds. */
   now?: () => number
@@ -49,7 +51,16 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   }
 
   async function refresh(session: Session, refreshToken: string): Promise<Session> {
-    const tokens = await oidc.refresh(refreshToken, session.sub)
+    const refreshed = options.store?.refreshOnce
+      ? await options.store.refreshOnce(session, grant)
+      : await grant(session)
+    remember(refreshToken, refreshed)
+    return refreshed
+  }
+
+  /** One refresh grant at the IdP; the caller makes sure it is the only one. */
+  async function grant(session: Session): Promise<Session> {
+    const tokens = await oidc.refresh(session.refreshToken!, session.sub)
     const refreshed: Session = {
       ...session,
       accessToken: tokens.accessToken,
@@ -59,7 +70,6 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       claims: tokens.claims ? { ...session.claims, ...userClaims(tokens.claims) } : session.claims,
       generation: session.generation + 1,
     }
-    remember(refreshToken, refreshed)
     return refreshed
   }
 

@@ -50,4 +50,11 @@ export interface SessionStore {
   deleteBySub(sub: string): Promise<number>
   /** Throws when the store cannot be reached; used by `/bff/health`. */
   ping(): Promise<void>
+  /**
+   * Optional: makes a refresh happen once across every instance sharing this store. Given a session
+   * whose access token needs refreshing, answers the session with fresh tokens, calling `refresh` (or
+   * an equivalent inside the store, e.g. a Durable Object) only if no other instance has already
+   * refreshed this generation. Stores without it get single-flight within one process only.
+   */
+  refreshOnce?(session: Session, refresh: (session: Session) => Promise<Session>): Promise<Session>
 }
