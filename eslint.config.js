@@ -20,7 +20,11 @@ export default tseslint.config(
   },
   {
     files: ['src/core/**/*.ts'],
-    ignores: ['src/core/session/stores/redis.ts', 'src/core/session/stores/durable-object.ts'],
+    ignores: [
+      'src/core/session/stores/redis.ts',
+      'src/core/session/stores/redis-lists.ts',
+      'src/core/session/stores/durable-object.ts',
+    ],
     rules: {
       'no-restricted-imports': ['error', runtimeSpecific],
       'no-restricted-globals': [

@@ -9,6 +9,7 @@ import { errorReason, jsonLogger, type Logger } from './core/log.ts'
 import { createOidcClient } from './core/oidc.ts'
 import { errorPage, PAGE_SECURITY_HEADERS } from './core/pages.ts'
 import { apiProxy } from './core/routes/api.ts'
+import { backchannelRoute } from './core/routes/backchannel.ts'
 import { callbackRoute } from './core/routes/callback.ts'
 import { healthRoute } from './core/routes/health.ts'
 import { loginRoute } from './core/routes/login.ts'
@@ -21,6 +22,7 @@ import { memoryStore } from './core/session/stores/memory.ts'
 import type { SessionStore } from './core/session/types.ts'
 import type { BffServices } from './core/services.ts'
 import { createTokenManager } from './core/tokens.ts'
+import { memoryReplayGuard, type ReplayGuard } from './core/replay.ts'
 
 export { parseConfig, ConfigError, type Config, type Env } from './core/config.ts'
 export { BffError } from './core/errors.ts'
@@ -39,6 +41,8 @@ export interface BffDeps {
   upstreamFetch?: typeof fetch
   /** Clock in epoch milliseconds. Default: `Date.now`. */
   now?: () => number
+  /** Where logout token `jti`s are remembered. Default: in memory (one instance only). */
+  replay?: ReplayGuard
   /** Structured logger. Default: JSON lines on stdout. */
   log?: Logger
   /** The client's IP address, for X-Forwarded-For. */
@@ -59,6 +63,7 @@ export function createBff(config: Config, deps: BffDeps = {}): Hono<BffEnv> {
     now,
     sessions: createSessionManager({ store, sealer, baseUrl: config.baseUrl, now }),
     tokens: createTokenManager({ oidc, store, skewSeconds: config.refreshSkewSeconds, now }),
+    replay: deps.replay ?? memoryReplayGuard(now),
     upstreamFetch: deps.upstreamFetch ?? ((input, init) => fetch(input, init)),
     clientIp: deps.clientIp ?? (() => undefined),
   }
@@ -74,6 +79,7 @@ export function createBff(config: Config, deps: BffDeps = {}): Hono<BffEnv> {
   app.route('/', userRoute(services))
   app.route('/', logoutRoute(services))
   app.route('/', healthRoute(services))
+  app.route('/', backchannelRoute(services))
   app.all('/bff/*', () => {
     throw new BffError(404, 'not_found', 'No such BFF endpoint.')
   })

@@ -14,8 +14,9 @@ import path from 'node:path'
 import { createBff, type BffDeps } from './app.ts'
 import { ConfigError, parseConfig, type Config, type Env } from './core/config.ts'
 import { PAGE_SECURITY_HEADERS } from './core/pages.ts'
+import { cookieStore } from './core/session/stores/cookie.ts'
 import { redisStore } from './core/session/stores/redis.ts'
-import type { SessionStore } from './core/session/types.ts'
+import { redisReplayGuard, redisRevocationList } from './core/session/stores/redis-lists.ts'
 
 const PUBLIC_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../public')
 
@@ -41,7 +42,7 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
   }
   const config = parseConfig(env, { baseUrl: `http://localhost:${port}`, sessionStore: 'cookie' })
   const closers: Array<() => Promise<unknown>> = []
-  const store = options.deps?.store ?? nodeStore(config, closers, options.deps?.now)
+  const runtime = await nodeDeps(config, env, closers, options.deps?.now)
   const app = new Hono()
   app.route(
     '/',
@@ -53,8 +54,8 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
           return undefined
         }
       },
+      ...runtime,
       ...options.deps,
-      store,
     })
   )
   if (options.serveStatic !== false) {
@@ -84,26 +85,48 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
   }
 }
 
-function nodeStore(
+/**
+ * Runtime parts chosen by settings: Redis (for the `redis` store, or shared lists in `cookie` mode
+ * when BFF_REDIS_URL is set) or nothing, in which case the core builds its in-memory defaults.
+ */
+async function nodeDeps(
   config: Config,
+  env: Env,
   closers: Array<() => Promise<unknown>>,
   now?: () => number
-): SessionStore | undefined {
-  if (config.sessionStore === 'redis') {
-    const redis = new Redis(config.redisUrl, {
-      // Fail fast while Redis is away: requests answer 503 instead of queueing without bound.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      connectTimeout: 2000,
-    })
-    redis.on('error', () => {}) // reported through /bff/health and 503s; avoid an unhandled event
-    closers.push(() => redis.quit())
-    return redisStore(redis, { prefix: config.redisPrefix, now })
-  }
+): Promise<Pick<BffDeps, 'store' | 'replay'>> {
   if (config.sessionStore === 'durable-object') {
     throw new ConfigError(['BFF_SESSION_STORE "durable-object" works only on Cloudflare Workers'])
   }
-  return undefined
+  if (config.sessionStore !== 'redis' && !env.BFF_REDIS_URL) return {}
+  const redis = new Redis(config.redisUrl, {
+    // Fail fast while Redis is away: requests answer 503 instead of queueing without bound.
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 2000,
+  })
+  redis.on('error', () => {}) // reported through /bff/health and 503s; avoid an unhandled event
+  closers.push(() => redis.quit())
+  // Give the first connection a moment so the first requests do not fail; start anyway without it.
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, 2000)
+    redis.once('ready', () => {
+      clearTimeout(timer)
+      resolve()
+    })
+  })
+  const lists = { prefix: config.redisPrefix, now }
+  return {
+    replay: redisReplayGuard(redis, lists),
+    store:
+      config.sessionStore === 'redis'
+        ? redisStore(redis, lists)
+        : cookieStore({
+            now,
+            maxLifetimeSeconds: config.sessionLifetimeSeconds,
+            revocations: redisRevocationList(redis, lists),
+          }),
+  }
 }
 
 function listen(app: Hono, port: number, hostname: string): Promise<ServerType> {

@@ -11,6 +11,7 @@ export type BffErrorCode =
   | 'invalid_callback'
   | 'login_failed'
   | 'invalid_sid'
+  | 'invalid_logout_token'
   | 'invalid_path'
   | 'not_found'
   | 'upstream_unavailable'

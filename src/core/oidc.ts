@@ -3,6 +3,7 @@
  * protocol work and every check (PKCE, state, nonce, `iss`, ID token signature, `aud`, expiry).
  * openid-client errors are mapped to `BffError`s here and nowhere else.
  */
+import * as jose from 'jose'
 import * as client from 'openid-client'
 import type { Config } from './config.ts'
 import { BffError } from './errors.ts'
@@ -46,7 +47,26 @@ export interface OidcClient {
     idTokenHint?: string
     postLogoutRedirectUri: string
   }): Promise<URL | null>
+  /**
+   * Validates an OIDC Back-Channel Logout 1.0 logout token: signature against the IdP's JWKS,
+   * `iss`, `aud`, `iat` freshness, the logout event, `sid` and/or `sub`, no `nonce`, a `jti`.
+   * Throws `BffError` 400 `invalid_logout_token`. Replay of the `jti` is the caller's to check.
+   */
+  validateLogoutToken(token: string): Promise<LogoutToken>
 }
+
+export interface LogoutToken {
+  jti: string
+  sid?: string
+  sub?: string
+  /** Epoch seconds. */
+  iat: number
+}
+
+const BACKCHANNEL_LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout'
+/** A logout token older than this is refused; its jti is remembered at least this long. */
+export const LOGOUT_TOKEN_MAX_AGE_SECONDS = 300
+const CLOCK_TOLERANCE_SECONDS = 30
 
 export interface OidcDeps {
   /** Used for every call to the IdP; tests and runtimes may inject their own. */
@@ -88,6 +108,7 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
   const now = deps.now ?? Date.now
   const redirectUri = `${config.baseUrl}/bff/callback`
   let discovered: Promise<client.Configuration> | undefined
+  let jwks: ReturnType<typeof jose.createRemoteJWKSet> | undefined
 
   // Discovery is cached for the life of the process; a failure is not, so the next request retries.
   function configuration(): Promise<client.Configuration> {
@@ -213,7 +234,54 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
       if (idTokenHint) params.id_token_hint = idTokenHint
       return client.buildEndSessionUrl(oidc, params)
     },
+
+    async validateLogoutToken(token) {
+      const oidc = await configuration()
+      const server = oidc.serverMetadata()
+      if (!server.jwks_uri) throw invalidLogoutToken('the IdP publishes no jwks_uri')
+      // jose refetches the key set when it meets an unknown kid, so IdP key rotation just works.
+      jwks ??= jose.createRemoteJWKSet(new URL(server.jwks_uri), {
+        timeoutDuration: config.idpTimeoutSeconds * 1000,
+        ...(deps.fetch ? { [jose.customFetch]: deps.fetch } : {}),
+      })
+      const algorithms = (server.id_token_signing_alg_values_supported ?? ['RS256']).filter(
+        (alg) => alg !== 'none' && !alg.startsWith('HS')
+      )
+      let payload: jose.JWTPayload
+      try {
+        ;({ payload } = await jose.jwtVerify(token, jwks, {
+          issuer: server.issuer,
+          audience: config.clientId,
+          algorithms,
+          maxTokenAge: LOGOUT_TOKEN_MAX_AGE_SECONDS,
+          clockTolerance: CLOCK_TOLERANCE_SECONDS,
+          currentDate: new Date(now()),
+          requiredClaims: ['iat', 'jti'],
+        }))
+      } catch (err) {
+        throw invalidLogoutToken(err instanceof Error ? err.name : 'verification failed', err)
+      }
+      const events = payload.events as Record<string, unknown> | undefined
+      const event = events?.[BACKCHANNEL_LOGOUT_EVENT]
+      if (typeof event !== 'object' || event === null) {
+        throw invalidLogoutToken('no back-channel logout event')
+      }
+      if ('nonce' in payload) throw invalidLogoutToken('a logout token must not carry a nonce')
+      const sid = typeof payload.sid === 'string' && payload.sid ? payload.sid : undefined
+      const sub = typeof payload.sub === 'string' && payload.sub ? payload.sub : undefined
+      if (!sid && !sub) throw invalidLogoutToken('neither sid nor sub')
+      if (payload.iat! > now() / 1000 + CLOCK_TOLERANCE_SECONDS) {
+        throw invalidLogoutToken('iat in the future')
+      }
+      return { jti: String(payload.jti), sid, sub, iat: payload.iat! }
+    },
   }
+}
+
+function invalidLogoutToken(reason: string, cause?: unknown) {
+  return new BffError(400, 'invalid_logout_token', 'The logout token is invalid.', {
+    cause: cause ?? new Error(reason),
+  })
 }
 
 /** The user's claims for `/bff/user`: the ID token and userinfo claims minus protocol claims. */

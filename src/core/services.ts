@@ -6,6 +6,7 @@ import type { Context } from 'hono'
 import type { Config } from './config.ts'
 import type { Logger } from './log.ts'
 import type { OidcClient } from './oidc.ts'
+import type { ReplayGuard } from './replay.ts'
 import type { Sealer } from './session/seal.ts'
 import type { SessionManager } from './session/manager.ts'
 import type { TokenManager } from './tokens.ts'
@@ -15,6 +16,8 @@ export interface BffServices {
   oidc: OidcClient
   sessions: SessionManager
   tokens: TokenManager
+  /** One-time use of logout token `jti`s. */
+  replay: ReplayGuard
   sealer: Sealer
   log: Logger
   /** Epoch milliseconds. */

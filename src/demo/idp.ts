@@ -84,6 +84,11 @@ export interface Idp {
   clients: ClientMetadata[]
   /** Successful token endpoint grants since start or the last `resetCounters()`. */
   grants: { refresh: number; authorizationCode: number }
+  /**
+   * The IdP's private signing key (RS256 JWK). Tests use it to mint logout tokens that are valid
+   * in every respect but the one under test.
+   */
+  signingKey: JsonWebKey & { kid: string; alg: string }
   /** Back-channel logout deliveries (a failed one does not stop the IdP logout). */
   backchannel: { success: number; error: number }
   resetCounters(): void
@@ -202,11 +207,12 @@ export async function startIdp(options: IdpOptions = {}): Promise<Idp> {
   // a grant come with refresh tokens. Keyed by the interaction chain id, which survives the
   // login -> consent hop.
   const offlineRequested = new Set<string>()
+  const key = signingKey()
 
   const provider: OidcProvider = new Provider(issuer, {
     adapter: createMemoryAdapter(),
     clients,
-    jwks: { keys: [signingKey()] },
+    jwks: { keys: [key] },
     cookies: { keys: COOKIE_KEYS },
     // Fill what client metadata leaves out so a bare `{ client_id, client_secret, redirect_uris }`
     // client gets refresh tokens and, given a backchannel_logout_uri, a sid in its ID tokens.
@@ -304,6 +310,7 @@ export async function startIdp(options: IdpOptions = {}): Promise<Idp> {
     clients,
     grants,
     backchannel,
+    signingKey: key,
     resetCounters() {
       grants.refresh = grants.authorizationCode = 0
       backchannel.success = backchannel.error = 0

@@ -7,7 +7,7 @@ import type { Session } from './types.ts'
 export interface RevocationList {
   /** Revokes one session (logout) until `until` (epoch seconds). */
   revokeSession(id: string, until: number): Promise<void>
-  /** Revokes every session with this IdP session id (back-channel logout). */
+  /** Revokes every session with this IdP session id created up to now (back-channel logout). */
   revokeSid(sid: string, until: number): Promise<void>
   /** Revokes every session of this subject created up to now. */
   revokeSub(sub: string, until: number): Promise<void>
@@ -16,8 +16,8 @@ export interface RevocationList {
 
 export function memoryRevocationList(now: () => number = Date.now): RevocationList {
   const sessions = new Map<string, number>()
-  const sids = new Map<string, number>()
-  // sub -> [revoked at, keep until]: sessions created after the revocation are new logins and live.
+  // sid or sub -> [revoked at, keep until]: sessions created after the revocation are new logins.
+  const sids = new Map<string, [number, number]>()
   const subs = new Map<string, [number, number]>()
   let writes = 0
 
@@ -26,7 +26,7 @@ export function memoryRevocationList(now: () => number = Date.now): RevocationLi
     if (++writes % 256 !== 0) return
     const t = now() / 1000
     for (const [k, until] of sessions) if (until <= t) sessions.delete(k)
-    for (const [k, until] of sids) if (until <= t) sids.delete(k)
+    for (const [k, [, until]] of sids) if (until <= t) sids.delete(k)
     for (const [k, [, until]] of subs) if (until <= t) subs.delete(k)
   }
 
@@ -36,7 +36,7 @@ export function memoryRevocationList(now: () => number = Date.now): RevocationLi
       sweep()
     },
     async revokeSid(sid, until) {
-      sids.set(sid, Math.max(until, sids.get(sid) ?? 0))
+      sids.set(sid, [Math.floor(now() / 1000), Math.max(until, sids.get(sid)?.[1] ?? 0)])
       sweep()
     },
     async revokeSub(sub, until) {
@@ -44,10 +44,14 @@ export function memoryRevocationList(now: () => number = Date.now): RevocationLi
       sweep()
     },
     async isRevoked(session) {
-      if (sessions.has(session.id) || sids.has(session.sid)) return true
-      const sub = subs.get(session.sub)
+      if (sessions.has(session.id)) return true
       // "<=": a session created in the same second as the revocation is treated as revoked.
-      return sub !== undefined && session.createdAt <= sub[0]
+      const sid = sids.get(session.sid)
+      const sub = subs.get(session.sub)
+      return (
+        (sid !== undefined && session.createdAt <= sid[0]) ||
+        (sub !== undefined && session.createdAt <= sub[0])
+      )
     },
   }
 }

@@ -1,0 +1,55 @@
+/**
+ * `POST /bff/backchannel`: OpenID Connect Back-Channel Logout 1.0. The IdP posts a signed logout
+ * token; every session it names (by `sid`, else all of the `sub`'s) ends in every store. Anything
+ * invalid answers 400 and changes nothing.
+ */
+import { Hono } from 'hono'
+import { BffError } from '../errors.ts'
+import { subjectHash } from '../log.ts'
+import { LOGOUT_TOKEN_MAX_AGE_SECONDS } from '../oidc.ts'
+import type { BffServices } from '../services.ts'
+
+const MAX_BODY_BYTES = 64 * 1024
+
+export function backchannelRoute(s: BffServices) {
+  return new Hono().post('/bff/backchannel', async (c) => {
+    c.header('Cache-Control', 'no-store')
+    const type = c.req.header('content-type') ?? ''
+    if (!type.startsWith('application/x-www-form-urlencoded')) {
+      throw badRequest('The logout token must be posted as application/x-www-form-urlencoded.')
+    }
+    const body = await c.req.text()
+    if (body.length > MAX_BODY_BYTES) throw badRequest('The request body is too large.')
+    const token = new URLSearchParams(body).get('logout_token')
+    if (!token) throw badRequest('logout_token is missing.')
+
+    const claims = await s.oidc.validateLogoutToken(token)
+    const replayKey = `logout-jti:${claims.jti}`
+    // Remembered past the token's maximum age, after which the iat check refuses it anyway.
+    if (!(await s.replay.claim(replayKey, LOGOUT_TOKEN_MAX_AGE_SECONDS + 60))) {
+      throw new BffError(400, 'invalid_logout_token', 'The logout token was already used.')
+    }
+    let ended: number
+    try {
+      ended = claims.sid
+        ? await s.sessions.store.deleteBySid(claims.sid)
+        : await s.sessions.store.deleteBySub(claims.sub!)
+    } catch (err) {
+      // The IdP retries a failed delivery: the same token must then be accepted.
+      await s.replay.release(replayKey).catch(() => {})
+      throw new BffError(503, 'store_unavailable', 'The session store is unavailable.', {
+        cause: err,
+      })
+    }
+    s.log('info', 'logout.backchannel', {
+      by: claims.sid ? 'sid' : 'sub',
+      sub: claims.sub ? await subjectHash(claims.sub) : undefined,
+      sessions: ended,
+    })
+    return c.body(null, 200)
+  })
+}
+
+function badRequest(message: string) {
+  return new BffError(400, 'invalid_request', message)
+}

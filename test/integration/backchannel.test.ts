@@ -1,0 +1,167 @@
+/**
+ * OIDC Back-Channel Logout 1.0: real logout tokens from the IdP end sessions in every store; forged,
+ * replayed, expired, wrong-audience and nonce-carrying tokens are refused and change nothing.
+ */
+import { generateKeyPairSync, randomUUID } from 'node:crypto'
+import { SignJWT, importJWK, type JWTPayload } from 'jose'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { confirmIdpLogout } from '../helpers/idp-login.ts'
+import type { CookieJar } from '../helpers/http.ts'
+import { CSRF, startStack, type Stack, type StoreKind } from './harness.ts'
+
+const EVENT = 'http://schemas.openid.net/event/backchannel-logout'
+
+async function isLoggedIn(jar: CookieJar): Promise<boolean> {
+  const response = await jar.get('/bff/user', { headers: CSRF })
+  return response.status === 200
+}
+
+/** A logout token valid in every respect except what `claims`/`header` override (undefined removes). */
+async function mint(
+  stack: Stack,
+  claims: Record<string, unknown>,
+  options: { header?: Record<string, unknown>; key?: JsonWebKey } = {}
+): Promise<string> {
+  const now = Math.floor(Date.now() / 1000)
+  const payload: Record<string, unknown> = {
+    iss: stack.idp.issuer,
+    aud: 'bff',
+    iat: now,
+    exp: now + 120,
+    jti: randomUUID(),
+    events: { [EVENT]: {} },
+    ...claims,
+  }
+  for (const name of Object.keys(payload)) if (payload[name] === undefined) delete payload[name]
+  const key = await importJWK(options.key ?? stack.idp.signingKey, 'RS256')
+  return new SignJWT(payload as JWTPayload)
+    .setProtectedHeader({
+      alg: 'RS256',
+      kid: stack.idp.signingKey.kid,
+      typ: 'logout+jwt',
+      ...options.header,
+    })
+    .sign(key)
+}
+
+function post(stack: Stack, token: string, contentType = 'application/x-www-form-urlencoded') {
+  return fetch(`${stack.url}/bff/backchannel`, {
+    method: 'POST',
+    headers: { 'content-type': contentType },
+    body: new URLSearchParams({ logout_token: token }).toString(),
+  })
+}
+
+describe.each<StoreKind>(['cookie', 'memory', 'redis'])('with the %s store', (store) => {
+  let stack: Stack
+  beforeAll(async () => {
+    stack = await startStack({ store })
+  })
+  afterAll(() => stack.close())
+
+  it('ends the session when the user logs out at the IdP (a real logout token)', async () => {
+    const jar = stack.jar()
+    await stack.login(jar, { user: 'frank' })
+    const bystander = stack.jar()
+    await stack.login(bystander, { user: 'grace' })
+    stack.idp.resetCounters()
+    await confirmIdpLogout(jar, `${stack.idp.issuer}/session/end`)
+    expect(stack.idp.backchannel).toEqual({ success: 1, error: 0 })
+    expect(await isLoggedIn(jar)).toBe(false)
+    expect(await isLoggedIn(bystander)).toBe(true)
+  })
+
+  it('ends every session of a subject for a sub-only token, and nobody else', async () => {
+    const [a, b, other] = [stack.jar(), stack.jar(), stack.jar()]
+    await stack.login(a, { user: 'heidi' })
+    await stack.login(b, { user: 'heidi' })
+    await stack.login(other, { user: 'ivan' })
+    const response = await post(stack, await mint(stack, { sub: 'heidi' }))
+    expect(response.status).toBe(200)
+    expect(response.headers.get('cache-control')).toBe('no-store')
+    expect(await isLoggedIn(a)).toBe(false)
+    expect(await isLoggedIn(b)).toBe(false)
+    expect(await isLoggedIn(other)).toBe(true)
+  })
+})
+
+describe('refused logout tokens change nothing', () => {
+  let stack: Stack
+  let jar: CookieJar
+  let sid: string
+  beforeAll(async () => {
+    stack = await startStack({ store: 'memory' })
+    jar = stack.jar()
+    await stack.login(jar, { user: 'judy' })
+    sid = (await stack.sessionOf(jar))!.sid
+  })
+  afterAll(() => stack.close())
+
+  const now = () => Math.floor(Date.now() / 1000)
+  const otherKey = () =>
+    generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' })
+
+  const cases: Array<[string, () => Promise<string>]> = [
+    ['signed with another key (same kid)', () => mint(stack, { sid }, { key: otherKey() })],
+    [
+      'alg none',
+      async () =>
+        unsigned({
+          iss: stack.idp.issuer,
+          aud: 'bff',
+          iat: now(),
+          jti: randomUUID(),
+          sid,
+          events: { [EVENT]: {} },
+        }),
+    ],
+    ['from another issuer', () => mint(stack, { sid, iss: 'https://evil.example' })],
+    ['for another audience', () => mint(stack, { sid, aud: 'someone-else' })],
+    ['issued long ago', () => mint(stack, { sid, iat: now() - 3600, exp: now() + 60 })],
+    ['expired', () => mint(stack, { sid, iat: now() - 200, exp: now() - 100 })],
+    ['issued in the future', () => mint(stack, { sid, iat: now() + 600, exp: now() + 900 })],
+    ['carrying a nonce', () => mint(stack, { sid, nonce: 'n-0S6_WzA2Mj' })],
+    ['without the logout event', () => mint(stack, { sid, events: undefined })],
+    ['with another event', () => mint(stack, { sid, events: { 'https://example/other': {} } })],
+    ['without sid or sub', () => mint(stack, {})],
+    ['without jti', () => mint(stack, { sid, jti: undefined })],
+    ['that is not a JWT', async () => 'not.a.jwt'],
+  ]
+
+  it.each(cases)('refuses a token %s with 400', async (_name, make) => {
+    const response = await post(stack, await make())
+    expect(response.status).toBe(400)
+    expect(await response.json()).toMatchObject({ error: expect.any(String) })
+    expect(await isLoggedIn(jar)).toBe(true)
+  })
+
+  it('refuses a body that is not a form, and a missing token', async () => {
+    expect((await post(stack, await mint(stack, { sid }), 'application/json')).status).toBe(400)
+    const empty = await fetch(`${stack.url}/bff/backchannel`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: '',
+    })
+    expect(empty.status).toBe(400)
+    expect(await isLoggedIn(jar)).toBe(true)
+  })
+
+  it('accepts a valid token once and refuses its replay', async () => {
+    const victim = stack.jar()
+    await stack.login(victim, { user: 'ken' })
+    const token = await mint(stack, { sid: (await stack.sessionOf(victim))!.sid })
+    expect((await post(stack, token)).status).toBe(200)
+    expect(await isLoggedIn(victim)).toBe(false)
+
+    // The same user logs in again; replaying the old token must not end the new session.
+    await stack.login(victim, { user: 'ken' })
+    const replay = await post(stack, token)
+    expect(replay.status).toBe(400)
+    expect(await isLoggedIn(victim)).toBe(true)
+  })
+})
+
+function unsigned(payload: Record<string, unknown>): string {
+  const encode = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url')
+  return `${encode({ alg: 'none', typ: 'logout+jwt' })}.${encode(payload)}.`
+}
