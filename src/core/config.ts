@@ -33,6 +33,8 @@ export interface Config {
   refreshSkewSeconds: number
   /** Absolute session lifetime in seconds. */
   sessionLifetimeSeconds: number
+  /** A session unused for this many seconds ends (sliding). */
+  idleTimeoutSeconds: number
   /** How long one upstream API call may take before the BFF answers 504, in milliseconds. */
   upstreamTimeoutMs: number
   /** How long one call to the IdP may take, in seconds. */
@@ -143,6 +145,13 @@ export function parseConfig(env: Env, defaults: ConfigDefaults = {}): Config {
     bad,
     60
   )
+  const idleTimeoutSeconds = parseNumber(
+    get('BFF_IDLE_TIMEOUT'),
+    'BFF_IDLE_TIMEOUT',
+    30 * 60,
+    bad,
+    60
+  )
   const upstreamTimeoutMs =
     parseNumber(get('BFF_UPSTREAM_TIMEOUT'), 'BFF_UPSTREAM_TIMEOUT', 30, bad, 0.001) * 1000
   const idpTimeoutSeconds = parseNumber(get('BFF_IDP_TIMEOUT'), 'BFF_IDP_TIMEOUT', 10, bad, 1)
@@ -163,6 +172,7 @@ export function parseConfig(env: Env, defaults: ConfigDefaults = {}): Config {
     postLogoutRedirect,
     refreshSkewSeconds,
     sessionLifetimeSeconds,
+    idleTimeoutSeconds,
     upstreamTimeoutMs,
     idpTimeoutSeconds,
   })

@@ -14,6 +14,8 @@ export interface TokenSet {
   idToken?: string
   /** Epoch seconds. */
   accessTokenExpiresAt: number
+  /** Epoch seconds, when the IdP says (`refresh_expires_in`, a common extension). */
+  refreshTokenExpiresAt?: number
   /** ID token claims merged with userinfo claims; absent when the response had no ID token. */
   claims?: Record<string, unknown>
 }
@@ -190,6 +192,10 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
         refreshToken: tokens.refresh_token,
         idToken: tokens.id_token,
         accessTokenExpiresAt: expiresAt(tokens),
+        refreshTokenExpiresAt:
+          typeof tokens.refresh_expires_in === 'number' && tokens.refresh_expires_in > 0
+            ? Math.floor(now() / 1000) + tokens.refresh_expires_in
+            : undefined,
         claims,
       }
     },

@@ -2,9 +2,23 @@
  * Readable pages for browser navigations that end in an error (a bad callback, a refused login),
  * with headers that keep them from being framed, sniffed or used to leak the URL.
  */
+
+// The page's only style, inline so the page works wherever the BFF is mounted (no static files
+// needed). The CSP allows exactly this text by hash: no 'unsafe-inline', and no script at all.
+const PAGE_STYLE =
+  'body{font:16px/1.5 system-ui,sans-serif;color:#1f2933;background:#f3f5f8;margin:0}' +
+  'main{max-width:36rem;margin:4rem auto;padding:1.5rem 2rem;background:#fff;' +
+  'border:1px solid #e4e7eb;border-radius:10px}' +
+  'h1{font-size:1.4rem;margin:0 0 .75rem}p{margin:0 0 1rem}' +
+  '.actions{display:flex;flex-wrap:wrap;gap:.5rem}' +
+  '.actions a{padding:.5rem 1rem;border:1px solid #0b5fff;border-radius:6px;text-decoration:none}' +
+  '.actions a.primary{background:#0b5fff;color:#fff}.actions a.secondary{color:#0b5fff}' +
+  '.code{color:#61707f;font-size:.875rem;margin:1rem 0 0}'
+/** base64 SHA-256 of PAGE_STYLE; test/core/pages.test.ts keeps the two in step. */
+const PAGE_STYLE_HASH = 'sha256-LqMTyr5l9GIIl6aj3wTgcRsZvgEnhwdbo12ORqCY/wo='
+
 export const PAGE_SECURITY_HEADERS: Readonly<Record<string, string>> = {
-  'Content-Security-Policy':
-    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+  'Content-Security-Policy': `default-src 'none'; style-src '${PAGE_STYLE_HASH}'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'`,
   'X-Content-Type-Options': 'nosniff',
   'X-Frame-Options': 'DENY',
   'Referrer-Policy': 'no-referrer',
@@ -18,16 +32,13 @@ export function errorPage(title: string, message: string, status: number): strin
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${escapeHtml(title)}</title>
-<style>
-body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#1f2933}
-h1{font-size:1.4rem}p.code{color:#61707f;font-size:.9rem}a{color:#0b5fff}
-</style>
+<style>${PAGE_STYLE}</style>
 </head>
 <body>
 <main>
 <h1>${escapeHtml(title)}</h1>
 <p>${escapeHtml(message)}</p>
-<p><a href="/bff/login">Log in again</a> or <a href="/">go to the start page</a>.</p>
+<p class="actions"><a class="primary" href="/bff/login">Log in again</a> <a class="secondary" href="/">Go to the start page</a></p>
 <p class="code">Error ${status}</p>
 </main>
 </body>

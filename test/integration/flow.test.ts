@@ -56,7 +56,9 @@ describe.each<StoreKind>(['cookie', 'memory', 'redis'])('with the %s store', (st
     expect(user.claims.nonce).toBeUndefined()
     expect(user.claims.sid).toBeUndefined()
     expect(user.logoutUrl).toMatch(/^\/bff\/logout\?sid=/)
-    expect(user.expiresAt).toBeGreaterThan(Date.now() / 1000 + 11 * 3600)
+    // The idle timeout (30 min by default) slides with use, inside the 12 h absolute lifetime.
+    expect(user.expiresAt).toBeGreaterThan(Date.now() / 1000 + 29 * 60)
+    expect(user.expiresAt).toBeLessThanOrEqual(Date.now() / 1000 + 30 * 60 + 1)
     const session = (await stack.sessionOf(jar))!
     expect(userText).not.toContain(session.accessToken)
     expect(userText).not.toContain(session.refreshToken!)

@@ -63,6 +63,11 @@ export function callbackRoute(s: BffServices) {
 
     const claims = tokens.claims
     const nowSeconds = Math.floor(s.now() / 1000)
+    // Never longer than the refresh token allows, when the IdP says how long that is.
+    const absoluteExpiresAt = Math.min(
+      nowSeconds + s.config.sessionLifetimeSeconds,
+      tokens.refreshTokenExpiresAt ?? Infinity
+    )
     const session: Session = {
       id: randomId(),
       sid: typeof claims.sid === 'string' && claims.sid ? claims.sid : randomId(),
@@ -73,7 +78,8 @@ export function callbackRoute(s: BffServices) {
       refreshToken: tokens.refreshToken,
       accessTokenExpiresAt: tokens.accessTokenExpiresAt,
       createdAt: nowSeconds,
-      expiresAt: nowSeconds + s.config.sessionLifetimeSeconds,
+      expiresAt: Math.min(absoluteExpiresAt, nowSeconds + s.config.idleTimeoutSeconds),
+      absoluteExpiresAt,
       generation: 1,
     }
     // A login always starts a new session: an old one in this browser is ended, never reused.

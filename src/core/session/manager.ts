@@ -1,6 +1,8 @@
 /**
  * Binds sessions to requests: the cookie carries a sealed `SessionRef`, the store resolves it.
  * Routes ask this module for "the session of this request" and never touch cookies or stores.
+ * It also keeps sessions alive while used (the idle timeout slides, up to the absolute lifetime)
+ * and re-seals cookies made with a retired secret.
  */
 import type { Context } from 'hono'
 import { BffError } from '../errors.ts'
@@ -15,8 +17,11 @@ export interface SessionManager {
   load(c: Ctx): Promise<Session | null>
   /** Stores a new session and sets the cookie. */
   create(c: Ctx, session: Session): Promise<void>
-  /** Stores changed tokens; rewrites the cookie only when the cookie itself carries them. */
-  update(c: Ctx, session: Session): Promise<void>
+  /**
+   * Stores changed tokens or expiry; rewrites the cookie only when the cookie itself carries them.
+   * Returns false when the store dropped the write (the session ended or a newer one exists).
+   */
+  update(c: Ctx, session: Session): Promise<boolean>
   /** Deletes the session from the store and the cookie from the browser. */
   destroy(c: Ctx, session: Session | null): Promise<void>
 }
@@ -25,6 +30,8 @@ export interface SessionManagerOptions {
   store: SessionStore
   sealer: Sealer
   baseUrl: string
+  /** Sliding idle timeout in seconds. */
+  idleTimeoutSeconds: number
   /** Epoch milliseconds. */
   now?: () => number
 }
@@ -34,10 +41,12 @@ export type BffEnv = { Variables: { session: Session | null | undefined } }
 type Ctx = Context<BffEnv>
 
 export function createSessionManager(options: SessionManagerOptions): SessionManager {
-  const { store, sealer } = options
+  const { store, sealer, idleTimeoutSeconds } = options
   const now = options.now ?? Date.now
   const name = cookieNames(options.baseUrl).session
   const secure = isSecureOrigin(options.baseUrl)
+  // Sliding the expiry costs a store write (and a new cookie in cookie mode): at most once a minute.
+  const touchEverySeconds = Math.min(60, Math.ceil(idleTimeoutSeconds / 10))
 
   async function writeCookie(c: Ctx, session: Session, ref: SessionRef) {
     const ttl = session.expiresAt - Math.floor(now() / 1000)
@@ -45,16 +54,45 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     writeChunkedCookie(c, name, sealed, { secure, sameSite: 'Strict', maxAge: ttl })
   }
 
+  function clearCookie(c: Ctx) {
+    deleteChunkedCookie(c, name, { secure, sameSite: 'Strict' })
+  }
+
+  async function update(c: Ctx, session: Session, rewriteCookie = false): Promise<boolean> {
+    const ref = await reach(store.update ? store.update(session) : store.set(session))
+    if (!ref) return false
+    if (rewriteCookie || 'session' in ref) await writeCookie(c, session, ref)
+    c.set('session', session)
+    return true
+  }
+
   return {
     store,
+    update: (c, session) => update(c, session),
 
     async load(c) {
       const memo = c.get('session')
       if (memo !== undefined) return memo
       const sealed = readChunkedCookie(c, name)
       const ref = sealed ? await sealer.unseal<SessionRef>(sealed) : null
-      const session = ref ? await reach(store.get(ref)) : null
+      let session = ref ? await reach(store.get(ref)) : null
       c.set('session', session)
+      if (!session) {
+        // A cookie that leads nowhere (ended, expired, forged) is removed from the browser.
+        if (sealed) clearCookie(c)
+        return null
+      }
+      const absolute = session.absoluteExpiresAt ?? session.expiresAt
+      const slid = Math.min(absolute, Math.floor(now() / 1000) + idleTimeoutSeconds)
+      const stale = await sealer.isStale(sealed!)
+      if (slid - session.expiresAt >= touchEverySeconds || stale) {
+        session = { ...session, expiresAt: Math.max(slid, session.expiresAt) }
+        if (!(await update(c, session, stale))) {
+          c.set('session', null)
+          clearCookie(c)
+          return null
+        }
+      }
       return session
     },
 
@@ -64,15 +102,9 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       c.set('session', session)
     },
 
-    async update(c, session) {
-      const ref = await reach(store.set(session))
-      if ('session' in ref) await writeCookie(c, session, ref)
-      c.set('session', session)
-    },
-
     async destroy(c, session) {
       if (session) await reach(store.delete(session))
-      deleteChunkedCookie(c, name, { secure, sameSite: 'Strict' })
+      clearCookie(c)
       c.set('session', null)
     },
   }

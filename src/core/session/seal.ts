@@ -9,6 +9,8 @@ export interface Sealer {
   seal(data: object, ttlSeconds: number): Promise<string>
   /** The data, or null when the seal is malformed, forged, expired or from an unknown secret. */
   unseal<T>(sealed: string): Promise<T | null>
+  /** True when `sealed` was made with an older secret and should be sealed again with the first. */
+  isStale(sealed: string): Promise<boolean>
 }
 
 export function createSealer(secrets: readonly string[]): Sealer {
@@ -34,14 +36,19 @@ export function createSealer(secrets: readonly string[]): Sealer {
         return null
       }
     },
+    async isStale(sealed) {
+      const { currentId } = await passwords
+      // iron's format: Fe26.2*<password id>*…
+      return sealed.split('*')[1] !== currentId
+    },
   }
 }
 
 async function passwordMap(secrets: readonly string[]) {
   const all: Record<string, string> = {}
   for (const secret of secrets) all[await passwordId(secret)] = secret
-  const current = { [await passwordId(secrets[0]!)]: secrets[0]! }
-  return { current, all }
+  const currentId = await passwordId(secrets[0]!)
+  return { current: { [currentId]: secrets[0]! }, currentId, all }
 }
 
 /** A short numeric id from the secret's SHA-256, so seals name their key without revealing it. */

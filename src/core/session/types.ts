@@ -19,8 +19,13 @@ export interface Session {
   accessTokenExpiresAt: number
   /** When the session was created, in epoch seconds. */
   createdAt: number
-  /** When the session ends no matter what, in epoch seconds. */
+  /**
+   * When the session ends unless it is used again, in epoch seconds: slides with activity (the idle
+   * timeout) but never past `absoluteExpiresAt`. Stores expire sessions at this time.
+   */
   expiresAt: number
+  /** When the session ends no matter what, in epoch seconds; absent means `expiresAt`. */
+  absoluteExpiresAt?: number
   /** Incremented on every token change, so a stale write can be recognised. */
   generation: number
 }
@@ -40,6 +45,11 @@ export interface SessionStore {
   readonly kind: string
   /** Saves the session until `session.expiresAt` and returns what the cookie must carry. */
   set(session: Session): Promise<SessionRef>
+  /**
+   * Rewrites an existing session (new tokens, a slid expiry) only if it still exists and the stored
+   * generation is not newer; answers null when the write was dropped. Stores without it get `set`.
+   */
+  update?(session: Session): Promise<SessionRef | null>
   /** The live session a cookie refers to, or null when it is unknown, deleted or expired. */
   get(ref: SessionRef): Promise<Session | null>
   /** Ends one session; later `get`s of any ref to it answer null. */

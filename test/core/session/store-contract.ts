@@ -247,6 +247,37 @@ export function testStore(name: string, makeStore: () => Promise<StoreUnderTest>
       expect(await store.get(ref)).toEqual(session)
     })
 
+    // Never-backwards writes: `update` must not restore older tokens nor revive an ended session.
+    it('update rewrites a live session with the same or a newer generation', async () => {
+      if (!store.update) return
+      const session = makeSession({ generation: 3 })
+      await store.set(session)
+      const touched = { ...session, expiresAt: session.expiresAt + 60 }
+      const ref = await store.update(touched)
+      expect(ref).not.toBeNull()
+      expect(await store.get(ref!)).toEqual(touched)
+      const newer = { ...touched, accessToken: 'newer', generation: 4 }
+      expect(await store.get((await store.update(newer))!)).toEqual(newer)
+    })
+
+    it('update drops a write older than the stored generation', async () => {
+      if (!store.update || store.kind === 'cookie') return // a cookie holds one generation only
+      const session = makeSession({ generation: 1 })
+      const ref = await store.set(session)
+      await store.update({ ...session, accessToken: 'fresh', generation: 2 })
+      expect(await store.update({ ...session, accessToken: 'stale', generation: 1 })).toBeNull()
+      expect((await store.get(ref))!.accessToken).toBe('fresh')
+    })
+
+    it('update never revives a deleted session', async () => {
+      if (!store.update) return
+      const session = makeSession()
+      const ref = await store.set(session)
+      await store.delete(session)
+      expect(await store.update({ ...session, generation: session.generation + 1 })).toBeNull()
+      expect(await store.get(ref)).toBeNull()
+    })
+
     it('ping resolves when the store is reachable', async () => {
       await expect(store.ping()).resolves.toBeUndefined()
     })

@@ -127,7 +127,8 @@ describe('redis', () => {
       const expected = session.expiresAt * 1000 - Date.now()
       const ttl = await pttl(`session:${session.id}`)
       expect(ttl).toBeGreaterThan(expected - 5_000)
-      expect(ttl).toBeLessThanOrEqual(expected + 1)
+      // A few ms of slack: PX is rounded up, and Redis and this process read their clocks apart.
+      expect(ttl).toBeLessThanOrEqual(expected + 20)
     })
 
     it('expires index sets no sooner than their longest-lived member', async () => {

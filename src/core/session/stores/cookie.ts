@@ -25,6 +25,11 @@ export function cookieStore(options: CookieStoreOptions = {}): SessionStore {
     async set(session) {
       return { session: structuredClone(session) }
     },
+    // The cookie is the store: an update is a new cookie, unless the session was revoked meanwhile.
+    async update(session) {
+      if (await revocations.isRevoked(session)) return null
+      return { session: structuredClone(session) }
+    },
     async get(ref) {
       if (!('session' in ref)) return null
       const { session } = ref

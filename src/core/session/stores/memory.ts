@@ -96,7 +96,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): SessionStore {
     return count
   }
 
-  return {
+  const store: SessionStore = {
     kind: 'memory',
 
     async set(session) {
@@ -116,6 +116,13 @@ export function memoryStore(options: MemoryStoreOptions = {}): SessionStore {
       index(bySid, copy.sid, copy.id)
       index(bySub, copy.sub, copy.id)
       return { id: copy.id }
+    },
+
+    async update(session) {
+      // Only over a live session of the same or an older generation: never backwards, never revived.
+      const stored = sessions.get(session.id)
+      if (!stored || isExpired(stored, now()) || stored.generation > session.generation) return null
+      return store.set(session)
     },
 
     async get(ref: SessionRef) {
@@ -144,4 +151,5 @@ export function memoryStore(options: MemoryStoreOptions = {}): SessionStore {
 
     async ping() {},
   }
+  return store
 }

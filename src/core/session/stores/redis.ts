@@ -29,14 +29,23 @@ const PING_TIMEOUT_MS = 1000
  * in advance: the store needs a single Redis node (or a primary with replicas), not Redis Cluster.
  */
 
-// KEYS: session, sid index, sub index. ARGV: json, ttl ms, id, P.
+// KEYS: session, sid index, sub index. ARGV: json, ttl ms, id, P, mode, generation.
 // Writes the session and indexes it in one step, so deleteBySid/deleteBySub never miss a session
 // that get can see. An overwrite that changes sid or sub leaves its old index sets; a new session
 // prunes members of its indexes that have expired, so a returning user's sets do not grow forever.
+// Mode 'update' writes only over a live session of the same or an older generation: a slow write
+// can neither restore older tokens nor revive a session that was logged out. Returns 1 if written.
 const SET_SESSION = `
 local px = tonumber(ARGV[2])
 local id, p = ARGV[3], ARGV[4]
 local old = redis.call('GET', KEYS[1])
+if ARGV[5] == 'update' then
+  if not old then return 0 end
+  local ok, prev = pcall(cjson.decode, old)
+  if ok and type(prev) == 'table' and tonumber(prev.generation or 0) > tonumber(ARGV[6]) then
+    return 0
+  end
+end
 if old then
   local ok, prev = pcall(cjson.decode, old)
   if ok and type(prev) == 'table' then
@@ -140,23 +149,36 @@ export function redisStore(redis: Redis, options: RedisStoreOptions = {}): Sessi
     return scripts.bffSessionDeleteByIndex(key, scriptPrefix, field, value, other)
   }
 
+  async function write(session: Session, mode: 'create' | 'update'): Promise<boolean> {
+    const ttl = Math.ceil(session.expiresAt * 1000 - now())
+    const keys = [sessionKey(session.id), sidKey(session.sid), subKey(session.sub)] as const
+    // PX must be positive; an already-expired session is removed rather than written.
+    if (ttl <= 0) {
+      await scripts.bffSessionDelete(...keys, session.id, scriptPrefix)
+      return false
+    }
+    const written = await scripts.bffSessionSet(
+      ...keys,
+      JSON.stringify(session),
+      String(ttl),
+      session.id,
+      scriptPrefix,
+      mode,
+      String(session.generation)
+    )
+    return written === 1
+  }
+
   return {
     kind: 'redis',
 
     async set(session) {
-      const ttl = Math.ceil(session.expiresAt * 1000 - now())
-      const keys = [sessionKey(session.id), sidKey(session.sid), subKey(session.sub)] as const
-      // PX must be positive; an already-expired session is removed rather than written.
-      if (ttl <= 0) await scripts.bffSessionDelete(...keys, session.id, scriptPrefix)
-      else
-        await scripts.bffSessionSet(
-          ...keys,
-          JSON.stringify(session),
-          String(ttl),
-          session.id,
-          scriptPrefix
-        )
+      await write(session, 'create')
       return { id: session.id }
+    },
+
+    async update(session) {
+      return (await write(session, 'update')) ? { id: session.id } : null
     },
 
     async get(ref: SessionRef) {
