@@ -8,6 +8,7 @@ import { BffError } from './core/errors.ts'
 import { errorReason, jsonLogger, type Logger } from './core/log.ts'
 import { createOidcClient } from './core/oidc.ts'
 import { errorPage, PAGE_SECURITY_HEADERS } from './core/pages.ts'
+import { adminRoute } from './core/routes/admin.ts'
 import { apiProxy } from './core/routes/api.ts'
 import { backchannelRoute } from './core/routes/backchannel.ts'
 import { callbackRoute } from './core/routes/callback.ts'
@@ -61,7 +62,13 @@ export function createBff(config: Config, deps: BffDeps = {}): Hono<BffEnv> {
     sealer,
     log,
     now,
-    sessions: createSessionManager({ store, sealer, baseUrl: config.baseUrl, now }),
+    sessions: createSessionManager({
+      store,
+      sealer,
+      baseUrl: config.baseUrl,
+      idleTimeoutSeconds: config.idleTimeoutSeconds,
+      now,
+    }),
     tokens: createTokenManager({ oidc, store, skewSeconds: config.refreshSkewSeconds, now }),
     replay: deps.replay ?? memoryReplayGuard(now),
     upstreamFetch: deps.upstreamFetch ?? ((input, init) => fetch(input, init)),
@@ -80,6 +87,7 @@ export function createBff(config: Config, deps: BffDeps = {}): Hono<BffEnv> {
   app.route('/', logoutRoute(services))
   app.route('/', healthRoute(services))
   app.route('/', backchannelRoute(services))
+  app.route('/', adminRoute(services))
   app.all('/bff/*', () => {
     throw new BffError(404, 'not_found', 'No such BFF endpoint.')
   })

@@ -120,7 +120,7 @@ async function nodeDeps(
     replay: redisReplayGuard(redis, lists),
     store:
       config.sessionStore === 'redis'
-        ? redisStore(redis, lists)
+        ? redisStore(redis, { ...lists, refreshLockMs: (config.idpTimeoutSeconds + 5) * 1000 })
         : cookieStore({
             now,
             maxLifetimeSeconds: config.sessionLifetimeSeconds,

@@ -39,6 +39,8 @@ export interface Config {
   upstreamTimeoutMs: number
   /** How long one call to the IdP may take, in seconds. */
   idpTimeoutSeconds: number
+  /** Bearer token of the admin API; the API is off when absent. */
+  adminToken?: string
 }
 
 /** Raw settings as a runtime hands them over: env vars or Workers bindings. */
@@ -156,6 +158,11 @@ export function parseConfig(env: Env, defaults: ConfigDefaults = {}): Config {
     parseNumber(get('BFF_UPSTREAM_TIMEOUT'), 'BFF_UPSTREAM_TIMEOUT', 30, bad, 0.001) * 1000
   const idpTimeoutSeconds = parseNumber(get('BFF_IDP_TIMEOUT'), 'BFF_IDP_TIMEOUT', 10, bad, 1)
 
+  const adminToken = get('BFF_ADMIN_TOKEN')
+  if (adminToken !== undefined && adminToken.length < MIN_SECRET_LENGTH) {
+    bad('BFF_ADMIN_TOKEN', `must be at least ${MIN_SECRET_LENGTH} characters when set`)
+  }
+
   if (problems.length > 0) throw new ConfigError(problems)
 
   return Object.freeze({
@@ -175,6 +182,7 @@ export function parseConfig(env: Env, defaults: ConfigDefaults = {}): Config {
     idleTimeoutSeconds,
     upstreamTimeoutMs,
     idpTimeoutSeconds,
+    adminToken,
   })
 }
 

@@ -14,6 +14,7 @@ export type BffErrorCode =
   | 'invalid_logout_token'
   | 'invalid_path'
   | 'not_found'
+  | 'not_supported'
   | 'upstream_unavailable'
   | 'upstream_timeout'
   | 'idp_unavailable'

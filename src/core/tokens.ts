@@ -52,7 +52,13 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
 
   async function refresh(session: Session, refreshToken: string): Promise<Session> {
     const refreshed = options.store?.refreshOnce
-      ? await options.store.refreshOnce(session, grant)
+      ? await options.store.refreshOnce(session, grant).catch((err) => {
+          if (err instanceof BffError) throw err
+          // The coordination failed (store down, lock wait too long), not the IdP: retry later.
+          throw new BffError(503, 'store_unavailable', 'The session store is unavailable.', {
+            cause: err,
+          })
+        })
       : await grant(session)
     remember(refreshToken, refreshed)
     return refreshed

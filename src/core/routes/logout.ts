@@ -7,7 +7,7 @@
 import { Hono, type Context } from 'hono'
 import { BffError } from '../errors.ts'
 import { errorReason, subjectHash } from '../log.ts'
-import { csrfGuard } from '../security.ts'
+import { constantTimeEqual, csrfGuard } from '../security.ts'
 import type { BffEnv } from '../session/manager.ts'
 import type { Session } from '../session/types.ts'
 import type { BffServices } from '../services.ts'
@@ -42,25 +42,10 @@ export function logoutRoute(s: BffServices) {
   return new Hono<BffEnv>()
     .get('/bff/logout', async (c) => {
       const session = await s.sessions.load(c)
-      if (session && !(await sameValue(c.req.query('sid') ?? '', session.sid))) {
+      if (session && !(await constantTimeEqual(c.req.query('sid') ?? '', session.sid))) {
         throw new BffError(400, 'invalid_sid', 'This logout link does not belong to your session.')
       }
       return logout(c, session)
     })
     .post('/bff/logout', csrfGuard(), async (c) => logout(c, await s.sessions.load(c)))
-}
-
-/** Constant-time string comparison through HMAC, which runs the same on every runtime. */
-async function sameValue(a: string, b: string): Promise<boolean> {
-  const key = await crypto.subtle.generateKey({ name: 'HMAC', hash: 'SHA-256' }, false, ['sign'])
-  const enc = new TextEncoder()
-  const [ha, hb] = await Promise.all([
-    crypto.subtle.sign('HMAC', key, enc.encode(a)),
-    crypto.subtle.sign('HMAC', key, enc.encode(b)),
-  ])
-  const x = new Uint8Array(ha)
-  const y = new Uint8Array(hb)
-  let diff = 0
-  for (let i = 0; i < x.length; i++) diff |= x[i]! ^ y[i]!
-  return diff === 0
 }

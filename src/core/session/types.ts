@@ -58,6 +58,8 @@ export interface SessionStore {
   deleteBySid(sid: string): Promise<number>
   /** Ends every session of this subject; returns how many it knew of. */
   deleteBySub(sub: string): Promise<number>
+  /** Optional: the live sessions of a subject, for the admin API. A cookie store cannot list. */
+  listBySub?(sub: string): Promise<Session[]>
   /** Throws when the store cannot be reached; used by `/bff/health`. */
   ping(): Promise<void>
   /**

@@ -149,6 +149,15 @@ export function memoryStore(options: MemoryStoreOptions = {}): SessionStore {
       return deleteByIndex(bySub, sub)
     },
 
+    async listBySub(sub) {
+      const at = now()
+      const ids = [...(bySub.get(sub) ?? [])]
+      return ids
+        .map((id) => sessions.get(id))
+        .filter((s): s is Session => s !== undefined && !isExpired(s, at))
+        .map((s) => structuredClone(s))
+    },
+
     async ping() {},
   }
   return store

@@ -1,0 +1,119 @@
+/**
+ * Several BFF instances behind one origin (a round-robin balancer), sharing Redis, with the real
+ * IdP: for cluster-wide refresh, restarts and secret rotation. Node-only by nature.
+ */
+import { Redis } from 'ioredis'
+import { randomBytes } from 'node:crypto'
+import { DEMO_BFF_CLIENT, bffClientMetadata, startIdp, type Idp } from '../../src/demo/idp.ts'
+import type { Env } from '../../src/core/config.ts'
+import { startNode, type NodeServer } from '../../src/node.ts'
+import { startBalancer, type Balancer } from '../helpers/balancer.ts'
+import { createCookieJar, redirectLocation, type CookieJar } from '../helpers/http.ts'
+import { loginAtIdp } from '../helpers/idp-login.ts'
+import { freePort, startRecordingUpstream, type RecordingUpstream } from '../helpers/upstream.ts'
+
+export interface Cluster {
+  /** The one public origin (the balancer). */
+  url: string
+  idp: Idp
+  upstream: RecordingUpstream
+  redis: Redis
+  redisPrefix: string
+  /** The first session secret the instances started with. */
+  secret: string
+  instances: NodeServer[]
+  advance(seconds: number): void
+  jar(): CookieJar
+  login(jar: CookieJar, user?: string): Promise<void>
+  /** Stops instance `index` and starts it again, optionally with other settings. */
+  restart(index: number, env?: Env): Promise<void>
+  close(): Promise<void>
+}
+
+export async function startCluster(
+  options: { instances?: number; env?: Env } = {}
+): Promise<Cluster> {
+  const lbPort = await freePort()
+  const url = `http://127.0.0.1:${lbPort}`
+  const idp = await startIdp({
+    accessTokenTtl: 60,
+    clients: [bffClientMetadata({ redirectUris: [`${url}/bff/callback`] })],
+  })
+  const upstream = await startRecordingUpstream()
+  const redis = new Redis('redis://127.0.0.1:6379', { lazyConnect: true })
+  await redis.connect()
+  const redisPrefix = `bff-test-${randomBytes(6).toString('hex')}:`
+  let offsetMs = 0
+  const now = () => Date.now() + offsetMs
+  const baseEnv: Env = {
+    BFF_ISSUER: idp.issuer,
+    BFF_CLIENT_ID: DEMO_BFF_CLIENT.clientId,
+    BFF_CLIENT_SECRET: DEMO_BFF_CLIENT.clientSecret,
+    BFF_BASE_URL: url,
+    BFF_SESSION_SECRET: randomBytes(32).toString('base64url'),
+    BFF_SESSION_STORE: 'redis',
+    BFF_REDIS_PREFIX: redisPrefix,
+    BFF_API: `/api/=${upstream.url}/`,
+    ...options.env,
+  }
+  const envs: Env[] = []
+  const start = (env: Env) =>
+    startNode({ ...env, PORT: '0' }, { serveStatic: false, deps: { now, log: () => {} } })
+  const instances: NodeServer[] = []
+  for (let i = 0; i < (options.instances ?? 2); i++) {
+    envs.push(baseEnv)
+    instances.push(await start(baseEnv))
+  }
+  const balancer: Balancer = await startBalancer(
+    lbPort,
+    instances.map((instance) => instance.url)
+  )
+
+  return {
+    url,
+    idp,
+    upstream,
+    redis,
+    redisPrefix,
+    secret: baseEnv.BFF_SESSION_SECRET!,
+    instances,
+    advance(seconds) {
+      offsetMs += seconds * 1000
+    },
+    jar: () => createCookieJar({ baseUrl: url }),
+    async login(jar, user = 'alice') {
+      const start = await jar.get('/bff/login?returnTo=/')
+      const atIdp = await loginAtIdp(jar, redirectLocation(start)!, {
+        login: user,
+        password: 'pass',
+      })
+      const done = await jar.follow(atIdp)
+      if (done.status !== 302) throw new Error(`callback answered ${done.status}`)
+    },
+    async restart(index, env = {}) {
+      await instances[index]!.close()
+      envs[index] = { ...envs[index], ...env }
+      instances[index] = await start(envs[index]!)
+      balancer.setTarget(index, instances[index]!.url)
+    },
+    async close() {
+      await balancer.close()
+      for (const instance of instances) await instance.close()
+      await upstream.close()
+      await idp.stop()
+      let cursor = '0'
+      do {
+        const [nextCursor, keys] = await redis.scan(
+          cursor,
+          'MATCH',
+          `${redisPrefix}*`,
+          'COUNT',
+          500
+        )
+        cursor = nextCursor
+        if (keys.length) await redis.del(...keys)
+      } while (cursor !== '0')
+      await redis.quit()
+    },
+  }
+}
