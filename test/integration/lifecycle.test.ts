@@ -1,0 +1,129 @@
+/**
+ * Session timeouts (sliding idle, absolute lifetime) in every store, and the admin API.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { CookieJar } from '../helpers/http.ts'
+import { CSRF, startStack, type Stack, type StoreKind } from './harness.ts'
+
+async function status(jar: CookieJar, path = '/bff/user'): Promise<number> {
+  return (await jar.get(path, { headers: CSRF })).status
+}
+
+describe.each<StoreKind>(['cookie', 'memory', 'redis'])('timeouts with the %s store', (store) => {
+  let stack: Stack
+  beforeAll(async () => {
+    stack = await startStack({
+      store,
+      accessTokenTtl: 3600,
+      env: { BFF_IDLE_TIMEOUT: '600', BFF_SESSION_LIFETIME: '1800' },
+    })
+  })
+  afterAll(() => stack.close())
+
+  it('slides the idle timeout with use and ends an idle session with 401', async () => {
+    const jar = stack.jar()
+    await stack.login(jar)
+    const first = await (await jar.get('/bff/user', { headers: CSRF })).json()
+    stack.advance(400)
+    expect(await status(jar)).toBe(200) // used within 10 minutes: the expiry moves on
+    const second = await (await jar.get('/bff/user', { headers: CSRF })).json()
+    expect(second.expiresAt).toBeGreaterThanOrEqual(first.expiresAt + 400)
+    stack.advance(400)
+    expect(await status(jar, '/api/still-here')).toBe(200) // 800 s after login, 400 s idle
+    stack.advance(601)
+    const idle = await jar.get('/api/too-late', { headers: CSRF })
+    expect(idle.status).toBe(401)
+    // The dead cookie is removed from the browser, and the session is gone server-side.
+    expect(jar.lastSetCookies.some((line) => /^bff=;.*Max-Age=0/.test(line))).toBe(true)
+    expect(await status(jar)).toBe(401)
+  })
+
+  it('ends an active session at the absolute lifetime', async () => {
+    const jar = stack.jar()
+    await stack.login(jar)
+    // Right after login the session expires after the idle timeout (600 s) unless used.
+    const loggedInAt =
+      (await (await jar.get('/bff/user', { headers: CSRF })).json()).expiresAt - 600
+    for (let elapsed = 0; elapsed < 1800 - 300; elapsed += 300) {
+      stack.advance(300)
+      expect(await status(jar)).toBe(200)
+    }
+    const user = await (await jar.get('/bff/user', { headers: CSRF })).json()
+    expect(user.expiresAt).toBe(loggedInAt + 1800) // the slide stops at the absolute lifetime
+    stack.advance(301)
+    expect(await status(jar)).toBe(401)
+    expect(await status(jar, '/api/x')).toBe(401)
+  })
+})
+
+describe('admin API', () => {
+  const token = 'admin-'.repeat(8)
+  let stack: Stack
+  beforeAll(async () => {
+    stack = await startStack({ store: 'memory', env: { BFF_ADMIN_TOKEN: token } })
+  })
+  afterAll(() => stack.close())
+
+  const admin = (path: string, init: RequestInit = {}, bearer = token) =>
+    fetch(`${stack.url}${path}`, { ...init, headers: { authorization: `Bearer ${bearer}` } })
+
+  it('refuses requests without the right bearer token', async () => {
+    for (const bearer of ['', 'wrong', token.slice(0, -1), `${token}x`]) {
+      const response = await admin('/bff/admin/sessions?sub=x', {}, bearer)
+      expect(response.status).toBe(401)
+      expect(response.headers.get('www-authenticate')).toMatch(/^Bearer/)
+    }
+    const none = await fetch(`${stack.url}/bff/admin/sessions?sub=x`)
+    expect(none.status).toBe(401)
+  })
+
+  it("lists a user's sessions without tokens, revokes one, then all", async () => {
+    const [a, b, other] = [stack.jar(), stack.jar(), stack.jar()]
+    await stack.login(a, { user: 'leo' })
+    await stack.login(b, { user: 'leo' })
+    await stack.login(other, { user: 'mia' })
+
+    const listed = await admin('/bff/admin/sessions?sub=leo')
+    expect(listed.status).toBe(200)
+    const text = await listed.text()
+    const { sessions } = JSON.parse(text)
+    expect(sessions).toHaveLength(2)
+    const sessionA = (await stack.sessionOf(a))!
+    expect(text).not.toContain(sessionA.accessToken)
+    expect(text).not.toContain(sessionA.id)
+    expect(sessions.map((s: { sid: string }) => s.sid)).toContain(sessionA.sid)
+
+    // A sid of another user ends nothing.
+    const wrongPair = await admin(`/bff/admin/sessions?sub=mia&sid=${sessionA.sid}`, {
+      method: 'DELETE',
+    })
+    expect(await wrongPair.json()).toEqual({ ended: 0 })
+    expect(await status(a)).toBe(200)
+
+    const one = await admin(`/bff/admin/sessions?sub=leo&sid=${sessionA.sid}`, { method: 'DELETE' })
+    expect(await one.json()).toEqual({ ended: 1 })
+    expect(await status(a)).toBe(401)
+    expect(await status(b)).toBe(200)
+
+    const all = await admin('/bff/admin/sessions?sub=leo', { method: 'DELETE' })
+    expect(await all.json()).toEqual({ ended: 1 })
+    expect(await status(b)).toBe(401)
+    expect(await status(other)).toBe(200)
+  })
+
+  it('needs a sub', async () => {
+    expect((await admin('/bff/admin/sessions')).status).toBe(400)
+  })
+
+  it('is absent when BFF_ADMIN_TOKEN is not set', async () => {
+    const plain = await startStack()
+    try {
+      const response = await fetch(`${plain.url}/bff/admin/sessions?sub=x`, {
+        headers: { authorization: `Bearer ${token}` },
+      })
+      expect(response.status).toBe(404)
+    } finally {
+      await plain.close()
+    }
+  })
+})
