@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { createSealer } from '../../src/core/session/seal.ts'
 import type { Session } from '../../src/core/session/types.ts'
 import type { CookieJar } from '../helpers/http.ts'
+import { confirmIdpLogout } from '../helpers/idp-login.ts'
 import { startCluster, type Cluster } from './cluster.ts'
 
 const CSRF = { 'x-csrf': '1' }
@@ -158,5 +159,46 @@ describe('refresh token rotation and reuse', () => {
     expect(await response.json()).toMatchObject({ error: 'session_expired' })
     expect((await jar.get('/bff/user', { headers: CSRF })).status).toBe(401)
     expect(await cluster.redis.exists(`${cluster.redisPrefix}session:${before.id}`)).toBe(0)
+  })
+})
+
+describe('cookie mode across instances, with a shared revocation list in Redis', () => {
+  async function statusOnEach(c: Cluster, cookie: string): Promise<number[]> {
+    return Promise.all(
+      c.instances.map(async (instance) => {
+        const response = await fetch(`${instance.url}/bff/user`, { headers: { ...CSRF, cookie } })
+        return response.status
+      })
+    )
+  }
+
+  it('a back-channel logout received by one instance ends the session on all', async () => {
+    cluster = await startCluster({
+      env: { BFF_SESSION_STORE: 'cookie', BFF_REDIS_URL: 'redis://127.0.0.1:6379' },
+    })
+    const jar = cluster.jar()
+    await cluster.login(jar)
+    const cookie = cookieHeader(cluster, jar)
+    expect(await statusOnEach(cluster, cookie)).toEqual([200, 200])
+    cluster.idp.resetCounters()
+    await confirmIdpLogout(jar, `${cluster.idp.issuer}/session/end`)
+    expect(cluster.idp.backchannel).toEqual({ success: 1, error: 0 })
+    expect(await statusOnEach(cluster, cookie)).toEqual([401, 401])
+  })
+
+  it('a copied cookie is refused by every instance once its session logged out', async () => {
+    cluster = await startCluster({
+      env: { BFF_SESSION_STORE: 'cookie', BFF_REDIS_URL: 'redis://127.0.0.1:6379' },
+    })
+    const jar = cluster.jar()
+    await cluster.login(jar)
+    const copied = cookieHeader(cluster, jar)
+    const logout = await fetch(`${cluster.instances[0]!.url}/bff/logout`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { ...CSRF, cookie: copied },
+    })
+    expect(logout.status).toBe(302)
+    expect(await statusOnEach(cluster, copied)).toEqual([401, 401])
   })
 })
