@@ -1,0 +1,61 @@
+/**
+ * What a person does in the demo SPA and on the IdP's pages, as Playwright steps. Tests read as the
+ * user's story; the selectors live here once.
+ */
+import type { Page } from '@playwright/test'
+import { expect } from './fixtures.ts'
+import type { Stack } from './stack.ts'
+
+/** Opens the SPA and waits until it has settled on "logged in" or "not logged in". */
+export async function openApp(page: Page, path = '/'): Promise<'logged-in' | 'logged-out'> {
+  await page.goto(path)
+  const status = page.getByRole('status')
+  // A logged-out visit first goes to the IdP with prompt=none and comes back.
+  await expect(status).toHaveText(/Logged in as|not logged in|session has/, { timeout: 10_000 })
+  return (await status.textContent())?.startsWith('Logged in') ? 'logged-in' : 'logged-out'
+}
+
+/** Full interactive login through the IdP's login and consent pages. */
+export async function logIn(page: Page, stack: Stack, user: string): Promise<void> {
+  expect(await openApp(page)).toBe('logged-out')
+  await page.getByRole('button', { name: /^Log in/ }).click()
+  await signInAtIdp(page, stack, user)
+  await expect(page.getByRole('status')).toHaveText(/^Logged in as /)
+}
+
+/** On the IdP's login page: credentials, then consent if asked; ends back on the SPA. */
+export async function signInAtIdp(page: Page, stack: Stack, user: string): Promise<void> {
+  await page.waitForURL(`${stack.idp.issuer}/interaction/**`)
+  await page.getByLabel('Login', { exact: true }).fill(user)
+  await page.getByLabel('Password', { exact: true }).fill('pass')
+  await page.getByRole('button', { name: 'Sign in' }).click()
+  // A first login asks for consent; a later one with the grant in place goes straight back.
+  const allow = page.getByRole('button', { name: 'Allow' })
+  const spaStatus = page.getByRole('status')
+  await expect(allow.or(spaStatus)).toBeVisible()
+  if (await allow.isVisible()) await allow.click()
+  await page.waitForURL(`${stack.url}/**`)
+}
+
+export interface ApiAnswer {
+  status: number
+  body: Record<string, unknown>
+}
+
+/** Clicks "Call the API" and returns what the SPA showed. */
+export async function callApi(page: Page): Promise<ApiAnswer> {
+  const answer = page.waitForResponse((res) => new URL(res.url()).pathname === '/api/hello')
+  await page.getByRole('button', { name: 'Call the API' }).click()
+  const status = (await answer).status()
+  await expect(page.locator('#api-status')).toHaveText(String(status))
+  const body = JSON.parse((await page.getByLabel('API response body').textContent()) ?? 'null')
+  return { status, body }
+}
+
+/** Clicks "Log out" and confirms at the IdP; ends on the post-logout page. */
+export async function logOut(page: Page, stack: Stack): Promise<void> {
+  await page.getByRole('button', { name: 'Log out' }).click()
+  await page.waitForURL(`${stack.endSessionEndpoint}**`)
+  await page.getByRole('button', { name: 'Yes, sign me out' }).click()
+  await expect(page.getByRole('heading', { name: 'You are logged out' })).toBeVisible()
+}

@@ -1,0 +1,194 @@
+/**
+ * The system under test for the browser suite: the real IdP (oidc-provider) and the demo API on
+ * loopback in this process, and the BFF on the target runtime chosen by the Playwright project
+ * (`E2E_TARGETS`). Only `startBff` differs per target; everything the tests look at (the IdP's
+ * counters, the tokens it issued) lives here in Node whatever runs the BFF.
+ */
+import { randomBytes } from 'node:crypto'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Env } from '../src/core/config.ts'
+import { startDemoApi } from '../src/demo/api.ts'
+import { apiClientMetadata, bffClientMetadata, startIdp, type Idp } from '../src/demo/idp.ts'
+
+export type Target = 'node' | 'workerd'
+export const TARGETS: readonly Target[] = ['node', 'workerd']
+
+/** Access tokens live this long, so a test can wait one out. */
+export const ACCESS_TOKEN_TTL = 3
+/** The BFF refreshes this long before expiry: short enough that a token is used for a while first. */
+export const REFRESH_SKEW = 1
+export const POST_LOGOUT_PATH = '/logged-out.html'
+
+export interface Stack {
+  target: Target
+  /** The BFF's origin as the browser sees it, e.g. `http://localhost:41234`. */
+  url: string
+  idp: Idp
+  /** The IdP's end-session endpoint, where RP-initiated logout lands with an `id_token_hint`. */
+  endSessionEndpoint: string
+  /** Every token the IdP handed to the BFF, so tests can look for them where they must not be. */
+  tokens: TokenLedger
+  /** The BFF's log lines (JSON), newest last. */
+  logs: string[]
+  close(): Promise<void>
+}
+
+export interface IssuedTokens {
+  accessToken?: string
+  refreshToken?: string
+  idToken?: string
+  grantType: string
+  /** Epoch seconds at which the access token expires. */
+  accessTokenExpiresAt: number
+}
+
+export interface TokenLedger {
+  issued: IssuedTokens[]
+  /** Every token string issued so far, with its kind. */
+  all(): Array<{ kind: 'access_token' | 'refresh_token' | 'id_token'; value: string }>
+  last(): IssuedTokens | undefined
+}
+
+interface BffHandle {
+  url: string
+  logs: string[]
+  close(): Promise<void>
+}
+
+/** Starts one BFF on `target` from `BFF_*` settings (`PORT`, `HOST` say where it listens). */
+async function startBff(target: Target, env: Env): Promise<BffHandle> {
+  if (target === 'node') {
+    const { startNode } = await import('../src/node.ts')
+    const logs: string[] = []
+    const server = await startNode(env, {
+      deps: {
+        log: (level, event, fields) => {
+          logs.push(JSON.stringify({ level, event, ...fields }))
+          if (logs.length > 2000) logs.splice(0, 1000)
+        },
+      },
+    })
+    return { url: env.BFF_BASE_URL!, logs, close: () => server.close() }
+  }
+  // workerd: the Worker bundle under Miniflare (test/worker/workerd.ts), serving public/ as static
+  // assets, joins here once the Workers target has landed.
+  throw new Error(`E2E target "${target}" is not available yet: only "node" runs today`)
+}
+
+export async function startStack(target: Target): Promise<Stack> {
+  const port = await freePort()
+  // localhost, not 127.0.0.1 like the IdP: the BFF and the IdP are then different sites, as in
+  // production, so the SameSite attributes of both sides' cookies are really exercised.
+  const baseUrl = `http://localhost:${port}`
+  const clientSecret = randomBytes(24).toString('base64url')
+  const apiSecret = randomBytes(24).toString('base64url')
+  const started: Array<{ close(): Promise<void> }> = []
+  const closeAll = async () => {
+    for (const part of started.reverse()) await part.close().catch(() => {})
+  }
+
+  try {
+    const idp = await startIdp({
+      accessTokenTtl: ACCESS_TOKEN_TTL,
+      clients: [
+        bffClientMetadata({
+          redirectUris: [`${baseUrl}/bff/callback`],
+          postLogoutRedirectUris: [`${baseUrl}/`, `${baseUrl}${POST_LOGOUT_PATH}`],
+          clientId: 'bff-e2e',
+          clientSecret,
+        }),
+        apiClientMetadata('demo-api', apiSecret),
+      ],
+    })
+    started.push({ close: () => idp.stop() })
+    const tokens = tokenLedger(idp)
+    const discovery = await fetch(`${idp.issuer}/.well-known/openid-configuration`)
+    const { end_session_endpoint: endSessionEndpoint } = (await discovery.json()) as {
+      end_session_endpoint: string
+    }
+
+    const api = await startDemoApi({
+      issuer: idp.issuer,
+      clientId: 'demo-api',
+      clientSecret: apiSecret,
+    })
+    started.push({ close: () => api.stop() })
+
+    const bff = await startBff(target, {
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      BFF_ISSUER: idp.issuer,
+      BFF_CLIENT_ID: 'bff-e2e',
+      BFF_CLIENT_SECRET: clientSecret,
+      BFF_BASE_URL: baseUrl,
+      BFF_SESSION_SECRET: randomBytes(32).toString('base64url'),
+      BFF_API: `/api/=${api.url}/`,
+      BFF_REFRESH_SKEW: String(REFRESH_SKEW),
+      BFF_POST_LOGOUT_REDIRECT: POST_LOGOUT_PATH,
+      ...(process.env.E2E_STORE ? { BFF_SESSION_STORE: process.env.E2E_STORE } : {}),
+    })
+    started.push(bff)
+
+    return {
+      target,
+      url: bff.url,
+      idp,
+      endSessionEndpoint,
+      tokens,
+      logs: bff.logs,
+      close: closeAll,
+    }
+  } catch (error) {
+    await closeAll()
+    throw error
+  }
+}
+
+/** Reads the token endpoint's answers as they leave the IdP; no introspection, no BFF internals. */
+function tokenLedger(idp: Idp): TokenLedger {
+  const issued: IssuedTokens[] = []
+  idp.provider.on('grant.success', (ctx: TokenEndpointContext) => {
+    const body = ctx.body ?? {}
+    issued.push({
+      accessToken: body.access_token,
+      refreshToken: body.refresh_token,
+      idToken: body.id_token,
+      grantType: String(ctx.oidc.params.grant_type),
+      accessTokenExpiresAt: Math.floor(Date.now() / 1000) + (body.expires_in ?? 0),
+    })
+  })
+  return {
+    issued,
+    all() {
+      return issued.flatMap((entry) =>
+        (
+          [
+            ['access_token', entry.accessToken],
+            ['refresh_token', entry.refreshToken],
+            ['id_token', entry.idToken],
+          ] as const
+        ).flatMap(([kind, value]) => (value ? [{ kind, value }] : []))
+      )
+    },
+    last: () => issued.at(-1),
+  }
+}
+
+interface TokenEndpointContext {
+  body?: {
+    access_token?: string
+    refresh_token?: string
+    id_token?: string
+    expires_in?: number
+  }
+  oidc: { params: Record<string, unknown> }
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
