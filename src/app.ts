@@ -56,6 +56,7 @@ export function createBff(config: Config, deps: BffDeps = {}): Hono<BffEnv> {
   const store = deps.store ?? defaultStore(config, now)
   const sealer = createSealer(config.sessionSecrets)
   const oidc = createOidcClient(config, { fetch: deps.fetch, now })
+  const tokens = createTokenManager({ oidc, store, skewSeconds: config.refreshSkewSeconds, now })
   const services: BffServices = {
     config,
     oidc,
@@ -67,9 +68,10 @@ export function createBff(config: Config, deps: BffDeps = {}): Hono<BffEnv> {
       sealer,
       baseUrl: config.baseUrl,
       idleTimeoutSeconds: config.idleTimeoutSeconds,
+      newest: tokens.newest,
       now,
     }),
-    tokens: createTokenManager({ oidc, store, skewSeconds: config.refreshSkewSeconds, now }),
+    tokens,
     replay: deps.replay ?? memoryReplayGuard(now),
     upstreamFetch: deps.upstreamFetch ?? ((input, init) => fetch(input, init)),
     clientIp: deps.clientIp ?? (() => undefined),

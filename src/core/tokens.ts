@@ -1,7 +1,14 @@
 /**
- * "Give me a fresh access token for this session." Refreshes shortly before expiry, and makes
- * concurrent requests of one session share a single refresh grant (single-flight): with rotating
- * refresh tokens a second, parallel grant would present an already-spent token and end the session.
+ * "Give me a fresh access token for this session." Refreshes shortly before expiry and never logs a
+ * user out by accident:
+ * - single-flight: concurrent requests of one session share one refresh grant, since with rotating
+ *   refresh tokens a second, parallel grant would present a spent token and end the session;
+ * - grace window: for a while after a refresh, a request still holding the older generation (a
+ *   parallel tab, a slow request, an older cookie) gets the new tokens instead of spending the old
+ *   refresh token again;
+ * - failure policy: only `invalid_grant` ends the session; transient failures are retried with
+ *   bounded backoff, then the still-valid access token is used, else 503 `idp_unavailable` with
+ *   the session kept for the next call.
  */
 import { BffError } from './errors.ts'
 import type { OidcClient } from './oidc.ts'
@@ -16,6 +23,8 @@ export type TokenResult =
 export interface TokenManager {
   /** A session whose access token is valid for at least the skew, refreshing it if needed. */
   freshSession(session: Session): Promise<TokenResult>
+  /** The newest generation of this session this instance knows of (within the grace window). */
+  newest(session: Session): Session
 }
 
 export interface TokenManagerOptions {
@@ -25,32 +34,82 @@ export interface TokenManagerOptions {
   skewSeconds: number
   /** Epoch milliseconds. */
   now?: () => number
-  /** How long a refresh result is reused for requests still carrying the old refresh token. */
+  /** How long a refresh result is handed to requests still holding the older generation. */
   graceSeconds?: number
+  /** Delays before each retry of a transiently failed refresh, in milliseconds. */
+  retryDelaysMs?: readonly number[]
+  /** After a refresh failed transiently, how long to not try again for that session. */
+  failureBackoffSeconds?: number
 }
 
-interface Refreshed {
+interface Remembered {
   session: Session
   until: number
 }
+
+/** IdP failures worth retrying: the IdP may answer the same request a moment later. */
+const TRANSIENT = new Set(['idp_unavailable', 'idp_timeout'])
 
 export function createTokenManager(options: TokenManagerOptions): TokenManager {
   const { oidc, skewSeconds } = options
   const now = options.now ?? Date.now
   const graceMs = (options.graceSeconds ?? 30) * 1000
-  // Keyed by the refresh token being spent: every caller holding it joins the same grant.
+  const retryDelaysMs = options.retryDelaysMs ?? [100, 400]
+  const backoffMs = (options.failureBackoffSeconds ?? 5) * 1000
+  // Keyed by session id and generation: every caller holding that generation joins one grant.
   const inFlight = new Map<string, Promise<Session>>()
-  // After a rotation, a request that read the session (or cookie) before the write still holds the
-  // old refresh token; it gets the new tokens instead of spending the old one a second time.
-  const recent = new Map<string, Refreshed>()
+  // Session id -> its newest refreshed generation. Insertion order is expiry order (one TTL), so
+  // expired entries are always at the front and are dropped as new ones arrive.
+  const recent = new Map<string, Remembered>()
+  // Session id -> until when refreshing is paused after a transient failure.
+  const failing = new Map<string, { error: BffError; until: number }>()
 
-  function remember(oldRefreshToken: string, session: Session) {
-    const t = now()
-    for (const [key, entry] of recent) if (entry.until <= t) recent.delete(key)
-    recent.set(oldRefreshToken, { session, until: t + graceMs })
+  function prune(map: Map<string, { until: number }>, t: number) {
+    for (const [key, entry] of map) {
+      if (entry.until > t) break
+      map.delete(key)
+    }
   }
 
-  async function refresh(session: Session, refreshToken: string): Promise<Session> {
+  function remember(session: Session) {
+    const t = now()
+    prune(recent, t)
+    recent.delete(session.id)
+    recent.set(session.id, { session, until: t + graceMs })
+  }
+
+  function newest(session: Session): Session {
+    const known = recent.get(session.id)
+    return known && known.until > now() && known.session.generation > session.generation
+      ? known.session
+      : session
+  }
+
+  /** One refresh grant at the IdP, retried on transient failures; the caller ensures it is the only one. */
+  async function grant(session: Session): Promise<Session> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const tokens = await oidc.refresh(session.refreshToken!, session.sub)
+        return {
+          ...session,
+          accessToken: tokens.accessToken,
+          refreshToken: tokens.refreshToken,
+          idToken: tokens.idToken ?? session.idToken,
+          accessTokenExpiresAt: tokens.accessTokenExpiresAt,
+          claims: tokens.claims
+            ? { ...session.claims, ...userClaims(tokens.claims) }
+            : session.claims,
+          generation: session.generation + 1,
+        }
+      } catch (err) {
+        const delay = retryDelaysMs[attempt]
+        if (delay === undefined || !(err instanceof BffError) || !TRANSIENT.has(err.code)) throw err
+        await new Promise((resolve) => setTimeout(resolve, delay))
+      }
+    }
+  }
+
+  async function refresh(session: Session): Promise<Session> {
     const refreshed = options.store?.refreshOnce
       ? await options.store.refreshOnce(session, grant).catch((err) => {
           if (err instanceof BffError) throw err
@@ -60,44 +119,41 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
           })
         })
       : await grant(session)
-    remember(refreshToken, refreshed)
-    return refreshed
-  }
-
-  /** One refresh grant at the IdP; the caller makes sure it is the only one. */
-  async function grant(session: Session): Promise<Session> {
-    const tokens = await oidc.refresh(session.refreshToken!, session.sub)
-    const refreshed: Session = {
-      ...session,
-      accessToken: tokens.accessToken,
-      refreshToken: tokens.refreshToken,
-      idToken: tokens.idToken ?? session.idToken,
-      accessTokenExpiresAt: tokens.accessTokenExpiresAt,
-      claims: tokens.claims ? { ...session.claims, ...userClaims(tokens.claims) } : session.claims,
-      generation: session.generation + 1,
-    }
+    remember(refreshed)
     return refreshed
   }
 
   return {
-    async freshSession(session) {
-      const nowSeconds = now() / 1000
-      if (session.accessTokenExpiresAt - skewSeconds > nowSeconds) return { kind: 'fresh', session }
-      const refreshToken = session.refreshToken
-      if (!refreshToken) {
-        return {
-          kind: 'error',
-          error: new BffError(401, 'session_expired', 'The access token expired; log in again.'),
-        }
+    newest,
+
+    async freshSession(current) {
+      const t = now()
+      const session = newest(current)
+      const expiresInSeconds = session.accessTokenExpiresAt - t / 1000
+      const usable = expiresInSeconds > 0
+      if (expiresInSeconds > skewSeconds) {
+        return session === current ? { kind: 'fresh', session } : { kind: 'refreshed', session }
       }
-      const cached = recent.get(refreshToken)
-      if (cached && cached.until > now() && cached.session.generation > session.generation) {
-        return { kind: 'refreshed', session: cached.session }
+      if (!session.refreshToken) {
+        if (usable) return { kind: 'fresh', session }
+        const error = new BffError(
+          401,
+          'session_expired',
+          'The access token expired; log in again.'
+        )
+        return { kind: 'error', error }
       }
-      let pending = inFlight.get(refreshToken)
+
+      prune(failing, t)
+      const paused = failing.get(session.id)
+      if (paused)
+        return usable ? { kind: 'fresh', session } : { kind: 'error', error: paused.error }
+
+      const key = `${session.id}:${session.generation}`
+      let pending = inFlight.get(key)
       if (!pending) {
-        pending = refresh(session, refreshToken).finally(() => inFlight.delete(refreshToken))
-        inFlight.set(refreshToken, pending)
+        pending = refresh(session).finally(() => inFlight.delete(key))
+        inFlight.set(key, pending)
       }
       try {
         return { kind: 'refreshed', session: await pending }
@@ -106,7 +162,12 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
           err instanceof BffError
             ? err
             : new BffError(502, 'idp_error', 'Refreshing the access token failed.', { cause: err })
-        return { kind: 'error', error }
+        if (error.code === 'session_expired') return { kind: 'error', error }
+        // Anything else leaves the session as it is: pause refreshing it briefly, and keep serving
+        // with the current access token while it is still valid.
+        failing.delete(session.id)
+        failing.set(session.id, { error, until: now() + backoffMs })
+        return usable ? { kind: 'fresh', session } : { kind: 'error', error }
       }
     },
   }

@@ -32,6 +32,11 @@ export interface SessionManagerOptions {
   baseUrl: string
   /** Sliding idle timeout in seconds. */
   idleTimeoutSeconds: number
+  /**
+   * The newest generation of a session this instance knows of. A request carrying an older one (a
+   * parallel tab's older cookie) is answered with, and re-sealed to, the newer tokens.
+   */
+  newest?: (session: Session) => Session
   /** Epoch milliseconds. */
   now?: () => number
 }
@@ -82,10 +87,12 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
         if (sealed) clearCookie(c)
         return null
       }
+      const stored = session
+      session = options.newest?.(session) ?? session
       const absolute = session.absoluteExpiresAt ?? session.expiresAt
       const slid = Math.min(absolute, Math.floor(now() / 1000) + idleTimeoutSeconds)
       const stale = await sealer.isStale(sealed!)
-      if (slid - session.expiresAt >= touchEverySeconds || stale) {
+      if (slid - session.expiresAt >= touchEverySeconds || stale || session !== stored) {
         session = { ...session, expiresAt: Math.max(slid, session.expiresAt) }
         if (!(await update(c, session, stale))) {
           c.set('session', null)
