@@ -16,7 +16,11 @@ import { ConfigError, parseConfig, type Config, type Env } from './core/config.t
 import { PAGE_SECURITY_HEADERS } from './core/pages.ts'
 import { cookieStore } from './core/session/stores/cookie.ts'
 import { redisStore } from './core/session/stores/redis.ts'
-import { redisReplayGuard, redisRevocationList } from './core/session/stores/redis-lists.ts'
+import {
+  redisRefreshCoordinator,
+  redisReplayGuard,
+  redisRevocationList,
+} from './core/session/stores/redis-lists.ts'
 
 const PUBLIC_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../public')
 
@@ -116,15 +120,18 @@ async function nodeDeps(
     })
   })
   const lists = { prefix: config.redisPrefix, now }
+  // The lock must outlast one IdP call with its retries.
+  const lockMs = (config.idpTimeoutSeconds * 3 + 5) * 1000
   return {
     replay: redisReplayGuard(redis, lists),
     store:
       config.sessionStore === 'redis'
-        ? redisStore(redis, { ...lists, refreshLockMs: (config.idpTimeoutSeconds + 5) * 1000 })
+        ? redisStore(redis, { ...lists, refreshLockMs: lockMs })
         : cookieStore({
             now,
             maxLifetimeSeconds: config.sessionLifetimeSeconds,
             revocations: redisRevocationList(redis, lists),
+            refreshOnce: redisRefreshCoordinator(redis, { prefix: config.redisPrefix, lockMs }),
           }),
   }
 }

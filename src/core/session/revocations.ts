@@ -1,6 +1,8 @@
 /**
- * In `cookie` mode no server holds the session, so "delete" means "remember that it is dead until
- * its cookie would have expired anyway". Every request's session is checked against this list.
+ * In `cookie` mode no server holds the session, so the server remembers two things about sessions
+ * it does not hold: which are dead ("delete" means "remember that it is dead until its cookie would
+ * have expired anyway"), and each session's newest generation, so a slow response can never write
+ * an older cookie over a newer one.
  */
 import type { Session } from './types.ts'
 
@@ -12,6 +14,13 @@ export interface RevocationList {
   /** Revokes every session of this subject created up to now. */
   revokeSub(sub: string, until: number): Promise<void>
   isRevoked(session: Session): Promise<boolean>
+  /**
+   * Optional generation ledger: records that `generation` of session `id` exists, until `until`
+   * (epoch seconds). Without it, a stale cookie write cannot be told from a fresh one.
+   */
+  recordGeneration?(id: string, generation: number, until: number): Promise<void>
+  /** The newest generation recorded for session `id`, or 0. */
+  latestGeneration?(id: string): Promise<number>
 }
 
 export function memoryRevocationList(now: () => number = Date.now): RevocationList {
@@ -19,6 +28,8 @@ export function memoryRevocationList(now: () => number = Date.now): RevocationLi
   // sid or sub -> [revoked at, keep until]: sessions created after the revocation are new logins.
   const sids = new Map<string, [number, number]>()
   const subs = new Map<string, [number, number]>()
+  // id -> [generation, keep until]
+  const generations = new Map<string, [number, number]>()
   let writes = 0
 
   function sweep() {
@@ -28,6 +39,7 @@ export function memoryRevocationList(now: () => number = Date.now): RevocationLi
     for (const [k, until] of sessions) if (until <= t) sessions.delete(k)
     for (const [k, [, until]] of sids) if (until <= t) sids.delete(k)
     for (const [k, [, until]] of subs) if (until <= t) subs.delete(k)
+    for (const [k, [, until]] of generations) if (until <= t) generations.delete(k)
   }
 
   return {
@@ -42,6 +54,13 @@ export function memoryRevocationList(now: () => number = Date.now): RevocationLi
     async revokeSub(sub, until) {
       subs.set(sub, [Math.floor(now() / 1000), Math.max(until, subs.get(sub)?.[1] ?? 0)])
       sweep()
+    },
+    async recordGeneration(id, generation, until) {
+      if ((generations.get(id)?.[0] ?? 0) < generation) generations.set(id, [generation, until])
+      sweep()
+    },
+    async latestGeneration(id) {
+      return generations.get(id)?.[0] ?? 0
     },
     async isRevoked(session) {
       if (sessions.has(session.id)) return true

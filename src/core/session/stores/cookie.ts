@@ -8,6 +8,8 @@ import type { SessionStore } from '../types.ts'
 
 export interface CookieStoreOptions {
   revocations?: RevocationList
+  /** Cluster-wide refresh coordination, e.g. `redisRefreshCoordinator`; per process without it. */
+  refreshOnce?: SessionStore['refreshOnce']
   /** Longest session lifetime in seconds: how long a sid or sub revocation must be remembered. */
   maxLifetimeSeconds?: number
   /** Epoch milliseconds. */
@@ -25,9 +27,16 @@ export function cookieStore(options: CookieStoreOptions = {}): SessionStore {
     async set(session) {
       return { session: structuredClone(session) }
     },
-    // The cookie is the store: an update is a new cookie, unless the session was revoked meanwhile.
+    // The cookie is the store: an update is a new cookie, unless the session was revoked meanwhile
+    // or a newer generation was already handed out (a slow response must not undo a refresh).
     async update(session) {
       if (await revocations.isRevoked(session)) return null
+      const latest = (await revocations.latestGeneration?.(session.id)) ?? 0
+      if (latest > session.generation) return null
+      if (latest < session.generation) {
+        const until = session.absoluteExpiresAt ?? session.expiresAt
+        await revocations.recordGeneration?.(session.id, session.generation, until)
+      }
       return { session: structuredClone(session) }
     },
     async get(ref) {
@@ -50,5 +59,6 @@ export function cookieStore(options: CookieStoreOptions = {}): SessionStore {
       return 0
     },
     async ping() {},
+    ...(options.refreshOnce ? { refreshOnce: options.refreshOnce } : {}),
   }
 }

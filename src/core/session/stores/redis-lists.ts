@@ -1,10 +1,13 @@
 /**
- * The Redis-backed lists a cluster shares besides sessions: the revocation list `cookie` mode needs
- * (no server holds those sessions) and the replay guard for logout tokens. Every key expires.
+ * What a cluster shares in Redis besides the sessions themselves: the revocation list and
+ * generation ledger `cookie` mode needs (no server holds those sessions), the replay guard for
+ * logout tokens, and the refresh coordinator that makes one instance refresh a session while the
+ * others wait for its result. Every key expires.
  */
 import type { Redis } from 'ioredis'
 import type { ReplayGuard } from '../../replay.ts'
 import type { RevocationList } from '../revocations.ts'
+import type { Session } from '../types.ts'
 
 export interface RedisListOptions {
   /** Key prefix, e.g. `bff:`. */
@@ -12,6 +15,14 @@ export interface RedisListOptions {
   /** Epoch milliseconds. */
   now?: () => number
 }
+
+// KEYS: generation key. ARGV: generation, ttl ms. Only ever raises the stored generation.
+const RAISE_GENERATION = `
+if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+return 1
+`
 
 export function redisRevocationList(redis: Redis, options: RedisListOptions = {}): RevocationList {
   const prefix = `${options.prefix ?? 'bff:'}revoked:`
@@ -28,6 +39,18 @@ export function redisRevocationList(redis: Redis, options: RedisListOptions = {}
     },
     async revokeSub(sub, until) {
       await redis.set(`${prefix}sub:${sub}`, String(Math.floor(now() / 1000)), 'PX', ttlMs(until))
+    },
+    async recordGeneration(id, generation, until) {
+      await redis.eval(
+        RAISE_GENERATION,
+        1,
+        `${prefix}gen:${id}`,
+        String(generation),
+        String(ttlMs(until))
+      )
+    },
+    async latestGeneration(id) {
+      return Number((await redis.get(`${prefix}gen:${id}`)) ?? 0)
     },
     async isRevoked(session) {
       const [id, sid, sub] = await redis.mget(
@@ -54,5 +77,74 @@ export function redisReplayGuard(redis: Redis, options: RedisListOptions = {}): 
     async release(key) {
       await redis.del(`${prefix}${key}`)
     },
+  }
+}
+
+// KEYS: lock. ARGV: holder token. Releases the lock only if this holder still owns it.
+const RELEASE_LOCK = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`
+/** How long a refresh result stays readable for instances that waited or hold an older cookie. */
+const REFRESH_RESULT_MS = 30_000
+const LOCK_POLL_MS = 25
+
+export interface RefreshCoordinatorOptions {
+  prefix?: string
+  /**
+   * How long one instance may hold a session's refresh lock, in milliseconds; longer than an IdP
+   * call with its retries may take. If the holder dies, another instance takes over once it expires.
+   * @default 15000
+   */
+  lockMs?: number
+  /** A newer generation of the session already stored elsewhere, if the store can tell. */
+  newer?: (session: Session) => Promise<Session | null>
+  /** Persists the refreshed session before other instances are told about it. */
+  store?: (session: Session) => Promise<void>
+}
+
+/**
+ * One refresh per session generation across the cluster: a lock with expiry picks the instance that
+ * calls the IdP; it publishes the new tokens for 30 s under the old generation, and the others wait
+ * for them instead of spending the same refresh token. A lock whose holder died expires and is
+ * taken over; a request waits at most twice the lock time.
+ */
+export function redisRefreshCoordinator(redis: Redis, options: RefreshCoordinatorOptions = {}) {
+  const prefix = options.prefix ?? 'bff:'
+  const lockMs = options.lockMs ?? 15_000
+  const lockKey = (session: Session) => `${prefix}lock:${session.id}`
+  const resultKey = (session: Session) => `${prefix}refreshed:${session.id}:${session.generation}`
+
+  async function refreshedBy(session: Session): Promise<Session | null> {
+    const cached = await redis.get(resultKey(session))
+    if (cached) return JSON.parse(cached) as Session
+    return (await options.newer?.(session)) ?? null
+  }
+
+  return async function refreshOnce(
+    session: Session,
+    refresh: (session: Session) => Promise<Session>
+  ): Promise<Session> {
+    const holder = crypto.randomUUID()
+    // Real time, not an injectable clock: this bounds how long a request may wait.
+    const giveUpAt = Date.now() + 2 * lockMs
+    for (;;) {
+      const done = await refreshedBy(session)
+      if (done) return done
+      if ((await redis.set(lockKey(session), holder, 'PX', lockMs, 'NX')) === 'OK') {
+        try {
+          const raced = await refreshedBy(session)
+          if (raced) return raced
+          const refreshed = await refresh(session)
+          await options.store?.(refreshed)
+          await redis.set(resultKey(session), JSON.stringify(refreshed), 'PX', REFRESH_RESULT_MS)
+          return refreshed
+        } finally {
+          await redis.eval(RELEASE_LOCK, 1, lockKey(session), holder).catch(() => {})
+        }
+      }
+      if (Date.now() > giveUpAt) throw new Error('timed out waiting for the refresh lock')
+      await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS))
+    }
   }
 }

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis'
 import type { Session, SessionRef, SessionStore } from '../types.ts'
+import { redisRefreshCoordinator } from './redis-lists.ts'
 
 export interface RedisStoreOptions {
   /**
@@ -115,23 +116,12 @@ redis.call('DEL', KEYS[1])
 return count
 `
 
-// KEYS: lock. ARGV: holder token. Releases the lock only if this holder still owns it.
-const RELEASE_LOCK = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-`
-
-/** How long a refresh result stays readable for instances that waited on the lock. */
-const REFRESH_RESULT_MS = 30_000
-const LOCK_POLL_MS = 25
-
 // defineCommand adds these to the caller's client (idempotently) and runs them by EVALSHA,
 // falling back to EVAL after a SCRIPT FLUSH or a failover.
 interface ScriptCommands {
   bffSessionSet(session: string, sid: string, sub: string, ...args: string[]): Promise<number>
   bffSessionDelete(session: string, sid: string, sub: string, ...args: string[]): Promise<number>
   bffSessionDeleteByIndex(index: string, ...args: string[]): Promise<number>
-  bffReleaseLock(lock: string, holder: string): Promise<number>
 }
 
 /**
@@ -152,8 +142,6 @@ export function redisStore(redis: Redis, options: RedisStoreOptions = {}): Sessi
   redis.defineCommand('bffSessionSet', { numberOfKeys: 3, lua: SET_SESSION })
   redis.defineCommand('bffSessionDelete', { numberOfKeys: 3, lua: DELETE_SESSION })
   redis.defineCommand('bffSessionDeleteByIndex', { numberOfKeys: 1, lua: DELETE_BY_INDEX })
-  redis.defineCommand('bffReleaseLock', { numberOfKeys: 1, lua: RELEASE_LOCK })
-  const refreshLockMs = options.refreshLockMs ?? 15_000
   const scripts = redis as unknown as ScriptCommands
 
   // ioredis prefixes KEYS with the client's keyPrefix but not keys a script builds itself.
@@ -161,8 +149,6 @@ export function redisStore(redis: Redis, options: RedisStoreOptions = {}): Sessi
   const sessionKey = (id: string) => `${prefix}session:${id}`
   const sidKey = (sid: string) => `${prefix}sid:${sid}`
   const subKey = (sub: string) => `${prefix}sub:${sub}`
-  const lockKey = (id: string) => `${prefix}lock:${id}`
-  const resultKey = (session: Session) => `${prefix}refreshed:${session.id}:${session.generation}`
 
   async function read(id: string): Promise<Session | null> {
     const raw = await redis.get(sessionKey(id))
@@ -172,13 +158,16 @@ export function redisStore(redis: Redis, options: RedisStoreOptions = {}): Sessi
     return session.expiresAt * 1000 <= now() ? null : session
   }
 
-  /** The result of refreshing this generation, if any instance has already done it. */
-  async function refreshedBy(session: Session): Promise<Session | null> {
-    const cached = await redis.get(resultKey(session))
-    if (cached) return JSON.parse(cached) as Session
-    const stored = await read(session.id)
-    return stored && stored.generation > session.generation ? stored : null
-  }
+  const refreshOnce = redisRefreshCoordinator(redis, {
+    prefix,
+    lockMs: options.refreshLockMs,
+    async newer(session) {
+      const stored = await read(session.id)
+      return stored && stored.generation > session.generation ? stored : null
+    },
+    // The lock holder stores the new tokens as part of the refresh; update() keeps it monotonic.
+    store: (refreshed) => write(refreshed, 'update').then(() => {}),
+  })
 
   async function deleteByIndex(field: 'sid' | 'sub', value: string): Promise<number> {
     const key = field === 'sid' ? sidKey(value) : subKey(value)
@@ -229,34 +218,7 @@ export function redisStore(redis: Redis, options: RedisStoreOptions = {}): Sessi
       return sessions.filter((s): s is Session => s !== null && s.sub === sub)
     },
 
-    /**
-     * One refresh per session generation across the cluster: a lock with expiry picks the instance
-     * that calls the IdP; it publishes the new tokens for 30 s, and the others wait for them instead
-     * of spending the same refresh token. A lock whose holder died expires and is taken over.
-     */
-    async refreshOnce(session, refresh) {
-      const holder = crypto.randomUUID()
-      // Real time, not the injectable clock: this bounds how long a request may wait.
-      const giveUpAt = Date.now() + 2 * refreshLockMs
-      for (;;) {
-        const done = await refreshedBy(session)
-        if (done) return done
-        if ((await redis.set(lockKey(session.id), holder, 'PX', refreshLockMs, 'NX')) === 'OK') {
-          try {
-            const raced = await refreshedBy(session)
-            if (raced) return raced
-            const refreshed = await refresh(session)
-            await redis.set(resultKey(session), JSON.stringify(refreshed), 'PX', REFRESH_RESULT_MS)
-            await write(refreshed, 'update')
-            return refreshed
-          } finally {
-            await scripts.bffReleaseLock(lockKey(session.id), holder).catch(() => {})
-          }
-        }
-        if (Date.now() > giveUpAt) throw new Error('timed out waiting for the refresh lock')
-        await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS))
-      }
-    },
+    refreshOnce,
 
     async delete(session) {
       const keys = [sessionKey(session.id), sidKey(session.sid), subKey(session.sub)] as const
