@@ -17,6 +17,7 @@ import { loginRoute } from './core/routes/login.ts'
 import { logoutRoute } from './core/routes/logout.ts'
 import { userRoute } from './core/routes/user.ts'
 import { createSessionManager, type BffEnv } from './core/session/manager.ts'
+import { setCookieBytes } from './core/session/cookie.ts'
 import { createSealer } from './core/session/seal.ts'
 import { cookieStore } from './core/session/stores/cookie.ts'
 import { memoryStore } from './core/session/stores/memory.ts'
@@ -69,6 +70,8 @@ export function createBff(config: Config, deps: BffDeps = {}): Hono<BffEnv> {
       baseUrl: config.baseUrl,
       idleTimeoutSeconds: config.idleTimeoutSeconds,
       newest: tokens.newest,
+      budget: { maxCookieBytes: config.cookieMaxBytes, maxTotalBytes: config.cookieTotalBytes },
+      log,
       now,
     }),
     tokens,
@@ -78,6 +81,16 @@ export function createBff(config: Config, deps: BffDeps = {}): Hono<BffEnv> {
   }
 
   const app = new Hono<BffEnv>()
+  let warnedCookieBytes = false
+  app.use('*', async (c, next) => {
+    await next()
+    // Every Set-Cookie the BFF sends counts against the budget; say so once if it is ever passed.
+    const bytes = setCookieBytes(c.res.headers)
+    if (bytes > config.cookieTotalBytes && !warnedCookieBytes) {
+      warnedCookieBytes = true
+      log('warn', 'cookie.budget_exceeded', { bytes, budget: config.cookieTotalBytes })
+    }
+  })
   app.use('/bff/*', async (c, next) => {
     await next()
     c.header('Referrer-Policy', 'no-referrer')

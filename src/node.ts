@@ -13,8 +13,11 @@ import { fileURLToPath } from 'node:url'
 import path from 'node:path'
 import { createBff, type BffDeps } from './app.ts'
 import { ConfigError, parseConfig, type Config, type Env } from './core/config.ts'
+import { jsonLogger } from './core/log.ts'
 import { PAGE_SECURITY_HEADERS } from './core/pages.ts'
+import { maxInlineJsonBytes } from './core/session/cookie.ts'
 import { cookieStore } from './core/session/stores/cookie.ts'
+import { hybridStore } from './core/session/stores/hybrid.ts'
 import { redisStore } from './core/session/stores/redis.ts'
 import {
   redisRefreshCoordinator,
@@ -46,7 +49,7 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
   }
   const config = parseConfig(env, { baseUrl: `http://localhost:${port}`, sessionStore: 'cookie' })
   const closers: Array<() => Promise<unknown>> = []
-  const runtime = await nodeDeps(config, env, closers, options.deps?.now)
+  const runtime = await nodeDeps(config, env, closers, options.deps)
   const app = new Hono()
   app.route(
     '/',
@@ -97,8 +100,10 @@ async function nodeDeps(
   config: Config,
   env: Env,
   closers: Array<() => Promise<unknown>>,
-  now?: () => number
+  deps: BffDeps = {}
 ): Promise<Pick<BffDeps, 'store' | 'replay'>> {
+  const { now } = deps
+  const log = deps.log ?? jsonLogger
   if (config.sessionStore === 'durable-object') {
     throw new ConfigError(['BFF_SESSION_STORE "durable-object" works only on Cloudflare Workers'])
   }
@@ -127,11 +132,20 @@ async function nodeDeps(
     store:
       config.sessionStore === 'redis'
         ? redisStore(redis, { ...lists, refreshLockMs: lockMs })
-        : cookieStore({
-            now,
-            maxLifetimeSeconds: config.sessionLifetimeSeconds,
-            revocations: redisRevocationList(redis, lists),
-            refreshOnce: redisRefreshCoordinator(redis, { prefix: config.redisPrefix, lockMs }),
+        : // Cookie mode with Redis at hand: sessions too large for the cookie go to Redis.
+          hybridStore({
+            cookie: cookieStore({
+              now,
+              maxLifetimeSeconds: config.sessionLifetimeSeconds,
+              revocations: redisRevocationList(redis, lists),
+              refreshOnce: redisRefreshCoordinator(redis, { prefix: config.redisPrefix, lockMs }),
+            }),
+            server: redisStore(redis, { ...lists, refreshLockMs: lockMs }),
+            maxInlineBytes: maxInlineJsonBytes({
+              maxCookieBytes: config.cookieMaxBytes,
+              maxTotalBytes: config.cookieTotalBytes,
+            }),
+            log,
           }),
   }
 }

@@ -41,6 +41,10 @@ export interface Config {
   idpTimeoutSeconds: number
   /** Bearer token of the admin API; the API is off when absent. */
   adminToken?: string
+  /** Most bytes one Set-Cookie line may have. */
+  cookieMaxBytes: number
+  /** Most bytes all Set-Cookie lines of one response may have together. */
+  cookieTotalBytes: number
 }
 
 /** Raw settings as a runtime hands them over: env vars or Workers bindings. */
@@ -158,6 +162,26 @@ export function parseConfig(env: Env, defaults: ConfigDefaults = {}): Config {
     parseNumber(get('BFF_UPSTREAM_TIMEOUT'), 'BFF_UPSTREAM_TIMEOUT', 30, bad, 0.001) * 1000
   const idpTimeoutSeconds = parseNumber(get('BFF_IDP_TIMEOUT'), 'BFF_IDP_TIMEOUT', 10, bad, 1)
 
+  // Browsers refuse cookies over 4096 bytes and many servers headers over 8 KB: stay below both.
+  const cookieMaxBytes = parseNumber(
+    get('BFF_COOKIE_MAX_BYTES'),
+    'BFF_COOKIE_MAX_BYTES',
+    3584,
+    bad,
+    512,
+    'bytes'
+  )
+  const cookieTotalBytes = parseNumber(
+    get('BFF_COOKIE_TOTAL_BYTES'),
+    'BFF_COOKIE_TOTAL_BYTES',
+    8192,
+    bad,
+    cookieMaxBytes,
+    'bytes'
+  )
+  if (cookieMaxBytes > 4096)
+    bad('BFF_COOKIE_MAX_BYTES', "must be at most 4096, the browsers' limit")
+
   const adminToken = get('BFF_ADMIN_TOKEN')
   if (adminToken !== undefined && adminToken.length < MIN_SECRET_LENGTH) {
     bad('BFF_ADMIN_TOKEN', `must be at least ${MIN_SECRET_LENGTH} characters when set`)
@@ -183,6 +207,8 @@ export function parseConfig(env: Env, defaults: ConfigDefaults = {}): Config {
     upstreamTimeoutMs,
     idpTimeoutSeconds,
     adminToken,
+    cookieMaxBytes,
+    cookieTotalBytes,
   })
 }
 
@@ -261,12 +287,13 @@ function parseNumber(
   name: string,
   fallback: number,
   bad: Report,
-  min = 0
+  min = 0,
+  unit = 'seconds'
 ) {
   if (raw === undefined) return fallback
   const value = Number(raw)
   if (!Number.isFinite(value) || value < min) {
-    bad(name, `must be a number of seconds >= ${min}, got "${raw}"`)
+    bad(name, `must be a number of ${unit} >= ${min}, got "${raw}"`)
     return fallback
   }
   return value

@@ -21,6 +21,7 @@ export type BffErrorCode =
   | 'idp_timeout'
   | 'idp_error'
   | 'store_unavailable'
+  | 'session_too_large'
   | 'internal_error'
 
 /**

@@ -36,25 +36,48 @@ export function readChunkedCookie(c: Context, name: string): string | undefined 
   return value
 }
 
+/** Limits on what one response may set: per Set-Cookie line, and all lines together. */
+export interface CookieBudget {
+  maxCookieBytes: number
+  maxTotalBytes: number
+}
+
+/** The value does not fit the budget; nothing was written. */
+export class CookieTooLargeError extends Error {
+  constructor(readonly bytes: number) {
+    super(`cookie of ${bytes} bytes exceeds the budget`)
+    this.name = 'CookieTooLargeError'
+  }
+}
+
 /**
  * Writes `value` as one or more chunks and deletes chunks the request carried beyond the new count,
- * so a shrinking session never leaves a stale tail that would corrupt the next read.
+ * so a shrinking session never leaves a stale tail that would corrupt the next read. With a budget,
+ * each Set-Cookie line stays within `maxCookieBytes` and all of them within `maxTotalBytes`, or
+ * nothing is written and CookieTooLargeError is thrown: better a clear error than a cookie the
+ * browser silently drops. Returns the bytes of the Set-Cookie lines written.
  */
 export function writeChunkedCookie(
   c: Context,
   name: string,
   value: string,
-  attrs: CookieAttributes
-): void {
-  const chunks: string[] = []
-  for (let i = 0; i < value.length; i += CHUNK_SIZE) chunks.push(value.slice(i, i + CHUNK_SIZE))
-  if (chunks.length > MAX_CHUNKS) {
-    throw new Error(`sealed cookie of ${value.length} bytes exceeds ${MAX_CHUNKS} chunks`)
+  attrs: CookieAttributes,
+  budget?: CookieBudget
+): number {
+  // The longest name and attributes a chunk line can have, so every line fits.
+  const overhead = serializeCookie(chunkName(name, MAX_CHUNKS), '', attrs).length
+  const size = budget ? Math.min(CHUNK_SIZE, budget.maxCookieBytes - overhead) : CHUNK_SIZE
+  const lines: string[] = []
+  for (let i = 0; i * size < value.length; i++) {
+    lines.push(serializeCookie(chunkName(name, i), value.slice(i * size, (i + 1) * size), attrs))
   }
-  chunks.forEach((chunk, i) => {
-    c.header('Set-Cookie', serializeCookie(chunkName(name, i), chunk, attrs), { append: true })
-  })
-  deleteChunks(c, name, attrs, chunks.length)
+  const bytes = lines.reduce((sum, line) => sum + line.length, 0)
+  if (lines.length > MAX_CHUNKS || (budget && bytes > budget.maxTotalBytes)) {
+    throw new CookieTooLargeError(bytes)
+  }
+  for (const line of lines) c.header('Set-Cookie', line, { append: true })
+  deleteChunks(c, name, attrs, lines.length)
+  return bytes
 }
 
 /** Deletes the cookie and every chunk of it the request carried, starting at chunk `from`. */
@@ -77,4 +100,18 @@ function deleteChunks(c: Context, name: string, attrs: CookieAttributes, from: n
 
 function chunkName(name: string, index: number): string {
   return index === 0 ? name : `${name}.${index}`
+}
+
+/**
+ * The longest session JSON that still fits `budget` once sealed: iron adds ~200 bytes and base64
+ * grows it by a third; each chunk line adds its name and attributes. A 5% margin absorbs the rest.
+ */
+export function maxInlineJsonBytes(budget: CookieBudget): number {
+  const lines = Math.ceil(budget.maxTotalBytes / budget.maxCookieBytes)
+  return Math.floor((((budget.maxTotalBytes - lines * 100 - 200) * 3) / 4) * 0.95)
+}
+
+/** Bytes of every Set-Cookie line of a response. */
+export function setCookieBytes(headers: Headers): number {
+  return headers.getSetCookie().reduce((sum, line) => sum + line.length, 0)
 }

@@ -6,8 +6,15 @@
  */
 import type { Context } from 'hono'
 import { BffError } from '../errors.ts'
+import type { Logger } from '../log.ts'
 import { cookieNames, isSecureOrigin } from '../security.ts'
-import { deleteChunkedCookie, readChunkedCookie, writeChunkedCookie } from './cookie.ts'
+import {
+  CookieTooLargeError,
+  deleteChunkedCookie,
+  readChunkedCookie,
+  writeChunkedCookie,
+  type CookieBudget,
+} from './cookie.ts'
 import type { Sealer } from './seal.ts'
 import type { Session, SessionRef, SessionStore } from './types.ts'
 
@@ -37,6 +44,9 @@ export interface SessionManagerOptions {
    * parallel tab's older cookie) is answered with, and re-sealed to, the newer tokens.
    */
   newest?: (session: Session) => Session
+  /** Size limits of the session cookie; see `writeChunkedCookie`. */
+  budget?: CookieBudget
+  log?: Logger
   /** Epoch milliseconds. */
   now?: () => number
 }
@@ -52,11 +62,33 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
   const secure = isSecureOrigin(options.baseUrl)
   // Sliding the expiry costs a store write (and a new cookie in cookie mode): at most once a minute.
   const touchEverySeconds = Math.min(60, Math.ceil(idleTimeoutSeconds / 10))
+  let warnedCompact = false
 
   async function writeCookie(c: Ctx, session: Session, ref: SessionRef) {
     const ttl = session.expiresAt - Math.floor(now() / 1000)
-    const sealed = await sealer.seal(ref, ttl)
-    writeChunkedCookie(c, name, sealed, { secure, sameSite: 'Strict', maxAge: ttl })
+    const attrs = { secure, sameSite: 'Strict', maxAge: ttl } as const
+    try {
+      writeChunkedCookie(c, name, await sealer.seal(ref, ttl), attrs, options.budget)
+    } catch (err) {
+      if (!(err instanceof CookieTooLargeError) || !('session' in ref)) throw err
+      // Too big for the browser: keep only what the BFF needs and the SPA most likely shows.
+      if (!warnedCompact) {
+        warnedCompact = true
+        options.log?.('warn', 'cookie.session_compacted', { bytes: err.bytes })
+      }
+      try {
+        const compact = { session: compactSession(ref.session) }
+        writeChunkedCookie(c, name, await sealer.seal(compact, ttl), attrs, options.budget)
+      } catch (again) {
+        if (!(again instanceof CookieTooLargeError)) throw again
+        throw new BffError(
+          502,
+          'session_too_large',
+          'The tokens are too large for a cookie session; the operator must configure a server-side store.',
+          { cause: again }
+        )
+      }
+    }
   }
 
   function clearCookie(c: Ctx) {
@@ -130,4 +162,28 @@ async function reach<T>(operation: Promise<T>): Promise<T> {
       cause: err,
     })
   }
+}
+
+// Claims a SPA typically shows; everything else can be fetched from the IdP if ever needed.
+const ESSENTIAL_CLAIMS = [
+  'sub',
+  'name',
+  'given_name',
+  'family_name',
+  'preferred_username',
+  'email',
+  'email_verified',
+  'picture',
+  'locale',
+]
+
+/**
+ * The session without what the BFF can live without: extra claims and the ID token (logout then
+ * goes to the IdP without `id_token_hint`, which OIDC allows).
+ */
+export function compactSession(session: Session): Session {
+  const claims: Record<string, unknown> = {}
+  for (const key of ESSENTIAL_CLAIMS) if (key in session.claims) claims[key] = session.claims[key]
+  const { idToken: _dropped, ...rest } = session
+  return { ...rest, claims }
 }

@@ -5,25 +5,28 @@
  * each other and each one is strongly consistent (a Durable Object is a single instance worldwide).
  * One `SessionIndexObject` per IdP `sid` and per `sub` lists the session ids that carry it, so
  * back-channel logout finds every session without a scan. Expiry is by alarm: each object wipes
- * itself once its session (or tombstone) has expired, and reads check the time as well.
+ * itself once what it holds has expired, and reads check the time as well.
  *
- * Ended sessions leave a tombstone until they would have expired, so a request that read the
- * session before a logout cannot write it back afterwards (e.g. after a token refresh).
+ * An ended session leaves a tombstone until its cookie could no longer be valid, so a request that
+ * read the session before a logout cannot write it back afterwards (e.g. after a token refresh).
  *
  * Token refresh runs inside the session's object (`refreshOnce`): the object is the one place every
  * isolate's requests for a session meet, so it alone spends a refresh token, once. That needs its
  * own OIDC client, built from the same settings, since a closure cannot cross into the object.
  *
- * On Workers the `cookie` store keeps its revocations (logout, back-channel logout) in the same
- * objects (`durableObjectRevocations`): an isolate's memory would forget them in every other isolate.
+ * What an isolate's memory would keep elsewhere lives in `SessionIndexObject`s here too, since it
+ * must hold in every isolate: the `cookie` store's revocations (`durableObjectRevocations`) and
+ * the one-time logout token ids (`durableObjectReplayGuard`).
  */
 import { DurableObject } from 'cloudflare:workers'
 import type { DurableObjectNamespace, Fetcher } from '@cloudflare/workers-types/latest'
+import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import { parseConfig, type Env } from '../../config.ts'
 import { BffError, type BffErrorCode } from '../../errors.ts'
+import { errorReason } from '../../log.ts'
 import { createOidcClient } from '../../oidc.ts'
+import type { ReplayGuard } from '../../replay.ts'
 import { createTokenManager, type TokenManager } from '../../tokens.ts'
-import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import type { RevocationList } from '../revocations.ts'
 import type { Session, SessionRef, SessionStore } from '../types.ts'
 
@@ -31,7 +34,7 @@ import type { Session, SessionRef, SessionStore } from '../types.ts'
 export interface SessionObjectEnv {
   /** One object per session id. */
   BFF_SESSIONS: DurableObjectNamespace<SessionObject>
-  /** One object per `sid:<sid>` and `sub:<sub>`. */
+  /** One object per `sid:<sid>`, `sub:<sub>` and `once:<key>`. */
   BFF_SESSION_INDEX: DurableObjectNamespace<SessionIndexObject>
   /** Test-only, see `syncTestClock`. */
   BFF_TEST_CLOCK?: Fetcher | string
@@ -41,39 +44,59 @@ export interface SessionObjectEnv {
 /** What a refresh inside the object answers: errors cross the RPC boundary as plain data. */
 export type RefreshOutcome =
   | { ok: true; session: Session }
-  | { ok: false; status: ContentfulStatusCode; code: BffErrorCode; message: string }
+  | {
+      ok: false
+      status: ContentfulStatusCode
+      code: BffErrorCode
+      message: string
+      /** The cause's class and code, for the caller's log (`errorReason`). */
+      reason: string
+    }
 
 export function durableObjectStore(env: SessionObjectEnv): SessionStore {
-  const object = (id: string) => env.BFF_SESSIONS.get(env.BFF_SESSIONS.idFromName(id))
-
   return {
     kind: 'durable-object',
 
     async set(session) {
-      await object(session.id).put(session)
+      await sessionObject(env, session.id).write(session, 'create')
       return { id: session.id }
+    },
+
+    async update(session) {
+      const written = await sessionObject(env, session.id).write(session, 'update')
+      return written ? { id: session.id } : null
     },
 
     async get(ref: SessionRef) {
       if (!('id' in ref) || typeof ref.id !== 'string') return null
-      return (await object(ref.id).read()) as Session | null
+      return (await sessionObject(env, ref.id).read()) as Session | null
     },
 
     async delete(session) {
-      await object(session.id).end(session.expiresAt)
+      await sessionObject(env, session.id).end(lastValidAt(session))
     },
 
     deleteBySid: (sid) => indexObject(env, 'sid', sid).endAll('sid'),
 
     deleteBySub: (sub) => indexObject(env, 'sub', sub).endAll('sub'),
 
+    async listBySub(sub) {
+      return (await indexObject(env, 'sub', sub).sessions()) as Session[]
+    },
+
     async ping() {
       await indexObject(env, 'health', 'ping').ping()
     },
 
     async refreshOnce(session) {
-      const outcome = (await object(session.id).refresh(session.generation)) as RefreshOutcome
-      if (!outcome.ok) throw new BffError(outcome.status, outcome.code, outcome.message)
+      const outcome = (await sessionObject(env, session.id).refresh(
+        session.generation
+      )) as RefreshOutcome
+      if (!outcome.ok) {
+        // The cause stayed in the object; its name carries the reason into the caller's log.
+        const cause = Object.assign(new Error(outcome.reason), { name: outcome.reason })
+        throw new BffError(outcome.status, outcome.code, outcome.message, { cause })
+      }
       return outcome.session
     },
   }
@@ -85,10 +108,9 @@ export function durableObjectStore(env: SessionObjectEnv): SessionStore {
  * reads the three objects in parallel.
  */
 export function durableObjectRevocations(env: SessionObjectEnv): RevocationList {
-  const object = (id: string) => env.BFF_SESSIONS.get(env.BFF_SESSIONS.idFromName(id))
   return {
     async revokeSession(id, until) {
-      await object(id).end(until)
+      await sessionObject(env, id).end(until)
     },
     async revokeSid(sid, until) {
       await indexObject(env, 'sid', sid).revoke(until)
@@ -97,56 +119,82 @@ export function durableObjectRevocations(env: SessionObjectEnv): RevocationList 
       await indexObject(env, 'sub', sub).revoke(until)
     },
     async isRevoked(session) {
-      const [ended, sidRevoked, subRevoked] = await Promise.all([
-        object(session.id).isEnded(),
+      const [ended, sidRevokedAt, subRevokedAt] = await Promise.all([
+        sessionObject(env, session.id).isEnded(),
         indexObject(env, 'sid', session.sid).revokedAt(),
         indexObject(env, 'sub', session.sub).revokedAt(),
       ])
-      // As in memory: a sid revocation ends every session with it, a sub revocation only the
-      // sessions created up to it ("<=": the same second counts as before).
+      // A sid or sub revocation ends the sessions created up to it ("<=": the same second counts
+      // as before); later ones are new logins.
       return (
-        ended || sidRevoked !== null || (subRevoked !== null && session.createdAt <= subRevoked)
+        ended ||
+        (sidRevokedAt !== null && session.createdAt <= sidRevokedAt) ||
+        (subRevokedAt !== null && session.createdAt <= subRevokedAt)
       )
     },
   }
 }
 
-type IndexKind = 'sid' | 'sub' | 'health'
+/** One-time keys (logout token `jti`s) shared by every isolate: one object per key. */
+export function durableObjectReplayGuard(env: SessionObjectEnv): ReplayGuard {
+  return {
+    claim: (key, ttlSeconds) => indexObject(env, 'once', key).claim(ttlSeconds),
+    async release(key) {
+      await indexObject(env, 'once', key).release()
+    },
+  }
+}
+
+function sessionObject(env: SessionObjectEnv, id: string) {
+  return env.BFF_SESSIONS.get(env.BFF_SESSIONS.idFromName(id))
+}
+
+type IndexKind = 'sid' | 'sub' | 'once' | 'health'
 
 function indexObject(env: SessionObjectEnv, kind: IndexKind, key: string) {
   return env.BFF_SESSION_INDEX.get(env.BFF_SESSION_INDEX.idFromName(`${kind}:${key}`))
 }
 
-/** Storage keys of a session object. */
+/** The last moment a cookie for this session can be valid: its expiry slides up to the absolute. */
+function lastValidAt(session: Session): number {
+  return Math.max(session.expiresAt, session.absoluteExpiresAt ?? 0)
+}
+
+/** Storage keys of a session object: the session, and the tombstone (epoch seconds it lasts). */
 const SESSION = 'session'
-/** Epoch seconds until which the id stays dead: a tombstone. */
 const ENDED = 'ended'
 
 /** Holds one session: reads, writes, the end of it, and its token refresh. */
 export class SessionObject extends DurableObject<SessionObjectEnv> {
-  /** Writes the session unless it has ended or a newer generation is stored; indexes it once. */
-  async put(session: Session): Promise<boolean> {
+  /**
+   * Writes the session; answers false when the write was dropped. Never after the session ended,
+   * never over a newer generation; `update` writes only over a live session.
+   */
+  async write(session: Session, mode: 'create' | 'update'): Promise<boolean> {
     await syncTestClock(this.env)
-    const storage = this.ctx.storage
     if (await this.endedUntil()) return false
+    const stored = await this.live()
+    if (mode === 'update' && !stored) return false
+    if (stored && stored.generation > session.generation) return false
     if (session.expiresAt * 1000 <= now()) {
-      await this.end(session.expiresAt)
+      await this.end(lastValidAt(session))
       return false
     }
-    const stored = await storage.get<Session>(SESSION)
-    if (stored && stored.generation > session.generation) return false // a stale write
     if (!stored || stored.sid !== session.sid || stored.sub !== session.sub) {
-      // Index first: a back-channel logout can then always find a session that exists.
+      // Index first: back-channel logout can then find every session that exists.
       await Promise.all([
-        indexObject(this.env, 'sid', session.sid).add(session.id, session.expiresAt),
-        indexObject(this.env, 'sub', session.sub).add(session.id, session.expiresAt),
+        indexObject(this.env, 'sid', session.sid).add(session.id, lastValidAt(session)),
+        indexObject(this.env, 'sub', session.sub).add(session.id, lastValidAt(session)),
       ])
       if (stored) await this.unindex(stored, session)
-      // The calls above let other requests in: a logout may have ended the session meanwhile.
+      // Awaiting other objects lets requests in: a logout may have ended the session meanwhile,
+      // or a refresh written a newer generation.
       if (await this.endedUntil()) return false
+      const current = await this.live()
+      if (current && current.generation > session.generation) return false
     }
-    await storage.put(SESSION, session)
-    await this.scheduleWipe(session.expiresAt)
+    await this.ctx.storage.put(SESSION, session)
+    await this.scheduleAlarm(session.expiresAt)
     return true
   }
 
@@ -154,25 +202,23 @@ export class SessionObject extends DurableObject<SessionObjectEnv> {
   async read(): Promise<Session | null> {
     await syncTestClock(this.env)
     if (await this.endedUntil()) return null
-    const session = await this.ctx.storage.get<Session>(SESSION)
-    if (!session || session.expiresAt * 1000 <= now()) return null
-    return session
+    return this.live()
   }
 
   /**
-   * Ends the session and keeps its id dead until `until` (epoch seconds) or its expiry, whichever
-   * is later. `from` names an index that is already forgetting it. Answers whether it was live.
+   * Ends the session and keeps its id dead until `until` (epoch seconds) or as long as its cookie
+   * could be valid. `from` names an index that is already forgetting it. Answers whether it was live.
    */
   async end(until: number, from?: 'sid' | 'sub'): Promise<boolean> {
     await syncTestClock(this.env)
     const storage = this.ctx.storage
     const session = await storage.get<Session>(SESSION)
-    const previous = await this.endedUntil()
-    const live = !!session && !previous && session.expiresAt * 1000 > now()
-    const deadUntil = Math.max(until, session?.expiresAt ?? 0, previous ?? 0)
+    const endedUntil = await this.endedUntil()
+    const live = !!session && endedUntil === null && session.expiresAt * 1000 > now()
+    const deadUntil = Math.max(until, session ? lastValidAt(session) : 0, endedUntil ?? 0)
     await storage.delete(SESSION)
     await storage.put(ENDED, deadUntil)
-    await this.scheduleWipe(deadUntil)
+    await this.scheduleAlarm(deadUntil)
     if (session) await this.unindex(session, undefined, from)
     return live
   }
@@ -187,14 +233,13 @@ export class SessionObject extends DurableObject<SessionObjectEnv> {
    * holding an older generation than the stored one gets the stored session and no grant.
    */
   async refresh(generation: number): Promise<RefreshOutcome> {
-    await syncTestClock(this.env)
     const stored = await this.read()
     if (!stored) return failure(new BffError(401, 'session_expired', 'The session has ended.'))
     if (stored.generation > generation) return { ok: true, session: stored }
     // The token manager joins concurrent calls for one refresh token into one grant.
     const result = await tokenManager(this.env).freshSession(stored)
     if (result.kind === 'error') return failure(result.error)
-    if (result.kind === 'refreshed' && !(await this.put(result.session))) {
+    if (result.kind === 'refreshed' && !(await this.write(result.session, 'update'))) {
       // Ended (logged out) while the grant ran: the new tokens must not revive it.
       return failure(new BffError(401, 'session_expired', 'The session has ended.'))
     }
@@ -206,12 +251,14 @@ export class SessionObject extends DurableObject<SessionObjectEnv> {
     const storage = this.ctx.storage
     const session = await storage.get<Session>(SESSION)
     const until = Math.max(session?.expiresAt ?? 0, (await storage.get<number>(ENDED)) ?? 0)
-    if (until * 1000 > Date.now()) {
-      await storage.setAlarm(until * 1000)
-      return
-    }
+    if (until * 1000 > Date.now()) return storage.setAlarm(until * 1000)
     if (session) await this.unindex(session)
     await storage.deleteAll()
+  }
+
+  private async live(): Promise<Session | null> {
+    const session = await this.ctx.storage.get<Session>(SESSION)
+    return session && session.expiresAt * 1000 > now() ? session : null
   }
 
   private async endedUntil(): Promise<number | null> {
@@ -219,7 +266,7 @@ export class SessionObject extends DurableObject<SessionObjectEnv> {
     return until !== undefined && until * 1000 > now() ? until : null
   }
 
-  private async scheduleWipe(until: number) {
+  private async scheduleAlarm(until: number) {
     const current = await this.ctx.storage.getAlarm()
     if (current === null || current < until * 1000) await this.ctx.storage.setAlarm(until * 1000)
   }
@@ -239,21 +286,28 @@ export class SessionObject extends DurableObject<SessionObjectEnv> {
   }
 }
 
-/** Storage key prefix of index members: `m:<session id>` -> the session's expiry (epoch seconds). */
+/** Storage key prefix of index members: `m:<session id>` -> when its cookie ends (epoch seconds). */
 const MEMBER = 'm:'
-/** Cookie store revocation of this sid or sub: `{ at, until }` in epoch seconds. */
+/** A `cookie` store revocation of this sid or sub. */
 const REVOKED = 'revoked'
+/** Epoch seconds until which this one-time key is taken. */
+const CLAIMED = 'claimed'
 
 interface Revocation {
+  /** When it was revoked: sessions created later are new logins (epoch seconds). */
   at: number
+  /** How long to remember it (epoch seconds). */
   until: number
 }
 
-/** The session ids of one `sid` or `sub`, and (cookie store) its revocation. */
+/**
+ * A small record under one key: the session ids of a `sid` or `sub` (and, for the `cookie` store,
+ * its revocation), or a claimed one-time key.
+ */
 export class SessionIndexObject extends DurableObject<SessionObjectEnv> {
-  async add(id: string, expiresAt: number): Promise<void> {
-    await this.ctx.storage.put(MEMBER + id, expiresAt)
-    await this.scheduleSweep(expiresAt)
+  async add(id: string, until: number): Promise<void> {
+    await this.ctx.storage.put(MEMBER + id, until)
+    await this.scheduleAlarm(until)
   }
 
   async remove(id: string): Promise<void> {
@@ -262,17 +316,27 @@ export class SessionIndexObject extends DurableObject<SessionObjectEnv> {
 
   /** Ends every session listed here; answers how many were live. */
   async endAll(kind: 'sid' | 'sub'): Promise<number> {
-    await syncTestClock(this.env)
     const members = await this.ctx.storage.list<number>({ prefix: MEMBER })
-    // Forget them first: their objects' calls back to this index then find nothing to do.
+    // Forgotten first: the sessions' calls back to this index then find nothing to do.
     await this.ctx.storage.delete([...members.keys()])
     const ended = await Promise.all(
-      [...members].map(([key, expiresAt]) => {
-        const id = key.slice(MEMBER.length)
-        return this.env.BFF_SESSIONS.get(this.env.BFF_SESSIONS.idFromName(id)).end(expiresAt, kind)
-      })
+      [...members].map(([key, until]) =>
+        sessionObject(this.env, key.slice(MEMBER.length)).end(until, kind)
+      )
     )
     return ended.filter(Boolean).length
+  }
+
+  /** The live sessions listed here. */
+  async sessions(): Promise<Session[]> {
+    const members = await this.ctx.storage.list<number>({ prefix: MEMBER })
+    const sessions = await Promise.all(
+      [...members.keys()].map(
+        async (key) =>
+          (await sessionObject(this.env, key.slice(MEMBER.length)).read()) as Session | null
+      )
+    )
+    return sessions.filter((session) => session !== null)
   }
 
   async revoke(until: number): Promise<void> {
@@ -283,7 +347,7 @@ export class SessionIndexObject extends DurableObject<SessionObjectEnv> {
       until: Math.max(until, previous?.until ?? 0),
     }
     await this.ctx.storage.put(REVOKED, revocation)
-    await this.scheduleSweep(revocation.until)
+    await this.scheduleAlarm(revocation.until)
   }
 
   /** When this sid or sub was last revoked (epoch seconds), or null. */
@@ -293,9 +357,24 @@ export class SessionIndexObject extends DurableObject<SessionObjectEnv> {
     return revocation && revocation.until * 1000 > now() ? revocation.at : null
   }
 
+  /** True the first time within `ttlSeconds`; the object is the single place that decides. */
+  async claim(ttlSeconds: number): Promise<boolean> {
+    await syncTestClock(this.env)
+    const claimed = await this.ctx.storage.get<number>(CLAIMED)
+    if (claimed !== undefined && claimed * 1000 > now()) return false
+    const until = Math.ceil(now() / 1000 + ttlSeconds)
+    await this.ctx.storage.put(CLAIMED, until)
+    await this.scheduleAlarm(until)
+    return true
+  }
+
+  async release(): Promise<void> {
+    await this.ctx.storage.delete(CLAIMED)
+  }
+
   /** Health check: answers once this object's storage does. */
   async ping(): Promise<true> {
-    await this.ctx.storage.get(REVOKED)
+    await this.ctx.storage.get(CLAIMED)
     return true
   }
 
@@ -304,30 +383,35 @@ export class SessionIndexObject extends DurableObject<SessionObjectEnv> {
     const t = Date.now()
     let latest = 0
     const expired: string[] = []
-    for (const [key, expiresAt] of await storage.list<number>({ prefix: MEMBER })) {
-      if (expiresAt * 1000 <= t) expired.push(key)
-      else latest = Math.max(latest, expiresAt)
+    for (const [key, until] of await storage.list<number>({ prefix: MEMBER })) {
+      if (until * 1000 <= t) expired.push(key)
+      else latest = Math.max(latest, until)
     }
     if (expired.length) await storage.delete(expired)
     const revocation = await storage.get<Revocation>(REVOKED)
     if (revocation && revocation.until * 1000 <= t) await storage.delete(REVOKED)
     else if (revocation) latest = Math.max(latest, revocation.until)
+    const claimed = await storage.get<number>(CLAIMED)
+    if (claimed !== undefined && claimed * 1000 <= t) await storage.delete(CLAIMED)
+    else if (claimed !== undefined) latest = Math.max(latest, claimed)
     if (latest > 0) await storage.setAlarm(latest * 1000)
     else await storage.deleteAll()
   }
 
-  private async scheduleSweep(until: number) {
+  private async scheduleAlarm(until: number) {
     const current = await this.ctx.storage.getAlarm()
     if (current === null || current < until * 1000) await this.ctx.storage.setAlarm(until * 1000)
   }
 }
 
 function failure(error: BffError): RefreshOutcome {
+  const status = error.status as ContentfulStatusCode
   return {
     ok: false,
-    status: error.status as ContentfulStatusCode,
+    status,
     code: error.code,
     message: error.message,
+    reason: errorReason(error.cause),
   }
 }
 
@@ -357,14 +441,14 @@ export function settingsOf(env: Record<string, unknown>): Env {
 
 /*
  * Test clock. Integration tests move the BFF's clock forward to expire access tokens without
- * waiting; on Node they inject `deps.now`, but a Worker's code cannot be reached from the test
+ * waiting; on Node they inject `deps.now`, but code inside workerd cannot be reached from the test
  * process. So when the Worker has a *service binding* named `BFF_TEST_CLOCK`, every request and
- * every object call first asks it for an offset in milliseconds and adds that to `Date.now()`.
+ * every object call first asks it for an offset in milliseconds, which `now()` adds to `Date.now()`.
  *
  * It cannot be switched on by accident: `[vars]` and secrets are strings and a service binding is
- * not; a string `BFF_TEST_CLOCK` is refused as a configuration error; wrangler.toml binds no such
- * service, and only the test harness (Miniflare) provides one. While it is on, each isolate logs a
- * warning once.
+ * not; a string `BFF_TEST_CLOCK` is refused as a configuration error (src/worker.ts); wrangler.toml
+ * binds no such service, and only the test harness (Miniflare, test/worker/workerd.ts) provides
+ * one. While it is on, each isolate logs a warning once.
  */
 let clockOffsetMs = 0
 let clockWarned = false

@@ -1,0 +1,68 @@
+/**
+ * `cookie` mode with a server store behind it: sessions that fit the cookie budget travel in the
+ * cookie; a session too large for it (a big ID token, many claims) is kept server-side and the cookie
+ * carries only its id. The rest of the BFF sees one store.
+ */
+import type { Logger } from '../../log.ts'
+import type { Session, SessionStore } from '../types.ts'
+
+export interface HybridStoreOptions {
+  cookie: SessionStore
+  server: SessionStore
+  /**
+   * Sessions whose JSON is longer than this go to the server store. Sealing adds about a third
+   * (base64) plus ~200 bytes, so pick it from the cookie budget with that margin.
+   */
+  maxInlineBytes: number
+  log?: Logger
+}
+
+export function hybridStore(options: HybridStoreOptions): SessionStore {
+  const { cookie, server, maxInlineBytes } = options
+  let warned = false
+  const inline = (session: Session) => JSON.stringify(session).length <= maxInlineBytes
+
+  function overflow(session: Session) {
+    if (!warned) {
+      warned = true
+      options.log?.('warn', 'cookie.session_server_side', {
+        reason: 'session larger than the cookie budget',
+        bytes: JSON.stringify(session).length,
+      })
+    }
+  }
+
+  return {
+    kind: 'cookie',
+    async set(session) {
+      if (inline(session)) return cookie.set(session)
+      overflow(session)
+      return server.set(session)
+    },
+    async update(session) {
+      if (inline(session)) {
+        // A session that shrank back into the cookie leaves no copy behind on the server.
+        await server.delete(session)
+        return cookie.update ? cookie.update(session) : cookie.set(session)
+      }
+      overflow(session)
+      return server.update ? server.update(session) : server.set(session)
+    },
+    get: (ref) => ('session' in ref ? cookie.get(ref) : server.get(ref)),
+    async delete(session) {
+      await Promise.all([cookie.delete(session), server.delete(session)])
+    },
+    async deleteBySid(sid) {
+      const [a, b] = await Promise.all([cookie.deleteBySid(sid), server.deleteBySid(sid)])
+      return a + b
+    },
+    async deleteBySub(sub) {
+      const [a, b] = await Promise.all([cookie.deleteBySub(sub), server.deleteBySub(sub)])
+      return a + b
+    },
+    async ping() {
+      await Promise.all([cookie.ping(), server.ping()])
+    },
+    refreshOnce: cookie.refreshOnce ?? server.refreshOnce,
+  }
+}
