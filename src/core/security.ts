@@ -16,6 +16,20 @@ export function checkCsrf(c: Context): void {
   }
 }
 
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
+
+/**
+ * Fetch Metadata for endpoints that need no `X-CSRF` (the back-channel, the admin API): no BFF
+ * endpoint takes an unsafe method from another site, so a browser's `Sec-Fetch-Site: cross-site`
+ * on one is refused whatever credentials it carries. Servers (the IdP, an admin's script) send no
+ * Fetch Metadata and pass.
+ */
+export function refuseCrossSiteWrite(c: Context): void {
+  if (!SAFE_METHODS.has(c.req.method) && c.req.header('sec-fetch-site') === 'cross-site') {
+    throw new BffError(403, 'csrf', 'Cross-site requests are not allowed.')
+  }
+}
+
 export const csrfGuard = (): MiddlewareHandler =>
   async function csrfGuard(c, next) {
     checkCsrf(c)

@@ -7,7 +7,7 @@
 import { Hono } from 'hono'
 import { BffError } from '../errors.ts'
 import { subjectHash } from '../log.ts'
-import { constantTimeEqual } from '../security.ts'
+import { constantTimeEqual, refuseCrossSiteWrite } from '../security.ts'
 import type { BffServices } from '../services.ts'
 
 export function adminRoute(s: BffServices) {
@@ -17,6 +17,7 @@ export function adminRoute(s: BffServices) {
 
   app.use('/bff/admin/*', async (c, next) => {
     c.header('Cache-Control', 'no-store')
+    refuseCrossSiteWrite(c)
     const given = /^Bearer (.+)$/.exec(c.req.header('authorization') ?? '')?.[1] ?? ''
     if (!(await constantTimeEqual(given, token))) {
       c.header('WWW-Authenticate', 'Bearer realm="bff-admin"')

@@ -7,6 +7,7 @@ import { Hono } from 'hono'
 import { BffError } from '../errors.ts'
 import { subjectHash } from '../log.ts'
 import { LOGOUT_TOKEN_MAX_AGE_SECONDS } from '../oidc.ts'
+import { refuseCrossSiteWrite } from '../security.ts'
 import type { BffServices } from '../services.ts'
 
 const MAX_BODY_BYTES = 64 * 1024
@@ -14,6 +15,7 @@ const MAX_BODY_BYTES = 64 * 1024
 export function backchannelRoute(s: BffServices) {
   return new Hono().post('/bff/backchannel', async (c) => {
     c.header('Cache-Control', 'no-store')
+    refuseCrossSiteWrite(c) // the IdP calls server to server; a browser has no business here
     const type = c.req.header('content-type') ?? ''
     if (!type.startsWith('application/x-www-form-urlencoded')) {
       throw badRequest('The logout token must be posted as application/x-www-form-urlencoded.')
