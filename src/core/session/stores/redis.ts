@@ -21,6 +21,13 @@ export interface RedisStoreOptions {
    * @default 15000
    */
   refreshLockMs?: number
+  /**
+   * How long one store operation waits for Redis before it fails, in milliseconds; the request
+   * then answers 503. ioredis has no command timeout unless the client sets one, so without this a
+   * Redis that hangs (a frozen process, a partition without resets) would hold every request open.
+   * @default 2000
+   */
+  operationTimeoutMs?: number
 }
 
 /** `ping` gives up after this long: `/bff/health` must answer even when Redis hangs. */
@@ -138,6 +145,10 @@ export function redisStore(redis: Redis, options: RedisStoreOptions = {}): Sessi
   const now = options.now ?? Date.now
   if (typeof prefix !== 'string') throw new TypeError('"prefix" must be a string')
   if (typeof now !== 'function') throw new TypeError('"now" must be a function')
+  const operationTimeoutMs = options.operationTimeoutMs ?? 2000
+  if (!Number.isFinite(operationTimeoutMs) || operationTimeoutMs <= 0) {
+    throw new TypeError('"operationTimeoutMs" must be a positive number')
+  }
 
   redis.defineCommand('bffSessionSet', { numberOfKeys: 3, lua: SET_SESSION })
   redis.defineCommand('bffSessionDelete', { numberOfKeys: 3, lua: DELETE_SESSION })
@@ -150,8 +161,29 @@ export function redisStore(redis: Redis, options: RedisStoreOptions = {}): Sessi
   const sidKey = (sid: string) => `${prefix}sid:${sid}`
   const subKey = (sub: string) => `${prefix}sub:${sub}`
 
+  /** `operation`, or a rejection once Redis has not answered within `ms`. */
+  async function bounded<T>(
+    operation: Promise<T>,
+    ms = operationTimeoutMs,
+    what = 'a command'
+  ): Promise<T> {
+    operation.catch(() => {}) // a late failure after the timeout is nobody's to handle
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`Redis did not answer ${what} within ${ms} ms`)),
+        ms
+      )
+    })
+    try {
+      return await Promise.race([operation, timeout])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
   async function read(id: string): Promise<Session | null> {
-    const raw = await redis.get(sessionKey(id))
+    const raw = await bounded(redis.get(sessionKey(id)))
     if (raw === null) return null
     const session = JSON.parse(raw) as Session
     // Redis expires the key on its own clock; this guards the millisecond in between.
@@ -172,7 +204,7 @@ export function redisStore(redis: Redis, options: RedisStoreOptions = {}): Sessi
   async function deleteByIndex(field: 'sid' | 'sub', value: string): Promise<number> {
     const key = field === 'sid' ? sidKey(value) : subKey(value)
     const other = field === 'sid' ? 'sub' : 'sid'
-    return scripts.bffSessionDeleteByIndex(key, scriptPrefix, field, value, other)
+    return bounded(scripts.bffSessionDeleteByIndex(key, scriptPrefix, field, value, other))
   }
 
   async function write(session: Session, mode: 'create' | 'update'): Promise<boolean> {
@@ -180,17 +212,19 @@ export function redisStore(redis: Redis, options: RedisStoreOptions = {}): Sessi
     const keys = [sessionKey(session.id), sidKey(session.sid), subKey(session.sub)] as const
     // PX must be positive; an already-expired session is removed rather than written.
     if (ttl <= 0) {
-      await scripts.bffSessionDelete(...keys, session.id, scriptPrefix)
+      await bounded(scripts.bffSessionDelete(...keys, session.id, scriptPrefix))
       return false
     }
-    const written = await scripts.bffSessionSet(
-      ...keys,
-      JSON.stringify(session),
-      String(ttl),
-      session.id,
-      scriptPrefix,
-      mode,
-      String(session.generation)
+    const written = await bounded(
+      scripts.bffSessionSet(
+        ...keys,
+        JSON.stringify(session),
+        String(ttl),
+        session.id,
+        scriptPrefix,
+        mode,
+        String(session.generation)
+      )
     )
     return written === 1
   }
@@ -213,7 +247,7 @@ export function redisStore(redis: Redis, options: RedisStoreOptions = {}): Sessi
     },
 
     async listBySub(sub) {
-      const ids = await redis.smembers(subKey(sub))
+      const ids = await bounded(redis.smembers(subKey(sub)))
       const sessions = await Promise.all(ids.map((id) => read(id)))
       return sessions.filter((s): s is Session => s !== null && s.sub === sub)
     },
@@ -222,7 +256,7 @@ export function redisStore(redis: Redis, options: RedisStoreOptions = {}): Sessi
 
     async delete(session) {
       const keys = [sessionKey(session.id), sidKey(session.sid), subKey(session.sub)] as const
-      await scripts.bffSessionDelete(...keys, session.id, scriptPrefix)
+      await bounded(scripts.bffSessionDelete(...keys, session.id, scriptPrefix))
     },
 
     deleteBySid: (sid) => deleteByIndex('sid', sid),
@@ -231,18 +265,7 @@ export function redisStore(redis: Redis, options: RedisStoreOptions = {}): Sessi
 
     async ping() {
       // A client with an offline queue or retries would wait for Redis to come back: race it.
-      let timer: ReturnType<typeof setTimeout> | undefined
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`Redis did not answer PING within ${PING_TIMEOUT_MS} ms`)),
-          PING_TIMEOUT_MS
-        )
-      })
-      try {
-        await Promise.race([redis.ping(), timeout])
-      } finally {
-        clearTimeout(timer)
-      }
+      await bounded(redis.ping(), Math.min(PING_TIMEOUT_MS, operationTimeoutMs), 'PING')
     },
   }
 }
