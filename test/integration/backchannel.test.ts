@@ -7,7 +7,14 @@ import { SignJWT, importJWK, type JWTPayload } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { confirmIdpLogout } from '../helpers/idp-login.ts'
 import type { CookieJar } from '../helpers/http.ts'
-import { CSRF, startStack, type Stack, type StoreKind } from './harness.ts'
+import {
+  ALL_STORES,
+  CSRF,
+  SERVER_STORE,
+  describeStores,
+  startStack,
+  type Stack,
+} from './harness.ts'
 
 const EVENT = 'http://schemas.openid.net/event/backchannel-logout'
 
@@ -52,7 +59,7 @@ function post(stack: Stack, token: string, contentType = 'application/x-www-form
   })
 }
 
-describe.each<StoreKind>(['cookie', 'memory', 'redis'])('with the %s store', (store) => {
+describeStores(ALL_STORES, 'with the %s store', (store) => {
   let stack: Stack
   beforeAll(async () => {
     stack = await startStack({ store })
@@ -90,7 +97,7 @@ describe('refused logout tokens change nothing', () => {
   let jar: CookieJar
   let sid: string
   beforeAll(async () => {
-    stack = await startStack({ store: 'memory' })
+    stack = await startStack({ store: SERVER_STORE })
     jar = stack.jar()
     await stack.login(jar, { user: 'judy' })
     sid = (await stack.sessionOf(jar))!.sid

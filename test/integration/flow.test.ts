@@ -4,11 +4,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { redirectLocation } from '../helpers/http.ts'
-import { CSRF, startStack, type Stack, type StoreKind } from './harness.ts'
+import { ALL_STORES, CSRF, describeStores, startStack, type Stack } from './harness.ts'
 
 const JWT_LIKE = /eyJ[\w-]+\.[\w-]+\.[\w-]+/
 
-describe.each<StoreKind>(['cookie', 'memory', 'redis'])('with the %s store', (store) => {
+describeStores(ALL_STORES, 'with the %s store', (store) => {
   let stack: Stack
   beforeAll(async () => {
     stack = await startStack({ store, env: { BFF_REFRESH_SKEW: '30' } })

@@ -2,10 +2,14 @@
  * One running stack for integration tests: the real IdP (oidc-provider), a recording upstream API
  * and the BFF, all on loopback. The BFF's clock can be moved forward so token expiry is tested
  * without sleeping; the IdP keeps real time.
+ *
+ * The same tests drive two targets (vitest projects, see vitest.config.ts): the BFF on Node, and
+ * the Worker bundle in the real workerd runtime (test/worker/workerd.ts). `TARGET` says which.
  */
 import { Redis } from 'ioredis'
 import * as client from 'openid-client'
 import { randomBytes } from 'node:crypto'
+import { describe } from 'vitest'
 import { DEMO_BFF_CLIENT, bffClientMetadata, startIdp, type Idp } from '../../src/demo/idp.ts'
 import { memoryStore } from '../../src/core/session/stores/memory.ts'
 import { redisStore } from '../../src/core/session/stores/redis.ts'
@@ -18,7 +22,50 @@ import { createCookieJar, redirectLocation, type CookieJar } from '../helpers/ht
 import { loginAtIdp } from '../helpers/idp-login.ts'
 import { freePort, startRecordingUpstream, type RecordingUpstream } from '../helpers/upstream.ts'
 
-export type StoreKind = 'cookie' | 'memory' | 'redis'
+export type StoreKind = 'cookie' | 'memory' | 'redis' | 'durable-object'
+
+/** Every store kind; `describeStores` skips those the target cannot run. */
+export const ALL_STORES: readonly StoreKind[] = ['cookie', 'memory', 'redis', 'durable-object']
+
+export type Target = 'node' | 'workerd'
+
+/** The runtime under test, from `BFF_TEST_TARGET` (set per vitest project). */
+export const TARGET: Target = process.env.BFF_TEST_TARGET === 'workerd' ? 'workerd' : 'node'
+
+/** A store that keeps sessions on the server, for tests that need one: the target's own. */
+export const SERVER_STORE: StoreKind = TARGET === 'workerd' ? 'durable-object' : 'memory'
+
+/** Why a store does not run on a target; the stores not listed run. */
+const UNSUPPORTED: Record<Target, Partial<Record<StoreKind, string>>> = {
+  node: { 'durable-object': 'Durable Objects exist only on Cloudflare Workers' },
+  workerd: {
+    redis: 'the redis store needs ioredis and TCP: Node only',
+    memory:
+      'each Workers isolate has its own memory, so it is no store for Workers, and the test cannot read it',
+  },
+}
+
+/** Why `store` cannot run on this target, or undefined when it can. */
+export function unsupported(store: StoreKind, target: Target = TARGET): string | undefined {
+  return UNSUPPORTED[target][store]
+}
+
+/**
+ * `describe.each` over stores that knows the target: a store this target cannot run is reported as
+ * a skipped suite whose title gives the reason. `%s` in `title` becomes the store's name.
+ */
+export function describeStores(
+  stores: readonly StoreKind[],
+  title: string,
+  suite: (store: StoreKind) => void
+): void {
+  for (const store of stores) {
+    const name = title.replace('%s', store)
+    const reason = unsupported(store)
+    if (reason) describe.skip(`${name} (skipped on ${TARGET}: ${reason})`, () => suite(store))
+    else describe(name, () => suite(store))
+  }
+}
 
 export interface StackOptions {
   store?: StoreKind
@@ -28,6 +75,11 @@ export interface StackOptions {
   baseUrl?: string
   /** Extra or overriding BFF settings. */
   env?: Env
+  /**
+   * workerd only: this many more isolates run the same Worker and share its Durable Objects, as two
+   * Cloudflare machines would; their URLs are `isolateUrls`.
+   */
+  isolates?: number
 }
 
 export interface Stack {
@@ -35,6 +87,8 @@ export interface Stack {
   url: string
   /** The BFF's configured public origin. */
   baseUrl: string
+  /** The runtime the BFF runs on. */
+  target: Target
   idp: Idp
   upstream: RecordingUpstream
   store: StoreKind
@@ -51,10 +105,16 @@ export interface Stack {
   sessionOf(jar: CookieJar): Promise<Session | null>
   introspect(token: string): Promise<{ active: boolean; sub?: string }>
   close(): Promise<void>
+  /** URLs of the extra isolates (`options.isolates`); empty on Node. */
+  isolateUrls: string[]
 }
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const store = options.store ?? 'cookie'
+  const reason = unsupported(store)
+  if (reason) throw new Error(`the ${store} store cannot run on ${TARGET}: ${reason}`)
+  if (options.isolates && TARGET !== 'workerd')
+    throw new Error('"isolates" needs the workerd target')
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
   const baseUrl = options.baseUrl ?? url
@@ -71,40 +131,22 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const secret = randomBytes(32).toString('base64url')
   let offsetMs = 0
   const now = () => Date.now() + offsetMs
-
   const redisPrefix = `bff-test-${randomBytes(6).toString('hex')}:`
-  let redis: Redis | undefined
-  let serverStore: SessionStore | undefined
-  if (store === 'memory') serverStore = memoryStore({ now })
-  if (store === 'redis') {
-    redis = new Redis('redis://127.0.0.1:6379', { lazyConnect: true, maxRetriesPerRequest: 1 })
-    await redis.connect()
-    serverStore = redisStore(redis, { prefix: redisPrefix, now })
+  const env: Env = {
+    BFF_ISSUER: idp.issuer,
+    BFF_CLIENT_ID: DEMO_BFF_CLIENT.clientId,
+    BFF_CLIENT_SECRET: DEMO_BFF_CLIENT.clientSecret,
+    BFF_BASE_URL: baseUrl,
+    BFF_SESSION_SECRET: secret,
+    BFF_SESSION_STORE: store,
+    BFF_REDIS_PREFIX: redisPrefix,
+    BFF_API: `/api/=${upstream.url}/`,
+    ...options.env,
   }
-
-  const bff = await startNode(
-    {
-      PORT: String(port),
-      BFF_ISSUER: idp.issuer,
-      BFF_CLIENT_ID: DEMO_BFF_CLIENT.clientId,
-      BFF_CLIENT_SECRET: DEMO_BFF_CLIENT.clientSecret,
-      BFF_BASE_URL: baseUrl,
-      BFF_SESSION_SECRET: secret,
-      BFF_SESSION_STORE: store,
-      BFF_REDIS_PREFIX: redisPrefix,
-      BFF_API: `/api/=${upstream.url}/`,
-      ...options.env,
-    },
-    {
-      serveStatic: false,
-      deps: {
-        now,
-        log: () => {},
-        // The memory store must be the test's own instance to be inspected; Redis is shared anyway.
-        ...(store === 'memory' ? { store: serverStore } : {}),
-      },
-    }
-  )
+  const bff =
+    TARGET === 'workerd'
+      ? await startWorkerBff(port, env, () => offsetMs, options.isolates ?? 0)
+      : await startNodeBff(port, env, store, now, redisPrefix)
 
   const sealer = createSealer([secret])
   const cookieName = baseUrl.startsWith('https:') ? '__Host-bff' : 'bff'
@@ -113,6 +155,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   return {
     url,
     baseUrl,
+    target: TARGET,
+    isolateUrls: bff.isolateUrls ?? [],
     idp,
     upstream,
     store,
@@ -141,7 +185,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       for (let i = 1; cookies[`${cookieName}.${i}`]; i++) sealed += cookies[`${cookieName}.${i}`]
       const ref = await sealer.unseal<SessionRef>(sealed)
       if (!ref) return null
-      return 'session' in ref ? cookieStore({ now }).get(ref) : serverStore!.get(ref)
+      return 'session' in ref ? cookieStore({ now }).get(ref) : bff.readSession(ref)
     },
     async introspect(token) {
       oidcConfig ??= client.discovery(
@@ -158,6 +202,50 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       await bff.close()
       await upstream.close()
       await idp.stop()
+    },
+  }
+}
+
+/** A running BFF: how to stop it and how to read a server-side session the way it would. */
+interface RunningBff {
+  readSession(ref: SessionRef): Promise<Session | null>
+  close(): Promise<void>
+  isolateUrls?: string[]
+}
+
+async function startNodeBff(
+  port: number,
+  env: Env,
+  store: StoreKind,
+  now: () => number,
+  redisPrefix: string
+): Promise<RunningBff> {
+  let redis: Redis | undefined
+  let serverStore: SessionStore | undefined
+  if (store === 'memory') serverStore = memoryStore({ now })
+  if (store === 'redis') {
+    redis = new Redis('redis://127.0.0.1:6379', { lazyConnect: true, maxRetriesPerRequest: 1 })
+    await redis.connect()
+    serverStore = redisStore(redis, { prefix: redisPrefix, now })
+  }
+
+  const bff = await startNode(
+    { PORT: String(port), ...env },
+    {
+      serveStatic: false,
+      deps: {
+        now,
+        log: () => {},
+        // The memory store must be the test's own instance to be inspected; Redis is shared anyway.
+        ...(store === 'memory' ? { store: serverStore } : {}),
+      },
+    }
+  )
+
+  return {
+    readSession: (ref) => serverStore!.get(ref),
+    async close() {
+      await bff.close()
       if (redis) {
         const keys: string[] = []
         let cursor = '0'
@@ -170,6 +258,27 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         await redis.quit()
       }
     },
+  }
+}
+
+/**
+ * The Worker in workerd: the same settings as bindings, the test clock as the `BFF_TEST_CLOCK`
+ * service binding, sessions read from their Durable Objects.
+ */
+async function startWorkerBff(
+  port: number,
+  env: Env,
+  clockOffsetMs: () => number,
+  isolates: number
+): Promise<RunningBff> {
+  // Loaded only here, so the Node target never starts Miniflare's machinery.
+  const { startWorkerd } = await import('../worker/workerd.ts')
+  const names = Array.from({ length: isolates }, (_, i) => `isolate-${i + 1}`)
+  const worker = await startWorkerd({ port, env, clockOffsetMs, isolates: names })
+  return {
+    readSession: async (ref) => ('id' in ref ? worker.readSession(ref.id) : null),
+    close: () => worker.close(),
+    isolateUrls: await Promise.all(names.map((name) => worker.urlOf(name))),
   }
 }
 

@@ -3,13 +3,20 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { CookieJar } from '../helpers/http.ts'
-import { CSRF, startStack, type Stack, type StoreKind } from './harness.ts'
+import {
+  ALL_STORES,
+  CSRF,
+  SERVER_STORE,
+  describeStores,
+  startStack,
+  type Stack,
+} from './harness.ts'
 
 async function status(jar: CookieJar, path = '/bff/user'): Promise<number> {
   return (await jar.get(path, { headers: CSRF })).status
 }
 
-describe.each<StoreKind>(['cookie', 'memory', 'redis'])('timeouts with the %s store', (store) => {
+describeStores(ALL_STORES, 'timeouts with the %s store', (store) => {
   let stack: Stack
   beforeAll(async () => {
     stack = await startStack({
@@ -60,7 +67,7 @@ describe('admin API', () => {
   const token = 'admin-'.repeat(8)
   let stack: Stack
   beforeAll(async () => {
-    stack = await startStack({ store: 'memory', env: { BFF_ADMIN_TOKEN: token } })
+    stack = await startStack({ store: SERVER_STORE, env: { BFF_ADMIN_TOKEN: token } })
   })
   afterAll(() => stack.close())
 

@@ -7,16 +7,17 @@
  * back-channel logout finds every session without a scan. Expiry is by alarm: each object wipes
  * itself once what it holds has expired, and reads check the time as well.
  *
- * An ended session leaves a tombstone until its cookie could no longer be valid, so a request that
- * read the session before a logout cannot write it back afterwards (e.g. after a token refresh).
+ * Writes never go backwards: `update` needs a live session of the same or an older generation, so
+ * a request that read the session before a logout or a refresh cannot write it back afterwards.
  *
  * Token refresh runs inside the session's object (`refreshOnce`): the object is the one place every
  * isolate's requests for a session meet, so it alone spends a refresh token, once. That needs its
  * own OIDC client, built from the same settings, since a closure cannot cross into the object.
  *
- * What an isolate's memory would keep elsewhere lives in `SessionIndexObject`s here too, since it
- * must hold in every isolate: the `cookie` store's revocations (`durableObjectRevocations`) and
- * the one-time logout token ids (`durableObjectReplayGuard`).
+ * What Node keeps in Redis for the `cookie` store lives in these objects too, since it must hold in
+ * every isolate: revocations (a tombstone per session id, a revocation time per sid and sub), the
+ * newest generation of each session, refresh coordination (`durableObjectRefreshCoordinator`),
+ * and the one-time logout token ids (`durableObjectReplayGuard`, one object per key).
  */
 import { DurableObject } from 'cloudflare:workers'
 import type { DurableObjectNamespace, Fetcher } from '@cloudflare/workers-types/latest'
@@ -73,7 +74,7 @@ export function durableObjectStore(env: SessionObjectEnv): SessionStore {
     },
 
     async delete(session) {
-      await sessionObject(env, session.id).end(lastValidAt(session))
+      await sessionObject(env, session.id).remove()
     },
 
     deleteBySid: (sid) => indexObject(env, 'sid', sid).endAll('sid'),
@@ -89,15 +90,9 @@ export function durableObjectStore(env: SessionObjectEnv): SessionStore {
     },
 
     async refreshOnce(session) {
-      const outcome = (await sessionObject(env, session.id).refresh(
-        session.generation
-      )) as RefreshOutcome
-      if (!outcome.ok) {
-        // The cause stayed in the object; its name carries the reason into the caller's log.
-        const cause = Object.assign(new Error(outcome.reason), { name: outcome.reason })
-        throw new BffError(outcome.status, outcome.code, outcome.message, { cause })
-      }
-      return outcome.session
+      return unwrap(
+        (await sessionObject(env, session.id).refresh(session.generation)) as RefreshOutcome
+      )
     },
   }
 }
@@ -118,6 +113,10 @@ export function durableObjectRevocations(env: SessionObjectEnv): RevocationList 
     async revokeSub(sub, until) {
       await indexObject(env, 'sub', sub).revoke(until)
     },
+    async recordGeneration(id, generation, until) {
+      await sessionObject(env, id).recordGeneration(generation, until)
+    },
+    latestGeneration: (id) => sessionObject(env, id).latestGeneration(),
     async isRevoked(session) {
       const [ended, sidRevokedAt, subRevokedAt] = await Promise.all([
         sessionObject(env, session.id).isEnded(),
@@ -135,6 +134,18 @@ export function durableObjectRevocations(env: SessionObjectEnv): RevocationList 
   }
 }
 
+/**
+ * `refreshOnce` for the `cookie` store on Workers: the session's object refreshes the tokens the
+ * cookie carries, once per generation, and hands the result to late callers still holding the
+ * older cookie (for the token manager's grace window) instead of spending the refresh token again.
+ */
+export function durableObjectRefreshCoordinator(
+  env: SessionObjectEnv
+): NonNullable<SessionStore['refreshOnce']> {
+  return async (session) =>
+    unwrap((await sessionObject(env, session.id).refreshCarried(session)) as RefreshOutcome)
+}
+
 /** One-time keys (logout token `jti`s) shared by every isolate: one object per key. */
 export function durableObjectReplayGuard(env: SessionObjectEnv): ReplayGuard {
   return {
@@ -143,6 +154,13 @@ export function durableObjectReplayGuard(env: SessionObjectEnv): ReplayGuard {
       await indexObject(env, 'once', key).release()
     },
   }
+}
+
+function unwrap(outcome: RefreshOutcome): Session {
+  if (outcome.ok) return outcome.session
+  // The cause stayed in the object; its name carries the reason into the caller's log.
+  const cause = Object.assign(new Error(outcome.reason), { name: outcome.reason })
+  throw new BffError(outcome.status, outcome.code, outcome.message, { cause })
 }
 
 function sessionObject(env: SessionObjectEnv, id: string) {
@@ -163,6 +181,17 @@ function lastValidAt(session: Session): number {
 /** Storage keys of a session object: the session, and the tombstone (epoch seconds it lasts). */
 const SESSION = 'session'
 const ENDED = 'ended'
+/** `cookie` store: the newest generation handed out, and the last refresh result. */
+const GENERATION = 'generation'
+const REFRESHED = 'refreshed'
+/** How long a `cookie` store refresh result is handed to callers with the older cookie. */
+const REFRESHED_MS = 30_000
+
+/** A value kept until `until` (epoch seconds). */
+interface Kept<T> {
+  value: T
+  until: number
+}
 
 /** Holds one session: reads, writes, the end of it, and its token refresh. */
 export class SessionObject extends DurableObject<SessionObjectEnv> {
@@ -177,7 +206,7 @@ export class SessionObject extends DurableObject<SessionObjectEnv> {
     if (mode === 'update' && !stored) return false
     if (stored && stored.generation > session.generation) return false
     if (session.expiresAt * 1000 <= now()) {
-      await this.end(lastValidAt(session))
+      await this.remove()
       return false
     }
     if (!stored || stored.sid !== session.sid || stored.sub !== session.sub) {
@@ -206,21 +235,34 @@ export class SessionObject extends DurableObject<SessionObjectEnv> {
   }
 
   /**
-   * Ends the session and keeps its id dead until `until` (epoch seconds) or as long as its cookie
-   * could be valid. `from` names an index that is already forgetting it. Answers whether it was live.
+   * Deletes the stored session (`durable-object` store). No tombstone: rewrites go through
+   * `update`, which needs a live session, and `hybridStore` moves a session that shrank into its
+   * cookie by deleting the copy here, which must not end it. `from` names an index that is already
+   * forgetting it. Answers whether it was live.
    */
-  async end(until: number, from?: 'sid' | 'sub'): Promise<boolean> {
+  async remove(from?: 'sid' | 'sub'): Promise<boolean> {
     await syncTestClock(this.env)
     const storage = this.ctx.storage
     const session = await storage.get<Session>(SESSION)
-    const endedUntil = await this.endedUntil()
-    const live = !!session && endedUntil === null && session.expiresAt * 1000 > now()
-    const deadUntil = Math.max(until, session ? lastValidAt(session) : 0, endedUntil ?? 0)
+    if (!session) return false
+    const live = (await this.endedUntil()) === null && session.expiresAt * 1000 > now()
     await storage.delete(SESSION)
-    await storage.put(ENDED, deadUntil)
-    await this.scheduleAlarm(deadUntil)
-    if (session) await this.unindex(session, undefined, from)
+    await this.unindex(session, undefined, from)
     return live
+  }
+
+  /**
+   * Revokes the session id (`cookie` store logout): a tombstone keeps it dead until `until` (epoch
+   * seconds), however many copies of its cookie exist, and removes any copy stored here.
+   */
+  async end(until: number): Promise<void> {
+    await syncTestClock(this.env)
+    const endedUntil = (await this.endedUntil()) ?? 0
+    if (until > endedUntil) {
+      await this.ctx.storage.put(ENDED, until)
+      await this.scheduleAlarm(until)
+    }
+    await this.remove()
   }
 
   async isEnded(): Promise<boolean> {
@@ -246,11 +288,55 @@ export class SessionObject extends DurableObject<SessionObjectEnv> {
     return { ok: true, session: result.session }
   }
 
+  /**
+   * `cookie` store: refreshes the tokens of the session the caller's cookie carries, once per
+   * generation; a caller with an older generation than the last refresh gets that refresh's result.
+   */
+  async refreshCarried(session: Session): Promise<RefreshOutcome> {
+    await syncTestClock(this.env)
+    if (await this.endedUntil()) {
+      return failure(new BffError(401, 'session_expired', 'The session has ended.'))
+    }
+    const storage = this.ctx.storage
+    const last = await storage.get<Kept<Session>>(REFRESHED)
+    if (last && last.until * 1000 > now() && last.value.generation > session.generation) {
+      return { ok: true, session: last.value }
+    }
+    // The token manager joins concurrent calls for one generation into one grant.
+    const result = await tokenManager(this.env).freshSession(session)
+    if (result.kind === 'error') return failure(result.error)
+    if (result.kind === 'refreshed') {
+      const until = (now() + REFRESHED_MS) / 1000
+      await storage.put(REFRESHED, { value: result.session, until })
+      await this.scheduleAlarm(until)
+    }
+    return { ok: true, session: result.session }
+  }
+
+  /** `cookie` store: remembers that this generation was handed out, until `until`. */
+  async recordGeneration(generation: number, until: number): Promise<void> {
+    const kept = await this.ctx.storage.get<Kept<number>>(GENERATION)
+    if (kept && kept.value >= generation) return
+    await this.ctx.storage.put(GENERATION, { value: generation, until })
+    await this.scheduleAlarm(until)
+  }
+
+  async latestGeneration(): Promise<number> {
+    await syncTestClock(this.env)
+    const kept = await this.ctx.storage.get<Kept<number>>(GENERATION)
+    return kept && kept.until * 1000 > now() ? kept.value : 0
+  }
+
   override async alarm(): Promise<void> {
     // Alarms run on real time; the test clock only moves what requests see.
     const storage = this.ctx.storage
     const session = await storage.get<Session>(SESSION)
-    const until = Math.max(session?.expiresAt ?? 0, (await storage.get<number>(ENDED)) ?? 0)
+    const until = Math.max(
+      session?.expiresAt ?? 0,
+      (await storage.get<number>(ENDED)) ?? 0,
+      (await storage.get<Kept<number>>(GENERATION))?.until ?? 0,
+      (await storage.get<Kept<Session>>(REFRESHED))?.until ?? 0
+    )
     if (until * 1000 > Date.now()) return storage.setAlarm(until * 1000)
     if (session) await this.unindex(session)
     await storage.deleteAll()
@@ -320,8 +406,8 @@ export class SessionIndexObject extends DurableObject<SessionObjectEnv> {
     // Forgotten first: the sessions' calls back to this index then find nothing to do.
     await this.ctx.storage.delete([...members.keys()])
     const ended = await Promise.all(
-      [...members].map(([key, until]) =>
-        sessionObject(this.env, key.slice(MEMBER.length)).end(until, kind)
+      [...members.keys()].map((key) =>
+        sessionObject(this.env, key.slice(MEMBER.length)).remove(kind)
       )
     )
     return ended.filter(Boolean).length

@@ -1,0 +1,149 @@
+/**
+ * Cloudflare Workers entry: bindings -> config, the session store, the BFF, and the demo SPA from
+ * the static assets. Settings are the same `BFF_*` names as on Node, as `[vars]` or secrets.
+ *
+ * A Worker cannot refuse to start, so settings are parsed on the first request and memoised for the
+ * isolate's life; with a bad setting every request answers 500 `invalid_config` naming the settings,
+ * and the isolate logs each problem once.
+ */
+import { Hono, type ExecutionContext } from 'hono'
+import { createBff } from './app.ts'
+import { ConfigError, parseConfig } from './core/config.ts'
+import { jsonLogger } from './core/log.ts'
+import { PAGE_SECURITY_HEADERS } from './core/pages.ts'
+import { maxInlineJsonBytes } from './core/session/cookie.ts'
+import { cookieStore } from './core/session/stores/cookie.ts'
+import { hybridStore } from './core/session/stores/hybrid.ts'
+import {
+  durableObjectRefreshCoordinator,
+  durableObjectReplayGuard,
+  durableObjectRevocations,
+  durableObjectStore,
+  now,
+  SessionIndexObject,
+  SessionObject,
+  settingsOf,
+  syncTestClock,
+  type SessionObjectEnv,
+} from './core/session/stores/durable-object.ts'
+import type { SessionStore } from './core/session/types.ts'
+
+// The runtime finds Durable Object classes among the entry module's exports.
+export { SessionIndexObject, SessionObject }
+
+export interface WorkerEnv extends SessionObjectEnv {
+  /** The static assets (wrangler.toml `[assets]`): the demo SPA. Absent in tests. */
+  ASSETS?: { fetch(request: Request): Promise<Response> }
+}
+
+type WorkerApp = Hono<{ Bindings: WorkerEnv }>
+
+let app: WorkerApp | ConfigError | undefined
+
+export default {
+  async fetch(request: Request, env: WorkerEnv, ctx: ExecutionContext): Promise<Response> {
+    app ??= build(env)
+    if (app instanceof ConfigError) return misconfigured(app)
+    await syncTestClock(env)
+    return app.fetch(request, env, ctx)
+  },
+}
+
+function build(env: WorkerEnv): WorkerApp | ConfigError {
+  let config
+  try {
+    if (typeof env.BFF_TEST_CLOCK === 'string') {
+      throw new ConfigError([
+        'BFF_TEST_CLOCK is a test-only service binding, never a variable or secret: remove it',
+      ])
+    }
+    config = parseConfig(settingsOf(env), { sessionStore: 'durable-object' })
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    for (const problem of err.problems) jsonLogger('error', 'config.invalid', { problem })
+    return err
+  }
+
+  const problems: string[] = []
+  if (config.sessionStore === 'redis') {
+    problems.push('BFF_SESSION_STORE "redis" works only on Node; use durable-object or cookie')
+  }
+  // Both stores below need the objects: the cookie store keeps its revocations there.
+  for (const binding of ['BFF_SESSIONS', 'BFF_SESSION_INDEX'] as const) {
+    if (config.sessionStore !== 'memory' && !env[binding]) {
+      problems.push(`${binding} must be bound to a Durable Object namespace (see wrangler.toml)`)
+    }
+  }
+  if (problems.length) {
+    for (const problem of problems) jsonLogger('error', 'config.invalid', { problem })
+    return new ConfigError(problems)
+  }
+  if (config.sessionStore === 'memory') {
+    // Allowed for trying things out, but an isolate's memory is not shared with any other.
+    jsonLogger('warn', 'config.memory_store', { reason: 'sessions live in one isolate only' })
+  }
+
+  let store: SessionStore | undefined
+  if (config.sessionStore === 'durable-object') store = durableObjectStore(env)
+  if (config.sessionStore === 'cookie') {
+    // As on Node with Redis: what one isolate learns (revocations, the newest generation, a
+    // refresh) holds in all of them, and a session too large for the cookie budget is kept in its
+    // object while the cookie carries only its id.
+    store = hybridStore({
+      cookie: cookieStore({
+        now,
+        maxLifetimeSeconds: config.sessionLifetimeSeconds,
+        revocations: durableObjectRevocations(env),
+        refreshOnce: durableObjectRefreshCoordinator(env),
+      }),
+      server: durableObjectStore(env),
+      maxInlineBytes: maxInlineJsonBytes({
+        maxCookieBytes: config.cookieMaxBytes,
+        maxTotalBytes: config.cookieTotalBytes,
+      }),
+      log: jsonLogger,
+    })
+  }
+
+  const worker: WorkerApp = new Hono()
+  worker.route(
+    '/',
+    createBff(config, {
+      store,
+      now,
+      // Logout token ids must be spent once across all isolates, not once per isolate.
+      replay: config.sessionStore === 'memory' ? undefined : durableObjectReplayGuard(env),
+      clientIp: (c) => c.req.header('cf-connecting-ip'),
+    })
+  )
+  // Everything outside /bff/* and the API prefixes is the SPA, with the headers node.ts sets.
+  worker.all('*', async (c) => {
+    if (!c.env.ASSETS) return c.notFound()
+    const asset = await c.env.ASSETS.fetch(c.req.raw)
+    const response = new Response(asset.body, asset) // assets' headers are immutable
+    for (const [name, value] of Object.entries(PAGE_SECURITY_HEADERS)) {
+      if (name !== 'Content-Security-Policy' && name !== 'Cache-Control') {
+        response.headers.set(name, value)
+      }
+    }
+    response.headers.set(
+      'Content-Security-Policy',
+      "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    )
+    return response
+  })
+  return worker
+}
+
+/** 500 with the names of the bad settings; the details (never secret values) are in the log. */
+function misconfigured(err: ConfigError): Response {
+  const settings = [...new Set(err.problems.map((problem) => problem.split(' ')[0]))]
+  return new Response(
+    JSON.stringify({
+      error: 'invalid_config',
+      message: `The BFF is misconfigured; the operator must fix: ${settings.join(', ')}.`,
+      settings,
+    }),
+    { status: 500, headers: { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' } }
+  )
+}

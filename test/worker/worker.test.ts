@@ -1,0 +1,118 @@
+/**
+ * What only the Workers entry does (src/worker.ts): settings from bindings parsed on the first
+ * request, a bad setting answered with 500 naming it (a Worker cannot refuse to start), the store
+ * chosen by BFF_SESSION_STORE with durable-object as the default, and the test clock refused as
+ * anything but a service binding.
+ */
+import { describe, expect, it } from 'vitest'
+import { freePort } from '../helpers/upstream.ts'
+import { startWorkerd, type Workerd } from './workerd.ts'
+
+const VALID = {
+  BFF_ISSUER: 'https://idp.example.com',
+  BFF_CLIENT_ID: 'bff',
+  BFF_CLIENT_SECRET: 'client-secret',
+  BFF_BASE_URL: 'https://app.example.com',
+  BFF_SESSION_SECRET: 's'.repeat(40),
+}
+
+async function withWorker(
+  env: Record<string, string | undefined>,
+  test: (worker: Workerd) => Promise<void>,
+  options: { clock?: boolean } = {}
+) {
+  const worker = await startWorkerd({
+    port: await freePort(),
+    env,
+    ...(options.clock ? { clockOffsetMs: () => 0 } : {}),
+  })
+  try {
+    await test(worker)
+  } finally {
+    await worker.close()
+  }
+}
+
+/** Waits for workerd's output to reach the log (it arrives after the response). */
+async function logged(worker: Workerd, pattern: RegExp): Promise<string> {
+  for (let i = 0; i < 50; i++) {
+    const text = worker.logs.join('')
+    if (pattern.test(text)) return text
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  return worker.logs.join('')
+}
+
+describe('settings', () => {
+  it('answers 500 invalid_config naming every bad setting, and logs each problem', async () => {
+    const env = { ...VALID, BFF_CLIENT_SECRET: undefined, BFF_SESSION_SECRET: 'short-secret' }
+    await withWorker(env, async (worker) => {
+      for (const path of ['/bff/user', '/bff/health', '/']) {
+        const response = await fetch(`${worker.url}${path}`)
+        expect(response.status).toBe(500)
+        expect(response.headers.get('cache-control')).toBe('no-store')
+        const body = await response.json()
+        expect(body).toMatchObject({
+          error: 'invalid_config',
+          settings: ['BFF_CLIENT_SECRET', 'BFF_SESSION_SECRET'],
+        })
+        expect(JSON.stringify(body)).not.toContain('short-secret')
+      }
+      const log = await logged(worker, /BFF_SESSION_SECRET/)
+      expect(log).toMatch(/"event":"config.invalid","problem":"BFF_CLIENT_SECRET is required/)
+      expect(log).toMatch(/"problem":"BFF_SESSION_SECRET entry 1 is 12 characters/)
+      expect(log).not.toContain('short-secret')
+      // Once per isolate, not once per request.
+      expect(log.match(/BFF_CLIENT_SECRET is required/g)).toHaveLength(1)
+    })
+  })
+
+  it('refuses the redis store, which needs Node', async () => {
+    await withWorker({ ...VALID, BFF_SESSION_STORE: 'redis' }, async (worker) => {
+      const response = await fetch(`${worker.url}/bff/health`)
+      expect(response.status).toBe(500)
+      expect(await response.json()).toMatchObject({ settings: ['BFF_SESSION_STORE'] })
+    })
+  })
+
+  it('refuses BFF_TEST_CLOCK set as a variable or secret: only a service binding is a clock', async () => {
+    await withWorker({ ...VALID, BFF_TEST_CLOCK: '86400000' }, async (worker) => {
+      const response = await fetch(`${worker.url}/bff/health`)
+      expect(response.status).toBe(500)
+      expect(await response.json()).toMatchObject({ settings: ['BFF_TEST_CLOCK'] })
+    })
+  })
+})
+
+describe('stores', () => {
+  it('uses the durable-object store by default, and no test clock without the binding', async () => {
+    await withWorker({ ...VALID, BFF_SESSION_STORE: undefined }, async (worker) => {
+      const response = await fetch(`${worker.url}/bff/health`)
+      expect(response.status).toBe(200)
+      expect(await response.json()).toEqual({ status: 'ok', store: 'durable-object' })
+      expect(worker.logs.join('')).not.toContain('test_clock')
+    })
+  })
+
+  it('runs the cookie store, and warns once when the test clock is on', async () => {
+    await withWorker(
+      { ...VALID, BFF_SESSION_STORE: 'cookie' },
+      async (worker) => {
+        const response = await fetch(`${worker.url}/bff/health`)
+        expect(await response.json()).toEqual({ status: 'ok', store: 'cookie' })
+        expect(await logged(worker, /test_clock/)).toMatch(/"event":"test_clock.enabled"/)
+      },
+      { clock: true }
+    )
+  })
+
+  it('serves a 404 JSON for unknown BFF routes and passes everything else to the assets', async () => {
+    await withWorker(VALID, async (worker) => {
+      const bff = await fetch(`${worker.url}/bff/nope`)
+      expect(bff.status).toBe(404)
+      expect(await bff.json()).toMatchObject({ error: 'not_found' })
+      // No ASSETS binding in tests (as no static files on the Node test server): a plain 404.
+      expect((await fetch(`${worker.url}/index.html`)).status).toBe(404)
+    })
+  })
+})

@@ -1,0 +1,127 @@
+/**
+ * Runs the Worker bundle (`npm run build:worker`, built once by global-setup.ts) in the real
+ * `workerd` runtime through Miniflare, with wrangler.toml's bindings, on a loopback port. The test
+ * process reaches into it only through Miniflare: the Durable Objects for sessions, and the
+ * test-only `BFF_TEST_CLOCK` service binding, a function in this process.
+ */
+import type { Readable } from 'node:stream'
+import { Miniflare, type WorkerOptions } from 'miniflare'
+import { inject } from 'vitest'
+import type { Session } from '../../src/core/session/types.ts'
+
+/** What global-setup.ts hands every test file: the bundle and the options from wrangler.toml. */
+export interface WorkerBuild {
+  scriptPath: string
+  compatibilityDate: string
+  compatibilityFlags: string[]
+  /** Binding name -> class, as in wrangler.toml. */
+  durableObjects: Record<string, { className: string; useSQLite?: boolean }>
+  /** wrangler.toml's `[vars]`. */
+  bindings: Record<string, string>
+}
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    workerBuild: WorkerBuild
+  }
+}
+
+export interface WorkerdOptions {
+  port: number
+  /** `BFF_*` settings on top of wrangler.toml's `[vars]`. */
+  env: Record<string, string | undefined>
+  /** The test clock's offset in milliseconds, asked for on every request. */
+  clockOffsetMs?: () => number
+  /**
+   * Names of more Workers running the same bundle: each is another isolate with its own memory,
+   * sharing the Durable Objects with the first, like two Cloudflare machines. Reach them with
+   * `urlOf(name)`.
+   */
+  isolates?: string[]
+}
+
+export interface Workerd {
+  url: string
+  /** URL of one of `options.isolates`. */
+  urlOf(isolate: string): Promise<string>
+  /** A session as its Durable Object holds it, or null. */
+  readSession(id: string): Promise<Session | null>
+  /** The first Worker's bindings, usable from Node (Durable Object namespaces by RPC). */
+  bindings(): Promise<Record<string, unknown>>
+  /** What the Worker logged (console and runtime), newest last. */
+  logs: string[]
+  close(): Promise<void>
+}
+
+const MAIN = 'bff'
+
+export function workerBuild(): WorkerBuild {
+  const build = inject('workerBuild')
+  if (!build)
+    throw new Error('no Worker build: run through vitest with test/worker/global-setup.ts')
+  return build
+}
+
+export async function startWorkerd(options: WorkerdOptions): Promise<Workerd> {
+  const build = workerBuild()
+  const logs: string[] = []
+  const bindings: Record<string, string> = { ...build.bindings }
+  for (const [name, value] of Object.entries(options.env)) {
+    if (value === undefined) delete bindings[name]
+    else bindings[name] = value
+  }
+  const clock = options.clockOffsetMs
+  const worker = (name: string, first: boolean): WorkerOptions => ({
+    name,
+    modules: true,
+    scriptPath: build.scriptPath,
+    compatibilityDate: build.compatibilityDate,
+    compatibilityFlags: build.compatibilityFlags,
+    bindings,
+    // The first Worker hosts the objects; the others bind the same namespaces by script name.
+    durableObjects: Object.fromEntries(
+      Object.entries(build.durableObjects).map(([binding, designator]) => [
+        binding,
+        first ? designator : { ...designator, scriptName: MAIN },
+      ])
+    ),
+    serviceBindings: clock
+      ? { BFF_TEST_CLOCK: async () => new Response(String(clock())) }
+      : undefined,
+    unsafeDirectSockets: first ? undefined : [{ host: '127.0.0.1', port: 0 }],
+  })
+
+  const mf = new Miniflare({
+    host: '127.0.0.1',
+    port: options.port,
+    workers: [worker(MAIN, true), ...(options.isolates ?? []).map((name) => worker(name, false))],
+    handleRuntimeStdio(stdout: Readable, stderr: Readable) {
+      const keep = (chunk: Buffer) => {
+        const text = chunk.toString()
+        logs.push(text)
+        if (logs.length > 500) logs.shift()
+        if (process.env.BFF_TEST_WORKERD_LOG) process.stderr.write(text)
+      }
+      stdout.on('data', keep)
+      stderr.on('data', keep)
+    },
+  })
+  const url = (await mf.ready).origin
+
+  return {
+    url,
+    async urlOf(isolate) {
+      return (await mf.unsafeGetDirectURL(isolate)).origin
+    },
+    async readSession(id) {
+      const namespace = await mf.getDurableObjectNamespace('BFF_SESSIONS', MAIN)
+      const stub = namespace.get(namespace.idFromName(id)) as unknown as {
+        read(): Promise<Session | null>
+      }
+      return stub.read()
+    },
+    bindings: () => mf.getBindings(MAIN),
+    logs,
+    close: () => mf.dispose(),
+  }
+}
