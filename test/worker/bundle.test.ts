@@ -37,7 +37,7 @@ const WORKERS_NODE_MODULES = new Set([
   'zlib',
 ])
 
-const build = workerBuild()
+const build = await workerBuild()
 const bundle = readFileSync(build.scriptPath)
 const meta = JSON.parse(
   readFileSync(path.join(path.dirname(build.scriptPath), 'bundle-meta.json'), 'utf8')

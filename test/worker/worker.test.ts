@@ -36,11 +36,11 @@ async function withWorker(
 /** Waits for workerd's output to reach the log (it arrives after the response). */
 async function logged(worker: Workerd, pattern: RegExp): Promise<string> {
   for (let i = 0; i < 50; i++) {
-    const text = worker.logs.join('')
+    const text = worker.logs.join('\n')
     if (pattern.test(text)) return text
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
-  return worker.logs.join('')
+  return worker.logs.join('\n')
 }
 
 describe('settings', () => {
@@ -90,7 +90,7 @@ describe('stores', () => {
       const response = await fetch(`${worker.url}/bff/health`)
       expect(response.status).toBe(200)
       expect(await response.json()).toEqual({ status: 'ok', store: 'durable-object' })
-      expect(worker.logs.join('')).not.toContain('test_clock')
+      expect(worker.logs.join('\n')).not.toContain('test_clock')
     })
   })
 

@@ -3,22 +3,15 @@
  * `workerd` runtime through Miniflare, with wrangler.toml's bindings, on a loopback port. The test
  * process reaches into it only through Miniflare: the Durable Objects for sessions, and the
  * test-only `BFF_TEST_CLOCK` service binding, a function in this process.
+ *
+ * Outside vitest (the e2e suite), pass `build` from `buildWorker()` in build.ts.
  */
 import type { Readable } from 'node:stream'
 import { Miniflare, type WorkerOptions } from 'miniflare'
-import { inject } from 'vitest'
 import type { Session } from '../../src/core/session/types.ts'
+import type { WorkerBuild } from './build.ts'
 
-/** What global-setup.ts hands every test file: the bundle and the options from wrangler.toml. */
-export interface WorkerBuild {
-  scriptPath: string
-  compatibilityDate: string
-  compatibilityFlags: string[]
-  /** Binding name -> class, as in wrangler.toml. */
-  durableObjects: Record<string, { className: string; useSQLite?: boolean }>
-  /** wrangler.toml's `[vars]`. */
-  bindings: Record<string, string>
-}
+export type { WorkerBuild } from './build.ts'
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -27,7 +20,12 @@ declare module 'vitest' {
 }
 
 export interface WorkerdOptions {
+  /** The bundle; by default the one global-setup.ts built for this vitest run. */
+  build?: WorkerBuild
+  /** Loopback port; 0 picks a free one. */
   port: number
+  /** Serve public/ as wrangler.toml's `[assets]` do (off: the integration tests need no SPA). */
+  assets?: boolean
   /** `BFF_*` settings on top of wrangler.toml's `[vars]`. */
   env: Record<string, string | undefined>
   /** The test clock's offset in milliseconds, asked for on every request. */
@@ -48,22 +46,23 @@ export interface Workerd {
   readSession(id: string): Promise<Session | null>
   /** The first Worker's bindings, usable from Node (Durable Object namespaces by RPC). */
   bindings(): Promise<Record<string, unknown>>
-  /** What the Worker logged (console and runtime), newest last. */
+  /** What the Worker logged (console and runtime), one line each, newest last. */
   logs: string[]
   close(): Promise<void>
 }
 
 const MAIN = 'bff'
 
-export function workerBuild(): WorkerBuild {
+/** The bundle global-setup.ts built for this vitest run. */
+export async function workerBuild(): Promise<WorkerBuild> {
+  const { inject } = await import('vitest')
   const build = inject('workerBuild')
-  if (!build)
-    throw new Error('no Worker build: run through vitest with test/worker/global-setup.ts')
+  if (!build) throw new Error('no Worker build: run vitest with test/worker/global-setup.ts')
   return build
 }
 
 export async function startWorkerd(options: WorkerdOptions): Promise<Workerd> {
-  const build = workerBuild()
+  const build = options.build ?? (await workerBuild())
   const logs: string[] = []
   const bindings: Record<string, string> = { ...build.bindings }
   for (const [name, value] of Object.entries(options.env)) {
@@ -89,6 +88,7 @@ export async function startWorkerd(options: WorkerdOptions): Promise<Workerd> {
       ? { BFF_TEST_CLOCK: async () => new Response(String(clock())) }
       : undefined,
     unsafeDirectSockets: first ? undefined : [{ host: '127.0.0.1', port: 0 }],
+    ...(options.assets && build.assets ? { assets: build.assets as WorkerOptions['assets'] } : {}),
   })
 
   const mf = new Miniflare({
@@ -96,14 +96,16 @@ export async function startWorkerd(options: WorkerdOptions): Promise<Workerd> {
     port: options.port,
     workers: [worker(MAIN, true), ...(options.isolates ?? []).map((name) => worker(name, false))],
     handleRuntimeStdio(stdout: Readable, stderr: Readable) {
-      const keep = (chunk: Buffer) => {
-        const text = chunk.toString()
-        logs.push(text)
-        if (logs.length > 500) logs.shift()
-        if (process.env.BFF_TEST_WORKERD_LOG) process.stderr.write(text)
+      for (const stream of [stdout, stderr]) {
+        let partial = ''
+        stream.on('data', (chunk: Buffer) => {
+          if (process.env.BFF_TEST_WORKERD_LOG) process.stderr.write(chunk)
+          const lines = (partial + chunk.toString()).split('\n')
+          partial = lines.pop()!
+          logs.push(...lines.filter(Boolean))
+          if (logs.length > 2000) logs.splice(0, 1000)
+        })
       }
-      stdout.on('data', keep)
-      stderr.on('data', keep)
     },
   })
   const url = (await mf.ready).origin
