@@ -1,0 +1,61 @@
+/**
+ * `npm run dev:worker`: the demo on the Workers runtime. The embedded IdP and demo API run here on
+ * Node (oidc-provider needs Node); the BFF runs in workerd under `wrangler dev`, with the same
+ * wrangler.toml as a deployment and its settings passed as `--var`s that point at the two.
+ * Open the URL it prints and log in as demo / demo. `PORT` (default 8787) picks the port.
+ */
+import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { startDemoApi } from './api.ts'
+import { startIdp } from './idp.ts'
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+
+const port = Number(process.env.PORT ?? 8787)
+const baseUrl = `http://localhost:${port}`
+const clientSecret = randomBytes(24).toString('base64url')
+const idp = await startIdp({
+  port: 0,
+  clients: [
+    {
+      client_id: 'bff-demo',
+      client_secret: clientSecret,
+      redirect_uris: [`${baseUrl}/bff/callback`],
+      post_logout_redirect_uris: [`${baseUrl}/`, `${baseUrl}/logged-out.html`],
+      backchannel_logout_uri: `${baseUrl}/bff/backchannel`,
+    },
+  ],
+})
+const api = await startDemoApi({ port: 0, issuer: idp.issuer, clientId: 'bff-demo', clientSecret })
+
+// Dev only: a deployment keeps BFF_CLIENT_SECRET and BFF_SESSION_SECRET in `wrangler secret put`.
+const vars = {
+  BFF_ISSUER: idp.issuer,
+  BFF_CLIENT_ID: 'bff-demo',
+  BFF_CLIENT_SECRET: clientSecret,
+  BFF_BASE_URL: baseUrl,
+  BFF_SESSION_SECRET: randomBytes(32).toString('base64url'),
+  BFF_API: `/api/=${api.url}/`,
+}
+const args = ['dev', '--port', String(port), '--ip', '127.0.0.1']
+for (const [name, value] of Object.entries(vars)) args.push('--var', `${name}:${value}`)
+
+console.log(`Demo on workerd: open ${baseUrl} once wrangler is ready, and log in as demo / demo`)
+// wrangler itself, not through npx: a signal then reaches the process that stops workerd.
+const wrangler = spawn(path.join(ROOT, 'node_modules/.bin/wrangler'), args, {
+  cwd: ROOT,
+  stdio: 'inherit',
+  env: { WRANGLER_SEND_METRICS: 'false', ...process.env },
+})
+
+async function stop(code: number) {
+  if (wrangler.exitCode === null) wrangler.kill('SIGINT')
+  await api.stop()
+  await idp.stop()
+  process.exit(code)
+}
+wrangler.once('exit', (code) => void stop(code ?? 0))
+process.once('SIGINT', () => void stop(0))
+process.once('SIGTERM', () => void stop(0))
