@@ -19,6 +19,7 @@ export const UPSTREAM_BASE = '/base/'
 export const USER = 'fuzz-user'
 
 export interface FuzzTarget {
+  kind: 'memory' | 'cookie'
   port: number
   url: string
   idp: Idp
@@ -26,7 +27,7 @@ export interface FuzzTarget {
   canary: RecordingUpstream
   logs: CapturedLog
   adminToken: string
-  /** The live session: its cookie header value (`bff=…`), sid and tokens. */
+  /** The live session: its cookie header value (`bff=…`, with any chunks), sid and token. */
   session: { cookie: string; sid: string; accessToken: string }
   /** Every secret and token that must never appear in a response or a log line. */
   secrets: string[]
@@ -35,7 +36,7 @@ export interface FuzzTarget {
   close(): Promise<void>
 }
 
-export async function startFuzzTarget(): Promise<FuzzTarget> {
+export async function startFuzzTarget(kind: 'memory' | 'cookie' = 'memory'): Promise<FuzzTarget> {
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
   const idp = await startIdp({
@@ -47,7 +48,8 @@ export async function startFuzzTarget(): Promise<FuzzTarget> {
   const logs = captureLog()
   const secret = randomBytes(32).toString('base64url')
   const adminToken = randomBytes(32).toString('base64url')
-  const store = memoryStore()
+  // The memory store is passed in so the test can read the session's tokens from it.
+  const store = kind === 'memory' ? memoryStore() : undefined
   const bff: NodeServer = await startNode(
     {
       PORT: String(port),
@@ -56,17 +58,18 @@ export async function startFuzzTarget(): Promise<FuzzTarget> {
       BFF_CLIENT_SECRET: DEMO_BFF_CLIENT.clientSecret,
       BFF_BASE_URL: url,
       BFF_SESSION_SECRET: secret,
-      BFF_SESSION_STORE: 'memory',
+      BFF_SESSION_STORE: kind,
       BFF_ADMIN_TOKEN: adminToken,
       BFF_API: `/api/=${upstream.url}${UPSTREAM_BASE}`,
       BFF_UPSTREAM_TIMEOUT: '5',
     },
-    { deps: { log: logs.log, store } }
+    { deps: { log: logs.log, ...(store ? { store } : {}) } }
   )
   const sealer = createSealer([secret])
   const secrets = [secret, DEMO_BFF_CLIENT.clientSecret, adminToken]
 
   const target: FuzzTarget = {
+    kind,
     port,
     url,
     idp,
@@ -92,11 +95,18 @@ export async function startFuzzTarget(): Promise<FuzzTarget> {
       })
       const done = await jar.follow(atIdp)
       if (done.status !== 302) throw new Error(`login answered ${done.status}`)
-      const sealed = jar.cookies(url).bff!
-      const ref = (await sealer.unseal<SessionRef>(sealed)) as { id: string }
-      const session = (await store.get(ref)) as Session
+      // Cookie mode may split a large session into numbered chunks: send them all.
+      const cookies = jar.cookies(url)
+      let sealed = cookies.bff!
+      for (let i = 1; cookies[`bff.${i}`]; i++) sealed += cookies[`bff.${i}`]
+      const ref = (await sealer.unseal<SessionRef>(sealed))!
+      const session = ('session' in ref ? ref.session : await store!.get(ref)) as Session
+      const header = Object.entries(cookies)
+        .filter(([name]) => name === 'bff' || name.startsWith('bff.'))
+        .map(([name, value]) => `${name}=${value}`)
+        .join('; ')
       target.session = {
-        cookie: `bff=${sealed}`,
+        cookie: header,
         sid: session.sid,
         accessToken: session.accessToken,
       }
