@@ -95,6 +95,15 @@ describe('Durable Object lists', () => {
     expect(await guard.claim(key, 60)).toBe(true)
   })
 
+  it('ends more sessions of a subject than one storage call deletes (128 keys)', async () => {
+    const store = durableObjectStore(await env())
+    const sub = `user-${crypto.randomUUID()}`
+    const sessions = Array.from({ length: 130 }, () => makeSession({ sub }))
+    await Promise.all(sessions.map((session) => store.set(session)))
+    expect(await store.deleteBySub(sub)).toBe(130)
+    expect(await store.get({ id: sessions[129]!.id })).toBeNull()
+  })
+
   it('lists the live sessions of a subject', async () => {
     const store = durableObjectStore(await env())
     const sub = `user-${crypto.randomUUID()}`

@@ -92,6 +92,8 @@ export async function startWorkerd(options: WorkerdOptions): Promise<Workerd> {
   })
 
   const mf = new Miniflare({
+    // A placeholder Request.cf instead of fetching Cloudflare's: no network in tests.
+    cf: false,
     host: '127.0.0.1',
     port: options.port,
     workers: [worker(MAIN, true), ...(options.isolates ?? []).map((name) => worker(name, false))],

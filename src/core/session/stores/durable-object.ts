@@ -404,7 +404,7 @@ export class SessionIndexObject extends DurableObject<SessionObjectEnv> {
   async endAll(kind: 'sid' | 'sub'): Promise<number> {
     const members = await this.ctx.storage.list<number>({ prefix: MEMBER })
     // Forgotten first: the sessions' calls back to this index then find nothing to do.
-    await this.ctx.storage.delete([...members.keys()])
+    await deleteKeys(this.ctx.storage, [...members.keys()])
     const ended = await Promise.all(
       [...members.keys()].map((key) =>
         sessionObject(this.env, key.slice(MEMBER.length)).remove(kind)
@@ -473,7 +473,7 @@ export class SessionIndexObject extends DurableObject<SessionObjectEnv> {
       if (until * 1000 <= t) expired.push(key)
       else latest = Math.max(latest, until)
     }
-    if (expired.length) await storage.delete(expired)
+    await deleteKeys(storage, expired)
     const revocation = await storage.get<Revocation>(REVOKED)
     if (revocation && revocation.until * 1000 <= t) await storage.delete(REVOKED)
     else if (revocation) latest = Math.max(latest, revocation.until)
@@ -488,6 +488,11 @@ export class SessionIndexObject extends DurableObject<SessionObjectEnv> {
     const current = await this.ctx.storage.getAlarm()
     if (current === null || current < until * 1000) await this.ctx.storage.setAlarm(until * 1000)
   }
+}
+
+/** Durable Object storage deletes at most 128 keys per call. */
+async function deleteKeys(storage: { delete(keys: string[]): Promise<number> }, keys: string[]) {
+  for (let i = 0; i < keys.length; i += 128) await storage.delete(keys.slice(i, i + 128))
 }
 
 function failure(error: BffError): RefreshOutcome {
