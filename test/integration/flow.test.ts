@@ -164,7 +164,9 @@ describeStores(ALL_STORES, 'with the %s store', (store) => {
 describe('real access-token expiry (no clock tricks)', () => {
   let stack: Stack
   beforeAll(async () => {
-    stack = await startStack({ accessTokenTtl: 2, env: { BFF_REFRESH_SKEW: '0' } })
+    // Expiry is kept in whole seconds, so a 3 s token may live just over 2 s: room for a busy CI
+    // machine (and the slower workerd target) between the login and the first call.
+    stack = await startStack({ accessTokenTtl: 3, env: { BFF_REFRESH_SKEW: '0' } })
   })
   afterAll(() => stack.close())
 
@@ -174,7 +176,7 @@ describe('real access-token expiry (no clock tricks)', () => {
     stack.idp.resetCounters()
     expect((await jar.get('/api/a', { headers: CSRF })).status).toBe(200)
     expect(stack.idp.grants.refresh).toBe(0)
-    await new Promise((resolve) => setTimeout(resolve, 2200))
+    await new Promise((resolve) => setTimeout(resolve, 3200))
     expect((await jar.get('/api/b', { headers: CSRF })).status).toBe(200)
     expect(stack.idp.grants.refresh).toBe(1)
     const token = stack.upstream.requests.at(-1)!.headers.authorization!.slice('Bearer '.length)
