@@ -122,7 +122,11 @@ export async function forward(request: Request, target: URL, options: ForwardOpt
   } finally {
     clearTimeout(timer)
   }
-  return new Response(upstream.body, {
+  // Start reading the upstream body now: fetch() cancels the body of a Response object that is
+  // garbage-collected before anyone reads it, and `upstream` itself is dropped here while the
+  // body waits for the session cookie to be written (seen as rare hung responses under load).
+  const body = upstream.body ? upstream.body.pipeThrough(new TransformStream()) : null
+  return new Response(body, {
     status: upstream.status,
     statusText: upstream.statusText,
     headers: responseHeaders(upstream.headers),
