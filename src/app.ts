@@ -84,6 +84,7 @@ export function createBff(config: Config, deps: BffDeps = {}): Hono<BffEnv> {
   let warnedCookieBytes = false
   app.use('*', async (c, next) => {
     await next()
+    await services.sessions.commit(c)
     // Every Set-Cookie the BFF sends counts against the budget; say so once if it is ever passed.
     const bytes = setCookieBytes(c.res.headers)
     if (bytes > config.cookieTotalBytes && !warnedCookieBytes) {

@@ -113,6 +113,8 @@ async function nodeDeps(
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: 2000,
+    // A hung Redis must not hang requests: every command gives up after 2 s (answering 503).
+    commandTimeout: 2000,
   })
   redis.on('error', () => {}) // reported through /bff/health and 503s; avoid an unhandled event
   closers.push(() => redis.quit())

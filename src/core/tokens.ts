@@ -38,7 +38,7 @@ export interface TokenManagerOptions {
   graceSeconds?: number
   /** Delays before each retry of a transiently failed refresh, in milliseconds. */
   retryDelaysMs?: readonly number[]
-  /** After a refresh failed transiently, how long to not try again for that session. */
+  /** After a refresh failed transiently, how long a still-valid token is used without retrying. */
   failureBackoffSeconds?: number
 }
 
@@ -61,8 +61,8 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   // Session id -> its newest refreshed generation. Insertion order is expiry order (one TTL), so
   // expired entries are always at the front and are dropped as new ones arrive.
   const recent = new Map<string, Remembered>()
-  // Session id -> until when refreshing is paused after a transient failure.
-  const failing = new Map<string, { error: BffError; until: number }>()
+  // Session id -> until when a still-valid token is used without retrying, after a failure.
+  const failing = new Map<string, { until: number }>()
 
   function prune(map: Map<string, { until: number }>, t: number) {
     for (const [key, entry] of map) {
@@ -144,10 +144,10 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
         return { kind: 'error', error }
       }
 
+      // After a transient failure, a session whose token still works keeps using it for a few
+      // seconds instead of asking the IdP again on every call; an expired one always tries.
       prune(failing, t)
-      const paused = failing.get(session.id)
-      if (paused)
-        return usable ? { kind: 'fresh', session } : { kind: 'error', error: paused.error }
+      if (usable && failing.has(session.id)) return { kind: 'fresh', session }
 
       const key = `${session.id}:${session.generation}`
       let pending = inFlight.get(key)
@@ -166,7 +166,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
         // Anything else leaves the session as it is: pause refreshing it briefly, and keep serving
         // with the current access token while it is still valid.
         failing.delete(session.id)
-        failing.set(session.id, { error, until: now() + backoffMs })
+        failing.set(session.id, { until: now() + backoffMs })
         return usable ? { kind: 'fresh', session } : { kind: 'error', error }
       }
     },

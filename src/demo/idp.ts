@@ -58,6 +58,11 @@ export interface IdpOptions {
   rotateRefreshToken?: boolean
   /** Enable OIDC Back-Channel Logout 1.0. @default true */
   backchannelLogout?: boolean
+  /**
+   * Extra claims every account has, released with the `profile` scope and put in the ID token:
+   * e.g. a large `groups` list, to test how the BFF handles big tokens.
+   */
+  extraProfileClaims?: Record<string, unknown>
 }
 
 /** The slice of oidc-provider's `Provider` this project touches. */
@@ -223,14 +228,18 @@ export async function startIdp(options: IdpOptions = {}): Promise<Idp> {
       id_token_signed_response_alg: 'RS256',
       ...(backchannelLogout ? { backchannel_logout_session_required: true } : {}),
     },
-    claims: { openid: ['sub'], profile: ['name'], email: ['email', 'email_verified'] },
+    claims: {
+      openid: ['sub'],
+      profile: ['name', ...Object.keys(options.extraProfileClaims ?? {})],
+      email: ['email', 'email_verified'],
+    },
     scopes: ['openid', 'offline_access', 'profile', 'email'],
     responseTypes: ['code'],
     // Put profile/email claims in the ID token too, not only in userinfo: the BFF reads them there.
     conformIdTokenClaims: false,
     findAccount: async (_ctx: unknown, id: string) => ({
       accountId: id,
-      claims: async () => claimsOf(id),
+      claims: async () => ({ ...claimsOf(id), ...options.extraProfileClaims }),
     }),
     pkce: { required: () => true },
     features: {

@@ -3,7 +3,7 @@
  * grant per expiry in the whole cluster, takeover from a dead lock holder, restarts that lose
  * nothing, secret rotation, and refresh-token reuse ending the session cleanly.
  */
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { createSealer } from '../../src/core/session/seal.ts'
 import type { Session } from '../../src/core/session/types.ts'
 import type { CookieJar } from '../helpers/http.ts'
@@ -11,6 +11,8 @@ import { confirmIdpLogout } from '../helpers/idp-login.ts'
 import { startCluster, type Cluster } from './cluster.ts'
 
 const CSRF = { 'x-csrf': '1' }
+// Each test starts a cluster and drives ~100 requests: generous on 2 cores shared with other suites.
+vi.setConfig({ testTimeout: 30_000 })
 let cluster: Cluster | undefined
 afterEach(async () => {
   await cluster?.close()
@@ -34,7 +36,12 @@ function burst(c: Cluster, jar: CookieJar, perInstance: number) {
   return Promise.all(
     c.instances.flatMap((instance) =>
       Array.from({ length: perInstance }, (_, i) =>
-        fetch(`${instance.url}/api/burst/${i}`, { headers: { ...CSRF, cookie } })
+        fetch(`${instance.url}/api/burst/${i}`, { headers: { ...CSRF, cookie } }).then(
+          async (response) => {
+            await response.arrayBuffer() // an unread body keeps its connection busy
+            return response
+          }
+        )
       )
     )
   )

@@ -4,13 +4,19 @@
  */
 import { Redis } from 'ioredis'
 import { randomBytes } from 'node:crypto'
-import { DEMO_BFF_CLIENT, bffClientMetadata, startIdp, type Idp } from '../../src/demo/idp.ts'
+import {
+  DEMO_BFF_CLIENT,
+  bffClientMetadata,
+  startIdp,
+  type Idp,
+  type IdpOptions,
+} from '../../src/demo/idp.ts'
 import type { Env } from '../../src/core/config.ts'
 import { startNode, type NodeServer } from '../../src/node.ts'
 import { startBalancer, type Balancer } from '../helpers/balancer.ts'
 import { createCookieJar, redirectLocation, type CookieJar } from '../helpers/http.ts'
 import { loginAtIdp } from '../helpers/idp-login.ts'
-import { freePort, startRecordingUpstream, type RecordingUpstream } from '../helpers/upstream.ts'
+import { startRecordingUpstream, type RecordingUpstream } from '../helpers/upstream.ts'
 
 export interface Cluster {
   /** The one public origin (the balancer). */
@@ -30,13 +36,21 @@ export interface Cluster {
   close(): Promise<void>
 }
 
-export async function startCluster(
-  options: { instances?: number; env?: Env } = {}
-): Promise<Cluster> {
-  const lbPort = await freePort()
-  const url = `http://127.0.0.1:${lbPort}`
+export interface ClusterOptions {
+  instances?: number
+  env?: Env
+  /** IdP settings beyond the defaults (60 s access tokens). */
+  idp?: Partial<IdpOptions>
+  /** fetch the instances use for IdP calls, e.g. to inject faults. */
+  idpFetch?: typeof fetch
+}
+
+export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
+  const balancer: Balancer = await startBalancer()
+  const url = balancer.url
   const idp = await startIdp({
     accessTokenTtl: 60,
+    ...options.idp,
     clients: [bffClientMetadata({ redirectUris: [`${url}/bff/callback`] })],
   })
   const upstream = await startRecordingUpstream()
@@ -58,16 +72,19 @@ export async function startCluster(
   }
   const envs: Env[] = []
   const start = (env: Env) =>
-    startNode({ ...env, PORT: '0' }, { serveStatic: false, deps: { now, log: () => {} } })
+    startNode(
+      { ...env, PORT: '0' },
+      {
+        serveStatic: false,
+        deps: { now, log: () => {}, ...(options.idpFetch ? { fetch: options.idpFetch } : {}) },
+      }
+    )
   const instances: NodeServer[] = []
   for (let i = 0; i < (options.instances ?? 2); i++) {
     envs.push(baseEnv)
     instances.push(await start(baseEnv))
   }
-  const balancer: Balancer = await startBalancer(
-    lbPort,
-    instances.map((instance) => instance.url)
-  )
+  instances.forEach((instance, i) => balancer.setTarget(i, instance.url))
 
   return {
     url,

@@ -7,15 +7,17 @@ import type { AddressInfo } from 'node:net'
 
 export interface Balancer {
   url: string
-  /** Replaces the instance at `index` (after a restart on another port). */
+  /** Sets or replaces the instance at `index` (after a restart on another port). */
   setTarget(index: number, url: string): void
   close(): Promise<void>
 }
 
-export async function startBalancer(port: number, targets: string[]): Promise<Balancer> {
+/** Listens on a free port first, so the origin is known before the instances behind it start. */
+export async function startBalancer(targets: string[] = []): Promise<Balancer> {
   const backends = [...targets]
   let next = 0
   const server = createServer((req, res) => {
+    if (backends.length === 0) return void res.writeHead(503).end()
     const target = new URL(backends[next++ % backends.length]!)
     const upstream = request(
       {
@@ -35,7 +37,10 @@ export async function startBalancer(port: number, targets: string[]): Promise<Ba
     })
     req.pipe(upstream)
   })
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', resolve)
+  })
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     setTarget(index, url) {

@@ -20,10 +20,14 @@ export async function startRecordingUpstream(): Promise<RecordingUpstream> {
   const server = createServer((req, res) => {
     requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers })
     req.resume()
+    // `?delay=ms` makes this answer slow, for tests of requests that outlive others.
+    const delay = Number(new URL(req.url ?? '/', 'http://x').searchParams.get('delay') ?? 0)
     req.on('end', () => {
-      res.setHeader('content-type', 'application/json')
-      res.setHeader('set-cookie', 'upstream=leak; Path=/')
-      res.end(JSON.stringify({ path: req.url, ok: true }))
+      setTimeout(() => {
+        res.setHeader('content-type', 'application/json')
+        res.setHeader('set-cookie', 'upstream=leak; Path=/')
+        res.end(JSON.stringify({ path: req.url, ok: true }))
+      }, delay)
     })
   })
   server.keepAliveTimeout = 100

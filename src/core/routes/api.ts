@@ -45,8 +45,7 @@ export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
       timeoutMs: upstreamTimeoutMs,
       fetch: s.upstreamFetch,
     })
-    // Set-Cookie lines written above (a re-sealed cookie after a refresh) must reach the browser.
-    for (const cookie of c.res.headers.getSetCookie()) upstream.headers.append('set-cookie', cookie)
+    // The session cookie, if any, is added by SessionManager.commit once the response is complete.
     return upstream
   }
 }

@@ -16,6 +16,15 @@ export interface CookieAttributes {
   maxAge: number
 }
 
+/**
+ * Adds a Set-Cookie line, also once the response exists (a proxied upstream answer): Hono's
+ * c.header would then re-wrap the response around its streaming body on every call.
+ */
+export function appendSetCookie(c: Context, line: string): void {
+  if (c.finalized) c.res.headers.append('Set-Cookie', line)
+  else c.header('Set-Cookie', line, { append: true })
+}
+
 export function serializeCookie(name: string, value: string, attrs: CookieAttributes): string {
   let line = `${name}=${value}; Path=/; Max-Age=${Math.max(0, Math.floor(attrs.maxAge))}; HttpOnly`
   if (attrs.secure) line += '; Secure'
@@ -75,7 +84,7 @@ export function writeChunkedCookie(
   if (lines.length > MAX_CHUNKS || (budget && bytes > budget.maxTotalBytes)) {
     throw new CookieTooLargeError(bytes)
   }
-  for (const line of lines) c.header('Set-Cookie', line, { append: true })
+  for (const line of lines) appendSetCookie(c, line)
   deleteChunks(c, name, attrs, lines.length)
   return bytes
 }
@@ -94,7 +103,7 @@ function deleteChunks(c: Context, name: string, attrs: CookieAttributes, from: n
   for (let i = from; i < MAX_CHUNKS; i++) {
     const chunk = chunkName(name, i)
     if (jar[chunk] === undefined) continue
-    c.header('Set-Cookie', serializeCookie(chunk, '', { ...attrs, maxAge: 0 }), { append: true })
+    appendSetCookie(c, serializeCookie(chunk, '', { ...attrs, maxAge: 0 }))
   }
 }
 

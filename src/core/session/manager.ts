@@ -31,6 +31,13 @@ export interface SessionManager {
   update(c: Ctx, session: Session): Promise<boolean>
   /** Deletes the session from the store and the cookie from the browser. */
   destroy(c: Ctx, session: Session | null): Promise<void>
+  /**
+   * Writes the session cookie this request decided on, once the response is complete. Deferred so
+   * that a slow request (say a long upstream call) cannot send an older session than a faster
+   * request sent meanwhile: the newest known generation is sealed, and a write the store no
+   * longer accepts is not sent at all.
+   */
+  commit(c: Ctx): Promise<void>
 }
 
 export interface SessionManagerOptions {
@@ -52,7 +59,17 @@ export interface SessionManagerOptions {
 }
 
 /** Hono context variables the BFF sets; mount points may type their app with it. */
-export type BffEnv = { Variables: { session: Session | null | undefined } }
+export type BffEnv = {
+  Variables: { session: Session | null | undefined; sessionCookie: PendingCookie | undefined }
+}
+
+/** A session cookie to send with the response, decided when the response is complete. */
+interface PendingCookie {
+  session: Session
+  ref: SessionRef
+  /** Write even a server-store ref (an unchanged id), e.g. to re-seal with a new secret. */
+  rewrite: boolean
+}
 type Ctx = Context<BffEnv>
 
 export function createSessionManager(options: SessionManagerOptions): SessionManager {
@@ -95,10 +112,13 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     deleteChunkedCookie(c, name, { secure, sameSite: 'Strict' })
   }
 
-  async function update(c: Ctx, session: Session, rewriteCookie = false): Promise<boolean> {
-    const ref = await reach(store.update ? store.update(session) : store.set(session))
+  const write = (session: Session) =>
+    reach(store.update ? store.update(session) : store.set(session))
+
+  async function update(c: Ctx, session: Session, rewrite = false): Promise<boolean> {
+    const ref = await write(session)
     if (!ref) return false
-    if (rewriteCookie || 'session' in ref) await writeCookie(c, session, ref)
+    c.set('sessionCookie', { session, ref, rewrite })
     c.set('session', session)
     return true
   }
@@ -127,22 +147,41 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       if (slid - session.expiresAt >= touchEverySeconds || stale || session !== stored) {
         session = { ...session, expiresAt: Math.max(slid, session.expiresAt) }
         if (!(await update(c, session, stale))) {
-          c.set('session', null)
-          clearCookie(c)
-          return null
+          // Dropped: either the session ended meanwhile, or a newer generation exists (another
+          // instance refreshed it). Only the first means logged out.
+          const current = await reach(store.get(ref!))
+          c.set('session', current)
+          if (!current) clearCookie(c)
+          return current
         }
       }
       return session
     },
 
+    async commit(c) {
+      const pending = c.get('sessionCookie')
+      if (!pending) return
+      c.set('sessionCookie', undefined)
+      if (!('session' in pending.ref)) {
+        if (pending.rewrite) await writeCookie(c, pending.session, pending.ref)
+        return
+      }
+      // The cookie carries the tokens: check again now, at the last moment, against what this
+      // instance and the store know of newer generations.
+      const session = options.newest?.(pending.session) ?? pending.session
+      const current = await write(session)
+      if (current) await writeCookie(c, session, current)
+    },
+
     async create(c, session) {
       const ref = await reach(store.set(session))
-      await writeCookie(c, session, ref)
+      c.set('sessionCookie', { session, ref, rewrite: true })
       c.set('session', session)
     },
 
     async destroy(c, session) {
       if (session) await reach(store.delete(session))
+      c.set('sessionCookie', undefined)
       clearCookie(c)
       c.set('session', null)
     },
