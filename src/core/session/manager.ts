@@ -223,6 +223,7 @@ const ESSENTIAL_CLAIMS = [
 export function compactSession(session: Session): Session {
   const claims: Record<string, unknown> = {}
   for (const key of ESSENTIAL_CLAIMS) if (key in session.claims) claims[key] = session.claims[key]
-  const { idToken: _dropped, ...rest } = session
-  return { ...rest, claims }
+  const compact: Session = { ...session, claims }
+  delete compact.idToken
+  return compact
 }
