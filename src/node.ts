@@ -192,6 +192,7 @@ async function startDemo(env: Env): Promise<NodeServer> {
     BFF_BASE_URL: baseUrl,
     BFF_SESSION_SECRET: env.BFF_SESSION_SECRET ?? randomBytes(32).toString('base64url'),
     BFF_API: env.BFF_API ?? `/api/=${api.url}/`,
+    BFF_POST_LOGOUT_REDIRECT: env.BFF_POST_LOGOUT_REDIRECT ?? '/logged-out.html',
   })
   return {
     ...bff,
