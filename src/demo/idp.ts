@@ -8,6 +8,8 @@
  * so tests can create as many users as they like.
  */
 import { generateKeyPairSync } from 'node:crypto'
+import { logoutSource, postLogoutSuccessSource, renderError } from './idp-pages.ts'
+import { interactionHandler } from './idp-interactions.ts'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 // @ts-expect-error -- oidc-provider ships no type declarations; the few members used here are
@@ -340,153 +342,6 @@ export async function startIdp(options: IdpOptions = {}): Promise<Idp> {
 // ---------------------------------------------------------------------------------------------
 // Interactions: login and consent pages
 
-function interactionHandler(provider: OidcProvider, offlineRequested: Set<string>) {
-  return async function interactions(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    try {
-      const [, , uid = '', action = ''] = new URL(req.url ?? '/', 'http://idp').pathname.split('/')
-      const details = await provider.interactionDetails(req, res)
-      if (details.uid !== uid) return sendHtml(res, 400, errorPage('Unknown sign-in request.'))
-      const { prompt, params } = details
-
-      if (req.method === 'GET' && action === 'abort') {
-        const result = { error: 'access_denied', error_description: 'End-User aborted interaction' }
-        return await provider.interactionFinished(req, res, result, {
-          mergeWithLastSubmission: false,
-        })
-      }
-
-      if (req.method === 'GET' && action === '') {
-        if (prompt.name === 'login') return sendHtml(res, 200, loginPage(uid, params.login_hint))
-        if (prompt.name === 'consent') return sendHtml(res, 200, consentPage(uid, details))
-        return sendHtml(res, 501, errorPage(`Prompt "${prompt.name}" is not supported.`))
-      }
-
-      if (req.method === 'POST' && action === 'login' && prompt.name === 'login') {
-        const form = await readForm(req)
-        const login = form.get('login') ?? ''
-        if (!checkPassword(login, form.get('password') ?? '')) {
-          return sendHtml(res, 200, loginPage(uid, login, 'Invalid login or password.'))
-        }
-        return await provider.interactionFinished(
-          req,
-          res,
-          { login: { accountId: login } },
-          { mergeWithLastSubmission: false }
-        )
-      }
-
-      if (req.method === 'POST' && action === 'confirm' && prompt.name === 'consent') {
-        const grant = details.grantId
-          ? await provider.Grant.find(details.grantId)
-          : new provider.Grant({
-              accountId: details.session?.accountId,
-              clientId: params.client_id,
-            })
-        if (!grant) return sendHtml(res, 400, errorPage('The grant to update was not found.'))
-        const { missingOIDCScope, missingOIDCClaims } = prompt.details
-        if (missingOIDCScope) grant.addOIDCScope(missingOIDCScope.join(' '))
-        if (missingOIDCClaims) grant.addOIDCClaims(missingOIDCClaims)
-        if (offlineRequested.delete(details.cid)) grant.addOIDCScope('offline_access')
-        return await provider.interactionFinished(
-          req,
-          res,
-          { consent: { grantId: await grant.save() } },
-          { mergeWithLastSubmission: true }
-        )
-      }
-
-      sendHtml(res, 405, errorPage('This action is not available here.'))
-    } catch (error) {
-      // oidc-provider errors (e.g. an expired interaction) carry a status and a safe description.
-      const { statusCode, error_description } = error as { statusCode?: number } & Record<
-        string,
-        string
-      >
-      if (!statusCode || statusCode >= 500) console.error('[idp] interaction failed', error)
-      if (!res.headersSent) {
-        sendHtml(res, statusCode ?? 500, errorPage(error_description ?? 'Something went wrong.'))
-      }
-    }
-  }
-}
-
-function loginPage(uid: string, login = '', error?: string): string {
-  return page(
-    'Sign in',
-    `<h1>Sign in to the demo IdP</h1>
-    ${error ? `<p class="error" role="alert">${esc(error)}</p>` : ''}
-    <form method="post" action="/interaction/${esc(uid)}/login" autocomplete="off">
-      <label>Login <input type="text" name="login" value="${esc(login)}" required autofocus></label>
-      <label>Password <input type="password" name="password" required></label>
-      <button type="submit">Sign in</button>
-    </form>
-    <p class="hint">User <code>demo</code> / password <code>demo</code>;
-      any other login name with password <code>pass</code>.</p>
-    <p><a href="/interaction/${esc(uid)}/abort">Cancel</a></p>`
-  )
-}
-
-function consentPage(uid: string, { params, prompt }: InteractionDetails): string {
-  const scopes = (prompt.details.missingOIDCScope ?? []).filter(
-    (scope) => scope !== 'openid' && scope !== 'offline_access'
-  )
-  const offline = params.scope?.includes('offline_access') || false
-  return page(
-    'Authorize',
-    `<h1>Authorize ${esc(params.client_id ?? 'the application')}</h1>
-    <ul>
-      ${scopes.map((scope) => `<li>scope <code>${esc(scope)}</code></li>`).join('')}
-      ${offline ? '<li>stay signed in (offline access)</li>' : ''}
-      ${scopes.length === 0 && !offline ? '<li>confirm your earlier authorization</li>' : ''}
-    </ul>
-    <form method="post" action="/interaction/${esc(uid)}/confirm">
-      <button type="submit" name="consent" value="yes">Allow</button>
-    </form>
-    <p><a href="/interaction/${esc(uid)}/abort">Cancel</a></p>`
-  )
-}
-
-// oidc-provider hands over its own <form> (action and xsrf input); the buttons go inside it so
-// the page is one plain form.
-async function logoutSource(ctx: OidcContext, form: string): Promise<void> {
-  const buttons = `<button type="submit" name="logout" value="yes">Yes, sign me out</button>
-    <button type="submit">No, stay signed in</button></form>`
-  ctx.type = 'html'
-  ctx.body = page(
-    'Sign out',
-    `<h1>Sign out of ${esc(ctx.host)}?</h1>${form.replace('</form>', buttons)}`
-  )
-}
-
-async function postLogoutSuccessSource(ctx: OidcContext): Promise<void> {
-  ctx.type = 'html'
-  ctx.body = page('Signed out', '<h1>Signed out</h1><p>You have been signed out.</p>')
-}
-
-async function renderError(ctx: OidcContext, out: Record<string, string>): Promise<void> {
-  ctx.type = 'html'
-  ctx.body = errorPage(`${out.error}: ${out.error_description ?? ''}`)
-}
-
-function errorPage(message: string): string {
-  return page(
-    'Error',
-    `<h1>Something went wrong</h1><p class="error" role="alert">${esc(message)}</p>`
-  )
-}
-
-function page(title: string, body: string): string {
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
-  body { font: 16px/1.5 system-ui, sans-serif; max-width: 24rem; margin: 3rem auto; padding: 0 1rem; }
-  label { display: block; margin: 0 0 .75rem; } input { display: block; width: 100%; padding: .4rem; }
-  button { padding: .5rem 1rem; margin-right: .5rem; } .error { color: #b00020; } .hint { color: #555; }
-</style></head>
-<body>${body}</body></html>`
-}
-
 // ---------------------------------------------------------------------------------------------
 // Policies and helpers
 
@@ -533,34 +388,6 @@ function signingKey(): JsonWebKey & { kid: string; use: string; alg: string } {
 
 function isLoopback(hostname: string): boolean {
   return hostname === 'localhost' || hostname === '[::1]' || hostname.startsWith('127.')
-}
-
-async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
-  let body = ''
-  for await (const chunk of req) {
-    body += chunk
-    if (body.length > 64 * 1024)
-      throw Object.assign(new Error('form too large'), { statusCode: 413 })
-  }
-  return new URLSearchParams(body)
-}
-
-function sendHtml(res: ServerResponse, status: number, html: string): void {
-  res.writeHead(status, {
-    'content-type': 'text/html; charset=utf-8',
-    'cache-control': 'no-store',
-    'content-length': Buffer.byteLength(html),
-  })
-  res.end(html)
-}
-
-function esc(value: string): string {
-  return value
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/'/g, '&#39;')
 }
 
 function closeServer(server: Server): Promise<void> {

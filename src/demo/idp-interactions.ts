@@ -1,0 +1,87 @@
+/**
+ * The demo IdP's interaction routes (`/interaction/:uid/…`): the login and consent steps that
+ * oidc-provider leaves to the application.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { checkPassword, type OidcProvider } from './idp.ts'
+import { consentPage, errorPage, loginPage, sendHtml } from './idp-pages.ts'
+
+export function interactionHandler(provider: OidcProvider, offlineRequested: Set<string>) {
+  return async function interactions(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      const [, , uid = '', action = ''] = new URL(req.url ?? '/', 'http://idp').pathname.split('/')
+      const details = await provider.interactionDetails(req, res)
+      if (details.uid !== uid) return sendHtml(res, 400, errorPage('Unknown sign-in request.'))
+      const { prompt, params } = details
+
+      if (req.method === 'GET' && action === 'abort') {
+        const result = { error: 'access_denied', error_description: 'End-User aborted interaction' }
+        return await provider.interactionFinished(req, res, result, {
+          mergeWithLastSubmission: false,
+        })
+      }
+
+      if (req.method === 'GET' && action === '') {
+        if (prompt.name === 'login') return sendHtml(res, 200, loginPage(uid, params.login_hint))
+        if (prompt.name === 'consent') return sendHtml(res, 200, consentPage(uid, details))
+        return sendHtml(res, 501, errorPage(`Prompt "${prompt.name}" is not supported.`))
+      }
+
+      if (req.method === 'POST' && action === 'login' && prompt.name === 'login') {
+        const form = await readForm(req)
+        const login = form.get('login') ?? ''
+        if (!checkPassword(login, form.get('password') ?? '')) {
+          return sendHtml(res, 200, loginPage(uid, login, 'Invalid login or password.'))
+        }
+        return await provider.interactionFinished(
+          req,
+          res,
+          { login: { accountId: login } },
+          { mergeWithLastSubmission: false }
+        )
+      }
+
+      if (req.method === 'POST' && action === 'confirm' && prompt.name === 'consent') {
+        const grant = details.grantId
+          ? await provider.Grant.find(details.grantId)
+          : new provider.Grant({
+              accountId: details.session?.accountId,
+              clientId: params.client_id,
+            })
+        if (!grant) return sendHtml(res, 400, errorPage('The grant to update was not found.'))
+        const { missingOIDCScope, missingOIDCClaims } = prompt.details
+        if (missingOIDCScope) grant.addOIDCScope(missingOIDCScope.join(' '))
+        if (missingOIDCClaims) grant.addOIDCClaims(missingOIDCClaims)
+        if (offlineRequested.delete(details.cid)) grant.addOIDCScope('offline_access')
+        return await provider.interactionFinished(
+          req,
+          res,
+          { consent: { grantId: await grant.save() } },
+          { mergeWithLastSubmission: true }
+        )
+      }
+
+      sendHtml(res, 405, errorPage('This action is not available here.'))
+    } catch (error) {
+      // oidc-provider errors (e.g. an expired interaction) carry a status and a safe description.
+      const { statusCode, error_description } = error as { statusCode?: number } & Record<
+        string,
+        string
+      >
+      if (!statusCode || statusCode >= 500) console.error('[idp] interaction failed', error)
+      if (!res.headersSent) {
+        sendHtml(res, statusCode ?? 500, errorPage(error_description ?? 'Something went wrong.'))
+      }
+    }
+  }
+}
+
+async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
+  let body = ''
+  for await (const chunk of req) {
+    body += chunk
+    if (body.length > 64 * 1024)
+      throw Object.assign(new Error('form too large'), { statusCode: 413 })
+  }
+  return new URLSearchParams(body)
+}
