@@ -8,7 +8,6 @@ import { serveStatic } from '@hono/node-server/serve-static'
 import { getConnInfo } from '@hono/node-server/conninfo'
 import { Hono } from 'hono'
 import { Redis } from 'ioredis'
-import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import path from 'node:path'
 import { createBff, type BffDeps } from './app.ts'
@@ -161,45 +160,15 @@ function listen(app: Hono, port: number, hostname: string): Promise<ServerType> 
 
 /** The demo: an embedded IdP and API on free loopback ports, wired to the BFF with fresh secrets. */
 async function startDemo(env: Env): Promise<NodeServer> {
-  const { startIdp } = await import('./demo/idp.ts')
-  const { startDemoApi } = await import('./demo/api.ts')
-  const port = Number(env.PORT ?? 3000)
-  const baseUrl = env.BFF_BASE_URL ?? `http://localhost:${port}`
-  const clientSecret = randomBytes(24).toString('base64url')
-  const idp = await startIdp({
-    port: 0,
-    clients: [
-      {
-        client_id: 'bff-demo',
-        client_secret: clientSecret,
-        redirect_uris: [`${baseUrl}/bff/callback`],
-        post_logout_redirect_uris: [`${baseUrl}/`, `${baseUrl}/logged-out.html`],
-        backchannel_logout_uri: `${baseUrl}/bff/backchannel`,
-      },
-    ],
-  })
-  const api = await startDemoApi({
-    port: 0,
-    issuer: idp.issuer,
-    clientId: 'bff-demo',
-    clientSecret,
-  })
-  const bff = await startNode({
-    ...env,
-    BFF_ISSUER: idp.issuer,
-    BFF_CLIENT_ID: 'bff-demo',
-    BFF_CLIENT_SECRET: clientSecret,
-    BFF_BASE_URL: baseUrl,
-    BFF_SESSION_SECRET: env.BFF_SESSION_SECRET ?? randomBytes(32).toString('base64url'),
-    BFF_API: env.BFF_API ?? `/api/=${api.url}/`,
-    BFF_POST_LOGOUT_REDIRECT: env.BFF_POST_LOGOUT_REDIRECT ?? '/logged-out.html',
-  })
+  const { startDemoParts } = await import('./demo/parts.ts')
+  const baseUrl = env.BFF_BASE_URL ?? `http://localhost:${Number(env.PORT ?? 3000)}`
+  const demo = await startDemoParts(baseUrl, env)
+  const bff = await startNode({ ...env, ...demo.settings })
   return {
     ...bff,
     async close() {
       await bff.close()
-      await api.stop()
-      await idp.stop()
+      await demo.stop()
     },
   }
 }

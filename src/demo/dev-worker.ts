@@ -5,40 +5,17 @@
  * Open the URL it prints and log in as demo / demo. `PORT` (default 8787) picks the port.
  */
 import { spawn } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { startDemoApi } from './api.ts'
-import { startIdp } from './idp.ts'
+import { startDemoParts } from './parts.ts'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 
 const port = Number(process.env.PORT ?? 8787)
 const baseUrl = `http://localhost:${port}`
-const clientSecret = randomBytes(24).toString('base64url')
-const idp = await startIdp({
-  port: 0,
-  clients: [
-    {
-      client_id: 'bff-demo',
-      client_secret: clientSecret,
-      redirect_uris: [`${baseUrl}/bff/callback`],
-      post_logout_redirect_uris: [`${baseUrl}/`, `${baseUrl}/logged-out.html`],
-      backchannel_logout_uri: `${baseUrl}/bff/backchannel`,
-    },
-  ],
-})
-const api = await startDemoApi({ port: 0, issuer: idp.issuer, clientId: 'bff-demo', clientSecret })
-
+const demo = await startDemoParts(baseUrl)
 // Dev only: a deployment keeps BFF_CLIENT_SECRET and BFF_SESSION_SECRET in `wrangler secret put`.
-const vars = {
-  BFF_ISSUER: idp.issuer,
-  BFF_CLIENT_ID: 'bff-demo',
-  BFF_CLIENT_SECRET: clientSecret,
-  BFF_BASE_URL: baseUrl,
-  BFF_SESSION_SECRET: randomBytes(32).toString('base64url'),
-  BFF_API: `/api/=${api.url}/`,
-}
+const vars = demo.settings
 const args = ['dev', '--port', String(port), '--ip', '127.0.0.1']
 for (const [name, value] of Object.entries(vars)) args.push('--var', `${name}:${value}`)
 
@@ -52,8 +29,7 @@ const wrangler = spawn(path.join(ROOT, 'node_modules/.bin/wrangler'), args, {
 
 async function stop(code: number) {
   if (wrangler.exitCode === null) wrangler.kill('SIGINT')
-  await api.stop()
-  await idp.stop()
+  await demo.stop()
   process.exit(code)
 }
 wrangler.once('exit', (code) => void stop(code ?? 0))

@@ -1,0 +1,50 @@
+/**
+ * The demo's moving parts besides the BFF: the embedded IdP and the demo API on free loopback
+ * ports, with a fresh client secret, and the BFF settings that point at them. Shared by
+ * `npm start` (BFF on Node) and `npm run dev:worker` (BFF in workerd).
+ */
+import { randomBytes } from 'node:crypto'
+import { startDemoApi } from './api.ts'
+import { startIdp } from './idp.ts'
+
+export interface DemoParts {
+  /** `BFF_*` settings for a BFF at `baseUrl`; each given setting wins over the demo's. */
+  settings: Record<string, string>
+  stop(): Promise<void>
+}
+
+export async function startDemoParts(
+  baseUrl: string,
+  given: Readonly<Record<string, string | undefined>> = {}
+): Promise<DemoParts> {
+  const clientId = 'bff-demo'
+  const clientSecret = randomBytes(24).toString('base64url')
+  const idp = await startIdp({
+    port: 0,
+    clients: [
+      {
+        client_id: clientId,
+        client_secret: clientSecret,
+        redirect_uris: [`${baseUrl}/bff/callback`],
+        post_logout_redirect_uris: [`${baseUrl}/`, `${baseUrl}/logged-out.html`],
+        backchannel_logout_uri: `${baseUrl}/bff/backchannel`,
+      },
+    ],
+  })
+  const api = await startDemoApi({ port: 0, issuer: idp.issuer, clientId, clientSecret })
+  return {
+    settings: {
+      BFF_ISSUER: idp.issuer,
+      BFF_CLIENT_ID: clientId,
+      BFF_CLIENT_SECRET: clientSecret,
+      BFF_BASE_URL: baseUrl,
+      BFF_SESSION_SECRET: given.BFF_SESSION_SECRET ?? randomBytes(32).toString('base64url'),
+      BFF_API: given.BFF_API ?? `/api/=${api.url}/`,
+      BFF_POST_LOGOUT_REDIRECT: given.BFF_POST_LOGOUT_REDIRECT ?? '/logged-out.html',
+    },
+    async stop() {
+      await api.stop()
+      await idp.stop()
+    },
+  }
+}
