@@ -28,6 +28,7 @@ export default defineConfig({
           exclude: [...configDefaults.exclude, 'test/integration/cluster.test.ts'],
           env: { BFF_TEST_TARGET: 'workerd' },
           globalSetup: ['test/worker/global-setup.ts'],
+          setupFiles: ['test/worker/setup.ts'],
         },
         resolve: {
           // Lets Node import the Durable Object store's client half (test/worker/stores.test.ts).

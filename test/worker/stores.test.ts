@@ -102,7 +102,7 @@ describe('Durable Object lists', () => {
     await Promise.all(sessions.map((session) => store.set(session)))
     expect(await store.deleteBySub(sub)).toBe(130)
     expect(await store.get({ id: sessions[129]!.id })).toBeNull()
-  })
+  }, 30_000)
 
   it('lists the live sessions of a subject', async () => {
     const store = durableObjectStore(await env())

@@ -53,6 +53,14 @@ export interface Workerd {
 
 const MAIN = 'bff'
 
+// Every Worker's lines in this test file, in order, for the report of a failed test (setup.ts).
+const recent: string[] = []
+
+/** The last `count` lines any Worker of this test file logged. */
+export function recentLogs(count: number): string[] {
+  return recent.slice(-count)
+}
+
 /** The bundle global-setup.ts built for this vitest run. */
 export async function workerBuild(): Promise<WorkerBuild> {
   const { inject } = await import('vitest')
@@ -106,6 +114,8 @@ export async function startWorkerd(options: WorkerdOptions): Promise<Workerd> {
           partial = lines.pop()!
           logs.push(...lines.filter(Boolean))
           if (logs.length > 2000) logs.splice(0, 1000)
+          recent.push(...lines.filter(Boolean))
+          if (recent.length > 2000) recent.splice(0, 1000)
         })
       }
     },
