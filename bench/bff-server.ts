@@ -1,0 +1,30 @@
+/**
+ * The BFF under test: `startNode` exactly as `npm start` runs it with BFF_ISSUER set, from the
+ * settings in BENCH_BFF_ENV (JSON), with NODE_ENV=production set by the bench. Two additions for the
+ * bench, both outside the request path: the clock can be moved forward (the refresh storm needs an
+ * expired access token without waiting), and log events are counted instead of printed.
+ */
+import type { Logger } from '../src/core/log.ts'
+import { startNode } from '../src/node.ts'
+import { serveParent } from './child.ts'
+
+const env = JSON.parse(process.env.BENCH_BFF_ENV ?? '{}') as Record<string, string>
+const logs: Record<string, number> = {}
+const log: Logger = (level, event, fields) => {
+  const key = `${level}:${event}${fields?.code ? `:${fields.code}` : ''}`
+  logs[key] = (logs[key] ?? 0) + 1
+}
+let offsetMs = 0
+const now = () => Date.now() + offsetMs
+
+const server = await startNode(env, { deps: { log, now } })
+serveParent(
+  server.url,
+  {
+    advance: ({ seconds }) => {
+      offsetMs += Number(seconds) * 1000
+    },
+    logs: () => logs,
+  },
+  () => server.close()
+)

@@ -1,0 +1,103 @@
+/**
+ * The servers under test run in child processes of their own, so the load generator (autocannon,
+ * in the bench's process) never shares an event loop with them. A child speaks over IPC:
+ *   -> { ready: url }              once listening
+ *   <- { id, call, ...args }  ->  { id, result }   for whatever the child offers (stats, clock)
+ *   <- 'stop'                      closes and exits
+ */
+import { fork, type ChildProcess } from 'node:child_process'
+
+export interface Child {
+  url: string
+  call<T>(call: string, args?: Record<string, unknown>): Promise<T>
+  stop(): Promise<void>
+}
+
+export interface ChildOptions {
+  /** Environment of the child, on top of PATH. */
+  env?: Record<string, string>
+  execArgv?: string[]
+  /** Give up waiting for `ready` after this long. */
+  startTimeoutMs?: number
+}
+
+export async function startChild(file: string, options: ChildOptions = {}): Promise<Child> {
+  const child: ChildProcess = fork(file, [], {
+    execArgv: [...(options.execArgv ?? []), '--import', 'tsx'],
+    env: { PATH: process.env.PATH ?? '', ...options.env },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  })
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
+  let nextId = 0
+  const pending = new Map<number, (result: unknown) => void>()
+  let ready: (url: string) => void
+  const readyUrl = new Promise<string>((resolve) => (ready = resolve))
+  child.on('message', (message: { ready?: string; id?: number; result?: unknown }) => {
+    if (message.ready) ready(message.ready)
+    if (message.id !== undefined) {
+      pending.get(message.id)?.(message.result)
+      pending.delete(message.id)
+    }
+  })
+  const timeoutMs = options.startTimeoutMs ?? 30_000
+  const url = await Promise.race([
+    readyUrl,
+    exited.then((code) => {
+      throw new Error(`${file} exited with ${code} before it was ready`)
+    }),
+    new Promise<never>((_, reject) =>
+      setTimeout(
+        () => reject(new Error(`${file} not ready after ${timeoutMs} ms`)),
+        timeoutMs
+      ).unref()
+    ),
+  ]).catch((err) => {
+    child.kill('SIGKILL')
+    throw err
+  })
+
+  return {
+    url,
+    call<T>(call: string, args: Record<string, unknown> = {}) {
+      const id = nextId++
+      return new Promise<T>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`${file}: "${call}" timed out`)), 120_000)
+        pending.set(id, (result) => {
+          clearTimeout(timer)
+          resolve(result as T)
+        })
+        child.send({ id, call, ...args })
+      })
+    },
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      child.send('stop')
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
+      await exited
+      clearTimeout(timer)
+    },
+  }
+}
+
+/**
+ * The child's side: reports `url` as ready and answers calls with `handlers`, plus `cpu` (its
+ * process.cpuUsage(), so the bench can tell CPU time per request apart from waiting for a core).
+ */
+export function serveParent(
+  url: string,
+  handlers: Record<string, (args: Record<string, unknown>) => unknown>,
+  stop: () => Promise<void>
+): void {
+  process.on('message', async (message: 'stop' | { id: number; call: string }) => {
+    if (message === 'stop') {
+      await stop().catch(() => {})
+      process.exit(0)
+    }
+    const handler = message.call === 'cpu' ? () => process.cpuUsage() : handlers[message.call]
+    const result = handler ? await handler(message as Record<string, unknown>) : undefined
+    process.send!({ id: message.id, result })
+  })
+  // The bench died without saying stop: do not linger.
+  process.on('disconnect', () => process.exit(0))
+  process.send!({ ready: url })
+}

@@ -1,0 +1,484 @@
+/**
+ * `npm run bench`: how much a proxied API call through the BFF costs, against a bare Node proxy.
+ *
+ * In one run, on loopback only: a small upstream, then a fixed-duration load of 32 connections
+ * (autocannon, in this process; every server runs in a child process of its own) against
+ *   (a) the upstream directly, (b) a bare `node:http` proxy adding a fixed bearer token (the
+ *   practical limit), (c)-(e) the BFF (NODE_ENV=production) proxying an authenticated GET with the
+ *   `cookie`, `memory` and `redis` stores, each with a real session from a login through the IdP;
+ * then, per store, a refresh storm (200 concurrent calls of one session whose access token has
+ * expired: one refresh grant expected), and the memory store's bytes per session for 100k sessions.
+ * Prints a table and writes JSON to bench/results/.
+ *
+ * BENCH_SECONDS (default 10) sets each measured run, BENCH_CONNECTIONS (32) the load. `--smoke`
+ * runs everything briefly (for CI) and fails only when something does not work; `--check` also
+ * fails when a target is missed.
+ */
+import autocannon from 'autocannon'
+import { Redis } from 'ioredis'
+import { randomBytes } from 'node:crypto'
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { get } from 'node:http'
+import os from 'node:os'
+import { fileURLToPath } from 'node:url'
+import { DEMO_BFF_CLIENT, bffClientMetadata, startIdp, type Idp } from '../src/demo/idp.ts'
+import { createSealer } from '../src/core/session/seal.ts'
+import type { Session, SessionRef } from '../src/core/session/types.ts'
+import { createCookieJar, redirectLocation, type CookieJar } from '../test/helpers/http.ts'
+import { loginAtIdp } from '../test/helpers/idp-login.ts'
+import { freePort } from '../test/helpers/upstream.ts'
+import { startChild, type Child } from './child.ts'
+
+const here = (file: string) => fileURLToPath(new URL(file, import.meta.url))
+const SMOKE = process.argv.includes('--smoke')
+const CHECK = process.argv.includes('--check')
+// --only=bare,memory runs a subset (a development aid): direct, bare, cookie, memory, redis.
+const ONLY = process.argv
+  .find((arg) => arg.startsWith('--only='))
+  ?.slice(7)
+  .split(',')
+const wanted = (run: string) => !ONLY || ONLY.includes(run)
+// BENCH_PROFILE=<dir>: the BFF children write V8 CPU profiles there (a development aid).
+const PROFILE = process.env.BENCH_PROFILE
+
+function positive(name: string, fallback: number): number {
+  const value = Number(process.env[name] ?? fallback)
+  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer`)
+  return value
+}
+const SECONDS = positive('BENCH_SECONDS', 10)
+const CONNECTIONS = positive('BENCH_CONNECTIONS', 32)
+const WARMUP_SECONDS = SMOKE ? 1 : Math.min(3, SECONDS)
+const STORM_CALLS = 200
+const MEMORY_SESSIONS = SMOKE ? 10_000 : 100_000
+// The load runs must never need a refresh: 15 minutes, a common production lifetime, is far more
+// than one store's runs take (refused below if BENCH_SECONDS could come near it).
+const ACCESS_TOKEN_TTL = 900
+const REDIS_URL = 'redis://127.0.0.1:6379'
+if (SECONDS + WARMUP_SECONDS > ACCESS_TOKEN_TTL - 120) {
+  throw new Error(`BENCH_SECONDS must stay below ${ACCESS_TOKEN_TTL - 120 - WARMUP_SECONDS}`)
+}
+
+const TARGETS = { cookie: 0.7, memory: 0.7, redis: 0.6, p99AddedMs: 2 } as const
+type StoreKind = 'cookie' | 'memory' | 'redis'
+const LETTER: Record<StoreKind, string> = { cookie: 'c', memory: 'd', redis: 'e' }
+const CSRF = { 'x-csrf': '1' }
+
+interface Run {
+  name: string
+  requestsPerSecond: number
+  p50Ms: number
+  p99Ms: number
+  p999Ms: number
+  requests: number
+  /** CPU time the proxy process spent per request (user + system), microseconds. */
+  cpuUsPerRequest?: number
+  /** Answers other than 2xx, and requests without an answer: both must be 0. */
+  non2xx: number
+  errors: number
+}
+
+interface Storm {
+  calls: number
+  refreshGrants: number
+  statuses: Record<string, number>
+  p50Ms: number
+  p99Ms: number
+  maxMs: number
+}
+
+/**
+ * A warm-up, then `SECONDS` of load. Latency is taken from autocannon's per-response event in
+ * microseconds: its own histogram keeps whole milliseconds, too coarse for a 2 ms budget.
+ */
+async function load(
+  name: string,
+  url: string,
+  headers: Record<string, string>,
+  server?: Child
+): Promise<Run> {
+  const options = { url, connections: CONNECTIONS, headers, timeout: 10 }
+  // Warm-up: JIT, connection pools, caches. Not counted.
+  await autocannon({ ...options, duration: WARMUP_SECONDS })
+  let latencies = new Float64Array(1 << 16)
+  let n = 0
+  const cpuBefore = await server?.call<NodeJS.CpuUsage>('cpu')
+  const r = await new Promise<autocannon.Result>((resolve, reject) => {
+    const instance = autocannon({ ...options, duration: SECONDS }, (err, result) =>
+      err ? reject(err) : resolve(result)
+    )
+    instance.on('response', (_client, _status, _bytes, ms) => {
+      if (n === latencies.length) {
+        const grown = new Float64Array(n * 2)
+        grown.set(latencies)
+        latencies = grown
+      }
+      latencies[n++] = ms
+    })
+  })
+  const cpuAfter = await server?.call<NodeJS.CpuUsage>('cpu')
+  const sorted = latencies.subarray(0, n).sort()
+  const at = (p: number) => round(sorted[Math.min(n - 1, Math.ceil((p / 100) * n) - 1)] ?? NaN, 3)
+  return {
+    name,
+    requestsPerSecond: Math.round(r.requests.total / SECONDS),
+    p50Ms: at(50),
+    p99Ms: at(99),
+    p999Ms: at(99.9),
+    requests: r.requests.total,
+    ...(cpuBefore && cpuAfter
+      ? {
+          cpuUsPerRequest: round(
+            (cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system) /
+              r.requests.total,
+            1
+          ),
+        }
+      : {}),
+    non2xx: r.non2xx,
+    errors: r.errors + r.timeouts,
+  }
+}
+
+async function login(bffUrl: string, user: string): Promise<CookieJar> {
+  const jar = createCookieJar({ baseUrl: bffUrl })
+  const start = await jar.get('/bff/login?returnTo=/')
+  if (start.status !== 302) throw new Error(`/bff/login answered ${start.status}`)
+  const atIdp = await loginAtIdp(jar, redirectLocation(start)!, { login: user, password: 'pass' })
+  const done = await jar.follow(atIdp)
+  if (done.status !== 302) throw new Error(`/bff/callback answered ${done.status}`)
+  return jar
+}
+
+const cookieHeader = (jar: CookieJar, url: string) =>
+  Object.entries(jar.cookies(url))
+    .map(([name, value]) => `${name}=${value}`)
+    .join('; ')
+
+/** One GET on a connection of its own; resolves with the status and the time to the last byte. */
+function timedGet(url: string, headers: Record<string, string>) {
+  return new Promise<{ status: number; ms: number }>((resolve) => {
+    const started = performance.now()
+    const req = get(url, { headers, agent: false, timeout: 30_000 }, (res) => {
+      res.resume()
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, ms: performance.now() - started }))
+    })
+    req.on('timeout', () => req.destroy(new Error('timeout')))
+    req.on('error', () => resolve({ status: 0, ms: performance.now() - started }))
+  })
+}
+
+const percentile = (sorted: number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
+
+/** 200 concurrent calls of one session whose access token expired: one grant must serve them all. */
+async function refreshStorm(bff: Child, url: string, idp: Idp, user: string): Promise<Storm> {
+  const jar = await login(url, user)
+  const headers = { ...CSRF, cookie: cookieHeader(jar, url) }
+  const warm = await timedGet(`${url}/api/storm`, headers)
+  if (warm.status !== 200) throw new Error(`the storm session answered ${warm.status}`)
+  // Past the access token's lifetime (and within the idle timeout): every call needs a refresh.
+  await bff.call('advance', { seconds: ACCESS_TOKEN_TTL + 1 })
+  const before = idp.grants.refresh
+  const results = await Promise.all(
+    Array.from({ length: STORM_CALLS }, (_, i) => timedGet(`${url}/api/storm/${i}`, headers))
+  )
+  const grants = idp.grants.refresh - before
+  const statuses: Record<string, number> = {}
+  for (const { status } of results) statuses[status] = (statuses[status] ?? 0) + 1
+  const ms = results.map((r) => r.ms).sort((a, b) => a - b)
+  return {
+    calls: STORM_CALLS,
+    refreshGrants: grants,
+    statuses,
+    p50Ms: round(percentile(ms, 50)),
+    p99Ms: round(percentile(ms, 99)),
+    maxMs: round(ms.at(-1)!),
+  }
+}
+
+async function redisAvailable(): Promise<boolean> {
+  const client = new Redis(REDIS_URL, {
+    lazyConnect: true,
+    connectTimeout: 1000,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  })
+  client.on('error', () => {})
+  try {
+    await client.connect()
+    return (await client.ping()) === 'PONG'
+  } catch {
+    return false
+  } finally {
+    client.disconnect()
+  }
+}
+
+async function deleteRedisKeys(prefix: string): Promise<number> {
+  const client = new Redis(REDIS_URL)
+  let deleted = 0
+  try {
+    let cursor = '0'
+    do {
+      const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500)
+      cursor = next
+      if (keys.length) deleted += await client.del(...keys)
+    } while (cursor !== '0')
+  } finally {
+    await client.quit()
+  }
+  return deleted
+}
+
+interface StoreResult {
+  run: Run
+  storm: Storm
+  /** warn/error events the BFF logged, by level:event:code. */
+  logs: Record<string, number>
+  /** The load session as the BFF stores it (cookie store only), for the memory measurement. */
+  session?: Session
+}
+
+async function benchStore(store: StoreKind, idp: Idp, upstream: Child): Promise<StoreResult> {
+  const port = await freePort()
+  const url = `http://127.0.0.1:${port}`
+  await idp.addClient(bffClientMetadata({ redirectUris: [`${url}/bff/callback`] }))
+  const secret = randomBytes(32).toString('base64url')
+  const redisPrefix = `bff-bench-${randomBytes(6).toString('hex')}:`
+  const env: Record<string, string> = {
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    BFF_ISSUER: idp.issuer,
+    BFF_CLIENT_ID: DEMO_BFF_CLIENT.clientId,
+    BFF_CLIENT_SECRET: DEMO_BFF_CLIENT.clientSecret,
+    BFF_BASE_URL: url,
+    BFF_SESSION_SECRET: secret,
+    BFF_SESSION_STORE: store,
+    BFF_API: `/api/=${upstream.url}/`,
+    ...(store === 'redis' ? { BFF_REDIS_URL: REDIS_URL, BFF_REDIS_PREFIX: redisPrefix } : {}),
+  }
+  const bff = await startChild(here('./bff-server.ts'), {
+    env: { NODE_ENV: 'production', BENCH_BFF_ENV: JSON.stringify(env) },
+    execArgv: PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`] : [],
+  })
+  try {
+    const jar = await login(url, `bench-${store}`)
+    const headers = { ...CSRF, cookie: cookieHeader(jar, url) }
+    const check = await timedGet(`${url}/api/items`, headers)
+    if (check.status !== 200) throw new Error(`the ${store} BFF answered ${check.status}`)
+    const run = await load(
+      `(${LETTER[store]}) BFF, ${store} store`,
+      `${url}/api/items`,
+      headers,
+      bff
+    )
+    const storm = await refreshStorm(bff, url, idp, `bench-${store}-storm`)
+    let session: Session | undefined
+    if (store === 'cookie') {
+      const ref = await createSealer([secret]).unseal<SessionRef>(jar.cookies(url).bff!)
+      if (ref && 'session' in ref) session = ref.session
+    }
+    return { run, storm, logs: await bff.call('logs'), session }
+  } finally {
+    await bff.stop()
+    if (store === 'redis') await deleteRedisKeys(redisPrefix)
+  }
+}
+
+async function memoryPerSession(session: Session) {
+  const out = execFileSync(
+    process.execPath,
+    ['--expose-gc', '--import', 'tsx', here('./memory.ts')],
+    {
+      env: {
+        PATH: process.env.PATH ?? '',
+        NODE_ENV: 'production',
+        BENCH_SESSION: JSON.stringify(session),
+        BENCH_MEMORY_SESSIONS: String(MEMORY_SESSIONS),
+      },
+      encoding: 'utf8',
+      timeout: 120_000,
+    }
+  )
+  return JSON.parse(out.trim().split('\n').at(-1)!) as {
+    sessions: number
+    heapBytes: number
+    bytesPerSession: number
+    sessionJsonBytes: number
+  }
+}
+
+const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits
+
+async function main() {
+  const loadBefore = os.loadavg()
+  const startedAt = new Date()
+  console.log(
+    `bench: ${SECONDS} s per run after ${WARMUP_SECONDS} s warm-up, ${CONNECTIONS} connections, ` +
+      `autocannon ${SMOKE ? '(smoke) ' : ''}on ${os.cpus().length} × ${os.cpus()[0]?.model.trim()}, ` +
+      `Node ${process.version}, load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`
+  )
+  const upstream = await startChild(here('./upstream.ts'))
+  const idp = await startIdp({ accessTokenTtl: ACCESS_TOKEN_TTL, clients: [] })
+  const runs: Partial<Record<'direct' | 'bare' | StoreKind, Run>> = {}
+  const stores: Partial<Record<StoreKind, StoreResult>> = {}
+  const problems: string[] = []
+  const skipped: string[] = []
+  let memory: Awaited<ReturnType<typeof memoryPerSession>> | undefined
+  try {
+    const done = (key: keyof typeof runs, run: Run) => {
+      runs[key] = run
+      console.log(`  ${run.name}: ${run.requestsPerSecond} req/s`)
+    }
+    if (wanted('direct'))
+      done('direct', await load('(a) upstream directly', `${upstream.url}/api/items`, CSRF))
+    const afterDirect = await upstream.call<{ requests: number; bearer: number }>('stats')
+    if (wanted('bare')) {
+      const bare = await startChild(here('./bare-proxy.ts'), {
+        env: { NODE_ENV: 'production', BENCH_UPSTREAM: upstream.url },
+      })
+      try {
+        done('bare', await load('(b) bare Node proxy', `${bare.url}/api/items`, CSRF, bare))
+      } finally {
+        await bare.stop()
+      }
+    }
+    for (const store of ['cookie', 'memory', 'redis'] as const) {
+      if (!wanted(store)) continue
+      if (store === 'redis' && !(await redisAvailable())) {
+        skipped.push(`(e) BFF, redis store: skipped, no Redis answers at ${REDIS_URL}`)
+        continue
+      }
+      const result = await benchStore(store, idp, upstream)
+      stores[store] = result
+      done(store, result.run)
+    }
+    const template = stores.cookie?.session
+    if (template) memory = await memoryPerSession(template)
+    // Everything after (a) went through a proxy: each call must have reached the API with a token.
+    const seen = await upstream.call<{ requests: number; bearer: number }>('stats')
+    const withoutToken = seen.requests - afterDirect.requests - (seen.bearer - afterDirect.bearer)
+    if (withoutToken) problems.push(`${withoutToken} proxied calls reached the API without a token`)
+  } finally {
+    await idp.stop()
+    await upstream.stop()
+  }
+
+  // Verdicts and report.
+  const bare = runs.bare
+  const ratio = (run: Run) => (bare ? round(run.requestsPerSecond / bare.requestsPerSecond) : NaN)
+  const added = (run: Run) => (bare ? round(run.p99Ms - bare.p99Ms) : NaN)
+  for (const run of Object.values(runs)) {
+    if (run.non2xx || run.errors) {
+      problems.push(`${run.name}: ${run.non2xx} non-2xx answers, ${run.errors} errors`)
+    }
+  }
+  const targets: Record<string, { value: number; target: string; met: boolean }> = {}
+  for (const store of ['cookie', 'memory', 'redis'] as const) {
+    const result = stores[store]
+    if (!result) continue
+    if (bare) {
+      const r = ratio(result.run)
+      const a = added(result.run)
+      const at = TARGETS[store]
+      targets[`(${LETTER[store]})/(b)`] = { value: r, target: `>= ${at}`, met: r >= at }
+      targets[`(${LETTER[store]}) p99 added`] = {
+        value: a,
+        target: `< ${TARGETS.p99AddedMs} ms`,
+        met: a < TARGETS.p99AddedMs,
+      }
+    }
+    const { storm } = result
+    if (storm.refreshGrants !== 1) {
+      problems.push(`${store} storm: ${storm.refreshGrants} refresh grants, 1 expected`)
+    }
+    if (storm.statuses['200'] !== storm.calls) {
+      problems.push(`${store} storm: answers ${JSON.stringify(storm.statuses)}`)
+    }
+    const errors = Object.keys(result.logs).filter((key) => !key.startsWith('info:'))
+    if (errors.length) problems.push(`${store} BFF logged ${errors.join(', ')}`)
+  }
+
+  const pad = (s: string | number, n: number) => String(s).padStart(n)
+  const ms = (n: number) => n.toFixed(2)
+  console.log('')
+  console.log(
+    `${'run'.padEnd(24)}${pad('req/s', 8)}${pad('p50 ms', 9)}${pad('p99 ms', 9)}` +
+      `${pad('vs (b)', 8)}${pad('p99 added', 12)}${pad('CPU µs/req', 12)}`
+  )
+  for (const [key, run] of Object.entries(runs)) {
+    const proxied = key !== 'direct' && key !== 'bare' && bare
+    const vs = proxied ? pad(ratio(run).toFixed(2), 8) : ''
+    const plus = proxied ? pad(`${added(run) >= 0 ? '+' : ''}${ms(added(run))} ms`, 12) : ''
+    console.log(
+      `${run.name.padEnd(24)}${pad(run.requestsPerSecond, 8)}${pad(ms(run.p50Ms), 9)}` +
+        `${pad(ms(run.p99Ms), 9)}${vs.padStart(8)}${plus.padStart(12)}${pad(run.cpuUsPerRequest ?? '', 12)}`
+    )
+  }
+  for (const line of skipped) console.log(line)
+  console.log('')
+  for (const [store, result] of Object.entries(stores)) {
+    const { storm } = result
+    console.log(
+      `refresh storm, ${store} store: ${storm.calls} concurrent calls, expired token -> ` +
+        `${storm.refreshGrants} refresh grant${storm.refreshGrants === 1 ? '' : 's'}, ` +
+        `${storm.statuses['200'] ?? 0} × 200, p50 ${ms(storm.p50Ms)} ms, p99 ${ms(storm.p99Ms)} ms`
+    )
+  }
+  if (memory) {
+    console.log(
+      `memory store: ${memory.sessions} sessions -> ${memory.bytesPerSession} bytes per session ` +
+        `(heap after GC; the session is ${memory.sessionJsonBytes} bytes as JSON)`
+    )
+  }
+  console.log('')
+  for (const [name, t] of Object.entries(targets)) {
+    console.log(`target ${name} ${t.target}: ${t.value} ${t.met ? 'met' : 'MISSED'}`)
+  }
+
+  const loadAfter = os.loadavg()
+  const report = {
+    startedAt: startedAt.toISOString(),
+    smoke: SMOKE,
+    machine: {
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model.trim(),
+      node: process.version,
+      platform: `${os.platform()} ${os.release()}`,
+      loadAverageBefore: loadBefore,
+      loadAverageAfter: loadAfter,
+    },
+    settings: {
+      seconds: SECONDS,
+      warmupSeconds: WARMUP_SECONDS,
+      connections: CONNECTIONS,
+      tool: 'autocannon',
+      accessTokenTtl: ACCESS_TOKEN_TTL,
+    },
+    runs,
+    ratios: Object.fromEntries(Object.entries(stores).map(([store, r]) => [store, ratio(r.run)])),
+    p99AddedMs: Object.fromEntries(
+      Object.entries(stores).map(([store, r]) => [store, added(r.run)])
+    ),
+    storms: Object.fromEntries(Object.entries(stores).map(([store, r]) => [store, r.storm])),
+    bffLogs: Object.fromEntries(Object.entries(stores).map(([store, r]) => [store, r.logs])),
+    memory,
+    targets,
+    skipped,
+    problems,
+  }
+  const dir = here('./results')
+  mkdirSync(dir, { recursive: true })
+  const file = `${dir}/${startedAt.toISOString().replace(/[:.]/g, '-')}${SMOKE ? '-smoke' : ''}.json`
+  writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`)
+  console.log(`\nresults: ${file}`)
+
+  for (const problem of problems) console.error(`bench: FAILED: ${problem}`)
+  const missed = Object.values(targets).some((t) => !t.met)
+  if (problems.length || (CHECK && missed)) process.exit(1)
+  process.exit(0)
+}
+
+await main()
