@@ -131,7 +131,8 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       const memo = c.get('session')
       if (memo !== undefined) return memo
       const sealed = readChunkedCookie(c, name)
-      const ref = sealed ? await sealer.unseal<SessionRef>(sealed) : null
+      // The session cookie comes with every request: the sealer remembers it once opened.
+      const ref = sealed ? await sealer.unseal<SessionRef>(sealed, { cache: true }) : null
       let session = ref ? await reach(store.get(ref)) : null
       c.set('session', session)
       if (!session) {

@@ -7,17 +7,78 @@ import { sealData, unsealData } from 'iron-session'
  */
 export interface Sealer {
   seal(data: object, ttlSeconds: number): Promise<string>
-  /** The data, or null when the seal is malformed, forged, expired or from an unknown secret. */
-  unseal<T>(sealed: string): Promise<T | null>
+  /**
+   * The data, or null when the seal is malformed, forged, expired or from an unknown secret.
+   * With `cache`, a seal opened before answers from memory (see `SealerOptions`); the value is
+   * then shared between callers and frozen, so it must be copied before it is changed.
+   */
+  unseal<T>(sealed: string, options?: { cache?: boolean }): Promise<T | null>
   /** True when `sealed` was made with an older secret and should be sealed again with the first. */
   isStale(sealed: string): Promise<boolean>
 }
 
-export function createSealer(secrets: readonly string[]): Sealer {
+export interface SealerOptions {
+  /**
+   * How many opened seals to remember, keyed by their exact sealed text: the session cookie
+   * comes with every request, and opening it costs two key derivations, an HMAC and a decryption,
+   * where a remembered one costs a map lookup. Least recently used first out; 0 turns it off.
+   * Each entry keeps its seal's own expiry, and a sealer's secrets never change (a new secret
+   * list means a new sealer), so a remembered answer is always the one unsealing would give.
+   * @default 10_000
+   * @example { cacheEntries: 0 }
+   */
+  cacheEntries?: number
+  /**
+   * Bound on the memory the remembered seals take, in bytes (approximate: twice the sealed text,
+   * which covers the text and the value opened from it).
+   * @default 16 MiB
+   */
+  cacheBytes?: number
+}
+
+interface Remembered {
+  value: unknown
+  /** The seal's own expiry, epoch seconds. */
+  exp: number
+  bytes: number
+}
+
+export function createSealer(secrets: readonly string[], options: SealerOptions = {}): Sealer {
   if (secrets.length === 0) throw new Error('"secrets" must hold at least one secret')
+  const maxEntries = options.cacheEntries ?? 10_000
+  const maxBytes = options.cacheBytes ?? 16 * 1024 * 1024
+  if (!Number.isSafeInteger(maxEntries) || maxEntries < 0) {
+    throw new TypeError('"cacheEntries" must be a non-negative integer')
+  }
+  if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) {
+    throw new TypeError('"cacheBytes" must be a non-negative integer')
+  }
   // iron tags each seal with a password id. Ids derived from the secret itself (not its position)
   // keep old cookies readable when an operator puts a new secret in front of the list.
   const passwords = passwordMap(secrets)
+  let currentId: string | undefined
+  void passwords.then((p) => (currentId = p.currentId)).catch(() => {})
+
+  // Map order is recency order: a hit moves its entry to the end, eviction takes the front.
+  const cache = new Map<string, Remembered>()
+  let cacheBytes = 0
+
+  function forget(sealed: string, entry: Remembered) {
+    cache.delete(sealed)
+    cacheBytes -= entry.bytes
+  }
+
+  function remember(sealed: string, value: unknown, exp: number) {
+    const bytes = sealed.length * 2
+    if (maxEntries === 0 || bytes > maxBytes) return
+    while (cache.size >= maxEntries || cacheBytes + bytes > maxBytes) {
+      const [oldest, entry] = cache.entries().next().value!
+      forget(oldest, entry)
+    }
+    cache.set(sealed, { value: deepFreeze(value), exp, bytes })
+    cacheBytes += bytes
+  }
+
   return {
     async seal(data, ttlSeconds) {
       const { current } = await passwords
@@ -25,23 +86,45 @@ export function createSealer(secrets: readonly string[]): Sealer {
       const exp = Math.floor(Date.now() / 1000) + ttlSeconds
       return sealData({ v: data, exp }, { password: current, ttl: ttlSeconds })
     },
-    async unseal<T>(sealed: string) {
+    async unseal<T>(sealed: string, read?: { cache?: boolean }) {
+      const cached = read?.cache ? cache.get(sealed) : undefined
+      if (cached) {
+        forget(sealed, cached)
+        if (cached.exp <= Date.now() / 1000) return null
+        cache.set(sealed, cached)
+        cacheBytes += cached.bytes
+        return cached.value as T
+      }
       const { all } = await passwords
       try {
         // ttl 0: the seal's own expiry was set when sealing; iron checks it either way.
         const data = await unsealData<{ v?: T; exp?: number }>(sealed, { password: all, ttl: 0 })
         if (!data?.v || typeof data.exp !== 'number' || data.exp <= Date.now() / 1000) return null
+        // Only seals that opened are remembered: garbage and forgeries cannot push real ones out.
+        if (read?.cache) remember(sealed, data.v, data.exp)
         return data.v
       } catch {
         return null
       }
     },
     async isStale(sealed) {
-      const { currentId } = await passwords
+      const id = currentId ?? (await passwords).currentId
       // iron's format: Fe26.2*<password id>*…
-      return sealed.split('*')[1] !== currentId
+      const start = sealed.indexOf('*') + 1
+      if (start === 0) return true
+      const end = sealed.indexOf('*', start)
+      return (end === -1 ? sealed.slice(start) : sealed.slice(start, end)) !== id
     },
   }
+}
+
+/** Freezes `value` and everything in it: a remembered value is shared by every request. */
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key])
+  }
+  return value
 }
 
 async function passwordMap(secrets: readonly string[]) {

@@ -119,6 +119,74 @@ describe('createSealer', () => {
     const sealer = createSealer([NEW_SECRET])
     expect(await sealer.unseal(await sealer.seal({}, 3600))).toEqual({})
   })
+
+  it('tells seals of an older secret from seals of the first', async () => {
+    const sealer = createSealer([NEW_SECRET, OLD_SECRET])
+    expect(await sealer.isStale(await sealer.seal(data, 3600))).toBe(false)
+    expect(await sealer.isStale(await createSealer([OLD_SECRET]).seal(data, 3600))).toBe(true)
+    expect(await sealer.isStale('no-star')).toBe(true)
+  })
+})
+
+describe('createSealer: remembered seals', () => {
+  it('answers a seal opened before from memory, frozen, and only when asked to', async () => {
+    const sealer = createSealer([NEW_SECRET])
+    const sealed = await sealer.seal(data, 3600)
+    const first = await sealer.unseal<typeof data>(sealed, { cache: true })
+    expect(first).toEqual(data)
+    expect(await sealer.unseal(sealed, { cache: true })).toBe(first)
+    // Shared between requests, so nobody may change it.
+    expect(Object.isFrozen(first)).toBe(true)
+    expect(Object.isFrozen(first!.claims.roles)).toBe(true)
+    // Without the option, a fresh copy every time.
+    const uncached = await sealer.unseal(sealed)
+    expect(uncached).toEqual(data)
+    expect(uncached).not.toBe(first)
+  })
+
+  it('keeps the seal expiry: a remembered seal stops opening when it expires', async () => {
+    const sealer = createSealer([NEW_SECRET])
+    const sealed = await sealer.seal(data, 1)
+    expect(await sealer.unseal(sealed, { cache: true })).toEqual(data)
+    await new Promise((resolve) => setTimeout(resolve, 2100))
+    expect(await sealer.unseal(sealed, { cache: true })).toBeNull()
+    expect(await sealer.unseal(sealed, { cache: true })).toBeNull()
+  })
+
+  it('remembers nothing that did not open: forgeries and other secrets stay refused', async () => {
+    const sealer = createSealer([NEW_SECRET, OLD_SECRET])
+    const foreign = await createSealer([OTHER_SECRET]).seal(data, 3600)
+    expect(await sealer.unseal(foreign, { cache: true })).toBeNull()
+    expect(await sealer.unseal(foreign, { cache: true })).toBeNull()
+    // Rotation: an old secret's seal opens (and is remembered) while the old secret is listed...
+    const old = await createSealer([OLD_SECRET]).seal(data, 3600)
+    expect(await sealer.unseal(old, { cache: true })).toEqual(data)
+    expect(await sealer.isStale(old)).toBe(true)
+    // ...and a sealer without it (the next deployment) never opens it: memory is per sealer.
+    expect(await createSealer([NEW_SECRET]).unseal(old, { cache: true })).toBeNull()
+  })
+
+  it('is bounded by entries, least recently used first out', async () => {
+    const sealer = createSealer([NEW_SECRET], { cacheEntries: 2 })
+    const [a, b, c] = await Promise.all([1, 2, 3].map((n) => sealer.seal({ n }, 3600)))
+    const first = await sealer.unseal(a!, { cache: true })
+    const second = await sealer.unseal(b!, { cache: true })
+    expect(await sealer.unseal(a!, { cache: true })).toBe(first) // a is now the most recent
+    await sealer.unseal(c!, { cache: true }) // evicts b
+    expect(await sealer.unseal(a!, { cache: true })).toBe(first)
+    expect(await sealer.unseal(b!, { cache: true })).not.toBe(second)
+  })
+
+  it('is bounded by bytes, and off with 0 entries', async () => {
+    for (const options of [{ cacheBytes: 100 }, { cacheEntries: 0 }]) {
+      const sealer = createSealer([NEW_SECRET], options)
+      const sealed = await sealer.seal(data, 3600)
+      const first = await sealer.unseal(sealed, { cache: true })
+      expect(first).toEqual(data)
+      expect(await sealer.unseal(sealed, { cache: true })).not.toBe(first)
+    }
+    expect(() => createSealer([NEW_SECRET], { cacheEntries: -1 })).toThrow(/cacheEntries/)
+  })
 })
 
 const STRICT: CookieAttributes = { secure: false, sameSite: 'Strict', maxAge: 3600 }
