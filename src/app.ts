@@ -24,6 +24,7 @@ import { memoryStore } from './core/session/stores/memory.ts'
 import type { SessionStore } from './core/session/types.ts'
 import type { BffServices } from './core/services.ts'
 import { createTokenManager } from './core/tokens.ts'
+import { forward, type Forwarder } from './core/proxy.ts'
 import { memoryReplayGuard, type ReplayGuard } from './core/replay.ts'
 
 export { parseConfig, ConfigError, type Config, type Env } from './core/config.ts'
@@ -41,6 +42,11 @@ export interface BffDeps {
   fetch?: typeof fetch
   /** fetch for upstream API calls. Default: the global fetch. */
   upstreamFetch?: typeof fetch
+  /**
+   * Sends proxied API calls upstream. Default: `forward` (src/core/proxy.ts) over `upstreamFetch`.
+   * The Node entry passes `nodeForward()` (src/node-upstream.ts): the same contract over node:http.
+   */
+  forward?: Forwarder
   /** Clock in epoch milliseconds. Default: `Date.now`. */
   now?: () => number
   /** Where logout token `jti`s are remembered. Default: in memory (one instance only). */
@@ -57,6 +63,7 @@ export function createBff(config: Config, deps: BffDeps = {}): Hono<BffEnv> {
   const store = deps.store ?? defaultStore(config, now)
   const sealer = createSealer(config.sessionSecrets)
   const oidc = createOidcClient(config, { fetch: deps.fetch, now })
+  const upstreamFetch: typeof fetch = deps.upstreamFetch ?? ((input, init) => fetch(input, init))
   const tokens = createTokenManager({ oidc, store, skewSeconds: config.refreshSkewSeconds, now })
   const services: BffServices = {
     config,
@@ -76,7 +83,10 @@ export function createBff(config: Config, deps: BffDeps = {}): Hono<BffEnv> {
     }),
     tokens,
     replay: deps.replay ?? memoryReplayGuard(now),
-    upstreamFetch: deps.upstreamFetch ?? ((input, init) => fetch(input, init)),
+    upstreamFetch,
+    forward:
+      deps.forward ??
+      ((c, target, options) => forward(c.req.raw, target, { ...options, fetch: upstreamFetch })),
     clientIp: deps.clientIp ?? (() => undefined),
   }
 

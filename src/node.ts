@@ -10,10 +10,13 @@ import { Hono } from 'hono'
 import { Redis } from 'ioredis'
 import { fileURLToPath } from 'node:url'
 import path from 'node:path'
+import { Agent as HttpAgent } from 'node:http'
+import { Agent as HttpsAgent } from 'node:https'
 import { createBff, type BffDeps } from './app.ts'
 import { ConfigError, parseConfig, type Config, type Env } from './core/config.ts'
 import { jsonLogger } from './core/log.ts'
 import { PAGE_SECURITY_HEADERS } from './core/pages.ts'
+import { nodeForward } from './node-upstream.ts'
 import { maxInlineJsonBytes } from './core/session/cookie.ts'
 import { cookieStore } from './core/session/stores/cookie.ts'
 import { hybridStore } from './core/session/stores/hybrid.ts'
@@ -49,6 +52,14 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
   const config = parseConfig(env, { baseUrl: `http://localhost:${port}`, sessionStore: 'cookie' })
   const closers: Array<() => Promise<unknown>> = []
   const runtime = await nodeDeps(config, env, closers, options.deps)
+  const agents = {
+    http: new HttpAgent({ keepAlive: true }),
+    https: new HttpsAgent({ keepAlive: true }),
+  }
+  closers.push(async () => {
+    agents.http.destroy()
+    agents.https.destroy()
+  })
   const app = new Hono()
   app.route(
     '/',
@@ -60,6 +71,8 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
           return undefined
         }
       },
+      // Upstream calls over node:http rather than fetch; a caller's own upstreamFetch keeps fetch.
+      ...(options.deps?.upstreamFetch ? {} : { forward: nodeForward({ agents }) }),
       ...runtime,
       ...options.deps,
     })

@@ -3,6 +3,7 @@
  * cross the boundary (cookies, the CSRF header, hop-by-hop headers, upstream Set-Cookie) and streams
  * bodies in both directions.
  */
+import type { Context } from 'hono'
 import type { ApiRoute } from './config.ts'
 import { BffError } from './errors.ts'
 
@@ -18,7 +19,8 @@ const HOP_BY_HOP = [
   'transfer-encoding',
   'upgrade',
 ]
-const REQUEST_STRIP = [
+/** Request headers that never reach the upstream (besides those named in `Connection`). */
+export const REQUEST_STRIP: readonly string[] = [
   ...HOP_BY_HOP,
   'host',
   'cookie',
@@ -29,7 +31,8 @@ const REQUEST_STRIP = [
   'x-forwarded-proto',
   'content-length',
 ]
-const RESPONSE_STRIP = [...HOP_BY_HOP, 'set-cookie', 'set-cookie2']
+/** Upstream response headers that never reach the browser (besides those named in `Connection`). */
+export const RESPONSE_STRIP: readonly string[] = [...HOP_BY_HOP, 'set-cookie', 'set-cookie2']
 
 export function matchRoute(routes: readonly ApiRoute[], pathname: string): ApiRoute | undefined {
   // Routes are sorted longest prefix first by parseConfig.
@@ -79,6 +82,17 @@ export interface ForwardOptions {
   timeoutMs: number
   fetch: typeof fetch
 }
+
+/**
+ * Sends the request of `c` to `target`, as `forward` does: the API proxy calls upstreams through
+ * one of these. The default is `forward` over fetch; a runtime may bring a faster transport with
+ * the same contract (Node: src/node-upstream.ts).
+ */
+export type Forwarder = (
+  c: Context,
+  target: URL,
+  options: Omit<ForwardOptions, 'fetch'>
+) => Promise<Response>
 
 /** Sends `request` to `target` with the bearer token and returns the upstream's answer, cleaned. */
 export async function forward(request: Request, target: URL, options: ForwardOptions) {

@@ -5,6 +5,7 @@
 import type { Context } from 'hono'
 import type { Config } from './config.ts'
 import type { Logger } from './log.ts'
+import type { Forwarder } from './proxy.ts'
 import type { OidcClient } from './oidc.ts'
 import type { ReplayGuard } from './replay.ts'
 import type { Sealer } from './session/seal.ts'
@@ -24,6 +25,8 @@ export interface BffServices {
   now: () => number
   /** fetch used for upstream API calls. */
   upstreamFetch: typeof fetch
+  /** Sends a proxied API call upstream: `forward` over `upstreamFetch` unless the runtime has its own. */
+  forward: Forwarder
   /** The client's address as the runtime sees it, for X-Forwarded-For. */
   clientIp: (c: Context) => string | undefined
 }

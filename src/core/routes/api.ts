@@ -5,7 +5,7 @@
 import type { MiddlewareHandler } from 'hono'
 import { BffError } from '../errors.ts'
 import { errorReason, subjectHash } from '../log.ts'
-import { forward, matchRoute, upstreamUrl } from '../proxy.ts'
+import { matchRoute, upstreamUrl } from '../proxy.ts'
 import { checkCsrf } from '../security.ts'
 import type { BffEnv } from '../session/manager.ts'
 import type { BffServices } from '../services.ts'
@@ -38,12 +38,11 @@ export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
       s.log('info', 'token.refreshed', { sub: await subjectHash(session.sub) })
     }
 
-    const upstream = await forward(c.req.raw, target, {
+    const upstream = await s.forward(c, target, {
       accessToken: result.session.accessToken,
       baseUrl,
       clientIp: s.clientIp(c),
       timeoutMs: upstreamTimeoutMs,
-      fetch: s.upstreamFetch,
     })
     // The session cookie, if any, is added by SessionManager.commit once the response is complete.
     return upstream
