@@ -16,7 +16,7 @@ test('two tabs share one session; logging out in one ends it in the other', asyn
   expect(atIdp, 'the second tab needed no trip to the IdP').toEqual([])
 
   await logOut(page, stack)
-  await expect(page).toHaveURL(`${stack.url}/logged-out.html`)
+  await expect(page).toHaveURL(stack.postLogoutUrl)
 
   const answer = await callApi(second)
   expect(answer).toMatchObject({ status: 401, body: { error: 'unauthenticated' } })

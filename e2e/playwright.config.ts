@@ -17,6 +17,8 @@ const targets = (process.env.E2E_TARGETS ?? 'node').split(',').map((name) => {
 
 export default defineConfig<E2eOptions>({
   testDir: '.',
+  // Builds the Worker bundle once when a workerd project runs.
+  globalSetup: './global-setup.ts',
   outputDir: 'artifacts/test-results',
   // Silent refresh waits out a real access token; everything else takes a second or two.
   timeout: 30_000,

@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net'
 import type { Env } from '../src/core/config.ts'
 import { startDemoApi } from '../src/demo/api.ts'
 import { apiClientMetadata, bffClientMetadata, startIdp, type Idp } from '../src/demo/idp.ts'
+import type { WorkerBuild } from '../test/worker/build.ts'
 
 export type Target = 'node' | 'workerd'
 export const TARGETS: readonly Target[] = ['node', 'workerd']
@@ -25,6 +26,12 @@ export interface Stack {
   /** The BFF's origin as the browser sees it, e.g. `http://localhost:41234`. */
   url: string
   idp: Idp
+  /**
+   * Where the browser lands after logout: `BFF_POST_LOGOUT_REDIRECT` (`/logged-out.html`) on Node.
+   * On workerd the static assets answer it with a 307 to `/logged-out`: Cloudflare's default
+   * `html_handling` ("auto-trailing-slash") serves `x.html` at `/x`, as a deployment would.
+   */
+  postLogoutUrl: string
   /** The IdP's end-session endpoint, where RP-initiated logout lands with an `id_token_hint`. */
   endSessionEndpoint: string
   /** Every token the IdP handed to the BFF, so tests can look for them where they must not be. */
@@ -71,12 +78,41 @@ async function startBff(target: Target, env: Env): Promise<BffHandle> {
     })
     return { url: env.BFF_BASE_URL!, logs, close: () => server.close() }
   }
-  // workerd: the Worker bundle under Miniflare (test/worker/workerd.ts), serving public/ as static
-  // assets, joins here once the Workers target has landed.
-  throw new Error(`E2E target "${target}" is not available yet: only "node" runs today`)
+  // workerd: the Worker bundle (built once by global-setup.ts) in the real runtime through
+  // Miniflare, with wrangler.toml's bindings and public/ as its static assets. PORT and HOST are
+  // Node's; the Worker's store defaults to wrangler.toml's durable-object.
+  const settings: Env = { ...env, HOST: undefined, PORT: undefined }
+  const { startWorkerd } = await import('../test/worker/workerd.ts')
+  const worker = await startWorkerd({
+    build: await workerBuild(),
+    port: Number(env.PORT),
+    assets: true,
+    env: settings,
+  })
+  return { url: env.BFF_BASE_URL!, logs: worker.logs, close: () => worker.close() }
+}
+
+/** Where global-setup.ts hands the Worker bundle to the Playwright workers. */
+export const WORKER_BUILD_ENV = 'E2E_WORKER_BUILD'
+
+/** The bundle global-setup.ts built (or, without it, a fresh build). */
+async function workerBuild(): Promise<WorkerBuild> {
+  const built = process.env[WORKER_BUILD_ENV]
+  if (built) return JSON.parse(built) as WorkerBuild
+  const { buildWorker } = await import('../test/worker/build.ts')
+  return buildWorker()
+}
+
+/** `E2E_STORE` values a target cannot run, and why (the BFF would only answer `invalid_config`). */
+const UNSUPPORTED_STORES: Record<Target, Record<string, string>> = {
+  node: { 'durable-object': 'Durable Objects exist only on Cloudflare Workers' },
+  workerd: { redis: 'the redis store needs ioredis and TCP: Node only' },
 }
 
 export async function startStack(target: Target): Promise<Stack> {
+  const store = process.env.E2E_STORE
+  const unsupported = store && UNSUPPORTED_STORES[target][store]
+  if (unsupported) throw new Error(`E2E_STORE=${store} cannot run on ${target}: ${unsupported}`)
   const port = await freePort()
   // localhost, not 127.0.0.1 like the IdP: the BFF and the IdP are then different sites, as in
   // production, so the SameSite attributes of both sides' cookies are really exercised.
@@ -126,13 +162,14 @@ export async function startStack(target: Target): Promise<Stack> {
       BFF_API: `/api/=${api.url}/`,
       BFF_REFRESH_SKEW: String(REFRESH_SKEW),
       BFF_POST_LOGOUT_REDIRECT: POST_LOGOUT_PATH,
-      ...(process.env.E2E_STORE ? { BFF_SESSION_STORE: process.env.E2E_STORE } : {}),
+      ...(store ? { BFF_SESSION_STORE: store } : {}),
     })
     started.push(bff)
 
     return {
       target,
       url: bff.url,
+      postLogoutUrl: `${bff.url}${target === 'workerd' ? '/logged-out' : POST_LOGOUT_PATH}`,
       idp,
       endSessionEndpoint,
       tokens,

@@ -1,33 +1,28 @@
 /**
- * Upstream API calls on Node over `node:http` with keep-alive agents, in place of WHATWG fetch.
- * The contract is core/proxy.ts's `forward`: the same headers stripped and set, 502
- * `upstream_unavailable` when the upstream cannot be reached, 504 `upstream_timeout` when its
- * headers do not come in time, redirects handed back, compressed answers decoded as fetch decodes
- * them, bodies streamed both ways. What it saves is fetch's machinery around each call: Request,
- * Headers and AbortSignal objects, web streams in both directions and a second copy of the
- * response headers. Node-only, so it lives outside src/core; requests that did not come from a
- * Node HTTP/1 server (e.g. `app.request()` in tests) go through `forward` over fetch instead.
+ * Upstream API calls on Node straight through an undici Agent, the HTTP client underneath Node's
+ * own fetch, without fetch's layers. The contract is core/proxy.ts's `forward`: the same headers
+ * stripped and set (plus the defaults fetch adds), 502 `upstream_unavailable` when the upstream
+ * cannot be reached, 504 `upstream_timeout` when its headers do not come in time, redirects handed
+ * back, compressed answers decoded as fetch decodes them, bodies streamed both ways. What it saves
+ * per call: the Request, Headers and AbortSignal objects, the web streams in both directions and
+ * the copies of the headers that fetch and `forward` make. Node-only, so it lives outside src/core;
+ * requests that did not come from a Node HTTP/1 server (e.g. `app.request()` in tests) go through
+ * `forward` over fetch instead.
  */
-import {
-  Agent as HttpAgent,
-  IncomingMessage,
-  request as httpRequest,
-  type ClientRequest,
-  type OutgoingHttpHeaders,
-  type RequestOptions,
-} from 'node:http'
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
+import { IncomingMessage } from 'node:http'
 import { Readable, Transform, pipeline, type TransformCallback } from 'node:stream'
 import zlib from 'node:zlib'
+import { Agent, type Dispatcher } from 'undici'
 import { BffError } from './core/errors.ts'
 import { forward, REQUEST_STRIP, RESPONSE_STRIP, type Forwarder } from './core/proxy.ts'
 
 export interface NodeForwardOptions {
   /**
-   * Agents for http and https upstreams. Default: keep-alive agents of this forwarder.
-   * @example { http: new Agent({ keepAlive: true, maxSockets: 256 }) }
+   * The undici dispatcher for upstream calls; its owner closes it. Default: an Agent of this
+   * forwarder with undici's defaults, the same as Node's fetch uses.
+   * @example { dispatcher: new Agent({ connections: 128 }) }
    */
-  agents?: { http?: HttpAgent; https?: HttpsAgent }
+  dispatcher?: Dispatcher
   /** fetch for requests that did not come from a Node server. Default: the global fetch. */
   fetch?: typeof fetch
 }
@@ -39,16 +34,14 @@ const NULL_BODY_STATUS = new Set([101, 204, 205, 304])
 const MAX_CONTENT_ENCODINGS = 5
 
 /**
- * A `Forwarder` over node:http. Reads the request straight from the server's IncomingMessage and
- * answers with a Response whose headers are a plain record, which @hono/node-server writes as is.
- * A body that has fully arrived with the headers (most JSON answers) is handed over as one buffer,
- * so head and body leave in one write; anything still arriving is streamed with backpressure.
+ * A `Forwarder` over undici's dispatcher API. Reads the request straight from the server's
+ * IncomingMessage and answers with a Response whose headers are a plain record, which
+ * @hono/node-server writes as it is. A body that has fully arrived with the headers (most JSON
+ * answers) is handed over as one buffer, so head and body leave in one write; a body still
+ * arriving on the next turn of the event loop is streamed from there, with backpressure.
  */
 export function nodeForward(options: NodeForwardOptions = {}): Forwarder {
-  const agents = {
-    http: options.agents?.http ?? new HttpAgent({ keepAlive: true }),
-    https: options.agents?.https ?? new HttpsAgent({ keepAlive: true }),
-  }
+  const dispatcher = options.dispatcher ?? new Agent()
   const fallbackFetch = options.fetch ?? ((input, init) => fetch(input, init))
   // X-Forwarded-Host/-Proto come from the BFF's own public origin, the same on every call.
   let forwardedFor: { baseUrl: string; host: string; proto: string } | undefined
@@ -69,7 +62,7 @@ export function nodeForward(options: NodeForwardOptions = {}): Forwarder {
     headers['x-forwarded-host'] = forwardedFor.host
     headers['x-forwarded-proto'] = forwardedFor.proto
     if (call.clientIp) {
-      const prior = headers['x-forwarded-for'] as string | undefined
+      const prior = headers['x-forwarded-for']
       headers['x-forwarded-for'] = prior ? `${prior}, ${call.clientIp}` : call.clientIp
     }
     // What fetch adds to every request that lacks them, so an upstream sees the same request
@@ -80,78 +73,31 @@ export function nodeForward(options: NodeForwardOptions = {}): Forwarder {
     headers['user-agent'] ??= 'node'
     headers['accept-encoding'] ??=
       target.protocol === 'https:' ? 'br, gzip, deflate' : 'gzip, deflate'
-    const hasBody = method !== 'GET' && method !== 'HEAD'
-    // Content-Length was dropped with the other client framing headers, as fetch does with a
-    // streamed body: the body goes chunked, however the client framed it.
-    if (hasBody) headers['transfer-encoding'] = 'chunked'
-
-    const https = target.protocol === 'https:'
-    const requestOptions: RequestOptions = {
-      protocol: target.protocol,
-      hostname: target.hostname,
-      port: target.port,
-      path: target.pathname + target.search,
-      method,
-      headers,
-      agent: https ? agents.https : agents.http,
-    }
 
     return new Promise<Response>((resolve, reject) => {
-      const unavailable = (cause: unknown) =>
-        new BffError(502, 'upstream_unavailable', 'The API could not be reached.', { cause })
-      let upstream: ClientRequest
+      const call_ = new UpstreamCall(method, call.timeoutMs, resolve, reject)
       try {
-        upstream = (https ? httpsRequest : httpRequest)(requestOptions)
-      } catch (err) {
-        // A header value Node refuses to send, say: fetch would have failed the call too.
-        reject(unavailable(err))
-        return
-      }
-      let timedOut = false
-      // The timeout covers waiting for the upstream's headers only; a long streamed body is fine.
-      const timer = setTimeout(() => {
-        timedOut = true
-        upstream.destroy(new Error(`no response headers within ${call.timeoutMs} ms`))
-      }, call.timeoutMs)
-      // `on`, not `once`: a request can fail again later (mid-body), and a second unhandled
-      // 'error' would end the process. Once settled, the promise ignores it.
-      upstream.on('error', (err) => {
-        clearTimeout(timer)
-        reject(
-          timedOut
-            ? new BffError(504, 'upstream_timeout', 'The API did not answer in time.', {
-                cause: err,
-              })
-            : unavailable(err)
+        dispatcher.dispatch(
+          {
+            origin: target.origin,
+            path: target.pathname + target.search,
+            method: method as Dispatcher.HttpMethod,
+            headers,
+            // Streamed as it comes (chunked, Content-Length having been dropped), as fetch does.
+            body: method === 'GET' || method === 'HEAD' ? null : incoming,
+          },
+          call_
         )
-      })
-      upstream.once('response', (answer) => {
-        clearTimeout(timer)
-        try {
-          respond(answer, method, resolve)
-        } catch (err) {
-          answer.destroy()
-          reject(unavailable(err))
-        }
-      })
-
-      if (!hasBody) {
-        upstream.end()
-        return
+      } catch (err) {
+        // A header undici refuses to send (Expect, say): fetch fails such a call too.
+        call_.onError(err as Error)
       }
-      // A client that goes away mid-upload takes the upstream call with it.
-      const abandon = () => {
-        if (!incoming.complete) upstream.destroy(new Error('the client went away'))
-      }
-      incoming.once('close', abandon)
-      upstream.once('close', () => incoming.off('close', abandon))
-      incoming.pipe(upstream)
     })
   }
 }
 
 /** The client's headers as fetch would send them: names lower-cased, repeats joined with ", ". */
-function requestHeaders(raw: string[]): OutgoingHttpHeaders {
+function requestHeaders(raw: string[]): Record<string, string> {
   const headers: Record<string, string> = {}
   let connection: string | undefined
   for (let i = 0; i < raw.length; i += 2) {
@@ -168,92 +114,175 @@ function requestHeaders(raw: string[]): OutgoingHttpHeaders {
 }
 
 /** The upstream's headers for the browser, cleaned as core/proxy.ts's `responseHeaders` does. */
-function responseHeaders(raw: string[]): Record<string, string> {
+function responseHeaders(raw: Buffer[]): Record<string, string> {
   const headers: Record<string, string> = {}
   let connection: string | undefined
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toLowerCase()
-    const value = raw[i + 1]!
+    const name = raw[i]!.toString('latin1').toLowerCase()
+    const value = raw[i + 1]!.toString('latin1')
     if (name === 'connection') connection = connection ? `${connection}, ${value}` : value
     if (RESPONSE_DROP.has(name)) continue
     headers[name] = name in headers ? `${headers[name]}, ${value}` : value
   }
   if (connection)
     for (const name of connection.split(',')) delete headers[name.trim().toLowerCase()]
+  // A compressed body is decoded (as fetch does), so its encoding and length no longer apply.
+  if (headers['content-encoding'] !== undefined) delete headers['content-length']
   return headers
 }
 
-function respond(answer: IncomingMessage, method: string, resolve: (response: Response) => void) {
-  const status = answer.statusCode ?? 502
-  const headers = responseHeaders(answer.rawHeaders)
-  const encoding = headers['content-encoding']
-  // A compressed body is decoded (as fetch does), so its encoding and length no longer apply.
-  if (encoding !== undefined) {
-    delete headers['content-encoding']
-    delete headers['content-length']
-  }
-  const init = { status, statusText: answer.statusMessage ?? '', headers }
-  const decoders =
-    encoding === undefined || method === 'HEAD' || NULL_BODY_STATUS.has(status)
-      ? []
-      : decodersFor(encoding)
-  if (decoders.length > 0) {
-    const decoded = pipeline([answer, ...decoders], () => {}) as unknown as Readable
-    resolve(new Response(streamOf(decoded, []), init))
-    return
+/**
+ * One upstream call, as undici's dispatch handler: settles the promise with the Response (or a
+ * 502/504), then feeds the body: into a buffer while it arrives together with the headers, into
+ * a web stream once it takes longer.
+ */
+class UpstreamCall implements Dispatcher.DispatchHandler {
+  #settled = false
+  #timedOut = false
+  #abort: ((reason: Error) => void) | undefined
+  #timer: ReturnType<typeof setTimeout>
+  #resume: (() => void) | undefined
+  /** Chunks that came while the body was being collected; undefined once streaming. */
+  #early: Buffer[] | undefined
+  #stream: ReadableStreamDefaultController<Uint8Array> | undefined
+  #init: ResponseInit | undefined
+  #decoders: Transform[] = []
+  #done = false
+  /** The reader went away (the browser disconnected): the stream takes nothing more. */
+  #cancelled = false
+
+  constructor(
+    private readonly method: string,
+    timeoutMs: number,
+    private readonly resolve: (response: Response) => void,
+    private readonly reject: (error: BffError) => void
+  ) {
+    // The timeout covers waiting for the upstream's headers only; a long streamed body is fine.
+    this.#timer = setTimeout(() => {
+      this.#timedOut = true
+      const reason = new Error(`no response headers within ${timeoutMs} ms`)
+      this.#abort?.(reason)
+      this.#fail(reason)
+    }, timeoutMs)
   }
 
-  // Whatever has arrived together with the headers is collected; if the body is complete by the
-  // next turn of the event loop it goes out as one buffer, otherwise it is streamed from here on.
-  const early: Buffer[] = []
-  let settled = false
-  const onData = (chunk: Buffer) => early.push(chunk)
-  // A body that breaks off this early is streamed too, so its reader sees the failure.
-  const onError = () => toStream()
-  const onEnd = () => {
-    if (settled) return
-    settled = true
-    answer.off('data', onData)
-    answer.off('error', onError)
-    // A Buffer is a Uint8Array, which the Response types do not know.
-    const body = (early.length === 1 ? early[0]! : Buffer.concat(early)) as Uint8Array as BodyInit
-    resolve(new Response(early.length > 0 ? body : null, init))
+  #fail(cause: Error) {
+    if (this.#settled) return
+    this.#settled = true
+    clearTimeout(this.#timer)
+    this.reject(
+      this.#timedOut
+        ? new BffError(504, 'upstream_timeout', 'The API did not answer in time.', { cause })
+        : new BffError(502, 'upstream_unavailable', 'The API could not be reached.', { cause })
+    )
   }
-  const toStream = () => {
-    if (settled) return
-    settled = true
-    answer.off('data', onData)
-    answer.off('end', onEnd)
-    answer.pause()
-    resolve(new Response(streamOf(answer, early), init))
-    answer.off('error', onError)
-  }
-  answer.on('data', onData)
-  answer.once('end', onEnd)
-  answer.once('error', onError)
-  setImmediate(toStream)
-}
 
-/** `source` as a web stream, after `first`, with backpressure; cancelling it destroys the source. */
-function streamOf(source: Readable, first: Buffer[]): ReadableStream<Uint8Array> {
-  return new ReadableStream<Uint8Array>({
-    start(controller) {
-      for (const chunk of first) controller.enqueue(chunk)
-      source.on('data', (chunk: Buffer) => {
-        controller.enqueue(chunk)
-        if ((controller.desiredSize ?? 0) <= 0) source.pause()
-      })
-      source.once('end', () => controller.close())
-      source.on('error', (err) => controller.error(err))
-      if (source.errored) controller.error(source.errored)
-    },
-    pull() {
-      source.resume()
-    },
-    cancel(reason) {
-      source.destroy(reason instanceof Error ? reason : undefined)
-    },
-  })
+  onConnect(abort: (reason?: Error) => void) {
+    this.#abort = abort
+    // Timed out while connecting: the caller has its 504 already; drop the call.
+    if (this.#timedOut) abort(new Error('timed out'))
+  }
+
+  onHeaders(status: number, rawHeaders: Buffer[], resume: () => void, statusText: string) {
+    if (status < 200) return true // 1xx: informational, the answer is still to come
+    if (this.#settled) return false
+    clearTimeout(this.#timer)
+    this.#resume = resume
+    const headers = responseHeaders(rawHeaders)
+    const encoding = headers['content-encoding']
+    if (encoding !== undefined) delete headers['content-encoding']
+    this.#init = { status, statusText, headers }
+    if (encoding !== undefined && this.method !== 'HEAD' && !NULL_BODY_STATUS.has(status)) {
+      try {
+        this.#decoders = decodersFor(encoding)
+      } catch (err) {
+        this.#fail(err as Error)
+        this.#abort?.(err as Error)
+        return false
+      }
+    }
+    if (this.#decoders.length > 0) {
+      this.#settled = true
+      this.#startStream()
+      return true
+    }
+    this.#early = []
+    setImmediate(() => {
+      if (this.#early && !this.#done) {
+        this.#settled = true
+        this.#startStream()
+      }
+    })
+    return true
+  }
+
+  onData(chunk: Buffer) {
+    if (this.#early) {
+      this.#early.push(chunk)
+      return true
+    }
+    const stream = this.#stream
+    if (!stream || this.#cancelled) return false
+    stream.enqueue(chunk)
+    // Full: undici pauses the socket until the reader pulls again.
+    return (stream.desiredSize ?? 0) > 0
+  }
+
+  onComplete() {
+    this.#done = true
+    if (this.#early) {
+      // The whole body came with the headers: one buffer, written together with the head.
+      const early = this.#early
+      this.#early = undefined
+      this.#settled = true
+      const body = early.length === 1 ? early[0]! : Buffer.concat(early)
+      // A Buffer is a Uint8Array, which the Response types do not know.
+      this.resolve(
+        new Response(early.length > 0 ? (body as Uint8Array as BodyInit) : null, this.#init)
+      )
+      return
+    }
+    if (!this.#cancelled) this.#stream?.close()
+  }
+
+  onError(err: Error) {
+    clearTimeout(this.#timer)
+    if (!this.#settled && !this.#init) {
+      this.#fail(err)
+      return
+    }
+    // The body broke off: its reader sees the failure.
+    if (this.#early) {
+      this.#settled = true
+      this.#startStream()
+    }
+    if (!this.#cancelled) this.#stream?.error(err)
+  }
+
+  /** Answers with a Response whose body streams the chunks so far, then the rest as it comes. */
+  #startStream() {
+    const early = this.#early ?? []
+    this.#early = undefined
+    let body: ReadableStream<Uint8Array> = new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        this.#stream = controller
+        for (const chunk of early) controller.enqueue(chunk)
+        if (this.#done) controller.close()
+      },
+      pull: () => {
+        this.#resume?.()
+      },
+      cancel: (reason) => {
+        this.#cancelled = true
+        this.#abort?.(reason instanceof Error ? reason : new Error('the client went away'))
+      },
+    })
+    if (this.#decoders.length > 0) {
+      const decoded = pipeline([Readable.fromWeb(body as never), ...this.#decoders], () => {})
+      body = Readable.toWeb(decoded as unknown as Readable) as ReadableStream<Uint8Array>
+    }
+    this.resolve(new Response(body, this.#init))
+  }
 }
 
 /** zlib decoders for a Content-Encoding list, as fetch builds them; none for an unknown coding. */

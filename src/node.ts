@@ -8,10 +8,9 @@ import { serveStatic } from '@hono/node-server/serve-static'
 import { getConnInfo } from '@hono/node-server/conninfo'
 import { Hono } from 'hono'
 import { Redis } from 'ioredis'
+import { Agent } from 'undici'
 import { fileURLToPath } from 'node:url'
 import path from 'node:path'
-import { Agent as HttpAgent } from 'node:http'
-import { Agent as HttpsAgent } from 'node:https'
 import { createBff, type BffDeps } from './app.ts'
 import { ConfigError, parseConfig, type Config, type Env } from './core/config.ts'
 import { jsonLogger } from './core/log.ts'
@@ -52,14 +51,9 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
   const config = parseConfig(env, { baseUrl: `http://localhost:${port}`, sessionStore: 'cookie' })
   const closers: Array<() => Promise<unknown>> = []
   const runtime = await nodeDeps(config, env, closers, options.deps)
-  const agents = {
-    http: new HttpAgent({ keepAlive: true }),
-    https: new HttpsAgent({ keepAlive: true }),
-  }
-  closers.push(async () => {
-    agents.http.destroy()
-    agents.https.destroy()
-  })
+  // Connections to the upstream APIs, kept alive between calls.
+  const upstreams = new Agent()
+  closers.push(() => upstreams.destroy())
   const app = new Hono()
   app.route(
     '/',
@@ -71,8 +65,8 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
           return undefined
         }
       },
-      // Upstream calls over node:http rather than fetch; a caller's own upstreamFetch keeps fetch.
-      ...(options.deps?.upstreamFetch ? {} : { forward: nodeForward({ agents }) }),
+      // Upstream calls through undici directly rather than fetch; a caller's own upstreamFetch keeps fetch.
+      ...(options.deps?.upstreamFetch ? {} : { forward: nodeForward({ dispatcher: upstreams }) }),
       ...runtime,
       ...options.deps,
     })

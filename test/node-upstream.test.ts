@@ -171,6 +171,7 @@ function makeFront(transport: Forwarder) {
   let url: string
   let pending: ((outcome: Response | unknown) => void) | undefined
   let call: { target: string; options: Omit<ForwardOptions, 'fetch'> }
+  let lastClient: Promise<number | 'reset'> = Promise.resolve('reset')
 
   const app = new Hono().all('*', async (c) => {
     try {
@@ -200,12 +201,20 @@ function makeFront(transport: Forwarder) {
         method: sent.method ?? 'GET',
         headers: sent.headers,
       })
-      req.on('response', (res) => res.resume())
-      req.on('error', () => {})
+      // What the client got: the front's answer, or 'reset' if its connection was cut.
+      lastClient = new Promise<number | 'reset'>((resolve) => {
+        req.on('response', (res) => {
+          res.resume()
+          res.on('end', () => resolve(res.statusCode!))
+        })
+        req.on('error', () => resolve('reset'))
+      })
       for (const chunk of sent.body ?? []) req.write(chunk)
       req.end()
       return outcome
     },
+    /** What the client of the last `send` got from the front. */
+    client: () => lastClient,
   }
 }
 
@@ -388,6 +397,15 @@ describe('nodeForward', () => {
     expect(rest).toBe('second')
   })
 
+  it('drops the upstream call when the reader goes away mid-body', async () => {
+    const res = (await front.send('slow-stream')) as Response
+    const reader = res.body!.getReader()
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe('first;')
+    await reader.cancel()
+    // The upstream finishes its answer into a closed connection; nothing may blow up meanwhile.
+    await new Promise((resolve) => setTimeout(resolve, 700))
+  })
+
   for (const path of ['broken', 'broken-at-once']) {
     it(`fails the body, not the process, when the upstream breaks off (${path})`, async () => {
       const res = (await front.send(path)) as Response
@@ -417,6 +435,10 @@ describe('nodeForward', () => {
       const outcome = await app.send('x')
       await expectBffError(outcome, 502, 'upstream_unavailable')
       expect((outcome as BffError).message).not.toContain(String(port))
+      // With a request body too, and the client still gets an answer (its request is not cut).
+      const posted = await app.send('x', { method: 'POST', body: [Buffer.from('{"a":1}')] })
+      await expectBffError(posted, 502, 'upstream_unavailable')
+      expect(await app.client()).toBe(200)
     } finally {
       await app.stop()
     }
@@ -467,20 +489,30 @@ describe('nodeForward and fetch forward side by side', () => {
     ['hop-by-hop response headers', 'hop', {}],
     ['a gzip answer', 'gzip', { headers: { 'accept-encoding': 'gzip' } }],
     ['a 404', 'missing', {}],
+    ['a DELETE without a body', 'plain', { method: 'DELETE' }],
+    [
+      'a POST with Expect: 100-continue',
+      'echo',
+      { method: 'POST', headers: { expect: '100-continue' }, body: [Buffer.from('x')] },
+    ],
   ] as const) {
     it(`sends and answers alike: ${name}`, async () => {
-      const answers: Array<{ status: number; headers: [string, string][]; body: string }> = []
-      const upstreamSaw: IncomingHttpHeaders[] = []
+      const answers: unknown[] = []
+      const upstreamSaw: Array<IncomingHttpHeaders | undefined> = []
       for (const front of [node, fetched]) {
         seen = []
-        const res = (await front.send(target, sent as Sent)) as Response
-        answers.push({
-          status: res.status,
-          headers: [...res.headers].filter(([k]) => k !== 'date'),
-          body: await res.text(),
-        })
-        const headers = { ...seen[0]!.headers }
-        delete headers.connection // the transport's own keep-alive
+        const res = await front.send(target, sent as Sent)
+        answers.push(
+          res instanceof Response
+            ? {
+                status: res.status,
+                headers: [...res.headers].filter(([k]) => k !== 'date'),
+                body: await res.text(),
+              }
+            : { error: (res as BffError).code, status: (res as BffError).status }
+        )
+        const headers = seen[0] && { ...seen[0].headers }
+        delete headers?.connection // the transport's own keep-alive
         upstreamSaw.push(headers)
       }
       expect(answers[0]).toEqual(answers[1])
