@@ -1,8 +1,9 @@
 /**
  * Once per `npm run test:e2e`, when a `workerd` project runs: builds the Worker bundle the way a
- * deployment does (`npm run build:worker`) and copies it out of dist/ into a directory under artifacts/, so a rebuild elsewhere (the
- * vitest workerd project builds the same dist/worker) cannot change it under a running suite. The
- * build reaches the Playwright workers as `E2E_WORKER_BUILD` (JSON), read by `startBff` in stack.ts.
+ * deployment does (`npm run build:worker`) and copies it out of dist/ into a directory of its own
+ * under artifacts/, so a rebuild elsewhere (the vitest workerd project builds the same dist/worker)
+ * cannot change it under a running suite. The build reaches the Playwright workers as
+ * `E2E_WORKER_BUILD` (JSON), read by `startBff` in stack.ts.
  */
 import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises'
 import path from 'node:path'
