@@ -96,6 +96,9 @@ export function createBff(config: Config, deps: BffDeps = {}): Hono<BffEnv> {
     await next()
     await services.sessions.commit(c)
     // Every Set-Cookie the BFF sends counts against the budget; say so once if it is ever passed.
+    // A proxied answer can only carry the session cookie's lines: with none, there is nothing to
+    // count, and reading its headers would only copy the upstream's header record.
+    if (c.get('proxied') && !c.get('sessionCookieWritten')) return
     const bytes = setCookieBytes(c.res.headers)
     if (bytes > config.cookieTotalBytes && !warnedCookieBytes) {
       warnedCookieBytes = true

@@ -17,6 +17,7 @@ export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
     const url = new URL(c.req.url)
     const route = matchRoute(api, url.pathname)
     if (!route) return next()
+    c.set('proxied', true)
     checkCsrf(c)
     const target = upstreamUrl(route, url)
 

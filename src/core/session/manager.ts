@@ -60,7 +60,14 @@ export interface SessionManagerOptions {
 
 /** Hono context variables the BFF sets; mount points may type their app with it. */
 export type BffEnv = {
-  Variables: { session: Session | null | undefined; sessionCookie: PendingCookie | undefined }
+  Variables: {
+    session: Session | null | undefined
+    sessionCookie: PendingCookie | undefined
+    /** This response sets or clears the session cookie. */
+    sessionCookieWritten: boolean | undefined
+    /** The API proxy answered this request (with the upstream's answer or an error). */
+    proxied: boolean | undefined
+  }
 }
 
 /** A session cookie to send with the response, decided when the response is complete. */
@@ -84,6 +91,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
   async function writeCookie(c: Ctx, session: Session, ref: SessionRef) {
     const ttl = session.expiresAt - Math.floor(now() / 1000)
     const attrs = { secure, sameSite: 'Strict', maxAge: ttl } as const
+    c.set('sessionCookieWritten', true)
     try {
       writeChunkedCookie(c, name, await sealer.seal(ref, ttl), attrs, options.budget)
     } catch (err) {
@@ -109,6 +117,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
   }
 
   function clearCookie(c: Ctx) {
+    c.set('sessionCookieWritten', true)
     deleteChunkedCookie(c, name, { secure, sameSite: 'Strict' })
   }
 
