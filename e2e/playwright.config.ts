@@ -1,13 +1,13 @@
 /**
  * Browser end-to-end tests: Debian's Chromium (never Playwright's bundled download) against the BFF
- * with the real IdP on loopback. One project per target runtime; `E2E_TARGETS=node,workerd` picks
- * them (default `node`, the only target that runs today).
+ * with the real IdP on loopback. One project per target runtime, picked by `E2E_TARGETS` (default
+ * `node,workerd`: the Node server and the Worker in workerd).
  */
 import { defineConfig } from '@playwright/test'
 import { TARGETS, type Target } from './stack.ts'
 import type { E2eOptions } from './fixtures.ts'
 
-const targets = (process.env.E2E_TARGETS ?? 'node').split(',').map((name) => {
+const targets = (process.env.E2E_TARGETS || 'node,workerd').split(',').map((name) => {
   const target = name.trim() as Target
   if (!TARGETS.includes(target)) {
     throw new Error(`E2E_TARGETS: unknown target "${name}" (expected ${TARGETS.join(', ')})`)
