@@ -39,7 +39,7 @@ const ONLY = process.argv
   ?.slice(7)
   .split(',')
 const wanted = (run: string) => !ONLY || ONLY.includes(run)
-// BENCH_PROFILE=<dir>: the BFF children write V8 CPU profiles there (a development aid).
+// BENCH_PROFILE=<dir>: the proxies write V8 CPU profiles there (a development aid).
 const PROFILE = process.env.BENCH_PROFILE
 
 function positive(name: string, fallback: number): number {
@@ -313,6 +313,13 @@ async function memoryPerSession(session: Session) {
 const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits
 
 async function main() {
+  // Everything is bounded: five measured runs with warm-ups, logins, storms and the memory count
+  // take well under this; a hang anywhere ends the bench (children exit with their parent).
+  const budgetSeconds = 5 * (SECONDS + WARMUP_SECONDS + 30) + 180
+  setTimeout(() => {
+    console.error(`bench: FAILED: still running after ${budgetSeconds} s`)
+    process.exit(1)
+  }, budgetSeconds * 1000).unref()
   const loadBefore = os.loadavg()
   const startedAt = new Date()
   console.log(
@@ -338,6 +345,7 @@ async function main() {
     if (wanted('bare')) {
       const bare = await startChild(here('./bare-proxy.ts'), {
         env: { NODE_ENV: 'production', BENCH_UPSTREAM: upstream.url },
+        execArgv: PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`] : [],
       })
       try {
         done('bare', await load('(b) bare Node proxy', `${bare.url}/api/items`, CSRF, bare))
