@@ -37,11 +37,15 @@ export interface SealerOptions {
 }
 
 interface Remembered {
+  sealed: string
   value: unknown
   /** The seal's own expiry, epoch seconds. */
   exp: number
   bytes: number
 }
+
+/** How much of the sealed text keys the cache: more than its HMAC (43 characters) and version. */
+const KEY_CHARS = 64
 
 export function createSealer(secrets: readonly string[], options: SealerOptions = {}): Sealer {
   if (secrets.length === 0) throw new Error('"secrets" must hold at least one secret')
@@ -60,22 +64,29 @@ export function createSealer(secrets: readonly string[], options: SealerOptions 
   void passwords.then((p) => (currentId = p.currentId)).catch(() => {})
 
   // Map order is recency order: a hit moves its entry to the end, eviction takes the front.
+  // Keyed by the seal's tail (its HMAC, as random as text gets) rather than the whole text:
+  // hashing a 2-4 KB cookie would cost microseconds on every request. A hit still compares the
+  // whole sealed text, so only the very seal that was opened is ever answered from memory.
   const cache = new Map<string, Remembered>()
   let cacheBytes = 0
+  const keyOf = (sealed: string) => (sealed.length > KEY_CHARS ? sealed.slice(-KEY_CHARS) : sealed)
 
-  function forget(sealed: string, entry: Remembered) {
-    cache.delete(sealed)
+  function forget(key: string, entry: Remembered) {
+    cache.delete(key)
     cacheBytes -= entry.bytes
   }
 
   function remember(sealed: string, value: unknown, exp: number) {
     const bytes = sealed.length * 2
     if (maxEntries === 0 || bytes > maxBytes) return
+    const key = keyOf(sealed)
+    const same = cache.get(key)
+    if (same) forget(key, same)
     while (cache.size >= maxEntries || cacheBytes + bytes > maxBytes) {
       const [oldest, entry] = cache.entries().next().value!
       forget(oldest, entry)
     }
-    cache.set(sealed, { value: deepFreeze(value), exp, bytes })
+    cache.set(key, { sealed, value: deepFreeze(value), exp, bytes })
     cacheBytes += bytes
   }
 
@@ -87,11 +98,12 @@ export function createSealer(secrets: readonly string[], options: SealerOptions 
       return sealData({ v: data, exp }, { password: current, ttl: ttlSeconds })
     },
     async unseal<T>(sealed: string, read?: { cache?: boolean }) {
-      const cached = read?.cache ? cache.get(sealed) : undefined
-      if (cached) {
-        forget(sealed, cached)
+      const key = read?.cache ? keyOf(sealed) : undefined
+      const cached = key === undefined ? undefined : cache.get(key)
+      if (cached && cached.sealed === sealed) {
+        forget(key!, cached)
         if (cached.exp <= Date.now() / 1000) return null
-        cache.set(sealed, cached)
+        cache.set(key!, cached)
         cacheBytes += cached.bytes
         return cached.value as T
       }

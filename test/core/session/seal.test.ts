@@ -166,6 +166,18 @@ describe('createSealer: remembered seals', () => {
     expect(await createSealer([NEW_SECRET]).unseal(old, { cache: true })).toBeNull()
   })
 
+  it('answers from memory only for the exact seal: a forgery with the same ending is refused', async () => {
+    const sealer = createSealer([NEW_SECRET])
+    const sealed = await sealer.seal(data, 3600)
+    expect(await sealer.unseal(sealed, { cache: true })).toEqual(data)
+    const mid = Math.floor(sealed.length / 3)
+    const forged = sealed.slice(0, mid) + (sealed[mid] === 'A' ? 'B' : 'A') + sealed.slice(mid + 1)
+    expect(forged.slice(-64)).toBe(sealed.slice(-64))
+    expect(await sealer.unseal(forged, { cache: true })).toBeNull()
+    // ...and the real one is still remembered.
+    expect(await sealer.unseal(sealed, { cache: true })).toEqual(data)
+  })
+
   it('is bounded by entries, least recently used first out', async () => {
     const sealer = createSealer([NEW_SECRET], { cacheEntries: 2 })
     const [a, b, c] = await Promise.all([1, 2, 3].map((n) => sealer.seal({ n }, 3600)))
