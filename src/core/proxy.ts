@@ -40,22 +40,46 @@ export function matchRoute(routes: readonly ApiRoute[], pathname: string): ApiRo
 }
 
 /**
+ * `pathname` and `search` of a request URL as `new URL(url)` gives them, without parsing it again:
+ * a request's URL (`Request.url`) is already serialized, so its path starts at the first `/` after
+ * the scheme's `//` and ends at `?` or `#`.
+ */
+export function requestPath(url: string): { pathname: string; search: string } {
+  const start = url.indexOf('/', url.indexOf('//') + 2)
+  if (start === -1) return { pathname: '/', search: '' }
+  const hash = url.indexOf('#', start)
+  const end = hash === -1 ? url.length : hash
+  const query = url.indexOf('?', start)
+  if (query === -1 || query > end) return { pathname: url.slice(start, end), search: '' }
+  return {
+    pathname: url.slice(start, query),
+    search: query + 1 === end ? '' : url.slice(query, end),
+  }
+}
+
+// Without one of these, no path segment can be "." or "..", decode to a separator or a control
+// character, or be malformed: most API paths have none and skip decoding segment by segment.
+const SEGMENT_CHECK_NEEDED = /[%.\\\u0000-\u001f\u007f]/
+
+/**
  * The upstream URL for a request under `route`, or a 400 when any path segment could climb out of
  * the prefix once some server on the way decodes it: `..` and `.` (also `..;` as Tomcat reads it),
  * encoded `/` or `\`, control characters, or malformed percent-encoding.
  */
-export function upstreamUrl(route: ApiRoute, requestUrl: URL): URL {
+export function upstreamUrl(route: ApiRoute, requestUrl: Pick<URL, 'pathname' | 'search'>): URL {
   const rest = requestUrl.pathname.slice(route.prefix.length)
-  for (const segment of rest.split('/')) {
-    let decoded: string
-    try {
-      decoded = decodeURIComponent(segment)
-    } catch {
-      throw invalidPath()
-    }
-    const name = decoded.split(';')[0]
-    if (name === '.' || name === '..' || /[/\\\u0000-\u001f\u007f]/.test(decoded)) {
-      throw invalidPath()
+  if (SEGMENT_CHECK_NEEDED.test(rest)) {
+    for (const segment of rest.split('/')) {
+      let decoded: string
+      try {
+        decoded = decodeURIComponent(segment)
+      } catch {
+        throw invalidPath()
+      }
+      const name = decoded.split(';')[0]
+      if (name === '.' || name === '..' || /[/\\\u0000-\u001f\u007f]/.test(decoded)) {
+        throw invalidPath()
+      }
     }
   }
   const target = new URL(route.upstream.origin + route.upstream.pathname + rest + requestUrl.search)

@@ -5,7 +5,14 @@ import { gzipSync } from 'node:zlib'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import type { ApiRoute } from '../../src/core/config.ts'
 import { BffError } from '../../src/core/errors.ts'
-import { forward, matchRoute, upstreamUrl, type ForwardOptions } from '../../src/core/proxy.ts'
+import fc from 'fast-check'
+import {
+  forward,
+  matchRoute,
+  requestPath,
+  upstreamUrl,
+  type ForwardOptions,
+} from '../../src/core/proxy.ts'
 
 const route = (prefix: string, upstream: string): ApiRoute => ({
   prefix,
@@ -52,6 +59,31 @@ describe('matchRoute', () => {
   })
 })
 
+// Request targets that try to leave the /api/ prefix, encoded or not.
+const escapes = [
+  '/api/%2e%2e/secret',
+  '/api/%2E%2E/secret',
+  '/api/.%2e/secret',
+  '/api/../secret',
+  '/api/a/../../secret',
+  '/api/..%2fsecret',
+  '/api/%2e%2e%2fsecret',
+  '/api/%2E%2E%2Fsecret',
+  '/api/a%2f..%2f..%2fsecret',
+  '/api/..%5csecret',
+  '/api/..%5Csecret',
+  '/api/..\\secret',
+  '/api/..;/secret',
+  '/api/%2e%2e;x/secret',
+  '/api/%252e%252e/secret',
+  '/api/%00',
+  '/api/a%00b',
+  '/api/%0d%0aHost:%20evil',
+  '/api/%zz',
+  '/api/%E0%A4%A',
+  '/api/v2/%2e%2e/%2e%2e/base/secret',
+]
+
 describe('upstreamUrl', () => {
   it('maps the rest of the path and the query onto the upstream', () => {
     expect(upstreamUrl(API, requestUrl('/api/a/b?x=1')).href).toBe(
@@ -84,29 +116,6 @@ describe('upstreamUrl', () => {
     }
   }
 
-  const escapes = [
-    '/api/%2e%2e/secret',
-    '/api/%2E%2E/secret',
-    '/api/.%2e/secret',
-    '/api/../secret',
-    '/api/a/../../secret',
-    '/api/..%2fsecret',
-    '/api/%2e%2e%2fsecret',
-    '/api/%2E%2E%2Fsecret',
-    '/api/a%2f..%2f..%2fsecret',
-    '/api/..%5csecret',
-    '/api/..%5Csecret',
-    '/api/..\\secret',
-    '/api/..;/secret',
-    '/api/%2e%2e;x/secret',
-    '/api/%252e%252e/secret',
-    '/api/%00',
-    '/api/a%00b',
-    '/api/%0d%0aHost:%20evil',
-    '/api/%zz',
-    '/api/%E0%A4%A',
-    '/api/v2/%2e%2e/%2e%2e/base/secret',
-  ]
   for (const raw of escapes) {
     it(`never escapes the upstream prefix for ${raw}`, () => {
       const result = resolve(raw)
@@ -165,6 +174,66 @@ describe('upstreamUrl', () => {
     const target = upstreamUrl(rootRoute, requestUrl('/root//evil.com/x'))
     expect(target.origin).toBe('http://127.0.0.1:4001')
     expect(target.pathname).toBe('//evil.com/x')
+  })
+})
+
+describe('requestPath', () => {
+  const same = (href: string) => {
+    const url = new URL(href)
+    expect(requestPath(href), href).toEqual({ pathname: url.pathname, search: url.search })
+  }
+
+  it('reads pathname and search as URL does', () => {
+    for (const raw of [
+      '/',
+      '/api/a/b?x=1',
+      '/api/?',
+      '/api/#frag',
+      '/api/x#frag?not-a-query',
+      '/api/x?q=1#frag',
+      '/api/x?#',
+      '/api/%2e%2e/secret',
+      '/api/..%2fsecret?x=%3F#y',
+      '/api//evil.com/x',
+      '/api/\\evil.com/x',
+      '/api/a%20b/c%2Bd?q=%26',
+    ]) {
+      same(new URL(raw, 'http://bff.test').href)
+      same(new URL(raw, 'https://[::1]:8443').href)
+    }
+  })
+
+  it('reads any request URL as URL does (property)', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 60 }), fc.boolean(), (raw, ipv6) => {
+        const base = ipv6 ? 'http://[::1]:3000' : 'http://127.0.0.1:3000'
+        let href: string
+        try {
+          href = new URL(`/${raw}`, base).href
+        } catch {
+          return
+        }
+        if (!href.startsWith(base)) return // `//host` and the like: another origin, not a path
+        same(href)
+      }),
+      { numRuns: 2000 }
+    )
+  })
+
+  it('gives upstreamUrl what URL gives it, for every escape attempt', () => {
+    for (const raw of [...escapes, '/api/a/b?x=1', '/api/items.json', '/api/a;b/c', '/root/x']) {
+      const href = requestUrl(raw).href
+      const matched = matchRoute(ROUTES, new URL(href).pathname)
+      if (!matched) continue
+      const outcome = (url: Pick<URL, 'pathname' | 'search'>) => {
+        try {
+          return upstreamUrl(matched, url).href
+        } catch (err) {
+          return (err as BffError).code
+        }
+      }
+      expect(outcome(requestPath(href)), raw).toBe(outcome(new URL(href)))
+    }
   })
 })
 

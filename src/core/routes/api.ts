@@ -5,7 +5,7 @@
 import type { MiddlewareHandler } from 'hono'
 import { BffError } from '../errors.ts'
 import { errorReason, subjectHash } from '../log.ts'
-import { matchRoute, upstreamUrl } from '../proxy.ts'
+import { matchRoute, requestPath, upstreamUrl } from '../proxy.ts'
 import { checkCsrf } from '../security.ts'
 import type { BffEnv } from '../session/manager.ts'
 import type { BffServices } from '../services.ts'
@@ -14,7 +14,7 @@ export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
   const { api, baseUrl, upstreamTimeoutMs } = s.config
 
   return async function apiProxy(c, next) {
-    const url = new URL(c.req.url)
+    const url = requestPath(c.req.url)
     const route = matchRoute(api, url.pathname)
     if (!route) return next()
     c.set('proxied', true)
