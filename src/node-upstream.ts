@@ -37,8 +37,8 @@ const MAX_CONTENT_ENCODINGS = 5
  * A `Forwarder` over undici's dispatcher API. Reads the request straight from the server's
  * IncomingMessage and answers with a Response whose headers are a plain record, which
  * @hono/node-server writes as it is. A body that has fully arrived with the headers (most JSON
- * answers) is handed over as one buffer, so head and body leave in one write; a body still
- * arriving on the next turn of the event loop is streamed from there, with backpressure.
+ * answers) is handed over as one buffer, so head and body leave in one write; a body that takes
+ * longer is streamed as it comes, with backpressure.
  */
 export function nodeForward(options: NodeForwardOptions = {}): Forwarder {
   const dispatcher = options.dispatcher ?? new Agent()
@@ -206,8 +206,10 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
       this.#startStream()
       return true
     }
+    // undici parses everything one read brought in a row: a body that came with the headers is
+    // complete before this microtask runs. Otherwise it is streamed from here on.
     this.#early = []
-    setImmediate(() => {
+    queueMicrotask(() => {
       if (this.#early && !this.#done) {
         this.#settled = true
         this.#startStream()
