@@ -15,6 +15,7 @@ import { createBff, type BffDeps } from './app.ts'
 import { ConfigError, parseConfig, type Config, type Env } from './core/config.ts'
 import { jsonLogger } from './core/log.ts'
 import { PAGE_SECURITY_HEADERS } from './core/pages.ts'
+import { withRawHeaders } from './node-headers.ts'
 import { nodeForward } from './node-upstream.ts'
 import { maxInlineJsonBytes } from './core/session/cookie.ts'
 import { cookieStore } from './core/session/stores/cookie.ts'
@@ -160,7 +161,16 @@ async function nodeDeps(
 
 function listen(app: Hono, port: number, hostname: string): Promise<ServerType> {
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch: app.fetch, port, hostname }, () => resolve(server))
+    const server = serve(
+      {
+        // Headers are read from Node's raw lines until something needs a whole Headers object.
+        fetch: (req, env: { incoming?: unknown }) =>
+          app.fetch(withRawHeaders(req, env.incoming), env),
+        port,
+        hostname,
+      },
+      () => resolve(server)
+    )
     server.once('error', reject)
   })
 }

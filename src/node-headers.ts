@@ -1,0 +1,117 @@
+/**
+ * Request headers on Node without a WHATWG Headers object per request. @hono/node-server builds
+ * one from the raw header lines the first time anything reads a header, checking every byte of
+ * every value on the way, a 3 KB session cookie included: several microseconds per request, for a
+ * proxied call that reads three headers. `withRawHeaders` hands the app a Headers whose `get` and
+ * `has` read the raw lines directly (Node's parser has already checked them), and which fills
+ * itself completely before anything else is done with it (iterating, changing, copying it into
+ * another Headers, a Request or a fetch), so it answers exactly as node-server's own would.
+ */
+import { IncomingMessage } from 'node:http'
+
+// RFC 9110 field names; anything else goes to Headers itself, which refuses it as it always does.
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+
+export class RawHeaders extends Headers {
+  #raw: string[] | undefined
+
+  constructor(raw: string[]) {
+    super()
+    this.#raw = raw
+  }
+
+  #fill(): void {
+    const raw = this.#raw
+    if (!raw) return
+    this.#raw = undefined
+    for (let i = 0; i < raw.length; i += 2) super.append(raw[i]!, raw[i + 1]!)
+  }
+
+  override get(name: string): string | null {
+    const raw = this.#raw
+    if (!raw || !TOKEN.test(name)) {
+      this.#fill()
+      return super.get(name)
+    }
+    const wanted = name.toLowerCase()
+    // Repeated lines are joined as Headers joins them: cookies with "; ", the rest with ", ".
+    const separator = wanted === 'cookie' ? '; ' : ', '
+    let value: string | null = null
+    for (let i = 0; i < raw.length; i += 2) {
+      const key = raw[i]!
+      if (key.length !== wanted.length || key.toLowerCase() !== wanted) continue
+      value = value === null ? raw[i + 1]! : value + separator + raw[i + 1]!
+    }
+    return value
+  }
+
+  override has(name: string): boolean {
+    if (!this.#raw || !TOKEN.test(name)) {
+      this.#fill()
+      return super.has(name)
+    }
+    return this.get(name) !== null
+  }
+
+  override set(name: string, value: string): void {
+    this.#fill()
+    super.set(name, value)
+  }
+
+  override append(name: string, value: string): void {
+    this.#fill()
+    super.append(name, value)
+  }
+
+  override delete(name: string): void {
+    this.#fill()
+    super.delete(name)
+  }
+
+  override getSetCookie(): string[] {
+    this.#fill()
+    return super.getSetCookie()
+  }
+
+  override forEach(
+    callback: (value: string, key: string, parent: Headers) => void,
+    thisArg?: unknown
+  ): void {
+    this.#fill()
+    super.forEach(callback, thisArg)
+  }
+
+  override entries(): HeadersIterator<[string, string]> {
+    this.#fill()
+    return super.entries()
+  }
+
+  override keys(): HeadersIterator<string> {
+    this.#fill()
+    return super.keys()
+  }
+
+  override values(): HeadersIterator<string> {
+    this.#fill()
+    return super.values()
+  }
+
+  override [Symbol.iterator](): HeadersIterator<[string, string]> {
+    return this.entries()
+  }
+}
+
+/**
+ * `req` (a @hono/node-server request) with headers read lazily from the raw lines of `incoming`.
+ * Only plain HTTP/1 requests: anything else is returned as it is.
+ */
+export function withRawHeaders(req: Request, incoming: unknown): Request {
+  if (incoming instanceof IncomingMessage) {
+    Object.defineProperty(req, 'headers', {
+      value: new RawHeaders(incoming.rawHeaders),
+      configurable: true,
+      enumerable: true,
+    })
+  }
+  return req
+}

@@ -1,0 +1,82 @@
+/**
+ * src/node-headers.ts: a Headers read lazily from Node's raw header lines must answer every
+ * question exactly as a Headers built from the same lines does.
+ */
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { RawHeaders } from '../src/node-headers.ts'
+
+/** What node-server builds: a Headers from the raw lines, in order. */
+function reference(raw: string[]): Headers {
+  const pairs: [string, string][] = []
+  for (let i = 0; i < raw.length; i += 2) pairs.push([raw[i]!, raw[i + 1]!])
+  return new Headers(pairs)
+}
+
+const names = fc.constantFrom(
+  'Cookie',
+  'cookie',
+  'X-CSRF',
+  'x-csrf',
+  'Accept',
+  'X-Multi',
+  'x-MULTI'
+)
+// Values as Node's parser hands them over: latin1 without controls, no surrounding whitespace.
+const value = fc
+  .string({ unit: fc.integer({ min: 0x20, max: 0xff }).map((c) => String.fromCharCode(c)) })
+  .filter((v) => !v.includes('\u007f'))
+  .map((v) => v.trim())
+const rawLines = fc
+  .array(fc.tuple(names, value), { maxLength: 8 })
+  .map((pairs) => pairs.flatMap(([n, v]) => [n, v]))
+
+describe('RawHeaders', () => {
+  it('reads like a Headers built from the same lines (property)', () => {
+    fc.assert(
+      fc.property(rawLines, (raw) => {
+        const lazy = new RawHeaders(raw)
+        const real = reference(raw)
+        for (const name of ['cookie', 'COOKIE', 'x-csrf', 'x-multi', 'accept', 'absent']) {
+          expect(lazy.get(name)).toBe(real.get(name))
+          expect(lazy.has(name)).toBe(real.has(name))
+        }
+        expect([...lazy]).toEqual([...real])
+        expect(lazy.getSetCookie()).toEqual(real.getSetCookie())
+      }),
+      { numRuns: 500 }
+    )
+  })
+
+  it('fills itself before it is changed, iterated or copied', () => {
+    const raw = ['Host', 'bff.test', 'Cookie', 'a=1', 'X-Multi', 'a', 'x-multi', 'b']
+    const changed = new RawHeaders(raw)
+    changed.set('x-new', '1')
+    changed.append('x-multi', 'c')
+    changed.delete('host')
+    const expected = reference(raw)
+    expected.set('x-new', '1')
+    expected.append('x-multi', 'c')
+    expected.delete('host')
+    expect([...changed]).toEqual([...expected])
+    expect(changed.get('x-multi')).toBe('a, b, c')
+
+    expect([...new Headers(new RawHeaders(raw))]).toEqual([...reference(raw)])
+    const request = new Request('http://bff.test/', { headers: new RawHeaders(raw) })
+    expect([...request.headers]).toEqual([...reference(raw)])
+    const seen: string[] = []
+    new RawHeaders(raw).forEach((v, k) => seen.push(`${k}=${v}`))
+    expect(seen).toEqual(['cookie=a=1', 'host=bff.test', 'x-multi=a, b'])
+    expect([...new RawHeaders(raw).keys()]).toEqual([...reference(raw).keys()])
+    expect([...new RawHeaders(raw).values()]).toEqual([...reference(raw).values()])
+  })
+
+  it('refuses an invalid header name as Headers does', () => {
+    expect(() => new RawHeaders(['a', 'b']).get('bad name')).toThrow(TypeError)
+    expect(() => new RawHeaders(['a', 'b']).has('bad\nname')).toThrow(TypeError)
+  })
+
+  it('is a Headers', () => {
+    expect(new RawHeaders([])).toBeInstanceOf(Headers)
+  })
+})
