@@ -122,6 +122,9 @@ async function nodeDeps(
     connectTimeout: 2000,
     // A hung Redis must not hang requests: every command gives up after 2 s (answering 503).
     commandTimeout: 2000,
+    // Commands issued in one turn of the event loop leave in one write (and their answers come
+    // back in one read): under load, one socket write per request fewer.
+    enableAutoPipelining: true,
   })
   redis.on('error', () => {}) // reported through /bff/health and 503s; avoid an unhandled event
   closers.push(() => redis.quit())
