@@ -4,6 +4,7 @@
  * a browser (or a thief's hands) cannot be recalled.
  */
 import { memoryRevocationList, type RevocationList } from '../revocations.ts'
+import { copyValue } from '../copy.ts'
 import type { SessionStore } from '../types.ts'
 
 export interface CookieStoreOptions {
@@ -25,7 +26,7 @@ export function cookieStore(options: CookieStoreOptions = {}): SessionStore {
   return {
     kind: 'cookie',
     async set(session) {
-      return { session: structuredClone(session) }
+      return { session: copyValue(session) }
     },
     // The cookie is the store: an update is a new cookie, unless the session was revoked meanwhile
     // or a newer generation was already handed out (a slow response must not undo a refresh).
@@ -37,14 +38,14 @@ export function cookieStore(options: CookieStoreOptions = {}): SessionStore {
         const until = session.absoluteExpiresAt ?? session.expiresAt
         await revocations.recordGeneration?.(session.id, session.generation, until)
       }
-      return { session: structuredClone(session) }
+      return { session: copyValue(session) }
     },
     async get(ref) {
       if (!('session' in ref)) return null
       const { session } = ref
       if (session.expiresAt <= now() / 1000) return null
       if (await revocations.isRevoked(session)) return null
-      return structuredClone(session)
+      return copyValue(session)
     },
     async delete(session) {
       await revocations.revokeSession(session.id, session.expiresAt)

@@ -1,3 +1,4 @@
+import { copyValue } from '../copy.ts'
 import type { Session, SessionRef, SessionStore } from '../types.ts'
 
 export interface MemoryStoreOptions {
@@ -101,6 +102,8 @@ export function memoryStore(options: MemoryStoreOptions = {}): SessionStore {
 
     async set(session) {
       const at = now()
+      // structuredClone here, on the rare write: it also copies the strings, so a stored session
+      // never keeps alive a larger text its strings were sliced from (a token response, say).
       const copy = structuredClone(session)
       remove(copy.id)
       // An already-expired session is not worth a slot; the ref still answers null.
@@ -133,8 +136,9 @@ export function memoryStore(options: MemoryStoreOptions = {}): SessionStore {
         remove(ref.id)
         return null
       }
-      // A copy, so a caller editing its session changes nothing until it calls set.
-      return structuredClone(stored)
+      // A copy, so a caller editing its session changes nothing until it calls set. It shares
+      // the stored strings, which nobody can change.
+      return copyValue(stored)
     },
 
     async delete(session) {
@@ -155,7 +159,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): SessionStore {
       return ids
         .map((id) => sessions.get(id))
         .filter((s): s is Session => s !== undefined && !isExpired(s, at))
-        .map((s) => structuredClone(s))
+        .map((s) => copyValue(s))
     },
 
     async ping() {},
