@@ -98,7 +98,8 @@ export function nodeForward(options: NodeForwardOptions = {}): Forwarder {
 
 /** The client's headers as fetch would send them: names lower-cased, repeats joined with ", ". */
 function requestHeaders(raw: string[]): Record<string, string> {
-  const headers: Record<string, string> = {}
+  // No prototype: a header called "constructor" or "__proto__" is just a header.
+  const headers: Record<string, string> = Object.create(null)
   let connection: string | undefined
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase()
@@ -115,7 +116,7 @@ function requestHeaders(raw: string[]): Record<string, string> {
 
 /** The upstream's headers for the browser, cleaned as core/proxy.ts's `responseHeaders` does. */
 function responseHeaders(raw: Buffer[]): Record<string, string> {
-  const headers: Record<string, string> = {}
+  const headers: Record<string, string> = Object.create(null)
   let connection: string | undefined
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toString('latin1').toLowerCase()

@@ -108,6 +108,11 @@ beforeAll(async () => {
           res.setHeader('x-public', 'kept')
           res.end('ok')
           return
+        case '/base/odd-headers':
+          res.setHeader('constructor', 'c')
+          res.setHeader('toString', 't')
+          res.end('odd')
+          return
         case '/base/empty':
           res.writeHead(204, { 'x-empty': 'yes' })
           res.end()
@@ -489,6 +494,11 @@ describe('nodeForward and fetch forward side by side', () => {
     ['hop-by-hop response headers', 'hop', {}],
     ['a gzip answer', 'gzip', { headers: { 'accept-encoding': 'gzip' } }],
     ['a 404', 'missing', {}],
+    [
+      'headers named like Object.prototype members',
+      'odd-headers',
+      { headers: JSON.parse('{"constructor": "a", "toString": "b", "__proto__": "c"}') },
+    ],
     ['a DELETE without a body', 'plain', { method: 'DELETE' }],
     [
       'a POST with Expect: 100-continue',
