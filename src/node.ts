@@ -21,6 +21,7 @@ import { maxInlineJsonBytes } from './core/session/cookie.ts'
 import { cookieStore } from './core/session/stores/cookie.ts'
 import { hybridStore } from './core/session/stores/hybrid.ts'
 import { redisStore } from './core/session/stores/redis.ts'
+import { redisSessionCache } from './core/session/stores/redis-cache.ts'
 import {
   redisRefreshCoordinator,
   redisReplayGuard,
@@ -139,11 +140,20 @@ async function nodeDeps(
   const lists = { prefix: config.redisPrefix, now }
   // The lock must outlast one IdP call with its retries.
   const lockMs = (config.idpTimeoutSeconds * 3 + 5) * 1000
+  // Sessions read here stay in memory while Redis reports every change to them, on a connection
+  // of their own: most API calls then cost no Redis round trip. Both stores below share it.
+  const cache = redisSessionCache(redis.duplicate({ autoResubscribe: false }), {
+    keyPrefix: `${redis.options.keyPrefix ?? ''}${config.redisPrefix}session:`,
+    log,
+    now,
+  })
+  closers.unshift(() => cache.close())
+  const sessions = { ...lists, refreshLockMs: lockMs, cache }
   return {
     replay: redisReplayGuard(redis, lists),
     store:
       config.sessionStore === 'redis'
-        ? redisStore(redis, { ...lists, refreshLockMs: lockMs })
+        ? redisStore(redis, sessions)
         : // Cookie mode with Redis at hand: sessions too large for the cookie go to Redis.
           hybridStore({
             cookie: cookieStore({
@@ -152,7 +162,7 @@ async function nodeDeps(
               revocations: redisRevocationList(redis, lists),
               refreshOnce: redisRefreshCoordinator(redis, { prefix: config.redisPrefix, lockMs }),
             }),
-            server: redisStore(redis, { ...lists, refreshLockMs: lockMs }),
+            server: redisStore(redis, sessions),
             maxInlineBytes: maxInlineJsonBytes({
               maxCookieBytes: config.cookieMaxBytes,
               maxTotalBytes: config.cookieTotalBytes,

@@ -15,11 +15,12 @@ export interface RedisServer {
   stop(): Promise<void>
 }
 
-export async function startRedisServer(): Promise<RedisServer> {
+/** `args`: more redis-server options, e.g. `['--rename-command', 'CLIENT', '']`. */
+export async function startRedisServer(args: string[] = []): Promise<RedisServer> {
   const port = await freePort()
   const child: ChildProcess = spawn(
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...args],
     { stdio: 'ignore' }
   )
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))

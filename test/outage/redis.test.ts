@@ -14,6 +14,7 @@
 import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { DEMO_BFF_CLIENT, bffClientMetadata, startIdp, type Idp } from '../../src/demo/idp.ts'
+import { TRUST_MS } from '../../src/core/session/stores/redis-cache.ts'
 import { startNode, type NodeServer } from '../../src/node.ts'
 import { captureLog } from '../helpers/capture-log.ts'
 import { createCookieJar, redirectLocation, type CookieJar } from '../helpers/http.ts'
@@ -150,6 +151,8 @@ describe.each(['redis', 'cookie'] as const)('the %s store', (store) => {
     const upstreamBefore = upstream.requests.length
 
     await gate.close()
+    // The BFF runs in this process: let it read the resets (its session cache stops at once).
+    await new Promise((resolve) => setTimeout(resolve, 100))
     await expectFailsClosed(jars)
     // A login cannot finish either: the callback answers a readable 503 page and sets no session.
     const newcomer = createCookieJar({ baseUrl: bff.url })
@@ -181,6 +184,9 @@ describe.each(['redis', 'cookie'] as const)('the %s store', (store) => {
 
     redis.pause()
     try {
+      // Nothing can change in a frozen Redis, so sessions read before stay true: the redis store's
+      // cache may answer them until its heartbeat has gone unanswered for TRUST_MS.
+      await new Promise((resolve) => setTimeout(resolve, TRUST_MS + 300))
       await expectFailsClosed(jars)
     } finally {
       redis.resume()

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { cookieStore } from '../../../src/core/session/stores/cookie.ts'
 import { memoryStore } from '../../../src/core/session/stores/memory.ts'
 import { redisStore } from '../../../src/core/session/stores/redis.ts'
+import { redisSessionCache } from '../../../src/core/session/stores/redis-cache.ts'
 import { makeSession, sleep, testStore } from './store-contract.ts'
 
 const REDIS_URL = 'redis://127.0.0.1:6379'
@@ -114,6 +115,16 @@ describe('redis', () => {
   })
 
   testStore('redis', async () => ({ store: redisStore(redis, { prefix: `${RUN}contract:` }) }))
+
+  // The same contract with the in-process cache Node's server uses: it must not change an answer.
+  testStore('redis, cached', async () => {
+    const prefix = `${RUN}cached:`
+    const cache = redisSessionCache(redis.duplicate({ autoResubscribe: false }), {
+      keyPrefix: `${prefix}session:`,
+    })
+    while (!cache.active) await sleep(5)
+    return { store: redisStore(redis, { prefix, cache }), cleanup: () => cache.close() }
+  })
 
   describe('redisStore', () => {
     const prefix = `${RUN}own:`

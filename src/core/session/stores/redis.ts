@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis'
 import type { Session, SessionRef, SessionStore } from '../types.ts'
+import type { RedisSessionCache } from './redis-cache.ts'
 import { redisRefreshCoordinator } from './redis-lists.ts'
 
 export interface RedisStoreOptions {
@@ -28,6 +29,12 @@ export interface RedisStoreOptions {
    * @default 2000
    */
   operationTimeoutMs?: number
+  /**
+   * Sessions read recently, kept in this process while Redis reports every change to them (see
+   * `redisSessionCache`): most calls then need no Redis round trip. Its `keyPrefix` must be the
+   * client's keyPrefix followed by `prefix` and `session:`.
+   */
+  cache?: RedisSessionCache
 }
 
 /** `ping` gives up after this long: `/bff/health` must answer even when Redis hangs. */
@@ -182,19 +189,38 @@ export function redisStore(redis: Redis, options: RedisStoreOptions = {}): Sessi
     }
   }
 
-  async function read(id: string): Promise<Session | null> {
-    const raw = await bounded(redis.get(sessionKey(id)))
-    if (raw === null) return null
-    const session = JSON.parse(raw) as Session
+  const cache = options.cache
+  const cacheKey = (id: string) => `${scriptPrefix}session:${id}`
+
+  /** The stored session; `fresh` skips the cache, for decisions that must see Redis itself. */
+  async function read(id: string, fresh = false): Promise<Session | null> {
+    let session = fresh ? undefined : cache?.get(cacheKey(id))
+    if (!session) {
+      const ticket = cache?.ticket()
+      const raw = await bounded(redis.get(sessionKey(id)))
+      if (raw === null) return null
+      session = JSON.parse(raw) as Session
+      if (ticket !== undefined) cache!.keep(cacheKey(id), session, ticket)
+    }
     // Redis expires the key on its own clock; this guards the millisecond in between.
     return session.expiresAt * 1000 <= now() ? null : session
+  }
+
+  /** Runs a write with this session's cached copy forgotten before and after it. */
+  async function evicting<T>(id: string | undefined, write: () => Promise<T>): Promise<T> {
+    cache?.evict(id && cacheKey(id))
+    try {
+      return await write()
+    } finally {
+      cache?.evict(id && cacheKey(id))
+    }
   }
 
   const refreshOnce = redisRefreshCoordinator(redis, {
     prefix,
     lockMs: options.refreshLockMs,
     async newer(session) {
-      const stored = await read(session.id)
+      const stored = await read(session.id, true)
       return stored && stored.generation > session.generation ? stored : null
     },
     // The lock holder stores the new tokens as part of the refresh; update() keeps it monotonic.
@@ -204,10 +230,17 @@ export function redisStore(redis: Redis, options: RedisStoreOptions = {}): Sessi
   async function deleteByIndex(field: 'sid' | 'sub', value: string): Promise<number> {
     const key = field === 'sid' ? sidKey(value) : subKey(value)
     const other = field === 'sid' ? 'sub' : 'sid'
-    return bounded(scripts.bffSessionDeleteByIndex(key, scriptPrefix, field, value, other))
+    // Which sessions go is known only inside the script: the whole cache is forgotten.
+    return evicting(undefined, () =>
+      bounded(scripts.bffSessionDeleteByIndex(key, scriptPrefix, field, value, other))
+    )
   }
 
-  async function write(session: Session, mode: 'create' | 'update'): Promise<boolean> {
+  function write(session: Session, mode: 'create' | 'update'): Promise<boolean> {
+    return evicting(session.id, () => writeThrough(session, mode))
+  }
+
+  async function writeThrough(session: Session, mode: 'create' | 'update'): Promise<boolean> {
     const ttl = Math.ceil(session.expiresAt * 1000 - now())
     const keys = [sessionKey(session.id), sidKey(session.sid), subKey(session.sub)] as const
     // PX must be positive; an already-expired session is removed rather than written.
@@ -256,7 +289,9 @@ export function redisStore(redis: Redis, options: RedisStoreOptions = {}): Sessi
 
     async delete(session) {
       const keys = [sessionKey(session.id), sidKey(session.sid), subKey(session.sub)] as const
-      await bounded(scripts.bffSessionDelete(...keys, session.id, scriptPrefix))
+      await evicting(session.id, () =>
+        bounded(scripts.bffSessionDelete(...keys, session.id, scriptPrefix))
+      )
     },
 
     deleteBySid: (sid) => deleteByIndex('sid', sid),

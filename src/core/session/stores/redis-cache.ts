@@ -1,0 +1,172 @@
+/**
+ * An in-process copy of the sessions this instance read from Redis, kept honest by Redis itself:
+ * server-assisted client-side caching (`CLIENT TRACKING ... BCAST PREFIX`). Redis tells every
+ * instance, on a connection of its own, about every change to a session key (write, delete,
+ * expiry, flush) by anyone; the cached copy is dropped when the message arrives. Without it each
+ * proxied call waits for a Redis round trip (and Redis's CPU) before it can start.
+ *
+ * When this copy may answer:
+ * - only while tracking is on for the current invalidation connection: whenever that connection
+ *   closes, everything is forgotten and reads go to Redis until tracking is back;
+ * - only while Redis answered a heartbeat within `TRUST_MS`: a Redis that hangs (or a partition
+ *   that drops packets without resets, so no change could reach us) is noticed within that time,
+ *   after which reads go to Redis and fail closed like any other;
+ * - never with a value read while an invalidation arrived: a read's answer and an invalidation
+ *   travel on different connections, so the answer to a read sent before a change can arrive after
+ *   the message about that change; such an answer is used once but not kept.
+ * A change made by another instance is seen here once its message arrives (on loopback, well
+ * under a millisecond; the same order as a read that was already under way when it happened).
+ * Changes this instance makes are seen at once: the store evicts before and after every write.
+ *
+ * Needs Redis 6 or later; where tracking cannot be turned on (an older Redis, a proxy, a
+ * disabled CLIENT command) the cache stays off and every read goes to Redis, as without it.
+ */
+import type { Redis } from 'ioredis'
+import type { Logger } from '../../log.ts'
+import { copyValue } from '../copy.ts'
+import type { Session } from '../types.ts'
+
+/** How long the cache is trusted after Redis last answered on the invalidation connection. */
+export const TRUST_MS = 1000
+const HEARTBEAT_MS = 250
+const CHANNEL = '__redis__:invalidate'
+
+export interface RedisSessionCache {
+  /** A copy of the cached session under this full key (client prefix included), if trusted. */
+  get(key: string): Session | undefined
+  /** Taken before a read from Redis, handed to `keep` with its answer. */
+  ticket(): number
+  /** Keeps a copy of what a read answered, unless anything was invalidated since `ticket`. */
+  keep(key: string, session: Session, ticket: number): void
+  /** Forgets one key, or everything, at once (this instance's own writes and deletions). */
+  evict(key?: string): void
+  /** Whether reads are answered from memory now (for tests and health output). */
+  readonly active: boolean
+  close(): Promise<void>
+}
+
+export interface RedisSessionCacheOptions {
+  /** The full prefix of the keys to track, the client's keyPrefix included, e.g. `bff:session:`. */
+  keyPrefix: string
+  /** Most sessions kept; past it the oldest entry goes. @default 10_000 */
+  maxEntries?: number
+  log?: Logger
+  /** Epoch milliseconds. */
+  now?: () => number
+}
+
+/**
+ * `subscriber` is a connection of the cache's own (e.g. `redis.duplicate()`), which it owns and
+ * closes: once subscribed, a connection can carry nothing else.
+ */
+export function redisSessionCache(
+  subscriber: Redis,
+  options: RedisSessionCacheOptions
+): RedisSessionCache {
+  const now = options.now ?? Date.now
+  const maxEntries = options.maxEntries ?? 10_000
+  const entries = new Map<string, Session>()
+  // Raised by every invalidation and every loss of tracking: a read's ticket from before is void.
+  let epoch = 0
+  let tracking = false
+  let lastAnswer = 0
+  let heartbeatPending = false
+  let closed = false
+  let warned = false
+
+  function forget() {
+    epoch++
+    entries.clear()
+  }
+
+  function lose() {
+    tracking = false
+    forget()
+  }
+
+  async function track() {
+    lose()
+    try {
+      // Tracking is redirected to this very connection, so it ends when the connection does.
+      const id = await subscriber.client('ID')
+      await subscriber.call(
+        'CLIENT',
+        'TRACKING',
+        'ON',
+        'REDIRECT',
+        String(id),
+        'BCAST',
+        'PREFIX',
+        options.keyPrefix
+      )
+      await subscriber.subscribe(CHANNEL)
+      if (closed || subscriber.status !== 'ready') return
+      forget() // anything read before tracking began may have changed unseen
+      lastAnswer = now()
+      tracking = true
+    } catch (err) {
+      if (!warned && !closed && subscriber.status === 'ready') {
+        warned = true
+        options.log?.('warn', 'redis.tracking_unavailable', {
+          reason: err instanceof Error ? err.name : typeof err,
+        })
+      }
+    }
+  }
+
+  subscriber.on('error', () => {}) // the main client reports Redis's health; here it only means "off"
+  subscriber.on('ready', () => void track())
+  subscriber.on('close', lose)
+  subscriber.on('messageBuffer', (channel: Buffer, message: unknown) => {
+    if (channel.toString() !== CHANNEL) return
+    lastAnswer = now()
+    // An array of keys; null when Redis flushed a database, which touches every key at once.
+    if (!Array.isArray(message)) return forget()
+    epoch++
+    for (const key of message) entries.delete(String(key))
+  })
+  if (subscriber.status === 'ready') void track()
+  // A duplicate of a client made with lazyConnect waits for a first command that never comes.
+  else if (subscriber.status === 'wait') subscriber.connect().catch(() => {})
+
+  const heartbeat = setInterval(() => {
+    if (!tracking || heartbeatPending) return
+    heartbeatPending = true
+    subscriber
+      .ping()
+      .then(() => (lastAnswer = now()))
+      .catch(() => {})
+      .finally(() => (heartbeatPending = false))
+  }, HEARTBEAT_MS)
+  heartbeat.unref?.()
+
+  const trusted = () => tracking && now() - lastAnswer < TRUST_MS
+
+  return {
+    get(key) {
+      if (!trusted()) return undefined
+      const session = entries.get(key)
+      return session && copyValue(session)
+    },
+    ticket: () => epoch,
+    keep(key, session, ticket) {
+      if (ticket !== epoch || !trusted()) return
+      if (entries.size >= maxEntries) entries.delete(entries.keys().next().value!)
+      entries.set(key, copyValue(session))
+    },
+    evict(key) {
+      if (key === undefined) return forget()
+      epoch++
+      entries.delete(key)
+    },
+    get active() {
+      return trusted()
+    },
+    async close() {
+      closed = true
+      clearInterval(heartbeat)
+      lose()
+      await subscriber.quit().catch(() => subscriber.disconnect())
+    },
+  }
+}
