@@ -1,8 +1,11 @@
+import fc from 'fast-check'
 import { Hono } from 'hono'
+import { parse as honoParseCookies } from 'hono/utils/cookie'
 import { describe, expect, it } from 'vitest'
 import {
   CHUNK_SIZE,
   MAX_CHUNKS,
+  cookiesNamed,
   readChunkedCookie,
   writeChunkedCookie,
   type CookieAttributes,
@@ -360,5 +363,39 @@ describe('chunked cookies', () => {
     })
     const { value } = (await res.json()) as { value: string }
     expect(await sealer.unseal(value)).toEqual(session)
+  })
+})
+
+describe('cookiesNamed', () => {
+  // What browsers send: names and values from the cookie grammar, no percent-encoding (a seal has none).
+  const name = fc.stringMatching(/^[A-Za-z0-9_.!#$&'*+^`|~-]{1,12}$/)
+  const value = fc.stringMatching(/^[A-Za-z0-9!#$&'()*+\-./:<=>?@[\]^_`{|}~]{0,60}$/)
+  const quoted = fc.tuple(value, fc.boolean()).map(([v, quote]) => (quote ? `"${v}"` : v))
+  const pair = fc.tuple(fc.oneof(name, fc.constantFrom('bff', 'bff.1', 'bff.2', 'bffx')), quoted)
+  const header = fc
+    .array(fc.tuple(pair, fc.constantFrom('; ', ';', ' ;  ', ';\t')), { maxLength: 8 })
+    .map((pairs) => pairs.map(([[k, v], sep], i) => `${i ? sep : ''}${k}=${v}`).join(''))
+
+  it("answers what hono's cookie parser answers for the names it asks for", () => {
+    fc.assert(
+      fc.property(header, fc.constantFrom('bff', 'bff.', '__Host-bff'), (cookie, prefix) => {
+        const expected = Object.fromEntries(
+          Object.entries(honoParseCookies(cookie)).filter(([k]) => k.startsWith(prefix))
+        )
+        expect({ ...cookiesNamed(cookie, prefix) }).toEqual(expected)
+      }),
+      { numRuns: 2000 }
+    )
+  })
+
+  it('keeps the first of two cookies with one name, strips quotes, ignores pairs without =', () => {
+    expect({ ...cookiesNamed('x; bff="a"; bff=b; bff.1 = c ;bff.2', 'bff') }).toEqual({
+      bff: 'a',
+      'bff.1': 'c',
+    })
+    expect({ ...cookiesNamed('other=1', 'bff') }).toEqual({})
+    const odd = cookiesNamed('__proto__=1; bff=2', '__proto__')
+    expect(Object.keys(odd)).toEqual(['__proto__'])
+    expect(odd['__proto__']).toBe('1')
   })
 })
