@@ -14,7 +14,13 @@ import { Readable, Transform, pipeline, type TransformCallback } from 'node:stre
 import zlib from 'node:zlib'
 import { Agent, type Dispatcher } from 'undici'
 import { BffError } from './core/errors.ts'
-import { forward, REQUEST_STRIP, RESPONSE_STRIP, type Forwarder } from './core/proxy.ts'
+import {
+  SAFE_TO_RESEND,
+  forward,
+  REQUEST_STRIP,
+  RESPONSE_STRIP,
+  type Forwarder,
+} from './core/proxy.ts'
 
 export interface NodeForwardOptions {
   /**
@@ -75,8 +81,7 @@ export function nodeForward(options: NodeForwardOptions = {}): Forwarder {
       target.protocol === 'https:' ? 'br, gzip, deflate' : 'gzip, deflate'
 
     return new Promise<Response>((resolve, reject) => {
-      const call_ = new UpstreamCall(method, call.timeoutMs, resolve, reject)
-      try {
+      const send = () =>
         dispatcher.dispatch(
           {
             origin: target.origin,
@@ -88,6 +93,11 @@ export function nodeForward(options: NodeForwardOptions = {}): Forwarder {
           },
           call_
         )
+      // See SAFE_TO_RESEND in core/proxy.ts: the same rule as the fetch path.
+      const resend = SAFE_TO_RESEND.has(method) ? send : undefined
+      const call_ = new UpstreamCall(method, call.timeoutMs, resolve, reject, resend)
+      try {
+        send()
       } catch (err) {
         // A header undici refuses to send (Expect, say): fetch fails such a call too.
         call_.onError(err as Error)
@@ -156,7 +166,9 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
     private readonly method: string,
     timeoutMs: number,
     private readonly resolve: (response: Response) => void,
-    private readonly reject: (error: BffError) => void
+    private readonly reject: (error: BffError) => void,
+    /** Sends the request once more, for a connection lost before any answer; used up once called. */
+    private resend?: () => void
   ) {
     // The timeout covers waiting for the upstream's headers only; a long streamed body is fine.
     this.#timer = setTimeout(() => {
@@ -249,11 +261,22 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
   }
 
   onError(err: Error) {
-    clearTimeout(this.#timer)
     if (!this.#settled && !this.#init) {
+      // Within the same timeout: a second try never makes the call wait longer than one.
+      const resend = this.#timedOut ? undefined : this.resend
+      this.resend = undefined
+      if (resend) {
+        try {
+          resend()
+          return
+        } catch (again) {
+          err = again as Error
+        }
+      }
       this.#fail(err)
       return
     }
+    clearTimeout(this.#timer)
     // The body broke off: its reader sees the failure.
     if (this.#early) {
       this.#settled = true

@@ -34,6 +34,9 @@ const PLAIN = 'hello, decoded world '.repeat(100)
 let upstream: Server
 let origin: string
 let seen: Seen[] = []
+/** Requests to /base/drop*, and how many more of /base/drop-first lose their connection. */
+let dropArrivals = 0
+let dropsLeft = 0
 const sockets = new Set<Socket>()
 
 beforeAll(async () => {
@@ -45,6 +48,18 @@ beforeAll(async () => {
       res.write('first;')
       setTimeout(() => res.end('second'), 600)
       req.resume()
+      return
+    }
+    if (path === '/base/drop' || (path === '/base/drop-first' && dropsLeft-- > 0)) {
+      // The connection goes before any answer, as a kept-alive one closed just as it was reused.
+      dropArrivals++
+      req.socket.destroy()
+      return
+    }
+    if (path === '/base/drop-first') {
+      dropArrivals++
+      req.resume()
+      res.end('answered on the second try')
       return
     }
     if (path === '/base/broken' || path === '/base/broken-at-once') {
@@ -527,6 +542,39 @@ describe('nodeForward and fetch forward side by side', () => {
       }
       expect(answers[0]).toEqual(answers[1])
       expect(upstreamSaw[0]).toEqual(upstreamSaw[1])
+    })
+  }
+})
+
+describe('a connection lost before any answer, on both transports', () => {
+  const viaFetch: Forwarder = (c, target, o) =>
+    forward(c.req.raw, target, { ...o, fetch: globalThis.fetch })
+  const fronts = { node: makeFront(nodeForward()), fetch: makeFront(viaFetch) }
+  beforeAll(() => Promise.all(Object.values(fronts).map((front) => front.start())))
+  afterAll(() => Promise.all(Object.values(fronts).map((front) => front.stop())))
+  beforeEach(() => {
+    dropArrivals = 0
+    dropsLeft = 1
+  })
+
+  for (const [name, front] of Object.entries(fronts)) {
+    it(`${name}: a GET is sent once more and answered`, async () => {
+      const res = await front.send('drop-first')
+      expect(res).toBeInstanceOf(Response)
+      expect(await (res as Response).text()).toBe('answered on the second try')
+      expect(dropArrivals).toBe(2)
+    })
+
+    it(`${name}: a POST is not sent again (it may have been processed): 502`, async () => {
+      const outcome = await front.send('drop-first', { method: 'POST', body: [Buffer.from('x')] })
+      await expectBffError(outcome, 502, 'upstream_unavailable')
+      expect(dropArrivals).toBe(1)
+    })
+
+    it(`${name}: a GET whose second try fails too answers 502, after two tries`, async () => {
+      const outcome = await front.send('drop')
+      await expectBffError(outcome, 502, 'upstream_unavailable')
+      expect(dropArrivals).toBe(2)
     })
   }
 })

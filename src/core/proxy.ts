@@ -118,6 +118,14 @@ export type Forwarder = (
   options: Omit<ForwardOptions, 'fetch'>
 ) => Promise<Response>
 
+/**
+ * Methods sent a second time when the connection fails before any answer, within the same timeout.
+ * That failure is most often a kept-alive connection the upstream closed just as it was reused
+ * (workerd's fetch and undici both send on it; no answer comes). Only safe methods without a body:
+ * the first request may have been processed, and anything else could then happen twice.
+ */
+export const SAFE_TO_RESEND: ReadonlySet<string> = new Set(['GET', 'HEAD'])
+
 /** Sends `request` to `target` with the bearer token and returns the upstream's answer, cleaned. */
 export async function forward(request: Request, target: URL, options: ForwardOptions) {
   const headers = new Headers(request.headers)
@@ -141,9 +149,8 @@ export async function forward(request: Request, target: URL, options: ForwardOpt
     options.timeoutMs
   )
   const hasBody = request.method !== 'GET' && request.method !== 'HEAD' && request.body !== null
-  let upstream: Response
-  try {
-    upstream = await options.fetch(target, {
+  const send = () =>
+    options.fetch(target, {
       method: request.method,
       headers,
       body: hasBody ? request.body : undefined,
@@ -152,6 +159,14 @@ export async function forward(request: Request, target: URL, options: ForwardOpt
       signal: controller.signal,
       ...(hasBody ? { duplex: 'half' } : {}),
     } as RequestInit)
+  let upstream: Response
+  try {
+    try {
+      upstream = await send()
+    } catch (err) {
+      if (controller.signal.aborted || !SAFE_TO_RESEND.has(request.method)) throw err
+      upstream = await send()
+    }
   } catch (err) {
     if (controller.signal.aborted) {
       throw new BffError(504, 'upstream_timeout', 'The API did not answer in time.', { cause: err })
