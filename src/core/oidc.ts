@@ -126,7 +126,7 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
       timeout: config.idpTimeoutSeconds,
       execute: config.issuer.protocol === 'http:' ? [client.allowInsecureRequests] : [],
     }
-    if (deps.fetch) options[client.customFetch] = deps.fetch as client.CustomFetch
+    options[client.customFetch] = idpFetch(deps.fetch)
     const result = await client.discovery(
       config.issuer,
       config.clientId,
@@ -354,6 +354,26 @@ export function userClaims(claims: Record<string, unknown>): Record<string, unkn
 type Phase = 'discovery' | 'callback' | 'refresh' | 'revocation'
 
 /** Maps any openid-client or network failure to a `BffError` whose message is safe to show. */
+/**
+ * The fetch openid-client uses (discovery passes it on to every later call), with one change: a
+ * connection that fails rejects with a TypeError, as Node's fetch does. workerd rejects with a
+ * plain Error ("Network connection lost."), which openid-client wraps as an unknown failure, so a
+ * lost connection during a refresh answered 502 `idp_error` instead of 503 `idp_unavailable`,
+ * retried and keeping the session. Timeouts and aborts (DOMException) stay as they are.
+ */
+function idpFetch(fetchImpl?: typeof fetch): client.CustomFetch {
+  return async (url, init) => {
+    try {
+      return await (fetchImpl
+        ? fetchImpl(url, init as RequestInit)
+        : fetch(url, init as RequestInit))
+    } catch (err) {
+      if (err instanceof TypeError || err instanceof DOMException) throw err
+      throw new TypeError('The identity provider could not be reached.', { cause: err })
+    }
+  }
+}
+
 function toBffError(err: unknown, phase: Phase): BffError {
   if (err instanceof BffError) return err
   const cause = err

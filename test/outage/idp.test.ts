@@ -20,7 +20,7 @@ import { createCookieJar, redirectLocation, type CookieJar } from '../helpers/ht
 import { loginAtIdp } from '../helpers/idp-login.ts'
 import { freePort, startRecordingUpstream, type RecordingUpstream } from '../helpers/upstream.ts'
 
-type Outage = 'refused' | 'failing' | 'hung'
+type Outage = 'refused' | 'failing' | 'hung' | 'lost'
 const CSRF = { 'x-csrf': '1' }
 const ACCESS_TOKEN_TTL = 60
 
@@ -39,6 +39,8 @@ let bff: NodeServer
 /** The BFF's fetch to the IdP: the real one, or the same request sent where the outage is. */
 const idpFetch: typeof fetch = (input, init) => {
   if (!outage) return fetch(input, init)
+  // workerd's fetch rejects a lost connection with a plain Error, not Node's TypeError.
+  if (outage === 'lost') return Promise.reject(new Error('Network connection lost.'))
   const url = new URL(input instanceof Request ? input.url : String(input))
   const port = { refused: refusedPort, failing: portOf(failing), hung: portOf(hung) }[outage]
   url.host = `127.0.0.1:${port}`
@@ -122,6 +124,7 @@ describe('a needed refresh while the IdP is away', () => {
     ['refused', [503], ['idp_unavailable']],
     ['failing', [503], ['idp_unavailable']],
     ['hung', [503, 504], ['idp_unavailable', 'idp_timeout']],
+    ['lost', [503], ['idp_unavailable']],
   ])(
     'IdP %s: 503 with the session kept, and a refresh that succeeds once it is back',
     async (mode, statuses, codes) => {
