@@ -353,7 +353,6 @@ export function userClaims(claims: Record<string, unknown>): Record<string, unkn
 
 type Phase = 'discovery' | 'callback' | 'refresh' | 'revocation'
 
-/** Maps any openid-client or network failure to a `BffError` whose message is safe to show. */
 /**
  * The fetch openid-client uses (discovery passes it on to every later call), with one change: a
  * connection that fails rejects with a TypeError, as Node's fetch does. workerd rejects with a
@@ -374,6 +373,7 @@ function idpFetch(fetchImpl?: typeof fetch): client.CustomFetch {
   }
 }
 
+/** Maps any openid-client or network failure to a `BffError` whose message is safe to show. */
 function toBffError(err: unknown, phase: Phase): BffError {
   if (err instanceof BffError) return err
   const cause = err

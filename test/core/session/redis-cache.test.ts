@@ -223,6 +223,16 @@ describe('redis session cache', () => {
     expect(await a.store.get({ id: session.id })).toEqual(session)
   })
 
+  it('is refused by a store whose keys it does not track', async () => {
+    const redis = client(server.url)
+    const cache = redisSessionCache(redis.duplicate({ autoResubscribe: false }), {
+      keyPrefix: 'other:session:',
+    })
+    closers.push(() => cache.close())
+    expect(() => redisStore(redis, { cache })).toThrow(/bff:session:/)
+    expect(() => redisStore(redis, { cache, prefix: 'other:' })).not.toThrow()
+  })
+
   it('keeps at most maxEntries sessions, dropping the oldest', async () => {
     const a = await instance({ maxEntries: 2 })
     const sessions = [makeSession(), makeSession(), makeSession()]

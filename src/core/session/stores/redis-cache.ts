@@ -42,6 +42,8 @@ export interface RedisSessionCache {
   evict(key?: string): void
   /** Whether reads are answered from memory now (for tests and health output). */
   readonly active: boolean
+  /** The prefix of the keys Redis reports changes of. */
+  readonly keyPrefix: string
   close(): Promise<void>
 }
 
@@ -162,6 +164,7 @@ export function redisSessionCache(
     get active() {
       return trusted()
     },
+    keyPrefix: options.keyPrefix,
     async close() {
       closed = true
       clearInterval(heartbeat)

@@ -32,7 +32,7 @@ export interface RedisStoreOptions {
   /**
    * Sessions read recently, kept in this process while Redis reports every change to them (see
    * `redisSessionCache`): most calls then need no Redis round trip. Its `keyPrefix` must be the
-   * client's keyPrefix followed by `prefix` and `session:`.
+   * client's keyPrefix followed by `prefix` and `session:`; another one is refused.
    */
   cache?: RedisSessionCache
 }
@@ -191,6 +191,10 @@ export function redisStore(redis: Redis, options: RedisStoreOptions = {}): Sessi
 
   const cache = options.cache
   const cacheKey = (id: string) => `${scriptPrefix}session:${id}`
+  // A cache tracking other keys would never hear of changes to these, and answer stale sessions.
+  if (cache && cache.keyPrefix !== cacheKey('')) {
+    throw new TypeError(`"cache" must track the keys "${cacheKey('')}", not "${cache.keyPrefix}"`)
+  }
 
   /** The stored session; `fresh` skips the cache, for decisions that must see Redis itself. */
   async function read(id: string, fresh = false): Promise<Session | null> {
