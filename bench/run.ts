@@ -5,14 +5,15 @@
  * (autocannon, in this process; every server runs in a child process of its own) against
  *   (a) the upstream directly, (b) a bare `node:http` proxy adding a fixed bearer token (the
  *   practical limit), (c)-(e) the BFF (NODE_ENV=production) proxying an authenticated GET with the
- *   `cookie`, `memory` and `redis` stores, each with a real session from a login through the IdP;
+ *   `cookie`, `memory` and `redis` stores, each with a real session from a login through the IdP,
+ * interleaved in rounds so that every ratio compares runs made on the same machine (see `loadAll`);
  * then, per store, a refresh storm (200 concurrent calls of one session whose access token has
  * expired: one refresh grant expected), and the memory store's bytes per session for 100k sessions.
  * Prints a table and writes JSON to bench/results/.
  *
- * BENCH_SECONDS (default 10) sets each measured run, BENCH_CONNECTIONS (32) the load. `--smoke`
- * runs everything briefly (for CI) and fails only when something does not work; `--check` also
- * fails when a target is missed.
+ * BENCH_SECONDS (default 20) sets each target's measured load (that many rounds of one second),
+ * BENCH_CONNECTIONS (32) the load. `--smoke` runs everything briefly (for CI) and
+ * fails only when something does not work; `--check` also fails when a target is missed.
  */
 import autocannon from 'autocannon'
 import { Redis } from 'ioredis'
@@ -47,22 +48,25 @@ function positive(name: string, fallback: number): number {
   if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer`)
   return value
 }
-const SECONDS = positive('BENCH_SECONDS', 10)
+const SECONDS = positive('BENCH_SECONDS', 20)
 const CONNECTIONS = positive('BENCH_CONNECTIONS', 32)
 const WARMUP_SECONDS = SMOKE ? 1 : Math.min(3, SECONDS)
+// Each target's load is spread over rounds of one second each (see `loadAll`).
+const ROUNDS = SECONDS
 const STORM_CALLS = 200
 const MEMORY_SESSIONS = SMOKE ? 10_000 : 100_000
 // The load never needs a refresh: 15 minutes, a common production lifetime, is far more than the
-// login of each segment of load (at most SEGMENT_SECONDS) is used for.
+// login of each slice of load is used for.
 const ACCESS_TOKEN_TTL = 900
 const REDIS_URL = 'redis://127.0.0.1:6379'
-// Longest stretch of load on one session cookie; see `load`.
-const SEGMENT_SECONDS = 40
 
 const TARGETS = { cookie: 0.7, memory: 0.7, redis: 0.6, p99AddedMs: 2 } as const
 type StoreKind = 'cookie' | 'memory' | 'redis'
+type RunKey = 'direct' | 'bare' | StoreKind
 const LETTER: Record<StoreKind, string> = { cookie: 'c', memory: 'd', redis: 'e' }
 const CSRF = { 'x-csrf': '1' }
+// Marks the calls of (a), so the upstream can tell them from proxied calls that lack a token.
+const DIRECT_HEADER = 'x-bench-direct'
 
 interface Run {
   name: string
@@ -87,70 +91,125 @@ interface Storm {
   maxMs: number
 }
 
-/**
- * A warm-up, then `SECONDS` of load. Latency is taken from autocannon's per-response event in
- * microseconds: its own histogram keeps whole milliseconds, too coarse for a 2 ms budget.
- *
- * `headers` is asked again before every segment of at most SEGMENT_SECONDS: the BFF slides a
- * session's idle expiry once a minute with a new cookie, which a browser keeps and autocannon
- * cannot; a cookie older than that would make every call slide (and re-seal) it again, which no
- * real client causes. A fresh login per segment keeps every measured call a plain one.
- */
-async function load(
-  name: string,
-  url: string,
-  headers: () => Promise<Record<string, string>>,
+/** One stretch of load on one target: the raw figures, merged later into a `Run`. */
+interface Slice {
+  requests: number
+  seconds: number
+  p50Ms: number
+  p99Ms: number
+  p999Ms: number
+  non2xx: number
+  errors: number
+  cpuMicros: number
+}
+
+/** Something the load is aimed at: the upstream, the bare proxy or a BFF. */
+interface Target {
+  key: RunKey
+  name: string
+  url: string
+  /**
+   * Asked before every slice: a BFF target logs in afresh. The BFF slides a session's idle expiry
+   * once a minute with a new cookie, which a browser keeps and a load generator cannot; an older cookie
+   * would make every call slide (and re-seal) it again, which no real client causes.
+   */
+  headers: () => Promise<Record<string, string>>
+  /** The process under load, for its CPU time. */
   server?: Child
-): Promise<Run> {
-  const options = { url, connections: CONNECTIONS, timeout: 10 }
-  // Warm-up: JIT, connection pools, caches. Not counted.
-  await autocannon({ ...options, headers: await headers(), duration: WARMUP_SECONDS })
+}
+
+/** `seconds` of load on one target, with its CPU time. */
+async function measure(target: Target, seconds: number): Promise<Slice> {
+  const headers = await target.headers()
+  const cpuBefore = await target.server?.call<NodeJS.CpuUsage>('cpu')
+  const slice = await autocannonLoad(target.url, headers, seconds)
+  const cpuAfter = await target.server?.call<NodeJS.CpuUsage>('cpu')
+  const cpuMicros =
+    cpuBefore && cpuAfter
+      ? cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system
+      : NaN
+  return { ...slice, cpuMicros }
+}
+
+type Load = Omit<Slice, 'cpuMicros'>
+
+/**
+ * autocannon, in this process. Latency is taken from its per-response event in microseconds: its
+ * own histogram keeps whole milliseconds, too coarse for a 2 ms budget.
+ */
+async function autocannonLoad(
+  url: string,
+  headers: Record<string, string>,
+  seconds: number
+): Promise<Load> {
   let latencies = new Float64Array(1 << 16)
   let n = 0
-  let requests = 0
-  let non2xx = 0
-  let errors = 0
-  let cpuMicros = 0
-  const segments = Math.ceil(SECONDS / SEGMENT_SECONDS)
-  for (let i = 0; i < segments; i++) {
-    const duration = Math.round(SECONDS / segments)
-    const segmentHeaders = await headers()
-    const cpuBefore = await server?.call<NodeJS.CpuUsage>('cpu')
-    const r = await new Promise<autocannon.Result>((resolve, reject) => {
-      const instance = autocannon(
-        { ...options, headers: segmentHeaders, duration },
-        (err, result) => (err ? reject(err) : resolve(result))
-      )
-      instance.on('response', (_client, _status, _bytes, ms) => {
-        if (n === latencies.length) {
-          const grown = new Float64Array(n * 2)
-          grown.set(latencies)
-          latencies = grown
-        }
-        latencies[n++] = ms
-      })
+  const r = await new Promise<autocannon.Result>((resolve, reject) => {
+    const instance = autocannon(
+      { url, connections: CONNECTIONS, timeout: 10, headers, duration: seconds },
+      (err, result) => (err ? reject(err) : resolve(result))
+    )
+    instance.on('response', (_client, _status, _bytes, ms) => {
+      if (n === latencies.length) {
+        const grown = new Float64Array(n * 2)
+        grown.set(latencies)
+        latencies = grown
+      }
+      latencies[n++] = ms
     })
-    const cpuAfter = await server?.call<NodeJS.CpuUsage>('cpu')
-    if (cpuBefore && cpuAfter) {
-      cpuMicros += cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system
-    }
-    requests += r.requests.total
-    non2xx += r.non2xx
-    errors += r.errors + r.timeouts
-  }
+  })
   const sorted = latencies.subarray(0, n).sort()
-  const at = (p: number) => round(sorted[Math.min(n - 1, Math.ceil((p / 100) * n) - 1)] ?? NaN, 3)
+  const at = (p: number) => sorted[Math.min(n - 1, Math.ceil((p / 100) * n) - 1)] ?? NaN
   return {
-    name,
-    requestsPerSecond: Math.round(requests / (Math.round(SECONDS / segments) * segments)),
+    requests: r.requests.total,
+    seconds,
     p50Ms: at(50),
     p99Ms: at(99),
     p999Ms: at(99.9),
-    requests,
-    ...(server ? { cpuUsPerRequest: round(cpuMicros / requests, 1) } : {}),
-    non2xx,
-    errors,
+    non2xx: r.non2xx,
+    errors: r.errors + r.timeouts,
   }
+}
+
+/**
+ * The slices of one target as one run: totals, and for latency the median of the slices' own
+ * percentiles (the slices of a round ran on the same machine; see `loadAll`).
+ */
+function merge(name: string, slices: Slice[]): Run {
+  const sum = (pick: (s: Slice) => number) => slices.reduce((total, s) => total + pick(s), 0)
+  const requests = sum((s) => s.requests)
+  const cpu = sum((s) => s.cpuMicros)
+  return {
+    name,
+    requestsPerSecond: Math.round(requests / sum((s) => s.seconds)),
+    p50Ms: round(median(slices.map((s) => s.p50Ms)), 3),
+    p99Ms: round(median(slices.map((s) => s.p99Ms)), 3),
+    p999Ms: round(median(slices.map((s) => s.p999Ms)), 3),
+    requests,
+    ...(Number.isNaN(cpu) ? {} : { cpuUsPerRequest: round(cpu / requests, 1) }),
+    non2xx: sum((s) => s.non2xx),
+    errors: sum((s) => s.errors),
+  }
+}
+
+/**
+ * The load: a warm-up of every target (JIT, connection pools, caches; not counted), then ROUNDS
+ * rounds that each give every target one second, in an order that rotates. The VM's speed drifts
+ * by a third within minutes and jumps within seconds (a fixed CPU loop here took 490 ms, then
+ * 375 ms): targets measured one after another would be compared across different machines. Within
+ * a round they share nearly the same one, so each ratio is taken per round and the median of the
+ * rounds reported, which a few disturbed seconds do not move.
+ */
+async function loadAll(targets: Target[]): Promise<Map<RunKey, Slice[]>> {
+  const slices = new Map<RunKey, Slice[]>(targets.map((t) => [t.key, []]))
+  for (const target of targets) await measure(target, WARMUP_SECONDS)
+  for (let round = 0; round < ROUNDS; round++) {
+    for (let i = 0; i < targets.length; i++) {
+      const target = targets[(i + round) % targets.length]!
+      slices.get(target.key)!.push(await measure(target, 1))
+    }
+  }
+  return slices
 }
 
 async function login(bffUrl: string, user: string): Promise<CookieJar> {
@@ -244,26 +303,37 @@ async function deleteRedisKeys(prefix: string): Promise<number> {
   return deleted
 }
 
-interface StoreResult {
-  run: Run
-  storm: Storm
-  /** warn/error events the BFF logged, by level:event:code. */
-  logs: Record<string, number>
-  /** The load session as the BFF stores it (cookie store only), for the memory measurement. */
-  session?: Session
+/** A BFF with one store, running, and what to load it with. */
+interface StoreUnderTest {
+  store: StoreKind
+  bff: Child
+  url: string
+  target: Target
+  secret: string
+  /** The cookies of the last login, for the memory measurement. */
+  lastJar(): CookieJar | undefined
+  stop(): Promise<void>
 }
 
-async function benchStore(store: StoreKind, idp: Idp, upstream: Child): Promise<StoreResult> {
+async function startStore(store: StoreKind, idp: Idp, upstream: Child): Promise<StoreUnderTest> {
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
-  await idp.addClient(bffClientMetadata({ redirectUris: [`${url}/bff/callback`] }))
+  // A client of its own: the BFFs of all stores run at once, each with its own redirect URI.
+  const clientId = `bench-${store}`
+  await idp.addClient(
+    bffClientMetadata({
+      redirectUris: [`${url}/bff/callback`],
+      clientId,
+      clientSecret: DEMO_BFF_CLIENT.clientSecret,
+    })
+  )
   const secret = randomBytes(32).toString('base64url')
   const redisPrefix = `bff-bench-${randomBytes(6).toString('hex')}:`
   const env: Record<string, string> = {
     PORT: String(port),
     HOST: '127.0.0.1',
     BFF_ISSUER: idp.issuer,
-    BFF_CLIENT_ID: DEMO_BFF_CLIENT.clientId,
+    BFF_CLIENT_ID: clientId,
     BFF_CLIENT_SECRET: DEMO_BFF_CLIENT.clientSecret,
     BFF_BASE_URL: url,
     BFF_SESSION_SECRET: secret,
@@ -275,34 +345,56 @@ async function benchStore(store: StoreKind, idp: Idp, upstream: Child): Promise<
     env: { NODE_ENV: 'production', BENCH_BFF_ENV: JSON.stringify(env) },
     execArgv: PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`] : [],
   })
-  try {
-    let jar: CookieJar | undefined
-    let logins = 0
-    // A fresh session for the warm-up and for each segment of the measured load, checked once.
-    const freshSession = async () => {
-      jar = await login(url, `bench-${store}-${logins++}`)
-      const headers = { ...CSRF, cookie: cookieHeader(jar, url) }
-      const check = await timedGet(`${url}/api/items`, headers)
-      if (check.status !== 200) throw new Error(`the ${store} BFF answered ${check.status}`)
-      return headers
-    }
-    const run = await load(
-      `(${LETTER[store]}) BFF, ${store} store`,
-      `${url}/api/items`,
-      freshSession,
-      bff
-    )
-    const storm = await refreshStorm(bff, url, idp, `bench-${store}-storm`)
-    let session: Session | undefined
-    if (store === 'cookie') {
-      const ref = await createSealer([secret]).unseal<SessionRef>(jar!.cookies(url).bff!)
-      if (ref && 'session' in ref) session = ref.session
-    }
-    return { run, storm, logs: await bff.call('logs'), session }
-  } finally {
-    await bff.stop()
-    if (store === 'redis') await deleteRedisKeys(redisPrefix)
+  let jar: CookieJar | undefined
+  let logins = 0
+  // A fresh session for each slice of load, checked once.
+  const freshSession = async () => {
+    jar = await login(url, `bench-${store}-${logins++}`)
+    const headers = { ...CSRF, cookie: cookieHeader(jar, url) }
+    const check = await timedGet(`${url}/api/items`, headers)
+    if (check.status !== 200) throw new Error(`the ${store} BFF answered ${check.status}`)
+    return headers
   }
+  return {
+    store,
+    bff,
+    url,
+    secret,
+    target: {
+      key: store,
+      name: `(${LETTER[store]}) BFF, ${store} store`,
+      url: `${url}/api/items`,
+      headers: freshSession,
+      server: bff,
+    },
+    lastJar: () => jar,
+    async stop() {
+      await bff.stop()
+      if (store === 'redis') await deleteRedisKeys(redisPrefix)
+    },
+  }
+}
+
+interface StoreResult {
+  run: Run
+  storm: Storm
+  /** warn/error events the BFF logged, by level:event:code. */
+  logs: Record<string, number>
+  /** The load session as the BFF stores it (cookie store only), for the memory measurement. */
+  session?: Session
+}
+
+/** After the load: the refresh storm, the logged events and (cookie store) the session itself. */
+async function finishStore(under: StoreUnderTest, run: Run, idp: Idp): Promise<StoreResult> {
+  const { store, bff, url } = under
+  const storm = await refreshStorm(bff, url, idp, `bench-${store}-storm`)
+  let session: Session | undefined
+  const jar = under.lastJar()
+  if (store === 'cookie' && jar) {
+    const ref = await createSealer([under.secret]).unseal<SessionRef>(jar.cookies(url).bff!)
+    if (ref && 'session' in ref) session = ref.session
+  }
+  return { run, storm, logs: await bff.call('logs'), session }
 }
 
 async function memoryPerSession(session: Session) {
@@ -329,12 +421,16 @@ async function memoryPerSession(session: Session) {
 }
 
 const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
 
 async function main() {
-  // Everything is bounded: five measured runs with warm-ups, logins, storms and the memory count
+  // Everything is bounded: five targets' load with warm-ups, logins, storms and the memory count
   // take well under this; a hang anywhere ends the bench (children exit with their parent).
-  const budgetSeconds =
-    5 * (SECONDS + WARMUP_SECONDS + 30 + 5 * Math.ceil(SECONDS / SEGMENT_SECONDS)) + 180
+  const budgetSeconds = 5 * (SECONDS + WARMUP_SECONDS + 30 + 2 * ROUNDS) + 180
   setTimeout(() => {
     console.error(`bench: FAILED: still running after ${budgetSeconds} s`)
     process.exit(1)
@@ -342,41 +438,45 @@ async function main() {
   const loadBefore = os.loadavg()
   const startedAt = new Date()
   console.log(
-    `bench: ${SECONDS} s per run after ${WARMUP_SECONDS} s warm-up, ${CONNECTIONS} connections, ` +
+    `bench: ${SECONDS} s per run in ${ROUNDS} round${ROUNDS === 1 ? '' : 's'} after ` +
+      `${WARMUP_SECONDS} s warm-up, ${CONNECTIONS} connections, ` +
       `autocannon ${SMOKE ? '(smoke) ' : ''}on ${os.cpus().length} × ${os.cpus()[0]?.model.trim()}, ` +
       `Node ${process.version}, load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`
   )
   const upstream = await startChild(here('./upstream.ts'))
   const idp = await startIdp({ accessTokenTtl: ACCESS_TOKEN_TTL, clients: [] })
-  const runs: Partial<Record<'direct' | 'bare' | StoreKind, Run>> = {}
+  const runs: Partial<Record<RunKey, Run>> = {}
+  // Per run, its slices in round order: slice i of every run was measured in round i.
+  let slices = new Map<RunKey, Slice[]>()
   const stores: Partial<Record<StoreKind, StoreResult>> = {}
   const problems: string[] = []
   const skipped: string[] = []
   let memory: Awaited<ReturnType<typeof memoryPerSession>> | undefined
+  const running: Child[] = []
+  const underTest: StoreUnderTest[] = []
   try {
-    const done = (key: keyof typeof runs, run: Run) => {
-      runs[key] = run
-      console.log(`  ${run.name}: ${run.requestsPerSecond} req/s`)
+    const targets: Target[] = []
+    if (wanted('direct')) {
+      targets.push({
+        key: 'direct',
+        name: '(a) upstream directly',
+        url: `${upstream.url}/api/items`,
+        headers: async () => ({ ...CSRF, [DIRECT_HEADER]: '1' }),
+      })
     }
-    if (wanted('direct'))
-      done(
-        'direct',
-        await load('(a) upstream directly', `${upstream.url}/api/items`, async () => CSRF)
-      )
-    const afterDirect = await upstream.call<{ requests: number; bearer: number }>('stats')
     if (wanted('bare')) {
       const bare = await startChild(here('./bare-proxy.ts'), {
         env: { NODE_ENV: 'production', BENCH_UPSTREAM: upstream.url },
         execArgv: PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`] : [],
       })
-      try {
-        done(
-          'bare',
-          await load('(b) bare Node proxy', `${bare.url}/api/items`, async () => CSRF, bare)
-        )
-      } finally {
-        await bare.stop()
-      }
+      running.push(bare)
+      targets.push({
+        key: 'bare',
+        name: '(b) bare Node proxy',
+        url: `${bare.url}/api/items`,
+        headers: async () => CSRF,
+        server: bare,
+      })
     }
     for (const store of ['cookie', 'memory', 'redis'] as const) {
       if (!wanted(store)) continue
@@ -384,25 +484,47 @@ async function main() {
         skipped.push(`(e) BFF, redis store: skipped, no Redis answers at ${REDIS_URL}`)
         continue
       }
-      const result = await benchStore(store, idp, upstream)
-      stores[store] = result
-      done(store, result.run)
+      const under = await startStore(store, idp, upstream)
+      underTest.push(under)
+      targets.push(under.target)
+    }
+    slices = await loadAll(targets)
+    for (const target of targets) {
+      const run = merge(target.name, slices.get(target.key)!)
+      runs[target.key] = run
+      console.log(`  ${run.name}: ${run.requestsPerSecond} req/s`)
+    }
+    // Idle proxies only cost memory, but nothing else should run during a storm.
+    for (const child of running) await child.stop()
+    for (const under of underTest) {
+      stores[under.store] = await finishStore(under, runs[under.store]!, idp)
+      await under.stop()
     }
     const template = stores.cookie?.session
     if (template) memory = await memoryPerSession(template)
-    // Everything after (a) went through a proxy: each call must have reached the API with a token.
-    const seen = await upstream.call<{ requests: number; bearer: number }>('stats')
-    const withoutToken = seen.requests - afterDirect.requests - (seen.bearer - afterDirect.bearer)
+    // Every call but the direct ones went through a proxy: each must have reached the API with a token.
+    const seen = await upstream.call<{ requests: number; bearer: number; direct: number }>('stats')
+    const withoutToken = seen.requests - seen.bearer - seen.direct
     if (withoutToken) problems.push(`${withoutToken} proxied calls reached the API without a token`)
   } finally {
+    for (const child of running) await child.stop()
+    for (const under of underTest) await under.stop()
     await idp.stop()
     await upstream.stop()
   }
 
   // Verdicts and report.
+  // Against (b) in the same round, then the median over the rounds (see `loadAll`).
   const bare = runs.bare
-  const ratio = (run: Run) => (bare ? round(run.requestsPerSecond / bare.requestsPerSecond) : NaN)
-  const added = (run: Run) => (bare ? round(run.p99Ms - bare.p99Ms) : NaN)
+  const perRound = (key: RunKey, of: (mine: Slice, bares: Slice) => number) => {
+    const bares = slices.get('bare') ?? []
+    return (slices.get(key) ?? []).map((mine, i) => (bares[i] ? of(mine, bares[i]) : NaN))
+  }
+  const rate = (slice: Slice) => slice.requests / slice.seconds
+  const ratios = (key: RunKey) => perRound(key, (mine, b) => rate(mine) / rate(b))
+  const addedMs = (key: RunKey) => perRound(key, (mine, b) => mine.p99Ms - b.p99Ms)
+  const ratio = (key: RunKey) => round(median(ratios(key)))
+  const added = (key: RunKey) => round(median(addedMs(key)))
   for (const run of Object.values(runs)) {
     if (run.non2xx || run.errors) {
       problems.push(`${run.name}: ${run.non2xx} non-2xx answers, ${run.errors} errors`)
@@ -413,8 +535,8 @@ async function main() {
     const result = stores[store]
     if (!result) continue
     if (bare) {
-      const r = ratio(result.run)
-      const a = added(result.run)
+      const r = ratio(store)
+      const a = added(store)
       const at = TARGETS[store]
       targets[`(${LETTER[store]})/(b)`] = { value: r, target: `>= ${at}`, met: r >= at }
       targets[`(${LETTER[store]}) p99 added`] = {
@@ -439,15 +561,29 @@ async function main() {
   console.log('')
   console.log(
     `${'run'.padEnd(24)}${pad('req/s', 8)}${pad('p50 ms', 9)}${pad('p99 ms', 9)}` +
-      `${pad('vs (b)', 8)}${pad('p99 added', 12)}${pad('CPU µs/req', 12)}`
+      `${pad('CPU µs/req', 12)}${pad('vs (b)', 8)}${pad('rounds', 12)}${pad('p99 added', 12)}` +
+      `${pad('rounds', 14)}`
   )
-  for (const [key, run] of Object.entries(runs)) {
+  const range = (values: number[], digits: number) =>
+    `${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)}`
+  for (const [key, run] of Object.entries(runs) as [RunKey, Run][]) {
     const proxied = key !== 'direct' && key !== 'bare' && bare
-    const vs = proxied ? pad(ratio(run).toFixed(2), 8) : ''
-    const plus = proxied ? pad(`${added(run) >= 0 ? '+' : ''}${ms(added(run))} ms`, 12) : ''
+    const plus = (n: number) => `${n >= 0 ? '+' : ''}${ms(n)}`
+    const columns = proxied
+      ? pad(ratio(key).toFixed(2), 8) +
+        pad(range(ratios(key), 2), 12) +
+        pad(`${plus(added(key))} ms`, 12) +
+        pad(range(addedMs(key), 1), 14)
+      : ''
     console.log(
       `${run.name.padEnd(24)}${pad(run.requestsPerSecond, 8)}${pad(ms(run.p50Ms), 9)}` +
-        `${pad(ms(run.p99Ms), 9)}${vs.padStart(8)}${plus.padStart(12)}${pad(run.cpuUsPerRequest ?? '', 12)}`
+        `${pad(ms(run.p99Ms), 9)}${pad(run.cpuUsPerRequest ?? '', 12)}${columns}`
+    )
+  }
+  if (bare && ROUNDS > 1) {
+    console.log(
+      `vs (b) and p99 added: median of ${ROUNDS} rounds, each against (b) in the same round; ` +
+        'rounds: lowest–highest'
     )
   }
   for (const line of skipped) console.log(line)
@@ -472,6 +608,7 @@ async function main() {
   }
 
   const loadAfter = os.loadavg()
+  const storeKeys = Object.keys(stores) as StoreKind[]
   const report = {
     startedAt: startedAt.toISOString(),
     smoke: SMOKE,
@@ -487,13 +624,34 @@ async function main() {
       seconds: SECONDS,
       warmupSeconds: WARMUP_SECONDS,
       connections: CONNECTIONS,
+      rounds: ROUNDS,
       tool: 'autocannon',
       accessTokenTtl: ACCESS_TOKEN_TTL,
     },
     runs,
-    ratios: Object.fromEntries(Object.entries(stores).map(([store, r]) => [store, ratio(r.run)])),
-    p99AddedMs: Object.fromEntries(
-      Object.entries(stores).map(([store, r]) => [store, added(r.run)])
+    // Every slice as measured, by run, in round order.
+    slices: Object.fromEntries(
+      [...slices].map(([key, list]) => [
+        key,
+        list.map((slice) => ({
+          requestsPerSecond: Math.round(slice.requests / slice.seconds),
+          p50Ms: round(slice.p50Ms, 3),
+          p99Ms: round(slice.p99Ms, 3),
+          cpuUsPerRequest: round(slice.cpuMicros / slice.requests, 1),
+        })),
+      ])
+    ),
+    // Medians, then every round's value.
+    ratios: Object.fromEntries(storeKeys.map((store) => [store, ratio(store)])),
+    p99AddedMs: Object.fromEntries(storeKeys.map((store) => [store, added(store)])),
+    rounds: Object.fromEntries(
+      storeKeys.map((store) => [
+        store,
+        {
+          ratios: ratios(store).map((r) => round(r)),
+          p99AddedMs: addedMs(store).map((a) => round(a)),
+        },
+      ])
     ),
     storms: Object.fromEntries(Object.entries(stores).map(([store, r]) => [store, r.storm])),
     bffLogs: Object.fromEntries(Object.entries(stores).map(([store, r]) => [store, r.logs])),

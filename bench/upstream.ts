@@ -13,12 +13,14 @@ const BODY = Buffer.from(
   })
 )
 
-// Counted so the bench can check that the proxies sent a bearer token on every call.
-const seen = { requests: 0, bearer: 0 }
+// Counted so the bench can check that the proxies sent a bearer token on every call; the bench's
+// own direct calls say so in a header.
+const seen = { requests: 0, bearer: 0, direct: 0 }
 
 const server = createServer((req, res) => {
   seen.requests++
   if (req.headers.authorization?.startsWith('Bearer ')) seen.bearer++
+  else if (req.headers['x-bench-direct']) seen.direct++
   req.resume()
   req.on('end', () => {
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': BODY.length })
