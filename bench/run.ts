@@ -110,43 +110,27 @@ interface Target {
   url: string
   /**
    * Asked before every slice: a BFF target logs in afresh. The BFF slides a session's idle expiry
-   * once a minute with a new cookie, which a browser keeps and a load generator cannot; an older cookie
-   * would make every call slide (and re-seal) it again, which no real client causes.
+   * once a minute with a new cookie, which a browser keeps and autocannon cannot; an older
+   * cookie would make every call slide (and re-seal) it again, which no real client causes.
    */
   headers: () => Promise<Record<string, string>>
   /** The process under load, for its CPU time. */
   server?: Child
 }
 
-/** `seconds` of load on one target, with its CPU time. */
+/**
+ * `seconds` of autocannon on one target, with the target's CPU time. Latency is taken from
+ * autocannon's per-response event in microseconds: its own histogram keeps whole milliseconds,
+ * too coarse for a 2 ms budget.
+ */
 async function measure(target: Target, seconds: number): Promise<Slice> {
   const headers = await target.headers()
-  const cpuBefore = await target.server?.call<NodeJS.CpuUsage>('cpu')
-  const slice = await autocannonLoad(target.url, headers, seconds)
-  const cpuAfter = await target.server?.call<NodeJS.CpuUsage>('cpu')
-  const cpuMicros =
-    cpuBefore && cpuAfter
-      ? cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system
-      : NaN
-  return { ...slice, cpuMicros }
-}
-
-type Load = Omit<Slice, 'cpuMicros'>
-
-/**
- * autocannon, in this process. Latency is taken from its per-response event in microseconds: its
- * own histogram keeps whole milliseconds, too coarse for a 2 ms budget.
- */
-async function autocannonLoad(
-  url: string,
-  headers: Record<string, string>,
-  seconds: number
-): Promise<Load> {
   let latencies = new Float64Array(1 << 16)
   let n = 0
+  const cpuBefore = await target.server?.call<NodeJS.CpuUsage>('cpu')
   const r = await new Promise<autocannon.Result>((resolve, reject) => {
     const instance = autocannon(
-      { url, connections: CONNECTIONS, timeout: 10, headers, duration: seconds },
+      { url: target.url, connections: CONNECTIONS, timeout: 10, headers, duration: seconds },
       (err, result) => (err ? reject(err) : resolve(result))
     )
     instance.on('response', (_client, _status, _bytes, ms) => {
@@ -158,6 +142,7 @@ async function autocannonLoad(
       latencies[n++] = ms
     })
   })
+  const cpuAfter = await target.server?.call<NodeJS.CpuUsage>('cpu')
   const sorted = latencies.subarray(0, n).sort()
   const at = (p: number) => sorted[Math.min(n - 1, Math.ceil((p / 100) * n) - 1)] ?? NaN
   return {
@@ -168,6 +153,10 @@ async function autocannonLoad(
     p999Ms: at(99.9),
     non2xx: r.non2xx,
     errors: r.errors + r.timeouts,
+    cpuMicros:
+      cpuBefore && cpuAfter
+        ? cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system
+        : NaN,
   }
 }
 
