@@ -483,11 +483,9 @@ async function main() {
       runs[target.key] = run
       console.log(`  ${run.name}: ${run.requestsPerSecond} req/s`)
     }
-    // Idle proxies only cost memory, but nothing else should run during a storm.
-    for (const child of running) await child.stop()
+    // The other servers stay up, idle, until the end.
     for (const under of underTest) {
       stores[under.store] = await finishStore(under, runs[under.store]!, idp)
-      await under.stop()
     }
     const template = stores.cookie?.session
     if (template) memory = await memoryPerSession(template)
