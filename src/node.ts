@@ -20,7 +20,7 @@ import { nodeForward } from './node-upstream.ts'
 import { maxInlineJsonBytes } from './core/session/cookie.ts'
 import { cookieStore } from './core/session/stores/cookie.ts'
 import { hybridStore } from './core/session/stores/hybrid.ts'
-import { redisStore } from './core/session/stores/redis.ts'
+import { redisSessionKeyPrefix, redisStore } from './core/session/stores/redis.ts'
 import { redisSessionCache } from './core/session/stores/redis-cache.ts'
 import {
   redisRefreshCoordinator,
@@ -143,7 +143,7 @@ async function nodeDeps(
   // Sessions read here stay in memory while Redis reports every change to them, on a connection
   // of their own: most API calls then cost no Redis round trip. Both stores below share it.
   const cache = redisSessionCache(redis.duplicate({ autoResubscribe: false }), {
-    keyPrefix: `${redis.options.keyPrefix ?? ''}${config.redisPrefix}session:`,
+    keyPrefix: redisSessionKeyPrefix(redis, config.redisPrefix),
     log,
     now,
   })

@@ -31,10 +31,18 @@ export interface RedisStoreOptions {
   operationTimeoutMs?: number
   /**
    * Sessions read recently, kept in this process while Redis reports every change to them (see
-   * `redisSessionCache`): most calls then need no Redis round trip. Its `keyPrefix` must be the
-   * client's keyPrefix followed by `prefix` and `session:`; another one is refused.
+   * `redisSessionCache`): most calls then need no Redis round trip. Its `keyPrefix` must be
+   * `redisSessionKeyPrefix(redis, prefix)`; another one is refused.
    */
   cache?: RedisSessionCache
+}
+
+/**
+ * The full prefix of the session keys in Redis (the client's keyPrefix included): what a
+ * `redisSessionCache` shared with stores on this client and `prefix` must track.
+ */
+export function redisSessionKeyPrefix(redis: Redis, prefix: string): string {
+  return `${redis.options.keyPrefix ?? ''}${prefix}session:`
 }
 
 /** `ping` gives up after this long: `/bff/health` must answer even when Redis hangs. */
@@ -190,10 +198,11 @@ export function redisStore(redis: Redis, options: RedisStoreOptions = {}): Sessi
   }
 
   const cache = options.cache
-  const cacheKey = (id: string) => `${scriptPrefix}session:${id}`
+  const cachePrefix = redisSessionKeyPrefix(redis, prefix)
+  const cacheKey = (id: string) => cachePrefix + id
   // A cache tracking other keys would never hear of changes to these, and answer stale sessions.
-  if (cache && cache.keyPrefix !== cacheKey('')) {
-    throw new TypeError(`"cache" must track the keys "${cacheKey('')}", not "${cache.keyPrefix}"`)
+  if (cache && cache.keyPrefix !== cachePrefix) {
+    throw new TypeError(`"cache" must track the keys "${cachePrefix}", not "${cache.keyPrefix}"`)
   }
 
   /** The stored session; `fresh` skips the cache, for decisions that must see Redis itself. */
