@@ -137,12 +137,15 @@ export function testStore(name: string, makeStore: () => Promise<StoreUnderTest>
     it('answers null once a session expires', async () => {
       const { advance } = subject
       if (advance) {
-        const session = makeSession({ expiresAt: nowSeconds() + 60 })
+        // Whole seconds, rounded down: 61 s ahead leaves the alive check below 1 to 2 s before the
+        // expiry (with 60 s it was 0 to 1 s, and a slow RPC in between failed it now and then).
+        const session = makeSession({ expiresAt: nowSeconds() + 61 })
         const ref = await store.set(session)
         advance(59_000)
         expect(await store.get(ref)).toEqual(session)
-        // Two more seconds: the store's clock may have started a little before makeSession ran.
-        advance(2_000)
+        // At least a second past the expiry: the store's clock may have started a little before
+        // makeSession ran.
+        advance(3_000)
         expect(await store.get(ref)).toBeNull()
       } else {
         // Whole seconds: ceil + 1 leaves between 1 and 2 s, enough to see it alive first.
