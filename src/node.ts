@@ -102,7 +102,8 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
 
 /**
  * Runtime parts chosen by settings: Redis (for the `redis` store, or shared lists in `cookie` mode
- * when BFF_REDIS_URL is set) or nothing, in which case the core builds its in-memory defaults.
+ * when BFF_REDIS_URL is set) or nothing (`memory`, plain `cookie`), in which case the core builds
+ * its in-memory defaults.
  */
 async function nodeDeps(
   config: Config,
@@ -115,7 +116,9 @@ async function nodeDeps(
   if (config.sessionStore === 'durable-object') {
     throw new ConfigError(['BFF_SESSION_STORE "durable-object" works only on Cloudflare Workers'])
   }
-  if (config.sessionStore !== 'redis' && !env.BFF_REDIS_URL) return {}
+  // The memory store is one process's own: Redis adds nothing to it, whatever BFF_REDIS_URL says.
+  if (config.sessionStore === 'memory') return {}
+  if (config.sessionStore === 'cookie' && !env.BFF_REDIS_URL) return {}
   const redis = new Redis(config.redisUrl, {
     // Fail fast while Redis is away: requests answer 503 instead of queueing without bound.
     enableOfflineQueue: false,

@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { createCookieJar, redirectLocation } from './helpers/http.ts'
 import { loginAtIdp } from './helpers/idp-login.ts'
 import { freePort } from './helpers/upstream.ts'
+import { startNode } from '../src/node.ts'
 
 const children: ChildProcess[] = []
 afterEach(() => {
@@ -73,5 +74,30 @@ describe('npm start without BFF_ISSUER: the demo', () => {
     const hello = await jar.get('/api/hello', { headers: { 'x-csrf': '1' } })
     expect(hello.status).toBe(200)
     expect(await hello.json()).toMatchObject({ sub: 'demo' })
+  })
+})
+
+describe('startNode: the store the settings name', () => {
+  it('BFF_SESSION_STORE=memory stays the memory store when BFF_REDIS_URL is set too', async () => {
+    // A shared environment often sets BFF_REDIS_URL for every instance; memory must not quietly
+    // turn into cookie sessions (with Redis for large ones) because of it.
+    const server = await startNode(
+      {
+        BFF_ISSUER: 'https://idp.example.com',
+        BFF_CLIENT_ID: 'client',
+        BFF_CLIENT_SECRET: 'client-secret',
+        BFF_SESSION_SECRET: 'a'.repeat(32),
+        BFF_SESSION_STORE: 'memory',
+        BFF_REDIS_URL: 'redis://127.0.0.1:6379',
+        PORT: '0',
+      },
+      { serveStatic: false, deps: { log: () => {} } }
+    )
+    try {
+      const health = await fetch(`${server.url}/bff/health`)
+      expect(await health.json()).toEqual({ status: 'ok', store: 'memory' })
+    } finally {
+      await server.close()
+    }
   })
 })
