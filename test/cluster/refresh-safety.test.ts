@@ -191,4 +191,37 @@ describe('cookie budget with a large ID token', () => {
     expect((await jar.get('/api/y', { headers: CSRF })).status).toBe(200)
     expect(c.idp.grants.refresh).toBe(1)
   })
+
+  it('with Redis configured: a session that outgrows the cookie at a refresh moves to Redis', async () => {
+    // The account gains its groups after login: the refreshed ID token no longer fits the cookie.
+    const claims: Record<string, unknown> = { groups: [] }
+    const c = await start({
+      instances: 2,
+      // Long enough that the calls below, past the grace window, need no second refresh.
+      idp: { extraProfileClaims: claims, accessTokenTtl: 600 },
+      env: { BFF_SESSION_STORE: 'cookie', BFF_REDIS_URL: 'redis://127.0.0.1:6379' },
+    })
+    const jar = c.jar()
+    await c.login(jar)
+    expect((await sessionIn(c, jar)).claims.groups).toEqual([])
+    claims.groups = groups
+    c.advance(600)
+    const refreshed = await jar.get('/api/x', { headers: CSRF })
+    expect(refreshed.status).toBe(200)
+    expect(c.idp.grants.refresh).toBe(1)
+    // The browser now holds only the id; the tokens it held before are no longer in its cookie.
+    const lines = cookieLines(jar)
+    expect(lines).toHaveLength(1)
+    expect(lines[0]!.length).toBeLessThan(1024)
+    const moved = await sessionIn(c, jar)
+    expect(moved.generation).toBe(2)
+    expect(moved.claims.groups).toEqual(groups)
+    // Past the grace window the old refresh token would be spent again (and the IdP, seeing it
+    // reused, would end the session) had the new generation not been kept anywhere.
+    c.advance(60)
+    for (const path of ['/api/y', '/api/z']) {
+      expect((await jar.get(path, { headers: CSRF })).status).toBe(200)
+    }
+    expect(c.idp.grants.refresh).toBe(1)
+  })
 })

@@ -62,6 +62,8 @@ export interface SessionManagerOptions {
 export type BffEnv = {
   Variables: {
     session: Session | null | undefined
+    /** What the request's session cookie carried, once loaded. */
+    sessionRef: SessionRef | null | undefined
     sessionCookie: PendingCookie | undefined
     /** This response sets or clears the session cookie. */
     sessionCookieWritten: boolean | undefined
@@ -127,7 +129,10 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
   async function update(c: Ctx, session: Session, rewrite = false): Promise<boolean> {
     const ref = await write(session)
     if (!ref) return false
-    c.set('sessionCookie', { session, ref, rewrite })
+    // A session that outgrew the cookie now lives in the server store: the browser needs its id.
+    const carried = c.get('sessionRef')
+    const moved = !('session' in ref) && carried != null && 'session' in carried
+    c.set('sessionCookie', { session, ref, rewrite: rewrite || moved })
     c.set('session', session)
     return true
   }
@@ -142,6 +147,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       const sealed = readChunkedCookie(c, name)
       // The session cookie comes with every request: the sealer remembers it once opened.
       const ref = sealed ? await sealer.unseal<SessionRef>(sealed, { cache: true }) : null
+      c.set('sessionRef', ref)
       let session = ref ? await reach(store.get(ref)) : null
       c.set('session', session)
       if (!session) {

@@ -46,7 +46,14 @@ export function hybridStore(options: HybridStoreOptions): SessionStore {
         return cookie.update ? cookie.update(session) : cookie.set(session)
       }
       overflow(session)
-      return server.update ? server.update(session) : server.set(session)
+      const ref = await (server.update ? server.update(session) : server.set(session))
+      if (ref) return ref
+      // Refused: the server copy ended or holds a newer generation, or there is none because the
+      // session lived in the cookie until this write made it too large. Only then does it move,
+      // if the cookie store's own checks (revoked? a newer generation handed out?) let it.
+      if (await server.get({ id: session.id })) return null
+      if (!(await (cookie.update ?? cookie.set)(session))) return null
+      return server.set(session)
     },
     get: (ref) => ('session' in ref ? cookie.get(ref) : server.get(ref)),
     async delete(session) {
