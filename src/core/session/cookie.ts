@@ -143,11 +143,15 @@ function chunkName(name: string, index: number): string {
 
 /**
  * The longest session JSON that still fits `budget` once sealed: iron adds ~200 bytes and base64
- * grows it by a third; each chunk line adds its name and attributes. A 5% margin absorbs the rest.
+ * grows it by a third; each chunk line adds its name and attributes (~100 bytes), and there are
+ * at most MAX_CHUNKS lines, which a small `maxCookieBytes` reaches well before `maxTotalBytes`.
+ * A 5% margin absorbs the rest.
  */
 export function maxInlineJsonBytes(budget: CookieBudget): number {
-  const lines = Math.ceil(budget.maxTotalBytes / budget.maxCookieBytes)
-  return Math.floor((((budget.maxTotalBytes - lines * 100 - 200) * 3) / 4) * 0.95)
+  const lines = Math.min(MAX_CHUNKS, Math.ceil(budget.maxTotalBytes / budget.maxCookieBytes))
+  const perLine = Math.min(CHUNK_SIZE, budget.maxCookieBytes - 100)
+  const sealed = Math.min(budget.maxTotalBytes - lines * 100, lines * perLine)
+  return Math.floor((((sealed - 200) * 3) / 4) * 0.95)
 }
 
 /** Bytes of every Set-Cookie line of a response. */
