@@ -118,6 +118,35 @@ describe('admin API', () => {
     expect(await status(other)).toBe(200)
   })
 
+  it('in cookie mode: revokes all of a user\'s sessions, refuses the sid form it cannot check', async () => {
+    const cookieMode = await startStack({ store: 'cookie', env: { BFF_ADMIN_TOKEN: token } })
+    try {
+      const call = (path: string) =>
+        fetch(`${cookieMode.url}${path}`, {
+          method: 'DELETE',
+          headers: { authorization: `Bearer ${token}` },
+        })
+      const [leo, mia] = [cookieMode.jar(), cookieMode.jar()]
+      await cookieMode.login(leo, { user: 'leo' })
+      await cookieMode.login(mia, { user: 'mia' })
+      const alive = async (jar: CookieJar) =>
+        (await jar.get(`${cookieMode.url}/bff/user`, { headers: { 'x-csrf': '1' } })).status
+      // Leo's sid under Mia's name: the store cannot tell whose it is, so it ends nothing.
+      const leoSid = (await cookieMode.sessionOf(leo))!.sid
+      const wrongPair = await call(`/bff/admin/sessions?sub=mia&sid=${leoSid}`)
+      expect(wrongPair.status).toBe(501)
+      expect(await wrongPair.json()).toMatchObject({ error: 'not_supported' })
+      expect(await alive(leo)).toBe(200)
+
+      const all = await call('/bff/admin/sessions?sub=leo')
+      expect(await all.json()).toEqual({ ended: 0, counted: false })
+      expect(await alive(leo)).toBe(401)
+      expect(await alive(mia)).toBe(200)
+    } finally {
+      await cookieMode.close()
+    }
+  })
+
   it('needs a sub', async () => {
     expect((await admin('/bff/admin/sessions')).status).toBe(400)
   })

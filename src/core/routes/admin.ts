@@ -1,7 +1,8 @@
 /**
  * A small admin API, off unless `BFF_ADMIN_TOKEN` is set: list a user's sessions and end one or all.
  *   GET    /bff/admin/sessions?sub=…          -> { sessions: [{ sid, createdAt, expiresAt, absoluteExpiresAt }] }
- *   DELETE /bff/admin/sessions?sub=…[&sid=…]  -> { ended }
+ *   DELETE /bff/admin/sessions?sub=…[&sid=…]  -> { ended } ({ ended: 0, counted: false } and no
+ *                                               sid form in cookie mode: see below)
  * Bearer-protected with a constant-time compare. Never returns a token or a session id.
  */
 import { Hono } from 'hono'
@@ -52,16 +53,26 @@ export function adminRoute(s: BffServices) {
     const sub = requiredSub(c.req.query('sub'))
     const sid = c.req.query('sid')
     const store = s.sessions.store
+    // Sessions that live in browsers' cookies can be revoked, but not counted, nor can a sid be
+    // matched to its user: ending "the session sid of sub" could end another user's session.
+    const counted = Boolean(store.listBySub)
     let ended: number
     if (sid) {
+      if (!store.listBySub) {
+        throw new BffError(
+          501,
+          'not_supported',
+          `The ${store.kind} store cannot tell whose session a sid is: end all of the user's sessions (without sid), or use back-channel logout.`
+        )
+      }
       // Only a session of this subject: an admin naming the wrong pair ends nothing.
-      if (store.listBySub && !(await store.listBySub(sub)).some((x) => x.sid === sid)) ended = 0
+      if (!(await store.listBySub(sub)).some((x) => x.sid === sid)) ended = 0
       else ended = await store.deleteBySid(sid)
     } else {
       ended = await store.deleteBySub(sub)
     }
     s.log('info', 'admin.revoke', { sub: await subjectHash(sub), one: Boolean(sid), ended })
-    return c.json({ ended })
+    return c.json(counted ? { ended } : { ended, counted })
   })
 
   return app
