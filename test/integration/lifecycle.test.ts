@@ -118,7 +118,7 @@ describe('admin API', () => {
     expect(await status(other)).toBe(200)
   })
 
-  it('in cookie mode: revokes all of a user\'s sessions, refuses the sid form it cannot check', async () => {
+  it("in cookie mode: revokes all of a user's sessions, refuses the sid form it cannot check", async () => {
     const cookieMode = await startStack({ store: 'cookie', env: { BFF_ADMIN_TOKEN: token } })
     try {
       const call = (path: string) =>
