@@ -127,7 +127,14 @@ async function expectFailsClosed(jars: CookieJar[]) {
     expect(logout.status).toBe(503)
     expect(jar.cookies(bff.url).bff).toBe(cookieBefore)
   }
-  expect(await health()).toBe(503)
+  const unhealthy = await fetch(`${bff.url}/bff/health`, { signal: AbortSignal.timeout(5000) })
+  expect(unhealthy.status).toBe(503)
+  expect(await unhealthy.json()).toEqual({
+    status: 'unavailable',
+    store: bff.config.sessionStore,
+    error: 'store_unavailable',
+    message: 'The session store is unavailable.',
+  })
 }
 
 async function expectWorks(jars: CookieJar[]) {

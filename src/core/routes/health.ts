@@ -18,7 +18,15 @@ export function healthRoute(s: BffServices) {
       return c.json({ status: 'ok', store })
     } catch (err) {
       s.log('warn', 'health.store_unavailable', { store, reason: errorReason(err) })
-      return c.json({ status: 'unavailable', store, error: 'store_unavailable' }, 503)
+      return c.json(
+        {
+          status: 'unavailable',
+          store,
+          error: 'store_unavailable',
+          message: 'The session store is unavailable.',
+        },
+        503
+      )
     } finally {
       clearTimeout(timer)
     }
