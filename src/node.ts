@@ -47,10 +47,22 @@ export interface StartOptions {
 export async function startNode(env: Env, options: StartOptions = {}): Promise<NodeServer> {
   const port = Number(env.PORT ?? 3000)
   const host = env.HOST ?? '127.0.0.1'
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new ConfigError([`PORT must be a port number, got "${env.PORT}"`])
+  const badPort =
+    Number.isInteger(port) && port >= 0 && port <= 65535
+      ? undefined
+      : `PORT must be a port number, got "${env.PORT}"`
+  let config: Config
+  try {
+    config = parseConfig(env, {
+      baseUrl: `http://localhost:${badPort ? 3000 : port}`,
+      sessionStore: 'cookie',
+    })
+  } catch (err) {
+    // One line per problem, the port's among them.
+    if (badPort && err instanceof ConfigError) throw new ConfigError([badPort, ...err.problems])
+    throw err
   }
-  const config = parseConfig(env, { baseUrl: `http://localhost:${port}`, sessionStore: 'cookie' })
+  if (badPort) throw new ConfigError([badPort])
   const closers: Array<() => Promise<unknown>> = []
   const runtime = await nodeDeps(config, env, closers, options.deps)
   // Connections to the upstream APIs, kept alive between calls.

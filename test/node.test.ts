@@ -52,6 +52,24 @@ describe('start-up settings', () => {
   })
 })
 
+describe('start-up settings, with a bad PORT', () => {
+  it('names the port among the other bad settings, not alone', async () => {
+    const proc = start({
+      PORT: 'abc',
+      BFF_ISSUER: 'ftp://idp.example.com',
+      BFF_CLIENT_ID: 'client',
+      BFF_CLIENT_SECRET: 'client-secret',
+      BFF_SESSION_SECRET: 'short',
+    })
+    expect(await proc.exited).toBe(1)
+    const lines = proc.stderr().trim().split('\n')
+    expect(lines).toContain('bff: invalid setting: PORT must be a port number, got "abc"')
+    expect(lines.some((l) => l.startsWith('bff: invalid setting: BFF_ISSUER'))).toBe(true)
+    expect(lines.some((l) => l.startsWith('bff: invalid setting: BFF_SESSION_SECRET'))).toBe(true)
+    expect(lines).toHaveLength(3)
+  })
+})
+
 describe('npm start without BFF_ISSUER: the demo', () => {
   it('runs the IdP, the API and the BFF in one process; demo/demo can log in and call the API', async () => {
     const port = await freePort()
