@@ -52,7 +52,7 @@ export function hybridStore(options: HybridStoreOptions): SessionStore {
       // session lived in the cookie until this write made it too large. Only then does it move,
       // if the cookie store's own checks (revoked? a newer generation handed out?) let it.
       if (await server.get({ id: session.id })) return null
-      if (!(await (cookie.update ?? cookie.set)(session))) return null
+      if (!(await (cookie.update ? cookie.update(session) : cookie.set(session)))) return null
       return server.set(session)
     },
     get: (ref) => ('session' in ref ? cookie.get(ref) : server.get(ref)),
