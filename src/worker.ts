@@ -8,7 +8,7 @@
  */
 import { Hono, type ExecutionContext } from 'hono'
 import { createBff } from './app.ts'
-import { ConfigError, parseConfig } from './core/config.ts'
+import { ConfigError, parseConfig, type Config } from './core/config.ts'
 import { jsonLogger } from './core/log.ts'
 import { PAGE_SECURITY_HEADERS } from './core/pages.ts'
 import { maxInlineJsonBytes } from './core/session/cookie.ts'
@@ -24,6 +24,7 @@ import {
   SessionObject,
   settingsOf,
   syncTestClock,
+  testClockOf,
   type SessionObjectEnv,
 } from './core/session/stores/durable-object.ts'
 import type { SessionStore } from './core/session/types.ts'
@@ -50,31 +51,32 @@ export default {
 }
 
 function build(env: WorkerEnv): WorkerApp | ConfigError {
-  let config
+  // Every problem at once, as on Node: the settings, the test clock and the bindings.
+  const problems: string[] = []
+  if (env.BFF_TEST_CLOCK !== undefined && !testClockOf(env)) {
+    problems.push(
+      'BFF_TEST_CLOCK is a test-only service binding, never a variable or secret: remove it'
+    )
+  }
+  let config: Config | undefined
   try {
-    if (typeof env.BFF_TEST_CLOCK === 'string') {
-      throw new ConfigError([
-        'BFF_TEST_CLOCK is a test-only service binding, never a variable or secret: remove it',
-      ])
-    }
     config = parseConfig(settingsOf(env), { sessionStore: 'durable-object' })
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err
-    for (const problem of err.problems) jsonLogger('error', 'config.invalid', { problem })
-    return err
+    problems.push(...err.problems)
   }
-
-  const problems: string[] = []
-  if (config.sessionStore === 'redis') {
+  // The store named, even when some other setting is wrong: its needs are problems of their own.
+  const storeName = config?.sessionStore ?? settingsOf(env).BFF_SESSION_STORE ?? 'durable-object'
+  if (storeName === 'redis') {
     problems.push('BFF_SESSION_STORE "redis" works only on Node; use durable-object or cookie')
   }
   // Both stores below need the objects: the cookie store keeps its revocations there.
   for (const binding of ['BFF_SESSIONS', 'BFF_SESSION_INDEX'] as const) {
-    if (config.sessionStore !== 'memory' && !env[binding]) {
+    if (storeName !== 'memory' && !env[binding]) {
       problems.push(`${binding} must be bound to a Durable Object namespace (see wrangler.toml)`)
     }
   }
-  if (problems.length) {
+  if (!config || problems.length) {
     for (const problem of problems) jsonLogger('error', 'config.invalid', { problem })
     return new ConfigError(problems)
   }

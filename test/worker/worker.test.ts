@@ -17,7 +17,7 @@ const VALID = {
 }
 
 async function withWorker(
-  env: Record<string, string | undefined>,
+  env: Record<string, string | number | boolean | undefined>,
   test: (worker: Workerd) => Promise<void>,
   options: { clock?: boolean } = {}
 ) {
@@ -76,10 +76,43 @@ describe('settings', () => {
   })
 
   it('refuses BFF_TEST_CLOCK set as a variable or secret: only a service binding is a clock', async () => {
-    await withWorker({ ...VALID, BFF_TEST_CLOCK: '86400000' }, async (worker) => {
+    // A quoted var is a string, an unquoted one a number binding: both are refused.
+    for (const clock of ['86400000', 86400000]) {
+      await withWorker({ ...VALID, BFF_TEST_CLOCK: clock }, async (worker) => {
+        const response = await fetch(`${worker.url}/bff/health`)
+        expect(response.status).toBe(500)
+        expect(await response.json()).toMatchObject({ settings: ['BFF_TEST_CLOCK'] })
+      })
+    }
+  })
+
+  it('reads unquoted [vars] (number bindings) as settings, and checks them', async () => {
+    // BFF_IDLE_TIMEOUT = 30 in wrangler.toml: a number binding, below the 60 s minimum.
+    await withWorker({ ...VALID, BFF_IDLE_TIMEOUT: 30 }, async (worker) => {
       const response = await fetch(`${worker.url}/bff/health`)
       expect(response.status).toBe(500)
-      expect(await response.json()).toMatchObject({ settings: ['BFF_TEST_CLOCK'] })
+      expect(await response.json()).toMatchObject({ settings: ['BFF_IDLE_TIMEOUT'] })
+    })
+    await withWorker({ ...VALID, BFF_COOKIE_MAX_BYTES: 99_999 }, async (worker) => {
+      expect(await (await fetch(`${worker.url}/bff/health`)).json()).toMatchObject({
+        settings: ['BFF_COOKIE_MAX_BYTES'],
+      })
+    })
+  })
+
+  it('names every problem at once: settings, the test clock and the store together', async () => {
+    const env = {
+      ...VALID,
+      BFF_CLIENT_SECRET: undefined,
+      BFF_TEST_CLOCK: '1',
+      BFF_SESSION_STORE: 'redis',
+    }
+    await withWorker(env, async (worker) => {
+      const body = await (await fetch(`${worker.url}/bff/health`)).json()
+      expect(body.settings).toEqual(
+        expect.arrayContaining(['BFF_TEST_CLOCK', 'BFF_CLIENT_SECRET', 'BFF_SESSION_STORE'])
+      )
+      expect(body.settings).toHaveLength(3)
     })
   })
 })

@@ -26,8 +26,11 @@ export interface WorkerdOptions {
   port: number
   /** Serve public/ as wrangler.toml's `[assets]` do (off: the integration tests need no SPA). */
   assets?: boolean
-  /** `BFF_*` settings on top of wrangler.toml's `[vars]`. */
-  env: Record<string, string | undefined>
+  /**
+   * `BFF_*` settings on top of wrangler.toml's `[vars]`; numbers and booleans as wrangler makes
+   * them of unquoted values.
+   */
+  env: Record<string, string | number | boolean | undefined>
   /** The test clock's offset in milliseconds, asked for on every request. */
   clockOffsetMs?: () => number
   /**
@@ -72,7 +75,7 @@ export async function workerBuild(): Promise<WorkerBuild> {
 export async function startWorkerd(options: WorkerdOptions): Promise<Workerd> {
   const build = options.build ?? (await workerBuild())
   const logs: string[] = []
-  const bindings: Record<string, string> = { ...build.bindings }
+  const bindings: Record<string, string | number | boolean> = { ...build.bindings }
   for (const [name, value] of Object.entries(options.env)) {
     if (value === undefined) delete bindings[name]
     else bindings[name] = value

@@ -37,8 +37,8 @@ export interface SessionObjectEnv {
   BFF_SESSIONS: DurableObjectNamespace<SessionObject>
   /** One object per `sid:<sid>`, `sub:<sub>` and `once:<key>`. */
   BFF_SESSION_INDEX: DurableObjectNamespace<SessionIndexObject>
-  /** Test-only, see `syncTestClock`. */
-  BFF_TEST_CLOCK?: Fetcher | string
+  /** Test-only, see `syncTestClock`: a service binding; anything else is refused. */
+  BFF_TEST_CLOCK?: unknown
   [setting: string]: unknown
 }
 
@@ -522,12 +522,25 @@ function tokenManager(env: SessionObjectEnv): TokenManager {
   return tokens
 }
 
-/** The string settings among a Worker's bindings: what `parseConfig` reads. */
+/**
+ * The settings among a Worker's bindings, as the strings `parseConfig` reads. wrangler makes an
+ * unquoted `[vars]` value (`BFF_IDLE_TIMEOUT = 300`) a number binding, and a `true` a boolean:
+ * they are settings too, and must be checked like any other, not silently left at the default.
+ */
 export function settingsOf(env: Record<string, unknown>): Env {
   const settings: Record<string, string> = {}
-  for (const [name, value] of Object.entries(env))
-    if (typeof value === 'string') settings[name] = value
+  for (const [name, value] of Object.entries(env)) {
+    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') {
+      settings[name] = String(value)
+    }
+  }
   return settings
+}
+
+/** The test clock's service binding, or undefined when there is none (or it is no binding). */
+export function testClockOf(env: { BFF_TEST_CLOCK?: unknown }): Fetcher | undefined {
+  const clock = env.BFF_TEST_CLOCK as Partial<Fetcher> | undefined
+  return typeof clock?.fetch === 'function' ? (clock as Fetcher) : undefined
 }
 
 /*
@@ -536,8 +549,9 @@ export function settingsOf(env: Record<string, unknown>): Env {
  * process. So when the Worker has a *service binding* named `BFF_TEST_CLOCK`, every request and
  * every object call first asks it for an offset in milliseconds, which `now()` adds to `Date.now()`.
  *
- * It cannot be switched on by accident: `[vars]` and secrets are strings and a service binding is
- * not; a string `BFF_TEST_CLOCK` is refused as a configuration error (src/worker.ts); wrangler.toml
+ * It cannot be switched on by accident: `[vars]` and secrets are strings (or numbers, booleans)
+ * and a service binding is none of these; any such `BFF_TEST_CLOCK` is refused as a configuration
+ * error (src/worker.ts); wrangler.toml
  * binds no such service, and only the test harness (Miniflare, test/worker/workerd.ts) provides
  * one. While it is on, each isolate logs a warning once.
  */
@@ -550,9 +564,9 @@ export function now(): number {
 }
 
 /** Reads the test clock's offset when the test-only binding exists; does nothing otherwise. */
-export async function syncTestClock(env: { BFF_TEST_CLOCK?: Fetcher | string }): Promise<void> {
-  const clock = env.BFF_TEST_CLOCK
-  if (clock === undefined || typeof clock === 'string') return
+export async function syncTestClock(env: { BFF_TEST_CLOCK?: unknown }): Promise<void> {
+  const clock = testClockOf(env)
+  if (!clock) return
   if (!clockWarned) {
     clockWarned = true
     console.warn(JSON.stringify({ level: 'warn', event: 'test_clock.enabled' }))
