@@ -86,6 +86,16 @@ describe('hybridStore', () => {
     expect((await server.get({ id: session.id }))?.generation).toBe(3)
   })
 
+  it('does not let a slow, older, smaller write delete the newer generation on the server', async () => {
+    const { hybrid, server } = stores()
+    const session = makeSession()
+    // Created large on the server at generation 3; a request still holding generation 2 (small)
+    // finishes late and writes it back.
+    await hybrid.set(grown(session, 3))
+    expect(await hybrid.update!({ ...session, generation: 2 })).toBeNull()
+    expect((await server.get({ id: session.id }))?.generation).toBe(3)
+  })
+
   it('moves a session that shrinks back into the cookie and leaves no copy on the server', async () => {
     const { hybrid, server } = stores()
     const large = grown(makeSession())

@@ -41,9 +41,14 @@ export function hybridStore(options: HybridStoreOptions): SessionStore {
     },
     async update(session) {
       if (inline(session)) {
+        // A slow write of an older generation must neither undo nor delete a newer one that
+        // grew out of the cookie meanwhile and lives on the server.
+        const stored = await server.get({ id: session.id })
+        if (stored && stored.generation > session.generation) return null
+        const ref = await (cookie.update ? cookie.update(session) : cookie.set(session))
         // A session that shrank back into the cookie leaves no copy behind on the server.
-        await server.delete(session)
-        return cookie.update ? cookie.update(session) : cookie.set(session)
+        if (ref && stored) await server.delete(session)
+        return ref
       }
       overflow(session)
       const ref = await (server.update ? server.update(session) : server.set(session))
