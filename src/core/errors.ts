@@ -8,6 +8,7 @@ export type BffErrorCode =
   | 'csrf'
   | 'invalid_return_to'
   | 'invalid_request'
+  | 'payload_too_large'
   | 'invalid_callback'
   | 'login_failed'
   | 'invalid_sid'

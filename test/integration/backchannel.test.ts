@@ -153,6 +153,34 @@ describe('refused logout tokens change nothing', () => {
     expect(await isLoggedIn(jar)).toBe(true)
   })
 
+  it('refuses a body over 64 KB, or of unknown length, without reading it', async () => {
+    // Anyone can post here. A body announced too large is refused by its Content-Length...
+    const announced = await fetch(`${stack.url}/bff/backchannel`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: `logout_token=${'a'.repeat(65 * 1024)}`,
+    })
+    expect(announced.status).toBe(413)
+    expect(await announced.json()).toMatchObject({ error: 'payload_too_large' })
+    // ...and one without a length (chunked) is refused rather than read to an unknown end.
+    let chunks = 0
+    const unannounced = new ReadableStream<Uint8Array>({
+      pull: (controller) => {
+        if (++chunks > 512) controller.close()
+        else controller.enqueue(new Uint8Array(16 * 1024).fill(97))
+      },
+    })
+    const streamed = await fetch(`${stack.url}/bff/backchannel`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: unannounced,
+      duplex: 'half',
+    } as RequestInit)
+    expect(streamed.status).toBe(411)
+    expect(await streamed.json()).toMatchObject({ error: 'invalid_request' })
+    expect(await isLoggedIn(jar)).toBe(true)
+  })
+
   it('accepts a valid token once and refuses its replay', async () => {
     const victim = stack.jar()
     await stack.login(victim, { user: 'ken' })

@@ -20,6 +20,16 @@ export function backchannelRoute(s: BffServices) {
     if (!type.startsWith('application/x-www-form-urlencoded')) {
       throw badRequest('The logout token must be posted as application/x-www-form-urlencoded.')
     }
+    // Anyone can post here: the body is read only when its announced length is within the limit
+    // (the HTTP parser holds the body to that length). An IdP posts a small form with a length;
+    // a body without one is refused rather than read to an unknown end.
+    const length = c.req.header('content-length')
+    if (length === undefined || !/^\d+$/.test(length)) {
+      throw new BffError(411, 'invalid_request', 'The request needs a Content-Length.')
+    }
+    if (Number(length) > MAX_BODY_BYTES) {
+      throw new BffError(413, 'payload_too_large', 'The request body is too large.')
+    }
     const body = await c.req.text()
     if (body.length > MAX_BODY_BYTES) throw badRequest('The request body is too large.')
     const token = new URLSearchParams(body).get('logout_token')
