@@ -16,6 +16,7 @@ import { Agent, type Dispatcher } from 'undici'
 import { BffError } from './core/errors.ts'
 import {
   SAFE_TO_RESEND,
+  decodedByFetch,
   forward,
   REQUEST_STRIP,
   RESPONSE_STRIP,
@@ -137,8 +138,6 @@ function responseHeaders(raw: Buffer[]): Record<string, string> {
   }
   if (connection)
     for (const name of connection.split(',')) delete headers[name.trim().toLowerCase()]
-  // A compressed body is decoded (as fetch does), so its encoding and length no longer apply.
-  if (headers['content-encoding'] !== undefined) delete headers['content-length']
   return headers
 }
 
@@ -202,10 +201,16 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
     clearTimeout(this.#timer)
     this.#resume = resume
     const headers = responseHeaders(rawHeaders)
+    // A body in codings fetch decodes is decoded here too, so its encoding and length no longer
+    // apply; any other coding (zstd) goes on as it came, with its header, as fetch passes it.
     const encoding = headers['content-encoding']
-    if (encoding !== undefined) delete headers['content-encoding']
+    const decoded = encoding !== undefined && decodedByFetch(encoding)
+    if (decoded) {
+      delete headers['content-encoding']
+      delete headers['content-length']
+    }
     this.#init = { status, statusText, headers }
-    if (encoding !== undefined && this.method !== 'HEAD' && !NULL_BODY_STATUS.has(status)) {
+    if (decoded && this.method !== 'HEAD' && !NULL_BODY_STATUS.has(status)) {
       try {
         this.#decoders = decodersFor(encoding)
       } catch (err) {

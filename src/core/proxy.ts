@@ -30,6 +30,9 @@ export const REQUEST_STRIP: readonly string[] = [
   'x-forwarded-host',
   'x-forwarded-proto',
   'content-length',
+  // A request goes upstream with a body or without, never waiting for a 100 Continue: undici
+  // refuses to send Expect at all, and a healthy API would be reported unreachable.
+  'expect',
 ]
 /** Upstream response headers that never reach the browser (besides those named in `Connection`). */
 export const RESPONSE_STRIP: readonly string[] = [...HOP_BY_HOP, 'set-cookie', 'set-cookie2']
@@ -191,11 +194,22 @@ function responseHeaders(upstream: Headers): Headers {
   const connectionListed = headers.get('connection')
   for (const name of RESPONSE_STRIP) headers.delete(name)
   for (const name of connectionListed?.split(',') ?? []) headers.delete(name.trim())
-  // fetch() has already decoded a compressed body; passing the encoding on would make the browser
-  // decode it twice, and the length no longer matches.
-  if (headers.has('content-encoding')) {
+  // fetch() has already decoded a body in a coding it knows; passing the encoding on would make
+  // the browser decode it twice, and the length no longer matches. A coding fetch does not know
+  // (zstd, which browsers ask for) arrives as it was sent: it goes on with its header, for the
+  // browser to decode.
+  const encoding = headers.get('content-encoding')
+  if (encoding !== null && decodedByFetch(encoding)) {
     headers.delete('content-encoding')
     headers.delete('content-length')
   }
   return headers
+}
+
+/** Codings fetch decodes (Fetch standard: gzip, deflate and br), alone or stacked. */
+export function decodedByFetch(contentEncoding: string): boolean {
+  return contentEncoding
+    .toLowerCase()
+    .split(',')
+    .every((coding) => ['gzip', 'x-gzip', 'deflate', 'br'].includes(coding.trim()))
 }
