@@ -13,6 +13,9 @@ export interface ApiRoute {
   upstream: URL
 }
 
+// Timers hold at most 2^31 ms (~24 days, longer ones fire at once); an hour is a generous ceiling.
+const MAX_TIMEOUT_SECONDS = 3600
+
 export interface Config {
   issuer: URL
   clientId: string
@@ -159,8 +162,24 @@ export function parseConfig(env: Env, defaults: ConfigDefaults = {}): Config {
     60
   )
   const upstreamTimeoutMs =
-    parseNumber(get('BFF_UPSTREAM_TIMEOUT'), 'BFF_UPSTREAM_TIMEOUT', 30, bad, 0.001) * 1000
-  const idpTimeoutSeconds = parseNumber(get('BFF_IDP_TIMEOUT'), 'BFF_IDP_TIMEOUT', 10, bad, 1)
+    parseNumber(
+      get('BFF_UPSTREAM_TIMEOUT'),
+      'BFF_UPSTREAM_TIMEOUT',
+      30,
+      bad,
+      0.001,
+      'seconds',
+      MAX_TIMEOUT_SECONDS
+    ) * 1000
+  const idpTimeoutSeconds = parseNumber(
+    get('BFF_IDP_TIMEOUT'),
+    'BFF_IDP_TIMEOUT',
+    10,
+    bad,
+    1,
+    'seconds',
+    MAX_TIMEOUT_SECONDS
+  )
 
   // Browsers refuse cookies over 4096 bytes and many servers headers over 8 KB: stay below both.
   const cookieMaxBytes = parseNumber(
@@ -288,12 +307,14 @@ function parseNumber(
   fallback: number,
   bad: Report,
   min = 0,
-  unit = 'seconds'
+  unit = 'seconds',
+  max = Infinity
 ) {
   if (raw === undefined) return fallback
   const value = Number(raw)
-  if (!Number.isFinite(value) || value < min) {
-    bad(name, `must be a number of ${unit} >= ${min}, got "${raw}"`)
+  if (!Number.isFinite(value) || value < min || value > max) {
+    const range = max === Infinity ? `>= ${min}` : `from ${min} to ${max}`
+    bad(name, `must be a number of ${unit} ${range}, got "${raw}"`)
     return fallback
   }
   return value

@@ -268,6 +268,13 @@ describe('parseConfig: BFF_API', () => {
 })
 
 describe('parseConfig: other settings', () => {
+  for (const name of ['BFF_UPSTREAM_TIMEOUT', 'BFF_IDP_TIMEOUT']) {
+    it(`rejects a ${name} longer than an hour (a timer that long fires at once)`, () => {
+      expect(expectOneProblem(env({ [name]: '2200000' }), name)).toContain('from')
+      expect(parseConfig(env({ [name]: '3600' }))).toBeDefined()
+    })
+  }
+
   it('rejects an unknown BFF_SESSION_STORE', () => {
     const problem = expectOneProblem(env({ BFF_SESSION_STORE: 'postgres' }), 'BFF_SESSION_STORE')
     expect(problem).toContain('postgres')
