@@ -96,6 +96,23 @@ export function upstreamUrl(route: ApiRoute, requestUrl: Pick<URL, 'pathname' | 
   return target
 }
 
+/**
+ * Where a redirect of the upstream sends the browser: a place inside the upstream's API goes
+ * through the route's prefix on the BFF (never the upstream's own, often internal, address);
+ * anywhere else is left as it is.
+ */
+export function publicLocation(location: string, route: ApiRoute, target: URL): string {
+  let url: URL
+  try {
+    url = new URL(location, target)
+  } catch {
+    return location
+  }
+  const base = route.upstream
+  if (url.origin !== base.origin || !url.pathname.startsWith(base.pathname)) return location
+  return route.prefix + url.pathname.slice(base.pathname.length) + url.search + url.hash
+}
+
 function invalidPath() {
   return new BffError(400, 'invalid_path', 'The request path is not allowed.')
 }

@@ -14,7 +14,10 @@ export interface RecordingUpstream {
   close(): Promise<void>
 }
 
-/** Answers every request with 200 JSON `{ path, auth }` and records it. */
+/**
+ * Answers every request with 200 JSON `{ path, auth }` and records it; `?location=<url>` answers
+ * 302 to that URL instead.
+ */
 export async function startRecordingUpstream(): Promise<RecordingUpstream> {
   const requests: RecordedRequest[] = []
   const server = createServer((req, res) => {
@@ -22,7 +25,13 @@ export async function startRecordingUpstream(): Promise<RecordingUpstream> {
     req.resume()
     // `?delay=ms` makes this answer slow, for tests of requests that outlive others.
     const delay = Number(new URL(req.url ?? '/', 'http://x').searchParams.get('delay') ?? 0)
+    const location = new URL(req.url ?? '/', 'http://x').searchParams.get('location')
     req.on('end', () => {
+      if (location) {
+        res.writeHead(302, { location })
+        res.end()
+        return
+      }
       setTimeout(() => {
         res.setHeader('content-type', 'application/json')
         res.setHeader('set-cookie', 'upstream=leak; Path=/')

@@ -161,6 +161,36 @@ describeStores(ALL_STORES, 'with the %s store', (store) => {
   })
 })
 
+describe('upstream redirects', () => {
+  let stack: Stack
+  beforeAll(async () => {
+    stack = await startStack()
+  })
+  afterAll(() => stack.close())
+
+  it('come back through the route prefix, never with the upstream address', async () => {
+    const jar = stack.jar()
+    await stack.login(jar)
+    const redirect = async (location: string) => {
+      const query = new URLSearchParams({ location })
+      const response = await jar.get(`/api/go?${query}`, { headers: CSRF })
+      expect(response.status).toBe(302)
+      return response.headers.get('location')
+    }
+    // Absolute, to the upstream's own (internal) address: the browser goes through the BFF.
+    expect(await redirect(`${stack.upstream.url}/orders/7?tab=items`)).toBe(
+      '/api/orders/7?tab=items'
+    )
+    // Path-absolute and relative ones are the upstream's paths too.
+    expect(await redirect('/orders')).toBe('/api/orders')
+    expect(await redirect('next')).toBe('/api/next')
+    // Anywhere else is left as it is.
+    expect(await redirect('https://cdn.example.com/file.pdf')).toBe(
+      'https://cdn.example.com/file.pdf'
+    )
+  })
+})
+
 describe('real access-token expiry (no clock tricks)', () => {
   let stack: Stack
   beforeAll(async () => {

@@ -5,7 +5,7 @@
 import type { MiddlewareHandler } from 'hono'
 import { BffError } from '../errors.ts'
 import { errorReason, subjectHash } from '../log.ts'
-import { matchRoute, requestPath, upstreamUrl } from '../proxy.ts'
+import { matchRoute, publicLocation, requestPath, upstreamUrl } from '../proxy.ts'
 import { checkCsrf } from '../security.ts'
 import type { BffEnv } from '../session/manager.ts'
 import type { BffServices } from '../services.ts'
@@ -45,6 +45,10 @@ export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
       clientIp: s.clientIp(c),
       timeoutMs: upstreamTimeoutMs,
     })
+    if (upstream.status >= 300 && upstream.status < 400) {
+      const location = upstream.headers.get('location')
+      if (location) upstream.headers.set('location', publicLocation(location, route, target))
+    }
     // The session cookie, if any, is added by SessionManager.commit once the response is complete.
     return upstream
   }
