@@ -18,6 +18,7 @@ import {
   SAFE_TO_RESEND,
   decodedByFetch,
   forward,
+  privateUnlessShared,
   REQUEST_STRIP,
   RESPONSE_STRIP,
   type Forwarder,
@@ -138,6 +139,7 @@ function responseHeaders(raw: Buffer[]): Record<string, string> {
   }
   if (connection)
     for (const name of connection.split(',')) delete headers[name.trim().toLowerCase()]
+  headers['cache-control'] = privateUnlessShared(headers['cache-control'])
   return headers
 }
 

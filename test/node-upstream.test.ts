@@ -108,6 +108,12 @@ beforeAll(async () => {
           })
           res.end('{"id":1}')
           return
+        case '/base/cacheable':
+          res.writeHead(200, {
+            'cache-control': new URL(req.url!, 'http://upstream').searchParams.get('cc') ?? '',
+          })
+          res.end('cacheable')
+          return
         case '/base/missing':
           res.writeHead(404, { 'content-type': 'text/plain', 'set-cookie': 'x=1' })
           res.end('nope')
@@ -328,7 +334,7 @@ describe('nodeForward', () => {
     expect(res.status).toBe(201)
     expect(res.headers.get('x-upstream')).toBe('yes')
     expect(res.headers.get('content-type')).toBe('application/json')
-    expect(res.headers.get('cache-control')).toBe('no-cache')
+    expect(res.headers.get('cache-control')).toBe('private, no-cache') // marked private: see below
     expect(res.headers.get('set-cookie')).toBeNull()
     expect(res.headers.getSetCookie()).toEqual([])
     expect(await res.text()).toBe('{"id":1}')
@@ -490,6 +496,22 @@ describe('nodeForward', () => {
     })
   }
 
+  for (const [upstream, browser] of [
+    ['', 'private'],
+    ['max-age=60', 'private, max-age=60'],
+    ['no-cache', 'private, no-cache'],
+    ['no-store', 'no-store'],
+    ['public, max-age=60', 'public, max-age=60'],
+    ['s-maxage=30', 's-maxage=30'],
+  ]) {
+    it(`tells shared caches an answer is private unless the upstream allowed sharing: "${upstream}"`, async () => {
+      // The upstream saw a bearer token (never reused by shared caches); a CDN in front of the
+      // BFF sees a cookie, and could otherwise serve one user's answer to another.
+      const res = (await front.send(`cacheable?cc=${encodeURIComponent(upstream!)}`)) as Response
+      expect(res.headers.get('cache-control')).toBe(browser)
+    })
+  }
+
   it('passes a body in a coding it cannot decode on as it came, with its header', async () => {
     // Browsers ask for zstd, which Node cannot decode: without its header the body is garbage.
     const res = (await front.send('unknown-coding')) as Response
@@ -522,6 +544,7 @@ describe('nodeForward and fetch forward side by side', () => {
     ['hop-by-hop response headers', 'hop', {}],
     ['a gzip answer', 'gzip', { headers: { 'accept-encoding': 'gzip' } }],
     ['an answer in a coding neither decodes', 'unknown-coding', {}],
+    ['a cacheable answer', 'cacheable?cc=max-age%3D60', {}],
     ['a 404', 'missing', {}],
     [
       'headers named like Object.prototype members',

@@ -215,12 +215,27 @@ function responseHeaders(upstream: Headers): Headers {
   // the browser decode it twice, and the length no longer matches. A coding fetch does not know
   // (zstd, which browsers ask for) arrives as it was sent: it goes on with its header, for the
   // browser to decode.
+  headers.set('cache-control', privateUnlessShared(headers.get('cache-control')))
   const encoding = headers.get('content-encoding')
   if (encoding !== null && decodedByFetch(encoding)) {
     headers.delete('content-encoding')
     headers.delete('content-length')
   }
   return headers
+}
+
+/**
+ * The upstream answered a request with a bearer token, whose answer shared caches never reuse
+ * unless it says they may (RFC 9111 3.5: `public`, `s-maxage` or `must-revalidate`). The browser's
+ * request carried a cookie instead, which does not hold a CDN in front of the BFF back: without
+ * that permission the answer is marked `private`, or one user's data could be served to another.
+ */
+export function privateUnlessShared(cacheControl: string | null | undefined): string {
+  if (!cacheControl?.trim()) return 'private'
+  if (/(^|,)\s*(public|s-maxage|must-revalidate|private|no-store)\b/i.test(cacheControl)) {
+    return cacheControl
+  }
+  return `private, ${cacheControl}`
 }
 
 /** Codings fetch decodes (Fetch standard: gzip, deflate and br), alone or stacked. */
