@@ -152,7 +152,9 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
   #settled = false
   #timedOut = false
   #abort: ((reason: Error) => void) | undefined
-  #timer: ReturnType<typeof setTimeout>
+  #timer: ReturnType<typeof setTimeout> | undefined
+  /** Some of a request body has gone out. */
+  #uploaded = false
   #resume: (() => void) | undefined
   /** Chunks that came while the body was being collected; undefined once streaming. */
   #early: Buffer[] | undefined
@@ -165,19 +167,37 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
 
   constructor(
     private readonly method: string,
-    timeoutMs: number,
+    private readonly timeoutMs: number,
     private readonly resolve: (response: Response) => void,
     private readonly reject: (error: BffError) => void,
     /** Sends the request once more, for a connection lost before any answer; used up once called. */
     private resend?: () => void
   ) {
-    // The timeout covers waiting for the upstream's headers only; a long streamed body is fine.
+    this.#wait()
+  }
+
+  /**
+   * (Re)starts the wait for the upstream's headers. The timeout covers that wait only: not a long
+   * streamed answer, nor a slow upload, so it starts again each time more of the request body
+   * has gone out and once all of it has.
+   */
+  #wait() {
+    clearTimeout(this.#timer)
     this.#timer = setTimeout(() => {
       this.#timedOut = true
-      const reason = new Error(`no response headers within ${timeoutMs} ms`)
+      const reason = new Error(`no response headers within ${this.timeoutMs} ms`)
       this.#abort?.(reason)
       this.#fail(reason)
-    }, timeoutMs)
+    }, this.timeoutMs)
+  }
+
+  onBodySent() {
+    this.#uploaded = true
+    if (!this.#init && !this.#settled) this.#wait()
+  }
+
+  onRequestSent() {
+    if (this.#uploaded && !this.#init && !this.#settled) this.#wait()
   }
 
   #fail(cause: Error) {

@@ -186,6 +186,8 @@ interface Sent {
   headers?: OutgoingHttpHeaders
   /** Written as is, piece by piece (the client then sends it chunked unless a length is set). */
   body?: Buffer[]
+  /** Milliseconds between the pieces of `body`: a slow upload. */
+  gapMs?: number
 }
 
 /**
@@ -235,8 +237,13 @@ function makeFront(transport: Forwarder) {
         })
         req.on('error', () => resolve('reset'))
       })
-      for (const chunk of sent.body ?? []) req.write(chunk)
-      req.end()
+      void (async () => {
+        for (const chunk of sent.body ?? []) {
+          req.write(chunk)
+          if (sent.gapMs) await new Promise((resolve) => setTimeout(resolve, sent.gapMs))
+        }
+        req.end()
+      })()
       return outcome
     },
     /** What the client of the last `send` got from the front. */
@@ -579,6 +586,40 @@ describe('nodeForward and fetch forward side by side', () => {
       }
       expect(answers[0]).toEqual(answers[1])
       expect(upstreamSaw[0]).toEqual(upstreamSaw[1])
+    })
+  }
+})
+
+describe('the upstream timeout, on both transports', () => {
+  const viaFetch: Forwarder = (c, target, o) =>
+    forward(c.req.raw, target, { ...o, fetch: globalThis.fetch })
+  const fronts = { node: makeFront(nodeForward()), fetch: makeFront(viaFetch) }
+  beforeAll(() => Promise.all(Object.values(fronts).map((front) => front.start())))
+  afterAll(() => Promise.all(Object.values(fronts).map((front) => front.stop())))
+
+  for (const [name, front] of Object.entries(fronts)) {
+    it(`does not count a slow upload that keeps coming (${name})`, async () => {
+      // Six pieces 200 ms apart: over a second of upload against a 500 ms timeout, which is
+      // for the upstream's answer once the request is sent.
+      const parts = Array.from({ length: 6 }, () => randomBytes(1024))
+      const outcome = await front.send(
+        'echo',
+        { method: 'POST', body: parts, gapMs: 200 },
+        options({ timeoutMs: 500 })
+      )
+      expect(outcome).toBeInstanceOf(Response)
+      const res = outcome as Response
+      expect(res.status).toBe(200)
+      expect((await res.arrayBuffer()).byteLength).toBe(6 * 1024)
+    })
+
+    it(`still answers 504 when the upstream does not answer a sent request (${name})`, async () => {
+      const outcome = await front.send(
+        'hang',
+        { method: 'POST', body: [Buffer.from('x')] },
+        options({ timeoutMs: 300 })
+      )
+      await expectBffError(outcome, 504, 'upstream_timeout')
     })
   }
 })

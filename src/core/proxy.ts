@@ -162,18 +162,37 @@ export async function forward(request: Request, target: URL, options: ForwardOpt
     headers.set('x-forwarded-for', prior ? `${prior}, ${options.clientIp}` : options.clientIp)
   }
 
-  // The timeout covers waiting for the upstream's headers only; a long streamed body is fine.
+  // The timeout covers waiting for the upstream's headers only: not a long streamed answer, nor a
+  // slow upload, so it starts again each time more of the request body goes out, and at its end.
   const controller = new AbortController()
-  const timer = setTimeout(
-    () => controller.abort(new DOMException('timeout', 'TimeoutError')),
-    options.timeoutMs
-  )
+  let answered = false
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const wait = () => {
+    if (answered) return
+    clearTimeout(timer)
+    timer = setTimeout(
+      () => controller.abort(new DOMException('timeout', 'TimeoutError')),
+      options.timeoutMs
+    )
+  }
+  wait()
   const hasBody = request.method !== 'GET' && request.method !== 'HEAD' && request.body !== null
+  const upload = hasBody
+    ? request.body!.pipeThrough(
+        new TransformStream({
+          transform(chunk, stream) {
+            stream.enqueue(chunk)
+            wait()
+          },
+          flush: wait,
+        })
+      )
+    : undefined
   const send = () =>
     options.fetch(target, {
       method: request.method,
       headers,
-      body: hasBody ? request.body : undefined,
+      body: upload,
       // Redirects go back to the browser: following them here could carry the token to another host.
       redirect: 'manual',
       signal: controller.signal,
@@ -193,6 +212,7 @@ export async function forward(request: Request, target: URL, options: ForwardOpt
     }
     throw new BffError(502, 'upstream_unavailable', 'The API could not be reached.', { cause: err })
   } finally {
+    answered = true
     clearTimeout(timer)
   }
   // Start reading the upstream body now: fetch() cancels the body of a Response object that is
