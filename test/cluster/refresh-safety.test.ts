@@ -143,6 +143,43 @@ describe('an IdP that fails and recovers logs nobody out', () => {
   })
 })
 
+describe.each(['cookie', 'memory', 'redis'] as const)(
+  'a logout while a refresh is under way, %s store',
+  (store) => {
+    it('the refreshing call answers 401 and never reaches the upstream', async () => {
+      let slowToken = false
+      let refreshStarted: () => void = () => {}
+      const refreshing = new Promise<void>((resolve) => (refreshStarted = resolve))
+      const idpFetch: typeof fetch = async (input, init) => {
+        const url = input instanceof Request ? input.url : String(input)
+        const response = await fetch(input, init)
+        if (!slowToken || !url.endsWith('/token')) return response
+        // The IdP has answered; its answer is slow to arrive, and the user logs out meanwhile.
+        refreshStarted()
+        await new Promise((resolve) => setTimeout(resolve, 1000))
+        return response
+      }
+      const env =
+        store === 'cookie'
+          ? { BFF_SESSION_STORE: store, BFF_REDIS_URL: 'redis://127.0.0.1:6379' }
+          : { BFF_SESSION_STORE: store }
+      const c = await start({ instances: 1, idpFetch, env })
+      const jar = c.jar()
+      await c.login(jar)
+      c.advance(45)
+      slowToken = true
+      const inFlight = jar.get('/api/after-logout', { headers: CSRF })
+      await refreshing
+      slowToken = false
+      expect((await jar.post('/bff/logout', { headers: CSRF })).status).toBe(302)
+      const answer = await inFlight
+      expect(answer.status).toBe(401)
+      expect(c.upstream.requests.some((r) => r.url.includes('after-logout'))).toBe(false)
+      expect((await jar.get('/bff/user', { headers: CSRF })).status).toBe(401)
+    })
+  }
+)
+
 describe('cookie budget with a large ID token', () => {
   // ~6 KB of group names: the ID token alone passes what one cookie may hold.
   const groups = Array.from({ length: 200 }, (_, i) => `group-with-a-long-name-${i}`)

@@ -35,8 +35,11 @@ export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
       throw result.error
     }
     if (result.kind === 'refreshed') {
-      await s.sessions.update(c, result.session)
       s.log('info', 'token.refreshed', { sub: await subjectHash(session.sub) })
+      // Logged out while the refresh was under way: the new tokens go nowhere, the call neither.
+      if (!(await s.sessions.update(c, result.session)) && !(await s.sessions.load(c))) {
+        throw new BffError(401, 'unauthenticated', 'Not logged in.')
+      }
     }
 
     const upstream = await s.forward(c, target, {

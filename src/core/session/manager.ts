@@ -26,7 +26,8 @@ export interface SessionManager {
   create(c: Ctx, session: Session): Promise<void>
   /**
    * Stores changed tokens or expiry; rewrites the cookie only when the cookie itself carries them.
-   * Returns false when the store dropped the write (the session ended or a newer one exists).
+   * Returns false when the store dropped the write (the session ended or a newer one exists);
+   * when it ended, the request is logged out too (`load` answers null, the cookie is cleared).
    */
   update(c: Ctx, session: Session): Promise<boolean>
   /** Deletes the session from the store and the cookie from the browser. */
@@ -139,7 +140,17 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
 
   return {
     store,
-    update: (c, session) => update(c, session),
+    async update(c, session) {
+      if (await update(c, session)) return true
+      // Dropped: the session ended meanwhile (a logout while this request refreshed its tokens),
+      // or another instance holds a newer generation. Only the first logs this request out.
+      const ref = c.get('sessionRef')
+      if (!ref || !(await reach(store.get(ref)))) {
+        c.set('session', null)
+        clearCookie(c)
+      }
+      return false
+    },
 
     async load(c) {
       const memo = c.get('session')
