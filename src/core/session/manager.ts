@@ -173,7 +173,9 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       const stale = await sealer.isStale(sealed!)
       if (slid - session.expiresAt >= touchEverySeconds || stale || session !== stored) {
         session = { ...session, expiresAt: Math.max(slid, session.expiresAt) }
-        if (!(await update(c, session, stale))) {
+        // The cookie goes out again too, even one holding only an id: its Max-Age and its seal's
+        // own expiry are the session's, and would otherwise end it at the first expiry.
+        if (!(await update(c, session, true))) {
           // Dropped: either the session ended meanwhile, or a newer generation exists (another
           // instance refreshed it). Only the first means logged out.
           const current = await reach(store.get(ref!))
