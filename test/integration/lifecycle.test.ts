@@ -2,7 +2,8 @@
  * Session timeouts (sliding idle, absolute lifetime) in every store, and the admin API.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { CookieJar } from '../helpers/http.ts'
+import { redirectLocation, type CookieJar } from '../helpers/http.ts'
+import { confirmIdpLogout } from '../helpers/idp-login.ts'
 import {
   ALL_STORES,
   CSRF,
@@ -46,6 +47,23 @@ describeStores(ALL_STORES, 'timeouts with the %s store', (store) => {
     // The dead cookie is removed from the browser, and the session is gone server-side.
     expect(jar.lastSetCookies.some((line) => /^bff=;.*Max-Age=0/.test(line))).toBe(true)
     expect(await status(jar)).toBe(401)
+  })
+
+  it('logging out after the session timed out still ends the login at the IdP', async () => {
+    const jar = stack.jar()
+    await stack.login(jar)
+    const { logoutUrl } = await (await jar.get('/bff/user', { headers: CSRF })).json()
+    stack.advance(601)
+    // The BFF session is gone, but the IdP's is not: the logout must reach the IdP, or the next
+    // silent login (the demo SPA tries one) would log the browser straight back in.
+    const logout = await jar.get(logoutUrl)
+    expect(logout.status).toBe(302)
+    const endSession = new URL(logout.headers.get('location')!)
+    expect(endSession.origin).toBe(new URL(stack.idp.issuer).origin)
+    await confirmIdpLogout(jar, endSession)
+    const silent = await jar.get('/bff/login?prompt=none&returnTo=%2F')
+    const atIdp = new URL(redirectLocation(await jar.get(redirectLocation(silent)!))!)
+    expect(atIdp.searchParams.get('error')).toBe('login_required')
   })
 
   it('ends an active session at the absolute lifetime', async () => {

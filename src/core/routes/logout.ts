@@ -18,18 +18,19 @@ export function logoutRoute(s: BffServices) {
   async function logout(c: Context<BffEnv>, session: Session | null) {
     await s.sessions.destroy(c, session)
     c.header('Cache-Control', 'no-store')
-    if (!session) return c.redirect(postLogoutRedirect, 302)
-
-    s.log('info', 'logout', { sub: await subjectHash(session.sub) })
-    if (session.refreshToken) {
+    if (session) s.log('info', 'logout', { sub: await subjectHash(session.sub) })
+    if (session?.refreshToken) {
       // Best effort: the session is already gone here; a failed revocation is logged, not shown.
       await s.oidc.revoke(session.refreshToken, 'refresh_token').catch((err) => {
         s.log('warn', 'logout.revocation_failed', { reason: errorReason(err) })
       })
     }
+    // Also without a session here (it timed out, or ended elsewhere): the login at the IdP may
+    // still be alive, and would log the browser straight back in. Without an ID token to hint
+    // with, the IdP asks the user to confirm.
     const endSession = await s.oidc
       .endSessionUrl({
-        idTokenHint: session.idToken,
+        idTokenHint: session?.idToken,
         postLogoutRedirectUri: baseUrl + postLogoutRedirect,
       })
       .catch((err) => {
