@@ -64,6 +64,9 @@ export function safeReturnTo(returnTo: string | undefined, baseUrl: string): str
   // another host once it is sent back as a Location.
   const path = resolved.pathname + resolved.search + resolved.hash
   if (path.startsWith('//')) return null
+  // Percent-encoded, non-ASCII text grows up to nine-fold: the path goes into the transaction
+  // cookie, which must stay within what a browser keeps.
+  if (path.length > 2048) return null
   return path
 }
 

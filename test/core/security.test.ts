@@ -46,6 +46,8 @@ describe('safeReturnTo', () => {
     ['malformed percent-encoding', '/%E0%A4%A'],
     ['lone percent', '/100%'],
     ['overlong', `/${'a'.repeat(2048)}`],
+    // 700 characters, but 6 300 once percent-encoded: too long for the transaction cookie.
+    ['overlong once encoded', `/${'€'.repeat(700)}`],
   ]
   for (const [what, input] of rejected) {
     it(`rejects ${what}: ${JSON.stringify(input.slice(0, 60))}`, () => {

@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { redirectLocation } from '../helpers/http.ts'
+import { loginAtIdp } from '../helpers/idp-login.ts'
 import { ALL_STORES, CSRF, describeStores, startStack, type Stack } from './harness.ts'
 
 const JWT_LIKE = /eyJ[\w-]+\.[\w-]+\.[\w-]+/
@@ -158,6 +159,30 @@ describeStores(ALL_STORES, 'with the %s store', (store) => {
     expect(back.status).toBe(302)
     expect(back.headers.get('location')).toBe('/back?x=1&error=login_required')
     expect((await stranger.get('/bff/user', { headers: CSRF })).status).toBe(401)
+  })
+})
+
+describe('logins started in several tabs', () => {
+  let stack: Stack
+  beforeAll(async () => {
+    stack = await startStack()
+  })
+  afterAll(() => stack.close())
+
+  it('each completes, but past four pending ones the oldest makes room', async () => {
+    const jar = stack.jar()
+    const authorizeUrls: URL[] = []
+    for (let tab = 0; tab < 5; tab++) {
+      authorizeUrls.push(redirectLocation(await jar.get(`/bff/login?returnTo=%2Ftab${tab}`))!)
+    }
+    const outcomes: Array<string | number> = []
+    for (const url of authorizeUrls) {
+      const atIdp = await loginAtIdp(jar, url, { login: 'alice', password: 'pass' })
+      const callback = new URL(redirectLocation(atIdp)!)
+      const done = await jar.get(`${stack.url}${callback.pathname}${callback.search}`)
+      outcomes.push(done.status === 302 ? done.headers.get('location')! : done.status)
+    }
+    expect(outcomes).toEqual([400, '/tab1', '/tab2', '/tab3', '/tab4'])
   })
 })
 

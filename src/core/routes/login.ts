@@ -4,6 +4,7 @@ import { getCookie } from 'hono/cookie'
 import { BffError } from '../errors.ts'
 import { cookieNames, isSecureOrigin, safeReturnTo } from '../security.ts'
 import { serializeCookie } from '../session/cookie.ts'
+import { sealExpiresAt } from '../session/seal.ts'
 import type { BffServices } from '../services.ts'
 
 /** What the transaction cookie carries from login to callback, sealed. */
@@ -54,13 +55,16 @@ export function loginRoute(s: BffServices) {
     }
     const sealed = await s.sealer.seal(tx, TRANSACTION_TTL_SECONDS)
 
-    const pending = Object.keys(getCookie(c)).filter((name) => name.startsWith(txPrefix))
-    if (pending.length >= MAX_TRANSACTIONS) {
-      for (const name of pending) {
-        c.header('Set-Cookie', serializeCookie(name, '', { secure, sameSite: 'Lax', maxAge: 0 }), {
-          append: true,
-        })
-      }
+    // Logins under way in other tabs stay valid; past the limit (abandoned ones pile up), the
+    // oldest make room for this one.
+    const cookies = getCookie(c)
+    const pending = Object.keys(cookies)
+      .filter((name) => name.startsWith(txPrefix))
+      .sort((a, b) => sealExpiresAt(cookies[a]!) - sealExpiresAt(cookies[b]!))
+    for (const name of pending.slice(0, Math.max(0, pending.length - MAX_TRANSACTIONS + 1))) {
+      c.header('Set-Cookie', serializeCookie(name, '', { secure, sameSite: 'Lax', maxAge: 0 }), {
+        append: true,
+      })
     }
     // SameSite=Lax: the IdP's redirect back is a cross-site top-level navigation, which Strict would strip.
     const cookie = serializeCookie(transactionCookieName(baseUrl, request.state), sealed, {
