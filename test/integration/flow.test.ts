@@ -158,6 +158,7 @@ describeStores(ALL_STORES, 'with the %s store', (store) => {
     const back = await stranger.get(`${stack.url}${refused.pathname}${refused.search}`)
     expect(back.status).toBe(302)
     expect(back.headers.get('location')).toBe('/back?x=1&error=login_required')
+    expect(back.headers.get('cache-control')).toBe('no-store')
     expect((await stranger.get('/bff/user', { headers: CSRF })).status).toBe(401)
   })
 })

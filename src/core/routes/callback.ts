@@ -53,6 +53,7 @@ export function callbackRoute(s: BffServices) {
         const target = new URL(tx.returnTo, baseUrl)
         target.searchParams.set('error', error)
         s.log('info', 'login.silent_failed', { reason: error })
+        c.header('Cache-Control', 'no-store')
         return c.redirect(target.pathname + target.search + target.hash, 302)
       }
       s.log('warn', 'login.refused', { reason: err.error })
