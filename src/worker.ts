@@ -58,15 +58,16 @@ function build(env: WorkerEnv): WorkerApp | ConfigError {
       'BFF_TEST_CLOCK is a test-only service binding, never a variable or secret: remove it'
     )
   }
+  const settings = settingsOf(env)
   let config: Config | undefined
   try {
-    config = parseConfig(settingsOf(env), { sessionStore: 'durable-object' })
+    config = parseConfig(settings, { sessionStore: 'durable-object' })
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err
     problems.push(...err.problems)
   }
   // The store named, even when some other setting is wrong: its needs are problems of their own.
-  const storeName = config?.sessionStore ?? settingsOf(env).BFF_SESSION_STORE ?? 'durable-object'
+  const storeName = config?.sessionStore ?? settings.BFF_SESSION_STORE ?? 'durable-object'
   if (storeName === 'redis') {
     problems.push('BFF_SESSION_STORE "redis" works only on Node; use durable-object or cookie')
   }

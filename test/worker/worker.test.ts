@@ -100,6 +100,13 @@ describe('settings', () => {
     })
   })
 
+  it('does not check the Redis settings, which do not apply on Workers', async () => {
+    const env = { ...VALID, BFF_REDIS_URL: 'http://not-redis', BFF_REDIS_PREFIX: 'bad prefix!' }
+    await withWorker(env, async (worker) => {
+      expect((await fetch(`${worker.url}/bff/health`)).status).toBe(200)
+    })
+  })
+
   it('names every problem at once: settings, the test clock and the store together', async () => {
     const env = {
       ...VALID,

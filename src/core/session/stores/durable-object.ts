@@ -530,6 +530,8 @@ function tokenManager(env: SessionObjectEnv): TokenManager {
 export function settingsOf(env: Record<string, unknown>): Env {
   const settings: Record<string, string> = {}
   for (const [name, value] of Object.entries(env)) {
+    // No Redis on Workers: its settings do not apply (README), so a leftover one is not checked.
+    if (name.startsWith('BFF_REDIS_')) continue
     if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') {
       settings[name] = String(value)
     }
