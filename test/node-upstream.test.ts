@@ -528,13 +528,20 @@ describe('nodeForward', () => {
   })
 })
 
+/** `forward` over the global fetch: the transport nodeForward must behave like. */
+const viaFetch: Forwarder = (c, target, o) =>
+  forward(c.req.raw, target, { ...o, fetch: globalThis.fetch })
+
+/** A front on each transport, started and stopped with the enclosing describe. */
+function frontsOnBothTransports() {
+  const fronts = { node: makeFront(nodeForward()), fetch: makeFront(viaFetch) }
+  beforeAll(() => Promise.all(Object.values(fronts).map((front) => front.start())))
+  afterAll(() => Promise.all(Object.values(fronts).map((front) => front.stop())))
+  return fronts
+}
+
 describe('nodeForward and fetch forward side by side', () => {
-  const viaFetch: Forwarder = (c, target, o) =>
-    forward(c.req.raw, target, { ...o, fetch: globalThis.fetch })
-  const node = makeFront(nodeForward())
-  const fetched = makeFront(viaFetch)
-  beforeAll(() => Promise.all([node.start(), fetched.start()]))
-  afterAll(() => Promise.all([node.stop(), fetched.stop()]))
+  const { node, fetch: fetched } = frontsOnBothTransports()
 
   for (const [name, target, sent] of [
     ['a GET with hostile headers', 'plain?q=1', { headers: HOSTILE_HEADERS }],
@@ -591,11 +598,7 @@ describe('nodeForward and fetch forward side by side', () => {
 })
 
 describe('the upstream timeout, on both transports', () => {
-  const viaFetch: Forwarder = (c, target, o) =>
-    forward(c.req.raw, target, { ...o, fetch: globalThis.fetch })
-  const fronts = { node: makeFront(nodeForward()), fetch: makeFront(viaFetch) }
-  beforeAll(() => Promise.all(Object.values(fronts).map((front) => front.start())))
-  afterAll(() => Promise.all(Object.values(fronts).map((front) => front.stop())))
+  const fronts = frontsOnBothTransports()
 
   for (const [name, front] of Object.entries(fronts)) {
     it(`does not count a slow upload that keeps coming (${name})`, async () => {
@@ -625,11 +628,7 @@ describe('the upstream timeout, on both transports', () => {
 })
 
 describe('a connection lost before any answer, on both transports', () => {
-  const viaFetch: Forwarder = (c, target, o) =>
-    forward(c.req.raw, target, { ...o, fetch: globalThis.fetch })
-  const fronts = { node: makeFront(nodeForward()), fetch: makeFront(viaFetch) }
-  beforeAll(() => Promise.all(Object.values(fronts).map((front) => front.start())))
-  afterAll(() => Promise.all(Object.values(fronts).map((front) => front.stop())))
+  const fronts = frontsOnBothTransports()
   beforeEach(() => {
     dropArrivals = 0
     dropsLeft = 1
