@@ -138,17 +138,26 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     return true
   }
 
+  /**
+   * After the store dropped a write: either the session ended meanwhile (a logout while this
+   * request slid or refreshed it), or another instance holds a newer generation. Only the first
+   * logs this request out. Answers the session as the store now has it.
+   */
+  async function afterDropped(c: Ctx): Promise<Session | null> {
+    const ref = c.get('sessionRef')
+    const current = ref ? await reach(store.get(ref)) : null
+    if (!current) {
+      c.set('session', null)
+      clearCookie(c)
+    }
+    return current
+  }
+
   return {
     store,
     async update(c, session) {
       if (await update(c, session)) return true
-      // Dropped: the session ended meanwhile (a logout while this request refreshed its tokens),
-      // or another instance holds a newer generation. Only the first logs this request out.
-      const ref = c.get('sessionRef')
-      if (!ref || !(await reach(store.get(ref)))) {
-        c.set('session', null)
-        clearCookie(c)
-      }
+      await afterDropped(c)
       return false
     },
 
@@ -176,11 +185,8 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
         // The cookie goes out again too, even one holding only an id: its Max-Age and its seal's
         // own expiry are the session's, and would otherwise end it at the first expiry.
         if (!(await update(c, session, true))) {
-          // Dropped: either the session ended meanwhile, or a newer generation exists (another
-          // instance refreshed it). Only the first means logged out.
-          const current = await reach(store.get(ref!))
+          const current = await afterDropped(c)
           c.set('session', current)
-          if (!current) clearCookie(c)
           return current
         }
       }
