@@ -259,6 +259,11 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
   }
 
   onData(chunk: Buffer) {
+    // undici's parser, resumed inside a chunk of a chunked body, first reports an empty piece.
+    // Pausing on it (the stream is full with any chunk, even an empty one) paused again before a
+    // byte was read, and the reader's pull resumed it at once: a busy loop that never ended and
+    // grew without bound, so every chunked answer over ~128 KB hung the whole server.
+    if (chunk.length === 0) return true
     if (this.#early) {
       this.#early.push(chunk)
       return true

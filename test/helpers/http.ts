@@ -16,6 +16,8 @@ export interface RequestOptions {
   json?: unknown
   /** Any other body, sent as is. */
   body?: BodyInit
+  /** Aborts the request (and its body), e.g. `AbortSignal.timeout(ms)`. */
+  signal?: AbortSignal
 }
 
 export interface StoredCookie {
@@ -110,6 +112,7 @@ export function createCookieJar(options: CookieJarOptions = {}): CookieJar {
     // A streamed body needs duplex: 'half' (not yet in the DOM RequestInit type).
     const init: RequestInit & { duplex?: 'half' } = { method, headers, body, redirect: 'manual' }
     if (body instanceof ReadableStream) init.duplex = 'half'
+    if (requestOptions.signal) init.signal = requestOptions.signal
     const response = await fetch(url, init)
     lastSetCookies = response.headers.getSetCookie()
     for (const line of lastSetCookies) store(url, line)

@@ -302,12 +302,15 @@ const MB = 1024 * 1024
 const mb = (bytes: number) => `${(bytes / MB).toFixed(1)} MB`
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-interface BffChild {
+export interface BffChild {
+  /** The BFF's process id, to read its memory from outside. */
+  pid: number
   memory(): Promise<{ memory: Memory; gc: boolean; logs: Record<string, number> }>
   stop(): Promise<void>
 }
 
-async function startBff(env: Record<string, string>): Promise<BffChild> {
+/** The BFF in a process of its own (soak-server.ts), from these settings. */
+export async function startBff(env: Record<string, string>): Promise<BffChild> {
   const child: ChildProcess = fork(SERVER, [], {
     execArgv: ['--expose-gc', '--import', 'tsx'],
     env: { PATH: process.env.PATH ?? '', SOAK_BFF_ENV: JSON.stringify(env) },
@@ -327,6 +330,7 @@ async function startBff(env: Record<string, string>): Promise<BffChild> {
     })
   await next<{ ready: string }>('ready')
   return {
+    pid: child.pid!,
     memory() {
       const answer = next<{ memory: Memory; gc: boolean; logs: Record<string, number> }>('memory')
       child.send('memory')
