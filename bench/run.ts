@@ -54,6 +54,9 @@ const WARMUP_SECONDS = SMOKE ? 1 : Math.min(3, SECONDS)
 // Each target's load is spread over rounds of one second each (see `loadAll`).
 const ROUNDS = SECONDS
 const STORM_CALLS = 200
+// The large-download row: this many bytes, chunked, read as fast as they come, in rounds.
+const DOWNLOAD_BYTES = (SMOKE ? 8 : 100) * 1024 * 1024
+const DOWNLOAD_ROUNDS = SMOKE ? 1 : 5
 const MEMORY_SESSIONS = SMOKE ? 10_000 : 100_000
 // The load never needs a refresh: 15 minutes, a common production lifetime, is far more than the
 // login of each slice of load is used for.
@@ -227,6 +230,44 @@ function timedGet(url: string, headers: Record<string, string>) {
     req.on('timeout', () => req.destroy(new Error('timeout')))
     req.on('error', () => resolve({ status: 0, ms: performance.now() - started }))
   })
+}
+
+/** One large download on a connection of its own: bytes received and MB/s to the last byte. */
+function timedDownload(url: string, headers: Record<string, string>) {
+  return new Promise<{ status: number; bytes: number; mbPerSecond: number }>((resolve) => {
+    const started = performance.now()
+    let bytes = 0
+    const req = get(url, { headers, agent: false, timeout: 60_000 }, (res) => {
+      res.on('data', (chunk: Buffer) => (bytes += chunk.length))
+      res.on('end', () => {
+        const seconds = (performance.now() - started) / 1000
+        resolve({ status: res.statusCode ?? 0, bytes, mbPerSecond: bytes / 1024 / 1024 / seconds })
+      })
+      res.on('error', () => resolve({ status: 0, bytes, mbPerSecond: 0 }))
+    })
+    req.on('timeout', () => req.destroy(new Error('timeout')))
+    req.on('error', () => resolve({ status: 0, bytes, mbPerSecond: 0 }))
+  })
+}
+
+/**
+ * MB/s of a DOWNLOAD_BYTES chunked answer through each target, in rounds that rotate the order
+ * as `loadAll` does; per target, its MB/s in round order.
+ */
+async function downloadAll(targets: Target[], problems: string[]): Promise<Map<RunKey, number[]>> {
+  const speeds = new Map<RunKey, number[]>(targets.map((t) => [t.key, []]))
+  for (let round = 0; round < DOWNLOAD_ROUNDS; round++) {
+    for (let i = 0; i < targets.length; i++) {
+      const target = targets[(i + round) % targets.length]!
+      const url = target.url.replace(/\/api\/items$/, `/api/download?size=${DOWNLOAD_BYTES}`)
+      const result = await timedDownload(url, await target.headers())
+      if (result.status !== 200 || result.bytes !== DOWNLOAD_BYTES) {
+        problems.push(`${target.name}: download answered ${result.status}, ${result.bytes} bytes`)
+      }
+      speeds.get(target.key)!.push(result.mbPerSecond)
+    }
+  }
+  return speeds
 }
 
 const percentile = (sorted: number[], p: number) =>
@@ -437,6 +478,7 @@ async function main() {
   const runs: Partial<Record<RunKey, Run>> = {}
   // Per run, its slices in round order: slice i of every run was measured in round i.
   let slices = new Map<RunKey, Slice[]>()
+  let downloads = new Map<RunKey, number[]>()
   const stores: Partial<Record<StoreKind, StoreResult>> = {}
   const problems: string[] = []
   const skipped: string[] = []
@@ -478,6 +520,7 @@ async function main() {
       targets.push(under.target)
     }
     slices = await loadAll(targets)
+    downloads = await downloadAll(targets, problems)
     for (const target of targets) {
       const run = merge(target.name, slices.get(target.key)!)
       runs[target.key] = run
@@ -589,6 +632,22 @@ async function main() {
         `(heap after GC; the session is ${memory.sessionJsonBytes} bytes as JSON)`
     )
   }
+  const bareSpeeds = downloads.get('bare') ?? []
+  const downloadRatio = (key: RunKey) =>
+    round(median((downloads.get(key) ?? []).map((speed, i) => speed / bareSpeeds[i]!)))
+  if (downloads.size) {
+    console.log(
+      `large download, ${DOWNLOAD_BYTES / 1024 / 1024} MB chunked, median of ${DOWNLOAD_ROUNDS} ` +
+        `round${DOWNLOAD_ROUNDS === 1 ? '' : 's'}:`
+    )
+    for (const [key, speeds] of downloads) {
+      const vsBare = bareSpeeds.length && key !== 'bare' && key !== 'direct'
+      console.log(
+        `  ${runs[key]?.name.padEnd(24)}${pad(Math.round(median(speeds)), 6)} MB/s` +
+          (vsBare ? `   vs (b) ${downloadRatio(key).toFixed(2)}` : '')
+      )
+    }
+  }
   console.log('')
   for (const [name, t] of Object.entries(targets)) {
     console.log(`target ${name} ${t.target}: ${t.value} ${t.met ? 'met' : 'MISSED'}`)
@@ -643,6 +702,8 @@ async function main() {
     storms: Object.fromEntries(Object.entries(stores).map(([store, r]) => [store, r.storm])),
     bffLogs: Object.fromEntries(Object.entries(stores).map(([store, r]) => [store, r.logs])),
     memory,
+    // MB/s of each download, by run, in round order.
+    downloads: { bytes: DOWNLOAD_BYTES, mbPerSecond: Object.fromEntries(downloads) },
     targets,
     skipped,
     problems,

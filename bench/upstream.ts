@@ -1,9 +1,11 @@
 /**
  * The API behind every proxy in the bench: answers any request with the same small JSON document,
  * the way a typical REST call of a SPA looks. It checks nothing, so its cost is the floor.
+ * `…/download?size=N` streams N bytes instead, for the large-download row.
  */
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { writePattern } from '../test/helpers/stream-upstream.ts'
 import { serveParent } from './child.ts'
 
 const BODY = Buffer.from(
@@ -22,6 +24,13 @@ const server = createServer((req, res) => {
   if (req.headers.authorization?.startsWith('Bearer ')) seen.bearer++
   else if (req.headers['x-bench-direct']) seen.direct++
   req.resume()
+  // The large-download row: `size` bytes, chunked, in 64 KiB pieces that wait for the reader.
+  const download = /\/download\?size=(\d+)$/.exec(req.url ?? '')
+  if (download) {
+    res.writeHead(200, { 'content-type': 'application/octet-stream' })
+    void writePattern(res, Number(download[1]), 65536)
+    return
+  }
   req.on('end', () => {
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': BODY.length })
     res.end(BODY)

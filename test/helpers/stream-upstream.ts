@@ -63,8 +63,8 @@ export async function startStreamUpstream(): Promise<StreamUpstream> {
       const gzip = createGzip()
       gzip.pipe(res)
       res.once('close', () => gzip.destroy())
-      void write(gzip, size, chunk)
-    } else void write(res, size, chunk)
+      void writePattern(gzip, size, chunk)
+    } else void writePattern(res, size, chunk)
   })
   server.on('connection', (socket) => {
     sockets.add(socket)
@@ -82,8 +82,8 @@ export async function startStreamUpstream(): Promise<StreamUpstream> {
   }
 }
 
-/** Writes `size` bytes of the pattern in pieces of `chunk`, honouring backpressure. */
-async function write(out: Writable, size: number, chunk: number) {
+/** Writes `size` bytes of the pattern in pieces of `chunk`, honouring backpressure, and ends. */
+export async function writePattern(out: Writable, size: number, chunk: number) {
   let sent = 0
   while (sent < size && !out.destroyed) {
     const offset = sent % BLOCK.length
