@@ -3,7 +3,8 @@
  * lines' levels and reasons, the page each error gets, and addresses nothing serves.
  */
 import { describe, expect, it } from 'vitest'
-import { createBff, parseConfig } from '../src/app.ts'
+import { Hono } from 'hono'
+import { createBff, notFound, parseConfig } from '../src/app.ts'
 import { captureLog } from './helpers/capture-log.ts'
 import { freePort } from './helpers/upstream.ts'
 
@@ -28,7 +29,7 @@ async function bff() {
   const get = (path: string, headers: Record<string, string> = {}, method = 'GET') =>
     app.request(`${ORIGIN}${path}`, { headers, method })
   const failed = () => logs.containing('request.failed').map((line) => JSON.parse(line))
-  return { get, failed, logs, idpPort }
+  return { app, get, failed, logs, idpPort }
 }
 
 describe('request.failed log lines', () => {
@@ -140,5 +141,21 @@ describe('an address nothing serves, for API callers', () => {
         message: 'Nothing is at this address.',
       })
     }
+  })
+})
+
+describe('a host app mounting the BFF', () => {
+  it('can answer its unknown addresses as the BFF does, with notFound', async () => {
+    const { app: bffApp } = await bff()
+    const host = new Hono()
+    host.get('/home', (c) => c.text('host home'))
+    host.route('/', bffApp)
+    host.notFound((c) => notFound(c, () => {}))
+    expect(await (await host.request(`${ORIGIN}/home`)).text()).toBe('host home')
+    const missing = await host.request(`${ORIGIN}/nope`)
+    expect(missing.status).toBe(404)
+    expect(await missing.json()).toMatchObject({ error: 'not_found' })
+    const page = await host.request(`${ORIGIN}/nope`, { headers: HTML })
+    expect(await page.text()).toContain('<title>Not found</title>')
   })
 })
