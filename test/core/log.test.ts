@@ -1,6 +1,7 @@
 import * as client from 'openid-client'
 import { describe, expect, it } from 'vitest'
 import { errorReason } from '../../src/core/log.ts'
+import { startIdp } from '../../src/demo/idp.ts'
 import { freePort } from '../helpers/upstream.ts'
 
 describe('errorReason', () => {
@@ -26,16 +27,28 @@ describe('errorReason', () => {
     expect(errorReason(err)).toBe('TypeError: fetch failed (ENOTFOUND no-such-host.invalid)')
   })
 
-  it("gives openid-client's class and code, and the network cause under it", async () => {
+  it("gives openid-client's class and code, and the network failure under a call", async () => {
     const port = await freePort()
-    const err = await client
-      .discovery(new URL(`http://127.0.0.1:${port}`), 'id', 'secret', undefined, {
-        execute: [client.allowInsecureRequests],
-      })
-      .catch((e: unknown) => e)
-    expect(errorReason(err)).toMatch(
-      new RegExp(`^\\w+(:OAUTH_\\w+|: fetch failed) \\(ECONNREFUSED 127\\.0\\.0\\.1:${port}\\)$`)
+    const discover = (issuer: string) =>
+      client
+        .discovery(new URL(issuer), 'id', 'secret', undefined, {
+          execute: [client.allowInsecureRequests],
+        })
+        .catch((e: unknown) => e)
+    expect(errorReason(await discover(`http://127.0.0.1:${port}`))).toBe(
+      `TypeError: fetch failed (ECONNREFUSED 127.0.0.1:${port})`
     )
+    // The real IdP reached under another name than its issuer: openid-client's ClientError.
+    const idp = await startIdp()
+    try {
+      const otherName = idp.issuer.replace('127.0.0.1', 'localhost')
+      expect(otherName).not.toBe(idp.issuer)
+      expect(errorReason(await discover(otherName))).toBe(
+        'ClientError:OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED'
+      )
+    } finally {
+      await idp.stop()
+    }
   })
 
   it('gives the class and code, never the message, which may quote a response or a token', () => {
