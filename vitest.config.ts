@@ -8,6 +8,10 @@ export default defineConfig({
   test: {
     // Starting a stack (IdP, upstream, BFF or workerd) takes a second or two; on 2 busy cores more.
     hookTimeout: 30_000,
+    // Many tests start one inside the test itself (workerd per settings case, a stack per store,
+    // a BFF against a hostile IdP) or log in through the IdP's pages several times: vitest's 5 s
+    // default failed them on a loaded machine. Only a hang should fail a test on time.
+    testTimeout: 60_000,
     projects: [
       {
         extends: true,

@@ -7,7 +7,7 @@ import type { Config } from './core/config.ts'
 import { BffError } from './core/errors.ts'
 import { errorReason, jsonLogger, type Logger } from './core/log.ts'
 import { createOidcClient } from './core/oidc.ts'
-import { errorPage, PAGE_SECURITY_HEADERS } from './core/pages.ts'
+import { errorPage, PAGE_SECURITY_HEADERS, pageForError } from './core/pages.ts'
 import { adminRoute } from './core/routes/admin.ts'
 import { apiProxy } from './core/routes/api.ts'
 import { backchannelRoute } from './core/routes/backchannel.ts'
@@ -122,7 +122,18 @@ export function createBff(config: Config, deps: BffDeps = {}): Hono<BffEnv> {
   })
   app.use('*', apiProxy(services))
   app.onError((err, c) => renderError(err, c, log))
+  // Used on its own (not mounted in a host app), an address nothing serves answers like any error.
+  app.notFound((c) => notFound(c, log))
   return app
+}
+
+/**
+ * The answer for an address nothing serves (no BFF route, API prefix or static file): 404
+ * `not_found` JSON for API callers, a readable page for browser navigations. The runtime entries
+ * use it after their static files.
+ */
+export function notFound(c: Context, log: Logger = jsonLogger): Response {
+  return renderError(new BffError(404, 'not_found', 'Nothing is at this address.'), c, log)
 }
 
 function defaultStore(config: Config, now: () => number): SessionStore {
@@ -147,7 +158,10 @@ function renderError(err: Error, c: Context, log: Logger): Response {
   const status = known ? err.status : 500
   const code = known ? err.code : 'internal_error'
   const message = known ? err.message : 'Something went wrong on our side.'
-  log(status >= 500 ? 'error' : 'warn', 'request.failed', {
+  // 401 (not logged in: every anonymous page load asks /bff/user) and 404 are the expected
+  // answers of a working BFF; refusals that point at a broken client or an attack stay warnings.
+  const level = status >= 500 ? 'error' : status === 401 || status === 404 ? 'info' : 'warn'
+  log(level, 'request.failed', {
     code,
     status,
     path: new URL(c.req.url).pathname,
@@ -159,7 +173,8 @@ function renderError(err: Error, c: Context, log: Logger): Response {
   const setCookies = c.res?.headers.getSetCookie() ?? []
   let response: Response
   if (wantsHtml(c)) {
-    response = new Response(errorPage(pageTitle(status), message, status), {
+    const page = pageForError(status, code)
+    response = new Response(errorPage(page.title, page.message ?? message, status, page.links), {
       status,
       headers: { ...PAGE_SECURITY_HEADERS, 'Content-Type': 'text/html; charset=utf-8' },
     })
@@ -177,10 +192,4 @@ function renderError(err: Error, c: Context, log: Logger): Response {
 function wantsHtml(c: Context): boolean {
   if (c.req.header('x-csrf')) return false
   return (c.req.header('accept') ?? '').includes('text/html')
-}
-
-function pageTitle(status: number): string {
-  if (status === 400) return 'That did not work'
-  if (status === 401 || status === 403) return 'Please log in'
-  return 'The service is having trouble'
 }

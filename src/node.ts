@@ -11,7 +11,7 @@ import { Redis } from 'ioredis'
 import { Agent } from 'undici'
 import { fileURLToPath } from 'node:url'
 import path from 'node:path'
-import { createBff, type BffDeps } from './app.ts'
+import { createBff, notFound, type BffDeps } from './app.ts'
 import { ConfigError, parseConfig, type Config, type Env } from './core/config.ts'
 import { jsonLogger } from './core/log.ts'
 import { PAGE_SECURITY_HEADERS } from './core/pages.ts'
@@ -88,6 +88,8 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
   if (options.serveStatic !== false) {
     app.use('/*', async (c, next) => {
       await next()
+      // An error page (the 404 below) brings its own, stricter headers.
+      if (c.res.headers.has('Content-Security-Policy')) return
       for (const [name, value] of Object.entries(PAGE_SECURITY_HEADERS)) {
         if (name !== 'Content-Security-Policy' && name !== 'Cache-Control') c.header(name, value)
       }
@@ -98,6 +100,9 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
     })
     app.use('/*', serveStatic({ root: path.relative(process.cwd(), PUBLIC_DIR) }))
   }
+  // Not a BFF route, an API prefix or a static file: JSON or a page, as every other error.
+  const log = options.deps?.log ?? jsonLogger
+  app.notFound((c) => notFound(c, log))
 
   const server = await listen(app, port, host)
   const address = server.address()

@@ -7,7 +7,7 @@
  * and the isolate logs each problem once.
  */
 import { Hono, type ExecutionContext } from 'hono'
-import { createBff } from './app.ts'
+import { createBff, notFound } from './app.ts'
 import { ConfigError, parseConfig, type Config } from './core/config.ts'
 import { jsonLogger } from './core/log.ts'
 import { PAGE_SECURITY_HEADERS } from './core/pages.ts'
@@ -121,8 +121,10 @@ function build(env: WorkerEnv): WorkerApp | ConfigError {
   )
   // Everything outside /bff/* and the API prefixes is the SPA, with the headers node.ts sets.
   worker.all('*', async (c) => {
-    if (!c.env.ASSETS) return c.notFound()
+    // No such asset (or no assets at all): JSON or a page, as every other error.
+    if (!c.env.ASSETS) return notFound(c, jsonLogger)
     const asset = await c.env.ASSETS.fetch(c.req.raw)
+    if (asset.status === 404) return notFound(c, jsonLogger)
     const response = new Response(asset.body, asset) // assets' headers are immutable
     for (const [name, value] of Object.entries(PAGE_SECURITY_HEADERS)) {
       if (name !== 'Content-Security-Policy' && name !== 'Cache-Control') {

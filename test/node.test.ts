@@ -2,11 +2,18 @@
  * The Node entry as an operator meets it: a real process, started the way README says.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { afterEach, describe, expect, it } from 'vitest'
-import { createCookieJar, redirectLocation } from './helpers/http.ts'
+import { randomBytes } from 'node:crypto'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { createCookieJar, redirectLocation, type CookieJar } from './helpers/http.ts'
 import { loginAtIdp } from './helpers/idp-login.ts'
 import { freePort } from './helpers/upstream.ts'
 import { startNode } from '../src/node.ts'
+import { createSealer } from '../src/core/session/seal.ts'
+import type { SessionRef } from '../src/core/session/types.ts'
+
+// Each test starts a process (tsx compiles the sources first) or a server: seconds on an idle
+// machine, many more on two busy cores. A generous limit, so only a hang fails them.
+vi.setConfig({ testTimeout: 120_000 })
 
 const children: ChildProcess[] = []
 afterEach(() => {
@@ -24,7 +31,7 @@ function start(env: Record<string, string>) {
   child.stdout!.on('data', (d) => (stdout += d))
   child.stderr!.on('data', (d) => (stderr += d))
   const exited = new Promise<number | null>((resolve) => child.on('exit', resolve))
-  const output = async (pattern: RegExp, ms = 15_000) => {
+  const output = async (pattern: RegExp, ms = 90_000) => {
     const until = Date.now() + ms
     while (!pattern.test(stdout) && Date.now() < until) await new Promise((r) => setTimeout(r, 50))
     return stdout
@@ -70,14 +77,27 @@ describe('start-up settings, with a bad PORT', () => {
   })
 })
 
+/** The access token in the jar's session cookie (the demo's cookie store), unsealed with `secret`. */
+async function accessTokenOf(jar: CookieJar, origin: string, secret: string): Promise<string> {
+  const cookies = jar.cookies(origin)
+  let sealed = cookies.bff!
+  for (let i = 1; cookies[`bff.${i}`]; i++) sealed += cookies[`bff.${i}`]
+  const ref = await createSealer([secret]).unseal<SessionRef>(sealed)
+  if (!ref || !('session' in ref)) throw new Error('no cookie session in the jar')
+  return ref.session.accessToken
+}
+
 describe('npm start without BFF_ISSUER: the demo', () => {
-  it('runs the IdP, the API and the BFF in one process; demo/demo can log in and call the API', async () => {
+  it('runs the IdP, the API and the BFF in one process; demo/demo can log in and call the API, and no demo endpoint hands the token to the page', async () => {
     const port = await freePort()
-    const proc = start({ PORT: String(port) })
+    // Given, so the test can open the session cookie and learn the access token to look for.
+    const secret = randomBytes(32).toString('base64url')
+    const proc = start({ PORT: String(port), BFF_SESSION_SECRET: secret })
     const out = await proc.output(/Demo running/)
     expect(out).toContain(`open http://localhost:${port}`)
 
-    const jar = createCookieJar({ baseUrl: `http://localhost:${port}` })
+    const origin = `http://localhost:${port}`
+    const jar = createCookieJar({ baseUrl: origin })
     const page = await jar.get('/')
     expect(page.status).toBe(200)
     expect(await page.text()).toContain('BFF session broker demo')
@@ -92,6 +112,74 @@ describe('npm start without BFF_ISSUER: the demo', () => {
     const hello = await jar.get('/api/hello', { headers: { 'x-csrf': '1' } })
     expect(hello.status).toBe(200)
     expect(await hello.json()).toMatchObject({ sub: 'demo' })
+
+    // Every demo endpoint, every way the demo API answers: none may carry the token or a piece of it.
+    const token = await accessTokenOf(jar, origin, secret)
+    const pieces = Array.from({ length: token.length - 11 }, (_, i) => token.slice(i, i + 12))
+    const calls: Array<[string, string, number]> = [
+      ['GET', '/api/hello', 200],
+      ['GET', '/api/echo', 200],
+      ['GET', '/api/echo/deep/path?q=1', 200],
+      ['POST', '/api/echo', 200],
+      ['PUT', '/api/echo/item', 200],
+      ['PATCH', '/api/echo', 200],
+      ['DELETE', '/api/echo/item', 200],
+      ['POST', '/api/hello', 405],
+      ['GET', '/api/no-such-endpoint', 404],
+    ]
+    for (const [method, path, status] of calls) {
+      const response = await jar.request(method, path, {
+        headers: { 'x-csrf': '1' },
+        ...(method === 'GET' || method === 'DELETE' ? {} : { json: { note: 'hi' } }),
+      })
+      expect(response.status, `${method} ${path}`).toBe(status)
+      const seen = `${[...response.headers].join('\n')}\n${await response.text()}`
+      // A boolean, so a failure does not print the token it found.
+      const leaked = pieces.some((piece) => seen.includes(piece))
+      expect(leaked, `${method} ${path} shows (part of) the access token`).toBe(false)
+    }
+    // /echo says a valid token arrived and whose it is, instead of showing it.
+    const echo = await (await jar.get('/api/echo', { headers: { 'x-csrf': '1' } })).json()
+    expect(echo.headers.authorization).toBeUndefined()
+    expect(echo.token).toMatchObject({ scheme: 'Bearer', active: true, sub: 'demo' })
+  })
+})
+
+describe('startNode with the demo SPA: an address nothing serves', () => {
+  it('answers after the static files: 404 not_found JSON, or the page with its own strict CSP', async () => {
+    const server = await startNode(
+      {
+        BFF_ISSUER: 'https://idp.example.com',
+        BFF_CLIENT_ID: 'client',
+        BFF_CLIENT_SECRET: 'client-secret',
+        BFF_SESSION_SECRET: 'a'.repeat(32),
+        PORT: '0',
+      },
+      { deps: { log: () => {} } }
+    )
+    try {
+      const app = await fetch(`${server.url}/app.js`)
+      expect(app.status).toBe(200)
+      expect(app.headers.get('content-security-policy')).toMatch(/^default-src 'self'/)
+
+      const missing = await fetch(`${server.url}/no-such-file.js`)
+      expect(missing.status).toBe(404)
+      expect(await missing.json()).toEqual({
+        error: 'not_found',
+        message: 'Nothing is at this address.',
+      })
+
+      const page = await fetch(`${server.url}/no/such/page`, { headers: { accept: 'text/html' } })
+      expect(page.status).toBe(404)
+      expect(await page.text()).toContain('<title>Not found</title>')
+      // The page's CSP allows its inline style by hash; the SPA's would block it.
+      expect(page.headers.get('content-security-policy')).toMatch(
+        /^default-src 'none'; style-src 'sha256-/
+      )
+      expect(page.headers.get('x-frame-options')).toBe('DENY')
+    } finally {
+      await server.close()
+    }
   })
 })
 

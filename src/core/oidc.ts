@@ -225,7 +225,9 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
         // OIDC Core 12.2: a refreshed ID token must be about the same user.
         if (idClaims && idClaims.sub !== expectedSub) {
           throw new BffError(401, 'session_expired', 'The session has ended.', {
-            cause: new Error('refreshed ID token has a different sub'),
+            cause: Object.assign(new Error('refreshed ID token has a different sub'), {
+              code: 'id_token_sub_changed',
+            }),
           })
         }
         return {
@@ -342,7 +344,8 @@ async function leftHalfHash(value: string, alg: string): Promise<string | undefi
 
 function invalidLogoutToken(reason: string, cause?: unknown) {
   return new BffError(400, 'invalid_logout_token', 'The logout token is invalid.', {
-    cause: cause ?? new Error(reason),
+    // The reason as a code, so the log names it (`Error:iat_in_the_future`), not just `Error`.
+    cause: cause ?? Object.assign(new Error(reason), { code: reason.replace(/\W+/g, '_') }),
   })
 }
 

@@ -25,7 +25,58 @@ export const PAGE_SECURITY_HEADERS: Readonly<Record<string, string>> = {
   'Cache-Control': 'no-store',
 }
 
-export function errorPage(title: string, message: string, status: number): string {
+/** A way on from an error page; the first one a page offers is drawn as its main action. */
+export interface PageLink {
+  /** A same-origin path. @example '/bff/login' */
+  href: string
+  label: string
+}
+
+export const START_PAGE: PageLink = { href: '/', label: 'Go to the start page' }
+
+const LOG_IN: PageLink = { href: '/bff/login', label: 'Log in' }
+const LOG_IN_AGAIN: PageLink = { href: '/bff/login', label: 'Log in again' }
+// Failures of the login itself: trying the login again is the way on.
+const LOGIN_CODES = new Set(['invalid_callback', 'login_failed', 'step_up_failed'])
+
+export interface ErrorPageText {
+  title: string
+  /** Replaces the error's message, which speaks to a developer calling the API. */
+  message?: string
+  links: PageLink[]
+}
+
+/** What the page for an error says and where it leads: the ways on that fit the cause. */
+export function pageForError(status: number, code: string): ErrorPageText {
+  if (code === 'csrf') {
+    // Someone opened an API address in the address bar: logging in again changes nothing.
+    return {
+      title: 'This address is for the app',
+      message: 'The app calls this address in the background; it is not a page to open.',
+      links: [{ href: '/', label: "Go to the app's start page" }],
+    }
+  }
+  const again = LOGIN_CODES.has(code) ? [LOG_IN_AGAIN, START_PAGE] : [START_PAGE]
+  if (status === 401) return { title: 'Please log in', links: [LOG_IN, START_PAGE] }
+  if (status === 403) return { title: 'Not allowed', links: again }
+  if (status === 404) return { title: 'Not found', links: [START_PAGE] }
+  if (status === 405) return { title: 'Not possible here', links: [START_PAGE] }
+  if (status >= 500) return { title: 'The service is having trouble', links: [START_PAGE] }
+  return { title: 'That did not work', links: again }
+}
+
+export function errorPage(
+  title: string,
+  message: string,
+  status: number,
+  links: readonly PageLink[] = [START_PAGE]
+): string {
+  const actions = links
+    .map(
+      (link, i) =>
+        `<a class="${i === 0 ? 'primary' : 'secondary'}" href="${escapeHtml(link.href)}">${escapeHtml(link.label)}</a>`
+    )
+    .join(' ')
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -38,7 +89,7 @@ export function errorPage(title: string, message: string, status: number): strin
 <main>
 <h1>${escapeHtml(title)}</h1>
 <p>${escapeHtml(message)}</p>
-<p class="actions"><a class="primary" href="/bff/login">Log in again</a> <a class="secondary" href="/">Go to the start page</a></p>
+<p class="actions">${actions}</p>
 <p class="code">Error ${status}</p>
 </main>
 </body>

@@ -4,7 +4,12 @@
  * so a revoked token stops working at once.
  *
  *   GET /hello  -> { message, sub, scope, time }
- *   ANY /echo*  -> { method, path, query, headers, body, sub }: what the proxy forwarded
+ *   ANY /echo*  -> { method, path, query, headers, body, sub, token }: what the proxy forwarded,
+ *                  with `token` saying which token arrived ({ scheme, active, sub, scope, client_id,
+ *                  exp }) in place of the token itself
+ *
+ * The demo shows that no token reaches the page, so no answer carries a credential: `/echo` leaves
+ * out `Authorization` and every other header that can hold one (see CREDENTIAL_HEADERS).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -107,6 +112,10 @@ export function introspectWith({
   }
 }
 
+// Headers that carry credentials: the bearer token (and its DPoP proof, which names the token's
+// hash) must never travel back to the browser through an API answer.
+const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'dpop', 'cookie'])
+
 async function handle(req: IncomingMessage, res: ServerResponse, introspect: Introspect) {
   const url = new URL(req.url ?? '/', 'http://api')
   const route =
@@ -144,13 +153,25 @@ async function handle(req: IncomingMessage, res: ServerResponse, introspect: Int
     })
   }
   const body = await readBody(req)
+  const headers = Object.fromEntries(
+    Object.entries(req.headers).filter(([name]) => !CREDENTIAL_HEADERS.has(name))
+  )
   sendJson(res, 200, {
     method: req.method,
     path: url.pathname,
     query: Object.fromEntries(url.searchParams),
-    headers: req.headers,
+    headers,
     body,
     sub,
+    // What the token said about itself once validated, never the token or any part of it.
+    token: {
+      scheme: 'Bearer',
+      active: true,
+      sub,
+      scope,
+      client_id: introspection.client_id,
+      exp: introspection.exp,
+    },
   })
 }
 

@@ -327,24 +327,36 @@ describe('demo API', () => {
     expect(revoked.status).toBe(401)
   })
 
-  it('echoes what it received on /echo, and takes an introspection function', async () => {
+  it('echoes what it received on /echo but no credential, and takes an introspection function', async () => {
+    const token = 'good-token-0123456789'
     const stub = await startDemoApi({
-      introspect: async (token) => ({ active: token === 'good', sub: 'stub' }),
+      introspect: async (t) => ({ active: t === token, sub: 'stub', scope: 'openid', exp: 99 }),
     })
     try {
       const response = await fetch(`${stub.url}/echo/a?b=c`, {
         method: 'POST',
-        headers: { authorization: 'Bearer good', 'x-forwarded-host': 'app.test' },
+        headers: {
+          authorization: `Bearer ${token}`,
+          dpop: `proof-naming-${token}`,
+          'x-forwarded-host': 'app.test',
+        },
         body: 'payload',
       })
-      expect(await response.json()).toMatchObject({
+      const text = await response.text()
+      const echo = JSON.parse(text)
+      expect(echo).toMatchObject({
         method: 'POST',
         path: '/echo/a',
         query: { b: 'c' },
         headers: { 'x-forwarded-host': 'app.test' },
         body: 'payload',
         sub: 'stub',
+        token: { scheme: 'Bearer', active: true, sub: 'stub', scope: 'openid', exp: 99 },
       })
+      // The demo shows that no token reaches the page: /echo never sends one back.
+      expect(echo.headers).not.toHaveProperty('authorization')
+      expect(echo.headers).not.toHaveProperty('dpop')
+      expect(text).not.toContain(token.slice(0, 12))
       expect(
         (await fetch(`${stub.url}/echo`, { headers: { authorization: 'Bearer bad' } })).status
       ).toBe(401)

@@ -19,11 +19,12 @@ const VALID = {
 async function withWorker(
   env: Record<string, string | number | boolean | undefined>,
   test: (worker: Workerd) => Promise<void>,
-  options: { clock?: boolean } = {}
+  options: { clock?: boolean; assets?: boolean } = {}
 ) {
   const worker = await startWorkerd({
     port: await freePort(),
     env,
+    assets: options.assets,
     ...(options.clock ? { clockOffsetMs: () => 0 } : {}),
   })
   try {
@@ -151,8 +152,39 @@ describe('stores', () => {
       const bff = await fetch(`${worker.url}/bff/nope`)
       expect(bff.status).toBe(404)
       expect(await bff.json()).toMatchObject({ error: 'not_found' })
-      // No ASSETS binding in tests (as no static files on the Node test server): a plain 404.
-      expect((await fetch(`${worker.url}/index.html`)).status).toBe(404)
+      // No ASSETS binding (as no static files on the Node test server): 404 not_found as JSON.
+      const missing = await fetch(`${worker.url}/index.html`)
+      expect(missing.status).toBe(404)
+      expect(await missing.json()).toMatchObject({ error: 'not_found' })
     })
   })
+
+  it('answers an address no asset serves with 404 not_found JSON or the page, after the assets', async () => {
+    await withWorker(
+      VALID,
+      async (worker) => {
+        const app = await fetch(`${worker.url}/app.js`)
+        expect(app.status).toBe(200)
+        expect(app.headers.get('content-security-policy')).toMatch(/^default-src 'self'/)
+
+        const missing = await fetch(`${worker.url}/no-such-file.js`)
+        expect(missing.status).toBe(404)
+        expect(await missing.json()).toEqual({
+          error: 'not_found',
+          message: 'Nothing is at this address.',
+        })
+
+        const page = await fetch(`${worker.url}/no/such/page`, {
+          headers: { accept: 'text/html' },
+        })
+        expect(page.status).toBe(404)
+        expect(await page.text()).toContain('<title>Not found</title>')
+        // The page's CSP allows its inline style by hash; the SPA's would block it.
+        expect(page.headers.get('content-security-policy')).toMatch(
+          /^default-src 'none'; style-src 'sha256-/
+        )
+      },
+      { assets: true }
+    )
+  }, 60_000)
 })

@@ -30,7 +30,7 @@ export function callbackRoute(s: BffServices) {
 
   return new Hono<BffEnv>().get('/bff/callback', async (c) => {
     const state = c.req.query('state')
-    if (!state) throw invalidCallback('missing state')
+    if (!state) throw invalidCallback('missing_state')
     const txName = transactionCookieName(baseUrl, state)
     const sealedTx = getCookie(c, txName)
     if (sealedTx) {
@@ -39,7 +39,7 @@ export function callbackRoute(s: BffServices) {
       })
     }
     const tx = sealedTx ? await s.sealer.unseal<LoginTransactionCookie>(sealedTx) : null
-    if (!tx) throw invalidCallback('no login in progress for this state')
+    if (!tx) throw invalidCallback('no_login_in_progress')
 
     const callbackUrl = new URL(`${baseUrl}/bff/callback${new URL(c.req.url).search}`)
     let tokens
@@ -96,9 +96,10 @@ export function callbackRoute(s: BffServices) {
   })
 }
 
-function invalidCallback(reason: string) {
+/** `reason` is a code for the log (`Error:missing_state`), never shown to the client. */
+function invalidCallback(reason: 'missing_state' | 'no_login_in_progress') {
   return new BffError(400, 'invalid_callback', 'This login link is invalid or was already used.', {
-    cause: new Error(reason),
+    cause: Object.assign(new Error(reason), { code: reason }),
   })
 }
 

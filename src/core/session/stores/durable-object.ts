@@ -50,8 +50,8 @@ export type RefreshOutcome =
       status: ContentfulStatusCode
       code: BffErrorCode
       message: string
-      /** The cause's class and code, for the caller's log (`errorReason`). */
-      reason: string
+      /** The cause's class and code, for the caller's log (`errorReason`); none without a cause. */
+      reason?: string
     }
 
 export function durableObjectStore(env: SessionObjectEnv): SessionStore {
@@ -159,7 +159,7 @@ export function durableObjectReplayGuard(env: SessionObjectEnv): ReplayGuard {
 function unwrap(outcome: RefreshOutcome): Session {
   if (outcome.ok) return outcome.session
   // The cause stayed in the object; its name carries the reason into the caller's log.
-  const cause = Object.assign(new Error(outcome.reason), { name: outcome.reason })
+  const cause = outcome.reason && Object.assign(new Error(outcome.reason), { name: outcome.reason })
   throw new BffError(outcome.status, outcome.code, outcome.message, { cause })
 }
 
