@@ -105,6 +105,31 @@ describe('login: returnTo must stay on this site', () => {
   })
 })
 
+describe('login transactions pile up in the browser', () => {
+  it('keeps all transaction cookies together within 4 KB, oldest out first, so requests never get 431', async () => {
+    const jar = await loggedIn(stack, 'many-tabs')
+    // 1 KB of the site's other cookies, as a real origin has.
+    jar.setCookie(stack.url, `other=${'o'.repeat(1024)}; Path=/`)
+    const returnTo = `/${'r'.repeat(2000)}`
+    const states: string[] = []
+    for (let i = 0; i < 4; i++) {
+      const start = await jar.get(`/bff/login?returnTo=${encodeURIComponent(returnTo)}`)
+      expect(start.status).toBe(302)
+      states.push(redirectLocation(start)!.searchParams.get('state')!)
+    }
+    const tx = Object.entries(jar.cookies(stack.url)).filter(([name]) => name.startsWith('bff-tx.'))
+    expect(tx.length).toBeGreaterThan(0)
+    const txBytes = tx.reduce((sum, [name, value]) => sum + name.length + 1 + value.length, 0)
+    expect(txBytes).toBeLessThanOrEqual(4096)
+    // The newest login is the one kept; the oldest ones were dropped to make room.
+    expect(tx.map(([name]) => name)).toContain(`bff-tx.${states[3]!.slice(0, 16)}`)
+    expect(tx.map(([name]) => name)).not.toContain(`bff-tx.${states[0]!.slice(0, 16)}`)
+    // Every request to the origin still goes through, with every cookie the browser holds.
+    const user = await jar.get('/bff/user', { headers: CSRF })
+    expect(user.status).toBe(200)
+  })
+})
+
 describe('callback: forged, replayed or swapped responses create no session', () => {
   it('refuses a callback without state', async () => {
     const jar = stack.jar()
