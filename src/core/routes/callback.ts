@@ -84,7 +84,8 @@ export function callbackRoute(s: BffServices) {
     }
 
     const claims = tokens.claims
-    const nowSeconds = Math.floor(s.now() / 1000)
+    const nowMs = s.now()
+    const nowSeconds = Math.floor(nowMs / 1000)
     // Never longer than the refresh token allows, when the IdP says how long that is.
     const absoluteExpiresAt = Math.min(
       nowSeconds + s.config.sessionLifetimeSeconds,
@@ -100,6 +101,7 @@ export function callbackRoute(s: BffServices) {
       refreshToken: tokens.refreshToken,
       accessTokenExpiresAt: tokens.accessTokenExpiresAt,
       createdAt: nowSeconds,
+      createdAtMs: nowMs,
       expiresAt: Math.min(absoluteExpiresAt, nowSeconds + s.config.idleTimeoutSeconds),
       absoluteExpiresAt,
       generation: 1,

@@ -4,6 +4,8 @@ import { cookieStore } from '../../../src/core/session/stores/cookie.ts'
 import { memoryStore } from '../../../src/core/session/stores/memory.ts'
 import { redisStore } from '../../../src/core/session/stores/redis.ts'
 import { redisSessionCache } from '../../../src/core/session/stores/redis-cache.ts'
+import { memoryRevocationList, type RevocationList } from '../../../src/core/session/revocations.ts'
+import { redisRevocationList } from '../../../src/core/session/stores/redis-lists.ts'
 import { makeSession, sleep, testStore } from './store-contract.ts'
 
 const REDIS_URL = 'redis://127.0.0.1:6379'
@@ -39,6 +41,46 @@ describe('cookieStore', () => {
     const later = makeSession({ sub: 'u1', createdAt: nowSeconds() })
     expect(await store.get(oldRef)).toBeNull()
     expect(await store.get(await store.set(later))).not.toBeNull()
+  })
+})
+
+/**
+ * A revocation by `sub` (back-channel logout) made half a second into a second ends the sessions
+ * created up to that millisecond and no later one: a fresh login right after it, in the same
+ * second, is not refused.
+ */
+async function expectMillisecondBoundary(make: (now: () => number) => RevocationList) {
+  let time = Math.floor(Date.now() / 1000) * 1000 + 500
+  const list = make(() => time)
+  const sub = `user-${crypto.randomUUID()}`
+  const at = (ms: number) => makeSession({ sub, createdAt: Math.floor(ms / 1000), createdAtMs: ms })
+  const before = at(time - 1)
+  const same = at(time)
+  await list.revokeSub(sub, Math.floor(time / 1000) + 3600)
+  time += 1
+  const after = at(time)
+  expect(await list.isRevoked(before)).toBe(true)
+  expect(await list.isRevoked(same)).toBe(true)
+  expect(await list.isRevoked(after)).toBe(false)
+  // A session sealed before createdAtMs existed still counts from the start of its second.
+  expect(await list.isRevoked(makeSession({ sub, createdAt: Math.floor(time / 1000) }))).toBe(true)
+}
+
+describe('revocation lists: a sub revoked at T ends sessions created up to T, not T + 1 ms', () => {
+  it('memory', async () => {
+    await expectMillisecondBoundary((now) => memoryRevocationList(now))
+  })
+
+  it('redis', async () => {
+    const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 })
+    await redis.connect()
+    try {
+      await expectMillisecondBoundary((now) =>
+        redisRevocationList(redis, { prefix: `${RUN}revocations:`, now })
+      )
+    } finally {
+      await redis.quit()
+    }
   })
 })
 
