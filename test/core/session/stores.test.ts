@@ -116,11 +116,39 @@ describe('memoryStore', () => {
   it('stays within its bound under a flood of sessions', async () => {
     const store = memoryStore({ maxSessions: 100 })
     const refs = []
-    for (let i = 0; i < 1_000; i++) refs.push(await store.set(makeSession({ sub: 'flood' })))
+    for (let i = 0; i < 1_000; i++) refs.push(await store.set(makeSession({ sub: `flood-${i}` })))
     const live = await Promise.all(refs.map((ref) => store.get(ref)))
     expect(live.filter(Boolean)).toHaveLength(100)
     expect(live.slice(-100).every(Boolean)).toBe(true)
-    expect(await store.deleteBySub('flood')).toBe(100)
+  })
+
+  it("bounds one user's sessions: 1000 logins of one sub evict nobody else", async () => {
+    const store = memoryStore({ maxSessions: 100 })
+    const others = [makeSession({ sub: 'bob' }), makeSession({ sub: 'carol' })]
+    const otherRefs = await Promise.all(others.map((session) => store.set(session)))
+    const refs = []
+    for (let i = 0; i < 1_000; i++) refs.push(await store.set(makeSession({ sub: 'looping' })))
+    for (const [i, ref] of otherRefs.entries()) expect(await store.get(ref)).toEqual(others[i])
+    const live = await Promise.all(refs.map((ref) => store.get(ref)))
+    // The newest 50 (the default) of the looping user are kept, their oldest went first.
+    expect(live.filter(Boolean)).toHaveLength(50)
+    expect(live.slice(-50).every(Boolean)).toBe(true)
+    expect(await store.listBySub!('looping')).toHaveLength(50)
+    expect(await store.deleteBySub('looping')).toBe(50)
+  })
+
+  it('takes maxSessionsPerUser as an option, and a rewrite makes a session the newest', async () => {
+    const store = memoryStore({ maxSessionsPerUser: 2 })
+    const [a, b, c] = [1, 2, 3].map(() => makeSession({ sub: 'dana' }))
+    const [aRef, bRef] = [await store.set(a!), await store.set(b!)]
+    await store.set({ ...a!, generation: 2 })
+    const cRef = await store.set(c!)
+    expect(await store.get(bRef)).toBeNull()
+    expect(await store.get(aRef)).not.toBeNull()
+    expect(await store.get(cRef)).not.toBeNull()
+    expect(() => memoryStore({ maxSessionsPerUser: 0 })).toThrow(
+      '"maxSessionsPerUser" must be a positive integer'
+    )
   })
 
   it('ignores refs that carry a session instead of an id', async () => {
