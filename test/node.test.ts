@@ -74,8 +74,9 @@ describe('npm start without BFF_ISSUER: the demo', () => {
   it('runs the IdP, the API and the BFF in one process; demo/demo can log in and call the API', async () => {
     const port = await freePort()
     const proc = start({ PORT: String(port) })
-    const out = await proc.output(/Demo running/)
-    expect(out).toContain(`open http://localhost:${port}`)
+    const out = await proc.output(/Open http/)
+    // The URL to open is the last line of start-up output.
+    expect(out.trim().split('\n').at(-1)).toBe(`Open http://localhost:${port}`)
 
     const jar = createCookieJar({ baseUrl: `http://localhost:${port}` })
     const page = await jar.get('/')

@@ -325,7 +325,8 @@ function parseNumber(
   return value
 }
 
-function isLoopback(hostname: string): boolean {
+/** localhost, 127.0.0.0/8 or [::1] (as `URL.hostname` spells it). */
+export function isLoopback(hostname: string): boolean {
   return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(hostname)
 }
 

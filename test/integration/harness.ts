@@ -72,8 +72,11 @@ export interface StackOptions {
   store?: StoreKind
   /** Access token lifetime at the IdP, seconds. */
   accessTokenTtl?: number
-  /** Public origin the BFF believes it has (default its loopback URL). */
-  baseUrl?: string
+  /**
+   * Public origin the BFF believes it has (default its loopback URL), or a function of the port
+   * the tests reach it on.
+   */
+  baseUrl?: string | ((port: number) => string)
   /** Extra or overriding BFF settings. */
   env?: Env
   /**
@@ -120,7 +123,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     throw new Error('"isolates" needs the workerd target')
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
-  const baseUrl = options.baseUrl ?? url
+  const baseUrl =
+    typeof options.baseUrl === 'function' ? options.baseUrl(port) : (options.baseUrl ?? url)
   const idp = await startIdp({
     accessTokenTtl: options.accessTokenTtl ?? 60,
     clients: [
