@@ -73,10 +73,12 @@ export function loginRoute(s: BffServices) {
     const cookies = getCookie(c)
     const pending = Object.keys(cookies)
       .filter((name) => name.startsWith(txPrefix))
-      .sort((a, b) => sealExpiresAt(cookies[b]!) - sealExpiresAt(cookies[a]!))
+      .sort((a, b) => sealExpiresAt(cookies[a]!) - sealExpiresAt(cookies[b]!))
     let kept = 1
     let bytes = size(txName, sealed)
-    for (const name of pending) {
+    // Newest first. Expiry is in whole seconds: ties keep the Cookie header's order, which is
+    // the order the browser got them in, so the last of a tie is the newest.
+    for (const name of pending.reverse()) {
       bytes += size(name, cookies[name]!)
       if (++kept <= MAX_TRANSACTIONS && bytes <= TRANSACTION_COOKIES_MAX_BYTES) continue
       // From here on, this and every older one go.
