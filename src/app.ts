@@ -5,6 +5,7 @@
 import { Hono, type Context } from 'hono'
 import type { Config } from './core/config.ts'
 import { BffError } from './core/errors.ts'
+import { canonicalHost } from './core/canonical-host.ts'
 import { errorReason, jsonLogger, type Logger } from './core/log.ts'
 import { createOidcClient } from './core/oidc.ts'
 import { errorPage, PAGE_SECURITY_HEADERS, pageForError } from './core/pages.ts'
@@ -105,6 +106,7 @@ export function createBff(config: Config, deps: BffDeps = {}): Hono<BffEnv> {
       log('warn', 'cookie.budget_exceeded', { bytes, budget: config.cookieTotalBytes })
     }
   })
+  app.use('*', canonicalHost(config.baseUrl))
   app.use('/bff/*', async (c, next) => {
     await next()
     c.header('Referrer-Policy', 'no-referrer')

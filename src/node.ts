@@ -227,11 +227,11 @@ async function main() {
   const env = process.env as Env
   try {
     const server = env.BFF_ISSUER ? await startNode(env) : await startDemo(env)
-    if (env.BFF_ISSUER) {
-      console.log(`BFF listening on ${server.url} (public URL ${server.config.baseUrl})`)
-    } else {
-      console.log(`Demo running: open ${server.config.baseUrl} and log in as demo / demo`)
-    }
+    if (env.BFF_ISSUER) console.log(`BFF listening on ${server.url}`)
+    else console.log('Demo running: log in as demo / demo')
+    // Last, where the eye lands: cookies belong to this host (another loopback name for the same
+    // port is redirected here; any other is not).
+    console.log(`Open ${server.config.baseUrl}`)
     const stop = () => server.close().then(() => process.exit(0))
     process.once('SIGINT', stop)
     process.once('SIGTERM', stop)

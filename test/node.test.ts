@@ -93,8 +93,9 @@ describe('npm start without BFF_ISSUER: the demo', () => {
     // Given, so the test can open the session cookie and learn the access token to look for.
     const secret = randomBytes(32).toString('base64url')
     const proc = start({ PORT: String(port), BFF_SESSION_SECRET: secret })
-    const out = await proc.output(/Demo running/)
-    expect(out).toContain(`open http://localhost:${port}`)
+    const out = await proc.output(/Open http/)
+    // The URL to open is the last line of start-up output.
+    expect(out.trim().split('\n').at(-1)).toBe(`Open http://localhost:${port}`)
 
     const origin = `http://localhost:${port}`
     const jar = createCookieJar({ baseUrl: origin })

@@ -100,6 +100,11 @@ export function parseConfig(env: Env, defaults: ConfigDefaults = {}): Config {
   if (base && (base.pathname !== '/' || base.search || base.hash)) {
     bad('BFF_BASE_URL', `must be an origin without path, query or fragment, got "${baseUrlRaw}"`)
   }
+  // On plain http the cookies lose Secure and the __Host- prefix, so anyone on the network reads
+  // them and a sibling subdomain can plant or shadow them: only this machine may go without TLS.
+  if (base && base.protocol === 'http:' && !isLoopback(base.hostname)) {
+    bad('BFF_BASE_URL', `must use https (http is allowed only on localhost), got "${baseUrlRaw}"`)
+  }
 
   const sessionSecrets = (get('BFF_SESSION_SECRET') ?? '')
     .split(',')
@@ -320,7 +325,8 @@ function parseNumber(
   return value
 }
 
-function isLoopback(hostname: string): boolean {
+/** localhost, 127.0.0.0/8 or [::1] (as `URL.hostname` spells it). */
+export function isLoopback(hostname: string): boolean {
   return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(hostname)
 }
 

@@ -319,6 +319,23 @@ describe('parseConfig: other settings', () => {
     })
   }
 
+  for (const base of [
+    'http://app.example.com',
+    'http://127.0.0.1.evil.example',
+    'http://localhost.evil.example',
+    'http://10.0.0.5:8080',
+  ]) {
+    it(`rejects the plain-http BFF_BASE_URL ${base} (cookies would lose Secure and __Host-)`, () => {
+      expect(expectOneProblem(env({ BFF_BASE_URL: base }), 'BFF_BASE_URL')).toMatch(/https/)
+    })
+  }
+
+  for (const base of ['http://127.0.0.1:3000', 'http://localhost:3000', 'http://[::1]:3000']) {
+    it(`accepts the loopback BFF_BASE_URL ${base}`, () => {
+      expect(parseConfig(env({ BFF_BASE_URL: base })).baseUrl).toBe(new URL(base).origin)
+    })
+  }
+
   it('rejects an issuer that is not a URL', () => {
     expectOneProblem(env({ BFF_ISSUER: 'idp.example.com' }), 'BFF_ISSUER')
   })

@@ -47,6 +47,20 @@ async function loggedIn(s: Stack = stack, user = 'mallory-target'): Promise<Cook
   return jar
 }
 
+/** Counts every call the BFF makes to the IdP's token endpoint, answered or refused. */
+function countTokenEndpointCalls(s: Stack) {
+  const calls = { count: 0, stop: () => {} }
+  const count = () => void calls.count++
+  s.idp.provider.on('grant.success', count)
+  s.idp.provider.on('grant.error', count)
+  calls.stop = () => {
+    const provider = s.idp.provider as unknown as { off(e: string, l: () => void): void }
+    provider.off('grant.success', count)
+    provider.off('grant.error', count)
+  }
+  return calls
+}
+
 function sessionCookieSet(jar: CookieJar): boolean {
   return jar.lastSetCookies.some((line) => /^(__Host-)?bff=[^;]+/.test(line))
 }
@@ -91,6 +105,31 @@ describe('login: returnTo must stay on this site', () => {
   })
 })
 
+describe('login transactions pile up in the browser', () => {
+  it('keeps all transaction cookies together within 4 KB, oldest out first, so requests never get 431', async () => {
+    const jar = await loggedIn(stack, 'many-tabs')
+    // 1 KB of the site's other cookies, as a real origin has.
+    jar.setCookie(stack.url, `other=${'o'.repeat(1024)}; Path=/`)
+    const returnTo = `/${'r'.repeat(2000)}`
+    const states: string[] = []
+    for (let i = 0; i < 4; i++) {
+      const start = await jar.get(`/bff/login?returnTo=${encodeURIComponent(returnTo)}`)
+      expect(start.status).toBe(302)
+      states.push(redirectLocation(start)!.searchParams.get('state')!)
+    }
+    const tx = Object.entries(jar.cookies(stack.url)).filter(([name]) => name.startsWith('bff-tx.'))
+    expect(tx.length).toBeGreaterThan(0)
+    const txBytes = tx.reduce((sum, [name, value]) => sum + name.length + 1 + value.length, 0)
+    expect(txBytes).toBeLessThanOrEqual(4096)
+    // The newest login is the one kept; the oldest ones were dropped to make room.
+    expect(tx.map(([name]) => name)).toContain(`bff-tx.${states[3]!.slice(0, 16)}`)
+    expect(tx.map(([name]) => name)).not.toContain(`bff-tx.${states[0]!.slice(0, 16)}`)
+    // Every request to the origin still goes through, with every cookie the browser holds.
+    const user = await jar.get('/bff/user', { headers: CSRF })
+    expect(user.status).toBe(200)
+  })
+})
+
 describe('callback: forged, replayed or swapped responses create no session', () => {
   it('refuses a callback without state', async () => {
     const jar = stack.jar()
@@ -131,12 +170,55 @@ describe('callback: forged, replayed or swapped responses create no session', ()
     const again = await jar.get(path)
     expect(again.status).toBe(400)
 
-    // An attacker who copied the cookie too: the IdP refuses the used code.
-    const thief = stack.jar()
-    thief.setCookie(stack.url, txLine)
-    const replay = await thief.get(path)
-    expect(replay.status).toBe(400)
-    expect(sessionCookieSet(thief)).toBe(false)
+    // An attacker who copied the cookie too, replaying it again and again: the BFF knows the
+    // transaction was used and never calls the IdP's token endpoint with its credentials again.
+    const calls = countTokenEndpointCalls(stack)
+    try {
+      for (let i = 0; i < 5; i++) {
+        const thief = stack.jar()
+        thief.setCookie(stack.url, txLine)
+        const replay = await thief.get(path, { headers: { accept: 'text/html' } })
+        expect(replay.status).toBe(400)
+        expect(await replay.text()).toMatch(/invalid or was already used/)
+        expect(sessionCookieSet(thief)).toBe(false)
+      }
+      expect(calls.count).toBe(0)
+    } finally {
+      calls.stop()
+    }
+  })
+
+  it('never lets a hostile error or error_description from the callback URL reach the log', async () => {
+    // 10 KB each, URL-safe so the whole request stays under Node's 16 KB header limit.
+    const cases = [
+      { error: `evil_${'x'.repeat(10_000)}`, error_description: 'short', reason: 'other' },
+      {
+        error: 'access_denied',
+        error_description: `desc_${'z'.repeat(10_000)}`,
+        reason: 'access_denied',
+      },
+    ]
+    for (const { reason, ...hostile } of cases) {
+      const before = stack.logs().filter((l) => l.includes('login.refused')).length
+      const jar = stack.jar()
+      const start = await jar.get('/bff/login')
+      const state = redirectLocation(start)!.searchParams.get('state')!
+      const params = new URLSearchParams({ ...hostile, state, iss: stack.idp.issuer })
+      const response = await jar.get(`/bff/callback?${params}`, {
+        headers: { accept: 'text/html' },
+      })
+      expect(response.status).toBe(400)
+      // workerd's lines arrive shortly after the answer: wait for the refusal to be logged.
+      const refused = () => stack.logs().filter((l) => l.includes('login.refused'))
+      for (let i = 0; i < 200 && refused().length === before; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+      expect(refused().at(-1)).toMatch(new RegExp(`"reason":"${reason}"`))
+      const all = stack.logs().join('\n')
+      expect(all).not.toContain('evil_xxxx')
+      expect(all).not.toContain('desc_zzzz')
+      expect(Math.max(...stack.logs().map((l) => l.length))).toBeLessThan(1000)
+    }
   })
 
   it('refuses an authorization code injected into another login (PKCE)', async () => {

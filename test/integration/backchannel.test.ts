@@ -5,8 +5,8 @@
 import { generateKeyPairSync, randomUUID } from 'node:crypto'
 import { SignJWT, importJWK, type JWTPayload } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { confirmIdpLogout } from '../helpers/idp-login.ts'
-import type { CookieJar } from '../helpers/http.ts'
+import { confirmIdpLogout, loginAtIdp } from '../helpers/idp-login.ts'
+import { redirectLocation, type CookieJar } from '../helpers/http.ts'
 import {
   ALL_STORES,
   CSRF,
@@ -61,6 +61,7 @@ function post(stack: Stack, token: string, contentType = 'application/x-www-form
 
 describeStores(ALL_STORES, 'with the %s store', (store) => {
   let stack: Stack
+  let clockOffsetMs = 0
   beforeAll(async () => {
     stack = await startStack({ store })
   })
@@ -89,6 +90,30 @@ describeStores(ALL_STORES, 'with the %s store', (store) => {
     expect(await isLoggedIn(a)).toBe(false)
     expect(await isLoggedIn(b)).toBe(false)
     expect(await isLoggedIn(other)).toBe(true)
+  })
+
+  it('keeps a login that finishes right after a sub-only logout, in the same second', async () => {
+    const old = stack.jar()
+    await stack.login(old, { user: 'judy' })
+    // The fresh login up to the IdP's redirect back, so only the callback remains.
+    const fresh = stack.jar()
+    const start = await fresh.get('/bff/login')
+    const atIdp = await loginAtIdp(fresh, redirectLocation(start)!, {
+      login: 'judy',
+      password: 'pass',
+    })
+    const callback = redirectLocation(atIdp)!
+    const token = await mint(stack, { sub: 'judy' })
+    // Move the BFF's clock to just past a whole second, so logout and login most likely share it.
+    // (Only this test moves this stack's clock.)
+    const shift = (1050 - ((Date.now() + clockOffsetMs) % 1000)) % 1000
+    clockOffsetMs += shift
+    stack.advance(shift / 1000)
+    expect((await post(stack, token)).status).toBe(200)
+    const done = await fresh.get(`${stack.url}${callback.pathname}${callback.search}`)
+    expect(done.status).toBe(302)
+    expect(await isLoggedIn(old)).toBe(false)
+    expect(await isLoggedIn(fresh)).toBe(true)
   })
 })
 

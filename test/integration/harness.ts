@@ -20,6 +20,7 @@ import type { Env } from '../../src/core/config.ts'
 import { startNode } from '../../src/node.ts'
 import { createCookieJar, redirectLocation, type CookieJar } from '../helpers/http.ts'
 import { loginAtIdp } from '../helpers/idp-login.ts'
+import { captureLog } from '../helpers/capture-log.ts'
 import { freePort, startRecordingUpstream, type RecordingUpstream } from '../helpers/upstream.ts'
 
 export type StoreKind = 'cookie' | 'memory' | 'redis' | 'durable-object'
@@ -71,8 +72,11 @@ export interface StackOptions {
   store?: StoreKind
   /** Access token lifetime at the IdP, seconds. */
   accessTokenTtl?: number
-  /** Public origin the BFF believes it has (default its loopback URL). */
-  baseUrl?: string
+  /**
+   * Public origin the BFF believes it has (default its loopback URL), or a function of the port
+   * the tests reach it on.
+   */
+  baseUrl?: string | ((port: number) => string)
   /** Extra or overriding BFF settings. */
   env?: Env
   /**
@@ -107,6 +111,8 @@ export interface Stack {
   close(): Promise<void>
   /** URLs of the extra isolates (`options.isolates`); empty on Node. */
   isolateUrls: string[]
+  /** What the BFF has logged so far, one JSON line each (workerd's arrive shortly after). */
+  logs(): string[]
 }
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
@@ -117,7 +123,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     throw new Error('"isolates" needs the workerd target')
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
-  const baseUrl = options.baseUrl ?? url
+  const baseUrl =
+    typeof options.baseUrl === 'function' ? options.baseUrl(port) : (options.baseUrl ?? url)
   const idp = await startIdp({
     accessTokenTtl: options.accessTokenTtl ?? 60,
     clients: [
@@ -157,6 +164,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     baseUrl,
     target: TARGET,
     isolateUrls: bff.isolateUrls ?? [],
+    logs: () => bff.logs,
     idp,
     upstream,
     store,
@@ -211,6 +219,7 @@ interface RunningBff {
   readSession(ref: SessionRef): Promise<Session | null>
   close(): Promise<void>
   isolateUrls?: string[]
+  logs: string[]
 }
 
 async function startNodeBff(
@@ -221,6 +230,7 @@ async function startNodeBff(
   redisPrefix: string
 ): Promise<RunningBff> {
   let redis: Redis | undefined
+  const captured = captureLog()
   let serverStore: SessionStore | undefined
   if (store === 'memory') serverStore = memoryStore({ now })
   if (store === 'redis') {
@@ -235,7 +245,7 @@ async function startNodeBff(
       serveStatic: false,
       deps: {
         now,
-        log: () => {},
+        log: captured.log,
         // The memory store must be the test's own instance to be inspected; Redis is shared anyway.
         ...(store === 'memory' ? { store: serverStore } : {}),
       },
@@ -244,6 +254,7 @@ async function startNodeBff(
 
   return {
     readSession: (ref) => serverStore!.get(ref),
+    logs: captured.lines,
     async close() {
       await bff.close()
       if (redis) {
@@ -278,6 +289,7 @@ async function startWorkerBff(
   return {
     readSession: async (ref) => ('id' in ref ? worker.readSession(ref.id) : null),
     close: () => worker.close(),
+    logs: worker.logs,
     isolateUrls: await Promise.all(names.map((name) => worker.urlOf(name))),
   }
 }

@@ -74,6 +74,22 @@ describe('Durable Object lists', () => {
     expect(await revocations.isRevoked(later)).toBe(false)
   })
 
+  it('ends sessions created up to the revocation, to the millisecond: a login 1 ms later survives', async () => {
+    const revocations = durableObjectRevocations(await env())
+    const clock = () => Date.now() + offsetMs
+    // Half a second into a second, so the whole exchange most likely stays within that second.
+    offsetMs += 1500 - (clock() % 1000)
+    const sub = `user-${crypto.randomUUID()}`
+    const at = (ms: number) =>
+      makeSession({ sub, createdAt: Math.floor(ms / 1000), createdAtMs: ms })
+    const start = clock()
+    const before = at(start - 1)
+    await revocations.revokeSub(sub, Math.floor(start / 1000) + 3600)
+    const after = at(clock() + 1)
+    expect(await revocations.isRevoked(before)).toBe(true)
+    expect(await revocations.isRevoked(after)).toBe(false)
+  })
+
   it('keeps the newest generation of a cookie session, never a lower one', async () => {
     const revocations = durableObjectRevocations(await env())
     const id = makeSession().id

@@ -76,6 +76,17 @@ describe('settings', () => {
     })
   })
 
+  it('refuses a plain-http BFF_BASE_URL that is not loopback', async () => {
+    await withWorker({ ...VALID, BFF_BASE_URL: 'http://app.example.com' }, async (worker) => {
+      const response = await fetch(`${worker.url}/bff/health`)
+      expect(response.status).toBe(500)
+      expect(await response.json()).toMatchObject({
+        error: 'invalid_config',
+        settings: ['BFF_BASE_URL'],
+      })
+    })
+  })
+
   it('refuses BFF_TEST_CLOCK set as a variable or secret: only a service binding is a clock', async () => {
     // A quoted var is a string, an unquoted one a number binding: both are refused.
     for (const clock of ['86400000', 86400000]) {

@@ -1,8 +1,9 @@
 /**
  * `GET /bff/callback`: finishes the code flow. openid-client checks state, PKCE, nonce, `iss`, the
  * ID token's signature, `aud` and expiry; any failure is a 400 page and no session. The transaction
- * cookie is deleted whatever happens, so a callback URL works at most once per browser, and the
- * IdP's one-time codes stop a replay carrying a copied cookie.
+ * cookie is deleted whatever happens, and each transaction is used once on the server side (the
+ * replay guard, shared wherever the deployment shares one), so a copied cookie replayed never
+ * makes the BFF call the IdP's token endpoint again.
  */
 import { Hono } from 'hono'
 import { getCookie } from 'hono/cookie'
@@ -14,7 +15,11 @@ import { serializeCookie } from '../session/cookie.ts'
 import type { BffEnv } from '../session/manager.ts'
 import type { Session } from '../session/types.ts'
 import type { BffServices } from '../services.ts'
-import { transactionCookieName, type LoginTransactionCookie } from './login.ts'
+import {
+  TRANSACTION_TTL_SECONDS,
+  transactionCookieName,
+  type LoginTransactionCookie,
+} from './login.ts'
 
 // Errors the IdP may answer to prompt=none; the SPA gets them back to decide whether to show a login.
 const SILENT_LOGIN_ERRORS = new Set([
@@ -40,6 +45,22 @@ export function callbackRoute(s: BffServices) {
     }
     const tx = sealedTx ? await s.sealer.unseal<LoginTransactionCookie>(sealedTx) : null
     if (!tx) throw invalidCallback('no_login_in_progress')
+    // Claimed before the token endpoint is called: a replayed cookie (any number of times, from
+    // anywhere, within its 10 minutes) must not spend the BFF's client credentials at the IdP.
+    // Kept until the sealed transaction has expired anyway; never given back, as the code it
+    // came with is spent or refused by then.
+    let fresh: boolean
+    try {
+      fresh = await s.replay.claim(
+        `login-tx:${await subjectHash(tx.state)}`,
+        TRANSACTION_TTL_SECONDS + 60
+      )
+    } catch (err) {
+      throw new BffError(503, 'store_unavailable', 'The session store is unavailable.', {
+        cause: err,
+      })
+    }
+    if (!fresh) throw invalidCallback('login_transaction_used')
 
     const callbackUrl = new URL(`${baseUrl}/bff/callback${new URL(c.req.url).search}`)
     let tokens
@@ -63,7 +84,8 @@ export function callbackRoute(s: BffServices) {
     }
 
     const claims = tokens.claims
-    const nowSeconds = Math.floor(s.now() / 1000)
+    const nowMs = s.now()
+    const nowSeconds = Math.floor(nowMs / 1000)
     // Never longer than the refresh token allows, when the IdP says how long that is.
     const absoluteExpiresAt = Math.min(
       nowSeconds + s.config.sessionLifetimeSeconds,
@@ -79,6 +101,7 @@ export function callbackRoute(s: BffServices) {
       refreshToken: tokens.refreshToken,
       accessTokenExpiresAt: tokens.accessTokenExpiresAt,
       createdAt: nowSeconds,
+      createdAtMs: nowMs,
       expiresAt: Math.min(absoluteExpiresAt, nowSeconds + s.config.idleTimeoutSeconds),
       absoluteExpiresAt,
       generation: 1,
@@ -97,7 +120,9 @@ export function callbackRoute(s: BffServices) {
 }
 
 /** `reason` is a code for the log (`Error:missing_state`), never shown to the client. */
-function invalidCallback(reason: 'missing_state' | 'no_login_in_progress') {
+function invalidCallback(
+  reason: 'missing_state' | 'no_login_in_progress' | 'login_transaction_used'
+) {
   return new BffError(400, 'invalid_callback', 'This login link is invalid or was already used.', {
     cause: Object.assign(new Error(reason), { code: reason }),
   })

@@ -21,6 +21,13 @@ export const TRANSACTION_TTL_SECONDS = 600
 const ALLOWED_PROMPTS = new Set(['none', 'login', 'consent', 'select_account'])
 /** More logins in flight than this in one browser are abandoned tabs: their cookies are dropped. */
 const MAX_TRANSACTIONS = 4
+/**
+ * All transaction cookies of a browser together, in bytes of `name=value` as the Cookie header
+ * carries them. With the session cookie's budget (`BFF_COOKIE_TOTAL_BYTES`, 8 KB by default) the
+ * BFF's cookies then stay near 12 KB, under the 16 KB request-header limit of Node and most
+ * proxies, however many logins are started: older transactions make room for a new one.
+ */
+export const TRANSACTION_COOKIES_MAX_BYTES = 4096
 
 export function transactionCookieName(baseUrl: string, state: string): string {
   // One cookie per login, so two tabs logging in at once do not overwrite each other.
@@ -54,20 +61,34 @@ export function loginRoute(s: BffServices) {
       ...(prompt ? { prompt } : {}),
     }
     const sealed = await s.sealer.seal(tx, TRANSACTION_TTL_SECONDS)
+    const txName = transactionCookieName(baseUrl, request.state)
+    const size = (name: string, value: string) => name.length + 1 + value.length
+    if (size(txName, sealed) > TRANSACTION_COOKIES_MAX_BYTES) {
+      // Not reachable with the returnTo limit today; a cookie this large would be dropped anyway.
+      throw new BffError(400, 'invalid_request', 'This login request is too large.')
+    }
 
-    // Logins under way in other tabs stay valid; past the limit (abandoned ones pile up), the
-    // oldest make room for this one.
+    // Logins under way in other tabs stay valid; past the count or byte limit (abandoned ones
+    // pile up), the oldest make room for this one.
     const cookies = getCookie(c)
     const pending = Object.keys(cookies)
       .filter((name) => name.startsWith(txPrefix))
       .sort((a, b) => sealExpiresAt(cookies[a]!) - sealExpiresAt(cookies[b]!))
-    for (const name of pending.slice(0, Math.max(0, pending.length - MAX_TRANSACTIONS + 1))) {
+    let kept = 1
+    let bytes = size(txName, sealed)
+    // Newest first. Expiry is in whole seconds: ties keep the Cookie header's order, which is
+    // the order the browser got them in, so the last of a tie is the newest.
+    for (const name of pending.reverse()) {
+      bytes += size(name, cookies[name]!)
+      if (++kept <= MAX_TRANSACTIONS && bytes <= TRANSACTION_COOKIES_MAX_BYTES) continue
+      // From here on, this and every older one go.
+      bytes = Infinity
       c.header('Set-Cookie', serializeCookie(name, '', { secure, sameSite: 'Lax', maxAge: 0 }), {
         append: true,
       })
     }
     // SameSite=Lax: the IdP's redirect back is a cross-site top-level navigation, which Strict would strip.
-    const cookie = serializeCookie(transactionCookieName(baseUrl, request.state), sealed, {
+    const cookie = serializeCookie(txName, sealed, {
       secure,
       sameSite: 'Lax',
       maxAge: TRANSACTION_TTL_SECONDS,

@@ -23,9 +23,21 @@ export interface RevocationList {
   latestGeneration?(id: string): Promise<number>
 }
 
+/**
+ * Whether a `sid` or `sub` revocation made at `revokedAt` (epoch milliseconds) ends `session`: it
+ * ends the sessions created up to that moment, so a login a millisecond later is a new one. A
+ * session from before `createdAtMs` counts from the start of its second; a revocation stored in
+ * epoch seconds (before milliseconds, still in Redis or an object) lasts to the end of its second.
+ */
+export function revokedBy(revokedAt: number | null | undefined, session: Session): boolean {
+  if (revokedAt === null || revokedAt === undefined || !Number.isFinite(revokedAt)) return false
+  const atMs = revokedAt < 1e11 ? revokedAt * 1000 + 999 : revokedAt
+  return (session.createdAtMs ?? session.createdAt * 1000) <= atMs
+}
+
 export function memoryRevocationList(now: () => number = Date.now): RevocationList {
   const sessions = new Map<string, number>()
-  // sid or sub -> [revoked at, keep until]: sessions created after the revocation are new logins.
+  // sid or sub -> [revoked at (ms), keep until (s)]: sessions created later are new logins.
   const sids = new Map<string, [number, number]>()
   const subs = new Map<string, [number, number]>()
   // id -> [generation, keep until]
@@ -48,11 +60,11 @@ export function memoryRevocationList(now: () => number = Date.now): RevocationLi
       sweep()
     },
     async revokeSid(sid, until) {
-      sids.set(sid, [Math.floor(now() / 1000), Math.max(until, sids.get(sid)?.[1] ?? 0)])
+      sids.set(sid, [now(), Math.max(until, sids.get(sid)?.[1] ?? 0)])
       sweep()
     },
     async revokeSub(sub, until) {
-      subs.set(sub, [Math.floor(now() / 1000), Math.max(until, subs.get(sub)?.[1] ?? 0)])
+      subs.set(sub, [now(), Math.max(until, subs.get(sub)?.[1] ?? 0)])
       sweep()
     },
     async recordGeneration(id, generation, until) {
@@ -64,12 +76,9 @@ export function memoryRevocationList(now: () => number = Date.now): RevocationLi
     },
     async isRevoked(session) {
       if (sessions.has(session.id)) return true
-      // "<=": a session created in the same second as the revocation is treated as revoked.
-      const sid = sids.get(session.sid)
-      const sub = subs.get(session.sub)
       return (
-        (sid !== undefined && session.createdAt <= sid[0]) ||
-        (sub !== undefined && session.createdAt <= sub[0])
+        revokedBy(sids.get(session.sid)?.[0], session) ||
+        revokedBy(subs.get(session.sub)?.[0], session)
       )
     },
   }

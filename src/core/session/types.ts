@@ -20,6 +20,11 @@ export interface Session {
   /** When the session was created, in epoch seconds. */
   createdAt: number
   /**
+   * The same in epoch milliseconds: a back-channel logout ends the sessions created up to its
+   * moment, and a login in that same second must survive it. Absent in sessions from before it.
+   */
+  createdAtMs?: number
+  /**
    * When the session ends unless it is used again, in epoch seconds: slides with activity (the idle
    * timeout) but never past `absoluteExpiresAt`. Stores expire sessions at this time.
    */

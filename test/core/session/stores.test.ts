@@ -4,6 +4,8 @@ import { cookieStore } from '../../../src/core/session/stores/cookie.ts'
 import { memoryStore } from '../../../src/core/session/stores/memory.ts'
 import { redisStore } from '../../../src/core/session/stores/redis.ts'
 import { redisSessionCache } from '../../../src/core/session/stores/redis-cache.ts'
+import { memoryRevocationList, type RevocationList } from '../../../src/core/session/revocations.ts'
+import { redisRevocationList } from '../../../src/core/session/stores/redis-lists.ts'
 import { makeSession, sleep, testStore } from './store-contract.ts'
 
 const REDIS_URL = 'redis://127.0.0.1:6379'
@@ -42,6 +44,46 @@ describe('cookieStore', () => {
   })
 })
 
+/**
+ * A revocation by `sub` (back-channel logout) made half a second into a second ends the sessions
+ * created up to that millisecond and no later one: a fresh login right after it, in the same
+ * second, is not refused.
+ */
+async function expectMillisecondBoundary(make: (now: () => number) => RevocationList) {
+  let time = Math.floor(Date.now() / 1000) * 1000 + 500
+  const list = make(() => time)
+  const sub = `user-${crypto.randomUUID()}`
+  const at = (ms: number) => makeSession({ sub, createdAt: Math.floor(ms / 1000), createdAtMs: ms })
+  const before = at(time - 1)
+  const same = at(time)
+  await list.revokeSub(sub, Math.floor(time / 1000) + 3600)
+  time += 1
+  const after = at(time)
+  expect(await list.isRevoked(before)).toBe(true)
+  expect(await list.isRevoked(same)).toBe(true)
+  expect(await list.isRevoked(after)).toBe(false)
+  // A session sealed before createdAtMs existed still counts from the start of its second.
+  expect(await list.isRevoked(makeSession({ sub, createdAt: Math.floor(time / 1000) }))).toBe(true)
+}
+
+describe('revocation lists: a sub revoked at T ends sessions created up to T, not T + 1 ms', () => {
+  it('memory', async () => {
+    await expectMillisecondBoundary((now) => memoryRevocationList(now))
+  })
+
+  it('redis', async () => {
+    const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 })
+    await redis.connect()
+    try {
+      await expectMillisecondBoundary((now) =>
+        redisRevocationList(redis, { prefix: `${RUN}revocations:`, now })
+      )
+    } finally {
+      await redis.quit()
+    }
+  })
+})
+
 describe('memoryStore', () => {
   it('evicts the session written least recently once full', async () => {
     const store = memoryStore({ maxSessions: 3 })
@@ -74,11 +116,39 @@ describe('memoryStore', () => {
   it('stays within its bound under a flood of sessions', async () => {
     const store = memoryStore({ maxSessions: 100 })
     const refs = []
-    for (let i = 0; i < 1_000; i++) refs.push(await store.set(makeSession({ sub: 'flood' })))
+    for (let i = 0; i < 1_000; i++) refs.push(await store.set(makeSession({ sub: `flood-${i}` })))
     const live = await Promise.all(refs.map((ref) => store.get(ref)))
     expect(live.filter(Boolean)).toHaveLength(100)
     expect(live.slice(-100).every(Boolean)).toBe(true)
-    expect(await store.deleteBySub('flood')).toBe(100)
+  })
+
+  it("bounds one user's sessions: 1000 logins of one sub evict nobody else", async () => {
+    const store = memoryStore({ maxSessions: 100 })
+    const others = [makeSession({ sub: 'bob' }), makeSession({ sub: 'carol' })]
+    const otherRefs = await Promise.all(others.map((session) => store.set(session)))
+    const refs = []
+    for (let i = 0; i < 1_000; i++) refs.push(await store.set(makeSession({ sub: 'looping' })))
+    for (const [i, ref] of otherRefs.entries()) expect(await store.get(ref)).toEqual(others[i])
+    const live = await Promise.all(refs.map((ref) => store.get(ref)))
+    // The newest 50 (the default) of the looping user are kept, their oldest went first.
+    expect(live.filter(Boolean)).toHaveLength(50)
+    expect(live.slice(-50).every(Boolean)).toBe(true)
+    expect(await store.listBySub!('looping')).toHaveLength(50)
+    expect(await store.deleteBySub('looping')).toBe(50)
+  })
+
+  it('takes maxSessionsPerUser as an option, and a rewrite makes a session the newest', async () => {
+    const store = memoryStore({ maxSessionsPerUser: 2 })
+    const [a, b, c] = [1, 2, 3].map(() => makeSession({ sub: 'dana' }))
+    const [aRef, bRef] = [await store.set(a!), await store.set(b!)]
+    await store.set({ ...a!, generation: 2 })
+    const cRef = await store.set(c!)
+    expect(await store.get(bRef)).toBeNull()
+    expect(await store.get(aRef)).not.toBeNull()
+    expect(await store.get(cRef)).not.toBeNull()
+    expect(() => memoryStore({ maxSessionsPerUser: 0 })).toThrow(
+      '"maxSessionsPerUser" must be a positive integer'
+    )
   })
 
   it('ignores refs that carry a session instead of an id', async () => {

@@ -28,7 +28,7 @@ import { errorReason } from '../../log.ts'
 import { createOidcClient } from '../../oidc.ts'
 import type { ReplayGuard } from '../../replay.ts'
 import { createTokenManager, type TokenManager } from '../../tokens.ts'
-import type { RevocationList } from '../revocations.ts'
+import { revokedBy, type RevocationList } from '../revocations.ts'
 import type { Session, SessionRef, SessionStore } from '../types.ts'
 
 /** The bindings the store and its objects use (names as in wrangler.toml), next to `BFF_*` vars. */
@@ -123,13 +123,8 @@ export function durableObjectRevocations(env: SessionObjectEnv): RevocationList 
         indexObject(env, 'sid', session.sid).revokedAt(),
         indexObject(env, 'sub', session.sub).revokedAt(),
       ])
-      // A sid or sub revocation ends the sessions created up to it ("<=": the same second counts
-      // as before); later ones are new logins.
-      return (
-        ended ||
-        (sidRevokedAt !== null && session.createdAt <= sidRevokedAt) ||
-        (subRevokedAt !== null && session.createdAt <= subRevokedAt)
-      )
+      // A sid or sub revocation ends the sessions created up to it; later ones are new logins.
+      return ended || revokedBy(sidRevokedAt, session) || revokedBy(subRevokedAt, session)
     },
   }
 }
@@ -380,7 +375,10 @@ const REVOKED = 'revoked'
 const CLAIMED = 'claimed'
 
 interface Revocation {
-  /** When it was revoked: sessions created later are new logins (epoch seconds). */
+  /**
+   * When it was revoked: sessions created later are new logins (epoch milliseconds; epoch seconds
+   * in objects written before, which `revokedBy` tells apart).
+   */
   at: number
   /** How long to remember it (epoch seconds). */
   until: number
@@ -429,14 +427,14 @@ export class SessionIndexObject extends DurableObject<SessionObjectEnv> {
     await syncTestClock(this.env)
     const previous = await this.ctx.storage.get<Revocation>(REVOKED)
     const revocation = {
-      at: Math.floor(now() / 1000),
+      at: now(),
       until: Math.max(until, previous?.until ?? 0),
     }
     await this.ctx.storage.put(REVOKED, revocation)
     await this.scheduleAlarm(revocation.until)
   }
 
-  /** When this sid or sub was last revoked (epoch seconds), or null. */
+  /** When this sid or sub was last revoked (see `Revocation.at`), or null. */
   async revokedAt(): Promise<number | null> {
     await syncTestClock(this.env)
     const revocation = await this.ctx.storage.get<Revocation>(REVOKED)

@@ -15,7 +15,17 @@ export interface MemoryStoreOptions {
    * @example { maxSessions: 10_000 }
    */
   maxSessions?: number
+  /**
+   * How many sessions one user (`sub`) holds at most. Past it, that user's own session written
+   * least recently goes, so one account logging in in a loop (silent logins against a live IdP
+   * session) cannot push everyone else out of the store.
+   * @default 50
+   * @example { maxSessionsPerUser: 10 }
+   */
+  maxSessionsPerUser?: number
 }
+
+export const DEFAULT_MAX_SESSIONS_PER_USER = 50
 
 /** Below this many writes a full sweep is not worth its scan; tiny stores still get swept. */
 const MIN_WRITES_BETWEEN_SWEEPS = 64
@@ -39,6 +49,10 @@ export function memoryStore(options: MemoryStoreOptions = {}): SessionStore {
   if (typeof now !== 'function') throw new TypeError('"now" must be a function')
   if (!Number.isSafeInteger(maxSessions) || maxSessions < 1) {
     throw new TypeError('"maxSessions" must be a positive integer')
+  }
+  const maxPerUser = options.maxSessionsPerUser ?? DEFAULT_MAX_SESSIONS_PER_USER
+  if (!Number.isSafeInteger(maxPerUser) || maxPerUser < 1) {
+    throw new TypeError('"maxSessionsPerUser" must be a positive integer')
   }
 
   // Insertion order = write order: the first key is the eviction candidate.
@@ -110,6 +124,10 @@ export function memoryStore(options: MemoryStoreOptions = {}): SessionStore {
       if (isExpired(copy, at)) return { id: copy.id }
       writesSinceSweep++
       sweepIfDue(at)
+      // The user's own sessions first: a set keeps insertion order and a rewrite re-inserts, so
+      // its first id is the one of theirs written least recently.
+      const own = bySub.get(copy.sub)
+      while (own && own.size >= maxPerUser) remove(own.values().next().value!)
       while (sessions.size >= maxSessions) {
         const oldest = sessions.keys().next()
         if (oldest.done) break

@@ -6,7 +6,7 @@
  */
 import type { Redis } from 'ioredis'
 import type { ReplayGuard } from '../../replay.ts'
-import type { RevocationList } from '../revocations.ts'
+import { revokedBy, type RevocationList } from '../revocations.ts'
 import type { Session } from '../types.ts'
 
 export interface RedisListOptions {
@@ -33,12 +33,13 @@ export function redisRevocationList(redis: Redis, options: RedisListOptions = {}
     async revokeSession(id, until) {
       await redis.set(`${prefix}id:${id}`, '1', 'PX', ttlMs(until))
     },
-    // The value is the time of the revocation: sessions created later are new logins and stay valid.
+    // The value is the time of the revocation in epoch milliseconds: sessions created later are
+    // new logins and stay valid.
     async revokeSid(sid, until) {
-      await redis.set(`${prefix}sid:${sid}`, String(Math.floor(now() / 1000)), 'PX', ttlMs(until))
+      await redis.set(`${prefix}sid:${sid}`, String(now()), 'PX', ttlMs(until))
     },
     async revokeSub(sub, until) {
-      await redis.set(`${prefix}sub:${sub}`, String(Math.floor(now() / 1000)), 'PX', ttlMs(until))
+      await redis.set(`${prefix}sub:${sub}`, String(now()), 'PX', ttlMs(until))
     },
     async recordGeneration(id, generation, until) {
       await redis.eval(
@@ -60,8 +61,8 @@ export function redisRevocationList(redis: Redis, options: RedisListOptions = {}
       )
       return (
         id !== null ||
-        (sid !== null && session.createdAt <= Number(sid)) ||
-        (sub !== null && session.createdAt <= Number(sub))
+        (sid !== null && revokedBy(Number(sid), session)) ||
+        (sub !== null && revokedBy(Number(sub), session))
       )
     },
   }
