@@ -1,9 +1,10 @@
 /**
  * Upstream API calls on Node straight through an undici Agent, the HTTP client underneath Node's
  * own fetch, without fetch's layers. The contract is core/proxy.ts's `forward`: the same headers
- * stripped and set (but none of the defaults Node's fetch adds), 502 `upstream_unavailable` when the upstream
- * cannot be reached, 504 `upstream_timeout` when its headers do not come in time, redirects handed
- * back, compressed answers decoded as fetch decodes them, bodies streamed both ways. What it saves
+ * stripped and set (but none of the defaults Node's fetch adds), 502 `upstream_unavailable` when
+ * the upstream cannot be reached, 504 `upstream_timeout` when its headers do not come in time,
+ * redirects handed back, compressed answers decoded as fetch decodes them, bodies streamed both
+ * ways. What it saves
  * per call: the Request, Headers and AbortSignal objects, the web streams in both directions and
  * the copies of the headers that fetch and `forward` make. Node-only, so it lives outside src/core;
  * requests that did not come from a Node HTTP/1 server (e.g. `app.request()` in tests) go through
@@ -70,7 +71,8 @@ export function nodeForward(options: NodeForwardOptions = {}): Forwarder {
     headers['x-forwarded-proto'] = forwardedFor.proto
     // The client's own X-Forwarded-For is not extended: it says whatever the client wants.
     if (call.clientIp) headers['x-forwarded-for'] = call.clientIp
-    // Nothing the client did not send: no Accept, User-Agent or Sec-Fetch-Mode of Node's fetch.
+    // Nothing the client did not send: none of the Accept, Accept-Language, Accept-Encoding,
+    // User-Agent or Sec-Fetch-Mode that Node's fetch would add (README: what passes the proxy).
 
     return new Promise<Response>((resolve, reject) => {
       const send = () =>
