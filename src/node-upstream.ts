@@ -4,11 +4,10 @@
  * stripped and set (but none of the defaults Node's fetch adds), 502 `upstream_unavailable` when
  * the upstream cannot be reached, 504 `upstream_timeout` when its headers do not come in time,
  * redirects handed back, compressed answers decoded as fetch decodes them, bodies streamed both
- * ways. What it saves
- * per call: the Request, Headers and AbortSignal objects, the web streams in both directions and
- * the copies of the headers that fetch and `forward` make. Node-only, so it lives outside src/core;
- * requests that did not come from a Node HTTP/1 server (e.g. `app.request()` in tests) go through
- * `forward` over fetch instead.
+ * ways. What it saves per call: the Request, Headers and AbortSignal objects, the web streams in
+ * both directions and the copies of the headers that fetch and `forward` make. Node-only, so it
+ * lives outside src/core; requests that did not come from a Node HTTP/1 server (e.g.
+ * `app.request()` in tests) go through `forward` over fetch instead.
  */
 import { IncomingMessage } from 'node:http'
 import { Readable, Transform, pipeline, type TransformCallback } from 'node:stream'
