@@ -1,13 +1,13 @@
 /**
  * Upstream API calls on Node straight through an undici Agent, the HTTP client underneath Node's
  * own fetch, without fetch's layers. The contract is core/proxy.ts's `forward`: the same headers
- * stripped and set (plus the defaults fetch adds), 502 `upstream_unavailable` when the upstream
- * cannot be reached, 504 `upstream_timeout` when its headers do not come in time, redirects handed
- * back, compressed answers decoded as fetch decodes them, bodies streamed both ways. What it saves
- * per call: the Request, Headers and AbortSignal objects, the web streams in both directions and
- * the copies of the headers that fetch and `forward` make. Node-only, so it lives outside src/core;
- * requests that did not come from a Node HTTP/1 server (e.g. `app.request()` in tests) go through
- * `forward` over fetch instead.
+ * stripped and set (but none of the defaults Node's fetch adds), 502 `upstream_unavailable` when
+ * the upstream cannot be reached, 504 `upstream_timeout` when its headers do not come in time,
+ * redirects handed back, compressed answers decoded as fetch decodes them, bodies streamed both
+ * ways. What it saves per call: the Request, Headers and AbortSignal objects, the web streams in
+ * both directions and the copies of the headers that fetch and `forward` make. Node-only, so it
+ * lives outside src/core; requests that did not come from a Node HTTP/1 server (e.g.
+ * `app.request()` in tests) go through `forward` over fetch instead.
  */
 import { IncomingMessage } from 'node:http'
 import { Readable, Transform, pipeline, type TransformCallback } from 'node:stream'
@@ -18,9 +18,10 @@ import {
   SAFE_TO_RESEND,
   decodedByFetch,
   forward,
+  listed,
   privateUnlessShared,
-  REQUEST_STRIP,
-  RESPONSE_STRIP,
+  requestHeaderStripped,
+  responseHeaderStripped,
   type Forwarder,
 } from './core/proxy.ts'
 
@@ -35,8 +36,6 @@ export interface NodeForwardOptions {
   fetch?: typeof fetch
 }
 
-const REQUEST_DROP = new Set(REQUEST_STRIP)
-const RESPONSE_DROP = new Set(RESPONSE_STRIP)
 // As fetch (RFC 9110): these answers have no body, whatever their headers say.
 const NULL_BODY_STATUS = new Set([101, 204, 205, 304])
 const MAX_CONTENT_ENCODINGS = 5
@@ -69,18 +68,10 @@ export function nodeForward(options: NodeForwardOptions = {}): Forwarder {
     headers.authorization = `Bearer ${call.accessToken}`
     headers['x-forwarded-host'] = forwardedFor.host
     headers['x-forwarded-proto'] = forwardedFor.proto
-    if (call.clientIp) {
-      const prior = headers['x-forwarded-for']
-      headers['x-forwarded-for'] = prior ? `${prior}, ${call.clientIp}` : call.clientIp
-    }
-    // What fetch adds to every request that lacks them, so an upstream sees the same request
-    // whichever transport sent it (browsers send their own anyway).
-    headers.accept ??= '*/*'
-    headers['accept-language'] ??= '*'
-    headers['sec-fetch-mode'] ??= 'cors'
-    headers['user-agent'] ??= 'node'
-    headers['accept-encoding'] ??=
-      target.protocol === 'https:' ? 'br, gzip, deflate' : 'gzip, deflate'
+    // The client's own X-Forwarded-For is not extended: it says whatever the client wants.
+    if (call.clientIp) headers['x-forwarded-for'] = call.clientIp
+    // Nothing the client did not send: none of the Accept, Accept-Language, Accept-Encoding,
+    // User-Agent or Sec-Fetch-Mode that Node's fetch would add (README: what passes the proxy).
 
     return new Promise<Response>((resolve, reject) => {
       const send = () =>
@@ -117,12 +108,11 @@ function requestHeaders(raw: string[]): Record<string, string> {
     const name = raw[i]!.toLowerCase()
     const value = raw[i + 1]!
     if (name === 'connection') connection = connection ? `${connection}, ${value}` : value
-    if (REQUEST_DROP.has(name)) continue
+    if (requestHeaderStripped(name)) continue
     headers[name] = name in headers ? `${headers[name]}, ${value}` : value
   }
   // Headers the client named in Connection are hop-by-hop too (RFC 9110 7.6.1).
-  if (connection)
-    for (const name of connection.split(',')) delete headers[name.trim().toLowerCase()]
+  if (connection) for (const name of listed(connection)) delete headers[name]
   return headers
 }
 
@@ -134,11 +124,10 @@ function responseHeaders(raw: Buffer[]): Record<string, string> {
     const name = raw[i]!.toString('latin1').toLowerCase()
     const value = raw[i + 1]!.toString('latin1')
     if (name === 'connection') connection = connection ? `${connection}, ${value}` : value
-    if (RESPONSE_DROP.has(name)) continue
+    if (responseHeaderStripped(name)) continue
     headers[name] = name in headers ? `${headers[name]}, ${value}` : value
   }
-  if (connection)
-    for (const name of connection.split(',')) delete headers[name.trim().toLowerCase()]
+  if (connection) for (const name of listed(connection)) delete headers[name]
   headers['cache-control'] = privateUnlessShared(headers['cache-control'])
   return headers
 }

@@ -20,6 +20,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { BffError } from '../src/core/errors.ts'
 import { forward, type ForwardOptions, type Forwarder } from '../src/core/proxy.ts'
 import { nodeForward } from '../src/node-upstream.ts'
+import { ANSWER_ONLY, FORGED, ORDINARY, ORIGIN_WIDE, SET_BY_BFF } from './helpers/proxy-headers.ts'
 
 interface Seen {
   method: string
@@ -148,6 +149,10 @@ beforeAll(async () => {
           return encoded('br', brotliCompressSync(Buffer.from(PLAIN)))
         case '/base/unknown-coding':
           return encoded('x-unknown', Buffer.from('raw bytes'))
+        case '/base/origin-wide':
+          res.writeHead(401, { ...ORIGIN_WIDE, ...ANSWER_ONLY })
+          res.end('{"from":"upstream"}')
+          return
         case '/base/hang':
           return // never answers
         default:
@@ -275,6 +280,9 @@ const HOSTILE_HEADERS: OutgoingHttpHeaders = {
   Host: 'evil.example',
 }
 
+/** Hostile request headers, then every header a browser could forge and ordinary ones. */
+const FORGED_AND_ORDINARY: OutgoingHttpHeaders = { ...HOSTILE_HEADERS, ...FORGED, ...ORDINARY }
+
 describe('nodeForward', () => {
   const front = makeFront(nodeForward())
   beforeAll(() => front.start())
@@ -301,9 +309,47 @@ describe('nodeForward', () => {
     expect(headers.host).toBe(new URL(origin).host)
     expect(headers['x-forwarded-host']).toBe('app.example.com')
     expect(headers['x-forwarded-proto']).toBe('https')
-    expect(headers['x-forwarded-for']).toBe('203.0.113.9, 198.51.100.7')
+    // The client's X-Forwarded-For is not extended: the BFF's value is the client IP alone.
+    expect(headers['x-forwarded-for']).toBe('198.51.100.7')
     expect(headers.accept).toBe('application/json')
     expect(headers['x-custom']).toBe('kept')
+  })
+
+  it('drops every header a browser could forge to steer the upstream; ordinary ones pass', async () => {
+    const sent = { method: 'POST', headers: FORGED_AND_ORDINARY, body: [Buffer.from('{}')] }
+    await ((await front.send('plain', sent)) as Response).text()
+    const { headers } = seen[0]!
+    for (const name of Object.keys(FORGED).filter((name) => !SET_BY_BFF.includes(name))) {
+      expect([name, headers[name]]).toEqual([name, undefined])
+    }
+    for (const [name, value] of Object.entries(ORDINARY)) {
+      expect([name, headers[name]]).toEqual([name, value])
+    }
+    expect(headers['x-forwarded-for']).toBe('198.51.100.7')
+  })
+
+  it('adds no header the client did not send (none of what Node’s fetch would add)', async () => {
+    await ((await front.send('plain', {})) as Response).text()
+    const names = Object.keys(seen[0]!.headers).filter((name) => name !== 'connection')
+    expect(names.sort()).toEqual([
+      'authorization',
+      'host',
+      'x-forwarded-for',
+      'x-forwarded-host',
+      'x-forwarded-proto',
+    ])
+  })
+
+  it('drops upstream headers with origin-wide effect, keeping status, body and the rest', async () => {
+    const res = (await front.send('origin-wide')) as Response
+    expect(res.status).toBe(401)
+    for (const name of Object.keys(ORIGIN_WIDE)) {
+      expect([name, res.headers.get(name)]).toEqual([name, null])
+    }
+    for (const [name, value] of Object.entries(ANSWER_ONLY)) {
+      expect([name, res.headers.get(name)]).toEqual([name, value])
+    }
+    expect(await res.text()).toBe('{"from":"upstream"}')
   })
 
   it('sets X-Forwarded-For from the client IP alone when none came in', async () => {
@@ -540,11 +586,28 @@ function frontsOnBothTransports() {
   return fronts
 }
 
+/**
+ * What Node's fetch adds to a request that lacks them (see README: the fetch path); Cache-Control
+ * and Pragma `no-cache` to a conditional one (If-None-Match and the like), as the Fetch standard
+ * says for its cache mode.
+ */
+const FETCH_DEFAULTS = [
+  'accept',
+  'accept-encoding',
+  'accept-language',
+  'sec-fetch-mode',
+  'user-agent',
+  'cache-control',
+  'pragma',
+]
+
 describe('nodeForward and fetch forward side by side', () => {
   const { node, fetch: fetched } = frontsOnBothTransports()
 
   for (const [name, target, sent] of [
     ['a GET with hostile headers', 'plain?q=1', { headers: HOSTILE_HEADERS }],
+    ['a GET with forged and ordinary headers', 'plain', { headers: FORGED_AND_ORDINARY }],
+    ['response headers with origin-wide effect', 'origin-wide', {}],
     [
       'a POST with a body',
       'created',
@@ -589,6 +652,11 @@ describe('nodeForward and fetch forward side by side', () => {
         )
         const headers = seen[0] && { ...seen[0].headers }
         delete headers?.connection // the transport's own keep-alive
+        // Node's fetch adds these when the client sent none; the Node transport does not.
+        const sentNames = Object.keys(sent.headers ?? {}).map((name) => name.toLowerCase())
+        if (front === fetched) {
+          for (const name of FETCH_DEFAULTS) if (!sentNames.includes(name)) delete headers?.[name]
+        }
         upstreamSaw.push(headers)
       }
       expect(answers[0]).toEqual(answers[1])

@@ -1,13 +1,14 @@
 /**
- * Route table -> upstream request. Keeps every path inside its upstream prefix, strips what must not
- * cross the boundary (cookies, the CSRF header, hop-by-hop headers, upstream Set-Cookie) and streams
- * bodies in both directions.
+ * Route table -> upstream request. Keeps every path inside its upstream prefix and the methods to
+ * what an API needs, strips what must not cross the boundary (cookies, the CSRF header, hop-by-hop
+ * headers, headers a browser could forge to steer an upstream; upstream Set-Cookie and headers
+ * acting on the whole origin) and streams bodies in both directions.
  */
 import type { Context } from 'hono'
 import type { ApiRoute } from './config.ts'
 import { BffError } from './errors.ts'
 
-// RFC 9110 7.6.1 hop-by-hop headers, plus the ones this proxy owns and sets itself.
+// RFC 9110 7.6.1 hop-by-hop headers: they concern one connection, never the next hop's.
 const HOP_BY_HOP = [
   'connection',
   'keep-alive',
@@ -19,23 +20,180 @@ const HOP_BY_HOP = [
   'transfer-encoding',
   'upgrade',
 ]
-/** Request headers that never reach the upstream (besides those named in `Connection`). */
-export const REQUEST_STRIP: readonly string[] = [
+
+/**
+ * Request headers that never reach the upstream (besides those named in `Connection`): what the
+ * BFF owns and sets itself, and every header a browser could forge to steer an upstream, which
+ * upstreams and the proxies in front of them trust as if an edge had set it. Names and prefixes
+ * here; `requestHeaderStripped` is the one rule both transports apply.
+ */
+const REQUEST_STRIP = new Set([
   ...HOP_BY_HOP,
+  // The BFF's own: the session, its CSRF header, the token it sets, the target's host.
   'host',
   'cookie',
   'x-csrf',
   'authorization',
-  'forwarded',
-  'x-forwarded-host',
-  'x-forwarded-proto',
+  // The transport frames the body itself (streamed, chunked).
   'content-length',
   // A request goes upstream with a body or without, never waiting for a 100 Continue: undici
   // refuses to send Expect at all, and a healthy API would be reported unreachable.
   'expect',
+  // Proxy chains: the BFF sets X-Forwarded-For/-Proto/-Host itself and adds no Via. Max-Forwards
+  // only steers TRACE and OPTIONS, which are never proxied.
+  'forwarded',
+  'via',
+  'max-forwards',
+  // httpoxy: CGI-style servers turn `Proxy:` into HTTP_PROXY, the upstream's own outbound proxy.
+  'proxy',
+  // Client IP, as CDNs, load balancers and frameworks read it.
+  'x-real-ip',
+  'true-client-ip',
+  'x-client-ip',
+  'x-cluster-client-ip',
+  'client-ip',
+  'x-originating-ip',
+  'x-remote-ip',
+  'x-remote-addr',
+  'x-proxyuser-ip',
+  'wl-proxy-client-ip',
+  // URL, host and scheme rewrites (IIS, Symfony, Zend, nginx setups, Microsoft's Front-End-Https).
+  'x-rewrite-url',
+  'x-host',
+  'x-http-host-override',
+  'x-scheme',
+  'x-url-scheme',
+  'front-end-https',
+  // Method overrides: a GET read as a DELETE.
+  'x-method-override',
+  // Client certificates, as TLS-terminating proxies pass them on (RFC 9440 Client-Cert too).
+  'x-client-verify',
+  'x-client-dn',
+  'x-client-s-dn',
+  'x-client-i-dn',
+  // The user, as authenticating proxies (oauth2-proxy, Apache, Grafana's auth proxy) pass it on.
+  'remote-user',
+  'x-remote-user',
+  'x-userinfo',
+])
+const REQUEST_STRIP_PREFIXES = [
+  'proxy-', // Proxy-Authorization, Proxy-Client-IP and the like
+  'x-forwarded', // every X-Forwarded-*, X-Forwarded itself: the BFF sets its own three
+  'x-original-', // X-Original-URL/-URI/-Host/-Method/-Forwarded-For
+  'x-http-method', // X-HTTP-Method, X-HTTP-Method-Override
+  'x-client-cert', // X-Client-Cert, X-Client-Cert-Chain
+  'client-cert', // RFC 9440 Client-Cert, Client-Cert-Chain
+  'ssl-', // SSL-Client-Cert, SSL-Client-Verify (Apache mod_ssl exports)
+  'x-ssl-',
+  'x-arr-', // IIS Application Request Routing: X-ARR-SSL, X-ARR-ClientCert
+  'cf-', // Cloudflare: CF-Connecting-IP, CF-IPCountry, CF-Access-JWT-Assertion
+  'fastly-',
+  'akamai-',
+  'x-akamai-',
+  'x-azure-', // Azure Front Door: X-Azure-ClientIP, X-Azure-FDID (the door an upstream trusts)
+  'x-vercel-',
+  'x-envoy-', // Envoy: X-Envoy-Original-Path, X-Envoy-Internal, routing overrides
+  'x-amzn-', // AWS load balancers: X-Amzn-OIDC-Identity/-Data, X-Amzn-Mtls-Clientcert
+  'x-appengine-', // App Engine: X-AppEngine-User-IP, -User-Email, -Cron
+  'x-goog-iap-', // Google IAP's identity assertion
+  'x-goog-authenticated-user-',
+  'x-ms-client-principal', // Azure App Service authentication: the signed-in user
+  'x-ms-token-',
+  'x-auth-request-', // oauth2-proxy's user and email
+  'x-authenticated-', // Kong's X-Authenticated-Userid, -Scope
+  'x-consumer-', // Kong's consumer identity
+  'x-webauth-',
+  'x-middleware-', // Next.js X-Middleware-Subrequest skips its middleware (CVE-2025-29927)
 ]
-/** Upstream response headers that never reach the browser (besides those named in `Connection`). */
-export const RESPONSE_STRIP: readonly string[] = [...HOP_BY_HOP, 'set-cookie', 'set-cookie2']
+
+/**
+ * Upstream response headers that never reach the browser (besides those named in `Connection`):
+ * the BFF owns its origin, and these act on the whole origin, or on state the browser keeps for
+ * it, rather than on the one answer they come with. Kept, because they only concern that answer:
+ * Cache-Control, Vary, Content-*, Location (rewritten), CSP, X-Frame-Options, Permissions-Policy,
+ * Cross-Origin-Resource-Policy and Cross-Origin-Opener/Embedder-Policy (they apply to the document
+ * or resource they come with; a proxied answer is never a page, as a navigation carries no X-CSRF),
+ * Timing-Allow-Origin, Link, Refresh (only a page acts on it), Server-Timing.
+ */
+const RESPONSE_STRIP = new Set([
+  ...HOP_BY_HOP,
+  // Cookies of the upstream would live on the BFF's origin, beside the session's.
+  'set-cookie',
+  'set-cookie2',
+  // A login dialog (Basic, Digest, NTLM) on the app's origin: the BFF is what authenticates here.
+  'www-authenticate',
+  'authentication-info',
+  'proxy-authentication-info',
+  // Transport security and pinning of the whole host: a max-age=0 switches HSTS off.
+  'strict-transport-security',
+  'public-key-pins',
+  'public-key-pins-report-only',
+  'expect-ct',
+  // Wipes the origin's cookies (the session's included), storage and caches.
+  'clear-site-data',
+  // Sends later requests to the origin elsewhere (another host or port, HTTP/3).
+  'alt-svc',
+  // Reporting: network errors (NEL) of every later request to the origin go where they say.
+  'nel',
+  'report-to',
+  'reporting-endpoints',
+  // Process isolation is decided once per origin, by the first page that asks.
+  'origin-agent-cluster',
+  // Widens what a service worker may control, up to the whole origin.
+  'service-worker-allowed',
+  // State kept for the origin: FedCM login status, client hints, storage access, Shared Storage,
+  // Topics.
+  'set-login',
+  'accept-ch',
+  'critical-ch',
+  'activate-storage-access',
+  'shared-storage-write',
+  'observe-browsing-topics',
+])
+const RESPONSE_STRIP_PREFIXES = [
+  // CORS: the BFF serves its own origin's SPA and grants no other origin anything.
+  'access-control-',
+  // Attribution Reporting sources and triggers, registered for the origin.
+  'attribution-reporting-',
+  // Sec-* answers drive browser features: Sec-Session-Registration binds sessions to the origin.
+  'sec-',
+]
+
+// Prefixes are plain lower-case names: no character in them means anything to a RegExp.
+const startsWithAny = (prefixes: readonly string[]) => new RegExp(`^(?:${prefixes.join('|')})`)
+const REQUEST_STRIP_PREFIX = startsWithAny(REQUEST_STRIP_PREFIXES)
+const RESPONSE_STRIP_PREFIX = startsWithAny(RESPONSE_STRIP_PREFIXES)
+
+/** Whether a request header (its name in lower case) stays at the BFF. */
+export function requestHeaderStripped(name: string): boolean {
+  return REQUEST_STRIP.has(name) || REQUEST_STRIP_PREFIX.test(name)
+}
+
+/** Whether an upstream response header (its name in lower case) stays at the BFF. */
+export function responseHeaderStripped(name: string): boolean {
+  return RESPONSE_STRIP.has(name) || RESPONSE_STRIP_PREFIX.test(name)
+}
+
+/**
+ * Methods proxied by default: what an API called from a page uses. TRACE echoes the request
+ * (cookies and tokens included) and CONNECT opens a tunnel; WebDAV methods (PROPFIND, MKCOL,
+ * LOCK...) and others reach code paths an API was not built to guard. OPTIONS is left out: from a
+ * browser it is a CORS preflight, which the BFF never approves for its same-origin SPA.
+ * Methods are case-sensitive (RFC 9110 9.1): a lower-case "patch" is another method.
+ */
+export const DEFAULT_METHODS: ReadonlySet<string> = new Set([
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'PATCH',
+  'DELETE',
+])
+
+/** The methods `route` proxies. A route will carry its own list once the config file has one. */
+export function allowedMethods(_route: ApiRoute): ReadonlySet<string> {
+  return DEFAULT_METHODS
+}
 
 export function matchRoute(routes: readonly ApiRoute[], pathname: string): ApiRoute | undefined {
   // Routes are sorted longest prefix first by parseConfig.
@@ -148,19 +306,18 @@ export const SAFE_TO_RESEND: ReadonlySet<string> = new Set(['GET', 'HEAD'])
 
 /** Sends `request` to `target` with the bearer token and returns the upstream's answer, cleaned. */
 export async function forward(request: Request, target: URL, options: ForwardOptions) {
-  const headers = new Headers(request.headers)
-  const connectionListed = headers.get('connection')
-  for (const name of REQUEST_STRIP) headers.delete(name)
+  const headers = new Headers()
   // Headers the client named in Connection are hop-by-hop too (RFC 9110 7.6.1).
-  for (const name of connectionListed?.split(',') ?? []) headers.delete(name.trim())
+  const connectionListed = listed(request.headers.get('connection'))
+  for (const [name, value] of request.headers) {
+    if (!requestHeaderStripped(name) && !connectionListed.has(name)) headers.set(name, value)
+  }
   headers.set('authorization', `Bearer ${options.accessToken}`)
   const base = new URL(options.baseUrl)
   headers.set('x-forwarded-host', base.host)
   headers.set('x-forwarded-proto', base.protocol.slice(0, -1))
-  if (options.clientIp) {
-    const prior = headers.get('x-forwarded-for')
-    headers.set('x-forwarded-for', prior ? `${prior}, ${options.clientIp}` : options.clientIp)
-  }
+  // The client's own X-Forwarded-For is not extended: it says whatever the client wants.
+  if (options.clientIp) headers.set('x-forwarded-for', options.clientIp)
 
   // The timeout covers waiting for the upstream's headers only: not a long streamed answer, nor a
   // slow upload, so it starts again each time more of the request body goes out, and at its end.
@@ -226,11 +383,19 @@ export async function forward(request: Request, target: URL, options: ForwardOpt
   })
 }
 
+/** The header names a `Connection` value lists, in lower case. */
+export function listed(connection: string | null | undefined): ReadonlySet<string> {
+  if (!connection) return EMPTY
+  return new Set(connection.split(',').map((name) => name.trim().toLowerCase()))
+}
+const EMPTY: ReadonlySet<string> = new Set()
+
 function responseHeaders(upstream: Headers): Headers {
-  const headers = new Headers(upstream)
-  const connectionListed = headers.get('connection')
-  for (const name of RESPONSE_STRIP) headers.delete(name)
-  for (const name of connectionListed?.split(',') ?? []) headers.delete(name.trim())
+  const headers = new Headers()
+  const connectionListed = listed(upstream.get('connection'))
+  for (const [name, value] of upstream) {
+    if (!responseHeaderStripped(name) && !connectionListed.has(name)) headers.append(name, value)
+  }
   // fetch() has already decoded a body in a coding it knows; passing the encoding on would make
   // the browser decode it twice, and the length no longer matches. A coding fetch does not know
   // (zstd, which browsers ask for) arrives as it was sent: it goes on with its header, for the

@@ -11,9 +11,12 @@ export function checkCsrf(c: Context): void {
   if (c.req.header('x-csrf') !== '1') {
     throw new BffError(403, 'csrf', 'This endpoint needs the "X-CSRF: 1" request header.')
   }
-  if (c.req.header('sec-fetch-site') === 'cross-site') {
-    throw new BffError(403, 'csrf', 'Cross-site requests are not allowed.')
-  }
+  if (isCrossSite(c)) throw new BffError(403, 'csrf', 'Cross-site requests are not allowed.')
+}
+
+/** Browsers send the value in lower case; any other spelling is no less cross-site. */
+function isCrossSite(c: Context): boolean {
+  return c.req.header('sec-fetch-site')?.toLowerCase() === 'cross-site'
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
@@ -25,7 +28,7 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
  * Fetch Metadata and pass.
  */
 export function refuseCrossSiteWrite(c: Context): void {
-  if (!SAFE_METHODS.has(c.req.method) && c.req.header('sec-fetch-site') === 'cross-site') {
+  if (!SAFE_METHODS.has(c.req.method) && isCrossSite(c)) {
     throw new BffError(403, 'csrf', 'Cross-site requests are not allowed.')
   }
 }

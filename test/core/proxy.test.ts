@@ -7,12 +7,17 @@ import type { ApiRoute } from '../../src/core/config.ts'
 import { BffError } from '../../src/core/errors.ts'
 import fc from 'fast-check'
 import {
+  DEFAULT_METHODS,
   forward,
   matchRoute,
+  requestHeaderStripped,
   requestPath,
+  responseHeaderStripped,
   upstreamUrl,
   type ForwardOptions,
 } from '../../src/core/proxy.ts'
+import { createBff, parseConfig } from '../../src/app.ts'
+import { ANSWER_ONLY, FORGED, ORDINARY, ORIGIN_WIDE, SET_BY_BFF } from '../helpers/proxy-headers.ts'
 
 const route = (prefix: string, upstream: string): ApiRoute => ({
   prefix,
@@ -308,6 +313,10 @@ describe('forward', () => {
             res.end(compressed)
             return
           }
+          case '/base/origin-wide':
+            res.writeHead(401, { ...ORIGIN_WIDE, ...ANSWER_ONLY })
+            res.end('{"from":"upstream"}')
+            return
           case '/base/hang':
             return // never answers
           default:
@@ -387,9 +396,53 @@ describe('forward', () => {
     expect(headers.host).toBe(new URL(origin).host)
     expect(headers['x-forwarded-host']).toBe('app.example.com')
     expect(headers['x-forwarded-proto']).toBe('https')
-    expect(headers['x-forwarded-for']).toBe('203.0.113.9, 198.51.100.7')
+    // The client's X-Forwarded-For is not extended: the BFF's value is the client IP alone.
+    expect(headers['x-forwarded-for']).toBe('198.51.100.7')
     expect(headers.accept).toBe('application/json')
     expect(headers['x-custom']).toBe('kept')
+  })
+
+  it('drops every header a browser could forge to steer the upstream; ordinary ones pass', async () => {
+    const request = new Request('https://app.example.com/api/plain', {
+      method: 'POST',
+      headers: { ...FORGED, ...ORDINARY },
+      body: '{}',
+    })
+    await (await forward(request, target('plain'), options())).text()
+    const { headers } = seen[0]!
+    for (const name of Object.keys(FORGED).filter((name) => !SET_BY_BFF.includes(name))) {
+      expect([name, headers[name]]).toEqual([name, undefined])
+    }
+    for (const [name, value] of Object.entries(ORDINARY)) {
+      expect([name, headers[name]]).toEqual([name, value])
+    }
+    expect(headers['x-forwarded-for']).toBe('198.51.100.7')
+    expect(headers['x-forwarded-host']).toBe('app.example.com')
+    expect(headers['x-forwarded-proto']).toBe('https')
+  })
+
+  it('sends no X-Forwarded-For at all, not the client’s, when the client IP is unknown', async () => {
+    const request = new Request('https://app.example.com/api/plain', {
+      headers: { 'x-forwarded-for': '203.0.113.9' },
+    })
+    await (await forward(request, target('plain'), options({ clientIp: undefined }))).text()
+    expect(seen[0]!.headers['x-forwarded-for']).toBeUndefined()
+  })
+
+  it('drops upstream headers with origin-wide effect, keeping status, body and the rest', async () => {
+    const res = await forward(
+      new Request('https://app.example.com/api/origin-wide'),
+      target('origin-wide'),
+      options()
+    )
+    expect(res.status).toBe(401)
+    for (const name of Object.keys(ORIGIN_WIDE)) {
+      expect([name, res.headers.get(name)]).toEqual([name, null])
+    }
+    for (const [name, value] of Object.entries(ANSWER_ONLY)) {
+      expect([name, res.headers.get(name)]).toEqual([name, value])
+    }
+    expect(await res.text()).toBe('{"from":"upstream"}')
   })
 
   it('sets X-Forwarded-For from the client IP alone when none came in', async () => {
@@ -562,5 +615,114 @@ describe('forward', () => {
     const text = await res.text()
     expect(text).toBe('hello, decoded world '.repeat(100))
     if (length !== null) expect(Number(length)).toBe(Buffer.byteLength(text))
+  })
+})
+
+describe('the header rules both transports apply', () => {
+  it.each([
+    'x-forwarded-anything',
+    'x-forwarded',
+    'cf-access-jwt-assertion',
+    'fastly-ssl',
+    'x-original-whatever',
+    'x-http-method',
+    'x-client-cert-chain',
+    'ssl-client-s-dn',
+    'x-ssl-cipher',
+    'x-envoy-internal',
+    'x-amzn-oidc-data',
+    'x-ms-client-principal-name',
+    'x-goog-authenticated-user-email',
+    'x-appengine-user-ip',
+    'x-auth-request-email',
+    'proxy-client-ip',
+    'proxy',
+    'cookie',
+    'authorization',
+  ])('drops the request header %s', (name) => {
+    expect(requestHeaderStripped(name)).toBe(true)
+  })
+
+  it.each([
+    'accept',
+    'content-type',
+    'if-none-match',
+    'x-request-id',
+    'x-client-version',
+    'x-custom-thing',
+    'traceparent',
+    'x-forwarding-note',
+    'proxyish',
+  ])('keeps the request header %s', (name) => {
+    expect(requestHeaderStripped(name)).toBe(false)
+  })
+
+  it.each(['access-control-max-age', 'sec-session-challenge', 'attribution-reporting-info', 'nel'])(
+    'drops the response header %s',
+    (name) => {
+      expect(responseHeaderStripped(name)).toBe(true)
+    }
+  )
+
+  it.each([
+    'cache-control',
+    'content-security-policy',
+    'cross-origin-opener-policy',
+    'cross-origin-embedder-policy',
+    'cross-origin-resource-policy',
+    'timing-allow-origin',
+    'refresh',
+    'location',
+  ])('keeps the response header %s', (name) => {
+    expect(responseHeaderStripped(name)).toBe(false)
+  })
+})
+
+describe('the API route’s methods', () => {
+  // Through app.request, where a Request keeps any method token as it is (Node's and workerd's
+  // HTTP servers refuse lower-case and unknown methods themselves: test/integration shows both).
+  const calls: string[] = []
+  const bff = createBff(
+    parseConfig({
+      BFF_ISSUER: 'https://idp.example.com',
+      BFF_CLIENT_ID: 'spa',
+      BFF_CLIENT_SECRET: 'secret',
+      BFF_BASE_URL: 'https://app.example.com',
+      BFF_SESSION_SECRET: 'a'.repeat(40),
+      BFF_API: '/api/=https://api.example.com/',
+    }),
+    {
+      log: () => {},
+      forward: async (c) => {
+        calls.push(c.req.method)
+        return new Response('upstream')
+      },
+    }
+  )
+
+  it('are GET, HEAD, POST, PUT, PATCH and DELETE by default', () => {
+    expect([...DEFAULT_METHODS]).toEqual(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'])
+  })
+
+  it.each(['patch', 'Patch', 'BREW', 'PROPFIND', 'OPTIONS', 'M-SEARCH'])(
+    'refuse %s with 405 and Allow before the session is looked at',
+    async (method) => {
+      const response = await bff.request('https://app.example.com/api/x', {
+        method,
+        headers: { 'x-csrf': '1' },
+      })
+      expect(response.status).toBe(405)
+      expect(response.headers.get('allow')).toBe('GET, HEAD, POST, PUT, PATCH, DELETE')
+      expect(await response.json()).toEqual({
+        error: 'method_not_allowed',
+        message: 'This method is not allowed here.',
+      })
+      expect(calls).toEqual([])
+    }
+  )
+
+  it('still asks for X-CSRF first', async () => {
+    const response = await bff.request('https://app.example.com/api/x', { method: 'PROPFIND' })
+    expect(response.status).toBe(403)
   })
 })

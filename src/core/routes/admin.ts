@@ -19,7 +19,8 @@ export function adminRoute(s: BffServices) {
   app.use('/bff/admin/*', async (c, next) => {
     c.header('Cache-Control', 'no-store')
     refuseCrossSiteWrite(c)
-    const given = /^Bearer (.+)$/.exec(c.req.header('authorization') ?? '')?.[1] ?? ''
+    // Auth schemes are case-insensitive (RFC 9110 11.1): "bearer" is "Bearer".
+    const given = /^Bearer +(.+)$/i.exec(c.req.header('authorization') ?? '')?.[1] ?? ''
     if (!(await constantTimeEqual(given, token))) {
       c.header('WWW-Authenticate', 'Bearer realm="bff-admin"')
       s.log('warn', 'admin.unauthorized', { path: new URL(c.req.url).pathname })

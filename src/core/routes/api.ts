@@ -1,11 +1,12 @@
 /**
- * `ANY <prefix>*` for each `BFF_API` route: CSRF check, session, a fresh access token, then the
- * upstream call. Requests outside every prefix fall through to whatever the host app mounts next.
+ * `ANY <prefix>*` for each `BFF_API` route: CSRF check, the route's methods, session, a fresh
+ * access token, then the upstream call. Requests outside every prefix fall through to whatever
+ * the host app mounts next.
  */
 import type { MiddlewareHandler } from 'hono'
 import { BffError } from '../errors.ts'
 import { errorReason, subjectHash } from '../log.ts'
-import { matchRoute, publicLocation, requestPath, upstreamUrl } from '../proxy.ts'
+import { allowedMethods, matchRoute, publicLocation, requestPath, upstreamUrl } from '../proxy.ts'
 import { checkCsrf } from '../security.ts'
 import type { BffEnv } from '../session/manager.ts'
 import type { BffServices } from '../services.ts'
@@ -19,6 +20,15 @@ export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
     if (!route) return next()
     c.set('proxied', true)
     checkCsrf(c)
+    const methods = allowedMethods(route)
+    if (!methods.has(c.req.method)) {
+      // Answered here rather than thrown: the error renderer sends no headers of the route's.
+      return c.json(
+        { error: 'method_not_allowed', message: 'This method is not allowed here.' },
+        405,
+        { Allow: [...methods].join(', '), 'Cache-Control': 'no-store' }
+      )
+    }
     const target = upstreamUrl(route, url)
 
     const session = await s.sessions.load(c)
