@@ -21,6 +21,7 @@ import { startNode } from '../../src/node.ts'
 import { createCookieJar, redirectLocation, type CookieJar } from '../helpers/http.ts'
 import { loginAtIdp } from '../helpers/idp-login.ts'
 import { freePort, startRecordingUpstream, type RecordingUpstream } from '../helpers/upstream.ts'
+import type { IdpFront } from '../helpers/idp-front.ts'
 
 export type StoreKind = 'cookie' | 'memory' | 'redis' | 'durable-object'
 
@@ -80,6 +81,8 @@ export interface StackOptions {
    * Cloudflare machines would; their URLs are `isolateUrls`.
    */
   isolates?: number
+  /** A proxy in front of the IdP: its URL is then the issuer, and every call goes through it. */
+  front?: IdpFront
 }
 
 export interface Stack {
@@ -119,6 +122,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const url = `http://127.0.0.1:${port}`
   const baseUrl = options.baseUrl ?? url
   const idp = await startIdp({
+    ...(options.front ? { issuer: options.front.url } : {}),
     accessTokenTtl: options.accessTokenTtl ?? 60,
     clients: [
       bffClientMetadata({
@@ -127,6 +131,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       }),
     ],
   })
+  options.front?.forwardTo(idp.port)
   const upstream = await startRecordingUpstream()
   const secret = randomBytes(32).toString('base64url')
   let offsetMs = 0
