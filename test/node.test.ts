@@ -92,7 +92,8 @@ describe('npm start without BFF_ISSUER: the demo', () => {
     const hello = await jar.get('/api/hello', { headers: { 'x-csrf': '1' } })
     expect(hello.status).toBe(200)
     expect(await hello.json()).toMatchObject({ sub: 'demo' })
-  })
+    // A child process, an IdP and a login: over 5 s on a busy machine.
+  }, 30_000)
 })
 
 describe('startNode: the store the settings name', () => {
@@ -113,7 +114,8 @@ describe('startNode: the store the settings name', () => {
     )
     try {
       const health = await fetch(`${server.url}/bff/health`)
-      expect(await health.json()).toEqual({ status: 'ok', store: 'memory' })
+      // (503: idp.example.com cannot be discovered; the store is what this test is about.)
+      expect(await health.json()).toMatchObject({ store: 'memory' })
     } finally {
       await server.close()
     }
