@@ -4,7 +4,7 @@
  * delays until discovery works, and stops retrying when it closes.
  */
 import { randomBytes } from 'node:crypto'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { bffClientMetadata, startIdp, type Idp } from '../src/demo/idp.ts'
 import { startNode, type NodeServer } from '../src/node.ts'
 import { captureLog, type CapturedLog } from './helpers/capture-log.ts'
@@ -12,6 +12,9 @@ import { startIdpFront, type IdpFront } from './helpers/idp-front.ts'
 import { freePort } from './helpers/upstream.ts'
 
 const DISCOVERY = '/.well-known/openid-configuration'
+
+// Each test waits for log lines that come as fast as the machine allows: generous bounds.
+vi.setConfig({ testTimeout: 60_000 })
 
 let server: NodeServer | undefined
 let idp: Idp | undefined
@@ -51,7 +54,7 @@ async function frontedIdp(intercept: IdpFront['intercept']): Promise<IdpFront> {
 
 /** Waits (as long as it takes, up to a generous bound) for a log line with all of `needles`. */
 async function logged(logs: CapturedLog, ...needles: string[]): Promise<Record<string, unknown>> {
-  for (let waited = 0; waited < 60_000; waited += 100) {
+  for (let waited = 0; waited < 45_000; waited += 100) {
     const line = logs.lines.find((l) => needles.every((needle) => l.includes(needle)))
     if (line) return JSON.parse(line)
     await new Promise((resolve) => setTimeout(resolve, 100))
