@@ -467,6 +467,14 @@ function discoveryProblem(err: unknown): { status?: number; message: string } {
       message: `not a JSON discovery document${type ? ` (content-type ${type})` : ''}`,
     }
   }
+  if (code === 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED') {
+    // Usually a trailing slash, or the IdP's public URL differing from the one configured.
+    const body = (cause as { cause?: { body?: { issuer?: unknown } } }).cause?.body
+    return {
+      status,
+      message: `the document names issuer ${JSON.stringify(body?.issuer)}, not BFF_ISSUER`,
+    }
+  }
   const detail = cause instanceof Error ? cause.message : String(cause)
   return { status, message: `${errorReason(cause)}: ${detail}` }
 }

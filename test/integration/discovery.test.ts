@@ -69,6 +69,13 @@ describe('/bff/health reports an IdP whose discovery fails', () => {
     await expectUnreachable(stack!, /not a JSON discovery document.*text\/html/)
   })
 
+  it('a document naming another issuer (BFF_ISSUER mistyped as another name of the host)', async () => {
+    await withFront(undefined, (f) => ({
+      env: { BFF_ISSUER: f.url.replace('127.0.0.1', 'localhost') },
+    }))
+    await expectUnreachable(stack!, /names issuer "http:\/\/127\.0\.0\.1:\d+", not BFF_ISSUER/)
+  })
+
   it('a redirect to another origin, which is refused', async () => {
     await withFront((req, res) => {
       if (!req.url.startsWith(DISCOVERY)) return false
