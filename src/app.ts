@@ -56,6 +56,11 @@ export interface BffDeps {
   log?: Logger
   /** The client's IP address, for X-Forwarded-For. */
   clientIp?: (c: Context) => string | undefined
+  /**
+   * A server's life (Node): given, the IdP's discovery is checked at once and retried in the
+   * background (problems logged) until it works or this aborts. Workers discover on first use.
+   */
+  background?: AbortSignal
 }
 
 export function createBff(config: Config, deps: BffDeps = {}): Hono<BffEnv> {
@@ -63,7 +68,8 @@ export function createBff(config: Config, deps: BffDeps = {}): Hono<BffEnv> {
   const log = deps.log ?? jsonLogger
   const store = deps.store ?? defaultStore(config, now)
   const sealer = createSealer(config.sessionSecrets)
-  const oidc = createOidcClient(config, { fetch: deps.fetch, now })
+  const oidc = createOidcClient(config, { fetch: deps.fetch, now, log })
+  if (deps.background) oidc.checkAtStartup(deps.background)
   const upstreamFetch: typeof fetch = deps.upstreamFetch ?? ((input, init) => fetch(input, init))
   const tokens = createTokenManager({ oidc, store, skewSeconds: config.refreshSkewSeconds, now })
   const services: BffServices = {

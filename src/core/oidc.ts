@@ -7,6 +7,7 @@ import * as jose from 'jose'
 import * as client from 'openid-client'
 import type { Config } from './config.ts'
 import { BffError } from './errors.ts'
+import { errorReason, type Logger } from './log.ts'
 
 export interface TokenSet {
   accessToken: string
@@ -14,6 +15,8 @@ export interface TokenSet {
   idToken?: string
   /** Epoch seconds. */
   accessTokenExpiresAt: number
+  /** The access token's lifetime as granted (`expires_in`), seconds. */
+  accessTokenLifetime: number
   /** Epoch seconds, when the IdP says (`refresh_expires_in`, a common extension). */
   refreshTokenExpiresAt?: number
   /** ID token claims merged with userinfo claims; absent when the response had no ID token. */
@@ -55,7 +58,19 @@ export interface OidcClient {
    * Throws `BffError` 400 `invalid_logout_token`. Replay of the `jti` is the caller's to check.
    */
   validateLogoutToken(token: string): Promise<LogoutToken>
+  /**
+   * Whether discovery works: `ok`, or `unreachable` with what was wrong. Answers the last attempt's
+   * outcome when it is recent, else tries now (Workers have no start-up, so the first ask tries).
+   */
+  idpStatus(): Promise<IdpStatus>
+  /**
+   * Start-up check (Node): discovers now, logs what was wrong, and keeps retrying in the background
+   * with bounded backoff until it works or `signal` aborts.
+   */
+  checkAtStartup(signal: AbortSignal): void
 }
+
+export type IdpStatus = { idp: 'ok' } | { idp: 'unreachable'; message: string }
 
 export interface LogoutToken {
   jti: string
@@ -75,7 +90,16 @@ export interface OidcDeps {
   fetch?: typeof fetch
   /** Epoch milliseconds. */
   now?: () => number
+  /** Discovery problems (and followed redirects) are logged here. */
+  log?: Logger
 }
+
+/** Same-origin redirects followed for the discovery document (django-oauth-toolkit adds a slash). */
+const MAX_DISCOVERY_REDIRECTS = 3
+/** Background discovery retries: the first delay, doubled each time up to the last. */
+const DISCOVERY_RETRY_MS = { first: 1000, max: 60_000 }
+/** How long `idpStatus` answers a failed attempt before trying again. */
+const STATUS_RECHECK_MS = 5000
 
 /** An `openid-client` error for the user's own IdP request, e.g. `login_required` after `prompt=none`. */
 // The error codes an authorization response may carry (RFC 6749 4.1.2.1, OIDC Core 3.1.2.6).
@@ -136,15 +160,35 @@ const PROTOCOL_CLAIMS = new Set([
 export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClient {
   const now = deps.now ?? Date.now
   const redirectUri = `${config.baseUrl}/bff/callback`
+  const log = deps.log ?? (() => {})
   let discovered: Promise<client.Configuration> | undefined
   let jwks: ReturnType<typeof jose.createRemoteJWKSet> | undefined
+  // The last discovery outcome, for `/bff/health` and for logging a change only once.
+  let last: { ok: true } | { ok: false; message: string; at: number } | undefined
+  const discoveryUrl = new URL(
+    `${config.issuer.pathname.replace(/\/$/, '')}/.well-known/openid-configuration`,
+    config.issuer
+  ).href
 
   // Discovery is cached for the life of the process; a failure is not, so the next request retries.
   function configuration(): Promise<client.Configuration> {
-    discovered ??= discover().catch((err) => {
-      discovered = undefined
-      throw toBffError(err, 'discovery')
-    })
+    discovered ??= discover().then(
+      (result) => {
+        if (last && !last.ok) log('info', 'oidc.discovery_ok', { url: discoveryUrl })
+        last = { ok: true }
+        return result
+      },
+      (err) => {
+        discovered = undefined
+        const problem = discoveryProblem(err)
+        // Logged when the problem changes, not on every request while the IdP is away.
+        if (last?.ok !== false || last.message !== problem.message) {
+          log('error', 'oidc.discovery_failed', { url: discoveryUrl, ...problem })
+        }
+        last = { ok: false, message: problem.message, at: now() }
+        throw toBffError(err, 'discovery')
+      }
+    )
     return discovered
   }
 
@@ -153,14 +197,20 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
       timeout: config.idpTimeoutSeconds,
       execute: config.issuer.protocol === 'http:' ? [client.allowInsecureRequests] : [],
     }
-    options[client.customFetch] = idpFetch(deps.fetch)
+    options[client.customFetch] = followSameOrigin(idpFetch(deps.fetch), (from, to) =>
+      log('warn', 'oidc.discovery_redirected', { from, to })
+    )
     const result = await client.discovery(
       config.issuer,
       config.clientId,
       { redirect_uris: [redirectUri], response_types: ['code'] },
-      client.ClientSecretBasic(config.clientSecret),
+      config.clientAuth === 'client_secret_post'
+        ? client.ClientSecretPost(config.clientSecret)
+        : client.ClientSecretBasic(config.clientSecret),
       options
     )
+    // Only the discovery document may redirect; every later call uses the plain fetch.
+    result[client.customFetch] = idpFetch(deps.fetch)
     result.timeout = config.idpTimeoutSeconds
     // openid-client trusts TLS for ID tokens from the token endpoint and checks no signature unless
     // told to. Checked, an ID token signed with `none`, an unknown key or an ambiguous kid is refused.
@@ -168,9 +218,13 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
     return result
   }
 
-  function expiresAt(tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers) {
+  function lifetime(tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers) {
     // Without expires_in we cannot know; assume a short life so the token is refreshed early.
-    return Math.floor(now() / 1000) + (tokens.expiresIn() ?? 300)
+    return tokens.expires_in ?? 300
+  }
+
+  function expiresAt(tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers) {
+    return Math.floor(now() / 1000) + lifetime(tokens)
   }
 
   return {
@@ -236,6 +290,7 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
         refreshToken: tokens.refresh_token,
         idToken: tokens.id_token,
         accessTokenExpiresAt: expiresAt(tokens),
+        accessTokenLifetime: lifetime(tokens),
         refreshTokenExpiresAt:
           typeof tokens.refresh_expires_in === 'number' && tokens.refresh_expires_in > 0
             ? Math.floor(now() / 1000) + tokens.refresh_expires_in
@@ -262,6 +317,7 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
           refreshToken: tokens.refresh_token ?? refreshToken,
           idToken: tokens.id_token,
           accessTokenExpiresAt: expiresAt(tokens),
+          accessTokenLifetime: lifetime(tokens),
           claims: idClaims ? { ...idClaims } : undefined,
         }
       } catch (err) {
@@ -282,7 +338,12 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
     async endSessionUrl({ idTokenHint, postLogoutRedirectUri }) {
       const oidc = await configuration()
       if (!oidc.serverMetadata().end_session_endpoint) return null
-      const params: Record<string, string> = { post_logout_redirect_uri: postLogoutRedirectUri }
+      // Some IdPs (Glewlwyd) ignore post_logout_redirect_uri unless a state comes with it. Nothing
+      // comes back to check: the landing page is the same whoever sent the browser there.
+      const params: Record<string, string> = {
+        post_logout_redirect_uri: postLogoutRedirectUri,
+        state: client.randomState(),
+      }
       if (idTokenHint) params.id_token_hint = idTokenHint
       return client.buildEndSessionUrl(oidc, params)
     },
@@ -327,7 +388,146 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
       }
       return { jti: String(payload.jti), sid, sub, iat: payload.iat! }
     },
+
+    async idpStatus() {
+      if (last && !last.ok && now() - last.at < STATUS_RECHECK_MS && !discovered) {
+        return { idp: 'unreachable', message: last.message }
+      }
+      try {
+        await configuration()
+        return { idp: 'ok' }
+      } catch {
+        return { idp: 'unreachable', message: last && !last.ok ? last.message : 'unknown' }
+      }
+    },
+
+    checkAtStartup(signal) {
+      let delay = DISCOVERY_RETRY_MS.first
+      let timer: ReturnType<typeof setTimeout> | undefined
+      signal.addEventListener('abort', () => clearTimeout(timer))
+      const attempt = () => {
+        if (signal.aborted || last?.ok) return
+        configuration().catch(() => {
+          if (signal.aborted) return
+          log('warn', 'oidc.discovery_retry', { url: discoveryUrl, inSeconds: delay / 1000 })
+          timer = setTimeout(attempt, delay)
+          delay = Math.min(delay * 2, DISCOVERY_RETRY_MS.max)
+        })
+      }
+      attempt()
+    },
   }
+}
+
+/**
+ * Follows redirects of the discovery document on the issuer's own origin, a bounded number of
+ * times (django-oauth-toolkit 1.7 answers 301 to add a trailing slash); a redirect to another
+ * origin is refused, since the document says where tokens and codes go.
+ */
+function followSameOrigin(
+  fetchImpl: client.CustomFetch,
+  onRedirect: (from: string, to: string) => void
+): client.CustomFetch {
+  return async (url, init) => {
+    let current = url
+    for (let hops = 0; ; hops++) {
+      const response = await fetchImpl(current, init)
+      const location = response.headers.get('location')
+      if (response.status < 300 || response.status >= 400 || !location) return response
+      await response.body?.cancel()
+      const next = new URL(location, current)
+      if (next.origin !== new URL(current).origin) {
+        throw new DiscoveryRedirectError(
+          `redirected to another origin (${next.origin}); refused: set BFF_ISSUER to the real issuer`,
+          response.status
+        )
+      }
+      if (hops >= MAX_DISCOVERY_REDIRECTS) {
+        throw new DiscoveryRedirectError(
+          `more than ${MAX_DISCOVERY_REDIRECTS} redirects`,
+          response.status
+        )
+      }
+      onRedirect(current, next.href)
+      current = next.href
+    }
+  }
+}
+
+class DiscoveryRedirectError extends Error {
+  readonly code = 'discovery_redirect_refused'
+  constructor(
+    message: string,
+    readonly status: number
+  ) {
+    super(message)
+    this.name = 'DiscoveryRedirectError'
+  }
+}
+
+/** What went wrong with discovery, for the operator: the HTTP status when there was one. */
+function discoveryProblem(err: unknown): { status?: number; message: string } {
+  let cause: unknown = err
+  // openid-client wraps what it did not raise itself ("something went wrong"); look inside.
+  while (cause instanceof client.ClientError && !cause.code && cause.cause) cause = cause.cause
+  if (cause instanceof DiscoveryRedirectError) {
+    return { status: cause.status, message: cause.message }
+  }
+  const status = httpStatusOf(cause)
+  const code = (cause as { code?: unknown } | null)?.code
+  if (cause instanceof TypeError) {
+    const reason = (cause.cause as { code?: unknown } | undefined)?.code ?? cause.message
+    return { message: `could not connect (${String(reason)})` }
+  }
+  if (
+    code === 'OAUTH_TIMEOUT' ||
+    (cause instanceof DOMException && cause.name === 'TimeoutError')
+  ) {
+    return { message: 'no answer in time (BFF_IDP_TIMEOUT)' }
+  }
+  if (code === 'OAUTH_RESPONSE_IS_NOT_CONFORM') {
+    return { status, message: `answered HTTP ${status}, expected 200: is BFF_ISSUER right?` }
+  }
+  if (code === 'OAUTH_RESPONSE_IS_NOT_JSON' || code === 'OAUTH_PARSE_ERROR') {
+    const response = (cause as { cause?: unknown }).cause
+    const type = isResponse(response) ? (response.headers.get('content-type') ?? 'none') : undefined
+    return {
+      status,
+      message: `not a JSON discovery document${type ? ` (content-type ${type})` : ''}`,
+    }
+  }
+  if (code === 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED') {
+    // Usually a trailing slash, or the IdP's public URL differing from the one configured.
+    const body = (cause as { cause?: { body?: { issuer?: unknown } } }).cause?.body
+    return {
+      status,
+      message: `the document names issuer ${JSON.stringify(body?.issuer)}, not BFF_ISSUER`,
+    }
+  }
+  const detail = cause instanceof Error ? cause.message : String(cause)
+  return { status, message: `${errorReason(cause)}: ${detail}` }
+}
+
+/** The HTTP status of the IdP answer behind an openid-client error, when there was one. */
+function httpStatusOf(err: unknown): number | undefined {
+  if (
+    err instanceof client.ResponseBodyError ||
+    err instanceof client.WWWAuthenticateChallengeError
+  ) {
+    return err.status
+  }
+  const cause = (err as { cause?: unknown } | null)?.cause
+  return isResponse(cause) ? cause.status : undefined
+}
+
+// Duck-typed: a Response from another realm (a test runner's, a runtime's polyfill) is one too.
+function isResponse(value: unknown): value is Response {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as Response).status === 'number' &&
+    typeof (value as Response).headers?.get === 'function'
+  )
 }
 
 /**
@@ -403,14 +603,29 @@ function idpFetch(fetchImpl?: typeof fetch): client.CustomFetch {
   }
 }
 
+/** 4xx answers that may well succeed when asked again: timeout, too early, too many requests. */
+const TRANSIENT_4XX = new Set([408, 425, 429])
+
 /** Maps any openid-client or network failure to a `BffError` whose message is safe to show. */
 function toBffError(err: unknown, phase: Phase): BffError {
   if (err instanceof BffError) return err
   const cause = err
+  const status = httpStatusOf(err)
+  // The IdP refused this refresh token, whatever shape the refusal has (`invalid_grant`, or
+  // Glewlwyd's 400 with an empty body, a 401 page...): asking again cannot help, the session ends.
+  if (
+    phase === 'refresh' &&
+    status &&
+    status >= 400 &&
+    status < 500 &&
+    !TRANSIENT_4XX.has(status)
+  ) {
+    return new BffError(401, 'session_expired', 'The session has ended; log in again.', { cause })
+  }
+  if (status && (TRANSIENT_4XX.has(status) || status >= 500)) {
+    return new BffError(503, 'idp_unavailable', 'The identity provider is unavailable.', { cause })
+  }
   if (err instanceof client.ResponseBodyError) {
-    if (err.error === 'invalid_grant' && phase === 'refresh') {
-      return new BffError(401, 'session_expired', 'The session has ended; log in again.', { cause })
-    }
     if (err.status === 429 || err.status >= 500) {
       return new BffError(503, 'idp_unavailable', 'The identity provider is unavailable.', {
         cause,

@@ -1,12 +1,13 @@
 /**
- * "Give me a fresh access token for this session." Refreshes shortly before expiry and never logs a
- * user out by accident:
+ * "Give me a fresh access token for this session." Refreshes shortly before expiry (the skew, at
+ * most half the token's lifetime) and never logs a user out by accident:
  * - single-flight: concurrent requests of one session share one refresh grant, since with rotating
  *   refresh tokens a second, parallel grant would present a spent token and end the session;
  * - grace window: for a while after a refresh, a request still holding the older generation (a
  *   parallel tab, a slow request, an older cookie) gets the new tokens instead of spending the old
  *   refresh token again;
- * - failure policy: only `invalid_grant` ends the session; transient failures are retried with
+ * - failure policy: only a refusal of the refresh token (a non-transient 4xx from the token
+ *   endpoint, `invalid_grant` or otherwise) ends the session; transient failures are retried with
  *   bounded backoff, then the still-valid access token is used, else 503 `idp_unavailable` with
  *   the session kept for the next call.
  */
@@ -40,6 +41,16 @@ export interface TokenManagerOptions {
   retryDelaysMs?: readonly number[]
   /** After a refresh failed transiently, how long a still-valid token is used without retrying. */
   failureBackoffSeconds?: number
+}
+
+/**
+ * Seconds before expiry at which a token is refreshed: the configured skew, but never more than half
+ * the token's lifetime. With a skew as long as the token's life (30 s against 4 s tokens), every
+ * call would be due and spend a refresh grant; with half, a token serves at least half its life.
+ */
+export function refreshSkewFor(session: Session, skewSeconds: number): number {
+  const lifetime = session.accessTokenLifetime
+  return lifetime !== undefined && lifetime > 0 ? Math.min(skewSeconds, lifetime / 2) : skewSeconds
 }
 
 interface Remembered {
@@ -96,6 +107,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
           refreshToken: tokens.refreshToken,
           idToken: tokens.idToken ?? session.idToken,
           accessTokenExpiresAt: tokens.accessTokenExpiresAt,
+          accessTokenLifetime: tokens.accessTokenLifetime,
           claims: tokens.claims
             ? { ...session.claims, ...userClaims(tokens.claims) }
             : session.claims,
@@ -131,7 +143,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       const session = newest(current)
       const expiresInSeconds = session.accessTokenExpiresAt - t / 1000
       const usable = expiresInSeconds > 0
-      if (expiresInSeconds > skewSeconds) {
+      if (expiresInSeconds > refreshSkewFor(session, skewSeconds)) {
         return session === current ? { kind: 'fresh', session } : { kind: 'refreshed', session }
       }
       if (!session.refreshToken) {

@@ -38,6 +38,12 @@ export interface IdpOptions {
   /** Port on 127.0.0.1; `0` picks a free one. @default 0 */
   port?: number
   /**
+   * The issuer when a proxy sits in front of the IdP (tests put one there to see or change its
+   * answers); the proxy must keep the `Host` header, which endpoint URLs are built from.
+   * @default `http://127.0.0.1:<port>`
+   */
+  issuer?: string
+  /**
    * Clients to register, replacing the defaults (the `bff` client built from the options below and
    * the `demo-api` client the demo API introspects with).
    * @example [bffClientMetadata({ redirectUris: ['http://127.0.0.1:3000/bff/callback'] })]
@@ -206,7 +212,7 @@ export async function startIdp(options: IdpOptions = {}): Promise<Idp> {
     server.listen(port, '127.0.0.1', () => resolve())
   })
   const actualPort = (server.address() as AddressInfo).port
-  const issuer = `http://127.0.0.1:${actualPort}`
+  const issuer = options.issuer ?? `http://127.0.0.1:${actualPort}`
 
   // oidc-provider drops offline_access from an authorization request unless it also carries
   // prompt=consent (OIDC Core 11), so a plain login would never get a refresh token. Instead the

@@ -275,6 +275,21 @@ describe('parseConfig: other settings', () => {
     })
   }
 
+  it('BFF_CLIENT_AUTH: client_secret_basic by default, client_secret_post on request', () => {
+    expect(parseConfig(validEnv).clientAuth).toBe('client_secret_basic')
+    for (const method of ['client_secret_basic', 'client_secret_post']) {
+      expect(parseConfig(env({ BFF_CLIENT_AUTH: method })).clientAuth).toBe(method)
+    }
+  })
+
+  for (const value of ['post', 'client_secret_jwt', 'none', 'CLIENT_SECRET_POST']) {
+    it(`rejects BFF_CLIENT_AUTH=${value}, naming the setting and the choices`, () => {
+      const problem = expectOneProblem(env({ BFF_CLIENT_AUTH: value }), 'BFF_CLIENT_AUTH')
+      expect(problem).toContain('client_secret_basic, client_secret_post')
+      expect(problem).toContain(value)
+    })
+  }
+
   it('rejects an unknown BFF_SESSION_STORE', () => {
     const problem = expectOneProblem(env({ BFF_SESSION_STORE: 'postgres' }), 'BFF_SESSION_STORE')
     expect(problem).toContain('postgres')

@@ -22,6 +22,7 @@ import { createCookieJar, redirectLocation, type CookieJar } from '../helpers/ht
 import { loginAtIdp } from '../helpers/idp-login.ts'
 import { captureLog } from '../helpers/capture-log.ts'
 import { freePort, startRecordingUpstream, type RecordingUpstream } from '../helpers/upstream.ts'
+import type { IdpFront } from '../helpers/idp-front.ts'
 
 export type StoreKind = 'cookie' | 'memory' | 'redis' | 'durable-object'
 
@@ -84,6 +85,8 @@ export interface StackOptions {
    * Cloudflare machines would; their URLs are `isolateUrls`.
    */
   isolates?: number
+  /** A proxy in front of the IdP: its URL is then the issuer, and every call goes through it. */
+  front?: IdpFront
 }
 
 export interface Stack {
@@ -126,6 +129,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const baseUrl =
     typeof options.baseUrl === 'function' ? options.baseUrl(port) : (options.baseUrl ?? url)
   const idp = await startIdp({
+    ...(options.front ? { issuer: options.front.url } : {}),
     accessTokenTtl: options.accessTokenTtl ?? 60,
     clients: [
       bffClientMetadata({
@@ -134,6 +138,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       }),
     ],
   })
+  options.front?.forwardTo(idp.port)
   const upstream = await startRecordingUpstream()
   const secret = randomBytes(32).toString('base64url')
   let offsetMs = 0

@@ -200,8 +200,9 @@ describe('a needed refresh while the IdP is away', () => {
 
 describe('a login while the IdP is away', () => {
   it('answers a readable page to a browser and JSON to others, never a 500', async () => {
-    const fresh = await startBff() // no discovery cached yet: the login needs the IdP at once
+    // Away from the start: the start-up discovery fails too, so the login needs the IdP at once.
     outage = 'refused'
+    const fresh = await startBff()
     try {
       const page = await fetch(`${fresh.url}/bff/login?returnTo=/`, {
         headers: { accept: 'text/html,application/xhtml+xml' },

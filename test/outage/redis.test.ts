@@ -132,6 +132,7 @@ async function expectFailsClosed(jars: CookieJar[]) {
   expect(await unhealthy.json()).toEqual({
     status: 'unavailable',
     store: bff.config.sessionStore,
+    idp: 'ok',
     error: 'store_unavailable',
     message: 'The session store is unavailable.',
   })

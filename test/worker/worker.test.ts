@@ -4,17 +4,26 @@
  * chosen by BFF_SESSION_STORE with durable-object as the default, and the test clock refused as
  * anything but a service binding.
  */
-import { describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startIdp, type Idp } from '../../src/demo/idp.ts'
 import { freePort } from '../helpers/upstream.ts'
 import { startWorkerd, type Workerd } from './workerd.ts'
 
 const VALID = {
-  BFF_ISSUER: 'https://idp.example.com',
+  // The real test IdP's issuer, set below: /bff/health reports whether discovery works.
+  BFF_ISSUER: '',
   BFF_CLIENT_ID: 'bff',
   BFF_CLIENT_SECRET: 'client-secret',
   BFF_BASE_URL: 'https://app.example.com',
   BFF_SESSION_SECRET: 's'.repeat(40),
 }
+
+let idp: Idp
+beforeAll(async () => {
+  idp = await startIdp()
+  VALID.BFF_ISSUER = idp.issuer
+})
+afterAll(() => idp.stop())
 
 async function withWorker(
   env: Record<string, string | number | boolean | undefined>,
@@ -141,7 +150,7 @@ describe('stores', () => {
     await withWorker({ ...VALID, BFF_SESSION_STORE: undefined }, async (worker) => {
       const response = await fetch(`${worker.url}/bff/health`)
       expect(response.status).toBe(200)
-      expect(await response.json()).toEqual({ status: 'ok', store: 'durable-object' })
+      expect(await response.json()).toEqual({ status: 'ok', store: 'durable-object', idp: 'ok' })
       expect(worker.logs.join('\n')).not.toContain('test_clock')
     })
   })
@@ -151,7 +160,7 @@ describe('stores', () => {
       { ...VALID, BFF_SESSION_STORE: 'cookie' },
       async (worker) => {
         const response = await fetch(`${worker.url}/bff/health`)
-        expect(await response.json()).toEqual({ status: 'ok', store: 'cookie' })
+        expect(await response.json()).toEqual({ status: 'ok', store: 'cookie', idp: 'ok' })
         expect(await logged(worker, /test_clock/)).toMatch(/"event":"test_clock.enabled"/)
       },
       { clock: true }

@@ -100,6 +100,7 @@ export function callbackRoute(s: BffServices) {
       accessToken: tokens.accessToken,
       refreshToken: tokens.refreshToken,
       accessTokenExpiresAt: tokens.accessTokenExpiresAt,
+      accessTokenLifetime: tokens.accessTokenLifetime,
       createdAt: nowSeconds,
       createdAtMs: nowMs,
       expiresAt: Math.min(absoluteExpiresAt, nowSeconds + s.config.idleTimeoutSeconds),

@@ -17,6 +17,8 @@ export interface Session {
   refreshToken?: string
   /** When the access token expires, in epoch seconds. */
   accessTokenExpiresAt: number
+  /** The access token's lifetime as granted (`expires_in`), seconds; absent in older sessions. */
+  accessTokenLifetime?: number
   /** When the session was created, in epoch seconds. */
   createdAt: number
   /**
