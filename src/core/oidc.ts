@@ -7,7 +7,9 @@ import * as jose from 'jose'
 import * as client from 'openid-client'
 import type { Config } from './config.ts'
 import { BffError } from './errors.ts'
-import { errorReason, type Logger } from './log.ts'
+import type { Logger } from './log.ts'
+import { createDiscovery } from './oidc-discovery.ts'
+import { toBffError } from './oidc-errors.ts'
 
 export interface TokenSet {
   accessToken: string
@@ -94,13 +96,6 @@ export interface OidcDeps {
   log?: Logger
 }
 
-/** Same-origin redirects followed for the discovery document (django-oauth-toolkit adds a slash). */
-const MAX_DISCOVERY_REDIRECTS = 3
-/** Background discovery retries: the first delay, doubled each time up to the last. */
-const DISCOVERY_RETRY_MS = { first: 1000, max: 60_000 }
-/** How long `idpStatus` answers a failed attempt before trying again. */
-const STATUS_RECHECK_MS = 5000
-
 /** An `openid-client` error for the user's own IdP request, e.g. `login_required` after `prompt=none`. */
 // The error codes an authorization response may carry (RFC 6749 4.1.2.1, OIDC Core 3.1.2.6).
 const AUTHORIZATION_ERRORS = new Set([
@@ -160,64 +155,8 @@ const PROTOCOL_CLAIMS = new Set([
 export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClient {
   const now = deps.now ?? Date.now
   const redirectUri = `${config.baseUrl}/bff/callback`
-  const log = deps.log ?? (() => {})
-  let discovered: Promise<client.Configuration> | undefined
+  const { configuration, idpStatus, checkAtStartup } = createDiscovery(config, deps, redirectUri)
   let jwks: ReturnType<typeof jose.createRemoteJWKSet> | undefined
-  // The last discovery outcome, for `/bff/health` and for logging a change only once.
-  let last: { ok: true } | { ok: false; message: string; at: number } | undefined
-  const discoveryUrl = new URL(
-    `${config.issuer.pathname.replace(/\/$/, '')}/.well-known/openid-configuration`,
-    config.issuer
-  ).href
-
-  // Discovery is cached for the life of the process; a failure is not, so the next request retries.
-  function configuration(): Promise<client.Configuration> {
-    discovered ??= discover().then(
-      (result) => {
-        if (last && !last.ok) log('info', 'oidc.discovery_ok', { url: discoveryUrl })
-        last = { ok: true }
-        return result
-      },
-      (err) => {
-        discovered = undefined
-        const problem = discoveryProblem(err)
-        // Logged when the problem changes, not on every request while the IdP is away.
-        if (last?.ok !== false || last.message !== problem.message) {
-          log('error', 'oidc.discovery_failed', { url: discoveryUrl, ...problem })
-        }
-        last = { ok: false, message: problem.message, at: now() }
-        throw toBffError(err, 'discovery')
-      }
-    )
-    return discovered
-  }
-
-  async function discover() {
-    const options: client.DiscoveryRequestOptions = {
-      timeout: config.idpTimeoutSeconds,
-      execute: config.issuer.protocol === 'http:' ? [client.allowInsecureRequests] : [],
-    }
-    options[client.customFetch] = followSameOrigin(idpFetch(deps.fetch), (from, to) =>
-      log('warn', 'oidc.discovery_redirected', { from, to })
-    )
-    const result = await client.discovery(
-      config.issuer,
-      config.clientId,
-      { redirect_uris: [redirectUri], response_types: ['code'] },
-      config.clientAuth === 'client_secret_post'
-        ? client.ClientSecretPost(config.clientSecret)
-        : client.ClientSecretBasic(config.clientSecret),
-      options
-    )
-    // Only the discovery document may redirect; every later call uses the plain fetch.
-    result[client.customFetch] = idpFetch(deps.fetch)
-    result.timeout = config.idpTimeoutSeconds
-    // openid-client trusts TLS for ID tokens from the token endpoint and checks no signature unless
-    // told to. Checked, an ID token signed with `none`, an unknown key or an ambiguous kid is refused.
-    client.enableNonRepudiationChecks(result)
-    return result
-  }
-
   function lifetime(tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers) {
     // Without expires_in we cannot know; assume a short life so the token is refreshed early.
     return tokens.expires_in ?? 300
@@ -389,145 +328,9 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
       return { jti: String(payload.jti), sid, sub, iat: payload.iat! }
     },
 
-    async idpStatus() {
-      if (last && !last.ok && now() - last.at < STATUS_RECHECK_MS && !discovered) {
-        return { idp: 'unreachable', message: last.message }
-      }
-      try {
-        await configuration()
-        return { idp: 'ok' }
-      } catch {
-        return { idp: 'unreachable', message: last && !last.ok ? last.message : 'unknown' }
-      }
-    },
-
-    checkAtStartup(signal) {
-      let delay = DISCOVERY_RETRY_MS.first
-      let timer: ReturnType<typeof setTimeout> | undefined
-      signal.addEventListener('abort', () => clearTimeout(timer))
-      const attempt = () => {
-        if (signal.aborted || last?.ok) return
-        configuration().catch(() => {
-          if (signal.aborted) return
-          log('warn', 'oidc.discovery_retry', { url: discoveryUrl, inSeconds: delay / 1000 })
-          timer = setTimeout(attempt, delay)
-          delay = Math.min(delay * 2, DISCOVERY_RETRY_MS.max)
-        })
-      }
-      attempt()
-    },
+    idpStatus,
+    checkAtStartup,
   }
-}
-
-/**
- * Follows redirects of the discovery document on the issuer's own origin, a bounded number of
- * times (django-oauth-toolkit 1.7 answers 301 to add a trailing slash); a redirect to another
- * origin is refused, since the document says where tokens and codes go.
- */
-function followSameOrigin(
-  fetchImpl: client.CustomFetch,
-  onRedirect: (from: string, to: string) => void
-): client.CustomFetch {
-  return async (url, init) => {
-    let current = url
-    for (let hops = 0; ; hops++) {
-      const response = await fetchImpl(current, init)
-      const location = response.headers.get('location')
-      if (response.status < 300 || response.status >= 400 || !location) return response
-      await response.body?.cancel()
-      const next = new URL(location, current)
-      if (next.origin !== new URL(current).origin) {
-        throw new DiscoveryRedirectError(
-          `redirected to another origin (${next.origin}); refused: set BFF_ISSUER to the real issuer`,
-          response.status
-        )
-      }
-      if (hops >= MAX_DISCOVERY_REDIRECTS) {
-        throw new DiscoveryRedirectError(
-          `more than ${MAX_DISCOVERY_REDIRECTS} redirects`,
-          response.status
-        )
-      }
-      onRedirect(current, next.href)
-      current = next.href
-    }
-  }
-}
-
-class DiscoveryRedirectError extends Error {
-  readonly code = 'discovery_redirect_refused'
-  constructor(
-    message: string,
-    readonly status: number
-  ) {
-    super(message)
-    this.name = 'DiscoveryRedirectError'
-  }
-}
-
-/** What went wrong with discovery, for the operator: the HTTP status when there was one. */
-function discoveryProblem(err: unknown): { status?: number; message: string } {
-  let cause: unknown = err
-  // openid-client wraps what it did not raise itself ("something went wrong"); look inside.
-  while (cause instanceof client.ClientError && !cause.code && cause.cause) cause = cause.cause
-  if (cause instanceof DiscoveryRedirectError) {
-    return { status: cause.status, message: cause.message }
-  }
-  const status = httpStatusOf(cause)
-  const code = (cause as { code?: unknown } | null)?.code
-  if (cause instanceof TypeError) {
-    const reason = (cause.cause as { code?: unknown } | undefined)?.code ?? cause.message
-    return { message: `could not connect (${String(reason)})` }
-  }
-  if (
-    code === 'OAUTH_TIMEOUT' ||
-    (cause instanceof DOMException && cause.name === 'TimeoutError')
-  ) {
-    return { message: 'no answer in time (BFF_IDP_TIMEOUT)' }
-  }
-  if (code === 'OAUTH_RESPONSE_IS_NOT_CONFORM') {
-    return { status, message: `answered HTTP ${status}, expected 200: is BFF_ISSUER right?` }
-  }
-  if (code === 'OAUTH_RESPONSE_IS_NOT_JSON' || code === 'OAUTH_PARSE_ERROR') {
-    const response = (cause as { cause?: unknown }).cause
-    const type = isResponse(response) ? (response.headers.get('content-type') ?? 'none') : undefined
-    return {
-      status,
-      message: `not a JSON discovery document${type ? ` (content-type ${type})` : ''}`,
-    }
-  }
-  if (code === 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED') {
-    // Usually a trailing slash, or the IdP's public URL differing from the one configured.
-    const body = (cause as { cause?: { body?: { issuer?: unknown } } }).cause?.body
-    return {
-      status,
-      message: `the document names issuer ${JSON.stringify(body?.issuer)}, not BFF_ISSUER`,
-    }
-  }
-  const detail = cause instanceof Error ? cause.message : String(cause)
-  return { status, message: `${errorReason(cause)}: ${detail}` }
-}
-
-/** The HTTP status of the IdP answer behind an openid-client error, when there was one. */
-function httpStatusOf(err: unknown): number | undefined {
-  if (
-    err instanceof client.ResponseBodyError ||
-    err instanceof client.WWWAuthenticateChallengeError
-  ) {
-    return err.status
-  }
-  const cause = (err as { cause?: unknown } | null)?.cause
-  return isResponse(cause) ? cause.status : undefined
-}
-
-// Duck-typed: a Response from another realm (a test runner's, a runtime's polyfill) is one too.
-function isResponse(value: unknown): value is Response {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as Response).status === 'number' &&
-    typeof (value as Response).headers?.get === 'function'
-  )
 }
 
 /**
@@ -579,80 +382,4 @@ function invalidLogoutToken(reason: string, cause?: unknown) {
 /** The user's claims for `/bff/user`: the ID token and userinfo claims minus protocol claims. */
 export function userClaims(claims: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(claims).filter(([key]) => !PROTOCOL_CLAIMS.has(key)))
-}
-
-type Phase = 'discovery' | 'callback' | 'refresh' | 'revocation'
-
-/**
- * The fetch openid-client uses (discovery passes it on to every later call), with one change: a
- * connection that fails rejects with a TypeError, as Node's fetch does. workerd rejects with a
- * plain Error ("Network connection lost."), which openid-client wraps as an unknown failure, so a
- * lost connection during a refresh answered 502 `idp_error` instead of 503 `idp_unavailable`,
- * retried and keeping the session. Timeouts and aborts (DOMException) stay as they are.
- */
-function idpFetch(fetchImpl?: typeof fetch): client.CustomFetch {
-  return async (url, init) => {
-    try {
-      return await (fetchImpl
-        ? fetchImpl(url, init as RequestInit)
-        : fetch(url, init as RequestInit))
-    } catch (err) {
-      if (err instanceof TypeError || err instanceof DOMException) throw err
-      throw new TypeError('The identity provider could not be reached.', { cause: err })
-    }
-  }
-}
-
-/** 4xx answers that may well succeed when asked again: timeout, too early, too many requests. */
-const TRANSIENT_4XX = new Set([408, 425, 429])
-
-/** Maps any openid-client or network failure to a `BffError` whose message is safe to show. */
-function toBffError(err: unknown, phase: Phase): BffError {
-  if (err instanceof BffError) return err
-  const cause = err
-  const status = httpStatusOf(err)
-  // The IdP refused this refresh token, whatever shape the refusal has (`invalid_grant`, or
-  // Glewlwyd's 400 with an empty body, a 401 page...): asking again cannot help, the session ends.
-  if (
-    phase === 'refresh' &&
-    status &&
-    status >= 400 &&
-    status < 500 &&
-    !TRANSIENT_4XX.has(status)
-  ) {
-    return new BffError(401, 'session_expired', 'The session has ended; log in again.', { cause })
-  }
-  if (status && (TRANSIENT_4XX.has(status) || status >= 500)) {
-    return new BffError(503, 'idp_unavailable', 'The identity provider is unavailable.', { cause })
-  }
-  if (err instanceof client.ResponseBodyError) {
-    if (err.status === 429 || err.status >= 500) {
-      return new BffError(503, 'idp_unavailable', 'The identity provider is unavailable.', {
-        cause,
-      })
-    }
-    if (phase === 'callback') {
-      return new BffError(400, 'invalid_callback', 'The login could not be completed.', { cause })
-    }
-    return new BffError(502, 'idp_error', 'The identity provider refused the request.', { cause })
-  }
-  const code = (err as { code?: string } | null)?.code
-  if (code === 'OAUTH_TIMEOUT' || (err instanceof DOMException && err.name === 'TimeoutError')) {
-    return new BffError(504, 'idp_timeout', 'The identity provider did not answer in time.', {
-      cause,
-    })
-  }
-  // fetch() rejects with a TypeError when the connection fails; so does a non-conforming status.
-  if (err instanceof TypeError || code === 'OAUTH_RESPONSE_IS_NOT_CONFORM') {
-    return new BffError(503, 'idp_unavailable', 'The identity provider is unavailable.', { cause })
-  }
-  if (phase === 'callback') {
-    return new BffError(400, 'invalid_callback', 'The login response failed validation.', { cause })
-  }
-  if (phase === 'discovery') {
-    return new BffError(503, 'idp_unavailable', 'The identity provider is unavailable.', { cause })
-  }
-  return new BffError(502, 'idp_error', 'The identity provider sent an invalid response.', {
-    cause,
-  })
 }

@@ -5,11 +5,11 @@
  */
 import type { MiddlewareHandler } from 'hono'
 import { BffError } from '../errors.ts'
-import { errorReason, subjectHash } from '../log.ts'
 import { allowedMethods, matchRoute, publicLocation, requestPath, upstreamUrl } from '../proxy.ts'
 import { checkCsrf } from '../security.ts'
 import type { BffEnv } from '../session/manager.ts'
 import type { BffServices } from '../services.ts'
+import { freshSession } from './fresh-session.ts'
 
 export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
   const { api, baseUrl, upstreamTimeoutMs } = s.config
@@ -33,24 +33,8 @@ export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
 
     const session = await s.sessions.load(c)
     if (!session) throw new BffError(401, 'unauthenticated', 'Not logged in.')
-    const result = await s.tokens.freshSession(session)
-    if (result.kind === 'error') {
-      if (result.error.code === 'session_expired') {
-        await s.sessions.destroy(c, session)
-        s.log('info', 'session.expired', {
-          sub: await subjectHash(session.sub),
-          reason: errorReason(result.error.cause),
-        })
-      }
-      throw result.error
-    }
-    if (result.kind === 'refreshed') {
-      s.log('info', 'token.refreshed', { sub: await subjectHash(session.sub) })
-      // Logged out while the refresh was under way: the new tokens go nowhere, the call neither.
-      if (!(await s.sessions.update(c, result.session)) && !(await s.sessions.load(c))) {
-        throw new BffError(401, 'unauthenticated', 'Not logged in.')
-      }
-    }
+    const result = await freshSession(s, c, session)
+    if (result.kind === 'error') throw result.error
 
     const upstream = await s.forward(c, target, {
       accessToken: result.session.accessToken,

@@ -1,11 +1,11 @@
 /** `GET /bff/user`: who is logged in. Never returns a token. */
 import { Hono } from 'hono'
 import { BffError } from '../errors.ts'
-import { errorReason, subjectHash } from '../log.ts'
 import { userClaims } from '../oidc.ts'
 import { csrfGuard } from '../security.ts'
 import type { BffEnv } from '../session/manager.ts'
 import type { BffServices } from '../services.ts'
+import { freshSession } from './fresh-session.ts'
 
 export interface UserInfo {
   sub: string
@@ -24,23 +24,8 @@ export function userRoute(s: BffServices) {
     // the next API call would: if the IdP refuses its refresh token, answering 200 would leave
     // the SPA logged in with every API call failing. The grant is not wasted: the next call uses
     // its tokens. A transient IdP failure keeps the session (it is still valid) and answers 200.
-    const result = await s.tokens.freshSession(session)
-    if (result.kind === 'error' && result.error.code === 'session_expired') {
-      await s.sessions.destroy(c, session)
-      s.log('info', 'session.expired', {
-        sub: await subjectHash(session.sub),
-        reason: errorReason(result.error.cause),
-      })
-      throw result.error
-    }
-    if (result.kind === 'refreshed') {
-      s.log('info', 'token.refreshed', { sub: await subjectHash(session.sub) })
-      // Logged out while the refresh was under way: nobody is logged in.
-      if (!(await s.sessions.update(c, result.session)) && !(await s.sessions.load(c))) {
-        throw new BffError(401, 'unauthenticated', 'Not logged in.')
-      }
-      session = result.session
-    }
+    const result = await freshSession(s, c, session)
+    if (result.kind === 'refreshed') session = result.session
     const body: UserInfo = {
       sub: session.sub,
       claims: userClaims(session.claims),

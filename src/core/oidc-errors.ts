@@ -1,0 +1,104 @@
+/**
+ * openid-client and network failures as `BffError`s: the one mapping from what the IdP (or the
+ * way to it) did to what the BFF answers.
+ */
+import * as client from 'openid-client'
+import { BffError } from './errors.ts'
+
+/** The HTTP status of the IdP answer behind an openid-client error, when there was one. */
+export function httpStatusOf(err: unknown): number | undefined {
+  if (
+    err instanceof client.ResponseBodyError ||
+    err instanceof client.WWWAuthenticateChallengeError
+  ) {
+    return err.status
+  }
+  const cause = (err as { cause?: unknown } | null)?.cause
+  return isResponse(cause) ? cause.status : undefined
+}
+
+// Duck-typed: a Response from another realm (a test runner's, a runtime's polyfill) is one too.
+export function isResponse(value: unknown): value is Response {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as Response).status === 'number' &&
+    typeof (value as Response).headers?.get === 'function'
+  )
+}
+
+export type Phase = 'discovery' | 'callback' | 'refresh' | 'revocation'
+
+/**
+ * The fetch openid-client uses (discovery passes it on to every later call), with one change: a
+ * connection that fails rejects with a TypeError, as Node's fetch does. workerd rejects with a
+ * plain Error ("Network connection lost."), which openid-client wraps as an unknown failure, so a
+ * lost connection during a refresh answered 502 `idp_error` instead of 503 `idp_unavailable`,
+ * retried and keeping the session. Timeouts and aborts (DOMException) stay as they are.
+ */
+export function idpFetch(fetchImpl?: typeof fetch): client.CustomFetch {
+  return async (url, init) => {
+    try {
+      return await (fetchImpl
+        ? fetchImpl(url, init as RequestInit)
+        : fetch(url, init as RequestInit))
+    } catch (err) {
+      if (err instanceof TypeError || err instanceof DOMException) throw err
+      throw new TypeError('The identity provider could not be reached.', { cause: err })
+    }
+  }
+}
+
+/** 4xx answers that may well succeed when asked again: timeout, too early, too many requests. */
+const TRANSIENT_4XX = new Set([408, 425, 429])
+
+/** Maps any openid-client or network failure to a `BffError` whose message is safe to show. */
+export function toBffError(err: unknown, phase: Phase): BffError {
+  if (err instanceof BffError) return err
+  const cause = err
+  const status = httpStatusOf(err)
+  // The IdP refused this refresh token, whatever shape the refusal has (`invalid_grant`, or
+  // Glewlwyd's 400 with an empty body, a 401 page...): asking again cannot help, the session ends.
+  if (
+    phase === 'refresh' &&
+    status &&
+    status >= 400 &&
+    status < 500 &&
+    !TRANSIENT_4XX.has(status)
+  ) {
+    return new BffError(401, 'session_expired', 'The session has ended; log in again.', { cause })
+  }
+  if (status && (TRANSIENT_4XX.has(status) || status >= 500)) {
+    return new BffError(503, 'idp_unavailable', 'The identity provider is unavailable.', { cause })
+  }
+  if (err instanceof client.ResponseBodyError) {
+    if (err.status === 429 || err.status >= 500) {
+      return new BffError(503, 'idp_unavailable', 'The identity provider is unavailable.', {
+        cause,
+      })
+    }
+    if (phase === 'callback') {
+      return new BffError(400, 'invalid_callback', 'The login could not be completed.', { cause })
+    }
+    return new BffError(502, 'idp_error', 'The identity provider refused the request.', { cause })
+  }
+  const code = (err as { code?: string } | null)?.code
+  if (code === 'OAUTH_TIMEOUT' || (err instanceof DOMException && err.name === 'TimeoutError')) {
+    return new BffError(504, 'idp_timeout', 'The identity provider did not answer in time.', {
+      cause,
+    })
+  }
+  // fetch() rejects with a TypeError when the connection fails; so does a non-conforming status.
+  if (err instanceof TypeError || code === 'OAUTH_RESPONSE_IS_NOT_CONFORM') {
+    return new BffError(503, 'idp_unavailable', 'The identity provider is unavailable.', { cause })
+  }
+  if (phase === 'callback') {
+    return new BffError(400, 'invalid_callback', 'The login response failed validation.', { cause })
+  }
+  if (phase === 'discovery') {
+    return new BffError(503, 'idp_unavailable', 'The identity provider is unavailable.', { cause })
+  }
+  return new BffError(502, 'idp_error', 'The identity provider sent an invalid response.', {
+    cause,
+  })
+}

@@ -1,0 +1,41 @@
+/**
+ * The session of a request with an access token fresh enough to use, for every route that needs
+ * one (the API proxy, `/bff/user`): refreshed when due, the refreshed session stored, and the
+ * session ended when the IdP refuses its refresh token.
+ */
+import type { Context } from 'hono'
+import { BffError } from '../errors.ts'
+import { errorReason, subjectHash } from '../log.ts'
+import type { BffEnv } from '../session/manager.ts'
+import type { Session } from '../session/types.ts'
+import type { BffServices } from '../services.ts'
+import type { TokenResult } from '../tokens.ts'
+
+/**
+ * Throws 401 `session_expired` (the session destroyed) when the refresh token was refused, and
+ * 401 `unauthenticated` when the session was logged out while its refresh was under way (the new
+ * tokens then go nowhere). Any other failure comes back as the result's `error`, for the caller
+ * to answer as it must.
+ */
+export async function freshSession(
+  s: BffServices,
+  c: Context<BffEnv>,
+  session: Session
+): Promise<TokenResult> {
+  const result = await s.tokens.freshSession(session)
+  if (result.kind === 'error' && result.error.code === 'session_expired') {
+    await s.sessions.destroy(c, session)
+    s.log('info', 'session.expired', {
+      sub: await subjectHash(session.sub),
+      reason: errorReason(result.error.cause),
+    })
+    throw result.error
+  }
+  if (result.kind === 'refreshed') {
+    s.log('info', 'token.refreshed', { sub: await subjectHash(session.sub) })
+    if (!(await s.sessions.update(c, result.session)) && !(await s.sessions.load(c))) {
+      throw new BffError(401, 'unauthenticated', 'Not logged in.')
+    }
+  }
+  return result
+}
