@@ -16,7 +16,10 @@ test('two tabs share one session; logging out in one ends it in the other', asyn
   expect(atIdp, 'the second tab needed no trip to the IdP').toEqual([])
 
   await logOut(page, stack)
-  await expect(page).toHaveURL(stack.postLogoutUrl)
+  // The IdP hands back the random `state` the BFF sent with the logout (OIDC RP-Initiated Logout).
+  await expect(page).toHaveURL(/[?&]state=[\w-]{20,}$/)
+  const landing = new URL(page.url())
+  expect(`${landing.origin}${landing.pathname}`).toBe(stack.postLogoutUrl)
 
   const answer = await callApi(second)
   expect(answer).toMatchObject({ status: 401, body: { error: 'unauthenticated' } })
