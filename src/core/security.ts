@@ -76,6 +76,8 @@ export function safeReturnTo(returnTo: string | undefined, baseUrl: string): str
 export interface CookieNames {
   session: string
   transaction: string
+  /** Set by a logout: silent logins (`prompt=none`) are not tried until the next real login. */
+  loggedOut: string
 }
 
 /**
@@ -87,6 +89,7 @@ export function cookieNames(baseUrl: string): CookieNames {
   return {
     session: secure ? '__Host-bff' : 'bff',
     transaction: secure ? '__Host-bff-tx' : 'bff-tx',
+    loggedOut: secure ? '__Host-bff-out' : 'bff-out',
   }
 }
 

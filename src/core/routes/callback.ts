@@ -10,7 +10,7 @@ import { getCookie } from 'hono/cookie'
 import { BffError } from '../errors.ts'
 import { subjectHash } from '../log.ts'
 import { AuthorizationError } from '../oidc.ts'
-import { isSecureOrigin } from '../security.ts'
+import { cookieNames, isSecureOrigin } from '../security.ts'
 import { serializeCookie } from '../session/cookie.ts'
 import type { BffEnv } from '../session/manager.ts'
 import type { Session } from '../session/types.ts'
@@ -112,6 +112,19 @@ export function callbackRoute(s: BffServices) {
     if (previous) await s.sessions.store.delete(previous)
     await s.sessions.create(c, session)
     c.header('Cache-Control', 'no-store')
+    const loggedOut = cookieNames(baseUrl).loggedOut
+    if (getCookie(c, loggedOut)) {
+      // Logged in again: silent logins may keep this session going from now on.
+      c.header(
+        'Set-Cookie',
+        serializeCookie(loggedOut, '', {
+          secure: isSecureOrigin(baseUrl),
+          sameSite: 'Lax',
+          maxAge: 0,
+        }),
+        { append: true }
+      )
+    }
     s.log('info', 'login.success', {
       sub: await subjectHash(session.sub),
       store: s.sessions.store.kind,

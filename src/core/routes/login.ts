@@ -52,6 +52,15 @@ export function loginRoute(s: BffServices) {
         `prompt must be one of ${[...ALLOWED_PROMPTS].join(', ')}.`
       )
     }
+    if (prompt === 'none' && getCookie(c, cookieNames(baseUrl).loggedOut)) {
+      // Logged out in this browser: a silent login could only bring back the login the user
+      // just ended (at an IdP that keeps it). Answered as the IdP would, without asking it.
+      const target = new URL(returnTo, baseUrl)
+      target.searchParams.set('error', 'login_required')
+      s.log('info', 'login.silent_skipped', { reason: 'logged_out' })
+      c.header('Cache-Control', 'no-store')
+      return c.redirect(target.pathname + target.search + target.hash, 302)
+    }
     const request = await s.oidc.authorizationRequest({ prompt })
     const tx: LoginTransactionCookie = {
       state: request.state,

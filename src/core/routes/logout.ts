@@ -7,7 +7,8 @@
 import { Hono, type Context } from 'hono'
 import { BffError } from '../errors.ts'
 import { errorReason, subjectHash } from '../log.ts'
-import { constantTimeEqual, csrfGuard } from '../security.ts'
+import { constantTimeEqual, cookieNames, csrfGuard, isSecureOrigin } from '../security.ts'
+import { serializeCookie } from '../session/cookie.ts'
 import type { BffEnv } from '../session/manager.ts'
 import type { Session } from '../session/types.ts'
 import type { BffServices } from '../services.ts'
@@ -18,6 +19,18 @@ export function logoutRoute(s: BffServices) {
   async function logout(c: Context<BffEnv>, session: Session | null) {
     await s.sessions.destroy(c, session)
     c.header('Cache-Control', 'no-store')
+    // An IdP without an end-session endpoint (django-oauth-toolkit) keeps its login alive, and the
+    // SPA's silent login on the landing page would sign the user straight back in: silent logins
+    // stop here until the user logs in for real (the callback clears this).
+    c.header(
+      'Set-Cookie',
+      serializeCookie(cookieNames(baseUrl).loggedOut, '1', {
+        secure: isSecureOrigin(baseUrl),
+        sameSite: 'Lax',
+        maxAge: s.config.sessionLifetimeSeconds,
+      }),
+      { append: true }
+    )
     if (session) s.log('info', 'logout', { sub: await subjectHash(session.sub) })
     if (session?.refreshToken) {
       // Best effort: the session is already gone here; a failed revocation is logged, not shown.
