@@ -66,7 +66,18 @@ export function toBffError(err: unknown, phase: Phase): BffError {
     status < 500 &&
     !TRANSIENT_4XX.has(status)
   ) {
-    return new BffError(401, 'session_expired', 'The session has ended; log in again.', { cause })
+    // An OAuth error names itself in the log (`ResponseBodyError:invalid_grant`); any other refusal
+    // is named by its status, not by what openid-client thought of its body (not JSON, say).
+    const named =
+      err instanceof client.ResponseBodyError
+        ? cause
+        : Object.assign(new Error(`refresh refused with HTTP ${status}`), {
+            code: `refused_http_${status}`,
+            cause,
+          })
+    return new BffError(401, 'session_expired', 'The session has ended; log in again.', {
+      cause: named,
+    })
   }
   if (status && (TRANSIENT_4XX.has(status) || status >= 500)) {
     return new BffError(503, 'idp_unavailable', 'The identity provider is unavailable.', { cause })

@@ -159,6 +159,10 @@ describeStores(STORES, 'a refresh the IdP refuses, with the %s store', (store) =
         // Ended, not merely refused once: the cookie is gone and so is the session.
         expect(jar.lastSetCookies.some((line) => /^bff=;.*Max-Age=0/.test(line))).toBe(true)
         expect((await jar.get('/bff/user', { headers: CSRF })).status).toBe(401)
+        // The log names the refusal by its status, not by how its body failed to parse.
+        const status = shape.slice(0, 3)
+        const expired = () => stack.logs().filter((l) => l.includes('"session.expired"'))
+        await expect.poll(() => expired().at(-1) ?? '').toContain(`refused_http_${status}`)
       } finally {
         refuseRefreshes(undefined)
       }
