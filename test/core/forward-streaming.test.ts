@@ -4,11 +4,11 @@
  * with backpressure, up to 20 MB, read fast and slowly. test/integration/streaming.test.ts drives
  * the same through the whole BFF on both runtimes.
  */
-import { createHash } from 'node:crypto'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { forward } from '../../src/core/proxy.ts'
 import {
   downloadSha256,
+  readDigest,
   startStreamUpstream,
   type StreamUpstream,
 } from '../helpers/stream-upstream.ts'
@@ -26,18 +26,6 @@ const options = {
   fetch: (input: RequestInfo | URL, init?: RequestInit) => fetch(input, init),
 }
 
-async function digest(response: Response, pauseMs = 0) {
-  const hash = createHash('sha256')
-  let bytes = 0
-  const reader = response.body!.getReader()
-  for (let next = await reader.read(); !next.done; next = await reader.read()) {
-    hash.update(next.value)
-    bytes += next.value.length
-    if (pauseMs) await new Promise((resolve) => setTimeout(resolve, pauseMs))
-  }
-  return { bytes, sha256: hash.digest('hex') }
-}
-
 for (const size of [0, 65537, 200_000, 20 * 1024 * 1024]) {
   for (const pauseMs of [0, 1]) {
     it(`passes ${size} bytes chunked to a ${pauseMs ? 'slow' : 'fast'} reader`, async () => {
@@ -45,7 +33,7 @@ for (const size of [0, 65537, 200_000, 20 * 1024 * 1024]) {
       const response = await forward(new Request('http://bff/api/download'), target, options)
       expect(response.status).toBe(200)
       // 20 MB read slowly would take minutes: the slow reader reads the smaller sizes only.
-      expect(await digest(response, size > 5e6 ? 0 : pauseMs)).toEqual({
+      expect(await readDigest(response, size > 5e6 ? 0 : pauseMs)).toEqual({
         bytes: size,
         sha256: downloadSha256(size),
       })

@@ -2,6 +2,7 @@
  * Headers for tests of what crosses the proxy (test/core/proxy.test.ts, test/node-upstream.test.ts,
  * test/integration/proxy-headers.test.ts): the same lists for every transport.
  */
+import { expect } from 'vitest'
 
 /** Response headers an upstream must not get to the browser: each acts on the whole origin. */
 export const ORIGIN_WIDE: Record<string, string> = {
@@ -96,3 +97,13 @@ export const ORDINARY: Record<string, string> = {
 
 /** Names in FORGED the BFF sets itself, with its own values. */
 export const SET_BY_BFF = ['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto']
+
+/** What reached the upstream: none of FORGED (but the BFF's own), every ORDINARY header as sent. */
+export function expectForgedDroppedOrdinaryKept(headers: Record<string, unknown>): void {
+  for (const name of Object.keys(FORGED).filter((name) => !SET_BY_BFF.includes(name))) {
+    expect([name, headers[name]]).toEqual([name, undefined])
+  }
+  for (const [name, value] of Object.entries(ORDINARY)) {
+    expect([name, headers[name]]).toEqual([name, value])
+  }
+}

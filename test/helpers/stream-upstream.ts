@@ -106,3 +106,19 @@ export async function writePattern(out: Writable, size: number, chunk: number) {
   }
   out.end()
 }
+
+/** Reads a whole body into a digest, pausing `pauseMs` after every piece (a slow reader). */
+export async function readDigest(
+  response: Response,
+  pauseMs = 0
+): Promise<{ bytes: number; sha256: string }> {
+  const hash = createHash('sha256')
+  let bytes = 0
+  const reader = response.body!.getReader()
+  for (let next = await reader.read(); !next.done; next = await reader.read()) {
+    hash.update(next.value)
+    bytes += next.value.length
+    if (pauseMs) await new Promise((resolve) => setTimeout(resolve, pauseMs))
+  }
+  return { bytes, sha256: hash.digest('hex') }
+}

@@ -14,25 +14,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { CookieJar } from '../helpers/http.ts'
 import {
   downloadSha256,
+  readDigest,
   startStreamUpstream,
   type StreamUpstream,
 } from '../helpers/stream-upstream.ts'
 import { CSRF, SERVER_STORE, startStack, type Stack } from './harness.ts'
 
 const MB = 1024 * 1024
-
-/** Reads a whole body, pausing `pauseMs` after every piece: a slow reader. */
-async function digest(response: Response, pauseMs = 0): Promise<{ bytes: number; sha256: string }> {
-  const hash = createHash('sha256')
-  let bytes = 0
-  const reader = response.body!.getReader()
-  for (let next = await reader.read(); !next.done; next = await reader.read()) {
-    hash.update(next.value)
-    bytes += next.value.length
-    if (pauseMs) await new Promise((resolve) => setTimeout(resolve, pauseMs))
-  }
-  return { bytes, sha256: hash.digest('hex') }
-}
 
 for (const store of ['cookie', SERVER_STORE] as const) {
   describe(`streamed answers through the BFF (${store} store)`, () => {
@@ -70,7 +58,7 @@ for (const store of ['cookie', SERVER_STORE] as const) {
         it(`passes ${size} bytes, ${mode}, intact`, { timeout: 60_000 }, async () => {
           const response = await download(`size=${size}${query}`)
           expect(response.status).toBe(200)
-          expect(await digest(response)).toEqual({ bytes: size, sha256: downloadSha256(size) })
+          expect(await readDigest(response)).toEqual({ bytes: size, sha256: downloadSha256(size) })
         })
       }
     }
@@ -82,7 +70,10 @@ for (const store of ['cookie', SERVER_STORE] as const) {
         for (const query of ['size=5242880&chunk=1024', 'size=5242880&gzip=1']) {
           const response = await download(query)
           expect(response.status).toBe(200)
-          expect(await digest(response)).toEqual({ bytes: 5 * MB, sha256: downloadSha256(5 * MB) })
+          expect(await readDigest(response)).toEqual({
+            bytes: 5 * MB,
+            sha256: downloadSha256(5 * MB),
+          })
         }
       }
     )
@@ -93,7 +84,7 @@ for (const store of ['cookie', SERVER_STORE] as const) {
       const first = await reader.read()
       // The download waits on its reader; the BFF keeps answering everything else.
       const others = await Promise.all(
-        Array.from({ length: 20 }, () => download('size=1000&length=1').then(digest))
+        Array.from({ length: 20 }, () => download('size=1000&length=1').then((r) => readDigest(r)))
       )
       for (const other of others)
         expect(other).toEqual({ bytes: 1000, sha256: downloadSha256(1000) })

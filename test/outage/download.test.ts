@@ -6,13 +6,13 @@
  */
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { createHash } from 'node:crypto'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { DEMO_BFF_CLIENT, bffClientMetadata, startIdp, type Idp } from '../../src/demo/idp.ts'
 import { createCookieJar, redirectLocation, type CookieJar } from '../helpers/http.ts'
 import { loginAtIdp } from '../helpers/idp-login.ts'
 import {
   downloadSha256,
+  readDigest,
   startStreamUpstream,
   type StreamUpstream,
 } from '../helpers/stream-upstream.ts'
@@ -66,15 +66,7 @@ async function read(path: string, pauseEveryMs = 0) {
   // A server that hangs fails here, not by stalling the runner.
   const response = await jar.get(path, { headers: CSRF, signal: AbortSignal.timeout(45_000) })
   expect(response.status).toBe(200)
-  const hash = createHash('sha256')
-  let bytes = 0
-  const reader = response.body!.getReader()
-  for (let next = await reader.read(); !next.done; next = await reader.read()) {
-    hash.update(next.value)
-    bytes += next.value.length
-    if (pauseEveryMs) await new Promise((resolve) => setTimeout(resolve, pauseEveryMs))
-  }
-  return { bytes, sha256: hash.digest('hex') }
+  return readDigest(response, pauseEveryMs)
 }
 
 it('streams 50 MB to a slow reader in bounded memory, answering other calls meanwhile', async () => {
