@@ -149,6 +149,14 @@ const RESPONSE_STRIP = new Set([
   'activate-storage-access',
   'shared-storage-write',
   'observe-browsing-topics',
+  // Meant for the CDN or reverse proxy in front of the BFF, where they win over Cache-Control
+  // (RFC 9213 targeted fields, vendors' own): one user's answer stored and served to everyone
+  // despite the `private` added below, or (nginx, Apache) a file of the proxy's served instead.
+  'cdn-cache-control',
+  'cloudflare-cdn-cache-control',
+  'surrogate-control',
+  'edge-control',
+  'x-sendfile',
 ])
 const RESPONSE_STRIP_PREFIXES = [
   // CORS: the BFF serves its own origin's SPA and grants no other origin anything.
@@ -157,6 +165,8 @@ const RESPONSE_STRIP_PREFIXES = [
   'attribution-reporting-',
   // Sec-* answers drive browser features: Sec-Session-Registration binds sessions to the origin.
   'sec-',
+  // nginx in front: X-Accel-Redirect serves an internal location, X-Accel-Expires caches.
+  'x-accel-',
 ]
 
 // Prefixes are plain lower-case names: no character in them means anything to a RegExp.
