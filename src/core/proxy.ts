@@ -427,7 +427,10 @@ function responseHeaders(upstream: Headers): Headers {
  */
 export function privateUnlessShared(cacheControl: string | null | undefined): string {
   if (!cacheControl?.trim()) return 'private'
-  if (/(^|,)\s*(public|s-maxage|must-revalidate|private|no-store)\b/i.test(cacheControl)) {
+  // Only directives, not words inside a quoted value (`no-cache="x, public"`); and only a plain
+  // `private`: `private="Set-Cookie"` keeps that one field back and lets caches share the rest.
+  const directives = cacheControl.replace(/"(?:[^"\\]|\\.)*"/g, '""')
+  if (/(^|,)\s*(public|s-maxage|must-revalidate|private\b(?!\s*=)|no-store)\b/i.test(directives)) {
     return cacheControl
   }
   return `private, ${cacheControl}`
