@@ -9,7 +9,7 @@
  * lives outside src/core; requests that did not come from a Node HTTP/1 server (e.g.
  * `app.request()` in tests) go through `forward` over fetch instead.
  */
-import { IncomingMessage } from 'node:http'
+import { IncomingMessage, ServerResponse } from 'node:http'
 import { Readable, Transform, pipeline, type TransformCallback } from 'node:stream'
 import zlib from 'node:zlib'
 import { Agent, type Dispatcher } from 'undici'
@@ -89,6 +89,14 @@ export function nodeForward(options: NodeForwardOptions = {}): Forwarder {
       // See SAFE_TO_RESEND in core/proxy.ts: the same rule as the fetch path.
       const resend = SAFE_TO_RESEND.has(method) ? send : undefined
       const call_ = new UpstreamCall(method, call.timeoutMs, resolve, reject, resend)
+      // node-server cancels an answer's body only once it has begun to write it: a browser that
+      // left before then (while the API was still thinking) left the upstream's answer paused
+      // mid-way for good, its connection and buffers held. The call ends when the browser goes.
+      const outgoing = (c.env as { outgoing?: unknown }).outgoing
+      if (outgoing instanceof ServerResponse) {
+        if (outgoing.destroyed) call_.clientGone()
+        else outgoing.once('close', () => outgoing.writableFinished || call_.clientGone())
+      }
       try {
         send()
       } catch (err) {
@@ -204,6 +212,15 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
     this.#abort = abort
     // Timed out while connecting: the caller has its 504 already; drop the call.
     if (this.#timedOut) abort(new Error('timed out'))
+    else if (this.#cancelled) abort(new Error('the client went away'))
+  }
+
+  /** The browser went away before its answer was written out: the upstream call ends. */
+  clientGone() {
+    if (this.#cancelled || this.#done) return
+    this.#cancelled = true
+    this.resend = undefined
+    this.#abort?.(new Error('the client went away'))
   }
 
   onHeaders(status: number, rawHeaders: Buffer[], resume: () => void, statusText: string) {
@@ -282,6 +299,13 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
   }
 
   onError(err: Error) {
+    if (!this.#settled && !this.#init && this.#cancelled) {
+      // Nobody waits for this answer: settled without reporting the API as down.
+      this.#settled = true
+      clearTimeout(this.#timer)
+      this.resolve(new Response(null, { status: 502 }))
+      return
+    }
     if (!this.#settled && !this.#init) {
       // Within the same timeout: a second try never makes the call wait longer than one.
       const resend = this.#timedOut ? undefined : this.resend

@@ -9,6 +9,7 @@ import { getConnInfo } from '@hono/node-server/conninfo'
 import { Hono } from 'hono'
 import { Redis } from 'ioredis'
 import { Agent } from 'undici'
+import type { IncomingMessage } from 'node:http'
 import { fileURLToPath } from 'node:url'
 import path from 'node:path'
 import { createBff, notFound, type BffDeps } from './app.ts'
@@ -208,6 +209,12 @@ function listen(app: Hono, port: number, hostname: string): Promise<ServerType> 
       },
       () => resolve(server)
     )
+    // Host names are case-insensitive, but node-server refuses (an empty 400) a Host spelt other
+    // than the lower-case hostname of the URL it builds from it: `LOCALHOST:3000`, `App.Example`.
+    server.prependListener('request', (incoming: IncomingMessage) => {
+      const host = incoming.headers.host
+      if (host && host !== host.toLowerCase()) incoming.headers.host = host.toLowerCase()
+    })
     server.once('error', reject)
   })
 }

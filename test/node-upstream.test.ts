@@ -557,6 +557,9 @@ describe('nodeForward', () => {
     ['no-store', 'no-store'],
     ['public, max-age=60', 'public, max-age=60'],
     ['s-maxage=30', 's-maxage=30'],
+    // Only a field is private here, or "public" is no directive: the answer itself is not shared.
+    ['private="set-cookie", max-age=60', 'private, private="set-cookie", max-age=60'],
+    ['no-cache="x, public"', 'private, no-cache="x, public"'],
   ]) {
     it(`tells shared caches an answer is private unless the upstream allowed sharing: "${upstream}"`, async () => {
       // The upstream saw a bearer token (never reused by shared caches); a CDN in front of the

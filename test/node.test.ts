@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { createCookieJar, redirectLocation, type CookieJar } from './helpers/http.ts'
 import { loginAtIdp } from './helpers/idp-login.ts'
 import { freePort } from './helpers/upstream.ts'
+import { rawRequest } from './helpers/raw-http.ts'
 import { startNode } from '../src/node.ts'
 import { createSealer } from '../src/core/session/seal.ts'
 import type { SessionRef } from '../src/core/session/types.ts'
@@ -204,6 +205,42 @@ describe('startNode: the store the settings name', () => {
       const health = await fetch(`${server.url}/bff/health`)
       // (503: idp.example.com cannot be discovered; the store is what this test is about.)
       expect(await health.json()).toMatchObject({ store: 'memory' })
+    } finally {
+      await server.close()
+    }
+  })
+})
+
+describe('startNode: the Host header as clients spell it', () => {
+  it('takes a host name in capitals, which node-server once refused with an empty 400', async () => {
+    const server = await startNode(
+      {
+        BFF_ISSUER: 'https://idp.example.com',
+        BFF_CLIENT_ID: 'client',
+        BFF_CLIENT_SECRET: 'client-secret',
+        BFF_SESSION_SECRET: 'a'.repeat(32),
+        PORT: '0',
+      },
+      { serveStatic: false, deps: { log: () => {} } }
+    )
+    try {
+      const { port } = new URL(server.url)
+      // Host names are case-insensitive; curl sends `http://LOCALHOST:3000/` as typed.
+      for (const host of [`LOCALHOST:${port}`, `LocalHost:${port}`, `127.0.0.1:${port}`]) {
+        const answer = await rawRequest(Number(port), {
+          method: 'GET',
+          target: '/bff/user',
+          headers: [
+            ['host', host],
+            ['x-csrf', '1'],
+          ],
+        })
+        expect([host, answer.status, answer.body]).toEqual([
+          host,
+          401,
+          '{"error":"unauthenticated","message":"Not logged in."}',
+        ])
+      }
     } finally {
       await server.close()
     }

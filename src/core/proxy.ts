@@ -149,6 +149,14 @@ const RESPONSE_STRIP = new Set([
   'activate-storage-access',
   'shared-storage-write',
   'observe-browsing-topics',
+  // Meant for the CDN or reverse proxy in front of the BFF, where they win over Cache-Control
+  // (RFC 9213 targeted fields, vendors' own): one user's answer stored and served to everyone
+  // despite the `private` added below, or (nginx, Apache) a file of the proxy's served instead.
+  'cdn-cache-control',
+  'cloudflare-cdn-cache-control',
+  'surrogate-control',
+  'edge-control',
+  'x-sendfile',
 ])
 const RESPONSE_STRIP_PREFIXES = [
   // CORS: the BFF serves its own origin's SPA and grants no other origin anything.
@@ -157,6 +165,8 @@ const RESPONSE_STRIP_PREFIXES = [
   'attribution-reporting-',
   // Sec-* answers drive browser features: Sec-Session-Registration binds sessions to the origin.
   'sec-',
+  // nginx in front: X-Accel-Redirect serves an internal location, X-Accel-Expires caches.
+  'x-accel-',
 ]
 
 // Prefixes are plain lower-case names: no character in them means anything to a RegExp.
@@ -417,7 +427,10 @@ function responseHeaders(upstream: Headers): Headers {
  */
 export function privateUnlessShared(cacheControl: string | null | undefined): string {
   if (!cacheControl?.trim()) return 'private'
-  if (/(^|,)\s*(public|s-maxage|must-revalidate|private|no-store)\b/i.test(cacheControl)) {
+  // Only directives, not words inside a quoted value (`no-cache="x, public"`); and only a plain
+  // `private`: `private="Set-Cookie"` keeps that one field back and lets caches share the rest.
+  const directives = cacheControl.replace(/"(?:[^"\\]|\\.)*"/g, '""')
+  if (/(^|,)\s*(public|s-maxage|must-revalidate|private\b(?!\s*=)|no-store)\b/i.test(directives)) {
     return cacheControl
   }
   return `private, ${cacheControl}`

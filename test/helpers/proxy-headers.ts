@@ -28,6 +28,14 @@ export const ORIGIN_WIDE: Record<string, string> = {
   'sec-session-registration': '(ES256);path="/reg";challenge="x"',
   'attribution-reporting-register-source': '{}',
   'shared-storage-write': 'clear',
+  // For the CDN or proxy in front of the BFF: shared caching despite `private`, internal files.
+  'cdn-cache-control': 'max-age=600',
+  'cloudflare-cdn-cache-control': 'max-age=600',
+  'surrogate-control': 'max-age=600',
+  'edge-control': 'cache-maxage=600s',
+  'x-accel-expires': '600',
+  'x-accel-redirect': '/internal/secrets',
+  'x-sendfile': '/etc/passwd',
 }
 
 /** Headers only about the answer itself: they reach the browser as the upstream sent them. */

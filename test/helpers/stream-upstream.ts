@@ -3,10 +3,11 @@
  * `GET /download?size=N` writes `size` bytes of a fixed pattern in pieces of `chunk` bytes
  * (default 64 KiB), each waiting for `drain` when the socket is full. Without `length=1` the answer
  * is chunked (no Content-Length), with it length-delimited; `gzip=1` compresses on the fly.
- * `POST|PUT /upload` reads the whole body and answers `{ bytes, sha256 }`.
+ * `POST|PUT /upload` reads the whole body and answers `{ bytes, sha256 }`. With `hold=1` a download
+ * waits before its headers until `release()`.
  */
 import { createHash } from 'node:crypto'
-import { createServer } from 'node:http'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Writable } from 'node:stream'
 import type { AddressInfo, Socket } from 'node:net'
 import { createGzip } from 'node:zlib'
@@ -27,13 +28,27 @@ export interface StreamUpstream {
   url: string
   /** Downloads whose writer is still sending (the reader has not had everything). */
   active(): number
+  /** Downloads waiting for `release()` (`hold=1`). */
+  held(): number
+  /** Lets every held download answer. */
+  release(): void
   close(): Promise<void>
 }
 
 export async function startStreamUpstream(): Promise<StreamUpstream> {
   const sockets = new Set<Socket>()
   let active = 0
+  let held: Array<() => void> = []
   const server = createServer((req, res) => {
+    if (new URL(req.url ?? '/', 'http://upstream').searchParams.get('hold') === '1') {
+      req.resume()
+      // Unless its caller has gone meanwhile.
+      held.push(() => res.destroyed || answer(req, res))
+      return
+    }
+    answer(req, res)
+  })
+  const answer = (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://upstream')
     const param = (name: string) => url.searchParams.get(name)
     if (url.pathname.endsWith('/upload')) {
@@ -65,7 +80,7 @@ export async function startStreamUpstream(): Promise<StreamUpstream> {
       res.once('close', () => gzip.destroy())
       void writePattern(gzip, size, chunk)
     } else void writePattern(res, size, chunk)
-  })
+  }
   server.on('connection', (socket) => {
     sockets.add(socket)
     socket.on('close', () => sockets.delete(socket))
@@ -74,6 +89,11 @@ export async function startStreamUpstream(): Promise<StreamUpstream> {
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     active: () => active,
+    held: () => held.length,
+    release() {
+      for (const go of held) go()
+      held = []
+    },
     close: () =>
       new Promise((resolve) => {
         for (const socket of sockets) socket.destroy()

@@ -22,6 +22,14 @@ import { CSRF, SERVER_STORE, startStack, type Stack } from './harness.ts'
 
 const MB = 1024 * 1024
 
+/** Waits until `done()` holds, up to 20 s (a slow machine, not a hang). */
+async function until(done: () => boolean): Promise<void> {
+  for (const start = Date.now(); !done();) {
+    if (Date.now() - start > 20_000) throw new Error('still not so after 20 s')
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
 for (const store of ['cookie', SERVER_STORE] as const) {
   describe(`streamed answers through the BFF (${store} store)`, () => {
     let files: StreamUpstream
@@ -114,6 +122,27 @@ for (const store of ['cookie', SERVER_STORE] as const) {
         // Unread, the answer stays with the upstream: it is still writing, not all buffered on the way.
         expect(files.active()).toBe(1)
         await reader.cancel()
+      }
+    )
+
+    it(
+      'lets the upstream go when the browser leaves before the answer starts',
+      { timeout: 60_000 },
+      async () => {
+        // The Node server cancels a body only once it has begun to write it: a browser gone while
+        // the API was still thinking left the upstream's answer paused for good, one held
+        // connection per such request.
+        const leaving = new AbortController()
+        const abandoned = jar
+          .get(`/files/download?size=${64 * MB}&hold=1`, { headers: CSRF, signal: leaving.signal })
+          .catch(() => 'aborted')
+        await until(() => files.held() === 1)
+        leaving.abort()
+        expect(await abandoned).toBe('aborted')
+        // Time for the BFF to see the connection close before the API answers.
+        await new Promise((resolve) => setTimeout(resolve, 500))
+        files.release()
+        await until(() => files.active() === 0)
       }
     )
 

@@ -160,5 +160,5 @@ async function passwordId(secret: string): Promise<string> {
  * seals of this BFF's own making; nothing is trusted on it.
  */
 export function sealExpiresAt(sealed: string): number {
-  return Number(sealed.split('*')[6]) || 0
+  return Number(sealed.split('*')[5]) || 0
 }

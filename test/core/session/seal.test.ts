@@ -10,7 +10,7 @@ import {
   writeChunkedCookie,
   type CookieAttributes,
 } from '../../../src/core/session/cookie.ts'
-import { createSealer } from '../../../src/core/session/seal.ts'
+import { createSealer, sealExpiresAt } from '../../../src/core/session/seal.ts'
 
 const NEW_SECRET = 'new-secret-0123456789-abcdefghijklmnop'
 const OLD_SECRET = 'old-secret-9876543210-zyxwvutsrqponmlk'
@@ -29,6 +29,16 @@ describe('createSealer', () => {
     expect(typeof sealed).toBe('string')
     expect(sealed).not.toContain('Ada')
     expect(await sealer.unseal(sealed)).toEqual(data)
+  })
+
+  it('tells when a seal expires without opening it (login keeps the newest transactions)', async () => {
+    const sealer = createSealer([NEW_SECRET])
+    const before = Date.now()
+    const expiresAt = sealExpiresAt(await sealer.seal(data, 600))
+    // It once read the HMAC salt instead: 0 for every seal, so nothing was ordered by age.
+    expect(expiresAt).toBeGreaterThanOrEqual(before + 600_000)
+    expect(expiresAt).toBeLessThanOrEqual(Date.now() + 600_000)
+    expect(sealExpiresAt('not a seal')).toBe(0)
   })
 
   it('gives different seals for the same data (random salts and IV)', async () => {
