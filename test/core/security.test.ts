@@ -104,11 +104,16 @@ describe('cookieNames', () => {
     expect(cookieNames('https://app.example.com')).toEqual({
       session: '__Host-bff',
       transaction: '__Host-bff-tx',
+      loggedOut: '__Host-bff-out',
     })
   })
 
   it('uses plain names on http', () => {
-    expect(cookieNames('http://localhost:3000')).toEqual({ session: 'bff', transaction: 'bff-tx' })
+    expect(cookieNames('http://localhost:3000')).toEqual({
+      session: 'bff',
+      transaction: 'bff-tx',
+      loggedOut: 'bff-out',
+    })
   })
 })
 
