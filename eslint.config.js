@@ -5,7 +5,7 @@ import tseslint from 'typescript-eslint'
 const runtimeSpecific = {
   patterns: [
     { group: ['node:*'], message: 'src/core is runtime-agnostic: use Web APIs.' },
-    { group: ['ioredis'], message: 'Only the redis*.ts stores may use ioredis.' },
+    { group: ['ioredis'], message: 'Redis lives in src/adapters/node.' },
     { group: ['cloudflare:*'], message: 'Only Workers code may import cloudflare:*.' },
   ],
 }
@@ -21,9 +21,6 @@ export default tseslint.config(
   {
     files: ['src/core/**/*.ts'],
     ignores: [
-      'src/core/session/stores/redis.ts',
-      'src/core/session/stores/redis-lists.ts',
-      'src/core/session/stores/redis-cache.ts',
       'src/core/session/stores/durable-object.ts',
     ],
     rules: {

@@ -5,7 +5,7 @@
  * expired access token without waiting), and log events are counted instead of printed.
  */
 import type { Logger } from '../src/core/log.ts'
-import { startNode } from '../src/node.ts'
+import { startNode } from '../src/adapters/node/server.ts'
 import { serveParent } from './child.ts'
 
 const env = JSON.parse(process.env.BENCH_BFF_ENV ?? '{}') as Record<string, string>

@@ -66,7 +66,7 @@ interface BffHandle {
 /** Starts one BFF on `target` from `BFF_*` settings (`PORT`, `HOST` say where it listens). */
 async function startBff(target: Target, env: Env): Promise<BffHandle> {
   if (target === 'node') {
-    const { startNode } = await import('../src/node.ts')
+    const { startNode } = await import('../src/adapters/node/server.ts')
     const logs: string[] = []
     const server = await startNode(env, {
       deps: {

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { bffClientMetadata, startIdp, type Idp } from '../src/demo/idp.ts'
-import { startNode, type NodeServer } from '../src/node.ts'
+import { startNode, type NodeServer } from '../src/adapters/node/server.ts'
 import { captureLog, type CapturedLog } from './helpers/capture-log.ts'
 import { startIdpFront, type IdpFront } from './helpers/idp-front.ts'
 import { freePort } from './helpers/upstream.ts'

@@ -298,7 +298,7 @@ export interface ForwardOptions {
 /**
  * Sends the request of `c` to `target`, as `forward` does: the API proxy calls upstreams through
  * one of these. The default is `forward` over fetch; a runtime may bring a faster transport with
- * the same contract (Node: src/node-upstream.ts).
+ * the same contract (Node: src/adapters/node/upstream.ts).
  */
 export type Forwarder = (
   c: Context,

@@ -12,7 +12,7 @@ import {
   type IdpOptions,
 } from '../../src/demo/idp.ts'
 import type { Env } from '../../src/core/config.ts'
-import { startNode, type NodeServer } from '../../src/node.ts'
+import { startNode, type NodeServer } from '../../src/adapters/node/server.ts'
 import { startBalancer, type Balancer } from '../helpers/balancer.ts'
 import { createCookieJar, redirectLocation, type CookieJar } from '../helpers/http.ts'
 import { loginAtIdp } from '../helpers/idp-login.ts'

@@ -8,7 +8,7 @@ import { DEMO_BFF_CLIENT, bffClientMetadata, startIdp, type Idp } from '../../sr
 import { createSealer } from '../../src/core/session/seal.ts'
 import { memoryStore } from '../../src/core/session/stores/memory.ts'
 import type { Session, SessionRef } from '../../src/core/session/types.ts'
-import { startNode, type NodeServer } from '../../src/node.ts'
+import { startNode, type NodeServer } from '../../src/adapters/node/server.ts'
 import { captureLog, type CapturedLog } from '../helpers/capture-log.ts'
 import { createCookieJar, redirectLocation } from '../helpers/http.ts'
 import { loginAtIdp } from '../helpers/idp-login.ts'

@@ -42,7 +42,7 @@ export async function startRecordingUpstream(): Promise<RecordingUpstream> {
   // Node's default. It was 100 ms, and workerd's fetch (which does not read the Keep-Alive hint
   // as undici does) now and then sent a request on a connection this server was closing at that
   // moment: "Network connection lost." before any answer. The proxy now sends a GET once more in
-  // that case (test/node-upstream.test.ts shows it); a POST cannot be, and answered 502.
+  // that case (test/adapters/node/upstream.test.ts shows it); a POST cannot be, and answered 502.
   server.keepAliveTimeout = 5000
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as AddressInfo

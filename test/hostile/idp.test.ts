@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
-import { startNode, type NodeServer } from '../../src/node.ts'
+import { startNode, type NodeServer } from '../../src/adapters/node/server.ts'
 import { captureLog, type CapturedLog } from '../helpers/capture-log.ts'
 import { createCookieJar, redirectLocation, type CookieJar } from '../helpers/http.ts'
 import { freePort } from '../helpers/upstream.ts'

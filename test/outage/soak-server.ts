@@ -5,7 +5,7 @@
  *   <- 'memory'   -> { memory, logs }        after two full GCs: memoryUsage() and log counts
  *   <- 'stop'                               closes the server and exits
  */
-import { startNode } from '../../src/node.ts'
+import { startNode } from '../../src/adapters/node/server.ts'
 import type { Logger } from '../../src/core/log.ts'
 
 const env = JSON.parse(process.env.SOAK_BFF_ENV ?? '{}') as Record<string, string>

@@ -13,7 +13,7 @@ import { IncomingMessage, ServerResponse } from 'node:http'
 import { Readable, Transform, pipeline, type TransformCallback } from 'node:stream'
 import zlib from 'node:zlib'
 import { Agent, type Dispatcher } from 'undici'
-import { BffError } from './core/errors.ts'
+import { BffError } from '../../core/errors.ts'
 import {
   SAFE_TO_RESEND,
   decodedByFetch,
@@ -23,7 +23,7 @@ import {
   requestHeaderStripped,
   responseHeaderStripped,
   type Forwarder,
-} from './core/proxy.ts'
+} from '../../core/proxy.ts'
 
 export interface NodeForwardOptions {
   /**

@@ -4,13 +4,13 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { createCookieJar, redirectLocation, type CookieJar } from './helpers/http.ts'
-import { loginAtIdp } from './helpers/idp-login.ts'
-import { freePort } from './helpers/upstream.ts'
-import { rawRequest } from './helpers/raw-http.ts'
-import { startNode } from '../src/node.ts'
-import { createSealer } from '../src/core/session/seal.ts'
-import type { SessionRef } from '../src/core/session/types.ts'
+import { createCookieJar, redirectLocation, type CookieJar } from '../../helpers/http.ts'
+import { loginAtIdp } from '../../helpers/idp-login.ts'
+import { freePort } from '../../helpers/upstream.ts'
+import { rawRequest } from '../../helpers/raw-http.ts'
+import { startNode } from '../../../src/adapters/node/server.ts'
+import { createSealer } from '../../../src/core/session/seal.ts'
+import type { SessionRef } from '../../../src/core/session/types.ts'
 
 // Each test starts a process (tsx compiles the sources first) or a server: seconds on an idle
 // machine, many more on two busy cores. A generous limit, so only a hang fails them.
@@ -22,7 +22,7 @@ afterEach(() => {
 })
 
 function start(env: Record<string, string>) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/node.ts'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/adapters/node/server.ts'], {
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })

@@ -22,9 +22,9 @@
  * disabled CLIENT command) the cache stays off and every read goes to Redis, as without it.
  */
 import type { Redis } from 'ioredis'
-import type { Logger } from '../../log.ts'
-import { copyValue } from '../copy.ts'
-import type { Session } from '../types.ts'
+import type { Logger } from '../../core/log.ts'
+import { copyValue } from '../../core/session/copy.ts'
+import type { Session } from '../../core/session/types.ts'
 
 /** How long the cache is trusted after Redis last answered on the invalidation connection. */
 export const TRUST_MS = 1000

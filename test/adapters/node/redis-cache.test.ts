@@ -11,11 +11,11 @@ import {
   redisSessionCache,
   TRUST_MS,
   type RedisSessionCache,
-} from '../../../src/core/session/stores/redis-cache.ts'
-import { redisStore } from '../../../src/core/session/stores/redis.ts'
+} from '../../../src/adapters/node/redis-cache.ts'
+import { redisStore } from '../../../src/adapters/node/redis-store.ts'
 import type { Session, SessionStore } from '../../../src/core/session/types.ts'
 import { startRedisServer, type RedisServer } from '../../helpers/redis-server.ts'
-import { makeSession, sleep } from './store-contract.ts'
+import { makeSession, sleep } from '../../core/session/store-contract.ts'
 
 const KEY_PREFIX = 'bff:session:'
 const key = (session: Session) => `${KEY_PREFIX}${session.id}`

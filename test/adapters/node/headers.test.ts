@@ -1,10 +1,10 @@
 /**
- * src/node-headers.ts: a Headers read lazily from Node's raw header lines must answer every
+ * src/adapters/node/headers.ts: a Headers read lazily from Node's raw header lines must answer every
  * question exactly as a Headers built from the same lines does.
  */
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { RawHeaders } from '../src/node-headers.ts'
+import { RawHeaders } from '../../../src/adapters/node/headers.ts'
 
 /** What node-server builds: a Headers from the raw lines, in order. */
 function reference(raw: string[]): Headers {

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis'
-import type { Session, SessionRef, SessionStore } from '../types.ts'
+import type { Session, SessionRef, SessionStore } from '../../core/session/types.ts'
 import type { RedisSessionCache } from './redis-cache.ts'
-import { redisRefreshCoordinator } from './redis-lists.ts'
+import { redisRefreshCoordinator } from './redis-coordination.ts'
 
 export interface RedisStoreOptions {
   /**

@@ -12,24 +12,24 @@ import { Agent } from 'undici'
 import type { IncomingMessage } from 'node:http'
 import { fileURLToPath } from 'node:url'
 import path from 'node:path'
-import { createBff, notFound, type BffDeps } from './app.ts'
-import { ConfigError, parseConfig, type Config, type Env } from './core/config.ts'
-import { jsonLogger } from './core/log.ts'
-import { PAGE_SECURITY_HEADERS } from './core/pages.ts'
-import { withRawHeaders } from './node-headers.ts'
-import { nodeForward } from './node-upstream.ts'
-import { maxInlineJsonBytes } from './core/session/cookie.ts'
-import { cookieStore } from './core/session/stores/cookie.ts'
-import { hybridStore } from './core/session/stores/hybrid.ts'
-import { redisSessionKeyPrefix, redisStore } from './core/session/stores/redis.ts'
-import { redisSessionCache } from './core/session/stores/redis-cache.ts'
+import { createBff, notFound, type BffDeps } from '../../app.ts'
+import { ConfigError, parseConfig, type Config, type Env } from '../../core/config.ts'
+import { jsonLogger } from '../../core/log.ts'
+import { PAGE_SECURITY_HEADERS } from '../../core/pages.ts'
+import { withRawHeaders } from './headers.ts'
+import { nodeForward } from './upstream.ts'
+import { maxInlineJsonBytes } from '../../core/session/cookie.ts'
+import { cookieStore } from '../../core/session/stores/cookie.ts'
+import { hybridStore } from '../../core/session/stores/hybrid.ts'
+import { redisSessionKeyPrefix, redisStore } from './redis-store.ts'
+import { redisSessionCache } from './redis-cache.ts'
 import {
   redisRefreshCoordinator,
   redisReplayGuard,
   redisRevocationList,
-} from './core/session/stores/redis-lists.ts'
+} from './redis-coordination.ts'
 
-const PUBLIC_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../public')
+const PUBLIC_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../public')
 
 export interface NodeServer {
   url: string
@@ -221,7 +221,7 @@ function listen(app: Hono, port: number, hostname: string): Promise<ServerType> 
 
 /** The demo: an embedded IdP and API on free loopback ports, wired to the BFF with fresh secrets. */
 async function startDemo(env: Env): Promise<NodeServer> {
-  const { startDemoParts } = await import('./demo/parts.ts')
+  const { startDemoParts } = await import('../../demo/parts.ts')
   const baseUrl = env.BFF_BASE_URL ?? `http://localhost:${Number(env.PORT ?? 3000)}`
   const demo = await startDemoParts(baseUrl, env)
   const bff = await startNode({ ...env, ...demo.settings })

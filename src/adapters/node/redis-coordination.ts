@@ -5,9 +5,9 @@
  * others wait for its result. Every key expires.
  */
 import type { Redis } from 'ioredis'
-import type { ReplayGuard } from '../../replay.ts'
-import { revokedBy, type RevocationList } from '../revocations.ts'
-import type { Session } from '../types.ts'
+import type { ReplayGuard } from '../../core/replay.ts'
+import { revokedBy, type RevocationList } from '../../core/session/revocations.ts'
+import type { Session } from '../../core/session/types.ts'
 
 export interface RedisListOptions {
   /** Key prefix, e.g. `bff:`. */
