@@ -67,6 +67,6 @@ describe('the Worker bundle', () => {
     for (const part of ['src/adapters/node/', 'src/demo/', 'node_modules/ioredis/']) {
       expect(inputs.filter((input) => input.includes(part))).toEqual([])
     }
-    expect(inputs.some((input) => input.endsWith('src/worker.ts'))).toBe(true)
+    expect(inputs.some((input) => input.endsWith('src/adapters/workers/worker.ts'))).toBe(true)
   })
 })

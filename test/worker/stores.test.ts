@@ -4,12 +4,12 @@
  * clock is the test clock, so expiry is tested without waiting.
  */
 import { afterAll, describe, expect, it } from 'vitest'
+import type { SessionObjectEnv } from '../../src/adapters/workers/bindings.ts'
 import {
   durableObjectReplayGuard,
   durableObjectRevocations,
-  durableObjectStore,
-  type SessionObjectEnv,
-} from '../../src/core/session/stores/durable-object.ts'
+} from '../../src/adapters/workers/coordination.ts'
+import { durableObjectStore } from '../../src/adapters/workers/session-store.ts'
 import { cookieStore } from '../../src/core/session/stores/cookie.ts'
 import { makeSession, testStore } from '../core/session/store-contract.ts'
 import { freePort } from '../helpers/upstream.ts'

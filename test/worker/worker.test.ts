@@ -1,5 +1,5 @@
 /**
- * What only the Workers entry does (src/worker.ts): settings from bindings parsed on the first
+ * What only the Workers entry does (src/adapters/workers/worker.ts): settings from bindings parsed on the first
  * request, a bad setting answered with 500 naming it (a Worker cannot refuse to start), the store
  * chosen by BFF_SESSION_STORE with durable-object as the default, and the test clock refused as
  * anything but a service binding.

@@ -7,27 +7,25 @@
  * and the isolate logs each problem once.
  */
 import { Hono, type ExecutionContext } from 'hono'
-import { createBff, notFound } from './app.ts'
-import { ConfigError, parseConfig, type Config } from './core/config.ts'
-import { jsonLogger } from './core/log.ts'
-import { PAGE_SECURITY_HEADERS } from './core/pages.ts'
-import { maxInlineJsonBytes } from './core/session/cookie.ts'
-import { cookieStore } from './core/session/stores/cookie.ts'
-import { hybridStore } from './core/session/stores/hybrid.ts'
+import { createBff, notFound } from '../../app.ts'
+import { ConfigError, parseConfig, type Config } from '../../core/config.ts'
+import { jsonLogger } from '../../core/log.ts'
+import { PAGE_SECURITY_HEADERS } from '../../core/pages.ts'
+import { maxInlineJsonBytes } from '../../core/session/cookie.ts'
+import { cookieStore } from '../../core/session/stores/cookie.ts'
+import { hybridStore } from '../../core/session/stores/hybrid.ts'
+import { type SessionObjectEnv } from './bindings.ts'
 import {
   durableObjectRefreshCoordinator,
   durableObjectReplayGuard,
   durableObjectRevocations,
-  durableObjectStore,
-  now,
-  SessionIndexObject,
-  SessionObject,
-  settingsOf,
-  syncTestClock,
-  testClockOf,
-  type SessionObjectEnv,
-} from './core/session/stores/durable-object.ts'
-import type { SessionStore } from './core/session/types.ts'
+} from './coordination.ts'
+import { SessionIndexObject } from './session-index-object.ts'
+import { SessionObject } from './session-object.ts'
+import { durableObjectStore } from './session-store.ts'
+import { settingsOf } from './settings.ts'
+import { now, syncTestClock, testClockOf } from './test-clock.ts'
+import type { SessionStore } from '../../core/session/types.ts'
 
 // The runtime finds Durable Object classes among the entry module's exports.
 export { SessionIndexObject, SessionObject }

@@ -1,0 +1,65 @@
+/**
+ * What Node keeps in Redis for the `cookie` store lives in the Durable Objects on Workers, since it
+ * must hold in every isolate: revocations (a tombstone per session id, a revocation time per sid and
+ * sub), the newest generation of each session, refresh coordination, and the one-time logout token
+ * ids (one object per key).
+ */
+import type { ReplayGuard } from '../../core/replay.ts'
+import { revokedBy, type RevocationList } from '../../core/session/revocations.ts'
+import type { SessionStore } from '../../core/session/types.ts'
+import { indexObject, sessionObject, type SessionObjectEnv } from './bindings.ts'
+import { unwrap, type RefreshOutcome } from './refresh-outcome.ts'
+
+/**
+ * Revocations for the `cookie` store on Workers: a logged-out session id leaves a tombstone in its
+ * session object, a revoked `sid` or `sub` is remembered by its index object. Checking a request
+ * reads the three objects in parallel.
+ */
+export function durableObjectRevocations(env: SessionObjectEnv): RevocationList {
+  return {
+    async revokeSession(id, until) {
+      await sessionObject(env, id).end(until)
+    },
+    async revokeSid(sid, until) {
+      await indexObject(env, 'sid', sid).revoke(until)
+    },
+    async revokeSub(sub, until) {
+      await indexObject(env, 'sub', sub).revoke(until)
+    },
+    async recordGeneration(id, generation, until) {
+      await sessionObject(env, id).recordGeneration(generation, until)
+    },
+    latestGeneration: (id) => sessionObject(env, id).latestGeneration(),
+    async isRevoked(session) {
+      const [ended, sidRevokedAt, subRevokedAt] = await Promise.all([
+        sessionObject(env, session.id).isEnded(),
+        indexObject(env, 'sid', session.sid).revokedAt(),
+        indexObject(env, 'sub', session.sub).revokedAt(),
+      ])
+      // A sid or sub revocation ends the sessions created up to it; later ones are new logins.
+      return ended || revokedBy(sidRevokedAt, session) || revokedBy(subRevokedAt, session)
+    },
+  }
+}
+
+/**
+ * `refreshOnce` for the `cookie` store on Workers: the session's object refreshes the tokens the
+ * cookie carries, once per generation, and hands the result to late callers still holding the
+ * older cookie (for the token manager's grace window) instead of spending the refresh token again.
+ */
+export function durableObjectRefreshCoordinator(
+  env: SessionObjectEnv
+): NonNullable<SessionStore['refreshOnce']> {
+  return async (session) =>
+    unwrap((await sessionObject(env, session.id).refreshCarried(session)) as RefreshOutcome)
+}
+
+/** One-time keys (logout token `jti`s) shared by every isolate: one object per key. */
+export function durableObjectReplayGuard(env: SessionObjectEnv): ReplayGuard {
+  return {
+    claim: (key, ttlSeconds) => indexObject(env, 'once', key).claim(ttlSeconds),
+    async release(key) {
+      await indexObject(env, 'once', key).release()
+    },
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * The `durable-object` store (Cloudflare Workers only): the client half that runs in the Worker and
+ * calls the objects (session-object.ts, session-index-object.ts). Expiry is by alarm: each object
+ * wipes itself once what it holds has expired, and reads check the time as well.
+ *
+ * Writes never go backwards: `update` needs a live session of the same or an older generation, so
+ * a request that read the session before a logout or a refresh cannot write it back afterwards.
+ *
+ * Token refresh runs inside the session's object (`refreshOnce`): the object is the one place every
+ * isolate's requests for a session meet, so it alone spends a refresh token, once.
+ */
+import type { Session, SessionRef, SessionStore } from '../../core/session/types.ts'
+import { indexObject, sessionObject, type SessionObjectEnv } from './bindings.ts'
+import { unwrap, type RefreshOutcome } from './refresh-outcome.ts'
+
+export function durableObjectStore(env: SessionObjectEnv): SessionStore {
+  return {
+    kind: 'durable-object',
+
+    async set(session) {
+      await sessionObject(env, session.id).write(session, 'create')
+      return { id: session.id }
+    },
+
+    async update(session) {
+      const written = await sessionObject(env, session.id).write(session, 'update')
+      return written ? { id: session.id } : null
+    },
+
+    async get(ref: SessionRef) {
+      if (!('id' in ref) || typeof ref.id !== 'string') return null
+      return (await sessionObject(env, ref.id).read()) as Session | null
+    },
+
+    async delete(session) {
+      await sessionObject(env, session.id).remove()
+    },
+
+    deleteBySid: (sid) => indexObject(env, 'sid', sid).endAll('sid'),
+
+    deleteBySub: (sub) => indexObject(env, 'sub', sub).endAll('sub'),
+
+    async listBySub(sub) {
+      return (await indexObject(env, 'sub', sub).sessions()) as Session[]
+    },
+
+    async ping() {
+      await indexObject(env, 'health', 'ping').ping()
+    },
+
+    async refreshOnce(session) {
+      return unwrap(
+        (await sessionObject(env, session.id).refresh(session.generation)) as RefreshOutcome
+      )
+    },
+  }
+}
