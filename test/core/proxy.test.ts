@@ -16,7 +16,7 @@ import {
   upstreamUrl,
   type ForwardOptions,
 } from '../../src/core/proxy.ts'
-import { createBff, parseConfig } from '../../src/app.ts'
+import { createBff, parseConfig } from '../../src/index.ts'
 import {
   ANSWER_ONLY,
   FORGED,

@@ -7,7 +7,7 @@
  * and the isolate logs each problem once.
  */
 import { Hono, type ExecutionContext } from 'hono'
-import { createBff, notFound } from '../../app.ts'
+import { createBff, notFound } from '../../core/app.ts'
 import { ConfigError, parseConfig, type Config } from '../../core/config.ts'
 import { jsonLogger } from '../../core/log.ts'
 import { PAGE_SECURITY_HEADERS } from '../../core/pages.ts'

@@ -4,9 +4,9 @@
  */
 import { describe, expect, it } from 'vitest'
 import { Hono } from 'hono'
-import { createBff, notFound, parseConfig } from '../src/app.ts'
-import { captureLog } from './helpers/capture-log.ts'
-import { freePort } from './helpers/upstream.ts'
+import { createBff, notFound, parseConfig } from '../../src/index.ts'
+import { captureLog } from '../helpers/capture-log.ts'
+import { freePort } from '../helpers/upstream.ts'
 
 const ORIGIN = 'https://app.example.com'
 const HTML = { accept: 'text/html,application/xhtml+xml' }

@@ -1,7 +1,7 @@
 /** createBff as a library: mounted inside an app that has routes of its own. */
 import { Hono } from 'hono'
 import { describe, expect, it } from 'vitest'
-import { createBff, parseConfig } from '../src/app.ts'
+import { createBff, parseConfig } from '../../src/index.ts'
 
 const config = parseConfig({
   BFF_ISSUER: 'https://idp.example.com',
