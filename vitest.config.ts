@@ -3,7 +3,8 @@ import { configDefaults, defineConfig } from 'vitest/config'
 
 // One suite, two targets: every test runs on Node, and the integration tests (test/integration)
 // run a second time against the Worker bundle in workerd, together with the Worker's own tests
-// (test/worker). test/integration/harness.ts reads BFF_TEST_TARGET to start the right one.
+// (test/adapters/workers). test/integration/harness.ts reads BFF_TEST_TARGET to start the right
+// one.
 export default defineConfig({
   test: {
     // Starting a stack (IdP, upstream, BFF or workerd) takes a second or two; on 2 busy cores more.
@@ -19,7 +20,7 @@ export default defineConfig({
           name: 'node',
           // e2e/ holds Playwright specs, run by `npm run test:e2e`, not by vitest.
           include: ['test/**/*.test.ts'],
-          exclude: [...configDefaults.exclude, 'test/worker/**'],
+          exclude: [...configDefaults.exclude, 'test/adapters/workers/**'],
           env: { BFF_TEST_TARGET: 'node' },
         },
       },
@@ -27,18 +28,20 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'workerd',
-          include: ['test/integration/**/*.test.ts', 'test/worker/**/*.test.ts'],
-          // Node instances sharing Redis; test/worker/isolates.test.ts is its Workers counterpart.
+          include: ['test/integration/**/*.test.ts', 'test/adapters/workers/**/*.test.ts'],
+          // Node instances sharing Redis; test/adapters/workers/isolates.test.ts is its Workers
+          // counterpart.
           exclude: [...configDefaults.exclude, 'test/integration/cluster.test.ts'],
           env: { BFF_TEST_TARGET: 'workerd' },
-          globalSetup: ['test/worker/global-setup.ts'],
-          setupFiles: ['test/worker/setup.ts'],
+          globalSetup: ['test/adapters/workers/global-setup.ts'],
+          setupFiles: ['test/adapters/workers/setup.ts'],
         },
         resolve: {
-          // Lets Node import the Durable Object store's client half (test/worker/stores.test.ts).
+          // Lets Node import the Durable Object store's client half
+          // (test/adapters/workers/stores.test.ts).
           alias: {
             'cloudflare:workers': fileURLToPath(
-              new URL('./test/worker/cloudflare-workers-stub.ts', import.meta.url)
+              new URL('./test/adapters/workers/cloudflare-workers-stub.ts', import.meta.url)
             ),
           },
         },

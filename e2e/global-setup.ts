@@ -9,7 +9,7 @@ import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { FullConfig } from '@playwright/test'
-import { buildWorker } from '../test/worker/build.ts'
+import { buildWorker } from '../test/adapters/workers/build.ts'
 import { WORKER_BUILD_ENV } from './stack.ts'
 
 export default async function globalSetup(config: FullConfig) {

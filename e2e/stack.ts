@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net'
 import type { Env } from '../src/core/config.ts'
 import { startDemoApi } from '../src/demo/api.ts'
 import { apiClientMetadata, bffClientMetadata, startIdp, type Idp } from '../src/demo/idp.ts'
-import type { WorkerBuild } from '../test/worker/build.ts'
+import type { WorkerBuild } from '../test/adapters/workers/build.ts'
 
 export type Target = 'node' | 'workerd'
 export const TARGETS: readonly Target[] = ['node', 'workerd']
@@ -82,7 +82,7 @@ async function startBff(target: Target, env: Env): Promise<BffHandle> {
   // Miniflare, with wrangler.toml's bindings and public/ as its static assets. PORT and HOST are
   // Node's; the Worker's store defaults to wrangler.toml's durable-object.
   const settings: Env = { ...env, HOST: undefined, PORT: undefined }
-  const { startWorkerd } = await import('../test/worker/workerd.ts')
+  const { startWorkerd } = await import('../test/adapters/workers/workerd.ts')
   const worker = await startWorkerd({
     build: await workerBuild(),
     port: Number(env.PORT),
@@ -99,7 +99,7 @@ export const WORKER_BUILD_ENV = 'E2E_WORKER_BUILD'
 async function workerBuild(): Promise<WorkerBuild> {
   const built = process.env[WORKER_BUILD_ENV]
   if (built) return JSON.parse(built) as WorkerBuild
-  const { buildWorker } = await import('../test/worker/build.ts')
+  const { buildWorker } = await import('../test/adapters/workers/build.ts')
   return buildWorker()
 }
 

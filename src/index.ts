@@ -1,6 +1,6 @@
 /**
  * The library entry: `createBff(config, deps)` builds the BFF as a Hono app (src/core/app.ts).
- * The runtime entries built on it are src/adapters/node/server.ts and src/adapters/workers/worker.ts.
+ * The runtime entries built on it: src/adapters/node/server.ts and src/adapters/workers/worker.ts.
  */
 export { createBff, notFound, type BffDeps } from './core/app.ts'
 export { parseConfig, ConfigError, type Config, type Env } from './core/config.ts'

@@ -4,7 +4,7 @@
  * without sleeping; the IdP keeps real time.
  *
  * The same tests drive two targets (vitest projects, see vitest.config.ts): the BFF on Node, and
- * the Worker bundle in the real workerd runtime (test/worker/workerd.ts). `TARGET` says which.
+ * the Worker bundle in the real workerd runtime (test/adapters/workers/workerd.ts). `TARGET` says which.
  */
 import { Redis } from 'ioredis'
 import * as client from 'openid-client'
@@ -288,7 +288,7 @@ async function startWorkerBff(
   isolates: number
 ): Promise<RunningBff> {
   // Loaded only here, so the Node target never starts Miniflare's machinery.
-  const { startWorkerd } = await import('../worker/workerd.ts')
+  const { startWorkerd } = await import('../adapters/workers/workerd.ts')
   const names = Array.from({ length: isolates }, (_, i) => `isolate-${i + 1}`)
   const worker = await startWorkerd({ port, env, clockOffsetMs, isolates: names })
   return {

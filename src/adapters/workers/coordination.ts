@@ -1,8 +1,8 @@
 /**
- * What Node keeps in Redis for the `cookie` store lives in the Durable Objects on Workers, since it
- * must hold in every isolate: revocations (a tombstone per session id, a revocation time per sid and
- * sub), the newest generation of each session, refresh coordination, and the one-time logout token
- * ids (one object per key).
+ * What Node keeps in Redis for the `cookie` store lives in the Durable Objects on Workers, since
+ * it must hold in every isolate: revocations (a tombstone per session id, a revocation time per
+ * sid and sub), the newest generation of each session, refresh coordination, and the one-time
+ * logout token ids (one object per key).
  */
 import type { ReplayGuard } from '../../core/replay.ts'
 import { revokedBy, type RevocationList } from '../../core/session/revocations.ts'

@@ -18,7 +18,7 @@ import { failure, type RefreshOutcome } from './refresh-outcome.ts'
 import { settingsOf } from './settings.ts'
 import { now, syncTestClock } from './test-clock.ts'
 
-export /** The last moment a cookie for this session can be valid: its expiry slides up to the absolute. */
+/** The last moment a cookie for this session can be valid: its expiry slides up to the absolute. */
 function lastValidAt(session: Session): number {
   return Math.max(session.expiresAt, session.absoluteExpiresAt ?? 0)
 }

@@ -14,9 +14,9 @@ export function testClockOf(env: { BFF_TEST_CLOCK?: unknown }): Fetcher | undefi
  *
  * It cannot be switched on by accident: `[vars]` and secrets are strings (or numbers, booleans)
  * and a service binding is none of these; any such `BFF_TEST_CLOCK` is refused as a configuration
- * error (src/adapters/workers/worker.ts); wrangler.toml binds no such service, and only the test harness
- * (Miniflare, test/worker/workerd.ts) provides one. While it is on, each isolate logs a warning
- * once.
+ * error (src/adapters/workers/worker.ts); wrangler.toml binds no such service, and only the test
+ * harness (Miniflare, test/adapters/workers/workerd.ts) provides one. While it is on, each isolate
+ * logs a warning once.
  */
 let clockOffsetMs = 0
 let clockWarned = false

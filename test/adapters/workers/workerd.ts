@@ -8,7 +8,7 @@
  */
 import type { Readable } from 'node:stream'
 import { Miniflare, type WorkerOptions } from 'miniflare'
-import type { Session } from '../../src/core/session/types.ts'
+import type { Session } from '../../../src/core/session/types.ts'
 import type { WorkerBuild } from './build.ts'
 
 export type { WorkerBuild } from './build.ts'
@@ -68,7 +68,8 @@ export function recentLogs(count: number): string[] {
 export async function workerBuild(): Promise<WorkerBuild> {
   const { inject } = await import('vitest')
   const build = inject('workerBuild')
-  if (!build) throw new Error('no Worker build: run vitest with test/worker/global-setup.ts')
+  if (!build)
+    throw new Error('no Worker build: run vitest with test/adapters/workers/global-setup.ts')
   return build
 }
 

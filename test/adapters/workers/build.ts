@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { unstable_getMiniflareWorkerOptions } from 'wrangler'
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..')
 
 /** The bundle and the options from wrangler.toml; plain data, so vitest can hand it to test files. */
 export interface WorkerBuild {

@@ -5,8 +5,8 @@
  * anything but a service binding.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startIdp, type Idp } from '../../src/demo/idp.ts'
-import { freePort } from '../helpers/upstream.ts'
+import { startIdp, type Idp } from '../../../src/demo/idp.ts'
+import { freePort } from '../../helpers/upstream.ts'
 import { startWorkerd, type Workerd } from './workerd.ts'
 
 const VALID = {

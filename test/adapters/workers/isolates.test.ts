@@ -4,9 +4,9 @@
  * which is the point of keeping it in the objects. The Workers counterpart of test/cluster.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import type { CookieJar } from '../helpers/http.ts'
-import { confirmIdpLogout } from '../helpers/idp-login.ts'
-import { CSRF, describeStores, startStack, type Stack } from '../integration/harness.ts'
+import type { CookieJar } from '../../helpers/http.ts'
+import { confirmIdpLogout } from '../../helpers/idp-login.ts'
+import { CSRF, describeStores, startStack, type Stack } from '../../integration/harness.ts'
 
 /** The Cookie header the browser would send, to reach another isolate with the same session. */
 function cookieHeader(stack: Stack, jar: CookieJar): string {

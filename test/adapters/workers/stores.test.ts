@@ -4,15 +4,15 @@
  * clock is the test clock, so expiry is tested without waiting.
  */
 import { afterAll, describe, expect, it } from 'vitest'
-import type { SessionObjectEnv } from '../../src/adapters/workers/bindings.ts'
+import type { SessionObjectEnv } from '../../../src/adapters/workers/bindings.ts'
 import {
   durableObjectReplayGuard,
   durableObjectRevocations,
-} from '../../src/adapters/workers/coordination.ts'
-import { durableObjectStore } from '../../src/adapters/workers/session-store.ts'
-import { cookieStore } from '../../src/core/session/stores/cookie.ts'
-import { makeSession, testStore } from '../core/session/store-contract.ts'
-import { freePort } from '../helpers/upstream.ts'
+} from '../../../src/adapters/workers/coordination.ts'
+import { durableObjectStore } from '../../../src/adapters/workers/session-store.ts'
+import { cookieStore } from '../../../src/core/session/stores/cookie.ts'
+import { makeSession, testStore } from '../../core/session/store-contract.ts'
+import { freePort } from '../../helpers/upstream.ts'
 import { startWorkerd, type Workerd } from './workerd.ts'
 
 let offsetMs = 0
