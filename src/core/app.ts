@@ -41,7 +41,8 @@ export interface BffDeps {
   upstreamFetch?: typeof fetch
   /**
    * Sends proxied API calls upstream. Default: `forward` (src/core/proxy.ts) over `upstreamFetch`.
-   * The Node entry passes `nodeForward()` (src/adapters/node/upstream.ts): the same contract over node:http.
+   * The Node entry passes `nodeForward()` (src/adapters/node/upstream.ts): the same contract over
+   * node:http.
    */
   forward?: Forwarder
   /** Clock in epoch milliseconds. Default: `Date.now`. */

@@ -10,12 +10,11 @@ import {
   DEFAULT_METHODS,
   forward,
   matchRoute,
-  requestHeaderStripped,
   requestPath,
-  responseHeaderStripped,
   upstreamUrl,
   type ForwardOptions,
 } from '../../src/core/proxy.ts'
+import { requestHeaderStripped, responseHeaderStripped } from '../../src/core/proxy-headers.ts'
 import { createBff, parseConfig } from '../../src/index.ts'
 import {
   ANSWER_ONLY,

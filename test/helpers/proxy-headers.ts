@@ -1,6 +1,7 @@
 /**
- * Headers for tests of what crosses the proxy (test/core/proxy.test.ts, test/adapters/node/upstream.test.ts,
- * test/integration/proxy-headers.test.ts): the same lists for every transport.
+ * Headers for tests of what crosses the proxy (test/core/proxy.test.ts,
+ * test/adapters/node/upstream.test.ts, test/integration/proxy-headers.test.ts): the same lists for
+ * every transport.
  */
 import { expect } from 'vitest'
 

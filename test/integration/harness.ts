@@ -4,7 +4,8 @@
  * without sleeping; the IdP keeps real time.
  *
  * The same tests drive two targets (vitest projects, see vitest.config.ts): the BFF on Node, and
- * the Worker bundle in the real workerd runtime (test/adapters/workers/workerd.ts). `TARGET` says which.
+ * the Worker bundle in the real workerd runtime (test/adapters/workers/workerd.ts). `TARGET` says
+ * which.
  */
 import { Redis } from 'ioredis'
 import * as client from 'openid-client'

@@ -18,12 +18,10 @@ import {
   SAFE_TO_RESEND,
   decodedByFetch,
   forward,
-  listed,
   privateUnlessShared,
-  requestHeaderStripped,
-  responseHeaderStripped,
   type Forwarder,
 } from '../../core/proxy.ts'
+import { listed, requestHeaderStripped, responseHeaderStripped } from '../../core/proxy-headers.ts'
 
 export interface NodeForwardOptions {
   /**

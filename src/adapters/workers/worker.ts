@@ -117,7 +117,7 @@ function build(env: WorkerEnv): WorkerApp | ConfigError {
       clientIp: (c) => c.req.header('cf-connecting-ip'),
     })
   )
-  // Everything outside /bff/* and the API prefixes is the SPA, with the headers the Node entry sets.
+  // Everything outside /bff/* and the API prefixes is the SPA, with the Node entry's headers.
   worker.all('*', async (c) => {
     // No such asset (or no assets at all): JSON or a page, as every other error.
     if (!c.env.ASSETS) return notFound(c, jsonLogger)

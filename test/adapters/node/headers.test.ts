@@ -1,6 +1,6 @@
 /**
- * src/adapters/node/headers.ts: a Headers read lazily from Node's raw header lines must answer every
- * question exactly as a Headers built from the same lines does.
+ * src/adapters/node/headers.ts: a Headers read lazily from Node's raw header lines must answer
+ * every question exactly as a Headers built from the same lines does.
  */
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'

@@ -1,8 +1,9 @@
 /**
- * The Node transport for proxied calls (src/adapters/node/upstream.ts) against the contract of core/proxy.ts's
- * `forward`: the same cases as test/core/proxy.test.ts, and a side-by-side run of both transports.
- * Requests come in over real HTTP to a @hono/node-server app (the transport reads the server's
- * IncomingMessage); the Response the transport answers with is handed to the test as it is.
+ * The Node transport for proxied calls (src/adapters/node/upstream.ts) against the contract of
+ * core/proxy.ts's `forward`: the same cases as test/core/proxy.test.ts, and a side-by-side run of
+ * both transports. Requests come in over real HTTP to a @hono/node-server app (the transport reads
+ * the server's IncomingMessage); the Response the transport answers with is handed to the test as
+ * it is.
  */
 import { serve, type ServerType } from '@hono/node-server'
 import { Hono } from 'hono'

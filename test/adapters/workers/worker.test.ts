@@ -1,8 +1,8 @@
 /**
- * What only the Workers entry does (src/adapters/workers/worker.ts): settings from bindings parsed on the first
- * request, a bad setting answered with 500 naming it (a Worker cannot refuse to start), the store
- * chosen by BFF_SESSION_STORE with durable-object as the default, and the test clock refused as
- * anything but a service binding.
+ * What only the Workers entry does (src/adapters/workers/worker.ts): settings from bindings parsed
+ * on the first request, a bad setting answered with 500 naming it (a Worker cannot refuse to
+ * start), the store chosen by BFF_SESSION_STORE with durable-object as the default, and the test
+ * clock refused as anything but a service binding.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startIdp, type Idp } from '../../../src/demo/idp.ts'
