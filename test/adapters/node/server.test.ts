@@ -40,6 +40,15 @@ function start(env: Record<string, string>) {
   return { exited, output, stderr: () => stderr }
 }
 
+/** Production settings for an in-process server; the IdP is never reached (no network here). */
+const PRODUCTION = {
+  BFF_ISSUER: 'https://idp.example.com',
+  BFF_CLIENT_ID: 'client',
+  BFF_CLIENT_SECRET: 'client-secret',
+  BFF_SESSION_SECRET: 'a'.repeat(32),
+  PORT: '0',
+}
+
 describe('start-up settings', () => {
   it('stops with one line per bad setting, naming it, and never echoes a secret', async () => {
     const secret = 'too-short-secret-value'
@@ -149,16 +158,7 @@ describe('npm start without BFF_ISSUER: the demo', () => {
 
 describe('startNode with the demo SPA: an address nothing serves', () => {
   it('answers after the static files: 404 not_found JSON, or the page with its own strict CSP', async () => {
-    const server = await startNode(
-      {
-        BFF_ISSUER: 'https://idp.example.com',
-        BFF_CLIENT_ID: 'client',
-        BFF_CLIENT_SECRET: 'client-secret',
-        BFF_SESSION_SECRET: 'a'.repeat(32),
-        PORT: '0',
-      },
-      { deps: { log: () => {} } }
-    )
+    const server = await startNode(PRODUCTION, { deps: { log: () => {} } })
     try {
       const app = await fetch(`${server.url}/app.js`)
       expect(app.status).toBe(200)
@@ -190,15 +190,7 @@ describe('startNode: the store the settings name', () => {
     // A shared environment often sets BFF_REDIS_URL for every instance; memory must not quietly
     // turn into cookie sessions (with Redis for large ones) because of it.
     const server = await startNode(
-      {
-        BFF_ISSUER: 'https://idp.example.com',
-        BFF_CLIENT_ID: 'client',
-        BFF_CLIENT_SECRET: 'client-secret',
-        BFF_SESSION_SECRET: 'a'.repeat(32),
-        BFF_SESSION_STORE: 'memory',
-        BFF_REDIS_URL: 'redis://127.0.0.1:6379',
-        PORT: '0',
-      },
+      { ...PRODUCTION, BFF_SESSION_STORE: 'memory', BFF_REDIS_URL: 'redis://127.0.0.1:6379' },
       { serveStatic: false, deps: { log: () => {} } }
     )
     try {
@@ -213,16 +205,7 @@ describe('startNode: the store the settings name', () => {
 
 describe('startNode: the Host header as clients spell it', () => {
   it('takes a host name in capitals, which node-server once refused with an empty 400', async () => {
-    const server = await startNode(
-      {
-        BFF_ISSUER: 'https://idp.example.com',
-        BFF_CLIENT_ID: 'client',
-        BFF_CLIENT_SECRET: 'client-secret',
-        BFF_SESSION_SECRET: 'a'.repeat(32),
-        PORT: '0',
-      },
-      { serveStatic: false, deps: { log: () => {} } }
-    )
+    const server = await startNode(PRODUCTION, { serveStatic: false, deps: { log: () => {} } })
     try {
       const { port } = new URL(server.url)
       // Host names are case-insensitive; curl sends `http://LOCALHOST:3000/` as typed.
