@@ -228,7 +228,10 @@ function responseHeaders(upstream: Headers): Headers {
   // the browser decode it twice, and the length no longer matches. A coding fetch does not know
   // (zstd, which browsers ask for) arrives as it was sent: it goes on with its header, for the
   // browser to decode.
-  headers.set('cache-control', privateUnlessShared(headers.get('cache-control')))
+  headers.set(
+    'cache-control',
+    privateUnlessShared(headers.get('cache-control'), headers.get('vary'))
+  )
   const encoding = headers.get('content-encoding')
   if (encoding !== null && decodedByFetch(encoding)) {
     headers.delete('content-encoding')
@@ -243,12 +246,19 @@ function responseHeaders(upstream: Headers): Headers {
  * request carried a cookie instead, which does not hold a CDN in front of the BFF back: without
  * that permission the answer is marked `private`, or one user's data could be served to another.
  */
-export function privateUnlessShared(cacheControl: string | null | undefined): string {
+export function privateUnlessShared(
+  cacheControl: string | null | undefined,
+  vary?: string | null
+): string {
   if (!cacheControl?.trim()) return 'private'
   // Only directives, not words inside a quoted value (`no-cache="x, public"`); and only a plain
   // `private`: `private="Set-Cookie"` keeps that one field back and lets caches share the rest.
   const directives = cacheControl.replace(/"(?:[^"\\]|\\.)*"/g, '""')
-  if (/(^|,)\s*(public|s-maxage|must-revalidate|private\b(?!\s*=)|no-store)\b/i.test(directives)) {
+  if (/(^|,)\s*(private\b(?!\s*=)|no-store)\b/i.test(directives)) return cacheControl
+  // An answer that varies on Authorization is the caller's own, whatever `public` says: a cache in
+  // front of the BFF never sees the token (it sees a cookie), so every user would match one entry.
+  const perCaller = vary ? /(^|,)\s*(authorization|\*)\s*(,|$)/i.test(vary) : false
+  if (!perCaller && /(^|,)\s*(public|s-maxage|must-revalidate)\b/i.test(directives)) {
     return cacheControl
   }
   return `private, ${cacheControl}`

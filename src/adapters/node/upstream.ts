@@ -134,7 +134,7 @@ function responseHeaders(raw: Buffer[]): Record<string, string> {
     headers[name] = name in headers ? `${headers[name]}, ${value}` : value
   }
   if (connection) for (const name of listed(connection)) delete headers[name]
-  headers['cache-control'] = privateUnlessShared(headers['cache-control'])
+  headers['cache-control'] = privateUnlessShared(headers['cache-control'], headers.vary)
   return headers
 }
 

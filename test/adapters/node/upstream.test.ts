@@ -119,6 +119,7 @@ beforeAll(async () => {
         case '/base/cacheable':
           res.writeHead(200, {
             'cache-control': new URL(req.url!, 'http://upstream').searchParams.get('cc') ?? '',
+            vary: new URL(req.url!, 'http://upstream').searchParams.get('vary') ?? 'accept',
           })
           res.end('cacheable')
           return
@@ -561,11 +562,18 @@ describe('nodeForward', () => {
     // Only a field is private here, or "public" is no directive: the answer itself is not shared.
     ['private="set-cookie", max-age=60', 'private, private="set-cookie", max-age=60'],
     ['no-cache="x, public"', 'private, no-cache="x, public"'],
+    // The answer depends on the caller's token, which a cache in front of the BFF never sees.
+    ['public, max-age=60&vary=Authorization', 'private, public, max-age=60'],
+    ['s-maxage=30&vary=accept, authorization', 'private, s-maxage=30'],
+    ['public&vary=*', 'private, public'],
+    ['public&vary=Accept-Encoding', 'public'],
   ]) {
     it(`tells shared caches an answer is private unless the upstream allowed sharing: "${upstream}"`, async () => {
       // The upstream saw a bearer token (never reused by shared caches); a CDN in front of the
       // BFF sees a cookie, and could otherwise serve one user's answer to another.
-      const res = (await front.send(`cacheable?cc=${encodeURIComponent(upstream!)}`)) as Response
+      const [cc, vary] = upstream!.split('&vary=')
+      const query = `cc=${encodeURIComponent(cc!)}${vary ? `&vary=${encodeURIComponent(vary)}` : ''}`
+      const res = (await front.send(`cacheable?${query}`)) as Response
       expect(res.headers.get('cache-control')).toBe(browser)
     })
   }
@@ -627,6 +635,7 @@ describe('nodeForward and fetch forward side by side', () => {
     ['a gzip answer', 'gzip', { headers: { 'accept-encoding': 'gzip' } }],
     ['an answer in a coding neither decodes', 'unknown-coding', {}],
     ['a cacheable answer', 'cacheable?cc=max-age%3D60', {}],
+    ['a public answer that varies on Authorization', 'cacheable?cc=public&vary=Authorization', {}],
     ['a 404', 'missing', {}],
     [
       'headers named like Object.prototype members',
