@@ -53,20 +53,34 @@ for (const f of [startNode, nodeForward, redisStore, redisReplayGuard, notFound]
 // ./testing needs vitest (an optional peer): resolve it without loading it.
 import.meta.resolve('bff-session-broker/testing')
 
-const config = parseConfig({
+const env = {
   BFF_ISSUER: 'http://localhost:9', // nothing listens: health reports the IdP unreachable
   BFF_CLIENT_ID: 'client',
   BFF_CLIENT_SECRET: 'client-secret',
   BFF_SESSION_SECRET: 'x'.repeat(32),
   BFF_BASE_URL: 'http://localhost:3000',
   BFF_IDP_TIMEOUT: '2',
-})
+}
+const config = parseConfig(env)
 const app = new Hono()
 app.route('/', createBff(config))
 const res = await app.request('/bff/health')
 const body = await res.json()
 if (typeof body.status !== 'string') throw new Error(`unexpected health answer: ${JSON.stringify(body)}`)
 console.log(`/bff/health: ${res.status} ${JSON.stringify(body)}`)
+
+// The whole Node server from the package, serving the SPA from the package's public/.
+const server = await startNode({ ...env, PORT: '0', BFF_BASE_URL: undefined })
+try {
+  const page = await fetch(`${server.url}/`)
+  const type = page.headers.get('content-type') ?? ''
+  if (page.status !== 200 || !type.includes('text/html')) {
+    throw new Error(`startNode: GET / answered ${page.status} ${type}`)
+  }
+  console.log(`startNode: ${server.url}/ answered ${page.status} ${type}`)
+} finally {
+  await server.close()
+}
 JS
 node smoke.js
 
