@@ -84,6 +84,40 @@ try {
 JS
 node smoke.js
 
+echo "== the types, as a TypeScript user (nodenext, strict, skipLibCheck) sees them"
+cat > types.ts <<'TS'
+import { Hono } from 'hono'
+import { createBff, parseConfig, type Config, type SessionStore } from 'bff-session-broker'
+import { startNode, type NodeServer } from 'bff-session-broker/node'
+import { redisStore } from 'bff-session-broker/redis'
+import worker, { SessionIndexObject, SessionObject } from 'bff-session-broker/workers'
+import { testStore, type StoreUnderTest } from 'bff-session-broker/testing'
+
+const config: Config = parseConfig({ BFF_ISSUER: 'https://idp.example.com' })
+new Hono().route('/', createBff(config))
+export const server: () => Promise<NodeServer> = () => startNode({})
+export const store = (redis: Parameters<typeof redisStore>[0]): SessionStore => redisStore(redis)
+export const entry: (request: Request, env: never, ctx: never) => Promise<Response> = worker.fetch
+export const contract: (name: string, make: () => Promise<StoreUnderTest>) => void = testStore
+export { SessionIndexObject, SessionObject }
+TS
+cat > tsconfig.json <<'JSON'
+{
+  "compilerOptions": {
+    "strict": true,
+    "module": "nodenext",
+    "moduleResolution": "nodenext",
+    "target": "es2022",
+    "lib": ["es2023", "dom"],
+    "types": [],
+    "skipLibCheck": true,
+    "noEmit": true
+  },
+  "files": ["types.ts"]
+}
+JSON
+"$root/node_modules/.bin/tsc" -p .
+
 echo "== the command refuses to start the demo"
 set +e
 out=$(env -u BFF_ISSUER ./node_modules/.bin/bff-session-broker 2>&1)

@@ -5,5 +5,4 @@
  */
 export { startNode, type NodeServer, type StartOptions } from './start.ts'
 export { nodeForward, type NodeForwardOptions } from './upstream.ts'
-export { withRawHeaders } from './headers.ts'
 export * from './redis.ts'
