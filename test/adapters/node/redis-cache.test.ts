@@ -15,7 +15,7 @@ import {
 import { redisStore } from '../../../src/adapters/node/redis-store.ts'
 import type { Session, SessionStore } from '../../../src/core/session/types.ts'
 import { startRedisServer, type RedisServer } from '../../helpers/redis-server.ts'
-import { makeSession, sleep } from '../../core/session/store-contract.ts'
+import { makeSession, sleep } from '../../../src/testing/store-contract.ts'
 
 const KEY_PREFIX = 'bff:session:'
 const key = (session: Session) => `${KEY_PREFIX}${session.id}`

@@ -21,8 +21,8 @@ afterEach(() => {
   for (const child of children.splice(0)) child.kill('SIGTERM')
 })
 
-function start(env: Record<string, string>) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/adapters/node/server.ts'], {
+function start(env: Record<string, string>, entry = 'src/adapters/node/server.ts') {
+  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
@@ -84,6 +84,27 @@ describe('start-up settings, with a bad PORT', () => {
     expect(lines.some((l) => l.startsWith('bff: invalid setting: BFF_ISSUER'))).toBe(true)
     expect(lines.some((l) => l.startsWith('bff: invalid setting: BFF_SESSION_SECRET'))).toBe(true)
     expect(lines).toHaveLength(3)
+  })
+})
+
+describe('the package command (bff-session-broker, cli.ts)', () => {
+  it('never starts the demo: without BFF_ISSUER it names the setting and exits 1', async () => {
+    const port = await freePort()
+    const proc = start({ PORT: String(port) }, 'src/adapters/node/cli.ts')
+    expect(await proc.exited).toBe(1)
+    expect(proc.stderr().trim().split('\n')).toEqual([
+      'bff: invalid setting: BFF_ISSUER must be set to your OpenID Provider (the demo starts only from a clone: npm start)',
+    ])
+    expect(await proc.output(/./, 0)).toBe('')
+    // Nothing listens: no demo IdP or BFF came up on the port.
+    await expect(fetch(`http://127.0.0.1:${port}/`)).rejects.toThrow()
+  })
+
+  it('starts the production server with BFF_ISSUER', async () => {
+    const proc = start({ ...PRODUCTION, BFF_IDP_TIMEOUT: '1' }, 'src/adapters/node/cli.ts')
+    const out = await proc.output(/Open http/)
+    expect(out).toMatch(/^BFF listening on http:\/\/127\.0\.0\.1:\d+\n/)
+    expect(out).not.toContain('Demo')
   })
 })
 

@@ -11,7 +11,7 @@ import {
 } from '../../../src/adapters/workers/coordination.ts'
 import { durableObjectStore } from '../../../src/adapters/workers/session-store.ts'
 import { cookieStore } from '../../../src/core/session/stores/cookie.ts'
-import { makeSession, testStore } from '../../core/session/store-contract.ts'
+import { makeSession, testStore } from '../../../src/testing/store-contract.ts'
 import { freePort } from '../../helpers/upstream.ts'
 import { startWorkerd, type Workerd } from './workerd.ts'
 

@@ -15,7 +15,7 @@ import { cookieStore } from '../../../src/core/session/stores/cookie.ts'
 import { hybridStore } from '../../../src/core/session/stores/hybrid.ts'
 import { memoryStore } from '../../../src/core/session/stores/memory.ts'
 import type { Session } from '../../../src/core/session/types.ts'
-import { makeSession } from './store-contract.ts'
+import { makeSession } from '../../../src/testing/store-contract.ts'
 
 const MAX_INLINE = 4000
 

@@ -6,7 +6,7 @@ import { redisStore } from '../../../src/adapters/node/redis-store.ts'
 import { redisSessionCache } from '../../../src/adapters/node/redis-cache.ts'
 import { memoryRevocationList, type RevocationList } from '../../../src/core/session/revocations.ts'
 import { redisRevocationList } from '../../../src/adapters/node/redis-coordination.ts'
-import { makeSession, sleep, testStore } from './store-contract.ts'
+import { makeSession, sleep, testStore } from '../../../src/testing/store-contract.ts'
 
 const REDIS_URL = 'redis://127.0.0.1:6379'
 // Every key this run writes starts with RUN, so a shared Redis is left as it was found.

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import type { Session, SessionRef, SessionStore } from '../../../src/core/session/types.ts'
+import type { Session, SessionRef, SessionStore } from '../core/session/types.ts'
 
 export interface StoreUnderTest {
   store: SessionStore

@@ -1,0 +1,17 @@
+#!/usr/bin/env node
+/**
+ * `bff-session-broker`: the production server from the environment (README, Settings). It never
+ * starts the demo: without BFF_ISSUER there is nothing to log in at, so it says so and exits 1.
+ */
+import { ConfigError } from '../../core/config.ts'
+import { runServer } from './run.ts'
+import { startNode } from './start.ts'
+
+await runServer(async (env) => {
+  if (!env.BFF_ISSUER) {
+    throw new ConfigError([
+      'BFF_ISSUER must be set to your OpenID Provider (the demo starts only from a clone: npm start)',
+    ])
+  }
+  return startNode(env)
+})

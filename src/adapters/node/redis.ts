@@ -1,0 +1,17 @@
+/**
+ * The package's `./redis` entry: the Redis session store and the coordination it shares between
+ * instances (revocations, the refresh lock, the logout-token replay guard), over an ioredis client.
+ */
+export { redisStore, redisSessionKeyPrefix, type RedisStoreOptions } from './redis-store.ts'
+export {
+  redisSessionCache,
+  type RedisSessionCache,
+  type RedisSessionCacheOptions,
+} from './redis-cache.ts'
+export {
+  redisRefreshCoordinator,
+  redisReplayGuard,
+  redisRevocationList,
+  type RedisListOptions,
+  type RefreshCoordinatorOptions,
+} from './redis-coordination.ts'

@@ -1,0 +1,13 @@
+/**
+ * The package's `./workers` entry: the Worker (default export) and the Durable Object classes the
+ * runtime finds among the entry module's exports. A wrangler.toml `main` re-exports them:
+ * `export { default, SessionObject, SessionIndexObject } from 'bff-session-broker/workers'`.
+ */
+export { default, SessionIndexObject, SessionObject, type WorkerEnv } from './worker.ts'
+export { durableObjectStore } from './session-store.ts'
+export {
+  durableObjectRefreshCoordinator,
+  durableObjectReplayGuard,
+  durableObjectRevocations,
+} from './coordination.ts'
+export type { SessionObjectEnv } from './bindings.ts'
