@@ -1,3 +1,5 @@
+import { fileProblem, jsonPath, readConfigFile } from './config/file.ts'
+
 /**
  * Settings: `BFF_*` variables (Node's environment, a Workers `[vars]` block or secrets) turned
  * into one frozen, typed `Config`. Every bad key is reported at once, each on its own line that
@@ -77,7 +79,16 @@ export interface ConfigDefaults {
   baseUrl?: string
   /** Used when `BFF_SESSION_STORE` is unset: `cookie` on Node, `durable-object` on Workers. */
   sessionStore?: SessionStoreKind
+  /**
+   * The config file (`BFF_CONFIG`): its JSON text, or the parsed object a Workers `[vars]` table
+   * gives. Its `idps` and `routes` replace the IdP and `BFF_API` settings.
+   */
+  configFile?: unknown
 }
+
+/** The settings a file's `idps` replaces, and `routes`. */
+const IDP_SETTINGS = ['BFF_ISSUER', 'BFF_CLIENT_ID', 'BFF_CLIENT_SECRET', 'BFF_SCOPES']
+const DEFAULT_SCOPES = 'openid profile email offline_access'
 
 const STORE_KINDS: readonly SessionStoreKind[] = ['cookie', 'memory', 'redis', 'durable-object']
 const CLIENT_AUTH_METHODS: readonly ClientAuthMethod[] = [
@@ -92,23 +103,56 @@ const MIN_SECRET_LENGTH = 32
  */
 export function parseConfig(env: Env, defaults: ConfigDefaults = {}): Config {
   const problems: string[] = []
-  const bad = (name: string, why: string) => problems.push(`${name} ${why}`)
+  // A file value with a missing `${NAME}` is reported once, as that.
+  let unresolved: ReadonlySet<string> = new Set()
+  const bad = (name: string, why: string) => {
+    if (!unresolved.has(name)) problems.push(`${name} ${why}`)
+  }
   const get = (name: string) => {
     const value = env[name]?.trim()
     return value ? value : undefined
   }
 
-  const issuer = parseUrl(get('BFF_ISSUER'), 'BFF_ISSUER', bad, { required: true })
+  const fromFile =
+    defaults.configFile === undefined ? undefined : readConfigFile(defaults.configFile, env)
+  problems.push(...(fromFile?.problems ?? []))
+  unresolved = new Set([...(fromFile?.unresolved ?? [])].map((path) => `BFF_CONFIG ${path}:`))
+  const file = fromFile?.file
+  // Keys the file sets, even with a bad value: then the settings they replace are not required.
+  const fileHasIdps = fromFile?.keys.includes('idps') ?? false
+  const fileHasRoutes = fromFile?.keys.includes('routes') ?? false
+  // One place for each: a setting the file overrides silently would be a trap.
+  const both = (key: string, names: string[]) => {
+    const set = names.filter((name) => get(name) !== undefined)
+    if (set.length) problems.push(fileProblem(key, `and ${set.join(', ')} are both set: keep one`))
+  }
+  if (fileHasIdps) both('idps', IDP_SETTINGS)
+  if (fileHasRoutes) both('routes', ['BFF_API'])
+
+  // The IdP: from the file (its one entry; a broken `idps` is reported above, not as missing
+  // settings), or from the environment.
+  const [idpName, idp] = Object.entries(file?.idps ?? {})[0] ?? []
+  const field = (key: string) => `BFF_CONFIG ${jsonPath(['idps', idpName, key])}:`
+  const issuerName = idp ? field('issuer') : 'BFF_ISSUER'
+  const issuer = fileHasIdps
+    ? idp && parseUrl(idp.issuer.trim(), issuerName, bad, { required: true })
+    : parseUrl(get('BFF_ISSUER'), issuerName, bad, { required: true })
   // Tokens and codes travel to the issuer: plain http is only acceptable on this machine.
   if (issuer && issuer.protocol === 'http:' && !isLoopback(issuer.hostname)) {
-    bad('BFF_ISSUER', `must use https (http is allowed only on localhost), got "${issuer.href}"`)
+    bad(issuerName, `must use https (http is allowed only on localhost), got "${issuer.href}"`)
   }
 
-  const clientId = get('BFF_CLIENT_ID') ?? ''
-  if (!clientId) bad('BFF_CLIENT_ID', 'is required: the client id registered at the IdP')
-  const clientSecret = get('BFF_CLIENT_SECRET') ?? ''
-  if (!clientSecret)
+  const clientId = (fileHasIdps ? idp?.clientId.trim() : get('BFF_CLIENT_ID')) ?? ''
+  if (!clientId && !fileHasIdps)
+    bad('BFF_CLIENT_ID', 'is required: the client id registered at the IdP')
+  const clientSecret = (fileHasIdps ? idp?.clientSecret.trim() : get('BFF_CLIENT_SECRET')) ?? ''
+  if (!clientSecret && !fileHasIdps)
     bad('BFF_CLIENT_SECRET', 'is required: the client secret registered at the IdP')
+  if (idp && (!clientId || !clientSecret)) {
+    // Only blanks, or a `${NAME}` that is empty: the schema saw a non-empty string.
+    if (!clientId) bad(field('clientId'), 'must not be blank')
+    if (!clientSecret) bad(field('clientSecret'), 'must not be blank')
+  }
 
   const clientAuth = get('BFF_CLIENT_AUTH') ?? 'client_secret_basic'
   if (!CLIENT_AUTH_METHODS.includes(clientAuth as ClientAuthMethod)) {
@@ -141,11 +185,17 @@ export function parseConfig(env: Env, defaults: ConfigDefaults = {}): Config {
     )
   }
 
-  const scopes = (get('BFF_SCOPES') ?? 'openid profile email offline_access').replace(/\s+/g, ' ')
-  if (!scopes.split(' ').includes('openid'))
-    bad('BFF_SCOPES', `must include "openid", got "${scopes}"`)
+  const idpScopes = Array.isArray(idp?.scopes) ? idp.scopes.join(' ') : idp?.scopes
+  const scopes = ((fileHasIdps ? idpScopes : get('BFF_SCOPES'))?.trim() || DEFAULT_SCOPES).replace(
+    /\s+/g,
+    ' '
+  )
+  if (!scopes.split(' ').includes('openid') && (idp || !fileHasIdps))
+    bad(idp ? field('scopes') : 'BFF_SCOPES', `must include "openid", got "${scopes}"`)
 
-  const api = parseApiRoutes(get('BFF_API'), bad)
+  const api = fileHasRoutes
+    ? fileRoutes(file?.routes ?? [], bad)
+    : parseApiRoutes(get('BFF_API'), bad)
 
   const storeRaw = get('BFF_SESSION_STORE') ?? defaults.sessionStore ?? 'cookie'
   if (!STORE_KINDS.includes(storeRaw as SessionStoreKind)) {
@@ -297,33 +347,59 @@ function parseApiRoutes(raw: string | undefined, bad: Report): ApiRoute[] {
       bad('BFF_API', `entry "${entry}" must look like /prefix/=https://upstream.example/`)
       continue
     }
-    if (
-      !/^\/[A-Za-z0-9._~\-/]*$/.test(prefixRaw) ||
-      prefixRaw.startsWith('/bff') ||
-      prefixRaw.includes('..')
-    ) {
-      bad(
-        'BFF_API',
-        `prefix "${prefixRaw}" must be a plain path starting with "/" and not under /bff`
-      )
-      continue
-    }
-    const upstream = parseUrl(upstreamRaw, 'BFF_API', bad, { required: true })
-    if (!upstream) continue
-    if (upstream.search || upstream.hash) {
-      bad('BFF_API', `upstream "${upstreamRaw}" must not have a query or fragment`)
-      continue
-    }
-    // Normalise both sides to end with "/" so "/api" never matches "/apifoo".
-    const prefix = prefixRaw.endsWith('/') ? prefixRaw : `${prefixRaw}/`
-    if (!upstream.pathname.endsWith('/')) upstream.pathname += '/'
-    if (routes.some((r) => r.prefix === prefix)) {
-      bad('BFF_API', `prefix "${prefix}" appears twice`)
-      continue
-    }
-    routes.push(Object.freeze({ prefix, upstream }))
+    const route = parseRoute(prefixRaw, upstreamRaw, routes, (_key, why) => bad('BFF_API', why))
+    if (route) routes.push(route)
   }
-  // Longest prefix first, so "/api/v2/" wins over "/api/".
+  return sortRoutes(routes)
+}
+
+/** The file's `routes`, by the same rules as `BFF_API`, each problem naming its JSON path. */
+function fileRoutes(entries: ReadonlyArray<{ prefix: string; upstream: string }>, bad: Report) {
+  const routes: ApiRoute[] = []
+  entries.forEach((entry, i) => {
+    const route = parseRoute(entry.prefix.trim(), entry.upstream.trim(), routes, (key, why) =>
+      bad(`BFF_CONFIG ${jsonPath(['routes', i, key])}:`, why)
+    )
+    if (route) routes.push(route)
+  })
+  return sortRoutes(routes)
+}
+
+/** One route's rules, shared by `BFF_API` and the file; `bad` gets the key at fault. */
+function parseRoute(
+  prefixRaw: string,
+  upstreamRaw: string,
+  seen: readonly ApiRoute[],
+  bad: (key: 'prefix' | 'upstream', why: string) => void
+): ApiRoute | undefined {
+  if (
+    !/^\/[A-Za-z0-9._~\-/]*$/.test(prefixRaw) ||
+    prefixRaw.startsWith('/bff') ||
+    prefixRaw.includes('..')
+  ) {
+    bad('prefix', `prefix "${prefixRaw}" must be a plain path starting with "/" and not under /bff`)
+    return undefined
+  }
+  const upstream = parseUrl(upstreamRaw, '', (_name, why) => bad('upstream', why), {
+    required: true,
+  })
+  if (!upstream) return undefined
+  if (upstream.search || upstream.hash) {
+    bad('upstream', `upstream "${upstreamRaw}" must not have a query or fragment`)
+    return undefined
+  }
+  // Normalise both sides to end with "/" so "/api" never matches "/apifoo".
+  const prefix = prefixRaw.endsWith('/') ? prefixRaw : `${prefixRaw}/`
+  if (!upstream.pathname.endsWith('/')) upstream.pathname += '/'
+  if (seen.some((r) => r.prefix === prefix)) {
+    bad('prefix', `prefix "${prefix}" appears twice`)
+    return undefined
+  }
+  return Object.freeze({ prefix, upstream })
+}
+
+/** Longest prefix first, so "/api/v2/" wins over "/api/". */
+function sortRoutes(routes: ApiRoute[]): ApiRoute[] {
   return routes.sort((a, b) => b.prefix.length - a.prefix.length)
 }
 

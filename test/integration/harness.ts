@@ -10,6 +10,9 @@
 import { Redis } from 'ioredis'
 import * as client from 'openid-client'
 import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
 import { describe } from 'vitest'
 import { DEMO_BFF_CLIENT, bffClientMetadata, startIdp, type Idp } from '../../src/demo/idp.ts'
 import { memoryStore } from '../../src/core/session/stores/memory.ts'
@@ -82,6 +85,11 @@ export interface StackOptions {
   /** Extra or overriding BFF settings. */
   env?: Env
   /**
+   * A config file (BFF_CONFIG) made from the stack's IdP and upstream; it then replaces the IdP
+   * and BFF_API settings (also wrangler.toml's). Node: a temporary file; workerd: the JSON text in the binding.
+   */
+  configFile?: (stack: { issuer: string; upstream: string }) => unknown
+  /**
    * workerd only: this many more isolates run the same Worker and share its Durable Objects, as two
    * Cloudflare machines would; their URLs are `isolateUrls`.
    */
@@ -145,7 +153,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   let offsetMs = 0
   const now = () => Date.now() + offsetMs
   const redisPrefix = `bff-test-${randomBytes(6).toString('hex')}:`
-  const env: Env = {
+  const env: Record<string, string | undefined> = {
     BFF_ISSUER: idp.issuer,
     BFF_CLIENT_ID: DEMO_BFF_CLIENT.clientId,
     BFF_CLIENT_SECRET: DEMO_BFF_CLIENT.clientSecret,
@@ -155,6 +163,25 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     BFF_REDIS_PREFIX: redisPrefix,
     BFF_API: `/api/=${upstream.url}/`,
     ...options.env,
+  }
+  let configDir: string | undefined
+  if (options.configFile) {
+    const json = JSON.stringify(options.configFile({ issuer: idp.issuer, upstream: upstream.url }))
+    for (const name of [
+      'BFF_ISSUER',
+      'BFF_CLIENT_ID',
+      'BFF_CLIENT_SECRET',
+      'BFF_SCOPES',
+      'BFF_API',
+    ]) {
+      env[name] = undefined
+    }
+    if (TARGET === 'workerd') env.BFF_CONFIG = json
+    else {
+      configDir = await mkdtemp(path.join(tmpdir(), 'bff-config-'))
+      env.BFF_CONFIG = path.join(configDir, 'bff.json')
+      await writeFile(env.BFF_CONFIG, json)
+    }
   }
   const bff =
     TARGET === 'workerd'
@@ -216,6 +243,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       await bff.close()
       await upstream.close()
       await idp.stop()
+      if (configDir) await rm(configDir, { recursive: true, force: true })
     },
   }
 }

@@ -4,13 +4,13 @@
  * starts the demo: without BFF_ISSUER there is nothing to log in at, so it says so and exits 1.
  */
 import { ConfigError } from '../../core/config.ts'
-import { runServer } from './run.ts'
+import { isProduction, runServer } from './run.ts'
 import { startNode } from './start.ts'
 
 await runServer(async (env) => {
-  if (!env.BFF_ISSUER) {
+  if (!isProduction(env)) {
     throw new ConfigError([
-      'BFF_ISSUER must be set to your OpenID Provider (the demo starts only from a clone: npm start)',
+      'BFF_ISSUER (or BFF_CONFIG) must name your OpenID Provider (the demo starts only from a clone: npm start)',
     ])
   }
   return startNode(env)

@@ -6,11 +6,16 @@
 import { ConfigError, type Env } from '../../core/config.ts'
 import type { NodeServer } from './start.ts'
 
+/** Settings that name an IdP (the environment's or the config file's): a production server. */
+export function isProduction(env: Env): boolean {
+  return Boolean(env.BFF_ISSUER || env.BFF_CONFIG)
+}
+
 export async function runServer(start: (env: Env) => Promise<NodeServer>): Promise<void> {
   const env = process.env as Env
   try {
     const server = await start(env)
-    if (env.BFF_ISSUER) console.log(`BFF listening on ${server.url}`)
+    if (isProduction(env)) console.log(`BFF listening on ${server.url}`)
     else console.log('Demo running: log in as demo / demo')
     // Last, where the eye lands: cookies belong to this host (another loopback name for the same
     // port is redirected here; any other is not).

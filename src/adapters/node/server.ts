@@ -6,7 +6,7 @@
 import { fileURLToPath } from 'node:url'
 import path from 'node:path'
 import type { Env } from '../../core/config.ts'
-import { runServer } from './run.ts'
+import { isProduction, runServer } from './run.ts'
 import { startNode, type NodeServer } from './start.ts'
 
 export { startNode, type NodeServer, type StartOptions } from './start.ts'
@@ -27,5 +27,5 @@ async function startDemo(env: Env): Promise<NodeServer> {
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  await runServer((env) => (env.BFF_ISSUER ? startNode(env) : startDemo(env)))
+  await runServer((env) => (isProduction(env) ? startNode(env) : startDemo(env)))
 }

@@ -11,6 +11,7 @@ import { Redis } from 'ioredis'
 import { Agent } from 'undici'
 import type { IncomingMessage } from 'node:http'
 import { fileURLToPath } from 'node:url'
+import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { createBff, notFound, type BffDeps } from '../../core/app.ts'
 import { ConfigError, parseConfig, type Config, type Env } from '../../core/config.ts'
@@ -52,18 +53,32 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
     Number.isInteger(port) && port >= 0 && port <= 65535
       ? undefined
       : `PORT must be a port number, got "${env.PORT}"`
+  const early = badPort ? [badPort] : []
+  // BFF_CONFIG is a path here; the core takes the text.
+  const configPath = env.BFF_CONFIG?.trim()
+  let configFile: string | undefined
+  if (configPath) {
+    try {
+      configFile = readFileSync(configPath, 'utf8')
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'error'
+      early.push(`BFF_CONFIG cannot read "${configPath}" (${code})`)
+    }
+  }
   let config: Config
   try {
     config = parseConfig(env, {
       baseUrl: `http://localhost:${badPort ? 3000 : port}`,
       sessionStore: 'cookie',
+      configFile,
     })
   } catch (err) {
-    // One line per problem, the port's among them.
-    if (badPort && err instanceof ConfigError) throw new ConfigError([badPort, ...err.problems])
+    // One line per problem, the port's and the file's among them.
+    if (early.length && err instanceof ConfigError)
+      throw new ConfigError([...early, ...err.problems])
     throw err
   }
-  if (badPort) throw new ConfigError([badPort])
+  if (early.length) throw new ConfigError(early)
   const closers: Array<() => Promise<unknown>> = []
   // Ends background work (the IdP discovery check's retries) when the server closes.
   const life = new AbortController()

@@ -15,7 +15,7 @@ import type { Session } from '../../core/session/types.ts'
 import { createTokenManager, type TokenManager } from '../../core/tokens.ts'
 import { indexObject, type SessionObjectEnv } from './bindings.ts'
 import { failure, type RefreshOutcome } from './refresh-outcome.ts'
-import { settingsOf } from './settings.ts'
+import { configFileOf, settingsOf } from './settings.ts'
 import { now, syncTestClock } from './test-clock.ts'
 
 /** The last moment a cookie for this session can be valid: its expiry slides up to the absolute. */
@@ -223,7 +223,10 @@ let tokens: TokenManager | undefined
 
 function tokenManager(env: SessionObjectEnv): TokenManager {
   if (!tokens) {
-    const config = parseConfig(settingsOf(env), { sessionStore: 'durable-object' })
+    const config = parseConfig(settingsOf(env), {
+      sessionStore: 'durable-object',
+      configFile: configFileOf(env),
+    })
     tokens = createTokenManager({
       oidc: createOidcClient(config, { now }),
       skewSeconds: config.refreshSkewSeconds,

@@ -10,9 +10,18 @@ export function settingsOf(env: Record<string, unknown>): Env {
   for (const [name, value] of Object.entries(env)) {
     // No Redis on Workers: its settings do not apply (README), so a leftover one is not checked.
     if (name.startsWith('BFF_REDIS_')) continue
+    if (name === 'BFF_CONFIG') continue // the file itself, see configFileOf
     if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') {
       settings[name] = String(value)
     }
   }
   return settings
+}
+
+/**
+ * The config file on Workers: `BFF_CONFIG` holds the JSON itself, a `[vars]` table (an object) or
+ * a string; undefined when unset.
+ */
+export function configFileOf(env: Record<string, unknown>): unknown {
+  return env.BFF_CONFIG
 }

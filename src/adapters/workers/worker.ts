@@ -23,7 +23,7 @@ import {
 import { SessionIndexObject } from './session-index-object.ts'
 import { SessionObject } from './session-object.ts'
 import { durableObjectStore } from './session-store.ts'
-import { settingsOf } from './settings.ts'
+import { configFileOf, settingsOf } from './settings.ts'
 import { now, syncTestClock, testClockOf } from './test-clock.ts'
 import type { SessionStore } from '../../core/session/types.ts'
 
@@ -59,7 +59,10 @@ function build(env: WorkerEnv): WorkerApp | ConfigError {
   const settings = settingsOf(env)
   let config: Config | undefined
   try {
-    config = parseConfig(settings, { sessionStore: 'durable-object' })
+    config = parseConfig(settings, {
+      sessionStore: 'durable-object',
+      configFile: configFileOf(env),
+    })
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err
     problems.push(...err.problems)

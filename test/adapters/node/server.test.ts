@@ -93,7 +93,7 @@ describe('the package command (bff-session-broker, cli.ts)', () => {
     const proc = start({ PORT: String(port) }, 'src/adapters/node/cli.ts')
     expect(await proc.exited).toBe(1)
     expect(proc.stderr().trim().split('\n')).toEqual([
-      'bff: invalid setting: BFF_ISSUER must be set to your OpenID Provider (the demo starts only from a clone: npm start)',
+      'bff: invalid setting: BFF_ISSUER (or BFF_CONFIG) must name your OpenID Provider (the demo starts only from a clone: npm start)',
     ])
     expect(await proc.output(/./, 0)).toBe('')
     // Nothing listens: no demo IdP or BFF came up on the port.

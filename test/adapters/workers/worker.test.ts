@@ -26,7 +26,7 @@ beforeAll(async () => {
 afterAll(() => idp.stop())
 
 async function withWorker(
-  env: Record<string, string | number | boolean | undefined>,
+  env: Record<string, string | number | boolean | object | undefined>,
   test: (worker: Workerd) => Promise<void>,
   options: { clock?: boolean; assets?: boolean } = {}
 ) {
@@ -74,6 +74,31 @@ describe('settings', () => {
       expect(log).not.toContain('short-secret')
       // Once per isolate, not once per request.
       expect(log.match(/BFF_CLIENT_SECRET is required/g)).toHaveLength(1)
+    })
+  })
+
+  it('takes BFF_CONFIG as a [vars] table, and names it and the JSON path when it is wrong', async () => {
+    const idps = {
+      corp: { issuer: idp.issuer, clientId: 'bff', clientSecret: '${CORP_SECRET}' },
+    }
+    const fromFile = {
+      ...VALID,
+      BFF_ISSUER: undefined,
+      BFF_CLIENT_ID: undefined,
+      BFF_CLIENT_SECRET: undefined,
+      BFF_SCOPES: undefined, // wrangler.toml's
+      CORP_SECRET: 'client-secret',
+    }
+    await withWorker({ ...fromFile, BFF_CONFIG: { idps } }, async (worker) => {
+      expect((await fetch(`${worker.url}/bff/health`)).status).toBe(200)
+    })
+    const wrong = { idps, routes: [{ prefix: '/api/', upstream: 'https://x.example/', tokn: 1 }] }
+    await withWorker({ ...fromFile, BFF_CONFIG: wrong }, async (worker) => {
+      const response = await fetch(`${worker.url}/bff/health`)
+      expect(response.status).toBe(500)
+      expect(await response.json()).toMatchObject({ settings: ['BFF_CONFIG'] })
+      const log = await logged(worker, /routes\[0\]/)
+      expect(log).toContain('"problem":"BFF_CONFIG routes[0].tokn: is not a known key"')
     })
   })
 

@@ -28,9 +28,9 @@ export interface WorkerdOptions {
   assets?: boolean
   /**
    * `BFF_*` settings on top of wrangler.toml's `[vars]`; numbers and booleans as wrangler makes
-   * them of unquoted values.
+   * them of unquoted values, objects as of a `[vars]` table (BFF_CONFIG).
    */
-  env: Record<string, string | number | boolean | undefined>
+  env: Record<string, string | number | boolean | object | undefined>
   /** The test clock's offset in milliseconds, asked for on every request. */
   clockOffsetMs?: () => number
   /**
@@ -76,7 +76,7 @@ export async function workerBuild(): Promise<WorkerBuild> {
 export async function startWorkerd(options: WorkerdOptions): Promise<Workerd> {
   const build = options.build ?? (await workerBuild())
   const logs: string[] = []
-  const bindings: Record<string, string | number | boolean> = { ...build.bindings }
+  const bindings: Record<string, string | number | boolean | object> = { ...build.bindings }
   for (const [name, value] of Object.entries(options.env)) {
     if (value === undefined) delete bindings[name]
     else bindings[name] = value
