@@ -4,7 +4,7 @@
  * bench, both outside the request path: the clock can be moved forward (the refresh storm needs an
  * expired access token without waiting), and log events are counted instead of printed.
  */
-import type { Logger } from '../src/core/log.ts'
+import type { Logger } from '../src/core/observe/log.ts'
 import { startNode } from '../src/adapters/node/server.ts'
 import { serveParent } from './child.ts'
 

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import type { Env } from '../src/core/config.ts'
+import type { Env } from '../src/core/config/env.ts'
 import { startDemoApi } from '../src/demo/api.ts'
 import { apiClientMetadata, bffClientMetadata, startIdp, type Idp } from '../src/demo/idp.ts'
 import type { WorkerBuild } from '../test/adapters/workers/build.ts'

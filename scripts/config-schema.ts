@@ -1,6 +1,6 @@
 /**
  * Writes schema/bff-config.schema.json from the valibot schema (src/core/config/schema.ts):
- * `npm run config:schema`. test/core/config-file.test.ts fails while the committed file is stale.
+ * `npm run config:schema`. test/core/config/file.test.ts fails while the committed file is stale.
  */
 import { writeFileSync } from 'node:fs'
 import { configJsonSchemaText } from '../src/core/config/json-schema.ts'

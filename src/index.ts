@@ -3,7 +3,7 @@
  * The runtime entries built on it: src/adapters/node/server.ts and src/adapters/workers/worker.ts.
  */
 export { createBff, notFound, type BffDeps } from './core/app.ts'
-export { parseConfig, ConfigError, type Config, type Env } from './core/config.ts'
+export { parseConfig, ConfigError, type Config, type Env } from './core/config/env.ts'
 export { BffError } from './core/errors.ts'
 export type { Session, SessionStore, SessionRef } from './core/session/types.ts'
 export type { BffEnv } from './core/session/manager.ts'

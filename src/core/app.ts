@@ -4,11 +4,11 @@
  * src/index.ts, re-exports it with the rest of the public API.
  */
 import { Hono, type Context } from 'hono'
-import type { Config } from './config.ts'
+import type { Config } from './config/env.ts'
 import { BffError } from './errors.ts'
-import { canonicalHost } from './canonical-host.ts'
-import { errorReason, jsonLogger, type Logger } from './log.ts'
-import { createOidcClient } from './oidc.ts'
+import { canonicalHost } from './policy/canonical-host.ts'
+import { errorReason, jsonLogger, type Logger } from './observe/log.ts'
+import { createOidcClient } from './oidc/client.ts'
 import { errorPage, PAGE_SECURITY_HEADERS, pageForError } from './pages.ts'
 import { adminRoute } from './routes/admin.ts'
 import { apiProxy } from './routes/api.ts'
@@ -25,9 +25,9 @@ import { cookieStore } from './session/stores/cookie.ts'
 import { memoryStore } from './session/stores/memory.ts'
 import type { SessionStore } from './session/types.ts'
 import type { BffServices } from './services.ts'
-import { createTokenManager } from './tokens.ts'
-import { forward, type Forwarder } from './proxy.ts'
-import { memoryReplayGuard, type ReplayGuard } from './replay.ts'
+import { createTokenManager } from './tokens/token-manager.ts'
+import { forward, type Forwarder } from './proxy/forward.ts'
+import { memoryReplayGuard, type ReplayGuard } from './oidc/replay-guard.ts'
 
 export interface BffDeps {
   /**
@@ -40,7 +40,7 @@ export interface BffDeps {
   /** fetch for upstream API calls. Default: the global fetch. */
   upstreamFetch?: typeof fetch
   /**
-   * Sends proxied API calls upstream. Default: `forward` (src/core/proxy.ts) over `upstreamFetch`.
+   * Sends proxied API calls upstream. Default: `forward` (src/core/proxy/forward.ts) over `upstreamFetch`.
    * The Node entry passes `nodeForward()` (src/adapters/node/upstream.ts): the same contract over
    * node:http.
    */

@@ -3,14 +3,14 @@
  * token management, logging and the runtime's hooks.
  */
 import type { Context } from 'hono'
-import type { Config } from './config.ts'
-import type { Logger } from './log.ts'
-import type { Forwarder } from './proxy.ts'
-import type { OidcClient } from './oidc.ts'
-import type { ReplayGuard } from './replay.ts'
+import type { Config } from './config/env.ts'
+import type { Logger } from './observe/log.ts'
+import type { Forwarder } from './proxy/forward.ts'
+import type { OidcClient } from './oidc/types.ts'
+import type { ReplayGuard } from './oidc/replay-guard.ts'
 import type { Sealer } from './session/seal.ts'
 import type { SessionManager } from './session/manager.ts'
-import type { TokenManager } from './tokens.ts'
+import type { TokenManager } from './tokens/token-manager.ts'
 
 export interface BffServices {
   config: Config

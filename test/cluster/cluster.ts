@@ -11,7 +11,7 @@ import {
   type Idp,
   type IdpOptions,
 } from '../../src/demo/idp.ts'
-import type { Env } from '../../src/core/config.ts'
+import type { Env } from '../../src/core/config/env.ts'
 import { startNode, type NodeServer } from '../../src/adapters/node/server.ts'
 import { startBalancer, type Balancer } from '../helpers/balancer.ts'
 import { createCookieJar, redirectLocation, type CookieJar } from '../helpers/http.ts'

@@ -1,5 +1,5 @@
 /** A logger for `deps.log` that keeps every line, so tests can search what the BFF logged. */
-import type { Logger } from '../../src/core/log.ts'
+import type { Logger } from '../../src/core/observe/log.ts'
 
 export interface CapturedLog {
   log: Logger

@@ -1,5 +1,5 @@
 /**
- * Headers for tests of what crosses the proxy (test/core/proxy.test.ts,
+ * Headers for tests of what crosses the proxy (test/core/proxy/forward.test.ts,
  * test/adapters/node/upstream.test.ts, test/integration/proxy-headers.test.ts): the same lists for
  * every transport.
  */

@@ -6,7 +6,7 @@
  *   <- 'stop'                               closes the server and exits
  */
 import { startNode } from '../../src/adapters/node/server.ts'
-import type { Logger } from '../../src/core/log.ts'
+import type { Logger } from '../../src/core/observe/log.ts'
 
 const env = JSON.parse(process.env.SOAK_BFF_ENV ?? '{}') as Record<string, string>
 // Counted, not printed: the soak reports how many events of each level and which error events.

@@ -3,7 +3,7 @@
  * `bff-session-broker`: the production server from the environment (README, Settings). It never
  * starts the demo: without BFF_ISSUER there is nothing to log in at, so it says so and exits 1.
  */
-import { ConfigError } from '../../core/config.ts'
+import { ConfigError } from '../../core/config/env.ts'
 import { isProduction, runServer } from './run.ts'
 import { startNode } from './start.ts'
 

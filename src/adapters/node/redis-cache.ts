@@ -22,7 +22,7 @@
  * disabled CLIENT command) the cache stays off and every read goes to Redis, as without it.
  */
 import type { Redis } from 'ioredis'
-import type { Logger } from '../../core/log.ts'
+import type { Logger } from '../../core/observe/log.ts'
 import { copyValue } from '../../core/session/copy.ts'
 import type { Session } from '../../core/session/types.ts'
 

@@ -5,7 +5,7 @@
  * others wait for its result. Every key expires.
  */
 import type { Redis } from 'ioredis'
-import type { ReplayGuard } from '../../core/replay.ts'
+import type { ReplayGuard } from '../../core/oidc/replay-guard.ts'
 import { revokedBy, type RevocationList } from '../../core/session/revocations.ts'
 import type { Session } from '../../core/session/types.ts'
 

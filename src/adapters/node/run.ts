@@ -3,7 +3,7 @@
  * (cli.ts): start, print where to go, stop on SIGINT/SIGTERM, and on a bad start print the problem
  * and exit 1.
  */
-import { ConfigError, type Env } from '../../core/config.ts'
+import { ConfigError, type Env } from '../../core/config/env.ts'
 import type { NodeServer } from './start.ts'
 
 /** Settings that name an IdP (the environment's or the config file's): a production server. */

@@ -5,7 +5,7 @@
  */
 import { fileURLToPath } from 'node:url'
 import path from 'node:path'
-import type { Env } from '../../core/config.ts'
+import type { Env } from '../../core/config/env.ts'
 import { isProduction, runServer } from './run.ts'
 import { startNode, type NodeServer } from './start.ts'
 

@@ -1,6 +1,6 @@
 /**
  * Upstream API calls on Node straight through an undici Agent, the HTTP client underneath Node's
- * own fetch, without fetch's layers. The contract is core/proxy.ts's `forward`: the same headers
+ * own fetch, without fetch's layers. The contract is core/proxy/forward.ts's `forward`: the same headers
  * stripped and set (but none of the defaults Node's fetch adds), 502 `upstream_unavailable` when
  * the upstream cannot be reached, 504 `upstream_timeout` when its headers do not come in time,
  * redirects handed back, compressed answers decoded as fetch decodes them, bodies streamed both
@@ -20,8 +20,8 @@ import {
   forward,
   privateUnlessShared,
   type Forwarder,
-} from '../../core/proxy.ts'
-import { listed, requestHeaderStripped, responseHeaderStripped } from '../../core/proxy-headers.ts'
+} from '../../core/proxy/forward.ts'
+import { listed, requestHeaderStripped, responseHeaderStripped } from '../../core/proxy/headers.ts'
 
 export interface NodeForwardOptions {
   /**
@@ -84,7 +84,7 @@ export function nodeForward(options: NodeForwardOptions = {}): Forwarder {
           },
           call_
         )
-      // See SAFE_TO_RESEND in core/proxy.ts: the same rule as the fetch path.
+      // See SAFE_TO_RESEND in core/proxy/forward.ts: the same rule as the fetch path.
       const resend = SAFE_TO_RESEND.has(method) ? send : undefined
       const call_ = new UpstreamCall(method, call.timeoutMs, resolve, reject, resend)
       // node-server cancels an answer's body only once it has begun to write it: a browser that
@@ -122,7 +122,7 @@ function requestHeaders(raw: string[]): Record<string, string> {
   return headers
 }
 
-/** The upstream's headers for the browser, cleaned as core/proxy.ts's `responseHeaders` does. */
+/** The upstream's headers for the browser, cleaned as core/proxy/forward.ts's `responseHeaders` does. */
 function responseHeaders(raw: Buffer[]): Record<string, string> {
   const headers: Record<string, string> = Object.create(null)
   let connection: string | undefined

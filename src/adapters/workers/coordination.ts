@@ -4,7 +4,7 @@
  * sid and sub), the newest generation of each session, refresh coordination, and the one-time
  * logout token ids (one object per key).
  */
-import type { ReplayGuard } from '../../core/replay.ts'
+import type { ReplayGuard } from '../../core/oidc/replay-guard.ts'
 import { revokedBy, type RevocationList } from '../../core/session/revocations.ts'
 import type { SessionStore } from '../../core/session/types.ts'
 import { indexObject, sessionObject, type SessionObjectEnv } from './bindings.ts'

@@ -4,7 +4,7 @@
  */
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import { BffError, type BffErrorCode } from '../../core/errors.ts'
-import { errorReason } from '../../core/log.ts'
+import { errorReason } from '../../core/observe/log.ts'
 import type { Session } from '../../core/session/types.ts'
 
 /** What a refresh inside the object answers: errors cross the RPC boundary as plain data. */

@@ -8,11 +8,11 @@
  * own OIDC client, built from the same settings, since a closure cannot cross into the object.
  */
 import { DurableObject } from 'cloudflare:workers'
-import { parseConfig } from '../../core/config.ts'
+import { parseConfig } from '../../core/config/env.ts'
 import { BffError } from '../../core/errors.ts'
-import { createOidcClient } from '../../core/oidc.ts'
+import { createOidcClient } from '../../core/oidc/client.ts'
 import type { Session } from '../../core/session/types.ts'
-import { createTokenManager, type TokenManager } from '../../core/tokens.ts'
+import { createTokenManager, type TokenManager } from '../../core/tokens/token-manager.ts'
 import { indexObject, type SessionObjectEnv } from './bindings.ts'
 import { failure, type RefreshOutcome } from './refresh-outcome.ts'
 import { configFileOf, settingsOf } from './settings.ts'

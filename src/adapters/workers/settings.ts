@@ -1,4 +1,4 @@
-import type { Env } from '../../core/config.ts'
+import type { Env } from '../../core/config/env.ts'
 
 /**
  * The settings among a Worker's bindings, as the strings `parseConfig` reads. wrangler makes an

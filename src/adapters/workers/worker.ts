@@ -8,8 +8,8 @@
  */
 import { Hono, type ExecutionContext } from 'hono'
 import { createBff, notFound } from '../../core/app.ts'
-import { ConfigError, parseConfig, type Config } from '../../core/config.ts'
-import { jsonLogger } from '../../core/log.ts'
+import { ConfigError, parseConfig, type Config } from '../../core/config/env.ts'
+import { jsonLogger } from '../../core/observe/log.ts'
 import { PAGE_SECURITY_HEADERS } from '../../core/pages.ts'
 import { maxInlineJsonBytes } from '../../core/session/cookie.ts'
 import { cookieStore } from '../../core/session/stores/cookie.ts'

@@ -3,7 +3,7 @@
  * one set of rules (a plain prefix outside /bff, an http(s) upstream without credentials, query or
  * fragment, no prefix twice), sorted longest prefix first.
  */
-import type { ApiRoute } from '../config.ts'
+import type { ApiRoute } from './env.ts'
 import { jsonPath } from './file.ts'
 
 export type Report = (name: string, why: string) => void

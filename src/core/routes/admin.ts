@@ -7,8 +7,9 @@
  */
 import { Hono } from 'hono'
 import { BffError } from '../errors.ts'
-import { subjectHash } from '../log.ts'
-import { constantTimeEqual, refuseCrossSiteWrite } from '../security.ts'
+import { subjectHash } from '../observe/log.ts'
+import { constantTimeEqual } from '../policy/constant-time.ts'
+import { refuseCrossSiteWrite } from '../policy/csrf.ts'
 import type { BffServices } from '../services.ts'
 
 export function adminRoute(s: BffServices) {

@@ -5,8 +5,14 @@
  */
 import type { MiddlewareHandler } from 'hono'
 import { BffError } from '../errors.ts'
-import { allowedMethods, matchRoute, publicLocation, requestPath, upstreamUrl } from '../proxy.ts'
-import { checkCsrf } from '../security.ts'
+import {
+  allowedMethods,
+  matchRoute,
+  publicLocation,
+  requestPath,
+  upstreamUrl,
+} from '../proxy/forward.ts'
+import { checkCsrf } from '../policy/csrf.ts'
 import type { BffEnv } from '../session/manager.ts'
 import type { BffServices } from '../services.ts'
 import { freshSession } from './fresh-session.ts'

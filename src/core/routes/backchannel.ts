@@ -5,9 +5,9 @@
  */
 import { Hono } from 'hono'
 import { BffError } from '../errors.ts'
-import { subjectHash } from '../log.ts'
-import { LOGOUT_TOKEN_MAX_AGE_SECONDS } from '../oidc.ts'
-import { refuseCrossSiteWrite } from '../security.ts'
+import { subjectHash } from '../observe/log.ts'
+import { LOGOUT_TOKEN_MAX_AGE_SECONDS } from '../oidc/logout-token.ts'
+import { refuseCrossSiteWrite } from '../policy/csrf.ts'
 import type { BffServices } from '../services.ts'
 
 const MAX_BODY_BYTES = 64 * 1024

@@ -5,11 +5,11 @@
  */
 import type { Context } from 'hono'
 import { BffError } from '../errors.ts'
-import { errorReason, subjectHash } from '../log.ts'
+import { errorReason, subjectHash } from '../observe/log.ts'
 import type { BffEnv } from '../session/manager.ts'
 import type { Session } from '../session/types.ts'
 import type { BffServices } from '../services.ts'
-import type { TokenResult } from '../tokens.ts'
+import type { TokenResult } from '../tokens/token-manager.ts'
 
 /**
  * Throws 401 `session_expired` (the session destroyed) when the refresh token was refused, and

@@ -3,7 +3,7 @@
  * document could be read (a mistyped `BFF_ISSUER` shows here, not only at the first login).
  */
 import { Hono } from 'hono'
-import { errorReason } from '../log.ts'
+import { errorReason } from '../observe/log.ts'
 import type { BffServices } from '../services.ts'
 
 const PING_TIMEOUT_MS = 2000

@@ -6,8 +6,10 @@
  */
 import { Hono, type Context } from 'hono'
 import { BffError } from '../errors.ts'
-import { errorReason, subjectHash } from '../log.ts'
-import { constantTimeEqual, cookieNames, csrfGuard, isSecureOrigin } from '../security.ts'
+import { errorReason, subjectHash } from '../observe/log.ts'
+import { constantTimeEqual } from '../policy/constant-time.ts'
+import { cookieNames, isSecureOrigin } from '../session/cookie-names.ts'
+import { csrfGuard } from '../policy/csrf.ts'
 import { serializeCookie } from '../session/cookie.ts'
 import type { BffEnv } from '../session/manager.ts'
 import type { Session } from '../session/types.ts'

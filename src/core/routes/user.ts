@@ -1,8 +1,8 @@
 /** `GET /bff/user`: who is logged in. Never returns a token. */
 import { Hono } from 'hono'
 import { BffError } from '../errors.ts'
-import { userClaims } from '../oidc.ts'
-import { csrfGuard } from '../security.ts'
+import { userClaims } from '../oidc/id-token.ts'
+import { csrfGuard } from '../policy/csrf.ts'
 import type { BffEnv } from '../session/manager.ts'
 import type { BffServices } from '../services.ts'
 import { freshSession } from './fresh-session.ts'

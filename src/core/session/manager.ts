@@ -6,8 +6,8 @@
  */
 import type { Context } from 'hono'
 import { BffError } from '../errors.ts'
-import type { Logger } from '../log.ts'
-import { cookieNames, isSecureOrigin } from '../security.ts'
+import type { Logger } from '../observe/log.ts'
+import { cookieNames, isSecureOrigin } from './cookie-names.ts'
 import {
   CookieTooLargeError,
   deleteChunkedCookie,

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { startNode } from '../../../src/adapters/node/server.ts'
-import { ConfigError } from '../../../src/core/config.ts'
+import { ConfigError } from '../../../src/core/config/env.ts'
 
 const env = {
   PORT: '0',

@@ -6,7 +6,7 @@
  */
 import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import type { Logger } from '../../../src/core/log.ts'
+import type { Logger } from '../../../src/core/observe/log.ts'
 import {
   redisSessionCache,
   TRUST_MS,

@@ -1,6 +1,6 @@
 /**
  * The Node transport for proxied calls (src/adapters/node/upstream.ts) against the contract of
- * core/proxy.ts's `forward`: the same cases as test/core/proxy.test.ts, and a side-by-side run of
+ * core/proxy/forward.ts's `forward`: the same cases as test/core/proxy/forward.test.ts, and a side-by-side run of
  * both transports. Requests come in over real HTTP to a @hono/node-server app (the transport reads
  * the server's IncomingMessage); the Response the transport answers with is handed to the test as
  * it is.
@@ -19,7 +19,7 @@ import type { AddressInfo, Socket } from 'node:net'
 import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { BffError } from '../../../src/core/errors.ts'
-import { forward, type ForwardOptions, type Forwarder } from '../../../src/core/proxy.ts'
+import { forward, type ForwardOptions, type Forwarder } from '../../../src/core/proxy/forward.ts'
 import { nodeForward } from '../../../src/adapters/node/upstream.ts'
 import {
   ANSWER_ONLY,

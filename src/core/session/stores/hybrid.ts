@@ -3,7 +3,7 @@
  * cookie; a session too large for it (a big ID token, many claims) is kept server-side and the cookie
  * carries only its id. The rest of the BFF sees one store.
  */
-import type { Logger } from '../../log.ts'
+import type { Logger } from '../../observe/log.ts'
 import type { Session, SessionStore } from '../types.ts'
 
 export interface HybridStoreOptions {

@@ -1,7 +1,9 @@
 import { Hono } from 'hono'
 import { describe, expect, it } from 'vitest'
-import { BffError } from '../../src/core/errors.ts'
-import { checkCsrf, cookieNames, csrfGuard, safeReturnTo } from '../../src/core/security.ts'
+import { BffError } from '../../../src/core/errors.ts'
+import { checkCsrf, csrfGuard } from '../../../src/core/policy/csrf.ts'
+import { cookieNames } from '../../../src/core/session/cookie-names.ts'
+import { safeReturnTo } from '../../../src/core/policy/return-to.ts'
 
 const BASE = 'https://app.example.com'
 

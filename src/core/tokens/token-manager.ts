@@ -11,10 +11,10 @@
  *   bounded backoff, then the still-valid access token is used, else 503 `idp_unavailable` with
  *   the session kept for the next call.
  */
-import { BffError } from './errors.ts'
-import type { OidcClient } from './oidc.ts'
-import { userClaims } from './oidc.ts'
-import type { Session, SessionStore } from './session/types.ts'
+import { BffError } from '../errors.ts'
+import type { OidcClient } from '../oidc/types.ts'
+import { userClaims } from '../oidc/id-token.ts'
+import type { Session, SessionStore } from '../session/types.ts'
 
 export type TokenResult =
   | { kind: 'fresh'; session: Session }

@@ -5,13 +5,13 @@
  * the same through the whole BFF on both runtimes.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { forward } from '../../src/core/proxy.ts'
+import { forward } from '../../../src/core/proxy/forward.ts'
 import {
   downloadSha256,
   readDigest,
   startStreamUpstream,
   type StreamUpstream,
-} from '../helpers/stream-upstream.ts'
+} from '../../helpers/stream-upstream.ts'
 
 let files: StreamUpstream
 beforeAll(async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { ConfigError, parseConfig, type Env } from '../../src/core/config.ts'
+import { ConfigError, parseConfig, type Env } from '../../../src/core/config/env.ts'
 
 const SECRET = 'a-session-secret-of-at-least-32-characters!'
 const OLD_SECRET = 'an-older-session-secret-still-32-chars-long'

@@ -4,10 +4,10 @@
  * in the background from start-up, and reported by `/bff/health`.
  */
 import * as client from 'openid-client'
-import type { Config } from './config.ts'
-import { errorReason } from './log.ts'
-import type { IdpStatus, OidcDeps } from './oidc.ts'
-import { httpStatusOf, idpFetch, isResponse, toBffError } from './oidc-errors.ts'
+import type { Config } from '../config/env.ts'
+import { errorReason } from '../observe/log.ts'
+import type { IdpStatus, OidcDeps } from './types.ts'
+import { httpStatusOf, idpFetch, isResponse, toBffError } from './errors.ts'
 
 /** Same-origin redirects followed for the discovery document (django-oauth-toolkit adds a slash). */
 const MAX_DISCOVERY_REDIRECTS = 3

@@ -1,7 +1,7 @@
 /**
  * Header hygiene at the proxy: which request headers never reach an upstream and which upstream
  * response headers never reach the browser. Both transports apply these rules: `forward`
- * (src/core/proxy.ts) and `nodeForward` (src/adapters/node/upstream.ts).
+ * (src/core/proxy/forward.ts) and `nodeForward` (src/adapters/node/upstream.ts).
  */
 
 // RFC 9110 7.6.1 hop-by-hop headers: they concern one connection, never the next hop's.

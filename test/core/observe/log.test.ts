@@ -1,8 +1,8 @@
 import * as client from 'openid-client'
 import { describe, expect, it } from 'vitest'
-import { errorReason } from '../../src/core/log.ts'
-import { startIdp } from '../../src/demo/idp.ts'
-import { freePort } from '../helpers/upstream.ts'
+import { errorReason } from '../../../src/core/observe/log.ts'
+import { startIdp } from '../../../src/demo/idp.ts'
+import { freePort } from '../../helpers/upstream.ts'
 
 describe('errorReason', () => {
   it('is undefined without a cause, so a log line has no reason at all (not "undefined")', () => {

@@ -3,8 +3,8 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { gzipSync } from 'node:zlib'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import type { ApiRoute } from '../../src/core/config.ts'
-import { BffError } from '../../src/core/errors.ts'
+import type { ApiRoute } from '../../../src/core/config/env.ts'
+import { BffError } from '../../../src/core/errors.ts'
 import fc from 'fast-check'
 import {
   DEFAULT_METHODS,
@@ -13,16 +13,16 @@ import {
   requestPath,
   upstreamUrl,
   type ForwardOptions,
-} from '../../src/core/proxy.ts'
-import { requestHeaderStripped, responseHeaderStripped } from '../../src/core/proxy-headers.ts'
-import { createBff, parseConfig } from '../../src/index.ts'
+} from '../../../src/core/proxy/forward.ts'
+import { requestHeaderStripped, responseHeaderStripped } from '../../../src/core/proxy/headers.ts'
+import { createBff, parseConfig } from '../../../src/index.ts'
 import {
   ANSWER_ONLY,
   FORGED,
   ORDINARY,
   ORIGIN_WIDE,
   expectForgedDroppedOrdinaryKept,
-} from '../helpers/proxy-headers.ts'
+} from '../../helpers/proxy-headers.ts'
 
 const route = (prefix: string, upstream: string): ApiRoute => ({
   prefix,

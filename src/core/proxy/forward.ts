@@ -5,9 +5,9 @@
  * acting on the whole origin) and streams bodies in both directions.
  */
 import type { Context } from 'hono'
-import type { ApiRoute } from './config.ts'
-import { BffError } from './errors.ts'
-import { listed, requestHeaderStripped, responseHeaderStripped } from './proxy-headers.ts'
+import type { ApiRoute } from '../config/env.ts'
+import { BffError } from '../errors.ts'
+import { listed, requestHeaderStripped, responseHeaderStripped } from './headers.ts'
 
 /**
  * Methods proxied by default: what an API called from a page uses. TRACE echoes the request

@@ -3,7 +3,7 @@
  * way to it) did to what the BFF answers.
  */
 import * as client from 'openid-client'
-import { BffError } from './errors.ts'
+import { BffError } from '../errors.ts'
 
 /** The HTTP status of the IdP answer behind an openid-client error, when there was one. */
 export function httpStatusOf(err: unknown): number | undefined {
@@ -112,4 +112,39 @@ export function toBffError(err: unknown, phase: Phase): BffError {
   return new BffError(502, 'idp_error', 'The identity provider sent an invalid response.', {
     cause,
   })
+}
+
+/** An `openid-client` error for the user's own IdP request, e.g. `login_required` after `prompt=none`. */
+// The error codes an authorization response may carry (RFC 6749 4.1.2.1, OIDC Core 3.1.2.6).
+const AUTHORIZATION_ERRORS = new Set([
+  'invalid_request',
+  'unauthorized_client',
+  'access_denied',
+  'unsupported_response_type',
+  'invalid_scope',
+  'server_error',
+  'temporarily_unavailable',
+  'interaction_required',
+  'login_required',
+  'account_selection_required',
+  'consent_required',
+  'invalid_request_uri',
+  'invalid_request_object',
+  'request_not_supported',
+  'request_uri_not_supported',
+  'registration_not_supported',
+])
+
+/**
+ * The IdP's `error` in the redirect back. Anyone can put any text in that URL, so only a known code
+ * is kept (else `other`), and `error_description` never is: what reaches the log stays small.
+ */
+export class AuthorizationError extends Error {
+  readonly error: string
+  constructor(error: string) {
+    const code = AUTHORIZATION_ERRORS.has(error) ? error : 'other'
+    super(`authorization response error: ${code}`)
+    this.name = 'AuthorizationError'
+    this.error = code
+  }
 }

@@ -3,8 +3,8 @@
  * into one frozen, typed `Config`. Every bad key is reported at once, each on its own line that
  * names the setting, so an operator fixes a deployment in one round trip.
  */
-import { fileProblem, jsonPath, readConfigFile } from './config/file.ts'
-import { fileRoutes, parseApiRoutes, parseUrl } from './config/routes.ts'
+import { fileProblem, jsonPath, readConfigFile } from './file.ts'
+import { fileRoutes, parseApiRoutes, parseUrl } from './routes.ts'
 
 export type SessionStoreKind = 'cookie' | 'memory' | 'redis' | 'durable-object'
 

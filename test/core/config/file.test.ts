@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { ConfigError, parseConfig, type Env } from '../../src/core/config.ts'
-import { configJsonSchemaText } from '../../src/core/config/json-schema.ts'
+import { ConfigError, parseConfig, type Env } from '../../../src/core/config/env.ts'
+import { configJsonSchemaText } from '../../../src/core/config/json-schema.ts'
 
 const SECRET = 'a-session-secret-of-at-least-32-characters!'
 const base: Env = { BFF_BASE_URL: 'https://app.example.com', BFF_SESSION_SECRET: SECRET }
@@ -210,7 +210,7 @@ describe('BFF_CONFIG: refusals name the JSON path, all at once', () => {
 describe('schema/bff-config.schema.json', () => {
   it('is the one generated from the valibot schema (else run npm run config:schema)', () => {
     const committed = readFileSync(
-      new URL('../../schema/bff-config.schema.json', import.meta.url),
+      new URL('../../../schema/bff-config.schema.json', import.meta.url),
       'utf8'
     )
     expect(committed).toBe(configJsonSchemaText())

@@ -1,0 +1,165 @@
+/**
+ * The only place that speaks OpenID Connect: a thin layer over openid-client v6, which does all the
+ * protocol work and every check (PKCE, state, nonce, `iss`, ID token signature, `aud`, expiry).
+ * openid-client errors are mapped to `BffError`s in errors.ts and nowhere else.
+ */
+import * as jose from 'jose'
+import * as client from 'openid-client'
+import type { Config } from '../config/env.ts'
+import { BffError } from '../errors.ts'
+import { createDiscovery } from './discovery.ts'
+import { AuthorizationError, toBffError } from './errors.ts'
+import { idTokenProblem } from './id-token.ts'
+import { invalidLogoutToken, verifyLogoutToken } from './logout-token.ts'
+import type { OidcClient, OidcDeps } from './types.ts'
+
+export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClient {
+  const now = deps.now ?? Date.now
+  const redirectUri = `${config.baseUrl}/bff/callback`
+  const { configuration, idpStatus, checkAtStartup } = createDiscovery(config, deps, redirectUri)
+  let jwks: ReturnType<typeof jose.createRemoteJWKSet> | undefined
+  function lifetime(tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers) {
+    // Without expires_in we cannot know; assume a short life so the token is refreshed early.
+    return tokens.expires_in ?? 300
+  }
+
+  function expiresAt(tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers) {
+    return Math.floor(now() / 1000) + lifetime(tokens)
+  }
+
+  return {
+    async authorizationRequest({ prompt }) {
+      const oidc = await configuration()
+      const codeVerifier = client.randomPKCECodeVerifier()
+      const state = client.randomState()
+      const nonce = client.randomNonce()
+      const params: Record<string, string> = {
+        redirect_uri: redirectUri,
+        scope: config.scopes,
+        code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),
+        code_challenge_method: 'S256',
+        state,
+        nonce,
+      }
+      if (prompt) params.prompt = prompt
+      return { url: client.buildAuthorizationUrl(oidc, params), state, nonce, codeVerifier }
+    },
+
+    async callback(callbackUrl, tx) {
+      const oidc = await configuration()
+      let tokens: Awaited<ReturnType<typeof client.authorizationCodeGrant>>
+      try {
+        tokens = await client.authorizationCodeGrant(oidc, callbackUrl, {
+          pkceCodeVerifier: tx.codeVerifier,
+          expectedState: tx.state,
+          expectedNonce: tx.nonce,
+          idTokenExpected: true,
+        })
+      } catch (err) {
+        if (err instanceof client.AuthorizationResponseError)
+          throw new AuthorizationError(err.error)
+        throw toBffError(err, 'callback')
+      }
+      const idClaims = tokens.claims()!
+      const problem = await idTokenProblem(
+        tokens.id_token!,
+        idClaims,
+        tokens.access_token,
+        callbackUrl.searchParams.get('code'),
+        now() / 1000
+      )
+      if (problem) {
+        // The code is what the log shows (errorReason); the message never reaches the client.
+        const cause = Object.assign(new Error(`ID token refused: ${problem}`), { code: problem })
+        throw new BffError(400, 'invalid_callback', 'The login response failed validation.', {
+          cause,
+        })
+      }
+      let claims: Record<string, unknown> = { ...idClaims }
+      if (oidc.serverMetadata().userinfo_endpoint) {
+        try {
+          // The expected subject makes openid-client refuse a userinfo answer about someone else.
+          const userinfo = await client.fetchUserInfo(oidc, tokens.access_token, idClaims.sub)
+          claims = { ...userinfo, ...idClaims }
+        } catch (err) {
+          throw toBffError(err, 'callback')
+        }
+      }
+      return {
+        accessToken: tokens.access_token,
+        refreshToken: tokens.refresh_token,
+        idToken: tokens.id_token,
+        accessTokenExpiresAt: expiresAt(tokens),
+        accessTokenLifetime: lifetime(tokens),
+        refreshTokenExpiresAt:
+          typeof tokens.refresh_expires_in === 'number' && tokens.refresh_expires_in > 0
+            ? Math.floor(now() / 1000) + tokens.refresh_expires_in
+            : undefined,
+        claims,
+      }
+    },
+
+    async refresh(refreshToken, expectedSub) {
+      const oidc = await configuration()
+      try {
+        const tokens = await client.refreshTokenGrant(oidc, refreshToken)
+        const idClaims = tokens.claims()
+        // OIDC Core 12.2: a refreshed ID token must be about the same user.
+        if (idClaims && idClaims.sub !== expectedSub) {
+          throw new BffError(401, 'session_expired', 'The session has ended.', {
+            cause: Object.assign(new Error('refreshed ID token has a different sub'), {
+              code: 'id_token_sub_changed',
+            }),
+          })
+        }
+        return {
+          accessToken: tokens.access_token,
+          refreshToken: tokens.refresh_token ?? refreshToken,
+          idToken: tokens.id_token,
+          accessTokenExpiresAt: expiresAt(tokens),
+          accessTokenLifetime: lifetime(tokens),
+          claims: idClaims ? { ...idClaims } : undefined,
+        }
+      } catch (err) {
+        throw toBffError(err, 'refresh')
+      }
+    },
+
+    async revoke(token, hint) {
+      const oidc = await configuration()
+      if (!oidc.serverMetadata().revocation_endpoint) return
+      try {
+        await client.tokenRevocation(oidc, token, { token_type_hint: hint })
+      } catch (err) {
+        throw toBffError(err, 'revocation')
+      }
+    },
+
+    async endSessionUrl({ idTokenHint, postLogoutRedirectUri }) {
+      const oidc = await configuration()
+      if (!oidc.serverMetadata().end_session_endpoint) return null
+      // Some IdPs (Glewlwyd) ignore post_logout_redirect_uri unless a state comes with it. Nothing
+      // comes back to check: the landing page is the same whoever sent the browser there.
+      const params: Record<string, string> = {
+        post_logout_redirect_uri: postLogoutRedirectUri,
+        state: client.randomState(),
+      }
+      if (idTokenHint) params.id_token_hint = idTokenHint
+      return client.buildEndSessionUrl(oidc, params)
+    },
+
+    async validateLogoutToken(token) {
+      const server = (await configuration()).serverMetadata()
+      if (!server.jwks_uri) throw invalidLogoutToken('the IdP publishes no jwks_uri')
+      // jose refetches the key set when it meets an unknown kid, so IdP key rotation just works.
+      jwks ??= jose.createRemoteJWKSet(new URL(server.jwks_uri), {
+        timeoutDuration: config.idpTimeoutSeconds * 1000,
+        ...(deps.fetch ? { [jose.customFetch]: deps.fetch } : {}),
+      })
+      return verifyLogoutToken(token, { server, jwks, clientId: config.clientId, now })
+    },
+
+    idpStatus,
+    checkAtStartup,
+  }
+}

@@ -1,0 +1,82 @@
+/** What the rest of the BFF sees of OpenID Connect: the client's shape and what it answers. */
+import type { Logger } from '../observe/log.ts'
+
+export interface TokenSet {
+  accessToken: string
+  refreshToken?: string
+  idToken?: string
+  /** Epoch seconds. */
+  accessTokenExpiresAt: number
+  /** The access token's lifetime as granted (`expires_in`), seconds. */
+  accessTokenLifetime: number
+  /** Epoch seconds, when the IdP says (`refresh_expires_in`, a common extension). */
+  refreshTokenExpiresAt?: number
+  /** ID token claims merged with userinfo claims; absent when the response had no ID token. */
+  claims?: Record<string, unknown>
+}
+
+export interface AuthorizationRequest {
+  url: URL
+  state: string
+  nonce: string
+  codeVerifier: string
+}
+
+export interface LoginTransaction {
+  state: string
+  nonce: string
+  codeVerifier: string
+}
+
+export interface OidcClient {
+  authorizationRequest(params: { prompt?: string }): Promise<AuthorizationRequest>
+  /** Finishes the code flow. Throws `BffError` 400 `invalid_callback` on any failed check. */
+  callback(
+    callbackUrl: URL,
+    tx: LoginTransaction
+  ): Promise<TokenSet & { claims: Record<string, unknown> }>
+  /** Throws `BffError` 401 `session_expired` when the IdP refuses the refresh token. */
+  refresh(refreshToken: string, expectedSub: string): Promise<TokenSet>
+  /** RFC 7009 revocation; does nothing when the IdP has no revocation endpoint. */
+  revoke(token: string, hint: 'refresh_token' | 'access_token'): Promise<void>
+  /** RP-initiated logout URL, or null when the IdP has no end-session endpoint. */
+  endSessionUrl(params: {
+    idTokenHint?: string
+    postLogoutRedirectUri: string
+  }): Promise<URL | null>
+  /**
+   * Validates an OIDC Back-Channel Logout 1.0 logout token: signature against the IdP's JWKS,
+   * `iss`, `aud`, `iat` freshness, the logout event, `sid` and/or `sub`, no `nonce`, a `jti`.
+   * Throws `BffError` 400 `invalid_logout_token`. Replay of the `jti` is the caller's to check.
+   */
+  validateLogoutToken(token: string): Promise<LogoutToken>
+  /**
+   * Whether discovery works: `ok`, or `unreachable` with what was wrong. Answers the last attempt's
+   * outcome when it is recent, else tries now (Workers have no start-up, so the first ask tries).
+   */
+  idpStatus(): Promise<IdpStatus>
+  /**
+   * Start-up check (Node): discovers now, logs what was wrong, and keeps retrying in the background
+   * with bounded backoff until it works or `signal` aborts.
+   */
+  checkAtStartup(signal: AbortSignal): void
+}
+
+export type IdpStatus = { idp: 'ok' } | { idp: 'unreachable'; message: string }
+
+export interface LogoutToken {
+  jti: string
+  sid?: string
+  sub?: string
+  /** Epoch seconds. */
+  iat: number
+}
+
+export interface OidcDeps {
+  /** Used for every call to the IdP; tests and runtimes may inject their own. */
+  fetch?: typeof fetch
+  /** Epoch milliseconds. */
+  now?: () => number
+  /** Discovery problems (and followed redirects) are logged here. */
+  log?: Logger
+}
