@@ -4,3 +4,5 @@
  * optional peer dependency of this package).
  */
 export { testStore, makeSession, randomId, sleep, type StoreUnderTest } from './store-contract.ts'
+export { testForwarder } from './forwarder-contract.ts'
+export * from './proxy-headers.ts'
