@@ -129,7 +129,22 @@ if [ "$rc" != 1 ] || ! grep -q BFF_ISSUER <<<"$out"; then
   exit 1
 fi
 
-echo "== a Worker from the ./workers entry (wrangler deploy --dry-run)"
+echo "== a Worker from the ./workers entry, installed without the Node adapter's packages"
+# ioredis, undici and @hono/node-server are optional dependencies: a Workers project may leave
+# them out (--omit=optional), and the Worker must build without them.
+mkdir "$scratch/worker"
+cd "$scratch/worker"
+npm init -y >/dev/null
+npm pkg set type=module
+npm install --omit=optional --no-audit --no-fund --loglevel=error "../$tarball"
+for pkg in ioredis undici @hono/node-server; do
+  if [ -e "node_modules/$pkg" ]; then
+    echo "check-package: --omit=optional still installed $pkg" >&2
+    exit 1
+  fi
+done
+test -f node_modules/bff-session-broker/schema/bff-config.schema.json ||
+  { echo "check-package: the JSON Schema is not in the package" >&2; exit 1; }
 cat > worker.js <<'JS'
 export { default, SessionObject, SessionIndexObject } from 'bff-session-broker/workers'
 JS

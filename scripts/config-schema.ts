@@ -3,6 +3,6 @@
  * `npm run config:schema`. test/core/config/file.test.ts fails while the committed file is stale.
  */
 import { writeFileSync } from 'node:fs'
-import { configJsonSchemaText } from '../src/core/config/json-schema.ts'
+import { configJsonSchemaText } from './config-json-schema.ts'
 
 writeFileSync(new URL('../schema/bff-config.schema.json', import.meta.url), configJsonSchemaText())

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { ConfigError, parseConfig, type Env } from '../../../src/core/config/env.ts'
-import { configJsonSchemaText } from '../../../src/core/config/json-schema.ts'
+import { configJsonSchemaText } from '../../../scripts/config-json-schema.ts'
 
 const SECRET = 'a-session-secret-of-at-least-32-characters!'
 const base: Env = { BFF_BASE_URL: 'https://app.example.com', BFF_SESSION_SECRET: SECRET }
