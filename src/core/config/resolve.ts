@@ -17,26 +17,27 @@ import { checkRoutes, parseUrl, type Report } from './routes.ts'
 /** The options as they arrive, each value still unchecked: JavaScript callers, settings' strings. */
 export type OptionsInput = { readonly [K in keyof BffOptions]?: unknown }
 
-export const OPTION_NAMES: readonly (keyof BffOptions)[] = [
-  'issuer',
-  'clientId',
-  'clientSecret',
-  'clientAuth',
-  'baseUrl',
-  'sessionSecret',
-  'scopes',
-  'routes',
-  'sessionStore',
-  'postLogoutRedirect',
-  'refreshSkewSeconds',
-  'sessionLifetimeSeconds',
-  'idleTimeoutSeconds',
-  'upstreamTimeoutSeconds',
-  'idpTimeoutSeconds',
-  'adminToken',
-  'cookieMaxBytes',
-  'cookieTotalBytes',
-]
+/** Every option by name; a `Record` so that TypeScript notices one added to `BffOptions` only. */
+const KNOWN: Record<keyof BffOptions, true> = {
+  issuer: true,
+  clientId: true,
+  clientSecret: true,
+  clientAuth: true,
+  baseUrl: true,
+  sessionSecret: true,
+  scopes: true,
+  routes: true,
+  sessionStore: true,
+  postLogoutRedirect: true,
+  refreshSkewSeconds: true,
+  sessionLifetimeSeconds: true,
+  idleTimeoutSeconds: true,
+  upstreamTimeoutSeconds: true,
+  idpTimeoutSeconds: true,
+  adminToken: true,
+  cookieMaxBytes: true,
+  cookieTotalBytes: true,
+}
 
 const DEFAULT_SCOPES = 'openid profile email offline_access'
 const STORE_KINDS: readonly SessionStoreKind[] = ['cookie', 'memory', 'redis', 'durable-object']
@@ -61,7 +62,7 @@ export function resolveOptions(options: BffOptions | Config): Config {
   const problems: string[] = []
   for (const key of Object.keys(input)) {
     // A typo would otherwise fall back to the default without a word.
-    if (!(OPTION_NAMES as readonly string[]).includes(key)) {
+    if (!Object.hasOwn(KNOWN, key)) {
       problems.push(`"${key}" is not a known option`)
     }
   }
