@@ -35,7 +35,7 @@ export default tseslint.config(
         'error',
         {
           name: 'process',
-          message: 'The core never reads process: settings come through parseConfig.',
+          message: 'The core never reads process: settings come through optionsFromEnv.',
         },
         { name: 'Buffer', message: 'Use Uint8Array, TextEncoder and btoa in the core.' },
       ],

@@ -43,11 +43,11 @@ fi
 
 cat > smoke.js <<'JS'
 import { Hono } from 'hono'
-import { createBff, parseConfig, notFound } from 'bff-session-broker'
-import { startNode, nodeForward } from 'bff-session-broker/node'
+import { createBff, optionsFromEnv, parseConfig, notFound, ConfigError } from 'bff-session-broker'
+import { startNode, nodeForward, nodeConfigFromEnv } from 'bff-session-broker/node'
 import { redisStore, redisReplayGuard } from 'bff-session-broker/redis'
 
-for (const f of [startNode, nodeForward, redisStore, redisReplayGuard, notFound]) {
+for (const f of [startNode, nodeForward, nodeConfigFromEnv, redisStore, redisReplayGuard, notFound, parseConfig]) {
   if (typeof f !== 'function') throw new Error(`not a function: ${f}`)
 }
 // ./testing needs vitest (an optional peer): resolve it without loading it.
@@ -61,13 +61,30 @@ const env = {
   BFF_BASE_URL: 'http://localhost:3000',
   BFF_IDP_TIMEOUT: '2',
 }
-const config = parseConfig(env)
+// Options written by hand; a mistake stops createBff at once, naming the option.
+const options = {
+  issuer: 'http://localhost:9', // nothing listens: health reports the IdP unreachable
+  clientId: 'client',
+  clientSecret: 'client-secret',
+  baseUrl: 'http://localhost:3000',
+  sessionSecret: 'x'.repeat(32),
+  idpTimeoutSeconds: 2,
+}
+try {
+  createBff({ ...options, clientId: '' })
+  throw new Error('createBff accepted an empty clientId')
+} catch (err) {
+  if (!(err instanceof ConfigError) || err.problems[0] !== '"clientId" must be a non-empty string') throw err
+}
 const app = new Hono()
-app.route('/', createBff(config))
-const res = await app.request('/bff/health')
-const body = await res.json()
-if (typeof body.status !== 'string') throw new Error(`unexpected health answer: ${JSON.stringify(body)}`)
-console.log(`/bff/health: ${res.status} ${JSON.stringify(body)}`)
+app.route('/', createBff(options))
+// The same BFF from the environment's BFF_* settings.
+for (const bff of [app, createBff(optionsFromEnv(env))]) {
+  const res = await bff.request('/bff/health')
+  const body = await res.json()
+  if (typeof body.status !== 'string') throw new Error(`unexpected health answer: ${JSON.stringify(body)}`)
+  console.log(`/bff/health: ${res.status} ${JSON.stringify(body)}`)
+}
 
 // The whole Node server from the package, serving the SPA from the package's public/.
 const server = await startNode({ ...env, PORT: '0', BFF_BASE_URL: undefined })
@@ -87,14 +104,30 @@ node smoke.js
 echo "== the types, as a TypeScript user (nodenext, strict, skipLibCheck) sees them"
 cat > types.ts <<'TS'
 import { Hono } from 'hono'
-import { createBff, parseConfig, type Config, type SessionStore } from 'bff-session-broker'
-import { startNode, type NodeServer } from 'bff-session-broker/node'
+import {
+  createBff,
+  optionsFromEnv,
+  type BffOptions,
+  type Config,
+  type SessionStore,
+} from 'bff-session-broker'
+import { startNode, nodeConfigFromEnv, type NodeServer, type NodeSettings } from 'bff-session-broker/node'
 import { redisStore } from 'bff-session-broker/redis'
 import worker, { SessionIndexObject, SessionObject } from 'bff-session-broker/workers'
 import { testStore, type StoreUnderTest } from 'bff-session-broker/testing'
 
-const config: Config = parseConfig({ BFF_ISSUER: 'https://idp.example.com' })
+const options: BffOptions = {
+  issuer: new URL('https://idp.example.com'),
+  clientId: 'bff',
+  clientSecret: 'secret',
+  baseUrl: 'https://app.example.com',
+  sessionSecret: ['x'.repeat(32), 'y'.repeat(32)],
+  routes: [{ prefix: '/api/', upstream: 'https://api.internal/' }],
+}
+new Hono().route('/', createBff(options))
+const config: Config = optionsFromEnv({ BFF_ISSUER: 'https://idp.example.com' })
 new Hono().route('/', createBff(config))
+export const node: () => { config: Config; settings: NodeSettings } = () => nodeConfigFromEnv({})
 export const server: () => Promise<NodeServer> = () => startNode({})
 export const store = (redis: Parameters<typeof redisStore>[0]): SessionStore => redisStore(redis)
 export const entry: (request: Request, env: never, ctx: never) => Promise<Response> = worker.fetch

@@ -1,9 +1,19 @@
 /**
- * The library entry: `createBff(config, deps)` builds the BFF as a Hono app (src/core/app.ts).
- * The runtime entries built on it: src/adapters/node/server.ts and src/adapters/workers/worker.ts.
+ * The library entry: `createBff(options, deps)` builds the BFF as a Hono app (src/core/app.ts);
+ * `optionsFromEnv(env)` reads its options from the `BFF_*` settings. The runtime entries built on
+ * it: src/adapters/node/server.ts and src/adapters/workers/worker.ts.
  */
 export { createBff, notFound, type BffDeps } from './core/app.ts'
-export { parseConfig, ConfigError, type Config, type Env } from './core/config/env.ts'
+export {
+  ConfigError,
+  type ApiRoute,
+  type BffOptions,
+  type ClientAuthMethod,
+  type Config,
+  type RouteOptions,
+  type SessionStoreKind,
+} from './core/config/options.ts'
+export { optionsFromEnv, parseConfig, type Env, type FromEnvOptions } from './core/config/env.ts'
 export { BffError } from './core/errors.ts'
 export type { Session, SessionStore, SessionRef } from './core/session/types.ts'
 export type { BffEnv } from './core/session/manager.ts'

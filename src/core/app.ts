@@ -1,10 +1,12 @@
 /**
- * The app builder: `createBff(config, deps)` returns a Hono app with the `/bff/*` endpoints and the
- * API proxy, ready to serve on its own or be mounted in an existing Hono app. The library entry,
- * src/index.ts, re-exports it with the rest of the public API.
+ * The app builder: `createBff(options, deps)` resolves the options once (a mistake throws here,
+ * never per request) and returns a Hono app with the `/bff/*` endpoints and the API proxy, ready
+ * to serve on its own or be mounted in an existing Hono app. The library entry, src/index.ts,
+ * re-exports it with the rest of the public API.
  */
 import { Hono, type Context } from 'hono'
-import type { Config } from './config/env.ts'
+import { ConfigError, type BffOptions, type Config } from './config/options.ts'
+import { resolveOptions } from './config/resolve.ts'
 import { BffError } from './errors.ts'
 import { canonicalHost } from './policy/canonical-host.ts'
 import { errorReason, jsonLogger, type Logger } from './observe/log.ts'
@@ -60,7 +62,13 @@ export interface BffDeps {
   background?: AbortSignal
 }
 
-export function createBff(config: Config, deps: BffDeps = {}): Hono<BffEnv> {
+/**
+ * The BFF as a Hono app. `options` are checked and their defaults applied here, once; a `Config`
+ * from `optionsFromEnv(env)` is taken as well.
+ * @throws ConfigError naming every bad option, e.g. `"clientId" must be a non-empty string`.
+ */
+export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hono<BffEnv> {
+  const config = resolveOptions(options)
   const now = deps.now ?? Date.now
   const log = deps.log ?? jsonLogger
   const store = deps.store ?? defaultStore(config, now)
@@ -148,9 +156,9 @@ function defaultStore(config: Config, now: () => number): SessionStore {
     case 'memory':
       return memoryStore({ now })
     default:
-      throw new Error(
-        `BFF_SESSION_STORE=${config.sessionStore} needs a store passed in deps.store by the runtime entry`
-      )
+      throw new ConfigError([
+        `"sessionStore" "${config.sessionStore}" needs a store passed in deps.store by the runtime entry (redisStore from ./redis, durableObjectStore from ./workers)`,
+      ])
   }
 }
 

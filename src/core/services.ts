@@ -3,7 +3,7 @@
  * token management, logging and the runtime's hooks.
  */
 import type { Context } from 'hono'
-import type { Config } from './config/env.ts'
+import type { Config } from './config/options.ts'
 import type { Logger } from './observe/log.ts'
 import type { Forwarder } from './proxy/forward.ts'
 import type { OidcClient } from './oidc/types.ts'

@@ -11,13 +11,13 @@ import { Redis } from 'ioredis'
 import { Agent } from 'undici'
 import type { IncomingMessage } from 'node:http'
 import { fileURLToPath } from 'node:url'
-import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { createBff, notFound, type BffDeps } from '../../core/app.ts'
-import { ConfigError, parseConfig, type Config, type Env } from '../../core/config/env.ts'
+import type { Config, Env } from '../../core/config/env.ts'
 import { jsonLogger } from '../../core/observe/log.ts'
 import { PAGE_SECURITY_HEADERS } from '../../core/pages.ts'
 import { withRawHeaders } from './headers.ts'
+import { DEFAULT_REDIS_URL, nodeConfigFromEnv, type NodeSettings } from './settings.ts'
 import { nodeForward } from './upstream.ts'
 import { maxInlineJsonBytes } from '../../core/session/cookie.ts'
 import { cookieStore } from '../../core/session/stores/cookie.ts'
@@ -34,7 +34,10 @@ const PUBLIC_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '.
 
 export interface NodeServer {
   url: string
+  /** The core's resolved options. */
   config: Config
+  /** Node's own settings (listen address, Redis). */
+  settings: NodeSettings
   close(): Promise<void>
 }
 
@@ -45,45 +48,19 @@ export interface StartOptions {
   serveStatic?: boolean
 }
 
-/** Starts the BFF on Node from `BFF_*` settings. Throws ConfigError on bad settings. */
+/**
+ * Starts the BFF on Node from `BFF_*` settings (and PORT, HOST, Redis: settings.ts).
+ * @throws ConfigError naming every bad setting.
+ */
 export async function startNode(env: Env, options: StartOptions = {}): Promise<NodeServer> {
-  const port = Number(env.PORT ?? 3000)
-  const host = env.HOST ?? '127.0.0.1'
-  const badPort =
-    Number.isInteger(port) && port >= 0 && port <= 65535
-      ? undefined
-      : `PORT must be a port number, got "${env.PORT}"`
-  const early = badPort ? [badPort] : []
-  // BFF_CONFIG is a path here; the core takes the text.
-  const configPath = env.BFF_CONFIG?.trim()
-  let configFile: string | undefined
-  if (configPath) {
-    try {
-      configFile = readFileSync(configPath, 'utf8')
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? 'error'
-      early.push(`BFF_CONFIG cannot read "${configPath}" (${code})`)
-    }
-  }
-  let config: Config
-  try {
-    config = parseConfig(env, {
-      baseUrl: `http://localhost:${badPort ? 3000 : port}`,
-      sessionStore: 'cookie',
-      configFile,
-    })
-  } catch (err) {
-    // One line per problem, the port's and the file's among them.
-    if (early.length && err instanceof ConfigError)
-      throw new ConfigError([...early, ...err.problems])
-    throw err
-  }
-  if (early.length) throw new ConfigError(early)
+  // Node's settings and the core's options, every problem of both at once.
+  const { config, settings } = nodeConfigFromEnv(env)
+  const { port, host } = settings
   const closers: Array<() => Promise<unknown>> = []
   // Ends background work (the IdP discovery check's retries) when the server closes.
   const life = new AbortController()
   closers.push(async () => life.abort())
-  const runtime = await nodeDeps(config, env, closers, options.deps)
+  const runtime = await nodeDeps(config, settings, closers, options.deps)
   // Connections to the upstream APIs, kept alive between calls.
   const upstreams = new Agent()
   closers.push(() => upstreams.destroy())
@@ -131,6 +108,7 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
   return {
     url: `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`,
     config,
+    settings,
     async close() {
       for (const close of closers) await close().catch(() => {})
     },
@@ -144,19 +122,16 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
  */
 async function nodeDeps(
   config: Config,
-  env: Env,
+  settings: NodeSettings,
   closers: Array<() => Promise<unknown>>,
   deps: BffDeps = {}
 ): Promise<Pick<BffDeps, 'store' | 'replay'>> {
   const { now } = deps
   const log = deps.log ?? jsonLogger
-  if (config.sessionStore === 'durable-object') {
-    throw new ConfigError(['BFF_SESSION_STORE "durable-object" works only on Cloudflare Workers'])
-  }
   // The memory store is one process's own: Redis adds nothing to it, whatever BFF_REDIS_URL says.
   if (config.sessionStore === 'memory') return {}
-  if (config.sessionStore === 'cookie' && !env.BFF_REDIS_URL) return {}
-  const redis = new Redis(config.redisUrl, {
+  if (config.sessionStore === 'cookie' && settings.redisUrl === undefined) return {}
+  const redis = new Redis(settings.redisUrl ?? DEFAULT_REDIS_URL, {
     // Fail fast while Redis is away: requests answer 503 instead of queueing without bound.
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
@@ -177,13 +152,13 @@ async function nodeDeps(
       resolve()
     })
   })
-  const lists = { prefix: config.redisPrefix, now }
+  const lists = { prefix: settings.redisPrefix, now }
   // The lock must outlast one IdP call with its retries.
   const lockMs = (config.idpTimeoutSeconds * 3 + 5) * 1000
   // Sessions read here stay in memory while Redis reports every change to them, on a connection
   // of their own: most API calls then cost no Redis round trip. Both stores below share it.
   const cache = redisSessionCache(redis.duplicate({ autoResubscribe: false }), {
-    keyPrefix: redisSessionKeyPrefix(redis, config.redisPrefix),
+    keyPrefix: redisSessionKeyPrefix(redis, settings.redisPrefix),
     log,
     now,
   })
@@ -200,7 +175,7 @@ async function nodeDeps(
               now,
               maxLifetimeSeconds: config.sessionLifetimeSeconds,
               revocations: redisRevocationList(redis, lists),
-              refreshOnce: redisRefreshCoordinator(redis, { prefix: config.redisPrefix, lockMs }),
+              refreshOnce: redisRefreshCoordinator(redis, { prefix: settings.redisPrefix, lockMs }),
             }),
             server: redisStore(redis, sessions),
             maxInlineBytes: maxInlineJsonBytes({

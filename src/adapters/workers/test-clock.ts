@@ -14,7 +14,7 @@ export function testClockOf(env: { BFF_TEST_CLOCK?: unknown }): Fetcher | undefi
  *
  * It cannot be switched on by accident: `[vars]` and secrets are strings (or numbers, booleans)
  * and a service binding is none of these; any such `BFF_TEST_CLOCK` is refused as a configuration
- * error (src/adapters/workers/worker.ts); wrangler.toml binds no such service, and only the test
+ * error (src/adapters/workers/settings.ts); wrangler.toml binds no such service, and only the test
  * harness (Miniflare, test/adapters/workers/workerd.ts) provides one. While it is on, each isolate
  * logs a warning once.
  */

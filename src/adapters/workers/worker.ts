@@ -8,7 +8,7 @@
  */
 import { Hono, type ExecutionContext } from 'hono'
 import { createBff, notFound } from '../../core/app.ts'
-import { ConfigError, parseConfig, type Config } from '../../core/config/env.ts'
+import { ConfigError, optionsFromEnv, type Config } from '../../core/config/env.ts'
 import { jsonLogger } from '../../core/observe/log.ts'
 import { PAGE_SECURITY_HEADERS } from '../../core/pages.ts'
 import { maxInlineJsonBytes } from '../../core/session/cookie.ts'
@@ -23,8 +23,8 @@ import {
 import { SessionIndexObject } from './session-index-object.ts'
 import { SessionObject } from './session-object.ts'
 import { durableObjectStore } from './session-store.ts'
-import { configFileOf, settingsOf } from './settings.ts'
-import { now, syncTestClock, testClockOf } from './test-clock.ts'
+import { configFileOf, settingsOf, storeProblems, testClockProblems } from './settings.ts'
+import { now, syncTestClock } from './test-clock.ts'
 import type { SessionStore } from '../../core/session/types.ts'
 
 // The runtime finds Durable Object classes among the entry module's exports.
@@ -49,17 +49,12 @@ export default {
 }
 
 function build(env: WorkerEnv): WorkerApp | ConfigError {
-  // Every problem at once, as on Node: the settings, the test clock and the bindings.
-  const problems: string[] = []
-  if (env.BFF_TEST_CLOCK !== undefined && !testClockOf(env)) {
-    problems.push(
-      'BFF_TEST_CLOCK is a test-only service binding, never a variable or secret: remove it'
-    )
-  }
+  // Every problem at once, as on Node: the test clock, the settings and the bindings.
+  const problems = testClockProblems(env)
   const settings = settingsOf(env)
   let config: Config | undefined
   try {
-    config = parseConfig(settings, {
+    config = optionsFromEnv(settings, {
       sessionStore: 'durable-object',
       configFile: configFileOf(env),
     })
@@ -68,16 +63,9 @@ function build(env: WorkerEnv): WorkerApp | ConfigError {
     problems.push(...err.problems)
   }
   // The store named, even when some other setting is wrong: its needs are problems of their own.
-  const storeName = config?.sessionStore ?? settings.BFF_SESSION_STORE ?? 'durable-object'
-  if (storeName === 'redis') {
-    problems.push('BFF_SESSION_STORE "redis" works only on Node; use durable-object or cookie')
-  }
-  // Both stores below need the objects: the cookie store keeps its revocations there.
-  for (const binding of ['BFF_SESSIONS', 'BFF_SESSION_INDEX'] as const) {
-    if (storeName !== 'memory' && !env[binding]) {
-      problems.push(`${binding} must be bound to a Durable Object namespace (see wrangler.toml)`)
-    }
-  }
+  problems.push(
+    ...storeProblems(env, config?.sessionStore ?? settings.BFF_SESSION_STORE ?? 'durable-object')
+  )
   if (!config || problems.length) {
     for (const problem of problems) jsonLogger('error', 'config.invalid', { problem })
     return new ConfigError(problems)

@@ -1,78 +1,71 @@
 /**
- * API routes from settings: `BFF_API`'s `prefix=upstream` pairs and the config file's `routes`, by
- * one set of rules (a plain prefix outside /bff, an http(s) upstream without credentials, query or
- * fragment, no prefix twice), sorted longest prefix first.
+ * Proxy routes and URLs, by one set of rules for every source (options, `BFF_API`, the config
+ * file's `routes`): a plain prefix outside /bff, an http(s) upstream without credentials, query or
+ * fragment, no prefix twice; sorted longest prefix first.
  */
-import type { ApiRoute } from './env.ts'
-import { jsonPath } from './file.ts'
+import type { ApiRoute } from './options.ts'
 
-export type Report = (name: string, why: string) => void
+/** Where a problem is: an option and, inside it, an index or key, e.g. `['routes', 1, 'prefix']`. */
+export type Path = readonly (string | number)[]
+export type Report = (path: Path, why: string) => void
 
+/** An absolute http(s) URL without credentials, or undefined after reporting why not. */
 export function parseUrl(
   raw: string | undefined,
-  name: string,
-  bad: Report,
+  bad: (why: string) => void,
   opts: { required: boolean }
-) {
+): URL | undefined {
   if (!raw) {
-    if (opts.required) bad(name, 'is required')
+    if (opts.required) bad('is required')
     return undefined
   }
   let url: URL
   try {
     url = new URL(raw)
   } catch {
-    bad(name, `must be an absolute http(s) URL, got "${raw}"`)
+    bad(`must be an absolute http(s) URL, got "${raw}"`)
     return undefined
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    bad(name, `must use http or https, got "${url.protocol}"`)
+    bad(`must use http or https, got "${url.protocol}"`)
     return undefined
   }
   if (url.username || url.password) {
-    bad(name, 'must not carry credentials')
+    bad('must not carry credentials')
     return undefined
   }
   return url
 }
 
-/** `BFF_API`: comma-separated `prefix=upstream` pairs, e.g. `/api/=http://127.0.0.1:4000/`. */
-export function parseApiRoutes(raw: string | undefined, bad: Report): ApiRoute[] {
-  if (!raw) return []
-  const routes: ApiRoute[] = []
-  for (const entry of raw
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean)) {
-    const at = entry.indexOf('=')
-    const prefixRaw = at > 0 ? entry.slice(0, at).trim() : ''
-    const upstreamRaw = at > 0 ? entry.slice(at + 1).trim() : ''
-    if (!prefixRaw || !upstreamRaw) {
-      bad('BFF_API', `entry "${entry}" must look like /prefix/=https://upstream.example/`)
-      continue
-    }
-    const route = parseRoute(prefixRaw, upstreamRaw, routes, (_key, why) => bad('BFF_API', why))
-    if (route) routes.push(route)
+/** The `routes` option: each entry checked, problems at `['routes', index, key]`. */
+export function checkRoutes(entries: unknown, bad: Report): ApiRoute[] {
+  if (entries === undefined) return []
+  if (!Array.isArray(entries)) {
+    bad(['routes'], 'must be an array of { prefix, upstream }')
+    return []
   }
-  return sortRoutes(routes)
-}
-
-/** The file's `routes`, by the same rules as `BFF_API`, each problem naming its JSON path. */
-export function fileRoutes(
-  entries: ReadonlyArray<{ prefix: string; upstream: string }>,
-  bad: Report
-) {
   const routes: ApiRoute[] = []
-  entries.forEach((entry, i) => {
-    const route = parseRoute(entry.prefix.trim(), entry.upstream.trim(), routes, (key, why) =>
-      bad(`BFF_CONFIG ${jsonPath(['routes', i, key])}:`, why)
+  entries.forEach((entry: unknown, i) => {
+    if (typeof entry !== 'object' || entry === null) {
+      bad(['routes', i], 'must be an object { prefix, upstream }')
+      return
+    }
+    const { prefix, upstream } = entry as { prefix?: unknown; upstream?: unknown }
+    const upstreamText = upstream instanceof URL ? upstream.href : upstream
+    if (typeof prefix !== 'string') bad(['routes', i, 'prefix'], 'must be a string')
+    if (typeof upstreamText !== 'string')
+      bad(['routes', i, 'upstream'], 'must be a URL or a string')
+    if (typeof prefix !== 'string' || typeof upstreamText !== 'string') return
+    const route = parseRoute(prefix.trim(), upstreamText.trim(), routes, (key, why) =>
+      bad(['routes', i, key], why)
     )
     if (route) routes.push(route)
   })
-  return sortRoutes(routes)
+  // Longest prefix first, so "/api/v2/" wins over "/api/".
+  return routes.sort((a, b) => b.prefix.length - a.prefix.length)
 }
 
-/** One route's rules, shared by `BFF_API` and the file; `bad` gets the key at fault. */
+/** One route's rules; `bad` gets the key at fault. */
 function parseRoute(
   prefixRaw: string,
   upstreamRaw: string,
@@ -87,9 +80,7 @@ function parseRoute(
     bad('prefix', `prefix "${prefixRaw}" must be a plain path starting with "/" and not under /bff`)
     return undefined
   }
-  const upstream = parseUrl(upstreamRaw, '', (_name, why) => bad('upstream', why), {
-    required: true,
-  })
+  const upstream = parseUrl(upstreamRaw, (why) => bad('upstream', why), { required: true })
   if (!upstream) return undefined
   if (upstream.search || upstream.hash) {
     bad('upstream', `upstream "${upstreamRaw}" must not have a query or fragment`)
@@ -103,9 +94,4 @@ function parseRoute(
     return undefined
   }
   return Object.freeze({ prefix, upstream })
-}
-
-/** Longest prefix first, so "/api/v2/" wins over "/api/". */
-function sortRoutes(routes: ApiRoute[]): ApiRoute[] {
-  return routes.sort((a, b) => b.prefix.length - a.prefix.length)
 }

@@ -5,7 +5,7 @@
  */
 import * as jose from 'jose'
 import * as client from 'openid-client'
-import type { Config } from '../config/env.ts'
+import type { Config } from '../config/options.ts'
 import { BffError } from '../errors.ts'
 import { createDiscovery } from './discovery.ts'
 import { AuthorizationError, toBffError } from './errors.ts'

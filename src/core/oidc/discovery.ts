@@ -4,7 +4,7 @@
  * in the background from start-up, and reported by `/bff/health`.
  */
 import * as client from 'openid-client'
-import type { Config } from '../config/env.ts'
+import type { Config } from '../config/options.ts'
 import { errorReason } from '../observe/log.ts'
 import type { IdpStatus, OidcDeps } from './types.ts'
 import { httpStatusOf, idpFetch, isResponse, toBffError } from './errors.ts'

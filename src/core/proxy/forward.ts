@@ -5,7 +5,7 @@
  * acting on the whole origin) and streams bodies in both directions.
  */
 import type { Context } from 'hono'
-import type { ApiRoute } from '../config/env.ts'
+import type { ApiRoute } from '../config/options.ts'
 import { BffError } from '../errors.ts'
 import { listed, requestHeaderStripped, responseHeaderStripped } from './headers.ts'
 
@@ -31,7 +31,7 @@ export function allowedMethods(_route: ApiRoute): ReadonlySet<string> {
 }
 
 export function matchRoute(routes: readonly ApiRoute[], pathname: string): ApiRoute | undefined {
-  // Routes are sorted longest prefix first by parseConfig.
+  // Routes are sorted longest prefix first when the options are resolved.
   return routes.find((route) => pathname.startsWith(route.prefix))
 }
 

@@ -48,7 +48,6 @@ describe('parseConfig: a valid environment', () => {
     expect(config.scopes).toBe('openid profile email offline_access')
     expect(config.api).toEqual([])
     expect(config.sessionStore).toBe('cookie')
-    expect(config.redisUrl).toBe('redis://127.0.0.1:6379')
     expect(config.postLogoutRedirect).toBe('/')
     expect(config.refreshSkewSeconds).toBe(30)
     expect(config.sessionLifetimeSeconds).toBe(12 * 3600)
@@ -94,14 +93,12 @@ describe('parseConfig: a valid environment', () => {
     const config = parseConfig(
       env({
         BFF_SCOPES: 'openid   email',
-        BFF_REDIS_URL: 'rediss://:pw@redis.internal:6380/2',
         BFF_POST_LOGOUT_REDIRECT: '/goodbye?x=1',
         BFF_REFRESH_SKEW: '45',
         BFF_SESSION_LIFETIME: '3600',
       })
     )
     expect(config.scopes).toBe('openid email')
-    expect(config.redisUrl).toBe('rediss://:pw@redis.internal:6380/2')
     expect(config.postLogoutRedirect).toBe('/goodbye?x=1')
     expect(config.refreshSkewSeconds).toBe(45)
     expect(config.sessionLifetimeSeconds).toBe(3600)
@@ -381,27 +378,4 @@ describe('parseConfig: other settings', () => {
       expectOneProblem(env({ [name]: value }), name)
     })
   }
-
-  it('redacts the password of a bad BFF_REDIS_URL', () => {
-    const problem = expectOneProblem(
-      env({ BFF_REDIS_URL: 'http://default:s3cret-redis-pw@redis.internal:6379' }),
-      'BFF_REDIS_URL'
-    )
-    expect(problem).not.toContain('s3cret-redis-pw')
-  })
-
-  it('redacts the password of a BFF_REDIS_URL given without a scheme', () => {
-    const problem = expectOneProblem(
-      env({ BFF_REDIS_URL: 'default:s3cret-redis-pw@redis.internal:6379' }),
-      'BFF_REDIS_URL'
-    )
-    expect(problem).not.toContain('s3cret-redis-pw')
-  })
-  it('redacts all of a BFF_REDIS_URL password that contains a raw @', () => {
-    const problem = expectOneProblem(
-      env({ BFF_REDIS_URL: 'http://default:p@ssw0rd-xyz@redis.internal:6379' }),
-      'BFF_REDIS_URL'
-    )
-    expect(problem).not.toContain('ssw0rd-xyz')
-  })
 })

@@ -1,0 +1,199 @@
+/**
+ * The BFF's options: `BffOptions`, what a library user writes by hand for `createBff`, and
+ * `Config`, the frozen form `createBff` resolves them to once (defaults applied, every rule
+ * checked) and the rest of the core reads. `optionsFromEnv` (env.ts) builds a `Config` from the
+ * `BFF_*` settings; resolve.ts holds the rules both share.
+ */
+
+/**
+ * Where sessions live. `cookie` and `memory` the core builds itself; `redis` (Node) and
+ * `durable-object` (Workers) come from an adapter through `deps.store`.
+ */
+export type SessionStoreKind = 'cookie' | 'memory' | 'redis' | 'durable-object'
+
+/** How the BFF authenticates to the IdP's token endpoint (RFC 6749 2.3.1). */
+export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post'
+
+/** One proxy route as written: calls under `prefix` go to `upstream` with the user's token. */
+export interface RouteOptions {
+  /**
+   * Path prefix on the BFF: a plain path starting with `/`, not under `/bff`. A missing trailing
+   * `/` is added, so `/api` never matches `/apifoo`.
+   * @example '/api/'
+   */
+  prefix: string
+  /**
+   * Upstream base URL (http or https, no credentials, query or fragment); the part of the path
+   * after `prefix` is appended to it.
+   * @example 'https://orders.internal/v1/'
+   */
+  upstream: string | URL
+}
+
+/**
+ * Options of `createBff(options, deps)`. Durations are in seconds, sizes in bytes. Every option
+ * has a `BFF_*` setting of the same meaning (named on each), read by `optionsFromEnv(env)`.
+ *
+ * @example
+ * createBff({
+ *   issuer: 'https://login.example.com',
+ *   clientId: 'bff',
+ *   clientSecret: process.env.CLIENT_SECRET!,
+ *   baseUrl: 'https://app.example.com',
+ *   sessionSecret: process.env.SESSION_SECRET!,
+ *   routes: [{ prefix: '/api/', upstream: 'https://api.internal/' }],
+ * })
+ */
+export interface BffOptions {
+  /**
+   * The OpenID Provider's issuer; discovery reads `<issuer>/.well-known/openid-configuration`.
+   * https, or http on localhost only (tokens and codes travel to it). `BFF_ISSUER`.
+   * @example 'https://login.example.com/realms/main'
+   */
+  issuer: string | URL
+  /**
+   * Client id registered at the IdP (a confidential client). `BFF_CLIENT_ID`.
+   * @example 'bff'
+   */
+  clientId: string
+  /**
+   * Client secret registered at the IdP. `BFF_CLIENT_SECRET`.
+   * @example process.env.CLIENT_SECRET
+   */
+  clientSecret: string
+  /**
+   * Client authentication at the token endpoint. `client_secret_post` for IdPs that compare HTTP
+   * Basic credentials without form-decoding them (Glewlwyd), so a secret with `-` or `+` fails.
+   * `BFF_CLIENT_AUTH`.
+   * @default 'client_secret_basic'
+   */
+  clientAuth?: ClientAuthMethod
+  /**
+   * Public origin of the BFF, without path: cookies belong to it, the redirect URI is
+   * `baseUrl + '/bff/callback'`. https, or http on localhost only. `BFF_BASE_URL`.
+   * @example 'https://app.example.com'
+   */
+  baseUrl: string | URL
+  /**
+   * Cookie sealing secret, at least 32 characters; a list rotates keys (the first seals, all
+   * unseal). `BFF_SESSION_SECRET` (comma-separated).
+   * @example [process.env.SESSION_SECRET, process.env.OLD_SESSION_SECRET]
+   */
+  sessionSecret: string | readonly string[]
+  /**
+   * Requested scopes, a space-separated string or a list; must include `openid`. `BFF_SCOPES`.
+   * @default 'openid profile email offline_access'
+   */
+  scopes?: string | readonly string[]
+  /**
+   * Proxy routes, matched longest prefix first. `BFF_API`, or the config file's `routes`.
+   * @default []
+   * @example [{ prefix: '/api/', upstream: 'https://api.internal/' }]
+   */
+  routes?: readonly RouteOptions[]
+  /**
+   * Where sessions live when `deps.store` is not given: `cookie` (sealed into the cookie) or
+   * `memory` (this process only). Other stores come from an adapter in `deps.store`
+   * (`redisStore` from `./redis`, `durableObjectStore` from `./workers`). `BFF_SESSION_STORE`.
+   * @default 'cookie'
+   */
+  sessionStore?: 'cookie' | 'memory'
+  /**
+   * Relative path where the browser lands after logout. `BFF_POST_LOGOUT_REDIRECT`.
+   * @default '/'
+   */
+  postLogoutRedirect?: string
+  /**
+   * Refresh the access token when it expires within this many seconds, but never earlier than
+   * half its lifetime. `BFF_REFRESH_SKEW`.
+   * @default 30
+   */
+  refreshSkewSeconds?: number
+  /**
+   * Absolute session lifetime in seconds, at least 60. `BFF_SESSION_LIFETIME`.
+   * @default 43200 (12 hours)
+   */
+  sessionLifetimeSeconds?: number
+  /**
+   * A session unused for this many seconds ends (sliding), at least 60. `BFF_IDLE_TIMEOUT`.
+   * @default 1800 (30 minutes)
+   */
+  idleTimeoutSeconds?: number
+  /**
+   * How long one upstream API call may take before the BFF answers 504, in seconds (0.001 to
+   * 3600). `BFF_UPSTREAM_TIMEOUT`.
+   * @default 30
+   */
+  upstreamTimeoutSeconds?: number
+  /**
+   * How long one call to the IdP may take, in seconds (1 to 3600). `BFF_IDP_TIMEOUT`.
+   * @default 10
+   */
+  idpTimeoutSeconds?: number
+  /**
+   * Bearer token of the admin API, at least 32 characters; the API is off without it.
+   * `BFF_ADMIN_TOKEN`.
+   * @default undefined
+   */
+  adminToken?: string
+  /**
+   * Most bytes one Set-Cookie line may have (512 to 4096, the browsers' limit); larger sessions
+   * are split into chunks. `BFF_COOKIE_MAX_BYTES`.
+   * @default 3584
+   */
+  cookieMaxBytes?: number
+  /**
+   * Most bytes all Set-Cookie lines of one response may have together, at least
+   * `cookieMaxBytes` (many servers refuse headers over 8 KB). `BFF_COOKIE_TOTAL_BYTES`.
+   * @default 8192
+   */
+  cookieTotalBytes?: number
+}
+
+/** A resolved route: both sides normalised to end with `/`. */
+export interface ApiRoute {
+  /** Path prefix on the BFF, always starting and ending with `/`, e.g. `/api/`. */
+  prefix: string
+  /** Upstream base URL, always ending with `/`; the part of the path after `prefix` is appended. */
+  upstream: URL
+}
+
+/**
+ * The options resolved: every default applied, every rule checked, frozen. Built by
+ * `createBff` from `BffOptions`, or by `optionsFromEnv` from the `BFF_*` settings; `createBff`
+ * takes either.
+ */
+export interface Config {
+  issuer: URL
+  clientId: string
+  clientSecret: string
+  clientAuth: ClientAuthMethod
+  /** Public origin of the BFF (no trailing slash), e.g. `https://app.example.com`. */
+  baseUrl: string
+  /** Cookie sealing secrets; the first seals, all unseal. */
+  sessionSecrets: readonly string[]
+  /** Space-separated, including `openid`. */
+  scopes: string
+  /** The `routes`, sorted longest prefix first. */
+  api: readonly ApiRoute[]
+  sessionStore: SessionStoreKind
+  postLogoutRedirect: string
+  refreshSkewSeconds: number
+  sessionLifetimeSeconds: number
+  idleTimeoutSeconds: number
+  /** `upstreamTimeoutSeconds` in milliseconds. */
+  upstreamTimeoutMs: number
+  idpTimeoutSeconds: number
+  adminToken?: string
+  cookieMaxBytes: number
+  cookieTotalBytes: number
+}
+
+/** Bad options or settings: every problem at once, one line each, naming the option or setting. */
+export class ConfigError extends Error {
+  readonly code = 'invalid_config'
+  constructor(readonly problems: readonly string[]) {
+    super(problems.join('\n'))
+    this.name = 'ConfigError'
+  }
+}
