@@ -104,7 +104,16 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
   const server = await listen(app, port, host)
   const address = server.address()
   const actualPort = typeof address === 'object' && address ? address.port : port
-  closers.unshift(() => new Promise((resolve) => server.close(resolve)))
+  // Background work stops first, so a discovery retry neither logs nor keeps the process up while
+  // connections drain; idle kept-alive connections are closed, not waited for.
+  closers.unshift(
+    async () => life.abort(),
+    () =>
+      new Promise((resolve) => {
+        server.close(resolve)
+        if ('closeIdleConnections' in server) server.closeIdleConnections()
+      })
+  )
   return {
     url: `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`,
     config,

@@ -8,6 +8,7 @@ import { createCookieJar, redirectLocation, type CookieJar } from '../../helpers
 import { loginAtIdp } from '../../helpers/idp-login.ts'
 import { freePort } from '../../helpers/upstream.ts'
 import { rawRequest } from '../../helpers/raw-http.ts'
+import { captureLog } from '../../helpers/capture-log.ts'
 import { startNode } from '../../../src/adapters/node/server.ts'
 import { createSealer } from '../../../src/core/session/seal.ts'
 import type { SessionRef } from '../../../src/core/session/types.ts'
@@ -248,5 +249,23 @@ describe('startNode: the Host header as clients spell it', () => {
     } finally {
       await server.close()
     }
+  })
+})
+
+describe('closing the server', () => {
+  it('stops the IdP discovery retries at once, even with a kept-alive connection open', async () => {
+    const { log, containing } = captureLog()
+    // Nothing listens on port 9: discovery fails and is retried after 1 s, 2 s, …
+    const server = await startNode(
+      { ...PRODUCTION, BFF_ISSUER: 'http://127.0.0.1:9', BFF_BASE_URL: 'http://localhost:3000' },
+      { deps: { log } }
+    )
+    // An idle kept-alive connection (fetch keeps it for seconds) must not delay the close.
+    const page = await fetch(`${server.url}/`)
+    expect(page.status).toBe(200) // the body is left unread, as a hurried client does
+    const retries = containing('oidc.discovery_retry').length
+    await server.close()
+    await new Promise((resolve) => setTimeout(resolve, 2500))
+    expect(containing('oidc.discovery_retry')).toHaveLength(retries)
   })
 })
