@@ -1,0 +1,27 @@
+import { serve } from '@hono/node-server'
+import { Hono } from 'hono'
+import { Redis } from 'ioredis'
+import { createBff, optionsFromEnv } from 'bff-session-broker'
+import { nodeForward } from 'bff-session-broker/node'
+import { redisReplayGuard, redisStore } from 'bff-session-broker/redis'
+
+// Sessions in Redis, shared by every instance, and each login transaction and logout token used
+// once across all of them. A Redis that hangs must not hang requests: commands give up after 2 s.
+const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', {
+  commandTimeout: 2000,
+})
+const prefix = 'my-app:'
+
+const app = new Hono()
+app.route(
+  '/',
+  createBff(optionsFromEnv(process.env), {
+    store: redisStore(redis, { prefix }),
+    replay: redisReplayGuard(redis, { prefix }),
+    forward: nodeForward(),
+  })
+)
+
+serve({ fetch: app.fetch, port: Number(process.env.PORT ?? 3000) }, (info) => {
+  console.log(`listening on ${info.port}`)
+})

@@ -1,0 +1,1 @@
+export { default, SessionObject, SessionIndexObject } from 'bff-session-broker/workers'
