@@ -254,21 +254,7 @@ describe('the package names the examples import', () => {
       if (typeof entry === 'string') continue // ./package.json
       const name = key === '.' ? 'bff-session-broker' : `bff-session-broker/${key.slice(2)}`
       const source = `./${entry.types.replace(/^\.\/dist\//, 'src/').replace(/\.d\.ts$/, '.ts')}`
-      if (name === 'bff-session-broker' && paths[name]?.[0] === './test/docs/pending-api.ts') {
-        expect(read('src/index.ts'), 'lib/options has landed').not.toMatch(/\boptionsFromEnv\b/)
-        continue
-      }
       expect(paths[name], `tsconfig.json paths["${name}"]`).toEqual([source])
     }
-  })
-
-  it('use the API names of lib/options only until it lands', () => {
-    // test/docs/pending-api.ts gives `parseConfig` its new name; once src/index.ts exports
-    // `optionsFromEnv`, map `bff-session-broker` to ./src/index.ts and delete that file.
-    const pending = existsSync(path.join(ROOT, 'test/docs/pending-api.ts'))
-    const landed = /\boptionsFromEnv\b/.test(read('src/index.ts'))
-    expect(pending && landed, 'delete test/docs/pending-api.ts and map to ./src/index.ts').toBe(
-      false
-    )
   })
 })
