@@ -7,3 +7,4 @@ export { parseConfig, ConfigError, type Config, type Env } from './core/config/e
 export { BffError } from './core/errors.ts'
 export type { Session, SessionStore, SessionRef } from './core/session/types.ts'
 export type { BffEnv } from './core/session/manager.ts'
+export type { RefreshCoordinator } from './core/tokens/refresh-coordinator.ts'

@@ -124,8 +124,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     deleteChunkedCookie(c, name, { secure, sameSite: 'Strict' })
   }
 
-  const write = (session: Session) =>
-    reach(store.update ? store.update(session) : store.set(session))
+  const write = (session: Session) => reach(store.update(session))
 
   async function update(c: Ctx, session: Session, rewrite = false): Promise<boolean> {
     const ref = await write(session)
