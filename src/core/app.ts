@@ -71,7 +71,7 @@ export function createBff(config: Config, deps: BffDeps = {}): Hono<BffEnv> {
   const now = deps.now ?? Date.now
   const log = deps.log ?? jsonLogger
   const store = deps.store ?? defaultStore(config, now)
-  const sealer = createSealer(config.sessionSecrets)
+  const sealer = createSealer(config.sessionSecrets, { now })
   const oidc = createOidcClient(config, { fetch: deps.fetch, now, log })
   if (deps.background) oidc.checkAtStartup(deps.background)
   const upstreamFetch: typeof fetch = deps.upstreamFetch ?? ((input, init) => fetch(input, init))

@@ -185,7 +185,8 @@ export abstract class SessionObjectBase extends DurableObject<SessionObjectEnv> 
   }
 
   override async alarm(): Promise<void> {
-    // Alarms run on real time; the test clock only moves what requests see.
+    // Alarms fire on real time; what they keep or drop is judged by the clock requests see.
+    await syncTestClock(this.env)
     const storage = this.ctx.storage
     const session = await storage.get<Session>(SESSION)
     const until = Math.max(
@@ -194,7 +195,7 @@ export abstract class SessionObjectBase extends DurableObject<SessionObjectEnv> 
       (await storage.get<Kept<number>>(GENERATION))?.until ?? 0,
       (await storage.get<Kept<Session>>(REFRESHED))?.until ?? 0
     )
-    if (until * 1000 > Date.now()) return storage.setAlarm(until * 1000)
+    if (until * 1000 > now()) return storage.setAlarm(until * 1000)
     if (session) await this.unindex(session)
     await storage.deleteAll()
   }
