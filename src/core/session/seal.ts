@@ -42,7 +42,8 @@ export interface SealerOptions {
   now?: () => number
 }
 
-interface Remembered {
+/** A seal opened before, remembered with what it held. */
+interface OpenedSeal {
   sealed: string
   value: unknown
   /** The seal's own expiry, epoch seconds. */
@@ -75,11 +76,11 @@ export function createSealer(secrets: readonly string[], options: SealerOptions 
   // Keyed by the seal's tail (its HMAC, as random as text gets) rather than the whole text:
   // hashing a 2-4 KB cookie would cost microseconds on every request. A hit still compares the
   // whole sealed text, so only the very seal that was opened is ever answered from memory.
-  const cache = new Map<string, Remembered>()
+  const cache = new Map<string, OpenedSeal>()
   let cacheBytes = 0
   const keyOf = (sealed: string) => (sealed.length > KEY_CHARS ? sealed.slice(-KEY_CHARS) : sealed)
 
-  function forget(key: string, entry: Remembered) {
+  function forget(key: string, entry: OpenedSeal) {
     cache.delete(key)
     cacheBytes -= entry.bytes
   }

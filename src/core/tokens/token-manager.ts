@@ -57,7 +57,8 @@ export function refreshSkewFor(session: Session, skewSeconds: number): number {
   return lifetime !== undefined && lifetime > 0 ? Math.min(skewSeconds, lifetime / 2) : skewSeconds
 }
 
-interface Remembered {
+/** A session's newest refreshed generation, handed to older callers until `until` (epoch ms). */
+interface RecentRefresh {
   session: Session
   until: number
 }
@@ -76,7 +77,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   const local = singleFlight()
   // Session id -> its newest refreshed generation. Insertion order is expiry order (one TTL), so
   // expired entries are always at the front and are dropped as new ones arrive.
-  const recent = new Map<string, Remembered>()
+  const recent = new Map<string, RecentRefresh>()
   // Session id -> until when a still-valid token is used without retrying, after a failure.
   const failing = new Map<string, { until: number }>()
 
