@@ -19,6 +19,21 @@ const runtimeSpecific = {
   ],
 }
 
+// A store is storage only: token refresh and its coordination sit above it and are handed in (a
+// RefreshCoordinator to createBff, a refresher to the session Durable Object by the Worker entry),
+// so storage code never imports settings, OIDC or token management.
+const storageOnly = {
+  group: ['**/config/*', '**/oidc/*', '**/tokens/*'],
+  message: 'A store is storage only: settings, OIDC and token refresh are handed in from above.',
+}
+const coreStorageFiles = ['src/core/session/types.ts', 'src/core/session/stores/**/*.ts']
+const adapterStorageFiles = [
+  'src/adapters/node/redis-store.ts',
+  'src/adapters/workers/session-object.ts',
+  'src/adapters/workers/session-index-object.ts',
+  'src/adapters/workers/session-store.ts',
+]
+
 export default tseslint.config(
   { ignores: ['node_modules', 'dist', '.wrangler', 'e2e/artifacts', 'bench/results'] },
   ...tseslint.configs.recommended,
@@ -40,5 +55,16 @@ export default tseslint.config(
         { name: 'Buffer', message: 'Use Uint8Array, TextEncoder and btoa in the core.' },
       ],
     },
+  },
+  {
+    files: coreStorageFiles,
+    rules: {
+      // Replaces the core's rule for these files: the runtime patterns again, and storage's.
+      'no-restricted-imports': ['error', { patterns: [...runtimeSpecific.patterns, storageOnly] }],
+    },
+  },
+  {
+    files: adapterStorageFiles,
+    rules: { 'no-restricted-imports': ['error', { patterns: [storageOnly] }] },
   }
 )

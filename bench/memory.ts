@@ -48,7 +48,7 @@ for (let i = 0; i < count; i++) {
   })
 }
 const after = heapAfterGc()
-const sample = await store.listBySub!('user-0')
+const sample = await store.listBySub('user-0')
 if (sample.length !== 1) throw new Error('the store lost sessions while filling')
 console.log(
   JSON.stringify({

@@ -16,4 +16,5 @@ export {
 export { optionsFromEnv, parseConfig, type Env, type FromEnvOptions } from './core/config/env.ts'
 export { BffError } from './core/errors.ts'
 export type { Session, SessionStore, SessionRef } from './core/session/types.ts'
-export type { BffEnv } from './core/session/manager.ts'
+export type { BffEnv } from './core/hono-env.ts'
+export type { RefreshCoordinator } from './core/tokens/refresh-coordinator.ts'

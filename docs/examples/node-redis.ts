@@ -3,20 +3,22 @@ import { Hono } from 'hono'
 import { Redis } from 'ioredis'
 import { createBff, optionsFromEnv } from 'bff-session-broker'
 import { nodeForward } from 'bff-session-broker/node'
-import { redisReplayGuard, redisStore } from 'bff-session-broker/redis'
+import { redisRefreshCoordinator, redisReplayGuard, redisStore } from 'bff-session-broker/redis'
 
-// Sessions in Redis, shared by every instance, and each login transaction and logout token used
-// once across all of them. A Redis that hangs must not hang requests: commands give up after 2 s.
+// Sessions in Redis, shared by every instance; one refresh grant per session across all of them;
+// each logout token used once. A Redis that hangs must not hang requests: commands give up after 2 s.
 const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', {
   commandTimeout: 2000,
 })
 const prefix = 'my-app:'
+const store = redisStore(redis, { prefix })
 
 const app = new Hono()
 app.route(
   '/',
   createBff(optionsFromEnv(process.env), {
-    store: redisStore(redis, { prefix }),
+    store,
+    refreshCoordinator: redisRefreshCoordinator(redis, { prefix, sessions: store }),
     replay: redisReplayGuard(redis, { prefix }),
     forward: nodeForward(),
   })

@@ -20,13 +20,15 @@ import { healthRoute } from './routes/health.ts'
 import { loginRoute } from './routes/login.ts'
 import { logoutRoute } from './routes/logout.ts'
 import { userRoute } from './routes/user.ts'
-import { createSessionManager, type BffEnv } from './session/manager.ts'
+import type { BffEnv } from './hono-env.ts'
+import { createSessionManager } from './session/manager.ts'
 import { setCookieBytes } from './session/cookie.ts'
 import { createSealer } from './session/seal.ts'
 import { cookieStore } from './session/stores/cookie.ts'
 import { memoryStore } from './session/stores/memory.ts'
 import type { SessionStore } from './session/types.ts'
 import type { BffServices } from './services.ts'
+import type { RefreshCoordinator } from './tokens/refresh-coordinator.ts'
 import { createTokenManager } from './tokens/token-manager.ts'
 import { forward, type Forwarder } from './proxy/forward.ts'
 import { memoryReplayGuard, type ReplayGuard } from './oidc/replay-guard.ts'
@@ -37,6 +39,12 @@ export interface BffDeps {
    * runtime entry must pass one for `redis` and `durable-object`.
    */
   store?: SessionStore
+  /**
+   * Makes each token refresh happen once across every instance sharing the sessions, e.g.
+   * `redisRefreshCoordinator` (./redis) or the Durable Object one the Workers entry builds.
+   * Default: single-flight within this process only, enough for one process.
+   */
+  refreshCoordinator?: RefreshCoordinator
   /** fetch for calls to the IdP. Default: the global fetch. */
   fetch?: typeof fetch
   /** fetch for upstream API calls. Default: the global fetch. */
@@ -72,11 +80,16 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
   const now = deps.now ?? Date.now
   const log = deps.log ?? jsonLogger
   const store = deps.store ?? defaultStore(config, now)
-  const sealer = createSealer(config.sessionSecrets)
+  const sealer = createSealer(config.sessionSecrets, { now })
   const oidc = createOidcClient(config, { fetch: deps.fetch, now, log })
   if (deps.background) oidc.checkAtStartup(deps.background)
   const upstreamFetch: typeof fetch = deps.upstreamFetch ?? ((input, init) => fetch(input, init))
-  const tokens = createTokenManager({ oidc, store, skewSeconds: config.refreshSkewSeconds, now })
+  const tokens = createTokenManager({
+    oidc,
+    coordinator: deps.refreshCoordinator,
+    skewSeconds: config.refreshSkewSeconds,
+    now,
+  })
   const services: BffServices = {
     config,
     oidc,

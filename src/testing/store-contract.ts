@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { BffError } from '../core/errors.ts'
 import type { Session, SessionRef, SessionStore } from '../core/session/types.ts'
 
 export interface StoreUnderTest {
@@ -252,7 +253,6 @@ export function testStore(name: string, makeStore: () => Promise<StoreUnderTest>
 
     // Never-backwards writes: `update` must not restore older tokens nor revive an ended session.
     it('update rewrites a live session with the same or a newer generation', async () => {
-      if (!store.update) return
       const session = makeSession({ generation: 3 })
       await store.set(session)
       const touched = { ...session, expiresAt: session.expiresAt + 60 }
@@ -263,22 +263,70 @@ export function testStore(name: string, makeStore: () => Promise<StoreUnderTest>
       expect(await store.get((await store.update(newer))!)).toEqual(newer)
     })
 
-    it('update drops a write older than the stored generation', async () => {
-      if (!store.update || store.kind === 'cookie') return // a cookie holds one generation only
+    it('update drops a write older than the newest generation written', async () => {
       const session = makeSession({ generation: 1 })
       const ref = await store.set(session)
-      await store.update({ ...session, accessToken: 'fresh', generation: 2 })
+      const fresh = { ...session, accessToken: 'fresh', generation: 2 }
+      const freshRef = (await store.update(fresh))!
       expect(await store.update({ ...session, accessToken: 'stale', generation: 1 })).toBeNull()
-      expect((await store.get(ref))!.accessToken).toBe('fresh')
+      expect(await store.get(freshRef)).toEqual(fresh)
+      // A ref by id names the session: it answers the newer tokens too. (A cookie ref is the
+      // session itself; a cookie store refuses the stale write, it cannot recall a cookie.)
+      if ('id' in ref) expect((await store.get(ref))!.accessToken).toBe('fresh')
     })
 
     it('update never revives a deleted session', async () => {
-      if (!store.update) return
       const session = makeSession()
       const ref = await store.set(session)
       await store.delete(session)
       expect(await store.update({ ...session, generation: session.generation + 1 })).toBeNull()
       expect(await store.get(ref)).toBeNull()
+    })
+
+    it('update never revives a session ended by deleteBySid or deleteBySub', async () => {
+      const bySid = makeSession()
+      const bySub = makeSession()
+      const [sidRef, subRef] = await setAll(bySid, bySub)
+      await store.deleteBySid(bySid.sid)
+      await store.deleteBySub(bySub.sub)
+      expect(await store.update({ ...bySid, generation: 2 })).toBeNull()
+      expect(await store.update({ ...bySub, generation: 2 })).toBeNull()
+      expect(await store.get(sidRef!)).toBeNull()
+      expect(await store.get(subRef!)).toBeNull()
+    })
+
+    it('update does not create a session that was never set', async () => {
+      // A cookie store holds nothing to compare with: the cookie it answers is the session.
+      if (!counts()) return
+      const session = makeSession()
+      expect(await store.update(session)).toBeNull()
+      expect(await store.get({ id: session.id })).toBeNull()
+    })
+
+    it('listBySub answers the live sessions of a subject, or refuses with not_supported', async () => {
+      const sub = `user-${crypto.randomUUID()}`
+      const laptop = makeSession({ sub })
+      const phone = makeSession({ sub })
+      const gone = makeSession({ sub })
+      const stranger = makeSession()
+      await setAll(laptop, phone, gone, stranger)
+      await store.delete(gone)
+      if (!counts()) {
+        // Sessions that live in browsers' cookies cannot be listed: 501, as the admin API answers.
+        const refused = await store.listBySub(sub).then(
+          () => null,
+          (err: unknown) => err
+        )
+        expect(refused).toBeInstanceOf(BffError)
+        expect(refused).toMatchObject({ status: 501, code: 'not_supported' })
+        return
+      }
+      const listed = await store.listBySub(sub)
+      const byId = (a: Session, b: Session) => a.id.localeCompare(b.id)
+      expect([...listed].sort(byId)).toEqual([laptop, phone].sort(byId))
+      expect(await store.listBySub(`user-${crypto.randomUUID()}`)).toEqual([])
+      await store.deleteBySub(sub)
+      expect(await store.listBySub(sub)).toEqual([])
     })
 
     it('ping resolves when the store is reachable', async () => {

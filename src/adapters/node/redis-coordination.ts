@@ -7,7 +7,9 @@
 import type { Redis } from 'ioredis'
 import type { ReplayGuard } from '../../core/oidc/replay-guard.ts'
 import { revokedBy, type RevocationList } from '../../core/session/revocations.ts'
-import type { Session } from '../../core/session/types.ts'
+import type { Session, SessionStore } from '../../core/session/types.ts'
+import type { RefreshCoordinator } from '../../core/tokens/refresh-coordinator.ts'
+import { redisSessionKey } from './redis-store.ts'
 
 export interface RedisListOptions {
   /** Key prefix, e.g. `bff:`. */
@@ -91,6 +93,7 @@ const REFRESH_RESULT_MS = 30_000
 const LOCK_POLL_MS = 25
 
 export interface RefreshCoordinatorOptions {
+  /** Key prefix, e.g. `bff:`; the same as the `redisStore`'s when `sessions` is given. */
   prefix?: string
   /**
    * How long one instance may hold a session's refresh lock, in milliseconds; longer than an IdP
@@ -98,10 +101,15 @@ export interface RefreshCoordinatorOptions {
    * @default 15000
    */
   lockMs?: number
-  /** A newer generation of the session already stored elsewhere, if the store can tell. */
-  newer?: (session: Session) => Promise<Session | null>
-  /** Persists the refreshed session before other instances are told about it. */
-  store?: (session: Session) => Promise<void>
+  /** The clock, epoch milliseconds, that bounds a wait for the lock (twice `lockMs`). */
+  now?: () => number
+  /**
+   * The `redisStore` the sessions live in (the same client and `prefix`), when they live in Redis:
+   * a newer generation stored there counts as refreshed already, and the lock holder writes the
+   * new tokens to it before the others are told. Without it (the `cookie` store, whose sessions
+   * live in the browser), only the published refresh results count.
+   */
+  sessions?: SessionStore
 }
 
 /**
@@ -110,42 +118,55 @@ export interface RefreshCoordinatorOptions {
  * for them instead of spending the same refresh token. A lock whose holder died expires and is
  * taken over; a request waits at most twice the lock time.
  */
-export function redisRefreshCoordinator(redis: Redis, options: RefreshCoordinatorOptions = {}) {
+export function redisRefreshCoordinator(
+  redis: Redis,
+  options: RefreshCoordinatorOptions = {}
+): RefreshCoordinator {
   const prefix = options.prefix ?? 'bff:'
   const lockMs = options.lockMs ?? 15_000
+  const now = options.now ?? Date.now
+  const { sessions } = options
   const lockKey = (session: Session) => `${prefix}lock:${session.id}`
   const resultKey = (session: Session) => `${prefix}refreshed:${session.id}:${session.generation}`
+
+  /** The session as Redis holds it now: read from Redis itself, never from a store's cache. */
+  async function stored(id: string): Promise<Session | null> {
+    const raw = await redis.get(redisSessionKey(prefix, id))
+    return raw === null ? null : (JSON.parse(raw) as Session)
+  }
 
   async function refreshedBy(session: Session): Promise<Session | null> {
     const cached = await redis.get(resultKey(session))
     if (cached) return JSON.parse(cached) as Session
-    return (await options.newer?.(session)) ?? null
+    if (!sessions) return null
+    const current = await stored(session.id)
+    const live = current !== null && current.expiresAt * 1000 > now()
+    return live && current.generation > session.generation ? current : null
   }
 
-  return async function refreshOnce(
-    session: Session,
-    refresh: (session: Session) => Promise<Session>
-  ): Promise<Session> {
-    const holder = crypto.randomUUID()
-    // Real time, not an injectable clock: this bounds how long a request may wait.
-    const giveUpAt = Date.now() + 2 * lockMs
-    for (;;) {
-      const done = await refreshedBy(session)
-      if (done) return done
-      if ((await redis.set(lockKey(session), holder, 'PX', lockMs, 'NX')) === 'OK') {
-        try {
-          const raced = await refreshedBy(session)
-          if (raced) return raced
-          const refreshed = await refresh(session)
-          await options.store?.(refreshed)
-          await redis.set(resultKey(session), JSON.stringify(refreshed), 'PX', REFRESH_RESULT_MS)
-          return refreshed
-        } finally {
-          await redis.eval(RELEASE_LOCK, 1, lockKey(session), holder).catch(() => {})
+  return {
+    async refreshOnce(session, refresh) {
+      const holder = crypto.randomUUID()
+      const giveUpAt = now() + 2 * lockMs
+      for (;;) {
+        const done = await refreshedBy(session)
+        if (done) return done
+        if ((await redis.set(lockKey(session), holder, 'PX', lockMs, 'NX')) === 'OK') {
+          try {
+            const raced = await refreshedBy(session)
+            if (raced) return raced
+            const refreshed = await refresh(session)
+            // update() keeps it monotonic: it never writes over a newer or an ended session.
+            await sessions?.update(refreshed)
+            await redis.set(resultKey(session), JSON.stringify(refreshed), 'PX', REFRESH_RESULT_MS)
+            return refreshed
+          } finally {
+            await redis.eval(RELEASE_LOCK, 1, lockKey(session), holder).catch(() => {})
+          }
         }
+        if (now() > giveUpAt) throw new Error('timed out waiting for the refresh lock')
+        await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS))
       }
-      if (Date.now() > giveUpAt) throw new Error('timed out waiting for the refresh lock')
-      await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS))
-    }
+    },
   }
 }

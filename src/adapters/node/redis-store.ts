@@ -1,7 +1,6 @@
 import type { Redis } from 'ioredis'
 import type { Session, SessionRef, SessionStore } from '../../core/session/types.ts'
 import type { RedisSessionCache } from './redis-cache.ts'
-import { redisRefreshCoordinator } from './redis-coordination.ts'
 
 export interface RedisStoreOptions {
   /**
@@ -17,12 +16,6 @@ export interface RedisStoreOptions {
    */
   now?: () => number
   /**
-   * How long one instance may hold a session's refresh lock, in milliseconds; longer than an IdP
-   * call may take. If the holder dies, another instance takes over once it expires.
-   * @default 15000
-   */
-  refreshLockMs?: number
-  /**
    * How long one store operation waits for Redis before it fails, in milliseconds; the request
    * then answers 503. ioredis has no command timeout unless the client sets one, so without this a
    * Redis that hangs (a frozen process, a partition without resets) would hold every request open.
@@ -35,6 +28,14 @@ export interface RedisStoreOptions {
    * `redisSessionKeyPrefix(redis, prefix)`; another one is refused.
    */
   cache?: RedisSessionCache
+}
+
+/**
+ * A session's key under `prefix` (the client's keyPrefix is added by ioredis): for
+ * `redisRefreshCoordinator`, which must read a session from Redis itself, past any cache.
+ */
+export function redisSessionKey(prefix: string, id: string): string {
+  return `${prefix}session:${id}`
 }
 
 /**
@@ -172,7 +173,7 @@ export function redisStore(redis: Redis, options: RedisStoreOptions = {}): Sessi
 
   // ioredis prefixes KEYS with the client's keyPrefix but not keys a script builds itself.
   const scriptPrefix = (redis.options.keyPrefix ?? '') + prefix
-  const sessionKey = (id: string) => `${prefix}session:${id}`
+  const sessionKey = (id: string) => redisSessionKey(prefix, id)
   const sidKey = (sid: string) => `${prefix}sid:${sid}`
   const subKey = (sub: string) => `${prefix}sub:${sub}`
 
@@ -205,9 +206,9 @@ export function redisStore(redis: Redis, options: RedisStoreOptions = {}): Sessi
     throw new TypeError(`"cache" must track the keys "${cachePrefix}", not "${cache.keyPrefix}"`)
   }
 
-  /** The stored session; `fresh` skips the cache, for decisions that must see Redis itself. */
-  async function read(id: string, fresh = false): Promise<Session | null> {
-    let session = fresh ? undefined : cache?.get(cacheKey(id))
+  /** The stored session, from the cache when it holds it. */
+  async function read(id: string): Promise<Session | null> {
+    let session = cache?.get(cacheKey(id))
     if (!session) {
       const ticket = cache?.ticket()
       const raw = await bounded(redis.get(sessionKey(id)))
@@ -228,17 +229,6 @@ export function redisStore(redis: Redis, options: RedisStoreOptions = {}): Sessi
       cache?.evict(id && cacheKey(id))
     }
   }
-
-  const refreshOnce = redisRefreshCoordinator(redis, {
-    prefix,
-    lockMs: options.refreshLockMs,
-    async newer(session) {
-      const stored = await read(session.id, true)
-      return stored && stored.generation > session.generation ? stored : null
-    },
-    // The lock holder stores the new tokens as part of the refresh; update() keeps it monotonic.
-    store: (refreshed) => write(refreshed, 'update').then(() => {}),
-  })
 
   async function deleteByIndex(field: 'sid' | 'sub', value: string): Promise<number> {
     const key = field === 'sid' ? sidKey(value) : subKey(value)
@@ -297,8 +287,6 @@ export function redisStore(redis: Redis, options: RedisStoreOptions = {}): Sessi
       const sessions = await Promise.all(ids.map((id) => read(id)))
       return sessions.filter((s): s is Session => s !== null && s.sub === sub)
     },
-
-    refreshOnce,
 
     async delete(session) {
       const keys = [sessionKey(session.id), sidKey(session.sid), subKey(session.sub)] as const

@@ -134,7 +134,7 @@ async function nodeDeps(
   settings: NodeSettings,
   closers: Array<() => Promise<unknown>>,
   deps: BffDeps = {}
-): Promise<Pick<BffDeps, 'store' | 'replay'>> {
+): Promise<Pick<BffDeps, 'store' | 'replay' | 'refreshCoordinator'>> {
   const { now } = deps
   const log = deps.log ?? jsonLogger
   // The memory store is one process's own: Redis adds nothing to it, whatever BFF_REDIS_URL says.
@@ -165,28 +165,37 @@ async function nodeDeps(
   // The lock must outlast one IdP call with its retries.
   const lockMs = (config.idpTimeoutSeconds * 3 + 5) * 1000
   // Sessions read here stay in memory while Redis reports every change to them, on a connection
-  // of their own: most API calls then cost no Redis round trip. Both stores below share it.
+  // of their own: most API calls then cost no Redis round trip.
   const cache = redisSessionCache(redis.duplicate({ autoResubscribe: false }), {
     keyPrefix: redisSessionKeyPrefix(redis, settings.redisPrefix),
     log,
     now,
   })
   closers.unshift(() => cache.close())
-  const sessions = { ...lists, refreshLockMs: lockMs, cache }
+  const server = redisStore(redis, { ...lists, cache })
+  // One refresh per session generation across the instances: for the `redis` store the lock holder
+  // also stores the new tokens; in cookie mode they travel in the cookie (or, for a session too
+  // large for it, through the hybrid store's own update).
+  const refreshCoordinator = redisRefreshCoordinator(redis, {
+    prefix: settings.redisPrefix,
+    lockMs,
+    now,
+    ...(config.sessionStore === 'redis' ? { sessions: server } : {}),
+  })
   return {
     replay: redisReplayGuard(redis, lists),
+    refreshCoordinator,
     store:
       config.sessionStore === 'redis'
-        ? redisStore(redis, sessions)
+        ? server
         : // Cookie mode with Redis at hand: sessions too large for the cookie go to Redis.
           hybridStore({
             cookie: cookieStore({
               now,
               maxLifetimeSeconds: config.sessionLifetimeSeconds,
               revocations: redisRevocationList(redis, lists),
-              refreshOnce: redisRefreshCoordinator(redis, { prefix: settings.redisPrefix, lockMs }),
             }),
-            server: redisStore(redis, sessions),
+            server,
             maxInlineBytes: maxInlineJsonBytes({
               maxCookieBytes: config.cookieMaxBytes,
               maxTotalBytes: config.cookieTotalBytes,

@@ -7,12 +7,12 @@
  */
 import type { DurableObjectNamespace } from '@cloudflare/workers-types/latest'
 import type { SessionIndexObject } from './session-index-object.ts'
-import type { SessionObject } from './session-object.ts'
+import type { SessionObjectBase } from './session-object.ts'
 
 /** The bindings the store and its objects use (names as in wrangler.toml), next to `BFF_*` vars. */
 export interface SessionObjectEnv {
   /** One object per session id. */
-  BFF_SESSIONS: DurableObjectNamespace<SessionObject>
+  BFF_SESSIONS: DurableObjectNamespace<SessionObjectBase>
   /** One object per `sid:<sid>`, `sub:<sub>` and `once:<key>`. */
   BFF_SESSION_INDEX: DurableObjectNamespace<SessionIndexObject>
   /** Test-only, see `syncTestClock`: a service binding; anything else is refused. */

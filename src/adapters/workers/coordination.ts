@@ -6,7 +6,7 @@
  */
 import type { ReplayGuard } from '../../core/oidc/replay-guard.ts'
 import { revokedBy, type RevocationList } from '../../core/session/revocations.ts'
-import type { SessionStore } from '../../core/session/types.ts'
+import type { RefreshCoordinator } from '../../core/tokens/refresh-coordinator.ts'
 import { indexObject, sessionObject, type SessionObjectEnv } from './bindings.ts'
 import { unwrap, type RefreshOutcome } from './refresh-outcome.ts'
 
@@ -43,15 +43,29 @@ export function durableObjectRevocations(env: SessionObjectEnv): RevocationList 
 }
 
 /**
- * `refreshOnce` for the `cookie` store on Workers: the session's object refreshes the tokens the
- * cookie carries, once per generation, and hands the result to late callers still holding the
- * older cookie (for the token manager's grace window) instead of spending the refresh token again.
+ * Refresh coordination on Workers: a session's object is where every isolate's calls for it meet,
+ * so the grant runs there, once per generation (session-object.ts), with the refresher the Worker
+ * entry gave the object; the caller's `refresh` stays unused, as a closure cannot cross into it.
+ * - `durable-object` store: the object refreshes the session it holds and stores the result; a
+ *   caller holding an older generation gets the stored one.
+ * - `cookie` store: the object refreshes the session the caller's cookie carries, and hands the
+ *   result to late callers still holding the older cookie (for the token manager's grace window)
+ *   instead of spending the refresh token again.
  */
 export function durableObjectRefreshCoordinator(
-  env: SessionObjectEnv
-): NonNullable<SessionStore['refreshOnce']> {
-  return async (session) =>
-    unwrap((await sessionObject(env, session.id).refreshCarried(session)) as RefreshOutcome)
+  env: SessionObjectEnv,
+  store: 'durable-object' | 'cookie'
+): RefreshCoordinator {
+  return {
+    async refreshOnce(session) {
+      const object = sessionObject(env, session.id)
+      const outcome =
+        store === 'cookie'
+          ? await object.refreshCarried(session)
+          : await object.refresh(session.generation)
+      return unwrap(outcome as RefreshOutcome)
+    },
+  }
 }
 
 /** One-time keys (logout token `jti`s) shared by every isolate: one object per key. */

@@ -104,8 +104,10 @@ export class SessionIndexObject extends DurableObject<SessionObjectEnv> {
   }
 
   override async alarm(): Promise<void> {
+    // Alarms fire on real time; what they keep or drop is judged by the clock requests see.
+    await syncTestClock(this.env)
     const storage = this.ctx.storage
-    const t = Date.now()
+    const t = now()
     let latest = 0
     const expired: string[] = []
     for (const [key, until] of await storage.list<number>({ prefix: MEMBER })) {

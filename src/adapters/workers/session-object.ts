@@ -4,19 +4,28 @@
  * `cookie` store the tombstone, newest generation and last refresh result of its session id.
  *
  * Token refresh runs here (`refresh`, `refreshCarried`): the object is the one place every
- * isolate's requests for a session meet, so it alone spends a refresh token, once. That needs its
- * own OIDC client, built from the same settings, since a closure cannot cross into the object.
+ * isolate's requests for a session meet, so it alone spends a refresh token, once.
+ *
+ * How to refresh is not this module's business: the Workers entry hands it down (worker.ts
+ * subclasses this class with a `refresher()` built from the Worker's settings), so the object
+ * depends on the session types and nothing above them (no config, OIDC or token code). The
+ * alternative, the caller refreshing while the object only hands out a lock, would spread one
+ * refresh over several RPCs with a lease to expire when a caller dies mid-grant; here the grant
+ * runs inside the one place that decides, and completes even if the calling request goes away.
  */
 import { DurableObject } from 'cloudflare:workers'
-import { parseConfig } from '../../core/config/env.ts'
 import { BffError } from '../../core/errors.ts'
-import { createOidcClient } from '../../core/oidc/client.ts'
 import type { Session } from '../../core/session/types.ts'
-import { createTokenManager, type TokenManager } from '../../core/tokens/token-manager.ts'
 import { indexObject, type SessionObjectEnv } from './bindings.ts'
 import { failure, type RefreshOutcome } from './refresh-outcome.ts'
-import { configFileOf, settingsOf } from './settings.ts'
 import { now, syncTestClock } from './test-clock.ts'
+
+/**
+ * Brings a session's access token up to date: the session as it is while its token is fresh, else
+ * with new tokens and the next generation; throws a BffError when it cannot. Concurrent calls for
+ * one generation must share one grant (the token manager's single flight does).
+ */
+export type SessionRefresher = (session: Session) => Promise<Session>
 
 /** The last moment a cookie for this session can be valid: its expiry slides up to the absolute. */
 function lastValidAt(session: Session): number {
@@ -38,8 +47,14 @@ interface Kept<T> {
   until: number
 }
 
-/** Holds one session: reads, writes, the end of it, and its token refresh. */
-export class SessionObject extends DurableObject<SessionObjectEnv> {
+/**
+ * Holds one session: reads, writes, the end of it, and its token refresh. The Worker exports it
+ * as `SessionObject`, with its `refresher` (worker.ts).
+ */
+export abstract class SessionObjectBase extends DurableObject<SessionObjectEnv> {
+  /** How this object refreshes tokens: given by the Workers entry, from the Worker's settings. */
+  protected abstract refresher(): SessionRefresher
+
   /**
    * Writes the session; answers false when the write was dropped. Never after the session ended,
    * never over a newer generation; `update` writes only over a live session.
@@ -123,14 +138,13 @@ export class SessionObject extends DurableObject<SessionObjectEnv> {
     const stored = await this.read()
     if (!stored) return failure(new BffError(401, 'session_expired', 'The session has ended.'))
     if (stored.generation > generation) return { ok: true, session: stored }
-    // The token manager joins concurrent calls for one refresh token into one grant.
-    const result = await tokenManager(this.env).freshSession(stored)
-    if (result.kind === 'error') return failure(result.error)
-    if (result.kind === 'refreshed' && !(await this.write(result.session, 'update'))) {
+    const outcome = await this.refreshed(stored)
+    if (!outcome.ok || outcome.session.generation <= stored.generation) return outcome
+    if (!(await this.write(outcome.session, 'update'))) {
       // Ended (logged out) while the grant ran: the new tokens must not revive it.
       return failure(new BffError(401, 'session_expired', 'The session has ended.'))
     }
-    return { ok: true, session: result.session }
+    return outcome
   }
 
   /**
@@ -147,15 +161,13 @@ export class SessionObject extends DurableObject<SessionObjectEnv> {
     if (last && last.until * 1000 > now() && last.value.generation > session.generation) {
       return { ok: true, session: last.value }
     }
-    // The token manager joins concurrent calls for one generation into one grant.
-    const result = await tokenManager(this.env).freshSession(session)
-    if (result.kind === 'error') return failure(result.error)
-    if (result.kind === 'refreshed') {
+    const outcome = await this.refreshed(session)
+    if (outcome.ok && outcome.session.generation > session.generation) {
       const until = (now() + REFRESHED_MS) / 1000
-      await storage.put(REFRESHED, { value: result.session, until })
+      await storage.put(REFRESHED, { value: outcome.session, until })
       await this.scheduleAlarm(until)
     }
-    return { ok: true, session: result.session }
+    return outcome
   }
 
   /** `cookie` store: remembers that this generation was handed out, until `until`. */
@@ -173,7 +185,8 @@ export class SessionObject extends DurableObject<SessionObjectEnv> {
   }
 
   override async alarm(): Promise<void> {
-    // Alarms run on real time; the test clock only moves what requests see.
+    // Alarms fire on real time; what they keep or drop is judged by the clock requests see.
+    await syncTestClock(this.env)
     const storage = this.ctx.storage
     const session = await storage.get<Session>(SESSION)
     const until = Math.max(
@@ -182,9 +195,22 @@ export class SessionObject extends DurableObject<SessionObjectEnv> {
       (await storage.get<Kept<number>>(GENERATION))?.until ?? 0,
       (await storage.get<Kept<Session>>(REFRESHED))?.until ?? 0
     )
-    if (until * 1000 > Date.now()) return storage.setAlarm(until * 1000)
+    if (until * 1000 > now()) return storage.setAlarm(until * 1000)
     if (session) await this.unindex(session)
     await storage.deleteAll()
+  }
+
+  /**
+   * The refresher's answer as plain data for the caller (a refusal included). The refresher
+   * joins concurrent calls for one generation into one grant.
+   */
+  private async refreshed(session: Session): Promise<RefreshOutcome> {
+    try {
+      return { ok: true, session: await this.refresher()(session) }
+    } catch (err) {
+      if (err instanceof BffError) return failure(err)
+      throw err
+    }
   }
 
   private async live(): Promise<Session | null> {
@@ -215,23 +241,4 @@ export class SessionObject extends DurableObject<SessionObjectEnv> {
     // undo the logout that caused it.
     await Promise.allSettled(calls)
   }
-}
-
-// One token manager per isolate, shared by the session objects it hosts: its OIDC client caches the
-// discovery document, and its single-flight map is keyed by refresh token, unique per session.
-let tokens: TokenManager | undefined
-
-function tokenManager(env: SessionObjectEnv): TokenManager {
-  if (!tokens) {
-    const config = parseConfig(settingsOf(env), {
-      sessionStore: 'durable-object',
-      configFile: configFileOf(env),
-    })
-    tokens = createTokenManager({
-      oidc: createOidcClient(config, { now }),
-      skewSeconds: config.refreshSkewSeconds,
-      now,
-    })
-  }
-  return tokens
 }

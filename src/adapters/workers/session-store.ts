@@ -6,12 +6,11 @@
  * Writes never go backwards: `update` needs a live session of the same or an older generation, so
  * a request that read the session before a logout or a refresh cannot write it back afterwards.
  *
- * Token refresh runs inside the session's object (`refreshOnce`): the object is the one place every
- * isolate's requests for a session meet, so it alone spends a refresh token, once.
+ * Storage only: token refresh runs inside the session's object too, but through its own part,
+ * `durableObjectRefreshCoordinator` (coordination.ts).
  */
 import type { Session, SessionRef, SessionStore } from '../../core/session/types.ts'
 import { indexObject, sessionObject, type SessionObjectEnv } from './bindings.ts'
-import { unwrap, type RefreshOutcome } from './refresh-outcome.ts'
 
 export function durableObjectStore(env: SessionObjectEnv): SessionStore {
   return {
@@ -46,12 +45,6 @@ export function durableObjectStore(env: SessionObjectEnv): SessionStore {
 
     async ping() {
       await indexObject(env, 'health', 'ping').ping()
-    },
-
-    async refreshOnce(session) {
-      return unwrap(
-        (await sessionObject(env, session.id).refresh(session.generation)) as RefreshOutcome
-      )
     },
   }
 }

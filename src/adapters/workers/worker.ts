@@ -21,14 +21,27 @@ import {
   durableObjectRevocations,
 } from './coordination.ts'
 import { SessionIndexObject } from './session-index-object.ts'
-import { SessionObject } from './session-object.ts'
+import { SessionObjectBase } from './session-object.ts'
+import { sessionRefresherFor } from './session-refresher.ts'
 import { durableObjectStore } from './session-store.ts'
 import { configFileOf, settingsOf, storeProblems, testClockProblems } from './settings.ts'
 import { now, syncTestClock } from './test-clock.ts'
 import type { SessionStore } from '../../core/session/types.ts'
+import type { RefreshCoordinator } from '../../core/tokens/refresh-coordinator.ts'
+
+/**
+ * The session's Durable Object with the token refresh this Worker's settings describe: the object
+ * decides that a session is refreshed once across isolates, and this entry tells it how to refresh
+ * (session-refresher.ts), so the object's own module never imports config, OIDC or token code.
+ */
+export class SessionObject extends SessionObjectBase {
+  protected override refresher() {
+    return sessionRefresherFor(this.env)
+  }
+}
 
 // The runtime finds Durable Object classes among the entry module's exports.
-export { SessionIndexObject, SessionObject }
+export { SessionIndexObject }
 
 export interface WorkerEnv extends SessionObjectEnv {
   /** The static assets (wrangler.toml `[assets]`): the demo SPA. Absent in tests. */
@@ -76,7 +89,12 @@ function build(env: WorkerEnv): WorkerApp | ConfigError {
   }
 
   let store: SessionStore | undefined
-  if (config.sessionStore === 'durable-object') store = durableObjectStore(env)
+  // A refresh happens in the session's object, once for every isolate (memory: this isolate only).
+  let refreshCoordinator: RefreshCoordinator | undefined
+  if (config.sessionStore === 'durable-object') {
+    store = durableObjectStore(env)
+    refreshCoordinator = durableObjectRefreshCoordinator(env, 'durable-object')
+  }
   if (config.sessionStore === 'cookie') {
     // As on Node with Redis: what one isolate learns (revocations, the newest generation, a
     // refresh) holds in all of them, and a session too large for the cookie budget is kept in its
@@ -86,7 +104,6 @@ function build(env: WorkerEnv): WorkerApp | ConfigError {
         now,
         maxLifetimeSeconds: config.sessionLifetimeSeconds,
         revocations: durableObjectRevocations(env),
-        refreshOnce: durableObjectRefreshCoordinator(env),
       }),
       server: durableObjectStore(env),
       maxInlineBytes: maxInlineJsonBytes({
@@ -95,6 +112,7 @@ function build(env: WorkerEnv): WorkerApp | ConfigError {
       }),
       log: jsonLogger,
     })
+    refreshCoordinator = durableObjectRefreshCoordinator(env, 'cookie')
   }
 
   const worker: WorkerApp = new Hono()
@@ -102,6 +120,7 @@ function build(env: WorkerEnv): WorkerApp | ConfigError {
     '/',
     createBff(config, {
       store,
+      refreshCoordinator,
       now,
       // Logout token ids must be spent once across all isolates, not once per isolate.
       replay: config.sessionStore === 'memory' ? undefined : durableObjectReplayGuard(env),

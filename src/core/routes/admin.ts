@@ -11,6 +11,7 @@ import { subjectHash } from '../observe/log.ts'
 import { constantTimeEqual } from '../policy/constant-time.ts'
 import { refuseCrossSiteWrite } from '../policy/csrf.ts'
 import type { BffServices } from '../services.ts'
+import type { Session, SessionStore } from '../session/types.ts'
 
 export function adminRoute(s: BffServices) {
   const app = new Hono()
@@ -32,15 +33,8 @@ export function adminRoute(s: BffServices) {
 
   app.get('/bff/admin/sessions', async (c) => {
     const sub = requiredSub(c.req.query('sub'))
-    const store = s.sessions.store
-    if (!store.listBySub) {
-      throw new BffError(
-        501,
-        'not_supported',
-        `The ${store.kind} store cannot list sessions: they live only in the browsers' cookies.`
-      )
-    }
-    const sessions = await store.listBySub(sub)
+    // A store that cannot list (sessions in browsers' cookies) refuses: 501 not_supported.
+    const sessions = await s.sessions.store.listBySub(sub)
     return c.json({
       sessions: sessions.map((session) => ({
         sid: session.sid,
@@ -57,10 +51,11 @@ export function adminRoute(s: BffServices) {
     const store = s.sessions.store
     // Sessions that live in browsers' cookies can be revoked, but not counted, nor can a sid be
     // matched to its user: ending "the session sid of sub" could end another user's session.
-    const counted = Boolean(store.listBySub)
     let ended: number
+    let counted: boolean
     if (sid) {
-      if (!store.listBySub) {
+      const own = await listed(store, sub)
+      if (!own) {
         throw new BffError(
           501,
           'not_supported',
@@ -68,16 +63,28 @@ export function adminRoute(s: BffServices) {
         )
       }
       // Only a session of this subject: an admin naming the wrong pair ends nothing.
-      if (!(await store.listBySub(sub)).some((x) => x.sid === sid)) ended = 0
-      else ended = await store.deleteBySid(sid)
+      ended = own.some((x) => x.sid === sid) ? await store.deleteBySid(sid) : 0
+      counted = true
     } else {
       ended = await store.deleteBySub(sub)
+      // Asked after the deletion, when a store that can list has nothing left to read.
+      counted = (await listed(store, sub)) !== null
     }
     s.log('info', 'admin.revoke', { sub: await subjectHash(sub), one: Boolean(sid), ended })
     return c.json(counted ? { ended } : { ended, counted })
   })
 
   return app
+}
+
+/** The subject's sessions, or null from a store that cannot list them (`not_supported`). */
+async function listed(store: SessionStore, sub: string): Promise<Session[] | null> {
+  try {
+    return await store.listBySub(sub)
+  } catch (err) {
+    if (err instanceof BffError && err.code === 'not_supported') return null
+    throw err
+  }
 }
 
 function requiredSub(sub: string | undefined): string {

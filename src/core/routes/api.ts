@@ -13,7 +13,7 @@ import {
   upstreamUrl,
 } from '../proxy/forward.ts'
 import { checkCsrf } from '../policy/csrf.ts'
-import type { BffEnv } from '../session/manager.ts'
+import type { BffEnv } from '../hono-env.ts'
 import type { BffServices } from '../services.ts'
 import { freshSession } from './fresh-session.ts'
 

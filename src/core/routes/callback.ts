@@ -12,7 +12,7 @@ import { subjectHash } from '../observe/log.ts'
 import { AuthorizationError } from '../oidc/errors.ts'
 import { cookieNames, isSecureOrigin } from '../session/cookie-names.ts'
 import { serializeCookie } from '../session/cookie.ts'
-import type { BffEnv } from '../session/manager.ts'
+import type { BffEnv } from '../hono-env.ts'
 import type { Session } from '../session/types.ts'
 import type { BffServices } from '../services.ts'
 import {

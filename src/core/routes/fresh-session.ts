@@ -6,7 +6,7 @@
 import type { Context } from 'hono'
 import { BffError } from '../errors.ts'
 import { errorReason, subjectHash } from '../observe/log.ts'
-import type { BffEnv } from '../session/manager.ts'
+import type { BffEnv } from '../hono-env.ts'
 import type { Session } from '../session/types.ts'
 import type { BffServices } from '../services.ts'
 import type { TokenResult } from '../tokens/token-manager.ts'

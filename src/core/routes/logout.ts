@@ -11,7 +11,7 @@ import { constantTimeEqual } from '../policy/constant-time.ts'
 import { cookieNames, isSecureOrigin } from '../session/cookie-names.ts'
 import { csrfGuard } from '../policy/csrf.ts'
 import { serializeCookie } from '../session/cookie.ts'
-import type { BffEnv } from '../session/manager.ts'
+import type { BffEnv } from '../hono-env.ts'
 import type { Session } from '../session/types.ts'
 import type { BffServices } from '../services.ts'
 

@@ -3,7 +3,7 @@ import { Hono } from 'hono'
 import { BffError } from '../errors.ts'
 import { userClaims } from '../oidc/id-token.ts'
 import { csrfGuard } from '../policy/csrf.ts'
-import type { BffEnv } from '../session/manager.ts'
+import type { BffEnv } from '../hono-env.ts'
 import type { BffServices } from '../services.ts'
 import { freshSession } from './fresh-session.ts'
 

@@ -6,6 +6,7 @@
  */
 import type { Context } from 'hono'
 import { BffError } from '../errors.ts'
+import type { BffEnv } from '../hono-env.ts'
 import type { Logger } from '../observe/log.ts'
 import { cookieNames, isSecureOrigin } from './cookie-names.ts'
 import {
@@ -59,22 +60,8 @@ export interface SessionManagerOptions {
   now?: () => number
 }
 
-/** Hono context variables the BFF sets; mount points may type their app with it. */
-export type BffEnv = {
-  Variables: {
-    session: Session | null | undefined
-    /** What the request's session cookie carried, once loaded. */
-    sessionRef: SessionRef | null | undefined
-    sessionCookie: PendingCookie | undefined
-    /** This response sets or clears the session cookie. */
-    sessionCookieWritten: boolean | undefined
-    /** The API proxy answered this request (with the upstream's answer or an error). */
-    proxied: boolean | undefined
-  }
-}
-
 /** A session cookie to send with the response, decided when the response is complete. */
-interface PendingCookie {
+export interface PendingCookie {
   session: Session
   ref: SessionRef
   /** Write even a server-store ref (an unchanged id), e.g. to re-seal with a new secret. */
@@ -124,8 +111,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     deleteChunkedCookie(c, name, { secure, sameSite: 'Strict' })
   }
 
-  const write = (session: Session) =>
-    reach(store.update ? store.update(session) : store.set(session))
+  const write = (session: Session) => orStoreUnavailable(store.update(session))
 
   async function update(c: Ctx, session: Session, rewrite = false): Promise<boolean> {
     const ref = await write(session)
@@ -145,7 +131,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
    */
   async function afterDropped(c: Ctx): Promise<Session | null> {
     const ref = c.get('sessionRef')
-    const current = ref ? await reach(store.get(ref)) : null
+    const current = ref ? await orStoreUnavailable(store.get(ref)) : null
     if (!current) {
       c.set('session', null)
       clearCookie(c)
@@ -168,7 +154,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       // The session cookie comes with every request: the sealer remembers it once opened.
       const ref = sealed ? await sealer.unseal<SessionRef>(sealed, { cache: true }) : null
       c.set('sessionRef', ref)
-      let session = ref ? await reach(store.get(ref)) : null
+      let session = ref ? await orStoreUnavailable(store.get(ref)) : null
       c.set('session', session)
       if (!session) {
         // A cookie that leads nowhere (ended, expired, forged) is removed from the browser.
@@ -209,13 +195,13 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     },
 
     async create(c, session) {
-      const ref = await reach(store.set(session))
+      const ref = await orStoreUnavailable(store.set(session))
       c.set('sessionCookie', { session, ref, rewrite: true })
       c.set('session', session)
     },
 
     async destroy(c, session) {
-      if (session) await reach(store.delete(session))
+      if (session) await orStoreUnavailable(store.delete(session))
       c.set('sessionCookie', undefined)
       clearCookie(c)
       c.set('session', null)
@@ -224,10 +210,11 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
 }
 
 /**
- * A store that cannot be reached is neither "logged out" nor "logged in": the request fails with
- * 503 and the session stays as it is, to work again once the store is back.
+ * The store operation's answer, or 503 `store_unavailable` when it failed: a store that cannot be
+ * reached is neither "logged out" nor "logged in", so the request fails and the session stays as
+ * it is, to work again once the store is back. A BffError (a store's own refusal) passes as is.
  */
-async function reach<T>(operation: Promise<T>): Promise<T> {
+async function orStoreUnavailable<T>(operation: Promise<T>): Promise<T> {
   try {
     return await operation
   } catch (err) {

@@ -34,9 +34,16 @@ export interface SealerOptions {
    * @default 16 MiB
    */
   cacheBytes?: number
+  /**
+   * The clock, in epoch milliseconds, that dates a seal's expiry and checks it: the app's clock
+   * (`deps.now`), like every other expiry.
+   * @default Date.now
+   */
+  now?: () => number
 }
 
-interface Remembered {
+/** A seal opened before, remembered with what it held. */
+interface OpenedSeal {
   sealed: string
   value: unknown
   /** The seal's own expiry, epoch seconds. */
@@ -51,6 +58,8 @@ export function createSealer(secrets: readonly string[], options: SealerOptions 
   if (secrets.length === 0) throw new Error('"secrets" must hold at least one secret')
   const maxEntries = options.cacheEntries ?? 10_000
   const maxBytes = options.cacheBytes ?? 16 * 1024 * 1024
+  const now = options.now ?? Date.now
+  if (typeof now !== 'function') throw new TypeError('"now" must be a function')
   if (!Number.isSafeInteger(maxEntries) || maxEntries < 0) {
     throw new TypeError('"cacheEntries" must be a non-negative integer')
   }
@@ -67,11 +76,11 @@ export function createSealer(secrets: readonly string[], options: SealerOptions 
   // Keyed by the seal's tail (its HMAC, as random as text gets) rather than the whole text:
   // hashing a 2-4 KB cookie would cost microseconds on every request. A hit still compares the
   // whole sealed text, so only the very seal that was opened is ever answered from memory.
-  const cache = new Map<string, Remembered>()
+  const cache = new Map<string, OpenedSeal>()
   let cacheBytes = 0
   const keyOf = (sealed: string) => (sealed.length > KEY_CHARS ? sealed.slice(-KEY_CHARS) : sealed)
 
-  function forget(key: string, entry: Remembered) {
+  function forget(key: string, entry: OpenedSeal) {
     cache.delete(key)
     cacheBytes -= entry.bytes
   }
@@ -94,7 +103,7 @@ export function createSealer(secrets: readonly string[], options: SealerOptions 
     async seal(data, ttlSeconds) {
       const { current } = await passwords
       // Our own expiry next to iron's: iron accepts seals for 60 s past theirs (clock skew allowance).
-      const exp = Math.floor(Date.now() / 1000) + ttlSeconds
+      const exp = Math.floor(now() / 1000) + ttlSeconds
       return sealData({ v: data, exp }, { password: current, ttl: ttlSeconds })
     },
     async unseal<T>(sealed: string, read?: { cache?: boolean }) {
@@ -102,7 +111,7 @@ export function createSealer(secrets: readonly string[], options: SealerOptions 
       const cached = key === undefined ? undefined : cache.get(key)
       if (cached && cached.sealed === sealed) {
         forget(key!, cached)
-        if (cached.exp <= Date.now() / 1000) return null
+        if (cached.exp <= now() / 1000) return null
         cache.set(key!, cached)
         cacheBytes += cached.bytes
         return cached.value as T
@@ -111,7 +120,7 @@ export function createSealer(secrets: readonly string[], options: SealerOptions 
       try {
         // ttl 0: the seal's own expiry was set when sealing; iron checks it either way.
         const data = await unsealData<{ v?: T; exp?: number }>(sealed, { password: all, ttl: 0 })
-        if (!data?.v || typeof data.exp !== 'number' || data.exp <= Date.now() / 1000) return null
+        if (!data?.v || typeof data.exp !== 'number' || data.exp <= now() / 1000) return null
         // Only seals that opened are remembered: garbage and forgeries cannot push real ones out.
         if (read?.cache) remember(sealed, data.v, data.exp)
         return data.v

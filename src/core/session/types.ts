@@ -44,8 +44,10 @@ export interface Session {
 export type SessionRef = { id: string } | { session: Session }
 
 /**
- * Where sessions live. The core never knows which store it has; one contract suite
- * (`test/core/session/store-contract.ts`) runs against every implementation.
+ * Where sessions live: storage only (refresh coordination is its own part, `RefreshCoordinator`
+ * in src/core/tokens/). The core never knows which store it has; one contract suite
+ * (`testStore` in src/testing/store-contract.ts, the package's `./testing`) runs against every
+ * implementation.
  */
 export interface SessionStore {
   /** `cookie`, `memory`, `redis` or `durable-object`: for logs and health output. */
@@ -53,10 +55,13 @@ export interface SessionStore {
   /** Saves the session until `session.expiresAt` and returns what the cookie must carry. */
   set(session: Session): Promise<SessionRef>
   /**
-   * Rewrites an existing session (new tokens, a slid expiry) only if it still exists and the stored
-   * generation is not newer; answers null when the write was dropped. Stores without it get `set`.
+   * Rewrites an existing session (new tokens, a slid expiry), never backwards: only if it was not
+   * deleted and the stored generation is not newer. Answers null when the write was dropped, so a
+   * slow request can neither restore spent tokens nor revive a logged-out session. A store that
+   * holds no sessions (`cookie`) checks what it can: its revocations and the newest generation it
+   * handed out.
    */
-  update?(session: Session): Promise<SessionRef | null>
+  update(session: Session): Promise<SessionRef | null>
   /** The live session a cookie refers to, or null when it is unknown, deleted or expired. */
   get(ref: SessionRef): Promise<Session | null>
   /** Ends one session; later `get`s of any ref to it answer null. */
@@ -65,15 +70,12 @@ export interface SessionStore {
   deleteBySid(sid: string): Promise<number>
   /** Ends every session of this subject; returns how many it knew of. */
   deleteBySub(sub: string): Promise<number>
-  /** Optional: the live sessions of a subject, for the admin API. A cookie store cannot list. */
-  listBySub?(sub: string): Promise<Session[]>
+  /**
+   * The live sessions of a subject, for the admin API. A store whose sessions live only in
+   * browsers' cookies cannot list them: it throws a `BffError` with code `not_supported` (501),
+   * and its `deleteBy*` revoke without counting (they answer 0).
+   */
+  listBySub(sub: string): Promise<Session[]>
   /** Throws when the store cannot be reached; used by `/bff/health`. */
   ping(): Promise<void>
-  /**
-   * Optional: makes a refresh happen once across every instance sharing this store. Given a session
-   * whose access token needs refreshing, answers the session with fresh tokens, calling `refresh` (or
-   * an equivalent inside the store, e.g. a Durable Object) only if no other instance has already
-   * refreshed this generation. Stores without it get single-flight within one process only.
-   */
-  refreshOnce?(session: Session, refresh: (session: Session) => Promise<Session>): Promise<Session>
 }

@@ -14,7 +14,8 @@
 import { BffError } from '../errors.ts'
 import type { OidcClient } from '../oidc/types.ts'
 import { userClaims } from '../oidc/id-token.ts'
-import type { Session, SessionStore } from '../session/types.ts'
+import type { Session } from '../session/types.ts'
+import { singleFlight, type RefreshCoordinator } from './refresh-coordinator.ts'
 
 export type TokenResult =
   | { kind: 'fresh'; session: Session }
@@ -30,8 +31,11 @@ export interface TokenManager {
 
 export interface TokenManagerOptions {
   oidc: OidcClient
-  /** When the store offers `refreshOnce`, refreshes are coordinated across instances through it. */
-  store?: SessionStore
+  /**
+   * Makes a refresh happen once across every instance sharing the sessions (a Redis lock, a
+   * Durable Object). Without it, refreshes are single-flight within this process only.
+   */
+  coordinator?: RefreshCoordinator
   skewSeconds: number
   /** Epoch milliseconds. */
   now?: () => number
@@ -53,7 +57,8 @@ export function refreshSkewFor(session: Session, skewSeconds: number): number {
   return lifetime !== undefined && lifetime > 0 ? Math.min(skewSeconds, lifetime / 2) : skewSeconds
 }
 
-interface Remembered {
+/** A session's newest refreshed generation, handed to older callers until `until` (epoch ms). */
+interface RecentRefresh {
   session: Session
   until: number
 }
@@ -67,11 +72,12 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   const graceMs = (options.graceSeconds ?? 30) * 1000
   const retryDelaysMs = options.retryDelaysMs ?? [100, 400]
   const backoffMs = (options.failureBackoffSeconds ?? 5) * 1000
-  // Keyed by session id and generation: every caller holding that generation joins one grant.
-  const inFlight = new Map<string, Promise<Session>>()
+  // Concurrent callers of this process holding one generation join one refresh; only that one
+  // asks the shared coordinator, if any.
+  const local = singleFlight()
   // Session id -> its newest refreshed generation. Insertion order is expiry order (one TTL), so
   // expired entries are always at the front and are dropped as new ones arrive.
-  const recent = new Map<string, Remembered>()
+  const recent = new Map<string, RecentRefresh>()
   // Session id -> until when a still-valid token is used without retrying, after a failure.
   const failing = new Map<string, { until: number }>()
 
@@ -122,8 +128,9 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   }
 
   async function refresh(session: Session): Promise<Session> {
-    const refreshed = options.store?.refreshOnce
-      ? await options.store.refreshOnce(session, grant).catch((err) => {
+    const { coordinator } = options
+    const refreshed = coordinator
+      ? await coordinator.refreshOnce(session, grant).catch((err) => {
           if (err instanceof BffError) throw err
           // The coordination failed (store down, lock wait too long), not the IdP: retry later.
           throw new BffError(503, 'store_unavailable', 'The session store is unavailable.', {
@@ -161,14 +168,8 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       prune(failing, t)
       if (usable && failing.has(session.id)) return { kind: 'fresh', session }
 
-      const key = `${session.id}:${session.generation}`
-      let pending = inFlight.get(key)
-      if (!pending) {
-        pending = refresh(session).finally(() => inFlight.delete(key))
-        inFlight.set(key, pending)
-      }
       try {
-        return { kind: 'refreshed', session: await pending }
+        return { kind: 'refreshed', session: await local.refreshOnce(session, refresh) }
       } catch (err) {
         const error =
           err instanceof BffError

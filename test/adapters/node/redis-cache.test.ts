@@ -112,7 +112,7 @@ describe('redis session cache', () => {
     await a.store.get({ id: session.id }) // cached in a
 
     const newer = { ...session, accessToken: 'new-access-token', generation: 2 }
-    await b.store.update!(newer)
+    await b.store.update(newer)
     await until(
       async () => (await a.store.get({ id: session.id }))?.accessToken === newer.accessToken,
       200
@@ -154,7 +154,7 @@ describe('redis session cache', () => {
     a.redis.get = (async (...args: Parameters<Redis['get']>) => {
       const answer = await get(...args)
       const ticket = a.cache.ticket()
-      await b.store.update!({ ...session, accessToken: 'newer', generation: 2 })
+      await b.store.update({ ...session, accessToken: 'newer', generation: 2 })
       await until(() => a.cache.ticket() !== ticket, 200)
       return answer
     }) as Redis['get']

@@ -127,6 +127,6 @@ describe('Durable Object lists', () => {
     await store.set(a)
     await store.set(b)
     await store.delete(a)
-    expect(await store.listBySub!(sub)).toEqual([b])
+    expect(await store.listBySub(sub)).toEqual([b])
   })
 })

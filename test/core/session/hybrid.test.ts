@@ -15,7 +15,7 @@ import { cookieStore } from '../../../src/core/session/stores/cookie.ts'
 import { hybridStore } from '../../../src/core/session/stores/hybrid.ts'
 import { memoryStore } from '../../../src/core/session/stores/memory.ts'
 import type { Session } from '../../../src/core/session/types.ts'
-import { makeSession } from '../../../src/testing/store-contract.ts'
+import { makeSession, testStore } from '../../../src/testing/store-contract.ts'
 
 const MAX_INLINE = 4000
 
@@ -29,6 +29,21 @@ function stores() {
 function grown(session: Session, generation = session.generation + 1): Session {
   return { ...session, generation, claims: { ...session.claims, groups: 'g'.repeat(MAX_INLINE) } }
 }
+
+/** A hybrid store on one fake clock; `maxInlineBytes` 0 sends every session to the server half. */
+function contractSubject(maxInlineBytes: number) {
+  let time = Date.now()
+  const now = () => time
+  const hybrid = hybridStore({
+    cookie: cookieStore({ now }),
+    server: memoryStore({ now }),
+    maxInlineBytes,
+  })
+  return { store: hybrid, advance: (ms: number) => void (time += ms) }
+}
+
+testStore('hybrid, sessions in the cookie', async () => contractSubject(MAX_INLINE))
+testStore('hybrid, sessions on the server', async () => contractSubject(0))
 
 describe('hybridStore', () => {
   it('keeps a small session in the cookie and a large one on the server', async () => {
@@ -45,7 +60,7 @@ describe('hybridStore', () => {
     const session = makeSession()
     await hybrid.set(session)
     const large = grown(session)
-    expect(await hybrid.update!(large)).toEqual({ id: session.id })
+    expect(await hybrid.update(large)).toEqual({ id: session.id })
     expect(await hybrid.get({ id: session.id })).toEqual(large)
     expect(await server.get({ id: session.id })).toEqual(large)
   })
@@ -55,7 +70,7 @@ describe('hybridStore', () => {
     const session = makeSession()
     await hybrid.set(session)
     await hybrid.delete(session)
-    expect(await hybrid.update!(grown(session))).toBeNull()
+    expect(await hybrid.update(grown(session))).toBeNull()
     expect(await server.get({ id: session.id })).toBeNull()
   })
 
@@ -64,7 +79,7 @@ describe('hybridStore', () => {
     const session = makeSession()
     await hybrid.set(session)
     await hybrid.deleteBySid(session.sid)
-    expect(await hybrid.update!(grown(session))).toBeNull()
+    expect(await hybrid.update(grown(session))).toBeNull()
     expect(await server.get({ id: session.id })).toBeNull()
   })
 
@@ -73,8 +88,8 @@ describe('hybridStore', () => {
     const session = makeSession()
     await hybrid.set(session)
     // Generation 3 was handed out in a cookie; a slow request now writes generation 2, grown.
-    expect(await hybrid.update!({ ...session, generation: 3 })).toHaveProperty('session')
-    expect(await hybrid.update!(grown(session, 2))).toBeNull()
+    expect(await hybrid.update({ ...session, generation: 3 })).toHaveProperty('session')
+    expect(await hybrid.update(grown(session, 2))).toBeNull()
     expect(await server.get({ id: session.id })).toBeNull()
   })
 
@@ -82,7 +97,7 @@ describe('hybridStore', () => {
     const { hybrid, server } = stores()
     const session = grown(makeSession(), 3)
     await hybrid.set(session)
-    expect(await hybrid.update!(grown(session, 2))).toBeNull()
+    expect(await hybrid.update(grown(session, 2))).toBeNull()
     expect((await server.get({ id: session.id }))?.generation).toBe(3)
   })
 
@@ -92,7 +107,7 @@ describe('hybridStore', () => {
     // Created large on the server at generation 3; a request still holding generation 2 (small)
     // finishes late and writes it back.
     await hybrid.set(grown(session, 3))
-    expect(await hybrid.update!({ ...session, generation: 2 })).toBeNull()
+    expect(await hybrid.update({ ...session, generation: 2 })).toBeNull()
     expect((await server.get({ id: session.id }))?.generation).toBe(3)
   })
 
@@ -101,7 +116,7 @@ describe('hybridStore', () => {
     const large = grown(makeSession())
     await hybrid.set(large)
     const small = { ...large, claims: { name: 'Ada' }, generation: large.generation + 1 }
-    expect(await hybrid.update!(small)).toHaveProperty('session')
+    expect(await hybrid.update(small)).toHaveProperty('session')
     expect(await server.get({ id: large.id })).toBeNull()
   })
 })

@@ -107,6 +107,24 @@ describe('createSealer', () => {
     expect(await sealer.unseal(sealed)).toBeNull()
   })
 
+  it("dates and checks a seal's expiry on the injected clock, fresh and remembered alike", async () => {
+    let time = Date.now()
+    const sealer = createSealer([NEW_SECRET], { now: () => time })
+    const sealed = await sealer.seal(data, 600)
+    expect(await sealer.unseal(sealed, { cache: true })).toEqual(data)
+    time += 599_000
+    expect(await sealer.unseal(sealed)).toEqual(data)
+    expect(await sealer.unseal(sealed, { cache: true })).toEqual(data)
+    // Past its expiry on the app's clock, though real time has hardly moved: refused.
+    time += 2_000
+    expect(await sealer.unseal(sealed)).toBeNull()
+    expect(await sealer.unseal(sealed, { cache: true })).toBeNull()
+    // Sealed while the clock is ahead, it lasts its ttl from then on that clock.
+    const later = await sealer.seal(data, 60)
+    time += 59_000
+    expect(await sealer.unseal(later)).toEqual(data)
+  })
+
   it('rejects garbage without throwing', async () => {
     const sealer = createSealer([NEW_SECRET])
     const garbage = [

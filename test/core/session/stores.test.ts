@@ -133,7 +133,7 @@ describe('memoryStore', () => {
     // The newest 50 (the default) of the looping user are kept, their oldest went first.
     expect(live.filter(Boolean)).toHaveLength(50)
     expect(live.slice(-50).every(Boolean)).toBe(true)
-    expect(await store.listBySub!('looping')).toHaveLength(50)
+    expect(await store.listBySub('looping')).toHaveLength(50)
     expect(await store.deleteBySub('looping')).toBe(50)
   })
 

@@ -3,14 +3,13 @@
  * request with no shared state. Deletion goes through a revocation list, since a cookie already in
  * a browser (or a thief's hands) cannot be recalled.
  */
+import { BffError } from '../../errors.ts'
 import { memoryRevocationList, type RevocationList } from '../revocations.ts'
 import { copyValue } from '../copy.ts'
 import type { SessionStore } from '../types.ts'
 
 export interface CookieStoreOptions {
   revocations?: RevocationList
-  /** Cluster-wide refresh coordination, e.g. `redisRefreshCoordinator`; per process without it. */
-  refreshOnce?: SessionStore['refreshOnce']
   /** Longest session lifetime in seconds: how long a sid or sub revocation must be remembered. */
   maxLifetimeSeconds?: number
   /** Epoch milliseconds. */
@@ -59,7 +58,13 @@ export function cookieStore(options: CookieStoreOptions = {}): SessionStore {
       await revocations.revokeSub(sub, horizon())
       return 0
     },
+    async listBySub() {
+      throw new BffError(
+        501,
+        'not_supported',
+        "The cookie store cannot list sessions: they live only in the browsers' cookies."
+      )
+    },
     async ping() {},
-    ...(options.refreshOnce ? { refreshOnce: options.refreshOnce } : {}),
   }
 }

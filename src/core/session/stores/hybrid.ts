@@ -17,10 +17,6 @@ export interface HybridStoreOptions {
   log?: Logger
 }
 
-/** An update where the store has one (it refuses stale or ended sessions), else a set. */
-const write = (store: SessionStore, session: Session) =>
-  store.update ? store.update(session) : store.set(session)
-
 export function hybridStore(options: HybridStoreOptions): SessionStore {
   const { cookie, server, maxInlineBytes } = options
   let warned = false
@@ -49,19 +45,19 @@ export function hybridStore(options: HybridStoreOptions): SessionStore {
         // grew out of the cookie meanwhile and lives on the server.
         const stored = await server.get({ id: session.id })
         if (stored && stored.generation > session.generation) return null
-        const ref = await write(cookie, session)
+        const ref = await cookie.update(session)
         // A session that shrank back into the cookie leaves no copy behind on the server.
         if (ref && stored) await server.delete(session)
         return ref
       }
       overflow(session)
-      const ref = await write(server, session)
+      const ref = await server.update(session)
       if (ref) return ref
       // Refused: the server copy ended or holds a newer generation, or there is none because the
       // session lived in the cookie until this write made it too large. Only then does it move,
       // if the cookie store's own checks (revoked? a newer generation handed out?) let it.
       if (await server.get({ id: session.id })) return null
-      if (!(await write(cookie, session))) return null
+      if (!(await cookie.update(session))) return null
       return server.set(session)
     },
     get: (ref) => ('session' in ref ? cookie.get(ref) : server.get(ref)),
@@ -76,9 +72,11 @@ export function hybridStore(options: HybridStoreOptions): SessionStore {
       const [a, b] = await Promise.all([cookie.deleteBySub(sub), server.deleteBySub(sub)])
       return a + b
     },
+    // The sessions in browsers' cookies cannot be listed, so neither can the whole: the cookie
+    // store refuses (501 not_supported) as it does on its own.
+    listBySub: (sub) => cookie.listBySub(sub),
     async ping() {
       await Promise.all([cookie.ping(), server.ping()])
     },
-    refreshOnce: cookie.refreshOnce ?? server.refreshOnce,
   }
 }
