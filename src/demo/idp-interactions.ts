@@ -3,7 +3,8 @@
  * oidc-provider leaves to the application.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { checkPassword, type OidcProvider } from './idp.ts'
+import { checkPassword } from './idp-accounts.ts'
+import type { OidcProvider } from './idp-provider.ts'
 import { consentPage, errorPage, loginPage, sendHtml } from './idp-pages.ts'
 
 export function interactionHandler(provider: OidcProvider, offlineRequested: Set<string>) {

@@ -3,7 +3,7 @@
  * tests can drive them over HTTP without a browser.
  */
 import type { ServerResponse } from 'node:http'
-import type { InteractionDetails } from './idp.ts'
+import type { InteractionDetails } from './idp-provider.ts'
 
 /** The part of oidc-provider's request context a page renderer writes to. */
 interface PageContext {
