@@ -70,8 +70,8 @@ async function startBff(target: Target, env: Env): Promise<BffHandle> {
     const { startNode } = await import('../src/adapters/node/server.ts')
     const logs: string[] = []
     // The demo SPA as an operator serves one: from BFF_SPA_DIR (production serves none by default).
-    const spaDir = fileURLToPath(new URL('../public/', import.meta.url))
-    const server = await startNode({ ...env, BFF_SPA_DIR: spaDir }, {
+    const settings = { ...env, BFF_SPA_DIR: fileURLToPath(new URL('../public/', import.meta.url)) }
+    const server = await startNode(settings, {
       deps: {
         log: (level, event, fields) => {
           logs.push(JSON.stringify({ level, event, ...fields }))
