@@ -1,7 +1,7 @@
 /**
  * The Node server: environment -> config, the chosen session store, the SPA's static files
- * (static.ts), and an HTTP listener (`startNode`). No demo parts: those start only from server.ts (`npm start`
- * without BFF_ISSUER), so the published entries never load the embedded IdP.
+ * (static.ts), and an HTTP listener (`startNode`). No demo parts: those start only from server.ts
+ * (`npm start` without BFF_ISSUER), so the published entries never load the embedded IdP.
  */
 import { serve, type ServerType } from '@hono/node-server'
 import { getConnInfo } from '@hono/node-server/conninfo'
