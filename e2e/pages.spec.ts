@@ -2,7 +2,7 @@ import type { APIResponse, Response } from '@playwright/test'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { expect, test, uniqueUser } from './fixtures.ts'
-import { logIn, openApp } from './spa.ts'
+import { logIn, openApp, signInAtIdp } from './spa.ts'
 
 function expectPageHeaders(res: Response | APIResponse | null) {
   const headers = res!.headers()
@@ -61,6 +61,29 @@ test('the app, its assets and the post-logout page send strict security headers'
     expectPageHeaders(res)
   }
   expectPageHeaders(await page.goto('/logged-out.html'))
+  await expect(page.getByRole('heading', { name: 'You are logged out' })).toBeVisible()
+  // The icon a browser asks for by itself is there too.
+  const icon = await request.get('/favicon.ico')
+  expect(icon.status()).toBe(200)
+  // Node names the type image/x-icon, Cloudflare's assets the registered one.
+  expect(icon.headers()['content-type']).toMatch(/^image\/(x-icon|vnd\.microsoft\.icon)$/)
+  expect((await request.get('/favicon.svg')).status()).toBe(200)
+})
+
+test("the IdP's pages name the app, never the IdP's address", async ({ page, stack }) => {
+  expect(await openApp(page)).toBe('logged-out')
+  await page.getByRole('button', { name: 'Log in' }).click()
+  await page.waitForURL(`${stack.idp.issuer}/interaction/**`)
+  await expect(page.getByText('Sign in to continue to Demo App')).toBeVisible()
+  expect(await page.locator('body').innerText()).not.toContain('127.0.0.1')
+
+  await signInAtIdp(page, stack, uniqueUser('heidi'))
+  await expect(page.getByRole('status')).toHaveText(/^Logged in as /)
+  await page.getByRole('button', { name: 'Log out' }).click()
+  await page.waitForURL(`${stack.endSessionEndpoint}**`)
+  await expect(page.getByRole('heading', { name: 'Sign out of Demo App?' })).toBeVisible()
+  expect(await page.locator('body').innerText()).not.toContain('127.0.0.1')
+  await page.getByRole('button', { name: 'Yes, sign me out' }).click()
   await expect(page.getByRole('heading', { name: 'You are logged out' })).toBeVisible()
 })
 

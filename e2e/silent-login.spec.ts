@@ -25,16 +25,20 @@ test('prompt=none logs the browser back in while the IdP session lives', async (
   await expect(page).toHaveURL(`${stack.url}/`)
 })
 
-test('prompt=none without an IdP session returns login_required and offers a login', async ({
+test('prompt=none without an IdP session lands on the signed-out page, not an error', async ({
   page,
   stack,
   watch,
 }) => {
   expect(await openApp(page)).toBe('logged-out')
-  await expect(page.getByRole('status')).toHaveText(
-    'You are not logged in: the identity provider has no session for you (login_required).'
-  )
   expect(watch.requests).toContain(`${stack.url}/?silent=1&error=login_required`)
+  // The first visit of anyone not logged in: the landing, with no error code in sight.
+  await expect(page.getByRole('status')).toHaveText('You are not logged in.')
+  await expect(
+    page.getByRole('heading', { name: 'Sign in without a single token in the browser' })
+  ).toBeVisible()
+  await expect(page.getByRole('alert')).toBeHidden()
+  expect(await page.locator('body').innerText()).not.toMatch(/login_required|error/i)
   const pages = watch.requests.filter((url) => url.includes('/interaction/'))
   expect(pages, 'IdP pages shown').toEqual([])
   // The address bar is tidied, and a reload does not loop through the IdP again.

@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { fileURLToPath } from 'node:url'
 import type { Env } from '../src/core/config/env.ts'
 import { startDemoApi } from '../src/demo/api.ts'
 import { apiClientMetadata, bffClientMetadata, startIdp, type Idp } from '../src/demo/idp.ts'
@@ -68,7 +69,9 @@ async function startBff(target: Target, env: Env): Promise<BffHandle> {
   if (target === 'node') {
     const { startNode } = await import('../src/adapters/node/server.ts')
     const logs: string[] = []
-    const server = await startNode(env, {
+    // The demo SPA as an operator serves one: from BFF_SPA_DIR (production serves none by default).
+    const settings = { ...env, BFF_SPA_DIR: fileURLToPath(new URL('../public/', import.meta.url)) }
+    const server = await startNode(settings, {
       deps: {
         log: (level, event, fields) => {
           logs.push(JSON.stringify({ level, event, ...fields }))

@@ -4,12 +4,13 @@
 const CSRF = { 'X-CSRF': '1' }
 // Marks the return from a silent (prompt=none) login, so a failed one is never retried in a loop.
 const SILENT_MARK = 'silent'
-const LOGIN_ERRORS = {
-  login_required: 'the identity provider has no session for you',
-  consent_required: 'the identity provider needs you to confirm access',
-  interaction_required: 'the identity provider needs you to sign in',
-  account_selection_required: 'the identity provider needs you to pick an account',
-}
+// What the IdP answers a silent login when it needs the user: the ordinary "not logged in yet".
+const NOT_LOGGED_IN = new Set([
+  'login_required',
+  'consent_required',
+  'interaction_required',
+  'account_selection_required',
+])
 
 const $ = (id) => document.getElementById(id)
 let logoutUrl = null
@@ -25,20 +26,21 @@ async function start() {
 
   const res = await fetch('/bff/user', { headers: CSRF })
   if (res.ok) return showUser(await res.json())
-  if (res.status !== 401) return showProblem(`The BFF answered ${res.status}.`)
-  if (error) {
-    return showLoggedOut(
-      `You are not logged in: ${LOGIN_ERRORS[error] ?? 'the login did not complete'} (${error}).`
-    )
+  if (res.status !== 401) return showProblem(unavailable(res.status))
+  if (error && !NOT_LOGGED_IN.has(error)) {
+    // Not something the BFF sends back; say so plainly rather than echo a code from the address.
+    showLoggedOut('You are not logged in.')
+    return showProblem('The login did not complete. Please try again.')
   }
   // Once per visit, ask the IdP without showing it: if its session still lives, the user is back
-  // in after two redirects; if not, the BFF returns here with ?error=login_required.
-  if (!afterSilentLogin) return silentLogin()
+  // in after two redirects; if not, the BFF returns here with ?error=login_required, which only
+  // means what the landing page says.
+  if (!error && !afterSilentLogin) return silentLogin()
   showLoggedOut('You are not logged in.')
 }
 
 function silentLogin() {
-  $('status').textContent = 'Looking for a session at the identity provider…'
+  setStatus('Checking your session…')
   const returnTo = `${location.pathname}?${SILENT_MARK}=1`
   location.assign(`/bff/login?prompt=none&returnTo=${encodeURIComponent(returnTo)}`)
 }
@@ -46,7 +48,7 @@ function silentLogin() {
 function showUser(user) {
   logoutUrl = user.logoutUrl
   const name = user.claims.name ?? user.claims.email ?? user.sub
-  setStatus(`Logged in as ${name}.`)
+  setStatus(`Logged in as ${name}.`, 'ok')
   $('user-name').textContent = user.claims.name ?? '—'
   $('user-email').textContent = user.claims.email ?? '—'
   $('user-sub').textContent = user.sub
@@ -54,65 +56,85 @@ function showUser(user) {
     dateStyle: 'medium',
     timeStyle: 'short',
   })
-  $('user').hidden = false
-  show({ api: true, logout: true })
+  $('account-name').textContent = name
+  $('avatar').textContent = initial(name)
+  show('dashboard')
 }
 
 function showLoggedOut(message, loginLabel = 'Log in') {
   logoutUrl = null
   setStatus(message)
-  $('user').hidden = true
   $('login').textContent = loginLabel
-  show({ login: true })
+  show('landing')
 }
 
+// A real failure: the landing stays usable, with a readable reason above it.
 function showProblem(message) {
-  setStatus(message, true)
+  $('problem').textContent = message
+  $('problem').hidden = false
+  if ($('landing').hidden && $('dashboard').hidden) {
+    setStatus('The session could not be checked.', 'error')
+    show('landing')
+  }
 }
 
-function setStatus(message, isError = false) {
+function unavailable(status) {
+  if (status === 503 || status === 504) {
+    return 'The sign-in service is not reachable right now. Please try again in a moment.'
+  }
+  return `Something went wrong while checking your session (the server answered ${status}).`
+}
+
+function setStatus(message, tone = '') {
   $('status').textContent = message
-  $('status').classList.toggle('error', isError)
+  $('status').dataset.tone = tone
 }
 
-function show({ login = false, api = false, logout = false }) {
-  $('login').hidden = !login
-  $('call-api').hidden = !api
-  $('logout').hidden = !logout
+function show(view) {
+  const signedIn = view === 'dashboard'
+  $('landing').hidden = signedIn
+  $('features').hidden = signedIn
+  $('dashboard').hidden = !signedIn
+  $('account').hidden = !signedIn
 }
 
-async function callApi() {
-  const button = $('call-api')
+async function callApi(path, button) {
   button.disabled = true
   try {
-    const res = await fetch('/api/hello', { headers: CSRF })
+    const res = await fetch(path, { headers: CSRF })
     const body = await res.json().catch(() => null)
-    showApiResult(res.status, body)
+    showApiResult(path, res.status, body)
     if (res.status === 401) {
       const reason = body?.error === 'session_expired' ? 'expired' : 'ended'
       showLoggedOut(`Your session has ${reason}. Log in again to continue.`, 'Log in again')
     }
   } catch (err) {
-    showApiResult('failed', { error: err.message })
+    showApiResult(path, 'failed', { error: err.message })
   } finally {
     button.disabled = false
   }
 }
 
-function showApiResult(status, body) {
+function showApiResult(path, status, body) {
   $('api').hidden = false
+  $('api-request').textContent = `GET ${path}`
   $('api-status').textContent = String(status)
   $('api-status').classList.toggle('error', status !== 200)
   $('output').textContent = body === null ? '(no JSON body)' : JSON.stringify(body, null, 2)
 }
 
+function initial(name) {
+  return (String(name).match(/\p{L}|\p{N}/u)?.[0] ?? '?').toUpperCase()
+}
+
 $('login').addEventListener('click', () => {
   location.assign(`/bff/login?returnTo=${encodeURIComponent(location.pathname)}`)
 })
-$('call-api').addEventListener('click', callApi)
+$('call-api').addEventListener('click', (e) => callApi('/api/hello', e.currentTarget))
+$('call-echo').addEventListener('click', (e) => callApi('/api/echo', e.currentTarget))
 $('logout').addEventListener('click', () => {
   // A plain navigation: the BFF ends the session, then sends the browser to the IdP to end its own.
   if (logoutUrl) location.assign(logoutUrl)
 })
 
-start().catch((err) => showProblem(`Could not reach the BFF: ${err.message}`))
+start().catch((err) => showProblem(`Could not reach the server: ${err.message}`))

@@ -42,6 +42,7 @@ if grep -rlE "from ['\"](oidc-provider|tsx)['\"]|import\(['\"](oidc-provider|tsx
 fi
 
 cat > smoke.js <<'JS'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { Hono } from 'hono'
 import { createBff, optionsFromEnv, parseConfig, notFound, ConfigError } from 'bff-session-broker'
 import { startNode, nodeForward, nodeConfigFromEnv } from 'bff-session-broker/node'
@@ -86,15 +87,25 @@ for (const bff of [app, createBff(optionsFromEnv(env))]) {
   console.log(`/bff/health: ${res.status} ${JSON.stringify(body)}`)
 }
 
-// The whole Node server from the package, serving the SPA from the package's public/.
-const server = await startNode({ ...env, PORT: '0', BFF_BASE_URL: undefined })
+// The whole Node server from the package: no files at / by default in production, the
+// operator's SPA from BFF_SPA_DIR.
+const bare = await startNode({ ...env, PORT: '0', BFF_BASE_URL: undefined })
+try {
+  const page = await fetch(`${bare.url}/`)
+  if (page.status !== 404) throw new Error(`startNode without BFF_SPA_DIR: GET / answered ${page.status}`)
+} finally {
+  await bare.close()
+}
+mkdirSync('site', { recursive: true })
+writeFileSync('site/index.html', '<!doctype html><title>site</title>')
+const server = await startNode({ ...env, PORT: '0', BFF_BASE_URL: undefined, BFF_SPA_DIR: 'site' })
 try {
   const page = await fetch(`${server.url}/`)
   const type = page.headers.get('content-type') ?? ''
   if (page.status !== 200 || !type.includes('text/html')) {
     throw new Error(`startNode: GET / answered ${page.status} ${type}`)
   }
-  console.log(`startNode: ${server.url}/ answered ${page.status} ${type}`)
+  console.log(`startNode: ${server.url}/ answered ${page.status} ${type} from BFF_SPA_DIR`)
 } finally {
   await server.close()
 }

@@ -3,7 +3,8 @@
  * oidc-provider leaves to the application.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { checkPassword, type OidcProvider } from './idp.ts'
+import { checkPassword } from './idp-accounts.ts'
+import type { OidcProvider } from './idp-provider.ts'
 import { consentPage, errorPage, loginPage, sendHtml } from './idp-pages.ts'
 
 export function interactionHandler(provider: OidcProvider, offlineRequested: Set<string>) {
@@ -13,6 +14,9 @@ export function interactionHandler(provider: OidcProvider, offlineRequested: Set
       const details = await provider.interactionDetails(req, res)
       if (details.uid !== uid) return sendHtml(res, 400, errorPage('Unknown sign-in request.'))
       const { prompt, params } = details
+      // The pages name the app by its client_name, as the user knows it.
+      const client = params.client_id ? await provider.Client.find(params.client_id) : undefined
+      const clientName = client?.clientName ?? params.client_id
 
       if (req.method === 'GET' && action === 'abort') {
         const result = { error: 'access_denied', error_description: 'End-User aborted interaction' }
@@ -22,8 +26,13 @@ export function interactionHandler(provider: OidcProvider, offlineRequested: Set
       }
 
       if (req.method === 'GET' && action === '') {
-        if (prompt.name === 'login') return sendHtml(res, 200, loginPage(uid, params.login_hint))
-        if (prompt.name === 'consent') return sendHtml(res, 200, consentPage(uid, details))
+        if (prompt.name === 'login') {
+          return sendHtml(res, 200, loginPage(uid, { login: params.login_hint, clientName }))
+        }
+        if (prompt.name === 'consent') {
+          const offline = offlineRequested.has(details.cid)
+          return sendHtml(res, 200, consentPage(uid, details, { clientName, offline }))
+        }
         return sendHtml(res, 501, errorPage(`Prompt "${prompt.name}" is not supported.`))
       }
 
@@ -31,7 +40,8 @@ export function interactionHandler(provider: OidcProvider, offlineRequested: Set
         const form = await readForm(req)
         const login = form.get('login') ?? ''
         if (!checkPassword(login, form.get('password') ?? '')) {
-          return sendHtml(res, 200, loginPage(uid, login, 'Invalid login or password.'))
+          const error = 'Invalid login or password.'
+          return sendHtml(res, 200, loginPage(uid, { login, error, clientName }))
         }
         return await provider.interactionFinished(
           req,

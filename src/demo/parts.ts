@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { startDemoApi } from './api.ts'
-import { startIdp } from './idp.ts'
+import { DEMO_APP_NAME, startIdp } from './idp.ts'
 
 export interface DemoParts {
   /** `BFF_*` settings for a BFF at `baseUrl`; each given setting wins over the demo's. */
@@ -26,6 +26,7 @@ export async function startDemoParts(
         client_id: clientId,
         client_secret: clientSecret,
         redirect_uris: [`${baseUrl}/bff/callback`],
+        client_name: DEMO_APP_NAME,
         post_logout_redirect_uris: [`${baseUrl}/`, `${baseUrl}/logged-out.html`],
         backchannel_logout_uri: `${baseUrl}/bff/backchannel`,
       },

@@ -255,6 +255,50 @@ describe('demo IdP', () => {
     )
   })
 
+  it("names the app on its pages, never the IdP's host, and loads nothing from elsewhere", async () => {
+    // The page text a person reads: tags, the inline style and the form's URLs left out.
+    const text = (html: string) =>
+      html
+        .replace(/<(style|svg)\b[\s\S]*?<\/\1>/gi, '')
+        .replace(/<[^>]+>/g, ' ')
+        .replace(/\s+/g, ' ')
+    const expectPage = (res: Response, html: string) => {
+      const csp = res.headers.get('content-security-policy') ?? ''
+      expect(csp).toMatch(/^default-src 'none'; style-src 'sha256-[\w+/=]+'; img-src data:;/)
+      expect(html).not.toMatch(/<script|\bstyle="|(src|href)="https?:/i)
+      expect(text(html)).not.toContain('127.0.0.1')
+    }
+    const jar = createCookieJar()
+    const authorizeUrl = client.buildAuthorizationUrl(config, {
+      redirect_uri: `${rpOrigin}/bff/callback`,
+      scope: FULL_SCOPE,
+      code_challenge: await client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier()),
+      code_challenge_method: 'S256',
+    })
+    const login = await jar.follow(await jar.get(authorizeUrl))
+    const loginHtml = await login.text()
+    expect(text(loginHtml)).toContain('Sign in to continue to Demo App')
+    expectPage(login, loginHtml)
+
+    const tokens = await codeFlow(jar)
+    const endSession = client.buildEndSessionUrl(config, { id_token_hint: tokens.id_token! })
+    const logout = await jar.get(endSession)
+    const logoutHtml = await logout.text()
+    expect(text(logoutHtml)).toContain('Sign out of Demo App?')
+    expectPage(logout, logoutHtml)
+    // Without a hint the IdP cannot tell which app asks: it names itself.
+    const bare = await jar.get(`${idp.issuer}/session/end`)
+    const bareHtml = await bare.text()
+    expect(text(bareHtml)).toContain('Sign out of Demo Identity?')
+    expectPage(bare, bareHtml)
+
+    const error = await jar.get(`${idp.issuer}/auth?client_id=nobody`)
+    const errorHtml = await error.text()
+    expect(error.status).toBe(400)
+    expect(errorHtml).toContain('<p class="error" role="alert">')
+    expectPage(error, errorHtml)
+  })
+
   it('registers clients after start', async () => {
     const redirectUri = `${rpOrigin}/late/callback`
     await idp.addClient(

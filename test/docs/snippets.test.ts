@@ -24,13 +24,6 @@ import {
   type Block,
 } from './markdown.ts'
 
-/**
- * Settings the docs already describe while the branch adding them to src/ is not merged yet
- * (lib/demo: the Node server's SPA directory). Once src/ names one, this test fails until it is
- * taken off the list, so the list cannot outlive its reason.
- */
-const PENDING_SETTINGS = new Set(['BFF_SPA_DIR', 'BFF_SPA_FALLBACK'])
-
 /** Code blocks that must be copies of a docs/examples file. */
 const SNIPPET_LANGS = new Set(['ts', 'typescript', 'js', 'json', 'toml'])
 const SHELL_LANGS = new Set(['sh', 'bash', 'shell'])
@@ -170,17 +163,8 @@ describe('settings in the docs', () => {
 
   it('every BFF_* name the docs mention exists in the sources', () => {
     for (const doc of documents()) {
-      const unknown = [...settingNames(read(doc))].filter(
-        (name) => !inSource.has(name) && !PENDING_SETTINGS.has(name)
-      )
+      const unknown = [...settingNames(read(doc))].filter((name) => !inSource.has(name))
       expect(unknown, `${doc} names settings the code does not know`).toEqual([])
-    }
-  })
-
-  it('names pending settings only while the sources lack them', () => {
-    for (const name of PENDING_SETTINGS) {
-      expect(inSource.has(name), `${name} is in src/ now: take it off PENDING_SETTINGS`).toBe(false)
-      expect(reference.has(name), `${name} is pending but not in docs/configuration.md`).toBe(true)
     }
   })
 })

@@ -4,6 +4,7 @@
  * plus one logged-in session whose tokens, with every configured secret, must never show.
  */
 import { randomBytes } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
 import { DEMO_BFF_CLIENT, bffClientMetadata, startIdp, type Idp } from '../../src/demo/idp.ts'
 import { createSealer } from '../../src/core/session/seal.ts'
 import { memoryStore } from '../../src/core/session/stores/memory.ts'
@@ -62,6 +63,9 @@ export async function startFuzzTarget(kind: 'memory' | 'cookie' = 'memory'): Pro
       BFF_ADMIN_TOKEN: adminToken,
       BFF_API: `/api/=${upstream.url}${UPSTREAM_BASE}`,
       BFF_UPSTREAM_TIMEOUT: '5',
+      // Static files and the SPA fallback are fuzzed too: nothing outside the directory leaks.
+      BFF_SPA_DIR: fileURLToPath(new URL('../../public/', import.meta.url)),
+      BFF_SPA_FALLBACK: 'true',
     },
     { deps: { log: logs.log, ...(store ? { store } : {}) } }
   )

@@ -1,6 +1,6 @@
 /**
- * The Node entry of `npm start`: without BFF_ISSUER it is the demo (an embedded OpenID Provider and a
- * demo API start in the same process); with BFF_ISSUER it is the production server of start.ts.
+ * The Node entry of `npm start`: without BFF_ISSUER it is the demo (an embedded OpenID Provider, a
+ * demo API and the SPA in public/); with BFF_ISSUER it is the production server of start.ts.
  * The published package's command is cli.ts, which never starts the demo.
  */
 import { fileURLToPath } from 'node:url'
@@ -8,6 +8,7 @@ import path from 'node:path'
 import type { Env } from '../../core/config/env.ts'
 import { isProduction, runServer } from './run.ts'
 import { startNode, type NodeServer } from './start.ts'
+import { DEMO_SPA_DIR } from './static.ts'
 
 export { startNode, type NodeServer, type StartOptions } from './start.ts'
 
@@ -16,7 +17,8 @@ async function startDemo(env: Env): Promise<NodeServer> {
   const { startDemoParts } = await import('../../demo/parts.ts')
   const baseUrl = env.BFF_BASE_URL ?? `http://localhost:${Number(env.PORT ?? 3000)}`
   const demo = await startDemoParts(baseUrl, env)
-  const bff = await startNode({ ...env, ...demo.settings })
+  // The demo SPA from public/, unless BFF_SPA_DIR names another.
+  const bff = await startNode({ ...env, ...demo.settings }, { spaDir: DEMO_SPA_DIR })
   return {
     ...bff,
     async close() {

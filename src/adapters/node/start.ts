@@ -1,24 +1,21 @@
 /**
- * The Node server: environment -> config, the chosen session store, the static SPA from public/,
- * and an HTTP listener (`startNode`). No demo parts: those start only from server.ts (`npm start`
- * without BFF_ISSUER), so the published entries never load the embedded IdP.
+ * The Node server: environment -> config, the chosen session store, the SPA's static files
+ * (static.ts), and an HTTP listener (`startNode`). No demo parts: those start only from server.ts
+ * (`npm start` without BFF_ISSUER), so the published entries never load the embedded IdP.
  */
 import { serve, type ServerType } from '@hono/node-server'
-import { serveStatic } from '@hono/node-server/serve-static'
 import { getConnInfo } from '@hono/node-server/conninfo'
 import { Hono } from 'hono'
 import { Redis } from 'ioredis'
 import { Agent } from 'undici'
 import type { IncomingMessage } from 'node:http'
-import { fileURLToPath } from 'node:url'
-import path from 'node:path'
 import { createBff, notFound, type BffDeps } from '../../core/app.ts'
-import type { Config, Env } from '../../core/config/env.ts'
+import { ConfigError, type Config, type Env } from '../../core/config/env.ts'
 import { jsonLogger } from '../../core/observe/log.ts'
-import { PAGE_SECURITY_HEADERS } from '../../core/pages.ts'
 import { withRawHeaders } from './headers.ts'
 import { DEFAULT_REDIS_URL, nodeConfigFromEnv, type NodeSettings } from './settings.ts'
 import { nodeForward } from './upstream.ts'
+import { serveSpa, spaFromEnv } from './static.ts'
 import { maxInlineJsonBytes } from '../../core/session/cookie.ts'
 import { cookieStore } from '../../core/session/stores/cookie.ts'
 import { hybridStore } from '../../core/session/stores/hybrid.ts'
@@ -29,8 +26,6 @@ import {
   redisReplayGuard,
   redisRevocationList,
 } from './redis-coordination.ts'
-
-const PUBLIC_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../public')
 
 export interface NodeServer {
   url: string
@@ -44,7 +39,12 @@ export interface NodeServer {
 export interface StartOptions {
   /** Extra dependencies, e.g. a clock or logger for tests. */
   deps?: BffDeps
-  /** Serve the demo SPA from public/ (default true). */
+  /**
+   * The SPA's directory when BFF_SPA_DIR is unset; the demo passes its public/ (DEMO_SPA_DIR).
+   * Default: none, so production serves no files until BFF_SPA_DIR names them.
+   */
+  spaDir?: string
+  /** `false`: no static files at all, not even BFF_SPA_DIR's (a BFF tested on its own). */
   serveStatic?: boolean
 }
 
@@ -53,8 +53,22 @@ export interface StartOptions {
  * @throws ConfigError naming every bad setting.
  */
 export async function startNode(env: Env, options: StartOptions = {}): Promise<NodeServer> {
-  // Node's settings and the core's options, every problem of both at once.
-  const { config, settings } = nodeConfigFromEnv(env)
+  const { spa, problems: spaProblems } =
+    options.serveStatic === false
+      ? { spa: undefined, problems: [] }
+      : spaFromEnv(env, options.spaDir)
+  // Node's settings, the SPA's and the core's options: every problem of them all at once.
+  let parsed: ReturnType<typeof nodeConfigFromEnv>
+  try {
+    parsed = nodeConfigFromEnv(env)
+  } catch (err) {
+    if (spaProblems.length && err instanceof ConfigError) {
+      throw new ConfigError([...err.problems, ...spaProblems])
+    }
+    throw err
+  }
+  if (spaProblems.length) throw new ConfigError(spaProblems)
+  const { config, settings } = parsed
   const { port, host } = settings
   const closers: Array<() => Promise<unknown>> = []
   // Ends background work (the IdP discovery check's retries) when the server closes.
@@ -82,21 +96,8 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
       ...options.deps,
     })
   )
-  if (options.serveStatic !== false) {
-    app.use('/*', async (c, next) => {
-      await next()
-      // An error page (the 404 below) brings its own, stricter headers.
-      if (c.res.headers.has('Content-Security-Policy')) return
-      for (const [name, value] of Object.entries(PAGE_SECURITY_HEADERS)) {
-        if (name !== 'Content-Security-Policy' && name !== 'Cache-Control') c.header(name, value)
-      }
-      c.header(
-        'Content-Security-Policy',
-        "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-      )
-    })
-    app.use('/*', serveStatic({ root: path.relative(process.cwd(), PUBLIC_DIR) }))
-  }
+  // After the BFF's routes, and never under its own prefixes.
+  if (spa) serveSpa(app, spa, ['/bff/', ...config.api.map((route) => route.prefix)])
   // Not a BFF route, an API prefix or a static file: JSON or a page, as every other error.
   const log = options.deps?.log ?? jsonLogger
   app.notFound((c) => notFound(c, log))

@@ -10,6 +10,7 @@ import { freePort } from '../../helpers/upstream.ts'
 import { rawRequest } from '../../helpers/raw-http.ts'
 import { captureLog } from '../../helpers/capture-log.ts'
 import { startNode } from '../../../src/adapters/node/server.ts'
+import { DEMO_SPA_DIR } from '../../../src/adapters/node/static.ts'
 import { createSealer } from '../../../src/core/session/seal.ts'
 import type { SessionRef } from '../../../src/core/session/types.ts'
 
@@ -134,6 +135,9 @@ describe('npm start without BFF_ISSUER: the demo', () => {
     const page = await jar.get('/')
     expect(page.status).toBe(200)
     expect(await page.text()).toContain('BFF session broker demo')
+    // The demo's SPA is whole: no 404 for the icon a browser asks for by itself.
+    const icon = await jar.get('/favicon.ico')
+    expect([icon.status, icon.headers.get('content-type')]).toEqual([200, 'image/x-icon'])
 
     const login = await jar.get('/bff/login?returnTo=/')
     const atIdp = await loginAtIdp(jar, redirectLocation(login)!, {
@@ -180,7 +184,7 @@ describe('npm start without BFF_ISSUER: the demo', () => {
 
 describe('startNode with the demo SPA: an address nothing serves', () => {
   it('answers after the static files: 404 not_found JSON, or the page with its own strict CSP', async () => {
-    const server = await startNode(PRODUCTION, { deps: { log: () => {} } })
+    const server = await startNode(PRODUCTION, { spaDir: DEMO_SPA_DIR, deps: { log: () => {} } })
     try {
       const app = await fetch(`${server.url}/app.js`)
       expect(app.status).toBe(200)
@@ -257,7 +261,12 @@ describe('closing the server', () => {
     const { log, containing } = captureLog()
     // Nothing listens on port 9: discovery fails and is retried after 1 s, 2 s, …
     const server = await startNode(
-      { ...PRODUCTION, BFF_ISSUER: 'http://127.0.0.1:9', BFF_BASE_URL: 'http://localhost:3000' },
+      {
+        ...PRODUCTION,
+        BFF_ISSUER: 'http://127.0.0.1:9',
+        BFF_BASE_URL: 'http://localhost:3000',
+        BFF_SPA_DIR: 'public',
+      },
       { deps: { log } }
     )
     // An idle kept-alive connection (fetch keeps it for seconds) must not delay the close.
