@@ -423,6 +423,59 @@ describe('session cookie', () => {
       await https.close()
     }
   })
+  it('on https, takes only its __Host- cookies: a plain-named copy or a tampered chunk is no session', async () => {
+    // Small lines, so the session is chunked.
+    const https = await startStack({
+      baseUrl: 'https://app.example.test',
+      env: { BFF_COOKIE_MAX_BYTES: '1024' },
+    })
+    try {
+      const jar = https.jar()
+      expect((await https.login(jar)).status).toBe(302)
+      const hostOnly = (lines: string[]) => {
+        for (const line of lines) {
+          expect(line).toMatch(/^__Host-bff/)
+          const attributes = line.split('; ').slice(1)
+          expect(attributes).toEqual(expect.arrayContaining(['Secure', 'Path=/', 'HttpOnly']))
+          expect(line).not.toMatch(/Domain=/i)
+        }
+      }
+      hostOnly(jar.lastSetCookies)
+      const session = Object.entries(jar.cookies(https.url)).filter(([name]) =>
+        /^__Host-bff(\.\d+)?$/.test(name)
+      )
+      expect(session.length).toBeGreaterThan(1)
+
+      // A sibling subdomain can plant cookies only with Domain=, and browsers refuse a __Host-
+      // name with it: plain names are all it can plant. Even the real seal under them is nothing.
+      const shadow = https.jar()
+      for (const [name, value] of session) {
+        shadow.setCookie(https.url, `${name.slice('__Host-'.length)}=${value}; Path=/`)
+      }
+      expect((await shadow.get('/bff/user', { headers: CSRF })).status).toBe(401)
+
+      const tampered = https.jar()
+      for (const [i, [name, value]] of session.entries()) {
+        const last = i === session.length - 1
+        const changed = last
+          ? value.slice(0, 5) + (value[5] === 'A' ? 'B' : 'A') + value.slice(6)
+          : value
+        tampered.setCookie(https.url, `${name}=${changed}; Path=/; Secure`)
+      }
+      expect((await tampered.get('/bff/user', { headers: CSRF })).status).toBe(401)
+      // ...and every chunk of it is cleared, with the same attributes.
+      expect(tampered.lastSetCookies).toHaveLength(session.length)
+      hostOnly(tampered.lastSetCookies)
+
+      // The real session was alive all along; logging out clears it and marks the browser.
+      expect((await jar.get('/bff/user', { headers: CSRF })).status).toBe(200)
+      expect((await jar.post('/bff/logout', { headers: CSRF })).status).toBe(302)
+      expect(jar.lastSetCookies.map((line) => line.split('=')[0])).toContain('__Host-bff-out')
+      hostOnly(jar.lastSetCookies)
+    } finally {
+      await https.close()
+    }
+  })
 })
 
 describe('bad input never becomes a 500', () => {
@@ -444,6 +497,18 @@ describe('bad input never becomes a 500', () => {
       expect(typeof body.error).toBe('string')
       expect(typeof body.message).toBe('string')
     }
+  })
+
+  it('takes a planted cookie whose name it could not have written for none of its own', async () => {
+    const jar = stack.jar()
+    // Past the transaction limits, so login would delete them if they counted as its own.
+    for (let i = 0; i < 6; i++) jar.setCookie(stack.url, `bff-tx.(${i})=${'x'.repeat(900)}; Path=/`)
+    const start = await jar.get('/bff/login')
+    expect(start.status).toBe(302)
+    expect(jar.lastSetCookies.filter((line) => line.startsWith('bff-tx.('))).toEqual([])
+    const callback = await jar.get('/bff/callback?state=(1)&code=x', { headers: CSRF })
+    expect(callback.status).toBe(400)
+    expect(await callback.json()).toMatchObject({ error: 'invalid_callback' })
   })
 
   it('reports store health', async () => {

@@ -6,12 +6,16 @@
  * makes the BFF call the IdP's token endpoint again.
  */
 import { Hono } from 'hono'
-import { getCookie } from 'hono/cookie'
 import { BffError } from '../errors.ts'
 import { subjectHash } from '../observe/log.ts'
 import { AuthorizationError } from '../oidc/errors.ts'
 import { cookieNames, isSecureOrigin } from '../session/cookie-names.ts'
-import { serializeCookie } from '../session/cookie.ts'
+import {
+  appendSetCookie,
+  isCookieName,
+  requestCookies,
+  serializeCookie,
+} from '../session/cookie.ts'
 import type { BffEnv } from '../hono-env.ts'
 import type { Session } from '../session/types.ts'
 import type { BffServices } from '../services.ts'
@@ -37,11 +41,11 @@ export function callbackRoute(s: BffServices) {
     const state = c.req.query('state')
     if (!state) throw invalidCallback('missing_state')
     const txName = transactionCookieName(baseUrl, state)
-    const sealedTx = getCookie(c, txName)
+    const cookies = requestCookies(c)
+    // A state the BFF made (base64url) always names a cookie; any other names none of its logins.
+    const sealedTx = isCookieName(txName) ? cookies[txName] : undefined
     if (sealedTx) {
-      c.header('Set-Cookie', serializeCookie(txName, '', { secure, sameSite: 'Lax', maxAge: 0 }), {
-        append: true,
-      })
+      appendSetCookie(c, serializeCookie(txName, '', { secure, sameSite: 'Lax', maxAge: 0 }))
     }
     const tx = sealedTx ? await s.sealer.unseal<LoginTransactionCookie>(sealedTx) : null
     if (!tx) throw invalidCallback('no_login_in_progress')
@@ -113,17 +117,9 @@ export function callbackRoute(s: BffServices) {
     await s.sessions.create(c, session)
     c.header('Cache-Control', 'no-store')
     const loggedOut = cookieNames(baseUrl).loggedOut
-    if (getCookie(c, loggedOut)) {
+    if (cookies[loggedOut]) {
       // Logged in again: silent logins may keep this session going from now on.
-      c.header(
-        'Set-Cookie',
-        serializeCookie(loggedOut, '', {
-          secure: isSecureOrigin(baseUrl),
-          sameSite: 'Lax',
-          maxAge: 0,
-        }),
-        { append: true }
-      )
+      appendSetCookie(c, serializeCookie(loggedOut, '', { secure, sameSite: 'Lax', maxAge: 0 }))
     }
     s.log('info', 'login.success', {
       sub: await subjectHash(session.sub),

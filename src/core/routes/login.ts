@@ -1,10 +1,14 @@
 /** `GET /bff/login`: starts the authorization code flow with PKCE (S256), state and nonce. */
 import { Hono } from 'hono'
-import { getCookie } from 'hono/cookie'
 import { BffError } from '../errors.ts'
 import { cookieNames, isSecureOrigin } from '../session/cookie-names.ts'
 import { safeReturnTo } from '../policy/return-to.ts'
-import { serializeCookie } from '../session/cookie.ts'
+import {
+  appendSetCookie,
+  isCookieName,
+  requestCookies,
+  serializeCookie,
+} from '../session/cookie.ts'
 import { sealExpiresAt } from '../session/seal.ts'
 import type { BffServices } from '../services.ts'
 
@@ -53,7 +57,8 @@ export function loginRoute(s: BffServices) {
         `prompt must be one of ${[...ALLOWED_PROMPTS].join(', ')}.`
       )
     }
-    if (prompt === 'none' && getCookie(c, cookieNames(baseUrl).loggedOut)) {
+    const cookies = requestCookies(c)
+    if (prompt === 'none' && cookies[cookieNames(baseUrl).loggedOut]) {
       // Logged out in this browser: a silent login could only bring back the login the user
       // just ended (at an IdP that keeps it). Answered as the IdP would, without asking it.
       const target = new URL(returnTo, baseUrl)
@@ -80,9 +85,9 @@ export function loginRoute(s: BffServices) {
 
     // Logins under way in other tabs stay valid; past the count or byte limit (abandoned ones
     // pile up), the oldest make room for this one.
-    const cookies = getCookie(c)
     const pending = Object.keys(cookies)
-      .filter((name) => name.startsWith(txPrefix))
+      // A name the BFF could not have written is not one of its transactions.
+      .filter((name) => name.startsWith(txPrefix) && isCookieName(name))
       .sort((a, b) => sealExpiresAt(cookies[a]!) - sealExpiresAt(cookies[b]!))
     let kept = 1
     let bytes = size(txName, sealed)
@@ -93,17 +98,13 @@ export function loginRoute(s: BffServices) {
       if (++kept <= MAX_TRANSACTIONS && bytes <= TRANSACTION_COOKIES_MAX_BYTES) continue
       // From here on, this and every older one go.
       bytes = Infinity
-      c.header('Set-Cookie', serializeCookie(name, '', { secure, sameSite: 'Lax', maxAge: 0 }), {
-        append: true,
-      })
+      appendSetCookie(c, serializeCookie(name, '', { secure, sameSite: 'Lax', maxAge: 0 }))
     }
     // SameSite=Lax: the IdP's redirect back is a cross-site top-level navigation, which Strict would strip.
-    const cookie = serializeCookie(txName, sealed, {
-      secure,
-      sameSite: 'Lax',
-      maxAge: TRANSACTION_TTL_SECONDS,
-    })
-    c.header('Set-Cookie', cookie, { append: true })
+    appendSetCookie(
+      c,
+      serializeCookie(txName, sealed, { secure, sameSite: 'Lax', maxAge: TRANSACTION_TTL_SECONDS })
+    )
     c.header('Cache-Control', 'no-store')
     s.log('info', 'login.start', { prompt })
     return c.redirect(request.url.href, 302)

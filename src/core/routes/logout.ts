@@ -10,7 +10,7 @@ import { errorReason, subjectHash } from '../observe/log.ts'
 import { constantTimeEqual } from '../policy/constant-time.ts'
 import { cookieNames, isSecureOrigin } from '../session/cookie-names.ts'
 import { csrfGuard } from '../policy/csrf.ts'
-import { serializeCookie } from '../session/cookie.ts'
+import { appendSetCookie, serializeCookie } from '../session/cookie.ts'
 import type { BffEnv } from '../hono-env.ts'
 import type { Session } from '../session/types.ts'
 import type { BffServices } from '../services.ts'
@@ -24,14 +24,13 @@ export function logoutRoute(s: BffServices) {
     // An IdP without an end-session endpoint (django-oauth-toolkit) keeps its login alive, and the
     // SPA's silent login on the landing page would sign the user straight back in: silent logins
     // stop here until the user logs in for real (the callback clears this).
-    c.header(
-      'Set-Cookie',
+    appendSetCookie(
+      c,
       serializeCookie(cookieNames(baseUrl).loggedOut, '1', {
         secure: isSecureOrigin(baseUrl),
         sameSite: 'Lax',
         maxAge: s.config.sessionLifetimeSeconds,
-      }),
-      { append: true }
+      })
     )
     if (session) s.log('info', 'logout', { sub: await subjectHash(session.sub) })
     if (session?.refreshToken) {

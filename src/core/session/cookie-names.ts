@@ -6,16 +6,18 @@ export interface CookieNames {
 }
 
 /**
+ * Every cookie name of the BFF starts with one of these (the first on https): the only cookies of
+ * a request it reads, so a site's other cookies cost it nothing.
+ */
+export const COOKIE_PREFIXES = ['__Host-bff', 'bff'] as const
+
+/**
  * Cookie names follow the origin's scheme: on https the `__Host-` prefix makes the browser insist on
  * `Secure`, `Path=/` and no `Domain`, so a sibling subdomain cannot plant or shadow our cookies.
  */
 export function cookieNames(baseUrl: string): CookieNames {
-  const secure = isSecureOrigin(baseUrl)
-  return {
-    session: secure ? '__Host-bff' : 'bff',
-    transaction: secure ? '__Host-bff-tx' : 'bff-tx',
-    loggedOut: secure ? '__Host-bff-out' : 'bff-out',
-  }
+  const base = isSecureOrigin(baseUrl) ? COOKIE_PREFIXES[0] : COOKIE_PREFIXES[1]
+  return { session: base, transaction: `${base}-tx`, loggedOut: `${base}-out` }
 }
 
 export function isSecureOrigin(baseUrl: string): boolean {

@@ -1,5 +1,7 @@
 import type { Context } from 'hono'
-import { getCookie } from 'hono/cookie'
+import { generateCookie } from 'hono/cookie'
+import type { CookieOptions } from 'hono/utils/cookie'
+import { COOKIE_PREFIXES } from './cookie-names.ts'
 
 /**
  * Browsers drop cookies whose name, value and attributes pass 4096 bytes. Values above this size
@@ -8,6 +10,13 @@ import { getCookie } from 'hono/cookie'
 export const CHUNK_SIZE = 3800
 /** A sealed session that needs more chunks than this is refused rather than sent. */
 export const MAX_CHUNKS = 8
+/** Browsers cap Max-Age at 400 days (RFC 6265bis), and hono's serializer refuses more. */
+const MAX_AGE_SECONDS = 400 * 24 * 3600
+const HOST_PREFIX = '__Host-'
+/** What `encodeURIComponent` leaves alone. Seals (base64url, `*`, `~`, `.`) are all of it. */
+const COOKIE_SAFE = /^[\w.!~*'()-]*$/
+/** Cookie names hono can write (RFC 6265 tokens). */
+const COOKIE_NAME = /^[\w!#$%&'*.^`|~+-]+$/
 
 export interface CookieAttributes {
   secure: boolean
@@ -25,17 +34,58 @@ export function appendSetCookie(c: Context, line: string): void {
   else c.header('Set-Cookie', line, { append: true })
 }
 
+/**
+ * One `HttpOnly`, `Path=/` Set-Cookie line, written by hono's serializer. A `__Host-` name goes
+ * through its `host` prefix, which always adds `Secure` and `Path=/` and never a `Domain`, so the
+ * browser cannot refuse the cookie (nor a sibling subdomain shadow it) whatever `attrs` say.
+ * Values must be what hono's URL-encoding leaves as it is, as seals are: the line is then the
+ * bytes the budgets count, and the value reads back as written. Others are refused.
+ */
 export function serializeCookie(name: string, value: string, attrs: CookieAttributes): string {
-  let line = `${name}=${value}; Path=/; Max-Age=${Math.max(0, Math.floor(attrs.maxAge))}; HttpOnly`
-  if (attrs.secure) line += '; Secure'
-  return `${line}; SameSite=${attrs.sameSite}`
+  if (!COOKIE_SAFE.test(value)) {
+    throw new TypeError(`the value of cookie ${name} is not cookie-safe`)
+  }
+  const options: CookieOptions = {
+    path: '/',
+    maxAge: Math.min(MAX_AGE_SECONDS, Math.max(0, Math.floor(attrs.maxAge))),
+    httpOnly: true,
+    secure: attrs.secure,
+    sameSite: attrs.sameSite,
+  }
+  return name.startsWith(HOST_PREFIX)
+    ? generateCookie(name.slice(HOST_PREFIX.length), value, { ...options, prefix: 'host' })
+    : generateCookie(name, value, options)
 }
 
-/** The value of a possibly chunked cookie, or undefined when absent or incomplete. */
+/** Whether `name` can be written as a cookie name; a name that cannot is not one of ours. */
+export function isCookieName(name: string): boolean {
+  return COOKIE_NAME.test(name)
+}
+
+const parsed = new WeakMap<Request, Readonly<Record<string, string>>>()
+const NO_COOKIES: Readonly<Record<string, string>> = Object.freeze(Object.create(null))
+
+/**
+ * The request's cookies of the BFF (names starting with one of `COOKIE_PREFIXES`), name -> value
+ * as sent (see `cookiesNamed`). Parsed once per request, however many parts ask: the session and
+ * its chunks, login transactions, the logged-out marker.
+ */
+export function requestCookies(c: Context): Readonly<Record<string, string>> {
+  let jar = parsed.get(c.req.raw)
+  if (!jar) {
+    const header = c.req.header('Cookie')
+    jar = header ? cookiesNamed(header, COOKIE_PREFIXES) : NO_COOKIES
+    parsed.set(c.req.raw, jar)
+  }
+  return jar
+}
+
+/**
+ * The value of a possibly chunked cookie of the BFF (see `requestCookies`), or undefined when
+ * absent or incomplete.
+ */
 export function readChunkedCookie(c: Context, name: string): string | undefined {
-  const header = c.req.header('Cookie')
-  if (!header) return undefined
-  const jar = cookiesNamed(header, name)
+  const jar = requestCookies(c)
   const first = jar[name]
   if (!first) return undefined
   let value = first
@@ -48,21 +98,27 @@ export function readChunkedCookie(c: Context, name: string): string | undefined 
 }
 
 /**
- * The cookies of a Cookie header whose names start with `prefix`, the first of each name winning,
- * unquoted, otherwise as sent. The session cookie is a 3 KB seal on every request, and a general
- * parser (hono's) checks every character against the cookie grammar and URI-decodes it: ~4 µs a
- * request where this takes under 1. Nothing is lost: a value that is not a seal fails to unseal.
+ * The cookies of a Cookie header whose names start with `prefix` (or one of several; `''` for
+ * all), the first of each name winning, unquoted, otherwise as sent: what hono's parser answers
+ * for the values the BFF writes (test/core/session/cookie.test.ts checks it). The session cookie
+ * is a 3–8 KB seal on every request, and hono's parser checks every character against the cookie
+ * grammar and URI-decodes it: ~8 µs for 6 KB of cookies where this takes under 1. Nothing is
+ * lost: a value that is not a seal fails to unseal, and the BFF's own values have nothing to decode.
  */
-export function cookiesNamed(header: string, prefix: string): Record<string, string> {
+export function cookiesNamed(
+  header: string,
+  prefix: string | readonly string[]
+): Record<string, string> {
   const found: Record<string, string> = Object.create(null)
-  if (!header.includes(prefix)) return found
+  const prefixes = typeof prefix === 'string' ? [prefix] : prefix
+  if (!prefixes.some((p) => header.includes(p))) return found
   for (let start = 0; start < header.length;) {
     let end = header.indexOf(';', start)
     if (end === -1) end = header.length
     const eq = header.indexOf('=', start)
     if (eq !== -1 && eq < end) {
       const key = header.slice(start, eq).trim()
-      if (key.startsWith(prefix) && !(key in found)) {
+      if (!(key in found) && startsWithAny(key, prefixes)) {
         let value = header.slice(eq + 1, end).trim()
         if (value.startsWith('"') && value.endsWith('"')) {
           value = value.slice(1, -1)
@@ -73,6 +129,11 @@ export function cookiesNamed(header: string, prefix: string): Record<string, str
     start = end + 1
   }
   return found
+}
+
+function startsWithAny(key: string, prefixes: readonly string[]): boolean {
+  for (const prefix of prefixes) if (key.startsWith(prefix)) return true
+  return false
 }
 
 /** Limits on what one response may set: per Set-Cookie line, and all lines together. */
@@ -129,7 +190,7 @@ export function deleteChunkedCookie(
 }
 
 function deleteChunks(c: Context, name: string, attrs: CookieAttributes, from: number) {
-  const jar = getCookie(c)
+  const jar = requestCookies(c)
   for (let i = from; i < MAX_CHUNKS; i++) {
     const chunk = chunkName(name, i)
     if (jar[chunk] === undefined) continue

@@ -2,7 +2,7 @@ import { Hono } from 'hono'
 import { describe, expect, it } from 'vitest'
 import { BffError } from '../../../src/core/errors.ts'
 import { checkCsrf, csrfGuard } from '../../../src/core/policy/csrf.ts'
-import { cookieNames } from '../../../src/core/session/cookie-names.ts'
+import { COOKIE_PREFIXES, cookieNames } from '../../../src/core/session/cookie-names.ts'
 import { safeReturnTo } from '../../../src/core/policy/return-to.ts'
 
 const BASE = 'https://app.example.com'
@@ -116,6 +116,17 @@ describe('cookieNames', () => {
       transaction: 'bff-tx',
       loggedOut: 'bff-out',
     })
+  })
+
+  it('starts every name with a prefix the BFF reads (the only cookies it parses)', () => {
+    for (const [base, prefix] of [
+      ['https://app.example.com', '__Host-bff'],
+      ['http://localhost:3000', 'bff'],
+    ] as const) {
+      expect(COOKIE_PREFIXES).toContain(prefix)
+      for (const name of Object.values(cookieNames(base)))
+        expect(name.startsWith(prefix)).toBe(true)
+    }
   })
 })
 
