@@ -25,6 +25,20 @@ export const PAGE_SECURITY_HEADERS: Readonly<Record<string, string>> = {
   'Cache-Control': 'no-store',
 }
 
+/**
+ * Headers for the SPA's own files, on Node and Workers alike: the error pages' protections, but a
+ * CSP that lets the SPA load its scripts and styles from its origin, and caching left to the files.
+ */
+export const SPA_SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  ...Object.fromEntries(
+    Object.entries(PAGE_SECURITY_HEADERS).filter(
+      ([name]) => name !== 'Content-Security-Policy' && name !== 'Cache-Control'
+    )
+  ),
+  'Content-Security-Policy':
+    "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+}
+
 /** A way on from an error page; the first one a page offers is drawn as its main action. */
 export interface PageLink {
   /** A same-origin path. @example '/bff/login' */

@@ -16,9 +16,7 @@ import { withRawHeaders } from './headers.ts'
 import { DEFAULT_REDIS_URL, nodeConfigFromEnv, type NodeSettings } from './settings.ts'
 import { nodeForward } from './upstream.ts'
 import { serveSpa, spaFromEnv } from './static.ts'
-import { maxInlineJsonBytes } from '../../core/session/cookie.ts'
-import { cookieStore } from '../../core/session/stores/cookie.ts'
-import { hybridStore } from '../../core/session/stores/hybrid.ts'
+import { sharedCookieStore } from '../../core/session/stores/hybrid.ts'
 import { redisSessionKeyPrefix, redisStore } from './redis-store.ts'
 import { redisSessionCache } from './redis-cache.ts'
 import {
@@ -190,17 +188,10 @@ async function nodeDeps(
       config.sessionStore === 'redis'
         ? server
         : // Cookie mode with Redis at hand: sessions too large for the cookie go to Redis.
-          hybridStore({
-            cookie: cookieStore({
-              now,
-              maxLifetimeSeconds: config.sessionLifetimeSeconds,
-              revocations: redisRevocationList(redis, lists),
-            }),
+          sharedCookieStore(config, {
             server,
-            maxInlineBytes: maxInlineJsonBytes({
-              maxCookieBytes: config.cookieMaxBytes,
-              maxTotalBytes: config.cookieTotalBytes,
-            }),
+            revocations: redisRevocationList(redis, lists),
+            now,
             log,
           }),
   }

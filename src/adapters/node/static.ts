@@ -11,7 +11,7 @@ import { accessSync, constants, statSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Env } from '../../core/config/env.ts'
-import { PAGE_SECURITY_HEADERS } from '../../core/pages.ts'
+import { SPA_SECURITY_HEADERS } from '../../core/pages.ts'
 
 /** The demo SPA in the package's `public/`. */
 export const DEMO_SPA_DIR = path.resolve(
@@ -68,17 +68,11 @@ export function serveSpa(app: Hono, spa: SpaSettings, reserved: readonly string[
   app.use('/*', spaFiles(spa, reserved))
 }
 
-// The SPA loads scripts and styles from its own origin only, and no other site may frame it.
-const SPA_CSP = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-
 const spaHeaders: MiddlewareHandler = async (c, next) => {
   await next()
   // An error page (the 404 page) brings its own, stricter headers.
   if (c.res.headers.has('Content-Security-Policy')) return
-  for (const [name, value] of Object.entries(PAGE_SECURITY_HEADERS)) {
-    if (name !== 'Content-Security-Policy' && name !== 'Cache-Control') c.header(name, value)
-  }
-  c.header('Content-Security-Policy', SPA_CSP)
+  for (const [name, value] of Object.entries(SPA_SECURITY_HEADERS)) c.header(name, value)
 }
 
 function spaFiles(spa: SpaSettings, reserved: readonly string[]): MiddlewareHandler {

@@ -10,10 +10,8 @@ import { Hono, type ExecutionContext } from 'hono'
 import { createBff, notFound } from '../../core/app.ts'
 import { ConfigError, optionsFromEnv, type Config } from '../../core/config/env.ts'
 import { jsonLogger } from '../../core/observe/log.ts'
-import { PAGE_SECURITY_HEADERS } from '../../core/pages.ts'
-import { maxInlineJsonBytes } from '../../core/session/cookie.ts'
-import { cookieStore } from '../../core/session/stores/cookie.ts'
-import { hybridStore } from '../../core/session/stores/hybrid.ts'
+import { SPA_SECURITY_HEADERS } from '../../core/pages.ts'
+import { sharedCookieStore } from '../../core/session/stores/hybrid.ts'
 import { type SessionObjectEnv } from './bindings.ts'
 import {
   durableObjectRefreshCoordinator,
@@ -99,17 +97,10 @@ function build(env: WorkerEnv): WorkerApp | ConfigError {
     // As on Node with Redis: what one isolate learns (revocations, the newest generation, a
     // refresh) holds in all of them, and a session too large for the cookie budget is kept in its
     // object while the cookie carries only its id.
-    store = hybridStore({
-      cookie: cookieStore({
-        now,
-        maxLifetimeSeconds: config.sessionLifetimeSeconds,
-        revocations: durableObjectRevocations(env),
-      }),
+    store = sharedCookieStore(config, {
       server: durableObjectStore(env),
-      maxInlineBytes: maxInlineJsonBytes({
-        maxCookieBytes: config.cookieMaxBytes,
-        maxTotalBytes: config.cookieTotalBytes,
-      }),
+      revocations: durableObjectRevocations(env),
+      now,
       log: jsonLogger,
     })
     refreshCoordinator = durableObjectRefreshCoordinator(env, 'cookie')
@@ -134,15 +125,8 @@ function build(env: WorkerEnv): WorkerApp | ConfigError {
     const asset = await c.env.ASSETS.fetch(c.req.raw)
     if (asset.status === 404) return notFound(c, jsonLogger)
     const response = new Response(asset.body, asset) // assets' headers are immutable
-    for (const [name, value] of Object.entries(PAGE_SECURITY_HEADERS)) {
-      if (name !== 'Content-Security-Policy' && name !== 'Cache-Control') {
-        response.headers.set(name, value)
-      }
-    }
-    response.headers.set(
-      'Content-Security-Policy',
-      "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-    )
+    for (const [name, value] of Object.entries(SPA_SECURITY_HEADERS))
+      response.headers.set(name, value)
     return response
   })
   return worker

@@ -28,7 +28,55 @@ export interface RouteOptions {
    * @example 'https://orders.internal/v1/'
    */
   upstream: string | URL
+  /**
+   * Methods this route proxies; TRACE, CONNECT and WebDAV methods never. Others answer 405
+   * `method_not_allowed` with `Allow`.
+   * @default ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']
+   */
+  methods?: readonly string[]
+  /**
+   * Which token the upstream gets: `user` (a session is required), `optional` (the user's token
+   * when there is a session), `none` (no token, no session needed), `client` (the BFF's own
+   * client-credentials token), `exchange` (RFC 8693: the user's token exchanged for one for
+   * `resource`).
+   * @default 'user'
+   */
+  token?: TokenMode
+  /** Only sessions from these IdPs (by name); others get 403 `forbidden`. @example ['corp'] */
+  idps?: readonly string[]
+  /**
+   * Normalised claims the user must have: a string or boolean must equal the claim (or be in it,
+   * when the claim is an array); an array means any of them. Else 403 `forbidden`.
+   * @example { roles: 'admin', email_verified: true }
+   */
+  require?: Readonly<Record<string, ClaimRequirement>>
+  /**
+   * Scopes the token must carry (`user`/`exchange`: granted to the session, else 403
+   * `insufficient_scope`); for `client`, the scopes requested. @example ['orders:read']
+   */
+  scopes?: readonly string[]
+  /** Step-up: the session's `acr` must be one of these, else 401 `step_up_required`. @example 'mfa' */
+  acr?: string | readonly string[]
+  /** Step-up: the user must have authenticated within this many seconds. @example 300 */
+  maxAge?: number
+  /** RFC 8707 resource (audience) the token is for. @example 'https://orders.example' */
+  resource?: string
+  /** WebSocket upgrades allowed on this route. @default false */
+  websocket?: boolean
+  /** An external policy decision point (OPA's REST shape) asked before each call. */
+  authorize?: { url: string | URL; cacheSeconds?: number }
+  /**
+   * Mutual TLS to the upstream: PEM texts (Node), or on Workers the name of an
+   * `mtls_certificates` binding.
+   */
+  tls?: { cert?: string; key?: string; ca?: string; binding?: string }
 }
+
+/** What a route's upstream gets as its bearer token; see `RouteOptions.token`. */
+export type TokenMode = 'user' | 'optional' | 'none' | 'client' | 'exchange'
+
+/** A required claim value: equal (or contained, for array claims); an array means any of. */
+export type ClaimRequirement = string | boolean | readonly (string | boolean)[]
 
 /**
  * Options of `createBff(options, deps)`. Durations are in seconds, sizes in bytes. Every option
@@ -156,6 +204,18 @@ export interface ApiRoute {
   prefix: string
   /** Upstream base URL, always ending with `/`; the part of the path after `prefix` is appended. */
   upstream: URL
+  /** The route's policy, resolved; absent keys mean the defaults of `RouteOptions`. */
+  methods?: ReadonlySet<string>
+  token?: TokenMode
+  idps?: readonly string[]
+  require?: Readonly<Record<string, ClaimRequirement>>
+  scopes?: readonly string[]
+  acr?: readonly string[]
+  maxAge?: number
+  resource?: string
+  websocket?: boolean
+  authorize?: { url: URL; cacheSeconds: number }
+  tls?: { cert?: string; key?: string; ca?: string; binding?: string }
 }
 
 /**

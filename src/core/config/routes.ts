@@ -4,6 +4,7 @@
  * fragment, no prefix twice; sorted longest prefix first.
  */
 import type { ApiRoute } from './options.ts'
+import { checkPolicy } from './route-policy.ts'
 
 /** Where a problem is: an option and, inside it, an index or key, e.g. `['routes', 1, 'prefix']`. */
 export type Path = readonly (string | number)[]
@@ -59,7 +60,10 @@ export function checkRoutes(entries: unknown, bad: Report): ApiRoute[] {
     const route = parseRoute(prefix.trim(), upstreamText.trim(), routes, (key, why) =>
       bad(['routes', i, key], why)
     )
-    if (route) routes.push(route)
+    const policy = checkPolicy(entry as Record<string, unknown>, (path, why) =>
+      bad(['routes', i, ...path], why)
+    )
+    if (route) routes.push(Object.freeze({ ...route, ...policy }))
   })
   // Longest prefix first, so "/api/v2/" wins over "/api/".
   return routes.sort((a, b) => b.prefix.length - a.prefix.length)

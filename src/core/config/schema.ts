@@ -28,11 +28,96 @@ export const IdpSchema = v.strictObject({
     )
   ),
   label: v.optional(text('Name shown on a login chooser.')),
+  claims: v.optional(
+    v.pipe(
+      v.record(v.string(), text('A dot path into the ID token / userinfo claims.')),
+      v.description('Normalised claim name -> dot path, e.g. { "roles": "realm_access.roles" }.')
+    )
+  ),
 })
+
+const list = (description: string) =>
+  v.pipe(
+    v.array(text('A value.'), 'must be an array of strings'),
+    v.minLength(1, 'must not be empty'),
+    v.description(description)
+  )
+const flag = (description: string) =>
+  v.pipe(v.boolean('must be true or false'), v.description(description))
+const seconds = (description: string) =>
+  v.pipe(
+    v.number('must be a number'),
+    v.integer('must be a whole number'),
+    v.minValue(0, 'must be 0 or more'),
+    v.description(description)
+  )
+const claimValue = v.union(
+  [v.string(), v.boolean()],
+  'must be a string, a boolean or an array of them'
+)
 
 export const RouteSchema = v.strictObject({
   prefix: text('Path prefix on the BFF, e.g. "/api/"; a plain path, not under /bff.'),
   upstream: text('Upstream base URL (http or https, no credentials, query or fragment).'),
+  methods: v.optional(
+    list(
+      'Methods proxied; default GET, HEAD, POST, PUT, PATCH, DELETE. Never TRACE, CONNECT or WebDAV.'
+    )
+  ),
+  token: v.optional(
+    v.pipe(
+      v.picklist(
+        ['user', 'optional', 'none', 'client', 'exchange'],
+        'must be one of user, optional, none, client, exchange'
+      ),
+      v.description(
+        'user (default: a session is required), optional, none (no token), client (the BFF\'s client-credentials token), exchange (RFC 8693, for "resource").'
+      )
+    )
+  ),
+  idps: v.optional(list('Only sessions from these IdPs (403 forbidden otherwise).')),
+  require: v.optional(
+    v.pipe(
+      v.record(
+        v.string(),
+        v.union(
+          [claimValue, v.pipe(v.array(claimValue), v.minLength(1, 'must not be empty'))],
+          'must be a string, a boolean or an array of them'
+        ),
+        'must be an object of claim name -> value'
+      ),
+      v.description(
+        'Normalised claims the user must have: a value equals (or is in an array claim); an array means any of.'
+      )
+    )
+  ),
+  scopes: v.optional(list('Scopes the token must carry (client: the scopes requested).')),
+  acr: v.optional(
+    v.pipe(
+      v.union(
+        [text('An acr value.'), list('acr values.')],
+        'must be a string or an array of strings'
+      ),
+      v.description("Step-up: the session's acr must be one of these (401 step_up_required).")
+    )
+  ),
+  maxAge: v.optional(seconds('Step-up: the user authenticated within this many seconds.')),
+  resource: v.optional(text('RFC 8707 resource the token is for (absolute URI).')),
+  websocket: v.optional(flag('WebSocket upgrades allowed on this route.')),
+  authorize: v.optional(
+    v.strictObject({
+      url: text('The policy decision point (OPA REST shape), http(s).'),
+      cacheSeconds: v.optional(seconds('How long a decision is kept per session and route.')),
+    })
+  ),
+  tls: v.optional(
+    v.strictObject({
+      cert: v.optional(text('Client certificate (PEM), usually "${NAME}".')),
+      key: v.optional(text('Client private key (PEM), usually "${NAME}".')),
+      ca: v.optional(text('CA certificate(s) the upstream is checked against (PEM).')),
+      binding: v.optional(text('Workers: the mtls_certificates binding to use.')),
+    })
+  ),
 })
 
 /** IdP names end up in paths (`/bff/callback/<name>`): keep them plain. */

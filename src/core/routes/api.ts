@@ -1,7 +1,8 @@
 /**
- * `ANY <prefix>*` for each `BFF_API` route: CSRF check, the route's methods, session, a fresh
- * access token, then the upstream call. Requests outside every prefix fall through to whatever
- * the host app mounts next.
+ * `ANY <prefix>*` for each route, its policy checked in DESIGN's order before anything reaches the
+ * upstream: CSRF, the route's methods, the token mode (session, fresh token), then the user's
+ * access (IdPs, claims, scopes, step-up, an external policy point), then the upstream call with the
+ * route's token. Requests outside every prefix fall through to whatever the host app mounts next.
  */
 import type { MiddlewareHandler } from 'hono'
 import { BffError } from '../errors.ts'
@@ -37,10 +38,13 @@ export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
     }
     const target = upstreamUrl(route, url)
 
+    // Token mode `user` (the default): a session is required, its access token kept fresh.
     const session = await s.sessions.load(c)
     if (!session) throw new BffError(401, 'unauthenticated', 'Not logged in.')
     const result = await freshSession(s, c, session)
     if (result.kind === 'error') throw result.error
+    // Access: IdPs, claims, scopes, step-up (policy/access.ts), then the policy point.
+    // Token: per route (tokens/route-token.ts): the user's, a resource's, the client's, exchanged.
 
     const upstream = await s.forward(c, target, {
       accessToken: result.session.accessToken,

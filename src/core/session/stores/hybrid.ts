@@ -4,7 +4,10 @@
  * carries only its id. The rest of the BFF sees one store.
  */
 import type { Logger } from '../../observe/log.ts'
+import { maxInlineJsonBytes } from '../cookie.ts'
+import type { RevocationList } from '../revocations.ts'
 import type { Session, SessionStore } from '../types.ts'
+import { cookieStore } from './cookie.ts'
 
 export interface HybridStoreOptions {
   cookie: SessionStore
@@ -79,4 +82,28 @@ export function hybridStore(options: HybridStoreOptions): SessionStore {
       await Promise.all([cookie.ping(), server.ping()])
     },
   }
+}
+
+/**
+ * The `cookie` store as both runtimes compose it when a shared server store is at hand (Redis on
+ * Node, Durable Objects on Workers): what one instance revokes holds in all of them, and a session
+ * too large for the cookie budget is kept in `server` while the cookie carries its id.
+ */
+export function sharedCookieStore(
+  config: { sessionLifetimeSeconds: number; cookieMaxBytes: number; cookieTotalBytes: number },
+  parts: { server: SessionStore; revocations: RevocationList; now?: () => number; log?: Logger }
+): SessionStore {
+  return hybridStore({
+    cookie: cookieStore({
+      now: parts.now,
+      maxLifetimeSeconds: config.sessionLifetimeSeconds,
+      revocations: parts.revocations,
+    }),
+    server: parts.server,
+    maxInlineBytes: maxInlineJsonBytes({
+      maxCookieBytes: config.cookieMaxBytes,
+      maxTotalBytes: config.cookieTotalBytes,
+    }),
+    log: parts.log,
+  })
 }
