@@ -3,6 +3,8 @@
  * (introspection only), in oidc-provider's client metadata format.
  */
 
+import { TOKEN_EXCHANGE } from './idp-grants.ts'
+
 /** OAuth 2.0 / OIDC client metadata in oidc-provider's (snake_case, registration) format. */
 export interface ClientMetadata {
   client_id: string
@@ -32,8 +34,9 @@ export const DEFAULT_REDIRECT_URIS = [
 ]
 
 /**
- * Metadata of a confidential BFF client: client_secret_basic, code + refresh_token grants and,
- * unless `backchannelLogoutUri` is `null`, back-channel logout with `sid`.
+ * Metadata of a confidential BFF client: client_secret_basic; code, refresh_token,
+ * client_credentials and token exchange grants (the IdP keeps those it has turned on); and, unless
+ * `backchannelLogoutUri` is `null`, back-channel logout with `sid`.
  */
 export function bffClientMetadata(options: {
   redirectUris: string[]
@@ -56,7 +59,7 @@ export function bffClientMetadata(options: {
     client_secret: options.clientSecret ?? DEMO_BFF_CLIENT.clientSecret,
     client_name: options.clientName ?? DEMO_APP_NAME,
     token_endpoint_auth_method: 'client_secret_basic',
-    grant_types: ['authorization_code', 'refresh_token'],
+    grant_types: ['authorization_code', 'refresh_token', 'client_credentials', TOKEN_EXCHANGE],
     response_types: ['code'],
     redirect_uris: options.redirectUris,
     post_logout_redirect_uris:

@@ -59,9 +59,13 @@ export function interactionHandler(provider: OidcProvider, offlineRequested: Set
               clientId: params.client_id,
             })
         if (!grant) return sendHtml(res, 400, errorPage('The grant to update was not found.'))
-        const { missingOIDCScope, missingOIDCClaims } = prompt.details
+        const { missingOIDCScope, missingOIDCClaims, missingResourceScopes } = prompt.details
         if (missingOIDCScope) grant.addOIDCScope(missingOIDCScope.join(' '))
         if (missingOIDCClaims) grant.addOIDCClaims(missingOIDCClaims)
+        // RFC 8707: scopes of the resources the login asked for, for their own tokens later.
+        for (const [resource, scopes] of Object.entries(missingResourceScopes ?? {})) {
+          grant.addResourceScope(resource, scopes.join(' '))
+        }
         if (offlineRequested.delete(details.cid)) grant.addOIDCScope('offline_access')
         return await provider.interactionFinished(
           req,

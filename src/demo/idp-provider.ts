@@ -15,6 +15,12 @@ import { Provider } from 'oidc-provider/lib/provider.js'
 import { createMemoryAdapter } from 'oidc-provider/lib/adapters/memory_adapter.js'
 import { claimsOf } from './idp-accounts.ts'
 import type { ClientMetadata } from './idp-clients.ts'
+import {
+  grantFeatures,
+  registerTokenExchange,
+  type ExchangeProvider,
+  type GrantSettings,
+} from './idp-grants.ts'
 import { logoutSource, postLogoutSuccessSource, renderError } from './idp-pages.ts'
 
 // Fixed so cookies stay valid across restarts of the demo; nothing here protects real data.
@@ -28,6 +34,8 @@ export interface ProviderSettings {
   rotateRefreshToken: boolean
   backchannelLogout: boolean
   extraProfileClaims?: Record<string, unknown>
+  /** Resource indicators, client credentials and token exchange (idp-grants.ts). */
+  grants: Omit<GrantSettings, 'accessTokenTtl'>
 }
 
 export interface DemoProvider {
@@ -46,6 +54,7 @@ export function createProvider(issuer: string, settings: ProviderSettings): Demo
   // login -> consent hop.
   const offlineRequested = new Set<string>()
   const key = signingKey()
+  const grants: GrantSettings = { ...settings.grants, accessTokenTtl }
 
   const provider: OidcProvider = new Provider(issuer, {
     adapter: createMemoryAdapter(),
@@ -81,7 +90,7 @@ export function createProvider(issuer: string, settings: ProviderSettings): Demo
       introspection: { enabled: true, allowedPolicy: introspectionAllowed },
       rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource },
       backchannelLogout: { enabled: backchannelLogout },
-      resourceIndicators: { enabled: false },
+      ...grantFeatures(grants),
     },
     interactions: {
       url: async (ctx: OidcContext, interaction: { uid: string; cid: string }) => {
@@ -102,7 +111,11 @@ export function createProvider(issuer: string, settings: ProviderSettings): Demo
       !isOffline(code, ctx.oidc.grant),
     rotateRefreshToken: settings.rotateRefreshToken,
     ttl: {
-      AccessToken: accessTokenTtl,
+      // A resource's own lifetime when it has one (idp-grants.ts), else the IdP's.
+      AccessToken: (_ctx: unknown, token: { resourceServer?: { accessTokenTTL?: number } }) =>
+        token.resourceServer?.accessTokenTTL ?? accessTokenTtl,
+      ClientCredentials: (_ctx: unknown, token: { resourceServer?: { accessTokenTTL?: number } }) =>
+        token.resourceServer?.accessTokenTTL ?? accessTokenTtl,
       AuthorizationCode: 60,
       IdToken: 3600,
       RefreshToken: refreshTokenTtl,
@@ -119,6 +132,7 @@ export function createProvider(issuer: string, settings: ProviderSettings): Demo
       return fetch(url, { ...init, dispatcher: undefined } as RequestInit)
     },
   })
+  if (grants.tokenExchange) registerTokenExchange(provider, grants)
   return { provider, offlineRequested, signingKey: key }
 }
 
@@ -162,7 +176,7 @@ function isLoopback(hostname: string): boolean {
 // Minimal shapes of oidc-provider internals used by the demo IdP
 
 /** The slice of oidc-provider's `Provider` this project touches. */
-export interface OidcProvider {
+export interface OidcProvider extends ExchangeProvider {
   readonly issuer: string
   callback(): (req: IncomingMessage, res: ServerResponse) => void
   on(event: string, listener: (...args: never[]) => void): OidcProvider
@@ -211,6 +225,7 @@ interface GrantInstance {
   getOIDCScope(): string
   addOIDCScope(scope: string): void
   addOIDCClaims(claims: string[]): void
+  addResourceScope(resource: string, scope: string): void
   save(): Promise<string>
 }
 
@@ -232,6 +247,10 @@ export interface InteractionDetails {
   prompt: {
     name: string
     reasons: string[]
-    details: { missingOIDCScope?: string[]; missingOIDCClaims?: string[] }
+    details: {
+      missingOIDCScope?: string[]
+      missingOIDCClaims?: string[]
+      missingResourceScopes?: Record<string, string[]>
+    }
   }
 }

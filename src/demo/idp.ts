@@ -16,6 +16,7 @@ import {
   type ClientMetadata,
 } from './idp-clients.ts'
 import { interactionHandler } from './idp-interactions.ts'
+import { enabledGrantTypes, TOKEN_EXCHANGE, type ResourceServerSettings } from './idp-grants.ts'
 import { createProvider, type OidcContext, type OidcProvider } from './idp-provider.ts'
 
 export { checkPassword, DEMO_USER } from './idp-accounts.ts'
@@ -28,6 +29,12 @@ export {
   type ClientMetadata,
 } from './idp-clients.ts'
 export type { InteractionDetails, OidcProvider } from './idp-provider.ts'
+export {
+  ACCESS_TOKEN_TYPE,
+  DEFAULT_RESOURCE_SCOPE,
+  TOKEN_EXCHANGE,
+  type ResourceServerSettings,
+} from './idp-grants.ts'
 
 export interface IdpOptions {
   /** Port on 127.0.0.1; `0` picks a free one. @default 0 */
@@ -66,6 +73,18 @@ export interface IdpOptions {
    * e.g. a large `groups` list, to test how the BFF handles big tokens.
    */
   extraProfileClaims?: Record<string, unknown>
+  /**
+   * Resources (RFC 8707) with settings of their own. Any other absolute URI is a resource too:
+   * JWT access tokens with `aud` set to it and the scopes `api:read api:write`.
+   * @example { 'urn:ledger': { format: 'opaque', scope: 'ledger:read' } }
+   */
+  resourceServers?: Record<string, ResourceServerSettings>
+  /** Resources the IdP refuses with `invalid_target`. @default [] */
+  refusedResources?: string[]
+  /** Issue client-credentials tokens (and say so in discovery). @default true */
+  clientCredentials?: boolean
+  /** Accept RFC 8693 token exchange (and say so in discovery). @default true */
+  tokenExchange?: boolean
 }
 
 export interface Idp {
@@ -74,8 +93,17 @@ export interface Idp {
   port: number
   provider: OidcProvider
   clients: ClientMetadata[]
-  /** Successful token endpoint grants since start or the last `resetCounters()`. */
-  grants: { refresh: number; authorizationCode: number }
+  /**
+   * Successful token endpoint grants since start or the last `resetCounters()`: `refresh` counts
+   * refresh grants without `resource`, `resource` those with one (RFC 8707).
+   */
+  grants: {
+    refresh: number
+    authorizationCode: number
+    resource: number
+    clientCredentials: number
+    tokenExchange: number
+  }
   /**
    * The IdP's private signing key (RS256 JWK). Tests use it to mint logout tokens that are valid
    * in every respect but the one under test.
@@ -99,20 +127,36 @@ export async function startIdp(options: IdpOptions = {}): Promise<Idp> {
     refreshTokenTtl = 14 * 24 * 60 * 60,
     rotateRefreshToken = true,
     backchannelLogout = true,
+    clientCredentials = true,
+    tokenExchange = true,
   } = options
   for (const [name, value] of Object.entries({ accessTokenTtl, refreshTokenTtl })) {
     if (!Number.isInteger(value) || value <= 0) {
       throw new TypeError(`"${name}" must be a positive integer (seconds)`)
     }
   }
-  const clients = options.clients ?? [
-    bffClientMetadata({
-      redirectUris: options.redirectUris ?? DEFAULT_REDIRECT_URIS,
-      postLogoutRedirectUris: options.postLogoutRedirectUris,
-      backchannelLogoutUri: backchannelLogout ? options.backchannelLogoutUri : null,
-    }),
-    apiClientMetadata(),
-  ]
+  const grantSettings = {
+    resourceServers: options.resourceServers,
+    refusedResources: options.refusedResources,
+    clientCredentials,
+    tokenExchange,
+  }
+  // A client may only list grant types the IdP serves: those turned off here are dropped.
+  const enabled = new Set(enabledGrantTypes({ ...grantSettings, accessTokenTtl }))
+  const servable = (client: ClientMetadata): ClientMetadata =>
+    client.grant_types
+      ? { ...client, grant_types: client.grant_types.filter((type) => enabled.has(type)) }
+      : client
+  const clients = (
+    options.clients ?? [
+      bffClientMetadata({
+        redirectUris: options.redirectUris ?? DEFAULT_REDIRECT_URIS,
+        postLogoutRedirectUris: options.postLogoutRedirectUris,
+        backchannelLogoutUri: backchannelLogout ? options.backchannelLogoutUri : null,
+      }),
+      apiClientMetadata(),
+    ]
+  ).map(servable)
 
   // The issuer must contain the port, so listen first and attach the handler afterwards.
   const server = createServer()
@@ -130,14 +174,24 @@ export async function startIdp(options: IdpOptions = {}): Promise<Idp> {
     rotateRefreshToken,
     backchannelLogout,
     extraProfileClaims: options.extraProfileClaims,
+    grants: grantSettings,
   })
 
-  const grants = { refresh: 0, authorizationCode: 0 }
+  const grants = {
+    refresh: 0,
+    authorizationCode: 0,
+    resource: 0,
+    clientCredentials: 0,
+    tokenExchange: 0,
+  }
   const backchannel = { success: 0, error: 0 }
   provider.on('grant.success', (ctx: OidcContext) => {
-    const grantType = ctx.oidc.params.grant_type
+    const { grant_type: grantType, resource } = ctx.oidc.params
     if (grantType === 'authorization_code') grants.authorizationCode++
-    if (grantType === 'refresh_token') grants.refresh++
+    if (grantType === 'refresh_token' && resource) grants.resource++
+    else if (grantType === 'refresh_token') grants.refresh++
+    if (grantType === 'client_credentials') grants.clientCredentials++
+    if (grantType === TOKEN_EXCHANGE) grants.tokenExchange++
   })
   provider.on('backchannel.success', () => void backchannel.success++)
   provider.on('backchannel.error', (_ctx: unknown, error: Error) => {
@@ -166,10 +220,11 @@ export async function startIdp(options: IdpOptions = {}): Promise<Idp> {
     backchannel,
     signingKey,
     resetCounters() {
-      grants.refresh = grants.authorizationCode = 0
+      for (const name of Object.keys(grants) as (keyof typeof grants)[]) grants[name] = 0
       backchannel.success = backchannel.error = 0
     },
-    async addClient(metadata) {
+    async addClient(added) {
+      const metadata = servable(added)
       try {
         new provider.Client(metadata) // validates the metadata now rather than at first use
       } catch (error) {

@@ -19,6 +19,14 @@ import { createCookieJar, redirectLocation, type CookieJar } from '../helpers/ht
 import { confirmIdpLogout, loginAtIdp, type Credentials } from '../helpers/idp-login.ts'
 
 const FULL_SCOPE = 'openid profile email offline_access'
+/** Every grant counter at zero: the tests name those they expect to move. */
+const NO_GRANTS = {
+  authorizationCode: 0,
+  refresh: 0,
+  resource: 0,
+  clientCredentials: 0,
+  tokenExchange: 0,
+}
 
 // Stands in for the BFF: receives back-channel logout tokens. Redirects to it are never followed.
 let rp: Server
@@ -156,7 +164,7 @@ describe('demo IdP', () => {
 
     const userinfo = await client.fetchUserInfo(config, tokens.access_token, 'demo')
     expect(userinfo).toMatchObject({ sub: 'demo', name: 'Demo User', email: 'demo@example.com' })
-    expect(idp.grants).toEqual({ authorizationCode: 1, refresh: 0 })
+    expect(idp.grants).toEqual({ ...NO_GRANTS, authorizationCode: 1, refresh: 0 })
   })
 
   it('signs any other user in with password "pass" and rejects a wrong password', async () => {
@@ -190,7 +198,7 @@ describe('demo IdP', () => {
     expect(second.refresh_token).not.toBe(first.refresh_token)
     expect(second.access_token).not.toBe(first.access_token)
     expect(second.claims()?.sub).toBe('demo')
-    expect(idp.grants).toEqual({ authorizationCode: 1, refresh: 1 })
+    expect(idp.grants).toEqual({ ...NO_GRANTS, authorizationCode: 1, refresh: 1 })
 
     expect(await rejection(client.refreshTokenGrant(config, first.refresh_token!))).toBe(
       'invalid_grant'
@@ -199,10 +207,10 @@ describe('demo IdP', () => {
     expect(await rejection(client.refreshTokenGrant(config, second.refresh_token!))).toBe(
       'invalid_grant'
     )
-    expect(idp.grants).toEqual({ authorizationCode: 1, refresh: 1 }) // failures are not counted
+    expect(idp.grants).toEqual({ ...NO_GRANTS, authorizationCode: 1, refresh: 1 }) // failures are not counted
 
     idp.resetCounters()
-    expect(idp.grants).toEqual({ authorizationCode: 0, refresh: 0 })
+    expect(idp.grants).toEqual({ ...NO_GRANTS, authorizationCode: 0, refresh: 0 })
   })
 
   it('introspects tokens for the API client, and revoking the refresh token ends the grant', async () => {
@@ -326,7 +334,7 @@ describe('demo IdP', () => {
       expect(tokens.expires_in).toBe(5)
       const refreshed = await client.refreshTokenGrant(otherConfig, tokens.refresh_token!)
       expect(refreshed.refresh_token).toBe(tokens.refresh_token)
-      expect(other.grants).toEqual({ authorizationCode: 1, refresh: 1 })
+      expect(other.grants).toEqual({ ...NO_GRANTS, authorizationCode: 1, refresh: 1 })
     } finally {
       await other.stop()
     }
