@@ -29,6 +29,8 @@ import { memoryStore } from './session/stores/memory.ts'
 import type { SessionStore } from './session/types.ts'
 import type { BffServices } from './services.ts'
 import type { RefreshCoordinator } from './tokens/refresh-coordinator.ts'
+import { createClientTokens, type ClientTokenCoordinator } from './tokens/client-token.ts'
+import { createTokenExchanges } from './tokens/exchange-token.ts'
 import { createTokenManager } from './tokens/token-manager.ts'
 import { forward, type Forwarder } from './proxy/forward.ts'
 import { memoryReplayGuard, type ReplayGuard } from './oidc/replay-guard.ts'
@@ -45,6 +47,12 @@ export interface BffDeps {
    * Default: single-flight within this process only, enough for one process.
    */
   refreshCoordinator?: RefreshCoordinator
+  /**
+   * Shares the BFF's client-credentials tokens (`client` routes) across instances, one grant for
+   * all of them: `redisClientTokenCoordinator` (./redis) or the Durable Object one of the Workers
+   * entry. Default: cached and single-flight within this process only.
+   */
+  clientTokenCoordinator?: ClientTokenCoordinator
   /** fetch for calls to the IdP. Default: the global fetch. */
   fetch?: typeof fetch
   /** fetch for upstream API calls. Default: the global fetch. */
@@ -107,6 +115,13 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
       now,
     }),
     tokens,
+    clientTokens: createClientTokens({
+      oidc,
+      coordinator: deps.clientTokenCoordinator,
+      skewSeconds: config.refreshSkewSeconds,
+      now,
+    }),
+    exchanges: createTokenExchanges({ oidc, skewSeconds: config.refreshSkewSeconds, now }),
     replay: deps.replay ?? memoryReplayGuard(now),
     upstreamFetch,
     forward:

@@ -21,6 +21,8 @@ export type BffErrorCode =
   | 'idp_unavailable'
   | 'idp_timeout'
   | 'idp_error'
+  | 'token_unavailable'
+  | 'grant_not_supported'
   | 'store_unavailable'
   | 'session_too_large'
   | 'internal_error'

@@ -10,6 +10,8 @@ import type { OidcClient } from './oidc/types.ts'
 import type { ReplayGuard } from './oidc/replay-guard.ts'
 import type { Sealer } from './session/seal.ts'
 import type { SessionManager } from './session/manager.ts'
+import type { ClientTokens } from './tokens/client-token.ts'
+import type { TokenExchanges } from './tokens/exchange-token.ts'
 import type { TokenManager } from './tokens/token-manager.ts'
 
 export interface BffServices {
@@ -17,6 +19,10 @@ export interface BffServices {
   oidc: OidcClient
   sessions: SessionManager
   tokens: TokenManager
+  /** The BFF's own client-credentials tokens, for `client` routes. */
+  clientTokens: ClientTokens
+  /** Tokens exchanged from the session's (RFC 8693), for `exchange` routes. */
+  exchanges: TokenExchanges
   /** One-time use of logout token `jti`s. */
   replay: ReplayGuard
   sealer: Sealer

@@ -1,11 +1,14 @@
 /** A real HTTP upstream on loopback that records what reached it, for proxy assertions. */
 import { createServer, type IncomingHttpHeaders } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import type { Inspect, TokenView } from './token-inspector.ts'
 
 export interface RecordedRequest {
   method: string
   url: string
   headers: IncomingHttpHeaders
+  /** What the bearer token says (aud, scope, sub, client_id), when the upstream inspects tokens. */
+  token?: TokenView
 }
 
 export interface RecordingUpstream {
@@ -15,13 +18,23 @@ export interface RecordingUpstream {
 }
 
 /**
- * Answers every request with 200 JSON `{ path, auth }` and records it; `?location=<url>` answers
- * 302 to that URL instead.
+ * Answers every request with 200 JSON `{ path, ok }` and records it; `?location=<url>` answers
+ * 302 to that URL instead. With `inspect`, it reads each bearer token first, as a resource server
+ * would, and records what it says (and answers it as `token`).
  */
-export async function startRecordingUpstream(): Promise<RecordingUpstream> {
+export async function startRecordingUpstream(
+  options: { inspect?: Inspect } = {}
+): Promise<RecordingUpstream> {
   const requests: RecordedRequest[] = []
-  const server = createServer((req, res) => {
-    requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers })
+  const server = createServer(async (req, res) => {
+    const recorded: RecordedRequest = {
+      method: req.method ?? '',
+      url: req.url ?? '',
+      headers: req.headers,
+    }
+    const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1]
+    if (options.inspect && bearer) recorded.token = await options.inspect(bearer)
+    requests.push(recorded)
     req.resume()
     // `?delay=ms` makes this answer slow, for tests of requests that outlive others.
     const delay = Number(new URL(req.url ?? '/', 'http://x').searchParams.get('delay') ?? 0)
@@ -35,7 +48,7 @@ export async function startRecordingUpstream(): Promise<RecordingUpstream> {
       setTimeout(() => {
         res.setHeader('content-type', 'application/json')
         res.setHeader('set-cookie', 'upstream=leak; Path=/')
-        res.end(JSON.stringify({ path: req.url, ok: true }))
+        res.end(JSON.stringify({ path: req.url, ok: true, token: recorded.token }))
       }, delay)
     })
   })

@@ -14,7 +14,13 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { describe } from 'vitest'
-import { DEMO_BFF_CLIENT, bffClientMetadata, startIdp, type Idp } from '../../src/demo/idp.ts'
+import {
+  DEMO_BFF_CLIENT,
+  bffClientMetadata,
+  startIdp,
+  type Idp,
+  type IdpOptions,
+} from '../../src/demo/idp.ts'
 import { memoryStore } from '../../src/core/session/stores/memory.ts'
 import { redisStore } from '../../src/adapters/node/redis-store.ts'
 import { cookieStore } from '../../src/core/session/stores/cookie.ts'
@@ -26,6 +32,7 @@ import { createCookieJar, redirectLocation, type CookieJar } from '../helpers/ht
 import { loginAtIdp } from '../helpers/idp-login.ts'
 import { captureLog } from '../helpers/capture-log.ts'
 import { freePort, startRecordingUpstream, type RecordingUpstream } from '../helpers/upstream.ts'
+import { tokenInspector } from '../helpers/token-inspector.ts'
 import type { IdpFront } from '../helpers/idp-front.ts'
 
 export type StoreKind = 'cookie' | 'memory' | 'redis' | 'durable-object'
@@ -96,6 +103,10 @@ export interface StackOptions {
   isolates?: number
   /** A proxy in front of the IdP: its URL is then the issuer, and every call goes through it. */
   front?: IdpFront
+  /** IdP settings beyond the stack's (resources, grants it serves). */
+  idp?: Omit<IdpOptions, 'clients' | 'issuer' | 'accessTokenTtl'>
+  /** The upstream reads every bearer token it gets (`upstream.requests[i].token`). */
+  inspectTokens?: boolean
 }
 
 export interface Stack {
@@ -138,6 +149,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const baseUrl =
     typeof options.baseUrl === 'function' ? options.baseUrl(port) : (options.baseUrl ?? url)
   const idp = await startIdp({
+    ...options.idp,
     ...(options.front ? { issuer: options.front.url } : {}),
     accessTokenTtl: options.accessTokenTtl ?? 60,
     clients: [
@@ -148,7 +160,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     ],
   })
   options.front?.forwardTo(idp.port)
-  const upstream = await startRecordingUpstream()
+  const upstream = await startRecordingUpstream(
+    options.inspectTokens ? { inspect: tokenInspector(idp.issuer) } : {}
+  )
   const secret = randomBytes(32).toString('base64url')
   let offsetMs = 0
   const now = () => Date.now() + offsetMs

@@ -1,11 +1,12 @@
 /**
  * What Node keeps in Redis for the `cookie` store lives in the Durable Objects on Workers, since
  * it must hold in every isolate: revocations (a tombstone per session id, a revocation time per
- * sid and sub), the newest generation of each session, refresh coordination, and the one-time
- * logout token ids (one object per key).
+ * sid and sub), the newest generation of each session, refresh coordination, the one-time
+ * logout token ids (one object per key), and the client-credentials tokens.
  */
 import type { ReplayGuard } from '../../core/oidc/replay-guard.ts'
 import { revokedBy, type RevocationList } from '../../core/session/revocations.ts'
+import type { ClientTokenCoordinator } from '../../core/tokens/client-token.ts'
 import type { RefreshCoordinator } from '../../core/tokens/refresh-coordinator.ts'
 import { indexObject, sessionObject, type SessionObjectEnv } from './bindings.ts'
 import { unwrap, type RefreshOutcome } from './refresh-outcome.ts'
@@ -57,12 +58,12 @@ export function durableObjectRefreshCoordinator(
   store: 'durable-object' | 'cookie'
 ): RefreshCoordinator {
   return {
-    async refreshOnce(session) {
+    async refreshOnce(session, _refresh, resource) {
       const object = sessionObject(env, session.id)
       const outcome =
         store === 'cookie'
-          ? await object.refreshCarried(session)
-          : await object.refresh(session.generation)
+          ? await object.refreshCarried(session, resource)
+          : await object.refresh(session.generation, resource)
       return unwrap(outcome as RefreshOutcome)
     },
   }
@@ -74,6 +75,46 @@ export function durableObjectReplayGuard(env: SessionObjectEnv): ReplayGuard {
     claim: (key, ttlSeconds) => indexObject(env, 'once', key).claim(ttlSeconds),
     async release(key) {
       await indexObject(env, 'once', key).release()
+    },
+  }
+}
+
+/** How long one isolate may hold a client token's renewal lock; a wait lasts at most twice that. */
+const CLIENT_LOCK_MS = 15_000
+const CLIENT_POLL_MS = 25
+
+/**
+ * The BFF's client-credentials tokens shared by every isolate: one object per token key keeps the
+ * token and a renewal lock, as Redis does on Node. The grant runs in the isolate that got the
+ * lock (the object needs no OIDC code); the others poll the object until it publishes.
+ */
+export function durableObjectClientTokenCoordinator(
+  env: SessionObjectEnv,
+  options: { lockMs?: number; now?: () => number } = {}
+): ClientTokenCoordinator {
+  const lockMs = options.lockMs ?? CLIENT_LOCK_MS
+  const now = options.now ?? Date.now
+  return {
+    async tokenOnce(key, grant) {
+      const object = indexObject(env, 'client', key)
+      const holder = crypto.randomUUID()
+      const giveUpAt = now() + 2 * lockMs
+      for (;;) {
+        const turn = await object.clientToken(holder, lockMs)
+        if ('token' in turn) return turn.token
+        if (turn.locked) {
+          try {
+            const token = await grant()
+            await object.publishClientToken(holder, token)
+            return token
+          } catch (err) {
+            await object.releaseClientLock(holder).catch(() => {})
+            throw err
+          }
+        }
+        if (now() > giveUpAt) throw new Error('timed out waiting for the client token lock')
+        await new Promise((resolve) => setTimeout(resolve, CLIENT_POLL_MS))
+      }
     },
   }
 }

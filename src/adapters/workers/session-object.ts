@@ -22,10 +22,11 @@ import { now, syncTestClock } from './test-clock.ts'
 
 /**
  * Brings a session's access token up to date: the session as it is while its token is fresh, else
- * with new tokens and the next generation; throws a BffError when it cannot. Concurrent calls for
- * one generation must share one grant (the token manager's single flight does).
+ * with new tokens and the next generation; throws a BffError when it cannot. With `resource`, the
+ * same for the session's token of that resource (RFC 8707). Concurrent calls for one generation
+ * must share one grant (the token manager's single flight does).
  */
-export type SessionRefresher = (session: Session) => Promise<Session>
+export type SessionRefresher = (session: Session, resource?: string) => Promise<Session>
 
 /** The last moment a cookie for this session can be valid: its expiry slides up to the absolute. */
 function lastValidAt(session: Session): number {
@@ -131,14 +132,15 @@ export abstract class SessionObjectBase extends DurableObject<SessionObjectEnv> 
   }
 
   /**
-   * The session with fresh tokens, refreshing them here at most once per generation: a caller
-   * holding an older generation than the stored one gets the stored session and no grant.
+   * The session with fresh tokens (`resource`: a fresh token for that resource), refreshing them
+   * here at most once per generation: a caller holding an older generation than the stored one
+   * gets the stored session and no grant.
    */
-  async refresh(generation: number): Promise<RefreshOutcome> {
+  async refresh(generation: number, resource?: string): Promise<RefreshOutcome> {
     const stored = await this.read()
     if (!stored) return failure(new BffError(401, 'session_expired', 'The session has ended.'))
     if (stored.generation > generation) return { ok: true, session: stored }
-    const outcome = await this.refreshed(stored)
+    const outcome = await this.refreshed(stored, resource)
     if (!outcome.ok || outcome.session.generation <= stored.generation) return outcome
     if (!(await this.write(outcome.session, 'update'))) {
       // Ended (logged out) while the grant ran: the new tokens must not revive it.
@@ -151,7 +153,7 @@ export abstract class SessionObjectBase extends DurableObject<SessionObjectEnv> 
    * `cookie` store: refreshes the tokens of the session the caller's cookie carries, once per
    * generation; a caller with an older generation than the last refresh gets that refresh's result.
    */
-  async refreshCarried(session: Session): Promise<RefreshOutcome> {
+  async refreshCarried(session: Session, resource?: string): Promise<RefreshOutcome> {
     await syncTestClock(this.env)
     if (await this.endedUntil()) {
       return failure(new BffError(401, 'session_expired', 'The session has ended.'))
@@ -161,7 +163,7 @@ export abstract class SessionObjectBase extends DurableObject<SessionObjectEnv> 
     if (last && last.until * 1000 > now() && last.value.generation > session.generation) {
       return { ok: true, session: last.value }
     }
-    const outcome = await this.refreshed(session)
+    const outcome = await this.refreshed(session, resource)
     if (outcome.ok && outcome.session.generation > session.generation) {
       const until = (now() + REFRESHED_MS) / 1000
       await storage.put(REFRESHED, { value: outcome.session, until })
@@ -204,9 +206,9 @@ export abstract class SessionObjectBase extends DurableObject<SessionObjectEnv> 
    * The refresher's answer as plain data for the caller (a refusal included). The refresher
    * joins concurrent calls for one generation into one grant.
    */
-  private async refreshed(session: Session): Promise<RefreshOutcome> {
+  private async refreshed(session: Session, resource?: string): Promise<RefreshOutcome> {
     try {
-      return { ok: true, session: await this.refresher()(session) }
+      return { ok: true, session: await this.refresher()(session, resource) }
     } catch (err) {
       if (err instanceof BffError) return failure(err)
       throw err

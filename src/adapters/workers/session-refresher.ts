@@ -26,8 +26,11 @@ export function sessionRefresherFor(env: Record<string, unknown>): SessionRefres
       skewSeconds: config.refreshSkewSeconds,
       now,
     })
-    refresher = async (session) => {
-      const result = await tokens.freshSession(session)
+    refresher = async (session, resource) => {
+      const result =
+        resource === undefined
+          ? await tokens.freshSession(session)
+          : await tokens.freshResource(session, resource)
       if (result.kind === 'error') throw result.error
       return result.session
     }

@@ -14,6 +14,7 @@ import { SPA_SECURITY_HEADERS } from '../../core/pages.ts'
 import { sharedCookieStore } from '../../core/session/stores/hybrid.ts'
 import { type SessionObjectEnv } from './bindings.ts'
 import {
+  durableObjectClientTokenCoordinator,
   durableObjectRefreshCoordinator,
   durableObjectReplayGuard,
   durableObjectRevocations,
@@ -115,6 +116,11 @@ function build(env: WorkerEnv): WorkerApp | ConfigError {
       now,
       // Logout token ids must be spent once across all isolates, not once per isolate.
       replay: config.sessionStore === 'memory' ? undefined : durableObjectReplayGuard(env),
+      // The BFF's client-credentials tokens: one grant for all isolates (memory: this one's).
+      clientTokenCoordinator:
+        config.sessionStore === 'memory'
+          ? undefined
+          : durableObjectClientTokenCoordinator(env, { now }),
       clientIp: (c) => c.req.header('cf-connecting-ip'),
     })
   )

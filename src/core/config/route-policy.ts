@@ -30,17 +30,22 @@ export const ROUTE_KEYS = new Set([
  */
 const NOT_ENFORCED_YET = new Set([
   'methods',
-  'token',
   'idps',
   'require',
   'scopes',
   'acr',
   'maxAge',
-  'resource',
   'websocket',
   'authorize',
   'tls',
 ])
+
+/**
+ * Token modes not enforced yet, refused as keys are above. `scopes` means the scopes requested for
+ * a `client` token (enforced with it); for the user's token it is a check of the session's scopes,
+ * not enforced yet.
+ */
+const TOKEN_MODES_NOT_ENFORCED_YET = new Set(['optional', 'none'])
 
 const TOKEN_MODES: readonly TokenMode[] = ['user', 'optional', 'none', 'client', 'exchange']
 
@@ -75,7 +80,9 @@ export function checkPolicy(
   for (const key of Object.keys(entry)) {
     if (!ROUTE_KEYS.has(key)) bad([key], `is not a route key (${[...ROUTE_KEYS].join(', ')})`)
     else if (NOT_ENFORCED_YET.has(key) && entry[key] !== undefined) {
-      bad([key], 'is not supported by this version yet')
+      if (!(key === 'scopes' && entry.token === 'client')) {
+        bad([key], 'is not supported by this version yet')
+      }
     }
   }
   const { methods, token, idps, require, scopes, acr, maxAge, resource, websocket } = entry
@@ -97,6 +104,8 @@ export function checkPolicy(
   if (token !== undefined) {
     if (typeof token !== 'string' || !TOKEN_MODES.includes(token as TokenMode)) {
       bad(['token'], `must be one of ${TOKEN_MODES.join(', ')}`)
+    } else if (TOKEN_MODES_NOT_ENFORCED_YET.has(token)) {
+      bad(['token'], `"${token}" is not supported by this version yet`)
     } else policy.token = token as TokenMode
   }
 
@@ -174,6 +183,9 @@ export function checkPolicy(
     bad(['maxAge'], `needs a user: token "${mode}" has no session`)
   }
   if (mode === 'none' && policy.scopes) bad(['scopes'], 'means nothing with token "none"')
+  if (mode === 'none' && resource !== undefined) {
+    bad(['resource'], 'means nothing with token "none": no token is sent')
+  }
   return policy
 }
 

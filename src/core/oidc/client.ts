@@ -9,6 +9,7 @@ import type { Config } from '../config/options.ts'
 import { BffError } from '../errors.ts'
 import { createDiscovery } from './discovery.ts'
 import { AuthorizationError, toBffError } from './errors.ts'
+import { createRouteGrants, loginResources, reportUnsupportedGrants } from './grants.ts'
 import { idTokenProblem } from './id-token.ts'
 import { invalidLogoutToken, verifyLogoutToken } from './logout-token.ts'
 import type { OidcClient, OidcDeps } from './types.ts'
@@ -16,7 +17,15 @@ import type { OidcClient, OidcDeps } from './types.ts'
 export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClient {
   const now = deps.now ?? Date.now
   const redirectUri = `${config.baseUrl}/bff/callback`
-  const { configuration, idpStatus, checkAtStartup } = createDiscovery(config, deps, redirectUri)
+  const log = deps.log ?? (() => {})
+  const { configuration, idpStatus, checkAtStartup } = createDiscovery(
+    config,
+    deps,
+    redirectUri,
+    (discovered) => reportUnsupportedGrants(config, discovered.serverMetadata(), log)
+  )
+  // RFC 8707: the resources of `user` routes are asked for at login, to be granted later.
+  const resources = loginResources(config)
   let jwks: ReturnType<typeof jose.createRemoteJWKSet> | undefined
   function lifetime(tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers) {
     // Without expires_in we cannot know; assume a short life so the token is refreshed early.
@@ -42,7 +51,9 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
         nonce,
       }
       if (prompt) params.prompt = prompt
-      return { url: client.buildAuthorizationUrl(oidc, params), state, nonce, codeVerifier }
+      const query = new URLSearchParams(params)
+      for (const resource of resources) query.append('resource', resource)
+      return { url: client.buildAuthorizationUrl(oidc, query), state, nonce, codeVerifier }
     },
 
     async callback(callbackUrl, tx) {
@@ -161,5 +172,6 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
 
     idpStatus,
     checkAtStartup,
+    ...createRouteGrants(config, deps, { configuration }),
   }
 }

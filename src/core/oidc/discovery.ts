@@ -24,7 +24,16 @@ export interface Discovery {
   checkAtStartup(signal: AbortSignal): void
 }
 
-export function createDiscovery(config: Config, deps: OidcDeps, redirectUri: string): Discovery {
+/**
+ * `onDiscovered` runs once the document is had (at start-up on Node, at first use on Workers),
+ * e.g. to check the grants the routes need against it.
+ */
+export function createDiscovery(
+  config: Config,
+  deps: OidcDeps,
+  redirectUri: string,
+  onDiscovered?: (configuration: client.Configuration) => void
+): Discovery {
   const now = deps.now ?? Date.now
   const log = deps.log ?? (() => {})
   let discovered: Promise<client.Configuration> | undefined
@@ -41,6 +50,7 @@ export function createDiscovery(config: Config, deps: OidcDeps, redirectUri: str
       (result) => {
         if (last && !last.ok) log('info', 'oidc.discovery_ok', { url: discoveryUrl })
         last = { ok: true }
+        onDiscovered?.(result)
         return result
       },
       (err) => {

@@ -27,7 +27,15 @@ export function isResponse(value: unknown): value is Response {
   )
 }
 
-export type Phase = 'discovery' | 'callback' | 'refresh' | 'revocation'
+/**
+ * What the BFF asked the IdP for: `resource` is a refresh-token grant for one resource (RFC
+ * 8707), `exchange` a token exchange (RFC 8693), `client` a client-credentials grant.
+ */
+export type Phase =
+  'discovery' | 'callback' | 'refresh' | 'revocation' | 'resource' | 'exchange' | 'client'
+
+/** Grants of a route's own token: a refusal fails that route's call and nothing else. */
+const ROUTE_TOKEN_PHASES = new Set<Phase>(['resource', 'exchange', 'client'])
 
 /**
  * The fetch openid-client uses (discovery passes it on to every later call), with one change: a
@@ -78,6 +86,30 @@ export function toBffError(err: unknown, phase: Phase): BffError {
     return new BffError(401, 'session_expired', 'The session has ended; log in again.', {
       cause: named,
     })
+  }
+  if (
+    ROUTE_TOKEN_PHASES.has(phase) &&
+    status &&
+    status >= 400 &&
+    status < 500 &&
+    !TRANSIENT_4XX.has(status)
+  ) {
+    // The refresh token itself refused: the session is over, as when a refresh is refused.
+    if (phase === 'resource' && err instanceof client.ResponseBodyError) {
+      if (err.error === 'invalid_grant') {
+        return new BffError(401, 'session_expired', 'The session has ended; log in again.', {
+          cause,
+        })
+      }
+    }
+    // Anything else (an unknown resource, a scope or grant the client may not use) is the IdP's
+    // answer for this route: asking again will not change it, and the session stays as it is.
+    return new BffError(
+      502,
+      'token_unavailable',
+      "The identity provider refused a token for this route's upstream.",
+      { cause }
+    )
   }
   if (status && (TRANSIENT_4XX.has(status) || status >= 500)) {
     return new BffError(503, 'idp_unavailable', 'The identity provider is unavailable.', { cause })

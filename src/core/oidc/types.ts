@@ -1,5 +1,6 @@
 /** What the rest of the BFF sees of OpenID Connect: the client's shape and what it answers. */
 import type { Logger } from '../observe/log.ts'
+import type { RouteGrants } from './grants.ts'
 
 export interface TokenSet {
   accessToken: string
@@ -15,6 +16,17 @@ export interface TokenSet {
   claims?: Record<string, unknown>
 }
 
+/** An access token from a grant of a route's own (client credentials, token exchange). */
+export interface GrantedToken {
+  accessToken: string
+  /** Epoch seconds. */
+  expiresAt: number
+  /** As granted (`expires_in`), seconds. */
+  lifetime: number
+  /** The scopes granted, when the IdP says. */
+  scope?: string
+}
+
 export interface AuthorizationRequest {
   url: URL
   state: string
@@ -28,7 +40,8 @@ export interface LoginTransaction {
   codeVerifier: string
 }
 
-export interface OidcClient {
+/** The IdP as the BFF uses it; per-route token grants in `RouteGrants` (grants.ts). */
+export interface OidcClient extends RouteGrants {
   authorizationRequest(params: { prompt?: string }): Promise<AuthorizationRequest>
   /** Finishes the code flow. Throws `BffError` 400 `invalid_callback` on any failed check. */
   callback(

@@ -16,6 +16,8 @@ import {
 import { checkCsrf } from '../policy/csrf.ts'
 import type { BffEnv } from '../hono-env.ts'
 import type { BffServices } from '../services.ts'
+import type { Session } from '../session/types.ts'
+import { routeToken } from '../tokens/route-token.ts'
 import { freshSession } from './fresh-session.ts'
 
 export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
@@ -38,16 +40,22 @@ export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
     }
     const target = upstreamUrl(route, url)
 
-    // Token mode `user` (the default): a session is required, its access token kept fresh.
-    const session = await s.sessions.load(c)
-    if (!session) throw new BffError(401, 'unauthenticated', 'Not logged in.')
-    const result = await freshSession(s, c, session)
-    if (result.kind === 'error') throw result.error
+    // Token mode: `client` (the BFF's own token) needs no session; `user` (the default) and
+    // `exchange` need one, its access token kept fresh.
+    let session: Session | null = null
+    if (route.token !== 'client') {
+      const loaded = await s.sessions.load(c)
+      if (!loaded) throw new BffError(401, 'unauthenticated', 'Not logged in.')
+      const result = await freshSession(s, c, loaded)
+      if (result.kind === 'error') throw result.error
+      session = result.session
+    }
     // Access: IdPs, claims, scopes, step-up (policy/access.ts), then the policy point.
     // Token: per route (tokens/route-token.ts): the user's, a resource's, the client's, exchanged.
+    const accessToken = await routeToken(s, c, route, session)
 
     const upstream = await s.forward(c, target, {
-      accessToken: result.session.accessToken,
+      accessToken,
       baseUrl,
       clientIp: s.clientIp(c),
       timeoutMs: upstreamTimeoutMs,

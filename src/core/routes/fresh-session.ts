@@ -1,7 +1,8 @@
 /**
  * The session of a request with an access token fresh enough to use, for every route that needs
  * one (the API proxy, `/bff/user`): refreshed when due, the refreshed session stored, and the
- * session ended when the IdP refuses its refresh token.
+ * session ended when the IdP refuses its refresh token. With `resource`, the same for the
+ * session's token for that resource (RFC 8707; tokens/route-token.ts).
  */
 import type { Context } from 'hono'
 import { BffError } from '../errors.ts'
@@ -20,9 +21,13 @@ import type { TokenResult } from '../tokens/token-manager.ts'
 export async function freshSession(
   s: BffServices,
   c: Context<BffEnv>,
-  session: Session
+  session: Session,
+  resource?: string
 ): Promise<TokenResult> {
-  const result = await s.tokens.freshSession(session)
+  const result =
+    resource === undefined
+      ? await s.tokens.freshSession(session)
+      : await s.tokens.freshResource(session, resource)
   if (result.kind === 'error' && result.error.code === 'session_expired') {
     await s.sessions.destroy(c, session)
     s.log('info', 'session.expired', {
@@ -32,7 +37,7 @@ export async function freshSession(
     throw result.error
   }
   if (result.kind === 'refreshed') {
-    s.log('info', 'token.refreshed', { sub: await subjectHash(session.sub) })
+    s.log('info', 'token.refreshed', { sub: await subjectHash(session.sub), resource })
     if (!(await s.sessions.update(c, result.session)) && !(await s.sessions.load(c))) {
       throw new BffError(401, 'unauthenticated', 'Not logged in.')
     }

@@ -35,6 +35,33 @@ export interface Session {
   absoluteExpiresAt?: number
   /** Incremented on every token change, so a stale write can be recognised. */
   generation: number
+  /**
+   * RFC 8707: the token of each resource named by a `user` route, by resource. Each comes from a
+   * refresh-token grant with `resource` and is refreshed on its own; a route only ever gets the
+   * token of its own resource.
+   */
+  resourceTokens?: Record<string, RouteToken>
+  /**
+   * RFC 8693: tokens exchanged from `accessToken` for `exchange` routes, by resource and scopes
+   * (see tokens/exchange-token.ts). Each remembers which access token it came from: once that is
+   * refreshed, the route's next call exchanges again.
+   */
+  exchangedTokens?: Record<string, ExchangedToken>
+}
+
+/** An access token for one route's upstream, kept with the session. */
+export interface RouteToken {
+  accessToken: string
+  /** Epoch seconds. */
+  expiresAt: number
+  /** The lifetime as granted (`expires_in`), seconds. */
+  lifetime: number
+}
+
+/** A token exchanged from the session's access token. */
+export interface ExchangedToken extends RouteToken {
+  /** A digest of the access token it was exchanged from. */
+  subject: string
 }
 
 /**

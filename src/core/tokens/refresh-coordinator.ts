@@ -15,8 +15,17 @@ export interface RefreshCoordinator {
    * already made of this generation. A coordinator that runs the grant where the callers meet (a
    * Durable Object) may use its own equivalent of `refresh`. Throws what `refresh` threw, or the
    * coordinator's own failure (its store down, a lock wait too long).
+   *
+   * `resource` (RFC 8707) says the change is the token of that resource rather than the session's
+   * own: for a coordinator that runs its own `refresh`. Either kind spends the refresh token, so
+   * they meet under the same generation: a caller may get a change made for another token, and
+   * then asks again with the newer generation.
    */
-  refreshOnce(session: Session, refresh: (session: Session) => Promise<Session>): Promise<Session>
+  refreshOnce(
+    session: Session,
+    refresh: (session: Session) => Promise<Session>,
+    resource?: string
+  ): Promise<Session>
 }
 
 /**

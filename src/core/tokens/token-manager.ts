@@ -10,12 +10,17 @@
  *   endpoint, `invalid_grant` or otherwise) ends the session; transient failures are retried with
  *   bounded backoff, then the still-valid access token is used, else 503 `idp_unavailable` with
  *   the session kept for the next call.
+ * The same holds for the session's RFC 8707 tokens (`freshResource`): a grant for a resource
+ * spends the refresh token too, so all of a session's token changes share one flight, one
+ * generation counter and one coordinator; a caller that joined a change made for another of the
+ * session's tokens goes again from the newer generation.
  */
 import { BffError } from '../errors.ts'
 import type { OidcClient } from '../oidc/types.ts'
 import { userClaims } from '../oidc/id-token.ts'
 import type { Session } from '../session/types.ts'
 import { singleFlight, type RefreshCoordinator } from './refresh-coordinator.ts'
+import { resourceGrant, resourceToken } from './resource-token.ts'
 
 export type TokenResult =
   | { kind: 'fresh'; session: Session }
@@ -25,6 +30,11 @@ export type TokenResult =
 export interface TokenManager {
   /** A session whose access token is valid for at least the skew, refreshing it if needed. */
   freshSession(session: Session): Promise<TokenResult>
+  /**
+   * A session holding a token for `resource` (RFC 8707) valid for at least the skew, got with a
+   * refresh-token grant when due. The session's own access token is left as it is.
+   */
+  freshResource(session: Session, resource: string): Promise<TokenResult>
   /** The newest generation of this session this instance knows of (within the grace window). */
   newest(session: Session): Session
 }
@@ -53,9 +63,25 @@ export interface TokenManagerOptions {
  * call would be due and spend a refresh grant; with half, a token serves at least half its life.
  */
 export function refreshSkewFor(session: Session, skewSeconds: number): number {
-  const lifetime = session.accessTokenLifetime
+  return skewFor(session.accessTokenLifetime, skewSeconds)
+}
+
+/** `refreshSkewFor` of any token: the skew, at most half of `lifetime` when it is known. */
+export function skewFor(lifetime: number | undefined, skewSeconds: number): number {
   return lifetime !== undefined && lifetime > 0 ? Math.min(skewSeconds, lifetime / 2) : skewSeconds
 }
+
+/** The token a refresh brings up to date: the session's own (no resource), or a resource's. */
+function tokenOf(
+  session: Session,
+  resource: string | undefined
+): { expiresAt: number; lifetime?: number } | undefined {
+  if (resource !== undefined) return resourceToken(session, resource)
+  return { expiresAt: session.accessTokenExpiresAt, lifetime: session.accessTokenLifetime }
+}
+
+/** Rounds a caller goes after joining changes made for the session's other tokens. */
+const MAX_ROUNDS = 3
 
 /** A session's newest refreshed generation, handed to older callers until `until` (epoch ms). */
 interface RecentRefresh {
@@ -102,23 +128,26 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       : session
   }
 
-  /** One refresh grant at the IdP, retried on transient failures; the caller ensures it is the only one. */
+  /** One refresh grant at the IdP; the caller ensures it is the only one. */
   async function grant(session: Session): Promise<Session> {
+    const tokens = await oidc.refresh(session.refreshToken!, session.sub)
+    return {
+      ...session,
+      accessToken: tokens.accessToken,
+      refreshToken: tokens.refreshToken,
+      idToken: tokens.idToken ?? session.idToken,
+      accessTokenExpiresAt: tokens.accessTokenExpiresAt,
+      accessTokenLifetime: tokens.accessTokenLifetime,
+      claims: tokens.claims ? { ...session.claims, ...userClaims(tokens.claims) } : session.claims,
+      generation: session.generation + 1,
+    }
+  }
+
+  /** `change`, retried on transient failures. */
+  async function withRetries(change: () => Promise<Session>): Promise<Session> {
     for (let attempt = 0; ; attempt++) {
       try {
-        const tokens = await oidc.refresh(session.refreshToken!, session.sub)
-        return {
-          ...session,
-          accessToken: tokens.accessToken,
-          refreshToken: tokens.refreshToken,
-          idToken: tokens.idToken ?? session.idToken,
-          accessTokenExpiresAt: tokens.accessTokenExpiresAt,
-          accessTokenLifetime: tokens.accessTokenLifetime,
-          claims: tokens.claims
-            ? { ...session.claims, ...userClaims(tokens.claims) }
-            : session.claims,
-          generation: session.generation + 1,
-        }
+        return await change()
       } catch (err) {
         const delay = retryDelaysMs[attempt]
         if (delay === undefined || !(err instanceof BffError) || !TRANSIENT.has(err.code)) throw err
@@ -127,49 +156,66 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     }
   }
 
-  async function refresh(session: Session): Promise<Session> {
+  /** The session's next generation with `resource`'s token (or its own) refreshed, once. */
+  async function refresh(session: Session, resource: string | undefined): Promise<Session> {
     const { coordinator } = options
+    const once = (current: Session) =>
+      withRetries(() =>
+        resource === undefined ? grant(current) : resourceGrant(oidc, current, resource)
+      )
     const refreshed = coordinator
-      ? await coordinator.refreshOnce(session, grant).catch((err) => {
+      ? await coordinator.refreshOnce(session, once, resource).catch((err) => {
           if (err instanceof BffError) throw err
           // The coordination failed (store down, lock wait too long), not the IdP: retry later.
           throw new BffError(503, 'store_unavailable', 'The session store is unavailable.', {
             cause: err,
           })
         })
-      : await grant(session)
+      : await once(session)
     remember(refreshed)
     return refreshed
   }
 
-  return {
-    newest,
-
-    async freshSession(current) {
+  async function fresh(current: Session, resource?: string): Promise<TokenResult> {
+    let session = newest(current)
+    for (let round = 1; ; round++) {
       const t = now()
-      const session = newest(current)
-      const expiresInSeconds = session.accessTokenExpiresAt - t / 1000
+      const token = tokenOf(session, resource)
+      const expiresInSeconds = token ? token.expiresAt - t / 1000 : 0
       const usable = expiresInSeconds > 0
-      if (expiresInSeconds > refreshSkewFor(session, skewSeconds)) {
+      if (token && expiresInSeconds > skewFor(token.lifetime, skewSeconds)) {
         return session === current ? { kind: 'fresh', session } : { kind: 'refreshed', session }
       }
       if (!session.refreshToken) {
         if (usable) return { kind: 'fresh', session }
-        const error = new BffError(
-          401,
-          'session_expired',
-          'The access token expired; log in again.'
-        )
+        const error =
+          resource === undefined
+            ? new BffError(401, 'session_expired', 'The access token expired; log in again.')
+            : new BffError(
+                502,
+                'token_unavailable',
+                "No refresh token to get a token for this route's resource."
+              )
         return { kind: 'error', error }
       }
 
       // After a transient failure, a session whose token still works keeps using it for a few
       // seconds instead of asking the IdP again on every call; an expired one always tries.
+      const failKey = resource === undefined ? session.id : `${session.id} ${resource}`
       prune(failing, t)
-      if (usable && failing.has(session.id)) return { kind: 'fresh', session }
+      if (usable && failing.has(failKey)) return { kind: 'fresh', session }
 
       try {
-        return { kind: 'refreshed', session: await local.refreshOnce(session, refresh) }
+        const next = await local.refreshOnce(session, (s) => refresh(s, resource))
+        // A change of this generation made for another of the session's tokens (joined here, or
+        // made by another instance) may leave this one as it was: go again from the newer one.
+        const still = tokenOf(next, resource)
+        const done = still && still.expiresAt - now() / 1000 > skewFor(still.lifetime, skewSeconds)
+        if (!done && round < MAX_ROUNDS && next.generation > session.generation) {
+          session = next
+          continue
+        }
+        return { kind: 'refreshed', session: next }
       } catch (err) {
         const error =
           err instanceof BffError
@@ -177,11 +223,17 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
             : new BffError(502, 'idp_error', 'Refreshing the access token failed.', { cause: err })
         if (error.code === 'session_expired') return { kind: 'error', error }
         // Anything else leaves the session as it is: pause refreshing it briefly, and keep serving
-        // with the current access token while it is still valid.
-        failing.delete(session.id)
-        failing.set(session.id, { until: now() + backoffMs })
+        // with the current token while it is still valid.
+        failing.delete(failKey)
+        failing.set(failKey, { until: now() + backoffMs })
         return usable ? { kind: 'fresh', session } : { kind: 'error', error }
       }
-    },
+    }
+  }
+
+  return {
+    newest,
+    freshSession: (session) => fresh(session),
+    freshResource: (session, resource) => fresh(session, resource),
   }
 }

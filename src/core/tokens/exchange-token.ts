@@ -1,0 +1,135 @@
+/**
+ * RFC 8693 tokens for `exchange` routes: the session's access token exchanged for a token for the
+ * route's resource (with the route's scopes), cached in the session under that pair. Each entry
+ * remembers a digest of the access token it came from, so once the session's token is refreshed
+ * (by any path: this instance, another one, a Durable Object) the route's next call exchanges
+ * again; a cached token is also exchanged again shortly before it expires. Concurrent calls of
+ * one session for one route share one exchange in this process, and calls that started before
+ * it ended (their session read before the token was stored) get its result for a grace window,
+ * as the token manager does for refreshes.
+ *
+ * An exchange spends nothing (the refresh token is untouched), so unlike a resource grant it is
+ * not one of the session's generations: the entry is written at the session's generation, and a
+ * write lost to a parallel request only costs another exchange later.
+ */
+import { BffError } from '../errors.ts'
+import type { OidcClient } from '../oidc/types.ts'
+import type { ExchangedToken, Session } from '../session/types.ts'
+import { skewFor } from './token-manager.ts'
+
+/** What an `exchange` route asks for. */
+export interface ExchangeTarget {
+  resource: string
+  scopes?: readonly string[]
+}
+
+export interface TokenExchanges {
+  /**
+   * The token for `target` exchanged from `session`'s access token, and the session to store
+   * when it got a new one. Throws a `BffError` when the IdP refuses (502 `token_unavailable`) or
+   * cannot be reached, unless a cached token of this access token still works.
+   */
+  token(
+    session: Session,
+    target: ExchangeTarget
+  ): Promise<{ accessToken: string; session?: Session }>
+}
+
+export interface TokenExchangesOptions {
+  oidc: OidcClient
+  skewSeconds: number
+  /** Epoch milliseconds. */
+  now?: () => number
+  /** How long an exchange's result is handed to calls that read their session before it. */
+  graceSeconds?: number
+}
+
+/** The session's cache key of a target: the resource and the sorted scopes. */
+export function exchangeKey({ resource, scopes }: ExchangeTarget): string {
+  return [resource, ...[...(scopes ?? [])].sort()].join(' ')
+}
+
+/** A short digest of a token (128 bits of SHA-256, base64url): which token an entry came from. */
+async function digest(token: string): Promise<string> {
+  const hash = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(token))
+  let binary = ''
+  for (const byte of new Uint8Array(hash).slice(0, 16)) binary += String.fromCharCode(byte)
+  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')
+}
+
+export function createTokenExchanges(options: TokenExchangesOptions): TokenExchanges {
+  const { oidc, skewSeconds } = options
+  const now = options.now ?? Date.now
+  const graceMs = (options.graceSeconds ?? 30) * 1000
+  const inFlight = new Map<string, Promise<ExchangedToken>>()
+  // Flight key -> the exchange's result, until a grace window passes. One TTL, so insertion order
+  // is expiry order: expired entries are at the front and dropped as new ones arrive.
+  const recent = new Map<string, { token: ExchangedToken; until: number }>()
+
+  function remember(flight: string, token: ExchangedToken) {
+    const t = now()
+    for (const [key, entry] of recent) {
+      if (entry.until > t) break
+      recent.delete(key)
+    }
+    recent.delete(flight)
+    recent.set(flight, { token, until: t + graceMs })
+  }
+
+  const due = (token: ExchangedToken) =>
+    token.expiresAt - now() / 1000 <= skewFor(token.lifetime, skewSeconds)
+
+  return {
+    async token(session, target) {
+      const key = exchangeKey(target)
+      const subject = await digest(session.accessToken)
+      const entries = session.exchangedTokens
+      const cached = entries && Object.hasOwn(entries, key) ? entries[key] : undefined
+      const mine = cached?.subject === subject ? cached : undefined
+      if (mine && !due(mine)) return { accessToken: mine.accessToken }
+
+      const flight = `${session.id}\n${subject}\n${key}`
+      const known = recent.get(flight)
+      let pending = inFlight.get(flight)
+      if (known && known.until > now() && !due(known.token)) pending = Promise.resolve(known.token)
+      if (!pending) {
+        pending = oidc
+          .exchange(session.accessToken, target)
+          .then(({ accessToken, expiresAt, lifetime }) => {
+            const exchanged = { accessToken, expiresAt, lifetime, subject }
+            remember(flight, exchanged)
+            return exchanged
+          })
+          .finally(() => inFlight.delete(flight))
+        inFlight.set(flight, pending)
+      }
+      let exchanged: ExchangedToken
+      try {
+        exchanged = await pending
+      } catch (err) {
+        // Still valid and from this very access token: better than failing the call.
+        if (mine && mine.expiresAt > now() / 1000 && isTransient(err)) {
+          return { accessToken: mine.accessToken }
+        }
+        throw err
+      }
+      const updated: Session = {
+        ...session,
+        exchangedTokens: { ...stillUseful(entries, subject), [key]: exchanged },
+      }
+      return { accessToken: exchanged.accessToken, session: updated }
+    },
+  }
+}
+
+/** Entries exchanged from an access token the session no longer has are of no further use. */
+function stillUseful(
+  entries: Session['exchangedTokens'],
+  subject: string
+): Record<string, ExchangedToken> {
+  return Object.fromEntries(Object.entries(entries ?? {}).filter(([, e]) => e.subject === subject))
+}
+
+function isTransient(err: unknown): boolean {
+  return err instanceof BffError && (err.code === 'idp_unavailable' || err.code === 'idp_timeout')
+}

@@ -1,0 +1,73 @@
+/**
+ * The bearer token a route's upstream gets (DESIGN "Route policies": `token` and `resource`):
+ * - `user` / `optional` without `resource`: the session's own access token;
+ * - `user` / `optional` with `resource`: the session's token for that resource (RFC 8707), from a
+ *   refresh-token grant with `resource` (resource-token.ts, through the token manager);
+ * - `exchange`: the session's access token exchanged for one for `resource` (RFC 8693,
+ *   exchange-token.ts);
+ * - `client`: the BFF's own client-credentials token (client-token.ts), no session needed.
+ * A token is only ever looked up under the route's own resource (and scopes), so no upstream gets
+ * a token minted for another route's. A route whose grant the IdP's discovery does not list is
+ * refused before any grant is sent (503 `grant_not_supported`).
+ */
+import type { Context } from 'hono'
+import type { ApiRoute } from '../config/options.ts'
+import { BffError } from '../errors.ts'
+import type { BffEnv } from '../hono-env.ts'
+import { freshSession } from '../routes/fresh-session.ts'
+import type { Session } from '../session/types.ts'
+import type { BffServices } from '../services.ts'
+import { resourceToken } from './resource-token.ts'
+
+/**
+ * The access token for `route`'s upstream. `session` is the request's session with a fresh
+ * access token (null for `client` routes, which need none). Throws a `BffError` when the token
+ * cannot be had.
+ */
+export async function routeToken(
+  s: BffServices,
+  c: Context<BffEnv>,
+  route: ApiRoute,
+  session: Session | null
+): Promise<string> {
+  const mode = route.token ?? 'user'
+  const missing = await s.oidc.unsupportedGrant(route)
+  if (missing) {
+    throw new BffError(
+      503,
+      'grant_not_supported',
+      "The identity provider does not offer the grant this route's token needs.",
+      { cause: Object.assign(new Error(`IdP does not list ${missing}`), { code: missing }) }
+    )
+  }
+
+  if (mode === 'client') {
+    return s.clientTokens.token({ scopes: route.scopes, resource: route.resource })
+  }
+  if (!session) throw new BffError(401, 'unauthenticated', 'Not logged in.')
+
+  if (mode === 'exchange') {
+    const exchanged = await s.exchanges.token(session, {
+      resource: route.resource!,
+      scopes: route.scopes,
+    })
+    if (exchanged.session) await keep(s, c, exchanged.session)
+    return exchanged.accessToken
+  }
+
+  if (!route.resource) return session.accessToken
+  const result = await freshSession(s, c, session, route.resource)
+  if (result.kind === 'error') throw result.error
+  const token = resourceToken(result.session, route.resource)
+  if (!token || token.expiresAt <= s.now() / 1000) {
+    throw new BffError(502, 'token_unavailable', "No token could be had for this route's resource.")
+  }
+  return token.accessToken
+}
+
+/** Stores a session that gained a token; 401 when it ended meanwhile (a logout). */
+async function keep(s: BffServices, c: Context<BffEnv>, session: Session): Promise<void> {
+  if (!(await s.sessions.update(c, session)) && !(await s.sessions.load(c))) {
+    throw new BffError(401, 'unauthenticated', 'Not logged in.')
+  }
+}
