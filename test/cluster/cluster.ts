@@ -4,6 +4,9 @@
  */
 import { Redis } from 'ioredis'
 import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
 import {
   DEMO_BFF_CLIENT,
   bffClientMetadata,
@@ -43,6 +46,11 @@ export interface ClusterOptions {
   idp?: Partial<IdpOptions>
   /** fetch the instances use for IdP calls, e.g. to inject faults. */
   idpFetch?: typeof fetch
+  /**
+   * A config file (BFF_CONFIG) made from the cluster's IdP and upstream, in place of the IdP and
+   * BFF_API settings.
+   */
+  configFile?: (parts: { issuer: string; upstream: string }) => unknown
 }
 
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
@@ -59,7 +67,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   const redisPrefix = `bff-test-${randomBytes(6).toString('hex')}:`
   let offsetMs = 0
   const now = () => Date.now() + offsetMs
-  const baseEnv: Env = {
+  const baseEnv: Record<string, string | undefined> = {
     BFF_ISSUER: idp.issuer,
     BFF_CLIENT_ID: DEMO_BFF_CLIENT.clientId,
     BFF_CLIENT_SECRET: DEMO_BFF_CLIENT.clientSecret,
@@ -69,6 +77,16 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     BFF_REDIS_PREFIX: redisPrefix,
     BFF_API: `/api/=${upstream.url}/`,
     ...options.env,
+  }
+  let configDir: string | undefined
+  if (options.configFile) {
+    for (const name of ['BFF_ISSUER', 'BFF_CLIENT_ID', 'BFF_CLIENT_SECRET', 'BFF_API']) {
+      baseEnv[name] = undefined
+    }
+    configDir = await mkdtemp(path.join(tmpdir(), 'bff-cluster-config-'))
+    baseEnv.BFF_CONFIG = path.join(configDir, 'bff.json')
+    const file = options.configFile({ issuer: idp.issuer, upstream: upstream.url })
+    await writeFile(baseEnv.BFF_CONFIG, JSON.stringify(file))
   }
   const envs: Env[] = []
   const start = (env: Env) =>
@@ -118,6 +136,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       for (const instance of instances) await instance.close()
       await upstream.close()
       await idp.stop()
+      if (configDir) await rm(configDir, { recursive: true, force: true })
       let cursor = '0'
       do {
         const [nextCursor, keys] = await redis.scan(

@@ -1,0 +1,79 @@
+/**
+ * Per-route tokens across two Node instances behind one origin, sharing Redis: a resource's token
+ * is granted once for a session's calls spread over both (the refresh lock in Redis), the BFF's
+ * client-credentials token once for all callers (its own lock and shared token in Redis), and an
+ * exchange at most once per instance. The Node counterpart of
+ * test/adapters/workers/route-tokens-isolates.test.ts.
+ */
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { DEMO_BFF_CLIENT } from '../../src/demo/idp.ts'
+import { startCluster, type Cluster } from './cluster.ts'
+
+const CSRF = { 'x-csrf': '1' }
+const ORDERS = 'https://orders.example'
+const CALLS = 40
+vi.setConfig({ testTimeout: 30_000 })
+
+let cluster: Cluster | undefined
+afterEach(async () => {
+  await cluster?.close()
+  cluster = undefined
+})
+
+const routes = ({ issuer, upstream }: { issuer: string; upstream: string }) => ({
+  idps: {
+    demo: {
+      issuer,
+      clientId: DEMO_BFF_CLIENT.clientId,
+      clientSecret: DEMO_BFF_CLIENT.clientSecret,
+    },
+  },
+  routes: [
+    { prefix: '/api/', upstream: `${upstream}/user/` },
+    { prefix: '/orders/', upstream: `${upstream}/orders/`, resource: ORDERS },
+    { prefix: '/ledger/', upstream: `${upstream}/ledger/`, token: 'exchange', resource: 'urn:l' },
+    { prefix: '/reports/', upstream: `${upstream}/reports/`, token: 'client' },
+  ],
+})
+
+/** `CALLS` calls at once through the balancer (round robin over the instances), all 200. */
+async function burst(c: Cluster, jar: ReturnType<Cluster['jar']>, path: string) {
+  const responses = await Promise.all(
+    Array.from({ length: CALLS }, async (_, i) => {
+      const response = await jar.get(`${path}${i}`, { headers: CSRF })
+      await response.arrayBuffer()
+      return response
+    })
+  )
+  expect(responses.map((r) => r.status)).toEqual(Array(CALLS).fill(200))
+  const seen = c.upstream.requests.filter((r) => r.url.startsWith(path))
+  return new Set(seen.map((r) => r.headers.authorization))
+}
+
+describe.each([
+  ['redis', { BFF_SESSION_STORE: 'redis' }],
+  ['cookie', { BFF_SESSION_STORE: 'cookie', BFF_REDIS_URL: 'redis://127.0.0.1:6379' }],
+] as const)('route tokens, two instances, %s store', (_store, env) => {
+  it('one resource grant and one client grant for calls spread over both instances', async () => {
+    const c = (cluster = await startCluster({ env, configFile: routes }))
+    const jar = c.jar()
+    await c.login(jar)
+    c.idp.resetCounters()
+    expect((await burst(c, jar, '/orders/')).size).toBe(1)
+    expect(c.idp.grants).toMatchObject({ resource: 1, refresh: 0 })
+
+    expect((await burst(c, c.jar(), '/reports/')).size).toBe(1)
+    expect(c.idp.grants.clientCredentials).toBe(1)
+
+    await burst(c, jar, '/ledger/')
+    expect(c.idp.grants.tokenExchange).toBeGreaterThanOrEqual(1)
+    expect(c.idp.grants.tokenExchange).toBeLessThanOrEqual(c.instances.length)
+
+    // Expired: once more, one grant each, and the session lives on.
+    c.advance(120)
+    expect((await burst(c, jar, '/orders/later-')).size).toBe(1)
+    expect(c.idp.grants).toMatchObject({ resource: 2, refresh: 1 })
+    expect((await burst(c, c.jar(), '/reports/later-')).size).toBe(1)
+    expect(c.idp.grants.clientCredentials).toBe(2)
+  })
+})
