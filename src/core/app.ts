@@ -134,7 +134,18 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
   let warnedCookieBytes = false
   app.use('*', async (c, next) => {
     await next()
-    await services.sessions.commit(c)
+    try {
+      await services.sessions.commit(c)
+    } catch (err) {
+      // The session could not be stored (too large, the store down) once the answer was ready,
+      // maybe an upstream's: the error answer replaces it. Set over it, it would get its headers
+      // (Hono copies them), an upstream's Content-Length cutting the error body short among them.
+      const answered = c.res
+      const error = renderError(err as Error, c, log)
+      await answered.body?.cancel().catch(() => {})
+      c.res = undefined
+      c.res = error
+    }
     // Every Set-Cookie the BFF sends counts against the budget; say so once if it is ever passed.
     // A proxied answer can only carry the session cookie's lines: with none, there is nothing to
     // count, and reading its headers would only copy the upstream's header record.

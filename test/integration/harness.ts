@@ -281,7 +281,8 @@ async function startNodeBff(
   const captured = captureLog()
   let serverStore: SessionStore | undefined
   if (store === 'memory') serverStore = memoryStore({ now })
-  if (store === 'redis') {
+  // The redis store, or cookie mode with Redis behind it for sessions too large for the cookie.
+  if (store === 'redis' || (store === 'cookie' && env.BFF_REDIS_URL)) {
     redis = new Redis('redis://127.0.0.1:6379', { lazyConnect: true, maxRetriesPerRequest: 1 })
     await redis.connect()
     serverStore = redisStore(redis, { prefix: redisPrefix, now })

@@ -10,6 +10,7 @@
  * - a refused grant answers 502 `token_unavailable` and leaves the session as it was.
  * The grant counts asserted here are the ones the issue's note reports.
  */
+import * as client from 'openid-client'
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest'
 import { DEMO_BFF_CLIENT } from '../../src/demo/idp.ts'
 import type { RecordedRequest } from '../helpers/upstream.ts'
@@ -207,6 +208,24 @@ describeStores(ALL_STORES, 'per-route tokens with the %s store', (store) => {
     expect(new Set(renewed.map(tokenOf)).size).toBe(1)
     expect(tokenOf(renewed[0]!)).not.toBe(tokenOf(seen[0]!))
     expect(renewed[0]!.token).toMatchObject({ active: true, aud: REPORTS })
+  })
+
+  it('a refresh token refused for a resource grant ends the session, as for a refresh', async () => {
+    const jar = await loggedIn()
+    const session = (await stack.sessionOf(jar))!
+    const idp = await client.discovery(
+      new URL(stack.idp.issuer),
+      DEMO_BFF_CLIENT.clientId,
+      DEMO_BFF_CLIENT.clientSecret,
+      undefined,
+      { execute: [client.allowInsecureRequests] }
+    )
+    await client.tokenRevocation(idp, session.refreshToken!)
+    const refused = await jar.get('/orders/x', { headers: CSRF })
+    expect(refused.status).toBe(401)
+    expect(await refused.json()).toMatchObject({ error: 'session_expired' })
+    expect((await jar.get('/api/after', { headers: CSRF })).status).toBe(401)
+    expect(seenUnder('/orders/')).toEqual([])
   })
 
   it('a refused grant answers 502 token_unavailable and leaves the session as it was', async () => {
