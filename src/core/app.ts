@@ -29,7 +29,8 @@ import { memoryStore } from './session/stores/memory.ts'
 import type { SessionStore } from './session/types.ts'
 import type { BffServices } from './services.ts'
 import type { RefreshCoordinator } from './tokens/refresh-coordinator.ts'
-import { createClientTokens, type ClientTokenCoordinator } from './tokens/client-token.ts'
+import { createClientTokens } from './tokens/client-token.ts'
+import type { SharedTokenCoordinator } from './tokens/shared-token.ts'
 import { createTokenExchanges } from './tokens/exchange-token.ts'
 import { createTokenManager } from './tokens/token-manager.ts'
 import { forward, type Forwarder } from './proxy/forward.ts'
@@ -48,11 +49,12 @@ export interface BffDeps {
    */
   refreshCoordinator?: RefreshCoordinator
   /**
-   * Shares the BFF's client-credentials tokens (`client` routes) across instances, one grant for
-   * all of them: `redisClientTokenCoordinator` (./redis) or the Durable Object one of the Workers
-   * entry. Default: cached and single-flight within this process only.
+   * Shares the BFF's client-credentials tokens (`client` routes) and each session's exchanged
+   * tokens (`exchange` routes) across instances, one grant for all of them:
+   * `redisSharedTokenCoordinator` (./redis) or the Durable Object one of the Workers entry.
+   * Default: cached and single-flight within this process only.
    */
-  clientTokenCoordinator?: ClientTokenCoordinator
+  sharedTokenCoordinator?: SharedTokenCoordinator
   /** fetch for calls to the IdP. Default: the global fetch. */
   fetch?: typeof fetch
   /** fetch for upstream API calls. Default: the global fetch. */
@@ -117,11 +119,16 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
     tokens,
     clientTokens: createClientTokens({
       oidc,
-      coordinator: deps.clientTokenCoordinator,
+      coordinator: deps.sharedTokenCoordinator,
       skewSeconds: config.refreshSkewSeconds,
       now,
     }),
-    exchanges: createTokenExchanges({ oidc, skewSeconds: config.refreshSkewSeconds, now }),
+    exchanges: createTokenExchanges({
+      oidc,
+      coordinator: deps.sharedTokenCoordinator,
+      skewSeconds: config.refreshSkewSeconds,
+      now,
+    }),
     replay: deps.replay ?? memoryReplayGuard(now),
     upstreamFetch,
     forward:

@@ -1,7 +1,7 @@
 /**
  * The package's `./redis` entry: the Redis session store and the coordination it shares between
- * instances (revocations, the refresh lock, the logout-token replay guard, the client-credentials
- * tokens), over an ioredis client.
+ * instances (revocations, the refresh lock, the logout-token replay guard, shared tokens), over an
+ * ioredis client.
  */
 export { redisStore, redisSessionKeyPrefix, type RedisStoreOptions } from './redis-store.ts'
 export {
@@ -17,6 +17,6 @@ export {
   type RefreshCoordinatorOptions,
 } from './redis-coordination.ts'
 export {
-  redisClientTokenCoordinator,
-  type ClientTokenCoordinatorOptions,
-} from './redis-client-tokens.ts'
+  redisSharedTokenCoordinator,
+  type SharedTokenCoordinatorOptions,
+} from './redis-shared-tokens.ts'

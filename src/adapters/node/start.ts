@@ -24,7 +24,7 @@ import {
   redisReplayGuard,
   redisRevocationList,
 } from './redis-coordination.ts'
-import { redisClientTokenCoordinator } from './redis-client-tokens.ts'
+import { redisSharedTokenCoordinator } from './redis-shared-tokens.ts'
 
 export interface NodeServer {
   url: string
@@ -134,7 +134,7 @@ async function nodeDeps(
   settings: NodeSettings,
   closers: Array<() => Promise<unknown>>,
   deps: BffDeps = {}
-): Promise<Pick<BffDeps, 'store' | 'replay' | 'refreshCoordinator' | 'clientTokenCoordinator'>> {
+): Promise<Pick<BffDeps, 'store' | 'replay' | 'refreshCoordinator' | 'sharedTokenCoordinator'>> {
   const { now } = deps
   const log = deps.log ?? jsonLogger
   // The memory store is one process's own: Redis adds nothing to it, whatever BFF_REDIS_URL says.
@@ -185,8 +185,8 @@ async function nodeDeps(
   return {
     replay: redisReplayGuard(redis, lists),
     refreshCoordinator,
-    // The BFF's own client-credentials tokens: one grant for all instances, shared through Redis.
-    clientTokenCoordinator: redisClientTokenCoordinator(redis, {
+    // Client-credentials and exchanged tokens: one grant for all instances, shared through Redis.
+    sharedTokenCoordinator: redisSharedTokenCoordinator(redis, {
       prefix: settings.redisPrefix,
       lockMs,
       now,

@@ -13,7 +13,7 @@ import type { SessionObjectBase } from './session-object.ts'
 export interface SessionObjectEnv {
   /** One object per session id. */
   BFF_SESSIONS: DurableObjectNamespace<SessionObjectBase>
-  /** One object per `sid:<sid>`, `sub:<sub>`, `once:<key>` and `client:<key>`. */
+  /** One object per `sid:<sid>`, `sub:<sub>`, `once:<key>` and `token:<key>`. */
   BFF_SESSION_INDEX: DurableObjectNamespace<SessionIndexObject>
   /** Test-only, see `syncTestClock`: a service binding; anything else is refused. */
   BFF_TEST_CLOCK?: unknown
@@ -24,7 +24,7 @@ export function sessionObject(env: SessionObjectEnv, id: string) {
   return env.BFF_SESSIONS.get(env.BFF_SESSIONS.idFromName(id))
 }
 
-export type IndexKind = 'sid' | 'sub' | 'once' | 'health' | 'client'
+export type IndexKind = 'sid' | 'sub' | 'once' | 'health' | 'token'
 
 export function indexObject(env: SessionObjectEnv, kind: IndexKind, key: string) {
   return env.BFF_SESSION_INDEX.get(env.BFF_SESSION_INDEX.idFromName(`${kind}:${key}`))

@@ -2,11 +2,11 @@
  * What Node keeps in Redis for the `cookie` store lives in the Durable Objects on Workers, since
  * it must hold in every isolate: revocations (a tombstone per session id, a revocation time per
  * sid and sub), the newest generation of each session, refresh coordination, the one-time
- * logout token ids (one object per key), and the client-credentials tokens.
+ * logout token ids (one object per key), and shared tokens (client credentials, exchanged).
  */
 import type { ReplayGuard } from '../../core/oidc/replay-guard.ts'
 import { revokedBy, type RevocationList } from '../../core/session/revocations.ts'
-import type { ClientTokenCoordinator } from '../../core/tokens/client-token.ts'
+import type { SharedTokenCoordinator } from '../../core/tokens/shared-token.ts'
 import type { RefreshCoordinator } from '../../core/tokens/refresh-coordinator.ts'
 import { indexObject, sessionObject, type SessionObjectEnv } from './bindings.ts'
 import { unwrap, type RefreshOutcome } from './refresh-outcome.ts'
@@ -79,41 +79,41 @@ export function durableObjectReplayGuard(env: SessionObjectEnv): ReplayGuard {
   }
 }
 
-/** How long one isolate may hold a client token's renewal lock; a wait lasts at most twice that. */
-const CLIENT_LOCK_MS = 15_000
-const CLIENT_POLL_MS = 25
+/** How long one isolate may hold a shared token's renewal lock; a wait lasts at most twice that. */
+const TOKEN_LOCK_MS = 15_000
+const TOKEN_POLL_MS = 25
 
 /**
- * The BFF's client-credentials tokens shared by every isolate: one object per token key keeps the
- * token and a renewal lock, as Redis does on Node. The grant runs in the isolate that got the
- * lock (the object needs no OIDC code); the others poll the object until it publishes.
+ * Tokens shared by every isolate (client credentials, exchanged tokens): one object per token key
+ * keeps the token and a renewal lock, as Redis does on Node. The grant runs in the isolate that
+ * got the lock (the object needs no OIDC code); the others poll the object until it publishes.
  */
-export function durableObjectClientTokenCoordinator(
+export function durableObjectSharedTokenCoordinator(
   env: SessionObjectEnv,
   options: { lockMs?: number; now?: () => number } = {}
-): ClientTokenCoordinator {
-  const lockMs = options.lockMs ?? CLIENT_LOCK_MS
+): SharedTokenCoordinator {
+  const lockMs = options.lockMs ?? TOKEN_LOCK_MS
   const now = options.now ?? Date.now
   return {
     async tokenOnce(key, grant) {
-      const object = indexObject(env, 'client', key)
+      const object = indexObject(env, 'token', key)
       const holder = crypto.randomUUID()
       const giveUpAt = now() + 2 * lockMs
       for (;;) {
-        const turn = await object.clientToken(holder, lockMs)
+        const turn = await object.sharedToken(holder, lockMs)
         if ('token' in turn) return turn.token
         if (turn.locked) {
           try {
             const token = await grant()
-            await object.publishClientToken(holder, token)
+            await object.publishToken(holder, token)
             return token
           } catch (err) {
-            await object.releaseClientLock(holder).catch(() => {})
+            await object.releaseTokenLock(holder).catch(() => {})
             throw err
           }
         }
-        if (now() > giveUpAt) throw new Error('timed out waiting for the client token lock')
-        await new Promise((resolve) => setTimeout(resolve, CLIENT_POLL_MS))
+        if (now() > giveUpAt) throw new Error('timed out waiting for the shared token lock')
+        await new Promise((resolve) => setTimeout(resolve, TOKEN_POLL_MS))
       }
     },
   }

@@ -9,7 +9,7 @@ export { durableObjectStore } from './session-store.ts'
 export { SessionObjectBase, type SessionRefresher } from './session-object.ts'
 export { sessionRefresherFor } from './session-refresher.ts'
 export {
-  durableObjectClientTokenCoordinator,
+  durableObjectSharedTokenCoordinator,
   durableObjectRefreshCoordinator,
   durableObjectReplayGuard,
   durableObjectRevocations,

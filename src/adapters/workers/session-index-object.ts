@@ -1,9 +1,9 @@
 /**
  * The Durable Object under one key: the session ids of an IdP `sid` or a `sub` (so back-channel
  * logout and the admin API find every session without a scan) and, for the `cookie` store, its
- * revocation; or a claimed one-time key (logout token `jti`); or a client-credentials token shared
- * by every isolate, with the lock that picks the one isolate renewing it; or the health check's
- * ping.
+ * revocation; or a claimed one-time key (logout token `jti`); or a token shared by every isolate
+ * (a client-credentials or exchanged token), with the lock that picks the one isolate renewing
+ * it; or the health check's ping.
  */
 import { DurableObject } from 'cloudflare:workers'
 import type { Session } from '../../core/session/types.ts'
@@ -16,22 +16,22 @@ const MEMBER = 'm:'
 const REVOKED = 'revoked'
 /** Epoch seconds until which this one-time key is taken. */
 const CLAIMED = 'claimed'
-/** A client-credentials token, and who renews it until when. */
-const CLIENT_TOKEN = 'client-token'
-const CLIENT_LOCK = 'client-lock'
+/** A shared token, and who renews it until when. */
+const TOKEN = 'token'
+const TOKEN_LOCK = 'token-lock'
 
 /**
- * A client-credentials token as kept here: the core's `KeptClientToken`, written out since
- * storage code imports nothing of token management. Times in epoch seconds.
+ * A shared token as kept here: the core's `SharedToken`, written out since storage code imports
+ * nothing of token management. Times in epoch seconds.
  */
-export interface KeptClientToken {
+export interface KeptToken {
   accessToken: string
   expiresAt: number
   renewAt: number
 }
 
-/** What `clientToken` answers: the shared token, or whether the caller now holds the lock. */
-export type ClientTokenTurn = { token: KeptClientToken } | { locked: boolean }
+/** What `sharedToken` answers: the token, or whether the caller now holds the renewal lock. */
+export type TokenTurn = { token: KeptToken } | { locked: boolean }
 
 interface Revocation {
   /**
@@ -116,33 +116,33 @@ export class SessionIndexObject extends DurableObject<SessionObjectEnv> {
   }
 
   /**
-   * The client token kept here while it is not due for renewal; else the renewal lock for `holder`
+   * The token kept here while it is not due for renewal; else the renewal lock for `holder`
    * (epoch ms until `lockMs` from now) when nobody holds it, or word that someone does.
    */
-  async clientToken(holder: string, lockMs: number): Promise<ClientTokenTurn> {
+  async sharedToken(holder: string, lockMs: number): Promise<TokenTurn> {
     await syncTestClock(this.env)
     const storage = this.ctx.storage
-    const token = await storage.get<KeptClientToken>(CLIENT_TOKEN)
+    const token = await storage.get<KeptToken>(TOKEN)
     if (token && token.renewAt * 1000 > now()) return { token }
-    const lock = await storage.get<{ holder: string; until: number }>(CLIENT_LOCK)
+    const lock = await storage.get<{ holder: string; until: number }>(TOKEN_LOCK)
     if (lock && lock.holder !== holder && lock.until > now()) return { locked: false }
     const until = now() + lockMs
-    await storage.put(CLIENT_LOCK, { holder, until })
+    await storage.put(TOKEN_LOCK, { holder, until })
     // A holder that dies leaves the lock to expire; the alarm clears it if nothing follows.
     await this.scheduleAlarm(until / 1000)
     return { locked: true }
   }
 
   /** Keeps `token` for every isolate (until it expires) and releases `holder`'s lock. */
-  async publishClientToken(holder: string, token: KeptClientToken): Promise<void> {
-    await this.ctx.storage.put(CLIENT_TOKEN, token)
+  async publishToken(holder: string, token: KeptToken): Promise<void> {
+    await this.ctx.storage.put(TOKEN, token)
     await this.scheduleAlarm(token.expiresAt)
-    await this.releaseClientLock(holder)
+    await this.releaseTokenLock(holder)
   }
 
-  async releaseClientLock(holder: string): Promise<void> {
-    const lock = await this.ctx.storage.get<{ holder: string }>(CLIENT_LOCK)
-    if (lock?.holder === holder) await this.ctx.storage.delete(CLIENT_LOCK)
+  async releaseTokenLock(holder: string): Promise<void> {
+    const lock = await this.ctx.storage.get<{ holder: string }>(TOKEN_LOCK)
+    if (lock?.holder === holder) await this.ctx.storage.delete(TOKEN_LOCK)
   }
 
   /** Health check: answers once this object's storage does. */
@@ -169,11 +169,11 @@ export class SessionIndexObject extends DurableObject<SessionObjectEnv> {
     const claimed = await storage.get<number>(CLAIMED)
     if (claimed !== undefined && claimed * 1000 <= t) await storage.delete(CLAIMED)
     else if (claimed !== undefined) latest = Math.max(latest, claimed)
-    const token = await storage.get<KeptClientToken>(CLIENT_TOKEN)
-    if (token && token.expiresAt * 1000 <= t) await storage.delete(CLIENT_TOKEN)
+    const token = await storage.get<KeptToken>(TOKEN)
+    if (token && token.expiresAt * 1000 <= t) await storage.delete(TOKEN)
     else if (token) latest = Math.max(latest, token.expiresAt)
-    const lock = await storage.get<{ until: number }>(CLIENT_LOCK)
-    if (lock && lock.until <= t) await storage.delete(CLIENT_LOCK)
+    const lock = await storage.get<{ until: number }>(TOKEN_LOCK)
+    if (lock && lock.until <= t) await storage.delete(TOKEN_LOCK)
     else if (lock) latest = Math.max(latest, lock.until / 1000)
     if (latest > 0) await storage.setAlarm(latest * 1000)
     else await storage.deleteAll()

@@ -14,7 +14,7 @@ import { SPA_SECURITY_HEADERS } from '../../core/pages.ts'
 import { sharedCookieStore } from '../../core/session/stores/hybrid.ts'
 import { type SessionObjectEnv } from './bindings.ts'
 import {
-  durableObjectClientTokenCoordinator,
+  durableObjectSharedTokenCoordinator,
   durableObjectRefreshCoordinator,
   durableObjectReplayGuard,
   durableObjectRevocations,
@@ -116,11 +116,11 @@ function build(env: WorkerEnv): WorkerApp | ConfigError {
       now,
       // Logout token ids must be spent once across all isolates, not once per isolate.
       replay: config.sessionStore === 'memory' ? undefined : durableObjectReplayGuard(env),
-      // The BFF's client-credentials tokens: one grant for all isolates (memory: this one's).
-      clientTokenCoordinator:
+      // Client-credentials and exchanged tokens: one grant for all isolates (memory: this one's).
+      sharedTokenCoordinator:
         config.sessionStore === 'memory'
           ? undefined
-          : durableObjectClientTokenCoordinator(env, { now }),
+          : durableObjectSharedTokenCoordinator(env, { now }),
       clientIp: (c) => c.req.header('cf-connecting-ip'),
     })
   )

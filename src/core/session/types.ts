@@ -58,8 +58,12 @@ export interface RouteToken {
   lifetime: number
 }
 
-/** A token exchanged from the session's access token. */
-export interface ExchangedToken extends RouteToken {
+/** A token exchanged from the session's access token. Times in epoch seconds. */
+export interface ExchangedToken {
+  accessToken: string
+  expiresAt: number
+  /** From when it is exchanged again: shortly before it expires. */
+  renewAt: number
   /** A digest of the access token it was exchanged from. */
   subject: string
 }

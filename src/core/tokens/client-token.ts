@@ -2,30 +2,13 @@
  * The BFF's own tokens for `client` routes (client credentials; no session, no user): one per
  * scopes-and-resource pair, cached until shortly before it expires (the refresh skew, at most half
  * its lifetime). Concurrent callers share one grant: in this process by a single flight, across
- * the cluster by a `ClientTokenCoordinator` (a Redis lock on Node, a Durable Object on Workers)
+ * the cluster by a `SharedTokenCoordinator` (a Redis lock on Node, a Durable Object on Workers)
  * that also shares the token itself, so N instances ask the IdP once, not N times.
  */
 import { BffError } from '../errors.ts'
 import type { OidcClient } from '../oidc/types.ts'
+import { sharedTokenKey, type SharedToken, type SharedTokenCoordinator } from './shared-token.ts'
 import { skewFor } from './token-manager.ts'
-
-/** A client token as the cluster shares it. */
-export interface SharedClientToken {
-  accessToken: string
-  /** Epoch seconds. */
-  expiresAt: number
-  /** Epoch seconds from which it is due for renewal. */
-  renewAt: number
-}
-
-export interface ClientTokenCoordinator {
-  /**
-   * The token shared under `key` while it is not due for renewal (`renewAt`), else the result of
-   * one `grant` for every instance: the others wait for it rather than asking the IdP too. Throws
-   * what `grant` threw, or its own failure (its store down, a wait too long).
-   */
-  tokenOnce(key: string, grant: () => Promise<SharedClientToken>): Promise<SharedClientToken>
-}
 
 /** What a `client` route asks for. */
 export interface ClientTokenTarget {
@@ -42,25 +25,23 @@ export interface ClientTokensOptions {
   oidc: OidcClient
   skewSeconds: number
   /** Shares tokens and grants across instances; without it, this process only. */
-  coordinator?: ClientTokenCoordinator
+  coordinator?: SharedTokenCoordinator
   /** Epoch milliseconds. */
   now?: () => number
 }
 
-/** The cache key of a target: SHA-256 (hex) of its resource and sorted scopes, of fixed size. */
-export async function clientTokenKey({ scopes, resource }: ClientTokenTarget): Promise<string> {
-  const text = JSON.stringify([resource ?? null, [...(scopes ?? [])].sort()])
-  const hash = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text))
-  return [...new Uint8Array(hash)].map((b) => b.toString(16).padStart(2, '0')).join('')
+/** The cache key of a target: its resource and sorted scopes. */
+export function clientTokenKey({ scopes, resource }: ClientTokenTarget): Promise<string> {
+  return sharedTokenKey('client', resource ?? null, [...(scopes ?? [])].sort())
 }
 
 export function createClientTokens(options: ClientTokensOptions): ClientTokens {
   const { oidc, skewSeconds, coordinator } = options
   const now = options.now ?? Date.now
-  const cache = new Map<string, SharedClientToken>()
-  const inFlight = new Map<string, Promise<SharedClientToken>>()
+  const cache = new Map<string, SharedToken>()
+  const inFlight = new Map<string, Promise<SharedToken>>()
 
-  async function grant(target: ClientTokenTarget): Promise<SharedClientToken> {
+  async function grant(target: ClientTokenTarget): Promise<SharedToken> {
     const token = await oidc.clientCredentials(target)
     return {
       accessToken: token.accessToken,
@@ -69,7 +50,7 @@ export function createClientTokens(options: ClientTokensOptions): ClientTokens {
     }
   }
 
-  async function shared(key: string, target: ClientTokenTarget): Promise<SharedClientToken> {
+  async function shared(key: string, target: ClientTokenTarget): Promise<SharedToken> {
     if (!coordinator) return grant(target)
     try {
       return await coordinator.tokenOnce(key, () => grant(target))

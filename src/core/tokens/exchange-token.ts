@@ -3,18 +3,21 @@
  * route's resource (with the route's scopes), cached in the session under that pair. Each entry
  * remembers a digest of the access token it came from, so once the session's token is refreshed
  * (by any path: this instance, another one, a Durable Object) the route's next call exchanges
- * again; a cached token is also exchanged again shortly before it expires. Concurrent calls of
- * one session for one route share one exchange in this process, and calls that started before
- * it ended (their session read before the token was stored) get its result for a grace window,
- * as the token manager does for refreshes.
+ * again; a cached token is also exchanged again shortly before it expires.
+ *
+ * One exchange for concurrent calls: in this process by a single flight, plus, for calls that read
+ * their session before the token was stored, the result for a grace window (as the token manager
+ * does for refreshes); across instances through the `SharedTokenCoordinator`, under a key of the
+ * session, the access token and the target, so no other session can ever be handed the token.
  *
  * An exchange spends nothing (the refresh token is untouched), so unlike a resource grant it is
  * not one of the session's generations: the entry is written at the session's generation, and a
- * write lost to a parallel request only costs another exchange later.
+ * write lost to a parallel request only costs a look-up (or an exchange) later.
  */
 import { BffError } from '../errors.ts'
 import type { OidcClient } from '../oidc/types.ts'
 import type { ExchangedToken, Session } from '../session/types.ts'
+import { sharedTokenKey, type SharedToken, type SharedTokenCoordinator } from './shared-token.ts'
 import { skewFor } from './token-manager.ts'
 
 /** What an `exchange` route asks for. */
@@ -38,6 +41,8 @@ export interface TokenExchanges {
 export interface TokenExchangesOptions {
   oidc: OidcClient
   skewSeconds: number
+  /** Shares exchanged tokens across instances; without it, this process only. */
+  coordinator?: SharedTokenCoordinator
   /** Epoch milliseconds. */
   now?: () => number
   /** How long an exchange's result is handed to calls that read their session before it. */
@@ -58,15 +63,15 @@ async function digest(token: string): Promise<string> {
 }
 
 export function createTokenExchanges(options: TokenExchangesOptions): TokenExchanges {
-  const { oidc, skewSeconds } = options
+  const { oidc, skewSeconds, coordinator } = options
   const now = options.now ?? Date.now
   const graceMs = (options.graceSeconds ?? 30) * 1000
-  const inFlight = new Map<string, Promise<ExchangedToken>>()
+  const inFlight = new Map<string, Promise<SharedToken>>()
   // Flight key -> the exchange's result, until a grace window passes. One TTL, so insertion order
   // is expiry order: expired entries are at the front and dropped as new ones arrive.
-  const recent = new Map<string, { token: ExchangedToken; until: number }>()
+  const recent = new Map<string, { token: SharedToken; until: number }>()
 
-  function remember(flight: string, token: ExchangedToken) {
+  function remember(flight: string, token: SharedToken) {
     const t = now()
     for (const [key, entry] of recent) {
       if (entry.until > t) break
@@ -76,8 +81,36 @@ export function createTokenExchanges(options: TokenExchangesOptions): TokenExcha
     recent.set(flight, { token, until: t + graceMs })
   }
 
-  const due = (token: ExchangedToken) =>
-    token.expiresAt - now() / 1000 <= skewFor(token.lifetime, skewSeconds)
+  const due = (token: SharedToken) => token.renewAt <= now() / 1000
+
+  /** One exchange at the IdP. */
+  async function exchange(session: Session, target: ExchangeTarget): Promise<SharedToken> {
+    const token = await oidc.exchange(session.accessToken, target)
+    return {
+      accessToken: token.accessToken,
+      expiresAt: token.expiresAt,
+      renewAt: token.expiresAt - skewFor(token.lifetime, skewSeconds),
+    }
+  }
+
+  /** The exchange, once across the instances when they share tokens. */
+  async function shared(
+    session: Session,
+    subject: string,
+    target: ExchangeTarget
+  ): Promise<SharedToken> {
+    if (!coordinator) return exchange(session, target)
+    const key = await sharedTokenKey('exchange', session.id, subject, exchangeKey(target))
+    try {
+      return await coordinator.tokenOnce(key, () => exchange(session, target))
+    } catch (err) {
+      if (err instanceof BffError) throw err
+      // The coordination failed (store down, wait too long), not the IdP.
+      throw new BffError(503, 'store_unavailable', 'The session store is unavailable.', {
+        cause: err,
+      })
+    }
+  }
 
   return {
     async token(session, target) {
@@ -93,31 +126,28 @@ export function createTokenExchanges(options: TokenExchangesOptions): TokenExcha
       let pending = inFlight.get(flight)
       if (known && known.until > now() && !due(known.token)) pending = Promise.resolve(known.token)
       if (!pending) {
-        pending = oidc
-          .exchange(session.accessToken, target)
-          .then(({ accessToken, expiresAt, lifetime }) => {
-            const exchanged = { accessToken, expiresAt, lifetime, subject }
-            remember(flight, exchanged)
-            return exchanged
+        pending = shared(session, subject, target)
+          .then((token) => {
+            remember(flight, token)
+            return token
           })
           .finally(() => inFlight.delete(flight))
         inFlight.set(flight, pending)
       }
-      let exchanged: ExchangedToken
+      let token: SharedToken
       try {
-        exchanged = await pending
+        token = await pending
       } catch (err) {
         // Still valid and from this very access token: better than failing the call.
-        if (mine && mine.expiresAt > now() / 1000 && isTransient(err)) {
-          return { accessToken: mine.accessToken }
-        }
+        if (mine && mine.expiresAt > now() / 1000) return { accessToken: mine.accessToken }
         throw err
       }
+      const exchanged: ExchangedToken = { ...token, subject }
       const updated: Session = {
         ...session,
         exchangedTokens: { ...stillUseful(entries, subject), [key]: exchanged },
       }
-      return { accessToken: exchanged.accessToken, session: updated }
+      return { accessToken: token.accessToken, session: updated }
     },
   }
 }
@@ -128,8 +158,4 @@ function stillUseful(
   subject: string
 ): Record<string, ExchangedToken> {
   return Object.fromEntries(Object.entries(entries ?? {}).filter(([, e]) => e.subject === subject))
-}
-
-function isTransient(err: unknown): boolean {
-  return err instanceof BffError && (err.code === 'idp_unavailable' || err.code === 'idp_timeout')
 }

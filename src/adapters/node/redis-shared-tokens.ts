@@ -1,13 +1,14 @@
 /**
- * The BFF's client-credentials tokens (`client` routes) shared by every instance through Redis:
- * the token is kept under its key until it expires, and when it is due for renewal a lock with
- * expiry picks the one instance that asks the IdP; the others wait for what it publishes, as for
- * a refresh (redis-coordination.ts). Keys: `<prefix>client-token:<key>`, `<prefix>client-lock:<key>`.
+ * Tokens shared by every instance through Redis (the BFF's client-credentials tokens, sessions'
+ * exchanged tokens; see core/tokens/shared-token.ts): a token is kept under its key until it
+ * expires, and when it is due for renewal a lock with expiry picks the one instance that asks the
+ * IdP; the others wait for what it publishes, as for a refresh (redis-coordination.ts). Keys:
+ * `<prefix>token:<key>`, `<prefix>token-lock:<key>`.
  */
 import type { Redis } from 'ioredis'
-import type { ClientTokenCoordinator, SharedClientToken } from '../../core/tokens/client-token.ts'
+import type { SharedToken, SharedTokenCoordinator } from '../../core/tokens/shared-token.ts'
 
-export interface ClientTokenCoordinatorOptions {
+export interface SharedTokenCoordinatorOptions {
   /** Key prefix, e.g. `bff:`. */
   prefix?: string
   /**
@@ -28,25 +29,25 @@ return 0
 `
 const LOCK_POLL_MS = 25
 
-export function redisClientTokenCoordinator(
+export function redisSharedTokenCoordinator(
   redis: Redis,
-  options: ClientTokenCoordinatorOptions = {}
-): ClientTokenCoordinator {
+  options: SharedTokenCoordinatorOptions = {}
+): SharedTokenCoordinator {
   const prefix = options.prefix ?? 'bff:'
   const lockMs = options.lockMs ?? 15_000
   const now = options.now ?? Date.now
 
-  async function current(tokenKey: string): Promise<SharedClientToken | null> {
+  async function current(tokenKey: string): Promise<SharedToken | null> {
     const raw = await redis.get(tokenKey)
     if (raw === null) return null
-    const token = JSON.parse(raw) as SharedClientToken
+    const token = JSON.parse(raw) as SharedToken
     return token.renewAt * 1000 > now() ? token : null
   }
 
   return {
     async tokenOnce(key, grant) {
-      const tokenKey = `${prefix}client-token:${key}`
-      const lockKey = `${prefix}client-lock:${key}`
+      const tokenKey = `${prefix}token:${key}`
+      const lockKey = `${prefix}token-lock:${key}`
       const holder = crypto.randomUUID()
       const giveUpAt = now() + 2 * lockMs
       for (;;) {
@@ -64,7 +65,7 @@ export function redisClientTokenCoordinator(
             await redis.eval(RELEASE_LOCK, 1, lockKey, holder).catch(() => {})
           }
         }
-        if (now() > giveUpAt) throw new Error('timed out waiting for the client token lock')
+        if (now() > giveUpAt) throw new Error('timed out waiting for the shared token lock')
         await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS))
       }
     },
