@@ -30,7 +30,9 @@ import type { SessionStore } from './session/types.ts'
 import type { BffServices } from './services.ts'
 import type { RefreshCoordinator } from './tokens/refresh-coordinator.ts'
 import { createTokenManager } from './tokens/token-manager.ts'
+import { policyPoint } from './policy/authorize.ts'
 import { forward, type Forwarder } from './proxy/forward.ts'
+import { upstreamTlsProblems } from './proxy/upstream-tls.ts'
 import { memoryReplayGuard, type ReplayGuard } from './oidc/replay-guard.ts'
 
 export interface BffDeps {
@@ -47,6 +49,8 @@ export interface BffDeps {
   refreshCoordinator?: RefreshCoordinator
   /** fetch for calls to the IdP. Default: the global fetch. */
   fetch?: typeof fetch
+  /** fetch for calls to the routes' policy decision points (`authorize`). Default: the global fetch. */
+  pdpFetch?: typeof fetch
   /** fetch for upstream API calls. Default: the global fetch. */
   upstreamFetch?: typeof fetch
   /**
@@ -77,13 +81,19 @@ export interface BffDeps {
  */
 export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hono<BffEnv> {
   const config = resolveOptions(options)
+  const upstreamFetch: typeof fetch = deps.upstreamFetch ?? ((input, init) => fetch(input, init))
+  const forwarder: Forwarder =
+    deps.forward ??
+    ((c, target, options) => forward(c.req.raw, target, { ...options, fetch: upstreamFetch }))
+  // A route that asks for a client certificate never runs on a transport that sends none.
+  const tlsProblems = upstreamTlsProblems(config.api, forwarder.tls)
+  if (tlsProblems.length) throw new ConfigError(tlsProblems)
   const now = deps.now ?? Date.now
   const log = deps.log ?? jsonLogger
   const store = deps.store ?? defaultStore(config, now)
   const sealer = createSealer(config.sessionSecrets, { now })
   const oidc = createOidcClient(config, { fetch: deps.fetch, now, log })
   if (deps.background) oidc.checkAtStartup(deps.background)
-  const upstreamFetch: typeof fetch = deps.upstreamFetch ?? ((input, init) => fetch(input, init))
   const tokens = createTokenManager({
     oidc,
     coordinator: deps.refreshCoordinator,
@@ -109,9 +119,12 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
     tokens,
     replay: deps.replay ?? memoryReplayGuard(now),
     upstreamFetch,
-    forward:
-      deps.forward ??
-      ((c, target, options) => forward(c.req.raw, target, { ...options, fetch: upstreamFetch })),
+    forward: forwarder,
+    policy: policyPoint({
+      fetch: deps.pdpFetch ?? ((input, init) => fetch(input, init)),
+      now,
+      log,
+    }),
     clientIp: deps.clientIp ?? (() => undefined),
   }
 

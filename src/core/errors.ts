@@ -6,6 +6,7 @@ export type BffErrorCode =
   | 'unauthenticated'
   | 'session_expired'
   | 'csrf'
+  | 'forbidden'
   | 'invalid_return_to'
   | 'invalid_request'
   | 'payload_too_large'
@@ -22,6 +23,7 @@ export type BffErrorCode =
   | 'idp_timeout'
   | 'idp_error'
   | 'store_unavailable'
+  | 'policy_unavailable'
   | 'session_too_large'
   | 'internal_error'
 

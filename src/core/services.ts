@@ -7,6 +7,7 @@ import type { Config } from './config/options.ts'
 import type { Logger } from './observe/log.ts'
 import type { Forwarder } from './proxy/forward.ts'
 import type { OidcClient } from './oidc/types.ts'
+import type { PolicyPoint } from './policy/authorize.ts'
 import type { ReplayGuard } from './oidc/replay-guard.ts'
 import type { Sealer } from './session/seal.ts'
 import type { SessionManager } from './session/manager.ts'
@@ -27,6 +28,8 @@ export interface BffServices {
   upstreamFetch: typeof fetch
   /** Sends a proxied API call upstream: `forward` over `upstreamFetch` unless the runtime has its own. */
   forward: Forwarder
+  /** The routes' external policy decision points (`authorize`), with their cached decisions. */
+  policy: PolicyPoint
   /** The client's address as the runtime sees it, for X-Forwarded-For. */
   clientIp: (c: Context) => string | undefined
 }

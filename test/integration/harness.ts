@@ -96,6 +96,8 @@ export interface StackOptions {
   isolates?: number
   /** A proxy in front of the IdP: its URL is then the issuer, and every call goes through it. */
   front?: IdpFront
+  /** workerd only: more service bindings of the Worker (see `WorkerdOptions.serviceBindings`). */
+  serviceBindings?: Record<string, unknown>
 }
 
 export interface Stack {
@@ -185,7 +187,13 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   }
   const bff =
     TARGET === 'workerd'
-      ? await startWorkerBff(port, env, () => offsetMs, options.isolates ?? 0)
+      ? await startWorkerBff(
+          port,
+          env,
+          () => offsetMs,
+          options.isolates ?? 0,
+          options.serviceBindings
+        )
       : await startNodeBff(port, env, store, now, redisPrefix)
 
   const sealer = createSealer([secret])
@@ -314,12 +322,19 @@ async function startWorkerBff(
   port: number,
   env: Env,
   clockOffsetMs: () => number,
-  isolates: number
+  isolates: number,
+  serviceBindings?: Record<string, unknown>
 ): Promise<RunningBff> {
   // Loaded only here, so the Node target never starts Miniflare's machinery.
   const { startWorkerd } = await import('../adapters/workers/workerd.ts')
   const names = Array.from({ length: isolates }, (_, i) => `isolate-${i + 1}`)
-  const worker = await startWorkerd({ port, env, clockOffsetMs, isolates: names })
+  const worker = await startWorkerd({
+    port,
+    env,
+    clockOffsetMs,
+    isolates: names,
+    serviceBindings: serviceBindings as never,
+  })
   return {
     readSession: async (ref) => ('id' in ref ? worker.readSession(ref.id) : null),
     close: () => worker.close(),

@@ -68,32 +68,48 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
   if (spaProblems.length) throw new ConfigError(spaProblems)
   const { config, settings } = parsed
   const { port, host } = settings
-  const closers: Array<() => Promise<unknown>> = []
+  // Upstream calls through undici directly rather than fetch; a caller's own upstreamFetch keeps
+  // fetch. Made first: a route's `tls` that cannot be used stops start-up before Redis is opened.
+  const upstreams = new Agent()
+  const forwarder = options.deps?.upstreamFetch
+    ? undefined
+    : nodeForward({ dispatcher: upstreams, routes: config.api })
+  const closers: Array<() => Promise<unknown>> = [
+    // Connections to the upstream APIs, kept alive between calls; routes with mutual TLS have
+    // Agents of their own.
+    () => upstreams.destroy(),
+    async () => forwarder?.close(),
+  ]
   // Ends background work (the IdP discovery check's retries) when the server closes.
   const life = new AbortController()
   closers.push(async () => life.abort())
-  const runtime = await nodeDeps(config, settings, closers, options.deps)
-  // Connections to the upstream APIs, kept alive between calls.
-  const upstreams = new Agent()
-  closers.push(() => upstreams.destroy())
+  const closeAll = async () => {
+    for (const close of closers) await close().catch(() => {})
+  }
   const app = new Hono()
-  app.route(
-    '/',
-    createBff(config, {
-      clientIp: (c) => {
-        try {
-          return getConnInfo(c).remote.address
-        } catch {
-          return undefined
-        }
-      },
-      // Upstream calls through undici directly rather than fetch; a caller's own upstreamFetch keeps fetch.
-      ...(options.deps?.upstreamFetch ? {} : { forward: nodeForward({ dispatcher: upstreams }) }),
-      ...runtime,
-      background: life.signal,
-      ...options.deps,
-    })
-  )
+  try {
+    const runtime = await nodeDeps(config, settings, closers, options.deps)
+    app.route(
+      '/',
+      createBff(config, {
+        clientIp: (c) => {
+          try {
+            return getConnInfo(c).remote.address
+          } catch {
+            return undefined
+          }
+        },
+        ...(forwarder ? { forward: forwarder } : {}),
+        ...runtime,
+        background: life.signal,
+        ...options.deps,
+      })
+    )
+  } catch (err) {
+    // A problem createBff finds (a route's `tls` Node cannot honour): nothing is left open.
+    await closeAll()
+    throw err
+  }
   // After the BFF's routes, and never under its own prefixes.
   if (spa) serveSpa(app, spa, ['/bff/', ...config.api.map((route) => route.prefix)])
   // Not a BFF route, an API prefix or a static file: JSON or a page, as every other error.
@@ -117,9 +133,7 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
     url: `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`,
     config,
     settings,
-    async close() {
-      for (const close of closers) await close().catch(() => {})
-    },
+    close: closeAll,
   }
 }
 

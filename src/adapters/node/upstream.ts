@@ -12,7 +12,8 @@
 import { IncomingMessage, ServerResponse } from 'node:http'
 import { Readable, Transform, pipeline, type TransformCallback } from 'node:stream'
 import zlib from 'node:zlib'
-import { Agent, type Dispatcher } from 'undici'
+import { Agent, fetch as undiciFetch, type Dispatcher } from 'undici'
+import type { ApiRoute } from '../../core/config/options.ts'
 import { BffError } from '../../core/errors.ts'
 import {
   SAFE_TO_RESEND,
@@ -22,6 +23,7 @@ import {
   type Forwarder,
 } from '../../core/proxy/forward.ts'
 import { listed, requestHeaderStripped, responseHeaderStripped } from '../../core/proxy/headers.ts'
+import { tlsAgents } from './upstream-tls.ts'
 
 export interface NodeForwardOptions {
   /**
@@ -32,7 +34,16 @@ export interface NodeForwardOptions {
   dispatcher?: Dispatcher
   /** fetch for requests that did not come from a Node server. Default: the global fetch. */
   fetch?: typeof fetch
+  /**
+   * The routes: each one with `tls` (mutual TLS) gets its Agent now, its PEM texts checked at once
+   * (a mistake throws `ConfigError` naming the route). Others get theirs on first use.
+   * @example { routes: config.api }
+   */
+  routes?: readonly ApiRoute[]
 }
+
+/** The Node transport; `close()` ends the connections of the routes' own (mutual TLS) Agents. */
+export type NodeForwarder = Forwarder & { readonly tls: 'pem'; close(): Promise<void> }
 
 // As fetch (RFC 9110): these answers have no body, whatever their headers say.
 const NULL_BODY_STATUS = new Set([101, 204, 205, 304])
@@ -45,17 +56,23 @@ const MAX_CONTENT_ENCODINGS = 5
  * answers) is handed over as one buffer, so head and body leave in one write; a body that takes
  * longer is streamed as it comes, with backpressure.
  */
-export function nodeForward(options: NodeForwardOptions = {}): Forwarder {
-  const dispatcher = options.dispatcher ?? new Agent()
+export function nodeForward(options: NodeForwardOptions = {}): NodeForwarder {
+  const shared = options.dispatcher ?? new Agent()
   const fallbackFetch = options.fetch ?? ((input, init) => fetch(input, init))
+  const tls = tlsAgents(options.routes)
   // X-Forwarded-Host/-Proto come from the BFF's own public origin, the same on every call.
   let forwardedFor: { baseUrl: string; host: string; proto: string } | undefined
 
-  return function nodeForward(c, target, call) {
+  const forwarder: Forwarder = function nodeForward(c, target, call) {
+    // A route with mutual TLS has an Agent of its own; every other route shares one.
+    const own = tls.agentFor(call.route)
+    const dispatcher = own ?? shared
     const incoming = (c.env as { incoming?: unknown } | undefined)?.incoming
     // Only an untouched HTTP/1 request can be read here; anything else takes the fetch path.
     if (!(incoming instanceof IncomingMessage) || incoming.readableDidRead) {
-      return forward(c.req.raw, target, { ...call, fetch: fallbackFetch })
+      const viaAgent: typeof fetch = (input, init) =>
+        undiciFetch(input as string | URL, { ...(init as object), dispatcher: own }) as never
+      return forward(c.req.raw, target, { ...call, fetch: own ? viaAgent : fallbackFetch })
     }
     if (forwardedFor?.baseUrl !== call.baseUrl) {
       const base = new URL(call.baseUrl)
@@ -103,6 +120,7 @@ export function nodeForward(options: NodeForwardOptions = {}): Forwarder {
       }
     })
   }
+  return Object.assign(forwarder, { tls: 'pem' as const, close: () => tls.close() })
 }
 
 /** The client's headers as fetch would send them: names lower-cased, repeats joined with ", ". */

@@ -21,6 +21,7 @@ import {
 import { SessionIndexObject } from './session-index-object.ts'
 import { SessionObjectBase } from './session-object.ts'
 import { sessionRefresherFor } from './session-refresher.ts'
+import { mtlsProblems, workersForward } from './mtls.ts'
 import { durableObjectStore } from './session-store.ts'
 import { configFileOf, settingsOf, storeProblems, testClockProblems } from './settings.ts'
 import { now, syncTestClock } from './test-clock.ts'
@@ -77,6 +78,8 @@ function build(env: WorkerEnv): WorkerApp | ConfigError {
   problems.push(
     ...storeProblems(env, config?.sessionStore ?? settings.BFF_SESSION_STORE ?? 'durable-object')
   )
+  // Routes with mutual TLS: each names a bound mtls_certificates binding.
+  if (config) problems.push(...mtlsProblems(env, config.api))
   if (!config || problems.length) {
     for (const problem of problems) jsonLogger('error', 'config.invalid', { problem })
     return new ConfigError(problems)
@@ -116,6 +119,7 @@ function build(env: WorkerEnv): WorkerApp | ConfigError {
       // Logout token ids must be spent once across all isolates, not once per isolate.
       replay: config.sessionStore === 'memory' ? undefined : durableObjectReplayGuard(env),
       clientIp: (c) => c.req.header('cf-connecting-ip'),
+      forward: workersForward(),
     })
   )
   // Everything outside /bff/* and the API prefixes is the SPA, with the Node entry's headers.

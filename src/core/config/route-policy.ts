@@ -39,7 +39,6 @@ const NOT_ENFORCED_YET = new Set([
   'resource',
   'websocket',
   'authorize',
-  'tls',
 ])
 
 const TOKEN_MODES: readonly TokenMode[] = ['user', 'optional', 'none', 'client', 'exchange']
@@ -223,6 +222,8 @@ function checkTls(value: unknown, policy: Policy, bad: (path: Path, why: string)
   }
   if (tls.binding === undefined && (tls.cert === undefined) !== (tls.key === undefined)) {
     bad(['tls'], 'needs both "cert" and "key" (PEM), or a Workers "binding"')
+  } else if (keys.every((key) => tls[key] === undefined)) {
+    bad(['tls'], 'needs "cert" and "key" (PEM), "ca", or a Workers "binding"')
   }
   policy.tls = Object.fromEntries(
     keys.filter((k) => typeof tls[k] === 'string').map((k) => [k, tls[k]])

@@ -125,11 +125,21 @@ export interface ForwardOptions {
  * one of these. The default is `forward` over fetch; a runtime may bring a faster transport with
  * the same contract (Node: src/adapters/node/upstream.ts).
  */
-export type Forwarder = (
+export type Forwarder = ((
   c: Context,
   target: URL,
-  options: Omit<ForwardOptions, 'fetch'>
-) => Promise<Response>
+  options: Omit<ForwardOptions, 'fetch'> & {
+    /** The route the call is for: a transport that honours `tls` picks its connection by it. */
+    route?: ApiRoute
+  }
+) => Promise<Response>) & {
+  /**
+   * Which form of a route's `tls` (mutual TLS to its upstream) this transport honours: `pem` (the
+   * Node transport: `cert`, `key`, `ca`) or `binding` (Workers: an `mtls_certificates` binding).
+   * Without it, a route with `tls` stops start-up (see proxy/upstream-tls.ts).
+   */
+  readonly tls?: 'pem' | 'binding'
+}
 
 /**
  * Methods sent a second time when the connection fails before any answer, within the same timeout.

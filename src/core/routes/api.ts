@@ -44,6 +44,7 @@ export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
     const result = await freshSession(s, c, session)
     if (result.kind === 'error') throw result.error
     // Access: IdPs, claims, scopes, step-up (policy/access.ts), then the policy point.
+    await s.policy.authorize(route, c.req.method, url.pathname, result.session)
     // Token: per route (tokens/route-token.ts): the user's, a resource's, the client's, exchanged.
 
     const upstream = await s.forward(c, target, {
@@ -51,6 +52,7 @@ export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
       baseUrl,
       clientIp: s.clientIp(c),
       timeoutMs: upstreamTimeoutMs,
+      route,
     })
     if (upstream.status >= 300 && upstream.status < 400) {
       const location = upstream.headers.get('location')
