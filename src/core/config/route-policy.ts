@@ -38,7 +38,6 @@ const NOT_ENFORCED_YET = new Set([
   'maxAge',
   'resource',
   'websocket',
-  'authorize',
 ])
 
 const TOKEN_MODES: readonly TokenMode[] = ['user', 'optional', 'none', 'client', 'exchange']
