@@ -15,6 +15,7 @@ import { jsonLogger } from '../../core/observe/log.ts'
 import { withRawHeaders } from './headers.ts'
 import { DEFAULT_REDIS_URL, nodeConfigFromEnv, type NodeSettings } from './settings.ts'
 import { nodeForward } from './upstream.ts'
+import { nodePdpFetch } from './pdp-fetch.ts'
 import { serveSpa, spaFromEnv } from './static.ts'
 import { sharedCookieStore } from '../../core/session/stores/hybrid.ts'
 import { redisSessionKeyPrefix, redisStore } from './redis-store.ts'
@@ -74,11 +75,14 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
   const forwarder = options.deps?.upstreamFetch
     ? undefined
     : nodeForward({ dispatcher: upstreams, routes: config.api })
+  // The routes' policy decision points (`authorize`), asked through undici as well.
+  const pdp = nodePdpFetch()
   const closers: Array<() => Promise<unknown>> = [
     // Connections to the upstream APIs, kept alive between calls; routes with mutual TLS have
     // Agents of their own.
     () => upstreams.destroy(),
     async () => forwarder?.close(),
+    () => pdp.close(),
   ]
   // Ends background work (the IdP discovery check's retries) when the server closes.
   const life = new AbortController()
@@ -100,6 +104,7 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
           }
         },
         ...(forwarder ? { forward: forwarder } : {}),
+        pdpFetch: pdp.fetch,
         ...runtime,
         background: life.signal,
         ...options.deps,

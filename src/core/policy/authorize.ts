@@ -24,7 +24,7 @@ export const PDP_TIMEOUT_MS = 2000
 /** Decisions kept at most (all routes and sessions together); the least recently used go first. */
 export const MAX_DECISIONS = 10_000
 /** A PDP answer larger than this is not a decision: refused as unavailable, not read further. */
-const MAX_ANSWER_BYTES = 64 * 1024
+export const MAX_ANSWER_BYTES = 64 * 1024
 
 /** What the PDP gets as `input`. Never a token, cookie or session id. */
 export interface PolicyInput {
