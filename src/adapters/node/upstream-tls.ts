@@ -13,6 +13,8 @@ import { ConfigError } from '../../core/config/options.ts'
 import { errorReason } from '../../core/observe/log.ts'
 import { upstreamTlsProblems } from '../../core/proxy/upstream-tls.ts'
 
+type RouteTls = NonNullable<ApiRoute['tls']>
+
 export interface TlsAgents {
   /** The route's own Agent, made on first use; undefined for a route without `tls`. */
   agentFor(route: ApiRoute | undefined): Agent | undefined
@@ -26,8 +28,14 @@ export interface TlsAgents {
  * @throws ConfigError naming every route whose `tls` cannot be used.
  */
 export function tlsAgents(routes: readonly ApiRoute[] = []): TlsAgents {
-  const agents = new Map<ApiRoute, Agent>()
-  const make = (route: ApiRoute & { tls: NonNullable<ApiRoute['tls']> }): Agent => {
+  // By prefix, then by the tls texts: `createBff` resolves the routes it is given once more, so
+  // the route objects of a call are not those given here, but their prefix and texts are.
+  const agents = new Map<string, { tls: RouteTls; agent: Agent }[]>()
+  const find = ({ prefix, tls }: ApiRoute) =>
+    agents
+      .get(prefix)
+      ?.find(({ tls: t }) => t.cert === tls!.cert && t.key === tls!.key && t.ca === tls!.ca)?.agent
+  const make = (route: ApiRoute & { tls: RouteTls }): Agent => {
     const { cert, key, ca, binding } = route.tls
     if (binding !== undefined) throw new ConfigError(upstreamTlsProblems([route], 'pem'))
     const connect = Object.fromEntries(
@@ -46,7 +54,7 @@ export function tlsAgents(routes: readonly ApiRoute[] = []): TlsAgents {
       ])
     }
     const agent = new Agent({ connect })
-    agents.set(route, agent)
+    agents.set(route.prefix, [...(agents.get(route.prefix) ?? []), { tls: route.tls, agent }])
     return agent
   }
 
@@ -61,18 +69,19 @@ export function tlsAgents(routes: readonly ApiRoute[] = []): TlsAgents {
     }
   }
   if (problems.length) {
-    for (const agent of agents.values()) void agent.destroy()
+    for (const { agent } of [...agents.values()].flat()) void agent.destroy()
     throw new ConfigError(problems)
   }
 
   return {
     agentFor(route) {
       if (!route?.tls) return undefined
-      return agents.get(route) ?? make(route as Parameters<typeof make>[0])
+      return find(route) ?? make(route as Parameters<typeof make>[0])
     },
     async close() {
-      await Promise.all([...agents.values()].map((agent) => agent.destroy().catch(() => {})))
+      const all = [...agents.values()].flat()
       agents.clear()
+      await Promise.all(all.map(({ agent }) => agent.destroy().catch(() => {})))
     },
   }
 }
