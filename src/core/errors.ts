@@ -11,6 +11,8 @@ export type BffErrorCode =
   | 'payload_too_large'
   | 'invalid_callback'
   | 'login_failed'
+  | 'step_up_failed'
+  | 'step_up_required'
   | 'invalid_sid'
   | 'invalid_logout_token'
   | 'invalid_path'

@@ -28,7 +28,7 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
   }
 
   return {
-    async authorizationRequest({ prompt }) {
+    async authorizationRequest({ prompt, acr, maxAge }) {
       const oidc = await configuration()
       const codeVerifier = client.randomPKCECodeVerifier()
       const state = client.randomState()
@@ -42,6 +42,8 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
         nonce,
       }
       if (prompt) params.prompt = prompt
+      if (acr?.length) params.acr_values = acr.join(' ')
+      if (maxAge !== undefined) params.max_age = String(maxAge)
       return { url: client.buildAuthorizationUrl(oidc, params), state, nonce, codeVerifier }
     },
 

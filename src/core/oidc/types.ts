@@ -29,7 +29,12 @@ export interface LoginTransaction {
 }
 
 export interface OidcClient {
-  authorizationRequest(params: { prompt?: string }): Promise<AuthorizationRequest>
+  /** `acr` is sent as `acr_values` (space-separated), `maxAge` as `max_age`. */
+  authorizationRequest(params: {
+    prompt?: string
+    acr?: readonly string[]
+    maxAge?: number
+  }): Promise<AuthorizationRequest>
   /** Finishes the code flow. Throws `BffError` 400 `invalid_callback` on any failed check. */
   callback(
     callbackUrl: URL,
