@@ -7,7 +7,9 @@
 import type { Context } from 'hono'
 import type { ApiRoute } from '../config/options.ts'
 import { BffError } from '../errors.ts'
+import type { StepUp } from '../policy/step-up-params.ts'
 import { listed, requestHeaderStripped, responseHeaderStripped } from './headers.ts'
+import { stepUpChallenge } from './step-up-challenge.ts'
 
 /**
  * Methods proxied by default: what an API called from a page uses. TRACE echoes the request
@@ -118,6 +120,11 @@ export interface ForwardOptions {
   /** Milliseconds to wait for the upstream's response headers. */
   timeoutMs: number
   fetch: typeof fetch
+  /**
+   * Called when the upstream answers with an RFC 9470 step-up challenge, read (with
+   * `stepUpChallenge`) before `WWW-Authenticate` is stripped like every other challenge.
+   */
+  onStepUp?: (stepUp: StepUp) => void
 }
 
 /**
@@ -207,6 +214,8 @@ export async function forward(request: Request, target: URL, options: ForwardOpt
     answered = true
     clearTimeout(timer)
   }
+  const stepUp = stepUpChallenge(upstream.status, upstream.headers.get('www-authenticate'))
+  if (stepUp) options.onStepUp?.(stepUp)
   // Start reading the upstream body now: fetch() cancels the body of a Response object that is
   // garbage-collected before anyone reads it, and `upstream` itself is dropped here while the
   // body waits for the session cookie to be written (seen as rare hung responses under load).

@@ -13,7 +13,9 @@ import {
   requestPath,
   upstreamUrl,
 } from '../proxy/forward.ts'
+import { stepUpRequired } from '../proxy/step-up-challenge.ts'
 import { checkCsrf } from '../policy/csrf.ts'
+import type { StepUp } from '../policy/step-up-params.ts'
 import type { BffEnv } from '../hono-env.ts'
 import type { BffServices } from '../services.ts'
 import { freshSession } from './fresh-session.ts'
@@ -46,12 +48,15 @@ export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
     // Access: IdPs, claims, scopes, step-up (policy/access.ts), then the policy point.
     // Token: per route (tokens/route-token.ts): the user's, a resource's, the client's, exchanged.
 
+    const challenged: { stepUp?: StepUp } = {}
     const upstream = await s.forward(c, target, {
       accessToken: result.session.accessToken,
       baseUrl,
       clientIp: s.clientIp(c),
       timeoutMs: upstreamTimeoutMs,
+      onStepUp: (stepUp) => (challenged.stepUp = stepUp),
     })
+    if (challenged.stepUp) return stepUpRequired(s, c, upstream, challenged.stepUp, route, url)
     if (upstream.status >= 300 && upstream.status < 400) {
       const location = upstream.headers.get('location')
       if (location) upstream.headers.set('location', publicLocation(location, route, target))
