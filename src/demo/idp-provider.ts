@@ -64,7 +64,7 @@ export function createProvider(issuer: string, settings: ProviderSettings): Demo
     },
     claims: {
       // How and when the user signed in, in every ID token, not only when the RP asks.
-      openid: ['sub', 'acr', 'auth_time'],
+      openid: ['sub', 'acr', 'amr', 'auth_time'],
       profile: ['name', ...Object.keys(extraProfileClaims ?? {})],
       email: ['email', 'email_verified'],
     },
