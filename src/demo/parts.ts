@@ -40,6 +40,8 @@ export async function startDemoParts(
       BFF_CLIENT_SECRET: clientSecret,
       BFF_BASE_URL: baseUrl,
       BFF_SESSION_SECRET: given.BFF_SESSION_SECRET ?? randomBytes(32).toString('base64url'),
+      // /api/admin needs a second factor: the demo API asks for it itself (RFC 9470), which the
+      // BFF turns into step_up_required for the SPA.
       BFF_API: given.BFF_API ?? `/api/=${api.url}/`,
       BFF_POST_LOGOUT_REDIRECT: given.BFF_POST_LOGOUT_REDIRECT ?? '/logged-out.html',
     },
