@@ -9,6 +9,7 @@ export type BffErrorCode =
   | 'invalid_return_to'
   | 'invalid_request'
   | 'payload_too_large'
+  | 'headers_too_large'
   | 'invalid_callback'
   | 'login_failed'
   | 'invalid_sid'
