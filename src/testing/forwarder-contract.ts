@@ -166,6 +166,20 @@ export function testForwarder(name: string, makeForwarder: () => Forwarder): voi
       expect(headers['x-forwarded-for']).toBe('198.51.100.7')
     })
 
+    it('sends no Authorization at all without a token, not even the browser’s', async () => {
+      // A route with token "none" (or "optional" without a session) calls without a token.
+      options = { ...options }
+      delete options.accessToken
+      const res = await send('plain', {
+        headers: { authorization: 'Bearer from-the-browser', 'x-csrf': '1' },
+      })
+      expect(await res.text()).toBe('default')
+      const { headers } = seen[0]!
+      expect(headers.authorization).toBeUndefined()
+      expect(headers['x-csrf']).toBeUndefined()
+      expect(headers['x-forwarded-host']).toBe('app.example.com')
+    })
+
     it('drops every header a browser could forge to steer the upstream; ordinary ones pass', async () => {
       await (await send('plain', { headers: { ...FORGED, ...ORDINARY } })).text()
       expectForgedDroppedOrdinaryKept(seen[0]!.headers)

@@ -96,6 +96,10 @@ export interface StackOptions {
   isolates?: number
   /** A proxy in front of the IdP: its URL is then the issuer, and every call goes through it. */
   front?: IdpFront
+  /** Claims every account has at the IdP (its `extraProfileClaims`), e.g. nested roles. */
+  idpClaims?: Record<string, unknown>
+  /** More metadata of the BFF's client at the IdP, e.g. `{ require_auth_time: true }`. */
+  clientMetadata?: Record<string, unknown>
 }
 
 export interface Stack {
@@ -155,11 +159,15 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
   const idp = await startIdp({
     ...(options.front ? { issuer: options.front.url } : {}),
     accessTokenTtl: options.accessTokenTtl ?? 60,
+    extraProfileClaims: options.idpClaims,
     clients: [
-      bffClientMetadata({
-        redirectUris: [`${baseUrl}/bff/callback`],
-        postLogoutRedirectUris: [`${baseUrl}/`, `${baseUrl}/logged-out.html`],
-      }),
+      {
+        ...bffClientMetadata({
+          redirectUris: [`${baseUrl}/bff/callback`],
+          postLogoutRedirectUris: [`${baseUrl}/`, `${baseUrl}/logged-out.html`],
+        }),
+        ...options.clientMetadata,
+      },
     ],
   })
   options.front?.forwardTo(idp.port)
