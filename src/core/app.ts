@@ -9,6 +9,7 @@ import { ConfigError, type BffOptions, type Config } from './config/options.ts'
 import { resolveOptions } from './config/resolve.ts'
 import { BffError } from './errors.ts'
 import { canonicalHost } from './policy/canonical-host.ts'
+import { denialCounter } from './observe/denials.ts'
 import { errorReason, jsonLogger, type Logger } from './observe/log.ts'
 import { createOidcClient } from './oidc/client.ts'
 import { errorPage, PAGE_SECURITY_HEADERS, pageForError } from './pages.ts'
@@ -95,6 +96,7 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
     oidc,
     sealer,
     log,
+    denials: denialCounter(),
     now,
     sessions: createSessionManager({
       store,
@@ -103,6 +105,7 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
       idleTimeoutSeconds: config.idleTimeoutSeconds,
       newest: tokens.newest,
       budget: { maxCookieBytes: config.cookieMaxBytes, maxTotalBytes: config.cookieTotalBytes },
+      policyClaims: policyClaims(config),
       log,
       now,
     }),
@@ -160,6 +163,16 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
  */
 export function notFound(c: Context, log: Logger = jsonLogger): Response {
   return renderError(new BffError(404, 'not_found', 'Nothing is at this address.'), c, log)
+}
+
+/** The claims routes' `require` reads, as dot paths into the session's claims. */
+function policyClaims(config: Config): string[] {
+  const names = config.api.flatMap((route) => Object.keys(route.require ?? {}))
+  return [
+    ...new Set(
+      names.map((name) => (Object.hasOwn(config.claims, name) ? config.claims[name]! : name))
+    ),
+  ]
 }
 
 function defaultStore(config: Config, now: () => number): SessionStore {

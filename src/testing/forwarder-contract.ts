@@ -17,7 +17,7 @@ import type { AddressInfo, Socket } from 'node:net'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { BffError } from '../core/errors.ts'
 import type { Forwarder, ForwardOptions } from '../core/proxy/forward.ts'
-import type { StepUp } from '../core/policy/step-up-params.ts'
+import type { StepUp } from '../core/policy/step-up.ts'
 import {
   ANSWER_ONLY,
   FORGED,
@@ -179,6 +179,20 @@ export function testForwarder(name: string, makeForwarder: () => Forwarder): voi
       expect(headers['x-forwarded-host']).toBe('app.example.com')
       expect(headers['x-forwarded-proto']).toBe('https')
       expect(headers['x-forwarded-for']).toBe('198.51.100.7')
+    })
+
+    it('sends no Authorization at all without a token, not even the browser’s', async () => {
+      // A route with token "none" (or "optional" without a session) calls without a token.
+      options = { ...options }
+      delete options.accessToken
+      const res = await send('plain', {
+        headers: { authorization: 'Bearer from-the-browser', 'x-csrf': '1' },
+      })
+      expect(await res.text()).toBe('default')
+      const { headers } = seen[0]!
+      expect(headers.authorization).toBeUndefined()
+      expect(headers['x-csrf']).toBeUndefined()
+      expect(headers['x-forwarded-host']).toBe('app.example.com')
     })
 
     it('drops every header a browser could forge to steer the upstream; ordinary ones pass', async () => {

@@ -23,7 +23,7 @@ import {
 } from '../../core/proxy/forward.ts'
 import { listed, requestHeaderStripped, responseHeaderStripped } from '../../core/proxy/headers.ts'
 import { stepUpChallenge } from '../../core/proxy/step-up-challenge.ts'
-import type { StepUp } from '../../core/policy/step-up-params.ts'
+import type { StepUp } from '../../core/policy/step-up.ts'
 
 export interface NodeForwardOptions {
   /**
@@ -65,7 +65,8 @@ export function nodeForward(options: NodeForwardOptions = {}): Forwarder {
     }
     const method = incoming.method ?? 'GET'
     const headers = requestHeaders(incoming.rawHeaders)
-    headers.authorization = `Bearer ${call.accessToken}`
+    // The client's own Authorization is stripped: without a token, the upstream gets none.
+    if (call.accessToken !== undefined) headers.authorization = `Bearer ${call.accessToken}`
     headers['x-forwarded-host'] = forwardedFor.host
     headers['x-forwarded-proto'] = forwardedFor.proto
     // The client's own X-Forwarded-For is not extended: it says whatever the client wants.

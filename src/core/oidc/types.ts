@@ -11,6 +11,8 @@ export interface TokenSet {
   accessTokenLifetime: number
   /** Epoch seconds, when the IdP says (`refresh_expires_in`, a common extension). */
   refreshTokenExpiresAt?: number
+  /** The token response's `scope`: what was granted, when the IdP says. */
+  scope?: string
   /** ID token claims merged with userinfo claims; absent when the response had no ID token. */
   claims?: Record<string, unknown>
 }

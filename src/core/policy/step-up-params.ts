@@ -5,13 +5,7 @@
  * back.
  */
 import { CLOCK_TOLERANCE_SECONDS } from '../oidc/id-token.ts'
-
-export interface StepUp {
-  /** Any of these `acr` values will do. */
-  acr?: string[]
-  /** The user authenticated at most this many seconds ago. */
-  maxAge?: number
-}
+import type { StepUp } from './step-up.ts'
 
 /** Most `acr` values one request may name, and most characters all of them may take together. */
 export const MAX_ACR_VALUES = 10

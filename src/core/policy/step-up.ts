@@ -1,26 +1,57 @@
 /**
- * Step-up: where the SPA sends the user for a stronger or more recent login. One address for every
- * answer that asks for one (a route's `acr`/`maxAge`, an upstream's RFC 9470 challenge), so the
- * SPA handles them all the same way.
+ * Step-up: a route that needs a stronger or more recent authentication (`acr`, `maxAge`) than the
+ * session has answers 401 `step_up_required` with the login URL that gets it, so the SPA sends the
+ * user there and back to where they were. `/bff/login?acr=…&maxAge=…` asks the IdP for it.
  */
+import { safeReturnTo } from './return-to.ts'
+
+/** What a route asks of the authentication: one of these `acr` values, within `maxAge` seconds. */
+export interface StepUp {
+  acr?: readonly string[]
+  maxAge?: number
+}
 
 /**
- * The `/bff/login` address that asks the IdP for `acr` (any of them) and an authentication at most
- * `maxAge` seconds old, then returns to `returnTo` (a same-origin path).
- * @example stepUpLoginUrl({ returnTo: '/orders', acr: ['mfa'], maxAge: 300 })
- * // '/bff/login?returnTo=%2Forders&acr=mfa&maxAge=300'
+ * `/bff/login?returnTo=…&acr=…&maxAge=…`: the login that meets `stepUp`, back to `returnTo` (a
+ * same-origin path, checked by the caller). `acr` values are space-separated, as `acr_values`.
  */
-export function stepUpLoginUrl({
-  returnTo,
-  acr,
-  maxAge,
-}: {
-  returnTo: string
-  acr: string[] | undefined
-  maxAge: number | undefined
-}): string {
+export function stepUpLoginUrl(returnTo: string, stepUp: StepUp): string {
   const query = new URLSearchParams({ returnTo })
-  if (acr && acr.length > 0) query.set('acr', acr.join(' '))
-  if (maxAge !== undefined) query.set('maxAge', String(maxAge))
+  if (stepUp.acr?.length) query.set('acr', stepUp.acr.join(' '))
+  if (stepUp.maxAge !== undefined) query.set('maxAge', String(stepUp.maxAge))
   return `/bff/login?${query}`
+}
+
+/** Whether the session's `acr` and `auth_time` claims meet `stepUp` at `nowSeconds`. */
+export function meetsStepUp(
+  claims: Record<string, unknown>,
+  stepUp: StepUp,
+  nowSeconds: number
+): boolean {
+  if (stepUp.acr && !(typeof claims.acr === 'string' && stepUp.acr.includes(claims.acr))) {
+    return false
+  }
+  if (stepUp.maxAge !== undefined) {
+    // Without auth_time, how long ago the user authenticated is unknown: not recent enough.
+    const authTime = claims.auth_time
+    if (typeof authTime !== 'number' || nowSeconds - authTime > stepUp.maxAge) return false
+  }
+  return true
+}
+
+/**
+ * Where the user goes back to after a step-up: the page that made the call (its `Referer`) when it
+ * is a safe path on this origin, else `/`. The Referer is only a hint: whatever it says, the login
+ * can only return to this site.
+ */
+export function stepUpReturnTo(referer: string | undefined, baseUrl: string): string {
+  if (!referer) return '/'
+  let url: URL
+  try {
+    url = new URL(referer)
+  } catch {
+    return '/'
+  }
+  if (url.origin !== new URL(baseUrl).origin) return '/'
+  return safeReturnTo(url.pathname + url.search, baseUrl) ?? '/'
 }

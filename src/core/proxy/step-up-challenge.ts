@@ -9,9 +9,8 @@
 import type { Context } from 'hono'
 import type { ApiRoute } from '../config/options.ts'
 import type { BffServices } from '../services.ts'
-import { safeReturnTo } from '../policy/return-to.ts'
-import { stepUpLoginUrl } from '../policy/step-up.ts'
-import { parseAcrValues, parseMaxAge, type StepUp } from '../policy/step-up-params.ts'
+import { stepUpLoginUrl, stepUpReturnTo, type StepUp } from '../policy/step-up.ts'
+import { parseAcrValues, parseMaxAge } from '../policy/step-up-params.ts'
 
 /** One challenge of a `WWW-Authenticate` value: the scheme in lower case, its parameters. */
 export interface AuthChallenge {
@@ -148,26 +147,20 @@ export function stepUpChallenge(
 }
 
 /**
- * The SPA's answer to an upstream's step-up challenge: 401 `step_up_required` with what the
- * upstream asked for and the login address that gets it; the upstream's own answer goes no
- * further. The login returns to the SPA page that made the call when its `Referer` names one on
- * this site, else to the API address called (an SPA that sends no Referer, as the demo's, puts its
- * own page in `loginUrl`'s `returnTo`).
+ * The SPA's answer to an upstream's step-up challenge: the same 401 `step_up_required` as a
+ * route's `acr`/`maxAge` refusal (policy/access.ts), with what the upstream asked for and the
+ * login address that gets it, back to the page in the call's `Referer` (else `/`). The upstream's
+ * own answer goes no further.
  */
 export async function stepUpRequired(
   s: Pick<BffServices, 'config' | 'log'>,
   c: Context,
   upstream: Response,
   stepUp: StepUp,
-  route: Pick<ApiRoute, 'prefix'>,
-  url: { pathname: string; search: string }
+  route: Pick<ApiRoute, 'prefix'>
 ): Promise<Response> {
   await upstream.body?.cancel().catch(() => {})
-  const { baseUrl } = s.config
-  const returnTo =
-    refererPath(c.req.header('referer'), baseUrl) ??
-    safeReturnTo(url.pathname + url.search, baseUrl) ??
-    '/'
+  const returnTo = stepUpReturnTo(c.req.header('referer'), s.config.baseUrl)
   s.log('info', 'proxy.step_up_required', { route: route.prefix, acr: stepUp.acr?.join(' ') })
   return c.json(
     {
@@ -175,21 +168,9 @@ export async function stepUpRequired(
       message: 'This needs a stronger or more recent login.',
       acr: stepUp.acr,
       maxAge: stepUp.maxAge,
-      loginUrl: stepUpLoginUrl({ returnTo, acr: stepUp.acr, maxAge: stepUp.maxAge }),
+      loginUrl: stepUpLoginUrl(returnTo, stepUp),
     },
     401,
     { 'Cache-Control': 'no-store' }
   )
-}
-
-function refererPath(referer: string | undefined, baseUrl: string): string | null {
-  if (!referer) return null
-  let url: URL
-  try {
-    url = new URL(referer)
-  } catch {
-    return null
-  }
-  if (url.origin !== new URL(baseUrl).origin) return null
-  return safeReturnTo(url.pathname + url.search, baseUrl)
 }

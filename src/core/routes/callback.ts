@@ -105,6 +105,9 @@ export function callbackRoute(s: BffServices) {
       sid: typeof claims.sid === 'string' && claims.sid ? claims.sid : randomId(),
       sub: String(claims.sub),
       claims,
+      idp: s.config.idpName,
+      // RFC 6749 5.1: a response without `scope` granted what was asked for.
+      scope: tokens.scope ?? s.config.scopes,
       idToken: tokens.idToken,
       accessToken: tokens.accessToken,
       refreshToken: tokens.refreshToken,

@@ -10,12 +10,8 @@ import {
   serializeCookie,
 } from '../session/cookie.ts'
 import { sealExpiresAt } from '../session/seal.ts'
-import {
-  MAX_ACR_VALUES,
-  parseAcrValues,
-  parseMaxAge,
-  type StepUp,
-} from '../policy/step-up-params.ts'
+import { MAX_ACR_VALUES, parseAcrValues, parseMaxAge } from '../policy/step-up-params.ts'
+import type { StepUp } from '../policy/step-up.ts'
 import type { BffServices } from '../services.ts'
 
 /** What the transaction cookie carries from login to callback, sealed. */
@@ -26,7 +22,7 @@ export interface LoginTransactionCookie {
   returnTo: string
   prompt?: string
   /** Step-up: the ID token's `acr` must be one of these. */
-  acr?: string[]
+  acr?: readonly string[]
   /** Step-up: the ID token's `auth_time` must be at most this many seconds old. */
   maxAge?: number
 }

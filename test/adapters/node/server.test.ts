@@ -278,3 +278,49 @@ describe('closing the server', () => {
     expect(containing('oidc.discovery_retry')).toHaveLength(retries)
   })
 })
+
+describe('requests Node’s HTTP parser refuses', () => {
+  it('answer JSON like every other refusal, not Node’s empty 400 and 431', async () => {
+    const server = await startNode(PRODUCTION)
+    try {
+      const { port } = new URL(server.url)
+      const send = (headers: Array<[string, string]>) =>
+        rawRequest(Number(port), { method: 'GET', target: '/bff/user', headers })
+      const cases: Array<[Array<[string, string]>, number, string]> = [
+        [
+          [
+            ['host', `127.0.0.1:${port}`],
+            ['bad header', 'x'],
+          ],
+          400,
+          'invalid_request',
+        ],
+        [
+          [
+            ['host', `127.0.0.1:${port}`],
+            ['x-a', 'b\u0001c'],
+          ],
+          400,
+          'invalid_request',
+        ],
+        [
+          [
+            ['host', `127.0.0.1:${port}`],
+            ['x-big', 'a'.repeat(20_000)],
+          ],
+          431,
+          'headers_too_large',
+        ],
+      ]
+      for (const [headers, status, error] of cases) {
+        const answer = await send(headers)
+        expect([answer.status, answer.header('content-type')]).toEqual([status, 'application/json'])
+        expect(JSON.parse(answer.body)).toMatchObject({ error })
+      }
+      // The server still answers afterwards.
+      expect((await fetch(`${server.url}/bff/health`)).status).toBeLessThan(600)
+    } finally {
+      await server.close()
+    }
+  })
+})
