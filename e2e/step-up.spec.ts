@@ -13,7 +13,7 @@ test('steps up to a second factor for the admin area and comes back to make the 
 
   // The demo API's admin area wants acr "mfa": its RFC 9470 challenge reaches the SPA as
   // step_up_required, and the SPA follows loginUrl to the IdP.
-  const refused = page.waitForResponse((res) => new URL(res.url()).pathname === '/api/admin')
+  const refused = page.waitForResponse((res) => new URL(res.url()).pathname === '/api/admin/')
   await page.getByRole('button', { name: 'Open the admin area' }).click()
   expect((await refused).status()).toBe(401)
   await page.waitForURL(`${stack.idp.issuer}/interaction/**`)
@@ -33,7 +33,7 @@ test('steps up to a second factor for the admin area and comes back to make the 
   // Back where the user was, the call made again, now with the second factor behind the token.
   await page.waitForURL(`${stack.url}/**`)
   await expect(page.getByRole('status')).toHaveText(`Logged in as ${user}.`)
-  await expect(page.locator('#api-request')).toHaveText('GET /api/admin')
+  await expect(page.locator('#api-request')).toHaveText('GET /api/admin/')
   await expect(page.locator('#api-status')).toHaveText('200')
   const body = JSON.parse((await page.getByLabel('API response body').textContent()) ?? 'null')
   expect(body).toMatchObject({ sub: user, acr: 'mfa' })

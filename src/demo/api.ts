@@ -3,14 +3,14 @@
  * needs `Authorization: Bearer <access token>`, checked by introspection at the IdP (RFC 7662),
  * so a revoked token stops working at once.
  *
- *   GET /hello  -> { message, sub, scope, time }
- *   GET /admin  -> { message, sub, acr, auth_time, time } for a token from a login with the second
- *                  factor (`acr` "mfa"); any other token gets 401 with the RFC 9470 challenge
- *                  `Bearer error="insufficient_user_authentication", acr_values="mfa"`, which the BFF
- *                  turns into `step_up_required` for the SPA
- *   ANY /echo*  -> { method, path, query, headers, body, sub, token }: what the proxy forwarded,
- *                  with `token` saying which token arrived ({ scheme, active, sub, scope, client_id,
- *                  exp }) in place of the token itself
+ *   GET /hello   -> { message, sub, scope, time }
+ *   GET /admin/  -> { message, sub, acr, auth_time, time } for a token from a login with the
+ *                   second factor (`acr` "mfa"); any other token gets 401 with the RFC 9470
+ *                   challenge `Bearer error="insufficient_user_authentication", acr_values="mfa"`,
+ *                   which the BFF turns into `step_up_required` for the SPA (also `/admin`)
+ *   ANY /echo*   -> { method, path, query, headers, body, sub, token }: what the proxy forwarded,
+ *                   with `token` saying which token arrived ({ scheme, active, sub, scope,
+ *                   client_id, exp }) in place of the token itself
  *
  * The demo shows that no token reaches the page, so no answer carries a credential: `/echo` leaves
  * out `Authorization` and every other header that can hold one (see CREDENTIAL_HEADERS).
@@ -129,11 +129,13 @@ const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'dpo
 async function handle(req: IncomingMessage, res: ServerResponse, introspect: Introspect) {
   const url = new URL(req.url ?? '/', 'http://api')
   const route =
-    url.pathname === '/hello' || url.pathname === '/admin'
-      ? url.pathname.slice(1)
-      : /^\/echo(\/|$)/.test(url.pathname)
-        ? 'echo'
-        : ''
+    url.pathname === '/hello'
+      ? 'hello'
+      : /^\/admin\/?$/.test(url.pathname)
+        ? 'admin'
+        : /^\/echo(\/|$)/.test(url.pathname)
+          ? 'echo'
+          : ''
   if (!route) return sendJson(res, 404, { error: 'not_found' })
   if (route !== 'echo' && req.method !== 'GET') {
     res.setHeader('allow', 'GET')
