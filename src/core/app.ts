@@ -9,6 +9,7 @@ import { ConfigError, type BffOptions, type Config } from './config/options.ts'
 import { resolveOptions } from './config/resolve.ts'
 import { BffError } from './errors.ts'
 import { canonicalHost } from './policy/canonical-host.ts'
+import { denialCounter } from './observe/denials.ts'
 import { errorReason, jsonLogger, type Logger } from './observe/log.ts'
 import { createOidcClient } from './oidc/client.ts'
 import { errorPage, PAGE_SECURITY_HEADERS, pageForError } from './pages.ts'
@@ -100,11 +101,13 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
     skewSeconds: config.refreshSkewSeconds,
     now,
   })
+  const denials = denialCounter()
   const services: BffServices = {
     config,
     oidc,
     sealer,
     log,
+    denials,
     now,
     sessions: createSessionManager({
       store,
@@ -113,6 +116,7 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
       idleTimeoutSeconds: config.idleTimeoutSeconds,
       newest: tokens.newest,
       budget: { maxCookieBytes: config.cookieMaxBytes, maxTotalBytes: config.cookieTotalBytes },
+      policyClaims: policyClaims(config),
       log,
       now,
     }),
@@ -124,6 +128,8 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
       fetch: deps.pdpFetch ?? ((input, init) => fetch(input, init)),
       now,
       log,
+      denials,
+      claims: config.claims,
     }),
     clientIp: deps.clientIp ?? (() => undefined),
   }
@@ -173,6 +179,18 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
  */
 export function notFound(c: Context, log: Logger = jsonLogger): Response {
   return renderError(new BffError(404, 'not_found', 'Nothing is at this address.'), c, log)
+}
+
+/** The claims routes' `require` (and PDPs) read, as dot paths into the session's claims. */
+function policyClaims(config: Config): string[] {
+  const names = config.api.flatMap((route) => Object.keys(route.require ?? {}))
+  // A policy decision point (`authorize`) may read any normalised claim.
+  if (config.api.some((route) => route.authorize)) names.push(...Object.keys(config.claims))
+  return [
+    ...new Set(
+      names.map((name) => (Object.hasOwn(config.claims, name) ? config.claims[name]! : name))
+    ),
+  ]
 }
 
 function defaultStore(config: Config, now: () => number): SessionStore {

@@ -4,6 +4,7 @@
  */
 import type { Context } from 'hono'
 import type { Config } from './config/options.ts'
+import type { DenialCounter } from './observe/denials.ts'
 import type { Logger } from './observe/log.ts'
 import type { Forwarder } from './proxy/forward.ts'
 import type { OidcClient } from './oidc/types.ts'
@@ -22,6 +23,8 @@ export interface BffServices {
   replay: ReplayGuard
   sealer: Sealer
   log: Logger
+  /** Route policy refusals by route and reason (`policy.denied`), since start. */
+  denials: DenialCounter
   /** Epoch milliseconds. */
   now: () => number
   /** fetch used for upstream API calls. */

@@ -312,6 +312,30 @@ describe('README: the Worker project (worker.ts and wrangler.toml)', () => {
   })
 })
 
+describe('docs/routes.md: the route policies example', () => {
+  it('loads, each route with its policy', () => {
+    const config = parseConfig(
+      {
+        BFF_SESSION_SECRET: 'x'.repeat(32),
+        BFF_BASE_URL: 'https://app.example.com',
+        CORP_CLIENT_SECRET: 'from-the-environment',
+      },
+      { configFile: read('docs/examples/route-policies.json') }
+    )
+    expect(config.idpName).toBe('corp')
+    expect(config.claims).toEqual({ roles: 'realm_access.roles' })
+    const route = (prefix: string) => config.api.find((r) => r.prefix === prefix)!
+    expect(route('/api/catalog/').token).toBe('none')
+    expect([...route('/api/orders/').methods!]).toEqual(['GET', 'POST'])
+    expect(route('/api/admin/')).toMatchObject({
+      idps: ['corp'],
+      require: { roles: 'admin', email_verified: true },
+      acr: ['mfa'],
+      maxAge: 300,
+    })
+  })
+})
+
 describe('docs/configuration.md: the config file example', () => {
   const file = read('docs/examples/bff-config.json')
   const env = {

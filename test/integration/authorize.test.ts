@@ -6,7 +6,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { DEMO_BFF_CLIENT } from '../../src/demo/idp.ts'
 import { subjectHash } from '../../src/core/observe/log.ts'
-import type { Session } from '../../src/core/session/types.ts'
 import type { CookieJar } from '../helpers/http.ts'
 import { startPdp, type Pdp } from '../helpers/pdp.ts'
 import { freePort } from '../helpers/upstream.ts'
@@ -25,6 +24,7 @@ describe('authorize (an external policy decision point)', () => {
     stack = await startStack({
       store: SERVER_STORE,
       accessTokenTtl: ACCESS_TOKEN_TTL,
+      idpClaims: { realm_access: { roles: ['reader'] } },
       env: { TEST_IDP_SECRET: DEMO_BFF_CLIENT.clientSecret },
       configFile: ({ issuer, upstream }) => ({
         idps: {
@@ -33,6 +33,7 @@ describe('authorize (an external policy decision point)', () => {
             clientId: DEMO_BFF_CLIENT.clientId,
             clientSecret: '${TEST_IDP_SECRET}',
             scopes: ['openid', 'profile', 'email', 'offline_access'],
+            claims: { roles: 'realm_access.roles' },
           },
         },
         routes: [
@@ -89,7 +90,7 @@ describe('authorize (an external policy decision point)', () => {
     expect(response.status).toBe(200)
     expect(pdp.calls).toHaveLength(1)
     const [call] = pdp.calls
-    const session = (await stack.sessionOf(jar))! as Session & { idp?: string; scope?: string }
+    const session = (await stack.sessionOf(jar))!
     expect(call!.method).toBe('POST')
     expect(call!.url).toBe('/v1/data/bff/allow')
     expect(call!.headers['content-type']).toBe('application/json')
@@ -98,14 +99,16 @@ describe('authorize (an external policy decision point)', () => {
         route: '/open/',
         method: 'POST',
         path: 'orders/7/lines',
-        // What the session knows of these (other parts of the BFF add the IdP and the scopes).
-        ...(session.idp ? { idp: session.idp } : {}),
+        idp: 'demo',
         sub: 'alice',
-        claims: session.claims,
-        ...(typeof session.claims.acr === 'string' ? { acr: session.claims.acr } : {}),
-        ...(session.scope ? { scopes: session.scope.split(' ') } : {}),
+        // The session's claims, plus the normalised (mapped) ones, as /bff/user shows them.
+        claims: { ...session.claims, roles: ['reader'] },
+        acr: session.claims.acr,
+        scopes: session.scope!.split(' '),
       },
     })
+    expect(session.claims.acr).toEqual(expect.any(String))
+    expect(session.scope!.split(' ')).toContain('openid')
     // Nothing that authenticates the user or the BFF.
     expect(call!.headers.authorization).toBeUndefined()
     expect(call!.headers.cookie).toBeUndefined()
@@ -148,12 +151,13 @@ describe('authorize (an external policy decision point)', () => {
         expect(reached('/open/')).toBe(before + 1)
       }
     }
-    const denials = (await logged('policy.denied', 1)).filter((l) => l.reason === 'authorize')
+    const denials = (await logged('policy.denied', 1)).filter((l) => l.key === 'authorize')
     expect(denials.length).toBeGreaterThan(0)
     expect(denials[0]).toMatchObject({
       level: 'warn',
       route: '/open/',
-      reason: 'authorize',
+      reason: 'forbidden',
+      key: 'authorize',
       sub: await subjectHash('alice'),
     })
   })
@@ -187,7 +191,7 @@ describe('authorize (an external policy decision point)', () => {
     const unavailable = (await logged('policy.denied', 1)).filter(
       (l) => l.reason === 'policy_unavailable'
     )
-    expect(unavailable[0]).toMatchObject({ route: '/open/', cause: 'status 500' })
+    expect(unavailable[0]).toMatchObject({ route: '/open/', key: 'authorize', cause: 'status 500' })
   })
 
   it('a PDP slower than 2 s, or down, refuses with 503', async () => {

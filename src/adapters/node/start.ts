@@ -12,6 +12,7 @@ import type { IncomingMessage } from 'node:http'
 import { createBff, notFound, type BffDeps } from '../../core/app.ts'
 import { ConfigError, type Config, type Env } from '../../core/config/env.ts'
 import { jsonLogger } from '../../core/observe/log.ts'
+import { answerClientError } from './client-error.ts'
 import { withRawHeaders } from './headers.ts'
 import { DEFAULT_REDIS_URL, nodeConfigFromEnv, type NodeSettings } from './settings.ts'
 import { nodeForward } from './upstream.ts'
@@ -234,6 +235,7 @@ function listen(app: Hono, port: number, hostname: string): Promise<ServerType> 
       const host = incoming.headers.host
       if (host && host !== host.toLowerCase()) incoming.headers.host = host.toLowerCase()
     })
+    server.on('clientError', answerClientError)
     server.once('error', reject)
   })
 }

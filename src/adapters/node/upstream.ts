@@ -23,6 +23,8 @@ import {
   type Forwarder,
 } from '../../core/proxy/forward.ts'
 import { listed, requestHeaderStripped, responseHeaderStripped } from '../../core/proxy/headers.ts'
+import { stepUpChallenge } from '../../core/proxy/step-up-challenge.ts'
+import type { StepUp } from '../../core/policy/step-up.ts'
 import { tlsAgents } from './upstream-tls.ts'
 
 export interface NodeForwardOptions {
@@ -80,7 +82,8 @@ export function nodeForward(options: NodeForwardOptions = {}): NodeForwarder {
     }
     const method = incoming.method ?? 'GET'
     const headers = requestHeaders(incoming.rawHeaders)
-    headers.authorization = `Bearer ${call.accessToken}`
+    // The client's own Authorization is stripped: without a token, the upstream gets none.
+    if (call.accessToken !== undefined) headers.authorization = `Bearer ${call.accessToken}`
     headers['x-forwarded-host'] = forwardedFor.host
     headers['x-forwarded-proto'] = forwardedFor.proto
     // The client's own X-Forwarded-For is not extended: it says whatever the client wants.
@@ -103,7 +106,7 @@ export function nodeForward(options: NodeForwardOptions = {}): NodeForwarder {
         )
       // See SAFE_TO_RESEND in core/proxy/forward.ts: the same rule as the fetch path.
       const resend = SAFE_TO_RESEND.has(method) ? send : undefined
-      const call_ = new UpstreamCall(method, call.timeoutMs, resolve, reject, resend)
+      const call_ = new UpstreamCall(method, call.timeoutMs, resolve, reject, resend, call.onStepUp)
       // node-server cancels an answer's body only once it has begun to write it: a browser that
       // left before then (while the API was still thinking) left the upstream's answer paused
       // mid-way for good, its connection and buffers held. The call ends when the browser goes.
@@ -156,6 +159,17 @@ function responseHeaders(raw: Buffer[]): Record<string, string> {
   return headers
 }
 
+/** Every line of one header in a raw list (names in any case), joined with ", " as fetch joins them. */
+function rawHeader(raw: Buffer[], name: string): string | undefined {
+  let value: string | undefined
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.toString('latin1').toLowerCase() !== name) continue
+    const line = raw[i + 1]!.toString('latin1')
+    value = value === undefined ? line : `${value}, ${line}`
+  }
+  return value
+}
+
 /**
  * One upstream call, as undici's dispatch handler: settles the promise with the Response (or a
  * 502/504), then feeds the body: into a buffer while it arrives together with the headers, into
@@ -184,7 +198,8 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
     private readonly resolve: (response: Response) => void,
     private readonly reject: (error: BffError) => void,
     /** Sends the request once more, for a connection lost before any answer; used up once called. */
-    private resend?: () => void
+    private resend?: () => void,
+    private readonly onStepUp?: (stepUp: StepUp) => void
   ) {
     this.#wait()
   }
@@ -244,6 +259,11 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
     if (this.#settled) return false
     clearTimeout(this.#timer)
     this.#resume = resume
+    // Read before responseHeaders strips WWW-Authenticate; only a 401 can be a step-up challenge.
+    if (status === 401) {
+      const stepUp = stepUpChallenge(status, rawHeader(rawHeaders, 'www-authenticate'))
+      if (stepUp) this.onStepUp?.(stepUp)
+    }
     const headers = responseHeaders(rawHeaders)
     // A body in codings fetch decodes is decoded here too, so its encoding and length no longer
     // apply; any other coding (zstd) goes on as it came, with its header, as fetch passes it.

@@ -28,17 +28,9 @@ export const ROUTE_KEYS = new Set([
  * Keys the proxy does not enforce yet: refused at start-up, so a route never runs with less
  * protection than its configuration says. Each leaves this list with the code that enforces it.
  */
-const NOT_ENFORCED_YET = new Set([
-  'methods',
-  'token',
-  'idps',
-  'require',
-  'scopes',
-  'acr',
-  'maxAge',
-  'resource',
-  'websocket',
-])
+const NOT_ENFORCED_YET = new Set(['resource', 'websocket'])
+/** Token modes the proxy cannot send yet: refused at start-up like the keys above. */
+const MODES_NOT_YET: ReadonlySet<TokenMode> = new Set(['client', 'exchange'])
 
 const TOKEN_MODES: readonly TokenMode[] = ['user', 'optional', 'none', 'client', 'exchange']
 
@@ -76,7 +68,9 @@ export function checkPolicy(
       bad([key], 'is not supported by this version yet')
     }
   }
-  const { methods, token, idps, require, scopes, acr, maxAge, resource, websocket } = entry
+  const { token, idps, require, scopes, acr, maxAge, resource, websocket } = entry
+  // A resolved route (a Config given to createBff again) holds its methods as a Set.
+  const methods = entry.methods instanceof Set ? [...entry.methods] : entry.methods
 
   if (methods !== undefined) {
     if (!isStringList(methods) || methods.length === 0) {
@@ -95,6 +89,8 @@ export function checkPolicy(
   if (token !== undefined) {
     if (typeof token !== 'string' || !TOKEN_MODES.includes(token as TokenMode)) {
       bad(['token'], `must be one of ${TOKEN_MODES.join(', ')}`)
+    } else if (MODES_NOT_YET.has(token as TokenMode)) {
+      bad(['token'], `"${token}" is not supported by this version yet`)
     } else policy.token = token as TokenMode
   }
 
@@ -111,7 +107,10 @@ export function checkPolicy(
       const checked: Record<string, ClaimRequirement> = {}
       for (const [claim, value] of Object.entries(require)) {
         const one = (v: unknown) => typeof v === 'string' || typeof v === 'boolean'
-        if (one(value) || (Array.isArray(value) && value.length > 0 && value.every(one))) {
+        if (claim === '__proto__') {
+          // Assigned, it would set the object's prototype: the requirement would vanish.
+          bad(['require', claim], 'is not a usable claim name')
+        } else if (one(value) || (Array.isArray(value) && value.length > 0 && value.every(one))) {
           checked[claim] = value as ClaimRequirement
         } else {
           bad(['require', claim], 'must be a string, a boolean or a non-empty array of them')
@@ -161,7 +160,8 @@ export function checkPolicy(
   checkAuthorize(entry.authorize, policy, bad)
   checkTls(entry.tls, policy, bad)
 
-  const mode = policy.token ?? 'user'
+  // As written, so a mode refused above still gets its other problems reported.
+  const mode = TOKEN_MODES.includes(token as TokenMode) ? (token as TokenMode) : 'user'
   if (mode === 'exchange' && resource === undefined) {
     bad(['resource'], 'is required with token "exchange" (the resource the token is exchanged for)')
   }

@@ -28,7 +28,7 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
   }
 
   return {
-    async authorizationRequest({ prompt }) {
+    async authorizationRequest({ prompt, acr, maxAge }) {
       const oidc = await configuration()
       const codeVerifier = client.randomPKCECodeVerifier()
       const state = client.randomState()
@@ -42,6 +42,8 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
         nonce,
       }
       if (prompt) params.prompt = prompt
+      if (acr?.length) params.acr_values = acr.join(' ')
+      if (maxAge !== undefined) params.max_age = String(maxAge)
       return { url: client.buildAuthorizationUrl(oidc, params), state, nonce, codeVerifier }
     },
 
@@ -91,6 +93,7 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
         idToken: tokens.id_token,
         accessTokenExpiresAt: expiresAt(tokens),
         accessTokenLifetime: lifetime(tokens),
+        scope: scopeOf(tokens),
         refreshTokenExpiresAt:
           typeof tokens.refresh_expires_in === 'number' && tokens.refresh_expires_in > 0
             ? Math.floor(now() / 1000) + tokens.refresh_expires_in
@@ -118,6 +121,7 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
           idToken: tokens.id_token,
           accessTokenExpiresAt: expiresAt(tokens),
           accessTokenLifetime: lifetime(tokens),
+          scope: scopeOf(tokens),
           claims: idClaims ? { ...idClaims } : undefined,
         }
       } catch (err) {
@@ -162,4 +166,11 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
     idpStatus,
     checkAtStartup,
   }
+}
+
+/** The scopes a token response granted, or undefined when it does not say (RFC 6749 5.1). */
+function scopeOf(tokens: client.TokenEndpointResponse): string | undefined {
+  // Space-separated (RFC 6749 3.3); extra spaces are not a scope.
+  const scope = typeof tokens.scope === 'string' ? tokens.scope.trim().replace(/\s+/g, ' ') : ''
+  return scope || undefined
 }

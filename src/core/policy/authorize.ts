@@ -13,8 +13,10 @@
  */
 import type { ApiRoute } from '../config/options.ts'
 import { BffError } from '../errors.ts'
+import type { DenialCounter } from '../observe/denials.ts'
 import { errorReason, subjectHash, type Logger } from '../observe/log.ts'
 import type { Session } from '../session/types.ts'
+import { mappedClaims } from './claims.ts'
 
 /**
  * How long one PDP call may take, answer body included. Fixed rather than `BFF_IDP_TIMEOUT` (10 s by
@@ -36,6 +38,7 @@ export interface PolicyInput {
   /** The IdP the session came from, when the session knows it. */
   idp?: string
   sub?: string
+  /** The ID token's and userinfo's claims plus each normalised (mapped) one, as `/bff/user`. */
   claims?: Record<string, unknown>
   acr?: string
   /** The scopes granted to the session, when it knows them. */
@@ -48,6 +51,10 @@ export interface PolicyPointOptions {
   /** The BFF's clock, epoch milliseconds. */
   now: () => number
   log: Logger
+  /** The IdP's claims map (normalised name -> dot path): the PDP gets the mapped names too. */
+  claims?: Readonly<Record<string, string>>
+  /** Where refusals are counted, with the other policies' (`bff_policy_denials_total`). */
+  denials?: DenialCounter
   /** @default PDP_TIMEOUT_MS */
   timeoutMs?: number
   /** @default MAX_DECISIONS */
@@ -67,9 +74,6 @@ export interface PolicyPoint {
     session: Session | undefined
   ): Promise<void>
 }
-
-/** The parts of a session the PDP may see that other parts of the BFF add (the IdP, the scopes). */
-type SessionView = Session & { idp?: unknown; scope?: unknown }
 
 export function policyPoint(options: PolicyPointOptions): PolicyPoint {
   const { now, log } = options
@@ -94,12 +98,30 @@ export function policyPoint(options: PolicyPointOptions): PolicyPoint {
     decisions.set(key, { allow, until: now() + seconds * 1000 })
   }
 
+  // One `policy.denied` line and one count per refusal, with the fields the other policies log
+  // (policy/access.ts); `cause` says why a PDP gave no decision.
+  const denied = async (
+    route: ApiRoute,
+    reason: 'forbidden' | 'policy_unavailable',
+    session: Session | undefined,
+    cause?: string
+  ) => {
+    options.denials?.add(route.prefix, reason)
+    log('warn', 'policy.denied', {
+      route: route.prefix,
+      reason,
+      key: 'authorize',
+      sub: session ? await subjectHash(session.sub) : undefined,
+      cause,
+    })
+  }
+
   return {
     async authorize(route, method, pathname, session) {
       const policy = route.authorize
       if (!policy) return
       const path = pathname.slice(route.prefix.length)
-      const input = inputOf(route, method, path, session as SessionView | undefined)
+      const input = inputOf(route, method, path, session, options.claims ?? {})
       // The session id is random and never leaves the BFF; with the generation it names one set
       // of tokens and claims. Without a session there is nothing to key a decision to.
       const key =
@@ -123,24 +145,16 @@ export function policyPoint(options: PolicyPointOptions): PolicyPoint {
         try {
           allow = await pending
         } catch (err) {
-          log('warn', 'policy.denied', {
-            route: route.prefix,
-            reason: 'policy_unavailable',
-            sub: session ? await subjectHash(session.sub) : undefined,
-            cause: err instanceof PdpAnswerError ? err.message : errorReason(err),
-          })
+          const cause = err instanceof PdpAnswerError ? err.message : errorReason(err)
+          await denied(route, 'policy_unavailable', session, cause)
           throw new BffError(503, 'policy_unavailable', 'The policy service is not available.', {
             cause: err,
           })
         }
       }
       if (allow) return
-      log('warn', 'policy.denied', {
-        route: route.prefix,
-        reason: 'authorize',
-        sub: session ? await subjectHash(session.sub) : undefined,
-      })
-      throw new BffError(403, 'forbidden', 'You are not allowed to do this.')
+      await denied(route, 'forbidden', session)
+      throw new BffError(403, 'forbidden', 'You are not allowed to use this.')
     },
   }
 }
@@ -149,13 +163,15 @@ function inputOf(
   route: ApiRoute,
   method: string,
   path: string,
-  session: SessionView | undefined
+  session: Session | undefined,
+  mapping: Readonly<Record<string, string>>
 ): PolicyInput {
   const input: PolicyInput = { route: route.prefix, method, path }
   if (!session) return input
   if (typeof session.idp === 'string') input.idp = session.idp
   input.sub = session.sub
-  input.claims = session.claims
+  // As /bff/user shows them: the ID token's and userinfo's, plus each mapped (normalised) one.
+  input.claims = { ...session.claims, ...mappedClaims(session.claims, mapping) }
   if (typeof session.claims.acr === 'string') input.acr = session.claims.acr
   if (typeof session.scope === 'string') input.scopes = session.scope.split(' ').filter(Boolean)
   return input

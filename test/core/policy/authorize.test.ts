@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest'
 import type { ApiRoute } from '../../../src/core/config/options.ts'
 import { BffError } from '../../../src/core/errors.ts'
+import { denialCounter } from '../../../src/core/observe/denials.ts'
 import { silentLogger } from '../../../src/core/observe/log.ts'
 import { policyPoint } from '../../../src/core/policy/authorize.ts'
 import type { Session } from '../../../src/core/session/types.ts'
@@ -121,14 +122,19 @@ describe('policyPoint', () => {
     ])
   })
 
-  it('gives the IdP, acr and scopes when the session has them', async () => {
+  it('gives the IdP, acr, scopes and the normalised claims when the session has them', async () => {
     const pdp = fakePdp()
-    const policy = policyPoint({ fetch: pdp.fetch, now: Date.now, log: silentLogger })
+    const policy = policyPoint({
+      fetch: pdp.fetch,
+      now: Date.now,
+      log: silentLogger,
+      claims: { roles: 'realm_access.roles' },
+    })
     const full = {
       ...session,
       idp: 'corp',
       scope: 'openid orders:read',
-      claims: { ...session.claims, acr: 'mfa' },
+      claims: { ...session.claims, acr: 'mfa', realm_access: { roles: ['admin'] } },
     }
     await policy.authorize(route, 'GET', '/api/x', full)
     expect(pdp.inputs[0]).toEqual({
@@ -137,10 +143,25 @@ describe('policyPoint', () => {
       path: 'x',
       idp: 'corp',
       sub: 'alice',
-      claims: full.claims,
+      claims: { ...full.claims, roles: ['admin'] },
       acr: 'mfa',
       scopes: ['openid', 'orders:read'],
     })
+  })
+
+  it('counts each refusal with the other policies, by route and reason', async () => {
+    let answer = () => Response.json({ result: false })
+    const pdp = fakePdp(() => answer())
+    const denials = denialCounter()
+    const policy = policyPoint({ fetch: pdp.fetch, now: Date.now, log: silentLogger, denials })
+    const uncached = { ...route, authorize: { ...route.authorize!, cacheSeconds: 0 } }
+    await expect(policy.authorize(uncached, 'GET', '/api/x', session)).rejects.toThrow()
+    answer = () => new Response('down', { status: 503 })
+    await expect(policy.authorize(uncached, 'GET', '/api/x', session)).rejects.toThrow()
+    expect(denials.counts()).toEqual([
+      { route: '/api/', reason: 'forbidden', count: 1 },
+      { route: '/api/', reason: 'policy_unavailable', count: 1 },
+    ])
   })
 
   it('does nothing on a route without authorize', async () => {
