@@ -50,6 +50,12 @@ describe('authorize (an external policy decision point)', () => {
             authorize: { url: pdp.url, cacheSeconds: 3600 },
           },
           { prefix: '/down/', upstream: `${upstream}/down/`, authorize: { url: nobody } },
+          {
+            prefix: '/public/',
+            upstream: `${upstream}/public/`,
+            token: 'none',
+            authorize: { url: pdp.url, cacheSeconds: 60 },
+          },
           { prefix: '/api/', upstream: `${upstream}/api/` },
         ],
       }),
@@ -216,6 +222,17 @@ describe('authorize (an external policy decision point)', () => {
     expect((await jar.get('/cached/retry', { headers: CSRF })).status).toBe(503)
     pdp.decide = () => ({ body: { result: true } })
     expect((await jar.get('/cached/retry', { headers: CSRF })).status).toBe(200)
+    expect(pdp.calls).toHaveLength(2)
+  })
+
+  it('asks about a call without a session (token none) with no user fields, and never caches it', async () => {
+    const anonymous = stack.jar()
+    expect((await anonymous.get('/public/news', { headers: CSRF })).status).toBe(200)
+    expect(pdp.calls.map((call) => JSON.parse(call.raw))).toEqual([
+      { input: { route: '/public/', method: 'GET', path: 'news' } },
+    ])
+    pdp.decide = () => ({ body: { result: false } })
+    expect((await anonymous.get('/public/news', { headers: CSRF })).status).toBe(403)
     expect(pdp.calls).toHaveLength(2)
   })
 
