@@ -17,7 +17,11 @@ const log: Logger = (level, event, fields) => {
 let offsetMs = 0
 const now = () => Date.now() + offsetMs
 
-const server = await startNode(env, { deps: { log, now } })
+// BENCH_PDP_FETCH=fetch: the policy decision points asked through Node's fetch instead of the
+// Node entry's undici transport (bench/pdp.ts compares the two).
+const pdpFetch: typeof fetch | undefined =
+  process.env.BENCH_PDP_FETCH === 'fetch' ? (input, init) => fetch(input, init) : undefined
+const server = await startNode(env, { deps: { log, now, ...(pdpFetch ? { pdpFetch } : {}) } })
 serveParent(
   server.url,
   {

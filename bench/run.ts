@@ -14,6 +14,7 @@
  * BENCH_SECONDS (default 20) sets each target's measured load (that many rounds of one second),
  * BENCH_CONNECTIONS (32) the load. `--smoke` runs everything briefly (for CI) and
  * fails only when something does not work; `--check` also fails when a target is missed.
+ * `--pdp` measures a route's `authorize` instead (bench/pdp.ts).
  */
 import autocannon from 'autocannon'
 import { Redis } from 'ioredis'
@@ -720,4 +721,6 @@ async function main() {
   process.exit(0)
 }
 
-await main()
+// `--pdp`: the cost of a route's policy decision point instead (bench/pdp.ts).
+if (process.argv.includes('--pdp')) await (await import('./pdp.ts')).benchPdp()
+else await main()

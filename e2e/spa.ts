@@ -52,6 +52,14 @@ export async function callApi(page: Page): Promise<ApiAnswer> {
   return { status, body }
 }
 
+/** On the IdP's one-time code page (a step-up to `mfa`): types `code` and submits it. */
+export async function enterCodeAtIdp(page: Page, stack: Stack, code: string): Promise<void> {
+  await page.waitForURL(`${stack.idp.issuer}/interaction/**`)
+  await expect(page.getByRole('heading', { name: 'Two-step verification' })).toBeVisible()
+  await page.getByLabel('One-time code', { exact: true }).fill(code)
+  await page.getByRole('button', { name: 'Verify' }).click()
+}
+
 /** Clicks "Log out" and confirms at the IdP; ends on the post-logout page. */
 export async function logOut(page: Page, stack: Stack): Promise<void> {
   await page.getByRole('button', { name: 'Log out' }).click()

@@ -4,6 +4,10 @@
 const CSRF = { 'X-CSRF': '1' }
 // Marks the return from a silent (prompt=none) login, so a failed one is never retried in a loop.
 const SILENT_MARK = 'silent'
+// Marks the return from a step-up login with the call to make again: a name from CALLS, never a
+// path from the address bar, so a link cannot make this page call anything else.
+const STEP_UP_MARK = 'stepup'
+const CALLS = { hello: '/api/hello', echo: '/api/echo', admin: '/api/admin/' }
 // What the IdP answers a silent login when it needs the user: the ordinary "not logged in yet".
 const NOT_LOGGED_IN = new Set([
   'login_required',
@@ -19,13 +23,20 @@ async function start() {
   const params = new URLSearchParams(location.search)
   const error = params.get('error')
   const afterSilentLogin = params.has(SILENT_MARK)
-  if (error || afterSilentLogin) {
+  const mark = params.get(STEP_UP_MARK)
+  const retry = mark !== null && Object.hasOwn(CALLS, mark) ? mark : null
+  if (error || afterSilentLogin || mark !== null) {
     // Keep the address bar clean: a bookmark or reload should not replay an old login result.
     history.replaceState(null, '', location.pathname + location.hash)
   }
 
   const res = await fetch('/bff/user', { headers: CSRF })
-  if (res.ok) return showUser(await res.json())
+  if (res.ok) {
+    showUser(await res.json())
+    // Back from a step-up login: the call that asked for it, once more (and only once).
+    if (retry) await callApi(retry, $(`call-${retry}`), { afterStepUp: true })
+    return
+  }
   if (res.status !== 401) return showProblem(unavailable(res.status))
   if (error && !NOT_LOGGED_IN.has(error)) {
     // Not something the BFF sends back; say so plainly rather than echo a code from the address.
@@ -98,12 +109,18 @@ function show(view) {
   $('account').hidden = !signedIn
 }
 
-async function callApi(path, button) {
+async function callApi(name, button, { afterStepUp = false } = {}) {
+  const path = CALLS[name]
   button.disabled = true
   try {
     const res = await fetch(path, { headers: CSRF })
     const body = await res.json().catch(() => null)
     showApiResult(path, res.status, body)
+    if (res.status === 401 && body?.error === 'step_up_required') {
+      // Fresh from a step-up that did not satisfy the API: say so rather than go round again.
+      if (afterStepUp) return showProblem('The API still asks for a stronger login.')
+      return stepUp(name, body.loginUrl)
+    }
     if (res.status === 401) {
       const reason = body?.error === 'session_expired' ? 'expired' : 'ended'
       showLoggedOut(`Your session has ${reason}. Log in again to continue.`, 'Log in again')
@@ -113,6 +130,18 @@ async function callApi(path, button) {
   } finally {
     button.disabled = false
   }
+}
+
+// The API wants a stronger or more recent login (the demo's admin area: a second factor): through
+// the BFF's login address it names, and back to this page, which then makes the call again.
+function stepUp(name, loginUrl) {
+  const url = new URL(loginUrl, location.origin)
+  if (url.origin !== location.origin || url.pathname !== '/bff/login') {
+    return showProblem('The API asked for a login this page does not know how to start.')
+  }
+  url.searchParams.set('returnTo', `${location.pathname}?${STEP_UP_MARK}=${name}`)
+  setStatus('The API asks for a stronger sign-in: on to the sign-in page…')
+  location.assign(url.pathname + url.search)
 }
 
 function showApiResult(path, status, body) {
@@ -130,8 +159,9 @@ function initial(name) {
 $('login').addEventListener('click', () => {
   location.assign(`/bff/login?returnTo=${encodeURIComponent(location.pathname)}`)
 })
-$('call-api').addEventListener('click', (e) => callApi('/api/hello', e.currentTarget))
-$('call-echo').addEventListener('click', (e) => callApi('/api/echo', e.currentTarget))
+for (const name of Object.keys(CALLS)) {
+  $(`call-${name}`).addEventListener('click', (e) => callApi(name, e.currentTarget))
+}
 $('logout').addEventListener('click', () => {
   // A plain navigation: the BFF ends the session, then sends the browser to the IdP to end its own.
   if (logoutUrl) location.assign(logoutUrl)

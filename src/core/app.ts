@@ -9,6 +9,7 @@ import { ConfigError, type BffOptions, type Config } from './config/options.ts'
 import { resolveOptions } from './config/resolve.ts'
 import { BffError } from './errors.ts'
 import { canonicalHost } from './policy/canonical-host.ts'
+import { denialCounter } from './observe/denials.ts'
 import { errorReason, jsonLogger, type Logger } from './observe/log.ts'
 import { createOidcClient } from './oidc/client.ts'
 import { errorPage, PAGE_SECURITY_HEADERS, pageForError } from './pages.ts'
@@ -33,7 +34,9 @@ import { createClientTokens } from './tokens/client-token.ts'
 import type { SharedTokenCoordinator } from './tokens/shared-token.ts'
 import { createTokenExchanges } from './tokens/exchange-token.ts'
 import { createTokenManager } from './tokens/token-manager.ts'
+import { policyPoint } from './policy/authorize.ts'
 import { forward, type Forwarder } from './proxy/forward.ts'
+import { upstreamTlsProblems } from './proxy/upstream-tls.ts'
 import { memoryReplayGuard, type ReplayGuard } from './oidc/replay-guard.ts'
 
 export interface BffDeps {
@@ -57,6 +60,8 @@ export interface BffDeps {
   sharedTokenCoordinator?: SharedTokenCoordinator
   /** fetch for calls to the IdP. Default: the global fetch. */
   fetch?: typeof fetch
+  /** fetch for calls to the routes' policy decision points (`authorize`). Default: the global fetch. */
+  pdpFetch?: typeof fetch
   /** fetch for upstream API calls. Default: the global fetch. */
   upstreamFetch?: typeof fetch
   /**
@@ -87,24 +92,32 @@ export interface BffDeps {
  */
 export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hono<BffEnv> {
   const config = resolveOptions(options)
+  const upstreamFetch: typeof fetch = deps.upstreamFetch ?? ((input, init) => fetch(input, init))
+  const forwarder: Forwarder =
+    deps.forward ??
+    ((c, target, options) => forward(c.req.raw, target, { ...options, fetch: upstreamFetch }))
+  // A route that asks for a client certificate never runs on a transport that sends none.
+  const tlsProblems = upstreamTlsProblems(config.api, forwarder.tls)
+  if (tlsProblems.length) throw new ConfigError(tlsProblems)
   const now = deps.now ?? Date.now
   const log = deps.log ?? jsonLogger
   const store = deps.store ?? defaultStore(config, now)
   const sealer = createSealer(config.sessionSecrets, { now })
   const oidc = createOidcClient(config, { fetch: deps.fetch, now, log })
   if (deps.background) oidc.checkAtStartup(deps.background)
-  const upstreamFetch: typeof fetch = deps.upstreamFetch ?? ((input, init) => fetch(input, init))
   const tokens = createTokenManager({
     oidc,
     coordinator: deps.refreshCoordinator,
     skewSeconds: config.refreshSkewSeconds,
     now,
   })
+  const denials = denialCounter()
   const services: BffServices = {
     config,
     oidc,
     sealer,
     log,
+    denials,
     now,
     sessions: createSessionManager({
       store,
@@ -113,6 +126,7 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
       idleTimeoutSeconds: config.idleTimeoutSeconds,
       newest: tokens.newest,
       budget: { maxCookieBytes: config.cookieMaxBytes, maxTotalBytes: config.cookieTotalBytes },
+      policyClaims: policyClaims(config),
       log,
       now,
     }),
@@ -131,9 +145,14 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
     }),
     replay: deps.replay ?? memoryReplayGuard(now),
     upstreamFetch,
-    forward:
-      deps.forward ??
-      ((c, target, options) => forward(c.req.raw, target, { ...options, fetch: upstreamFetch })),
+    forward: forwarder,
+    policy: policyPoint({
+      fetch: deps.pdpFetch ?? ((input, init) => fetch(input, init)),
+      now,
+      log,
+      denials,
+      claims: config.claims,
+    }),
     clientIp: deps.clientIp ?? (() => undefined),
   }
 
@@ -193,6 +212,18 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
  */
 export function notFound(c: Context, log: Logger = jsonLogger): Response {
   return renderError(new BffError(404, 'not_found', 'Nothing is at this address.'), c, log)
+}
+
+/** The claims routes' `require` (and PDPs) read, as dot paths into the session's claims. */
+function policyClaims(config: Config): string[] {
+  const names = config.api.flatMap((route) => Object.keys(route.require ?? {}))
+  // A policy decision point (`authorize`) may read any normalised claim.
+  if (config.api.some((route) => route.authorize)) names.push(...Object.keys(config.claims))
+  return [
+    ...new Set(
+      names.map((name) => (Object.hasOwn(config.claims, name) ? config.claims[name]! : name))
+    ),
+  ]
 }
 
 function defaultStore(config: Config, now: () => number): SessionStore {

@@ -4,9 +4,11 @@
  */
 import type { Context } from 'hono'
 import type { Config } from './config/options.ts'
+import type { DenialCounter } from './observe/denials.ts'
 import type { Logger } from './observe/log.ts'
 import type { Forwarder } from './proxy/forward.ts'
 import type { OidcClient } from './oidc/types.ts'
+import type { PolicyPoint } from './policy/authorize.ts'
 import type { ReplayGuard } from './oidc/replay-guard.ts'
 import type { Sealer } from './session/seal.ts'
 import type { SessionManager } from './session/manager.ts'
@@ -27,12 +29,16 @@ export interface BffServices {
   replay: ReplayGuard
   sealer: Sealer
   log: Logger
+  /** Route policy refusals by route and reason (`policy.denied`), since start. */
+  denials: DenialCounter
   /** Epoch milliseconds. */
   now: () => number
   /** fetch used for upstream API calls. */
   upstreamFetch: typeof fetch
   /** Sends a proxied API call upstream: `forward` over `upstreamFetch` unless the runtime has its own. */
   forward: Forwarder
+  /** The routes' external policy decision points (`authorize`), with their cached decisions. */
+  policy: PolicyPoint
   /** The client's address as the runtime sees it, for X-Forwarded-For. */
   clientIp: (c: Context) => string | undefined
 }

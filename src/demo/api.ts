@@ -3,10 +3,14 @@
  * needs `Authorization: Bearer <access token>`, checked by introspection at the IdP (RFC 7662),
  * so a revoked token stops working at once.
  *
- *   GET /hello  -> { message, sub, scope, time }
- *   ANY /echo*  -> { method, path, query, headers, body, sub, token }: what the proxy forwarded,
- *                  with `token` saying which token arrived ({ scheme, active, sub, scope, client_id,
- *                  exp }) in place of the token itself
+ *   GET /hello   -> { message, sub, scope, time }
+ *   GET /admin/  -> { message, sub, acr, auth_time, time } for a token from a login with the
+ *                   second factor (`acr` "mfa"); any other token gets 401 with the RFC 9470
+ *                   challenge `Bearer error="insufficient_user_authentication", acr_values="mfa"`,
+ *                   which the BFF turns into `step_up_required` for the SPA (also `/admin`)
+ *   ANY /echo*   -> { method, path, query, headers, body, sub, token }: what the proxy forwarded,
+ *                   with `token` saying which token arrived ({ scheme, active, sub, scope,
+ *                   client_id, exp }) in place of the token itself
  *
  * The demo shows that no token reaches the page, so no answer carries a credential: `/echo` leaves
  * out `Authorization` and every other header that can hold one (see CREDENTIAL_HEADERS).
@@ -21,8 +25,14 @@ export interface IntrospectionResult {
   scope?: string
   client_id?: string
   exp?: number
+  /** How the user signed in, when the IdP says (the demo IdP does: `pwd` or `mfa`). */
+  acr?: string
+  auth_time?: number
   [claim: string]: unknown
 }
+
+/** The authentication level `/admin` asks for. */
+export const ADMIN_ACR = 'mfa'
 
 /** Answers whether a bearer token is active; throws when the answer cannot be had. */
 export type Introspect = (token: string) => Promise<IntrospectionResult>
@@ -119,9 +129,15 @@ const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'dpo
 async function handle(req: IncomingMessage, res: ServerResponse, introspect: Introspect) {
   const url = new URL(req.url ?? '/', 'http://api')
   const route =
-    url.pathname === '/hello' ? 'hello' : /^\/echo(\/|$)/.test(url.pathname) ? 'echo' : ''
+    url.pathname === '/hello'
+      ? 'hello'
+      : /^\/admin\/?$/.test(url.pathname)
+        ? 'admin'
+        : /^\/echo(\/|$)/.test(url.pathname)
+          ? 'echo'
+          : ''
   if (!route) return sendJson(res, 404, { error: 'not_found' })
-  if (route === 'hello' && req.method !== 'GET') {
+  if (route !== 'echo' && req.method !== 'GET') {
     res.setHeader('allow', 'GET')
     return sendJson(res, 405, { error: 'method_not_allowed' })
   }
@@ -142,7 +158,28 @@ async function handle(req: IncomingMessage, res: ServerResponse, introspect: Int
     res.setHeader('www-authenticate', 'Bearer error="invalid_token"')
     return sendJson(res, 401, { error: 'invalid_token', message: 'the token is not active' })
   }
-  const { sub, scope } = introspection
+  const { sub, scope, acr } = introspection
+
+  if (route === 'admin') {
+    if (acr !== ADMIN_ACR) {
+      // RFC 9470: the token is fine, the login behind it is not strong enough for this.
+      res.setHeader(
+        'www-authenticate',
+        `Bearer error="insufficient_user_authentication", error_description="A second factor is required", acr_values="${ADMIN_ACR}"`
+      )
+      return sendJson(res, 401, {
+        error: 'insufficient_user_authentication',
+        message: 'a second factor is required',
+      })
+    }
+    return sendJson(res, 200, {
+      message: `Welcome to the admin area, ${sub}.`,
+      sub,
+      acr,
+      auth_time: introspection.auth_time,
+      time: new Date().toISOString(),
+    })
+  }
 
   if (route === 'hello') {
     return sendJson(res, 200, {

@@ -15,7 +15,8 @@ const port = Number(process.env.PORT ?? 8787)
 const baseUrl = `http://localhost:${port}`
 const demo = await startDemoParts(baseUrl)
 // Dev only: a deployment keeps BFF_CLIENT_SECRET and BFF_SESSION_SECRET in `wrangler secret put`.
-const vars = demo.settings
+// The config file: its JSON itself on Workers.
+const vars = { ...demo.settings, ...(demo.configFile ? { BFF_CONFIG: demo.configFile } : {}) }
 const args = ['dev', '--port', String(port), '--ip', '127.0.0.1']
 for (const [name, value] of Object.entries(vars)) args.push('--var', `${name}:${value}`)
 

@@ -1,13 +1,22 @@
 /**
- * The demo IdP's interaction routes (`/interaction/:uid/…`): the login and consent steps that
- * oidc-provider leaves to the application.
+ * The demo IdP's interaction routes (`/interaction/:uid/…`): the login (password, then a one-time
+ * code when the app asks for `acr_values=mfa`) and consent steps that oidc-provider leaves to the
+ * application.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { checkPassword } from './idp-accounts.ts'
-import type { OidcProvider } from './idp-provider.ts'
-import { consentPage, errorPage, loginPage, sendHtml } from './idp-pages.ts'
+import type { InteractionDetails, OidcProvider } from './idp-provider.ts'
+import { consentPage, errorPage, loginPage, mfaPage, sendHtml } from './idp-pages.ts'
+import { MFA_CODE, MFA_REASON, loginResult, wantsMfa } from './idp-mfa.ts'
+
+/** Interactions remembered between the password and the one-time code; more are abandoned ones. */
+const MAX_PENDING_CODES = 1000
 
 export function interactionHandler(provider: OidcProvider, offlineRequested: Set<string>) {
+  // Interactions (by uid) whose user passed the password and still owes the one-time code. The
+  // uid alone proves nothing: oidc-provider ties each interaction to the browser's own cookie.
+  const passwordPassed = new Map<string, string>()
+
   return async function interactions(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
       const [, , uid = '', action = ''] = new URL(req.url ?? '/', 'http://idp').pathname.split('/')
@@ -27,6 +36,8 @@ export function interactionHandler(provider: OidcProvider, offlineRequested: Set
 
       if (req.method === 'GET' && action === '') {
         if (prompt.name === 'login') {
+          const account = passwordPassed.get(uid) ?? codeOnly(details)
+          if (account) return sendHtml(res, 200, mfaPage(uid, { account, clientName }))
           return sendHtml(res, 200, loginPage(uid, { login: params.login_hint, clientName }))
         }
         if (prompt.name === 'consent') {
@@ -43,10 +54,33 @@ export function interactionHandler(provider: OidcProvider, offlineRequested: Set
           const error = 'Invalid login or password.'
           return sendHtml(res, 200, loginPage(uid, { login, error, clientName }))
         }
+        if (wantsMfa(params.acr_values)) {
+          if (passwordPassed.size >= MAX_PENDING_CODES)
+            passwordPassed.delete(passwordPassed.keys().next().value!)
+          passwordPassed.set(uid, login)
+          return sendHtml(res, 200, mfaPage(uid, { account: login, clientName }))
+        }
         return await provider.interactionFinished(
           req,
           res,
-          { login: { accountId: login } },
+          { login: loginResult(login, false) },
+          { mergeWithLastSubmission: false }
+        )
+      }
+
+      if (req.method === 'POST' && action === 'mfa' && prompt.name === 'login') {
+        const account = passwordPassed.get(uid) ?? codeOnly(details)
+        if (!account) return sendHtml(res, 400, errorPage('Sign in with your password first.'))
+        const form = await readForm(req)
+        if (form.get('code')?.trim() !== MFA_CODE) {
+          const error = 'That code is not right. Please try again.'
+          return sendHtml(res, 200, mfaPage(uid, { account, error, clientName }))
+        }
+        passwordPassed.delete(uid)
+        return await provider.interactionFinished(
+          req,
+          res,
+          { login: loginResult(account, true) },
           { mergeWithLastSubmission: false }
         )
       }
@@ -88,6 +122,16 @@ export function interactionHandler(provider: OidcProvider, offlineRequested: Set
       }
     }
   }
+}
+
+/**
+ * The signed-in account, when the login prompt shows only because the request wants a second
+ * factor its session lacks: then the one-time code is all that is asked. A prompt for any other
+ * reason too (no session, `max_age` passed, `prompt=login`) asks for the password first.
+ */
+function codeOnly({ prompt, session }: InteractionDetails): string | undefined {
+  const onlyCode = prompt.reasons.length > 0 && prompt.reasons.every((r) => r === MFA_REASON)
+  return onlyCode ? session?.accountId : undefined
 }
 
 async function readForm(req: IncomingMessage): Promise<URLSearchParams> {

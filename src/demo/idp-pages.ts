@@ -1,11 +1,12 @@
 /**
- * The demo IdP's own pages: login, consent, logout confirmation, signed out and errors. One card
- * layout in the SPA's colours, its style inline and allowed by hash (no external resource, no
+ * The demo IdP's own pages: login, one-time code, consent, logout confirmation, signed out and
+ * errors. One card layout in the SPA's colours, its style inline and allowed by hash (no external resource, no
  * script), and plain HTML forms, so tests can drive them over HTTP without a browser (the first
  * form's first submit button is the way on: test/helpers/idp-login.ts).
  */
 import { createHash } from 'node:crypto'
 import type { ServerResponse } from 'node:http'
+import { MFA_CODE } from './idp-mfa.ts'
 import type { InteractionDetails } from './idp-provider.ts'
 
 /** What the IdP calls itself on its pages. */
@@ -44,6 +45,32 @@ export function loginPage(
     </form>
     <p class="hint">Demo accounts: <code>demo</code> with password <code>demo</code>,
       or any other name with password <code>pass</code>.</p>
+    <p class="links"><a href="${action}/abort">Cancel</a></p>`
+  )
+}
+
+export interface MfaPageOptions {
+  /** Who passed the password (or is signed in already). */
+  account: string
+  error?: string
+  clientName?: string
+}
+
+/** The second factor: a one-time code, which in this demo is always MFA_CODE, shown on the page. */
+export function mfaPage(uid: string, { account, error, clientName }: MfaPageOptions): string {
+  const action = `/interaction/${esc(uid)}`
+  return page(
+    'Two-step verification',
+    `<h1>Two-step verification</h1>
+    <p class="sub">${clientName ? `<strong>${esc(clientName)}</strong> asks for a second factor.` : 'A second factor is needed.'}
+      Signed in as <strong>${esc(account)}</strong>.</p>
+    ${error ? `<p class="error" role="alert">${esc(error)}</p>` : ''}
+    <form method="post" action="${action}/mfa" autocomplete="off">
+      <label>One-time code <input type="text" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" required autofocus></label>
+      <div class="stack"><button type="submit">Verify</button></div>
+    </form>
+    <p class="hint">Demo: the code is always <code>${MFA_CODE}</code>. A real IdP would send it to
+      your phone or read it from an authenticator app.</p>
     <p class="links"><a href="${action}/abort">Cancel</a></p>`
   )
 }

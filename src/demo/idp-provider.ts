@@ -14,6 +14,7 @@ import { Provider } from 'oidc-provider/lib/provider.js'
 // every provider in the process and warns on start.
 import { createMemoryAdapter } from 'oidc-provider/lib/adapters/memory_adapter.js'
 import { claimsOf } from './idp-accounts.ts'
+import { ACR, mfaPolicy, tokenAuthClaims } from './idp-mfa.ts'
 import type { ClientMetadata } from './idp-clients.ts'
 import {
   grantFeatures,
@@ -71,11 +72,15 @@ export function createProvider(issuer: string, settings: ProviderSettings): Demo
       ...(backchannelLogout ? { backchannel_logout_session_required: true } : {}),
     },
     claims: {
-      openid: ['sub'],
+      // How and when the user signed in, in every ID token, not only when the RP asks.
+      openid: ['sub', 'acr', 'amr', 'auth_time'],
       profile: ['name', ...Object.keys(extraProfileClaims ?? {})],
       email: ['email', 'email_verified'],
     },
     scopes: ['openid', 'offline_access', 'profile', 'email'],
+    // Every login says how the user signed in: `pwd`, or `mfa` after the one-time code (idp-mfa.ts).
+    acrValues: [ACR.password, ACR.mfa],
+    extraTokenClaims: tokenAuthClaims,
     responseTypes: ['code'],
     // Put profile/email claims in the ID token too, not only in userinfo: the BFF reads them there.
     conformIdTokenClaims: false,
@@ -93,6 +98,7 @@ export function createProvider(issuer: string, settings: ProviderSettings): Demo
       ...grantFeatures(grants),
     },
     interactions: {
+      policy: mfaPolicy(),
       url: async (ctx: OidcContext, interaction: { uid: string; cid: string }) => {
         if (ctx.oidc.route === 'authorization' && rawScope(ctx).includes('offline_access')) {
           // Abandoned logins never reach consent: forget the oldest beyond a bound.
@@ -206,7 +212,12 @@ export interface OidcContext {
     body?: Record<string, unknown>
     grant?: GrantInstance
     client?: ClientModel
-    entities: { Grant?: GrantInstance }
+    session?: { accountId?: string; acr?: string }
+    entities: {
+      Grant?: GrantInstance
+      AuthorizationCode?: LoginSource
+      RefreshToken?: LoginSource
+    }
   }
 }
 
@@ -215,6 +226,12 @@ export interface ClientModel {
   clientName?: string
   clientAuthMethod: string
   grantTypeAllowed(grantType: string): boolean
+}
+
+/** What a code or refresh token remembers of the login it comes from. */
+interface LoginSource {
+  acr?: string
+  authTime?: number
 }
 
 interface TokenModel {
@@ -243,7 +260,10 @@ export interface InteractionDetails {
   cid: string
   grantId?: string
   session?: { accountId?: string }
-  params: { client_id?: string; scope?: string; login_hint?: string } & Record<string, unknown>
+  params: { client_id?: string; scope?: string; login_hint?: string; acr_values?: string } & Record<
+    string,
+    unknown
+  >
   prompt: {
     name: string
     reasons: string[]

@@ -4,12 +4,17 @@
  * `npm start` (BFF on Node) and `npm run dev:worker` (BFF in workerd).
  */
 import { randomBytes } from 'node:crypto'
-import { startDemoApi } from './api.ts'
+import { ADMIN_ACR, startDemoApi } from './api.ts'
 import { DEMO_APP_NAME, startIdp } from './idp.ts'
 
 export interface DemoParts {
   /** `BFF_*` settings for a BFF at `baseUrl`; each given setting wins over the demo's. */
   settings: Record<string, string>
+  /**
+   * The demo's config file (`BFF_CONFIG`) as JSON text: its routes and their policies. Undefined
+   * when a given `BFF_API` names the routes instead.
+   */
+  configFile?: string
   stop(): Promise<void>
 }
 
@@ -33,14 +38,21 @@ export async function startDemoParts(
     ],
   })
   const api = await startDemoApi({ port: 0, issuer: idp.issuer, clientId, clientSecret })
+  const routes = [
+    // The admin area needs a second factor: without it the BFF answers step_up_required itself,
+    // and the demo API, behind it, would ask for it too (an RFC 9470 challenge of its own).
+    { prefix: '/api/admin/', upstream: `${api.url}/admin/`, acr: ADMIN_ACR },
+    { prefix: '/api/', upstream: `${api.url}/` },
+  ]
   return {
+    ...(given.BFF_API ? {} : { configFile: JSON.stringify({ routes }) }),
     settings: {
       BFF_ISSUER: idp.issuer,
       BFF_CLIENT_ID: clientId,
       BFF_CLIENT_SECRET: clientSecret,
       BFF_BASE_URL: baseUrl,
       BFF_SESSION_SECRET: given.BFF_SESSION_SECRET ?? randomBytes(32).toString('base64url'),
-      BFF_API: given.BFF_API ?? `/api/=${api.url}/`,
+      ...(given.BFF_API ? { BFF_API: given.BFF_API } : {}),
       BFF_POST_LOGOUT_REDIRECT: given.BFF_POST_LOGOUT_REDIRECT ?? '/logged-out.html',
     },
     async stop() {

@@ -17,6 +17,7 @@ import type { AddressInfo, Socket } from 'node:net'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { BffError } from '../core/errors.ts'
 import type { Forwarder, ForwardOptions } from '../core/proxy/forward.ts'
+import type { StepUp } from '../core/policy/step-up.ts'
 import {
   ANSWER_ONLY,
   FORGED,
@@ -57,6 +58,15 @@ async function startUpstream(seen: Seen[]) {
         case '/base/origin-wide':
           res.writeHead(401, { ...ORIGIN_WIDE, ...ANSWER_ONLY })
           return res.end('{"from":"upstream"}')
+        case '/base/step-up':
+          // RFC 9470, among another challenge, in two header lines.
+          res.writeHead(401, {
+            'www-authenticate': [
+              'Basic realm="upstream"',
+              'Bearer error="insufficient_user_authentication", acr_values="mfa", max_age=300',
+            ],
+          })
+          return res.end('{"from":"upstream"}')
         case '/base/redirect':
           res.writeHead(302, { location: '/base/elsewhere' })
           return res.end()
@@ -94,7 +104,8 @@ async function startUpstream(seen: Seen[]) {
 
 /**
  * Runs the forwarder contract against `makeForwarder()`: what crosses to the upstream, what comes
- * back to the browser, streaming both ways, and the 502/504 answers (as thrown `BffError`s).
+ * back to the browser, an RFC 9470 step-up challenge reported through `onStepUp`, streaming both
+ * ways, and the 502/504 answers (as thrown `BffError`s).
  */
 export function testForwarder(name: string, makeForwarder: () => Forwarder): void {
   describe(`Forwarder contract: ${name}`, () => {
@@ -104,6 +115,8 @@ export function testForwarder(name: string, makeForwarder: () => Forwarder): voi
     let frontUrl: string
     let options: Omit<ForwardOptions, 'fetch'>
     let targetOrigin: string
+    /** What the forwarder reported through `onStepUp`. */
+    const stepUps: StepUp[] = []
 
     beforeAll(async () => {
       upstream = await startUpstream(seen)
@@ -134,12 +147,14 @@ export function testForwarder(name: string, makeForwarder: () => Forwarder): voi
 
     beforeEach(() => {
       seen.length = 0
+      stepUps.length = 0
       targetOrigin = upstream.origin
       options = {
         accessToken: TOKEN,
         baseUrl: 'https://app.example.com',
         clientIp: '198.51.100.7',
         timeoutMs: 5000,
+        onStepUp: (stepUp) => stepUps.push(stepUp),
       }
     })
 
@@ -164,6 +179,20 @@ export function testForwarder(name: string, makeForwarder: () => Forwarder): voi
       expect(headers['x-forwarded-host']).toBe('app.example.com')
       expect(headers['x-forwarded-proto']).toBe('https')
       expect(headers['x-forwarded-for']).toBe('198.51.100.7')
+    })
+
+    it('sends no Authorization at all without a token, not even the browser’s', async () => {
+      // A route with token "none" (or "optional" without a session) calls without a token.
+      options = { ...options }
+      delete options.accessToken
+      const res = await send('plain', {
+        headers: { authorization: 'Bearer from-the-browser', 'x-csrf': '1' },
+      })
+      expect(await res.text()).toBe('default')
+      const { headers } = seen[0]!
+      expect(headers.authorization).toBeUndefined()
+      expect(headers['x-csrf']).toBeUndefined()
+      expect(headers['x-forwarded-host']).toBe('app.example.com')
     })
 
     it('drops every header a browser could forge to steer the upstream; ordinary ones pass', async () => {
@@ -198,6 +227,17 @@ export function testForwarder(name: string, makeForwarder: () => Forwarder): voi
       for (const [header, value] of Object.entries(ANSWER_ONLY)) {
         expect([header, res.headers.get(header)]).toEqual([header, value])
       }
+    })
+
+    it('reports an RFC 9470 step-up challenge through onStepUp, and strips it too', async () => {
+      const res = await send('step-up')
+      expect(res.status).toBe(401)
+      expect(res.headers.get('www-authenticate')).toBeNull()
+      expect(await res.text()).toBe('{"from":"upstream"}')
+      expect(stepUps).toEqual([{ acr: ['mfa'], maxAge: 300 }])
+      // Any other challenge is no step-up.
+      await (await send('origin-wide')).text()
+      expect(stepUps).toHaveLength(1)
     })
 
     it('strips hop-by-hop headers from the answer', async () => {

@@ -18,6 +18,8 @@ import { parseConfig, type Env } from '../../src/core/config/env.ts'
 import { DEMO_BFF_CLIENT, bffClientMetadata, startIdp, type Idp } from '../../src/demo/idp.ts'
 import { createCookieJar, redirectLocation } from '../helpers/http.ts'
 import { loginAtIdp } from '../helpers/idp-login.ts'
+import { testCertificates } from '../helpers/certs.ts'
+import { nodeForward } from '../../src/adapters/node/upstream.ts'
 import { freePort, startRecordingUpstream, type RecordingUpstream } from '../helpers/upstream.ts'
 import { ROOT, blocks, read } from './markdown.ts'
 
@@ -310,6 +312,30 @@ describe('README: the Worker project (worker.ts and wrangler.toml)', () => {
   })
 })
 
+describe('docs/routes.md: the route policies example', () => {
+  it('loads, each route with its policy', () => {
+    const config = parseConfig(
+      {
+        BFF_SESSION_SECRET: 'x'.repeat(32),
+        BFF_BASE_URL: 'https://app.example.com',
+        CORP_CLIENT_SECRET: 'from-the-environment',
+      },
+      { configFile: read('docs/examples/route-policies.json') }
+    )
+    expect(config.idpName).toBe('corp')
+    expect(config.claims).toEqual({ roles: 'realm_access.roles' })
+    const route = (prefix: string) => config.api.find((r) => r.prefix === prefix)!
+    expect(route('/api/catalog/').token).toBe('none')
+    expect([...route('/api/orders/').methods!]).toEqual(['GET', 'POST'])
+    expect(route('/api/admin/')).toMatchObject({
+      idps: ['corp'],
+      require: { roles: 'admin', email_verified: true },
+      acr: ['mfa'],
+      maxAge: 300,
+    })
+  })
+})
+
 describe('docs/configuration.md: the config file example', () => {
   const file = read('docs/examples/bff-config.json')
   const env = {
@@ -330,5 +356,30 @@ describe('docs/configuration.md: the config file example', () => {
     expect(() => parseConfig(without, { configFile: file })).toThrow(
       'BFF_CONFIG idps.corp.clientSecret: environment variable CORP_CLIENT_SECRET is not set'
     )
+  })
+})
+
+describe('docs/configuration.md: the authorize and tls example', () => {
+  const file = read('docs/examples/route-policy-pdp-tls.json')
+  const certs = testCertificates()
+  const env = {
+    BFF_SESSION_SECRET: 'x'.repeat(32),
+    BFF_BASE_URL: 'https://app.example.com',
+    CORP_CLIENT_SECRET: 'from-the-environment',
+    PAYMENTS_CLIENT_CERT: certs.client.cert,
+    PAYMENTS_CLIENT_KEY: certs.client.key,
+    INTERNAL_CA: certs.ca,
+  }
+
+  it('loads, with the PEM texts from the environment, and the Node transport takes them', async () => {
+    const config = parseConfig(env, { configFile: file })
+    const payments = config.api.find((route) => route.prefix === '/api/payments/')!
+    expect(payments.authorize).toEqual({
+      url: new URL('http://127.0.0.1:8181/v1/data/bff/allow'),
+      cacheSeconds: 30,
+    })
+    expect(payments.tls).toEqual({ cert: certs.client.cert, key: certs.client.key, ca: certs.ca })
+    const forward = nodeForward({ routes: config.api })
+    await forward.close()
   })
 })

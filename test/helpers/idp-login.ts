@@ -7,6 +7,11 @@ import { redirectLocation, type CookieJar } from './http.ts'
 export interface Credentials {
   login: string
   password: string
+  /**
+   * The one-time code to enter when the IdP asks for a second factor (`acr_values=mfa`). Without
+   * it, being asked is an error.
+   */
+  code?: string
 }
 
 export interface HtmlForm {
@@ -20,17 +25,24 @@ const MAX_STEPS = 20
 
 /**
  * Starts at the IdP authorization URL (e.g. the Location of the BFF's `/bff/login` redirect), signs
- * in, grants consent and returns the redirect back to the client's redirect_uri without following
+ * in (with the one-time code too when asked and given), grants consent and returns the redirect back to the client's redirect_uri without following
  * it. With an existing IdP session in `jar` there may be no page at all.
  * Throws when the IdP rejects the credentials or answers with an error page.
  */
 export async function loginAtIdp(
   jar: CookieJar,
   authorizeUrl: string | URL,
-  { login, password }: Credentials
+  { login, password, code }: Credentials
 ): Promise<Response> {
   let credentialsSent = false
+  let codeSent = false
   const response = await driveIdp(jar, authorizeUrl, (form, html) => {
+    if ('code' in form.fields) {
+      if (code === undefined) throw new Error('the IdP asks for a one-time code; none was given')
+      if (codeSent) throw new Error(`the IdP rejected code "${code}": ${pageMessage(html)}`)
+      codeSent = true
+      return { ...form.fields, code }
+    }
     if (!('password' in form.fields)) return form.fields // consent, or an auto-submit form
     if (credentialsSent) {
       throw new Error(`the IdP rejected login "${login}": ${pageMessage(html)}`)

@@ -3,23 +3,29 @@
  * running stack: nothing here is a unit test of a helper, it is what an attacker would send.
  */
 import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import {
+  createServer as createTcpServer,
+  type AddressInfo,
+  type Server as TcpServer,
+} from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createSealer } from '../../src/core/session/seal.ts'
 import { redirectLocation, type CookieJar } from '../helpers/http.ts'
 import { loginAtIdp } from '../helpers/idp-login.ts'
-import { freePort } from '../helpers/upstream.ts'
 import { CSRF, startStack, type Stack } from './harness.ts'
 
 let stack: Stack
 let hanging: Server
-let closedPort: number
+let refusing: TcpServer
 
 beforeAll(async () => {
-  // An upstream that accepts the connection and never answers, and a port nobody listens on.
+  // An upstream that accepts the connection and never answers, and one that drops every
+  // connection at once (a port merely closed could be taken by another test meanwhile).
   hanging = createServer(() => {})
   await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', resolve))
-  closedPort = await freePort()
+  refusing = createTcpServer((socket) => socket.destroy())
+  await new Promise<void>((resolve) => refusing.listen(0, '127.0.0.1', resolve))
+  const down = `http://127.0.0.1:${(refusing.address() as AddressInfo).port}/`
   const slow = `http://127.0.0.1:${(hanging.address() as AddressInfo).port}/`
   stack = await startStack({
     env: { BFF_UPSTREAM_TIMEOUT: '0.3' },
@@ -28,7 +34,7 @@ beforeAll(async () => {
   extra = await startStack({
     env: {
       BFF_UPSTREAM_TIMEOUT: '0.3',
-      BFF_API: `/slow/=${slow},/down/=http://127.0.0.1:${closedPort}/`,
+      BFF_API: `/slow/=${slow},/down/=${down}`,
     },
   })
 })
@@ -38,6 +44,7 @@ afterAll(async () => {
   await extra.close()
   hanging.closeAllConnections()
   hanging.close()
+  refusing.close()
 })
 
 async function loggedIn(s: Stack = stack, user = 'mallory-target'): Promise<CookieJar> {

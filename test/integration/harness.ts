@@ -107,6 +107,12 @@ export interface StackOptions {
   idp?: Omit<IdpOptions, 'clients' | 'issuer' | 'accessTokenTtl'>
   /** The upstream reads every bearer token it gets (`upstream.requests[i].token`). */
   inspectTokens?: boolean
+  /** Claims every account has at the IdP (its `extraProfileClaims`), e.g. nested roles. */
+  idpClaims?: Record<string, unknown>
+  /** More metadata of the BFF's client at the IdP, e.g. `{ require_auth_time: true }`. */
+  clientMetadata?: Record<string, unknown>
+  /** workerd only: more service bindings of the Worker (see `WorkerdOptions.serviceBindings`). */
+  serviceBindings?: Record<string, unknown>
 }
 
 export interface Stack {
@@ -138,7 +144,22 @@ export interface Stack {
   logs(): string[]
 }
 
+/**
+ * The port is chosen before the IdP is told the redirect URI, and a test file running alongside
+ * may take it meanwhile: then the whole stack starts again on another port.
+ */
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startStackOnce(options)
+    } catch (err) {
+      const taken = (err as NodeJS.ErrnoException).code === 'EADDRINUSE'
+      if (!taken || attempt === 3) throw err
+    }
+  }
+}
+
+async function startStackOnce(options: StackOptions): Promise<Stack> {
   const store = options.store ?? 'cookie'
   const reason = unsupported(store)
   if (reason) throw new Error(`the ${store} store cannot run on ${TARGET}: ${reason}`)
@@ -152,11 +173,15 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     ...options.idp,
     ...(options.front ? { issuer: options.front.url } : {}),
     accessTokenTtl: options.accessTokenTtl ?? 60,
+    extraProfileClaims: options.idpClaims,
     clients: [
-      bffClientMetadata({
-        redirectUris: [`${baseUrl}/bff/callback`],
-        postLogoutRedirectUris: [`${baseUrl}/`, `${baseUrl}/logged-out.html`],
-      }),
+      {
+        ...bffClientMetadata({
+          redirectUris: [`${baseUrl}/bff/callback`],
+          postLogoutRedirectUris: [`${baseUrl}/`, `${baseUrl}/logged-out.html`],
+        }),
+        ...options.clientMetadata,
+      },
     ],
   })
   options.front?.forwardTo(idp.port)
@@ -197,10 +222,22 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       await writeFile(env.BFF_CONFIG, json)
     }
   }
-  const bff =
-    TARGET === 'workerd'
-      ? await startWorkerBff(port, env, () => offsetMs, options.isolates ?? 0)
-      : await startNodeBff(port, env, store, now, redisPrefix)
+  let bff: Awaited<ReturnType<typeof startNodeBff>>
+  try {
+    bff =
+      TARGET === 'workerd'
+        ? await startWorkerBff(
+            port,
+            env,
+            () => offsetMs,
+            options.isolates ?? 0,
+            options.serviceBindings
+          )
+        : await startNodeBff(port, env, store, now, redisPrefix)
+  } catch (err) {
+    await Promise.all([idp.stop(), upstream.close()]).catch(() => {})
+    throw err
+  }
 
   const sealer = createSealer([secret])
   const cookieName = baseUrl.startsWith('https:') ? '__Host-bff' : 'bff'
@@ -329,12 +366,19 @@ async function startWorkerBff(
   port: number,
   env: Env,
   clockOffsetMs: () => number,
-  isolates: number
+  isolates: number,
+  serviceBindings?: Record<string, unknown>
 ): Promise<RunningBff> {
   // Loaded only here, so the Node target never starts Miniflare's machinery.
   const { startWorkerd } = await import('../adapters/workers/workerd.ts')
   const names = Array.from({ length: isolates }, (_, i) => `isolate-${i + 1}`)
-  const worker = await startWorkerd({ port, env, clockOffsetMs, isolates: names })
+  const worker = await startWorkerd({
+    port,
+    env,
+    clockOffsetMs,
+    isolates: names,
+    serviceBindings: serviceBindings as never,
+  })
   return {
     readSession: async (ref) => ('id' in ref ? worker.readSession(ref.id) : null),
     close: () => worker.close(),

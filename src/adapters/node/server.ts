@@ -3,6 +3,8 @@
  * demo API and the SPA in public/); with BFF_ISSUER it is the production server of start.ts.
  * The published package's command is cli.ts, which never starts the demo.
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import path from 'node:path'
 import type { Env } from '../../core/config/env.ts'
@@ -17,13 +19,18 @@ async function startDemo(env: Env): Promise<NodeServer> {
   const { startDemoParts } = await import('../../demo/parts.ts')
   const baseUrl = env.BFF_BASE_URL ?? `http://localhost:${Number(env.PORT ?? 3000)}`
   const demo = await startDemoParts(baseUrl, env)
+  // The routes and their policies come in a config file, which BFF_CONFIG names on Node.
+  const dir = demo.configFile ? await mkdtemp(path.join(tmpdir(), 'bff-demo-')) : undefined
+  const config = dir ? { BFF_CONFIG: path.join(dir, 'bff.json') } : {}
+  if (dir) await writeFile(config.BFF_CONFIG!, demo.configFile!)
   // The demo SPA from public/, unless BFF_SPA_DIR names another.
-  const bff = await startNode({ ...env, ...demo.settings }, { spaDir: DEMO_SPA_DIR })
+  const bff = await startNode({ ...env, ...demo.settings, ...config }, { spaDir: DEMO_SPA_DIR })
   return {
     ...bff,
     async close() {
       await bff.close()
       await demo.stop()
+      if (dir) await rm(dir, { recursive: true, force: true })
     },
   }
 }

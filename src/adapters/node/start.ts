@@ -12,9 +12,11 @@ import type { IncomingMessage } from 'node:http'
 import { createBff, notFound, type BffDeps } from '../../core/app.ts'
 import { ConfigError, type Config, type Env } from '../../core/config/env.ts'
 import { jsonLogger } from '../../core/observe/log.ts'
+import { answerClientError } from './client-error.ts'
 import { withRawHeaders } from './headers.ts'
 import { DEFAULT_REDIS_URL, nodeConfigFromEnv, type NodeSettings } from './settings.ts'
 import { nodeForward } from './upstream.ts'
+import { nodePdpFetch } from './pdp-fetch.ts'
 import { serveSpa, spaFromEnv } from './static.ts'
 import { sharedCookieStore } from '../../core/session/stores/hybrid.ts'
 import { redisSessionKeyPrefix, redisStore } from './redis-store.ts'
@@ -69,32 +71,52 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
   if (spaProblems.length) throw new ConfigError(spaProblems)
   const { config, settings } = parsed
   const { port, host } = settings
-  const closers: Array<() => Promise<unknown>> = []
+  // Upstream calls through undici directly rather than fetch; a caller's own upstreamFetch keeps
+  // fetch. Made first: a route's `tls` that cannot be used stops start-up before Redis is opened.
+  const upstreams = new Agent()
+  const forwarder = options.deps?.upstreamFetch
+    ? undefined
+    : nodeForward({ dispatcher: upstreams, routes: config.api })
+  // The routes' policy decision points (`authorize`), asked through undici as well.
+  const pdp = nodePdpFetch()
+  const closers: Array<() => Promise<unknown>> = [
+    // Connections to the upstream APIs, kept alive between calls; routes with mutual TLS have
+    // Agents of their own.
+    () => upstreams.destroy(),
+    async () => forwarder?.close(),
+    () => pdp.close(),
+  ]
   // Ends background work (the IdP discovery check's retries) when the server closes.
   const life = new AbortController()
   closers.push(async () => life.abort())
-  const runtime = await nodeDeps(config, settings, closers, options.deps)
-  // Connections to the upstream APIs, kept alive between calls.
-  const upstreams = new Agent()
-  closers.push(() => upstreams.destroy())
+  const closeAll = async () => {
+    for (const close of closers) await close().catch(() => {})
+  }
   const app = new Hono()
-  app.route(
-    '/',
-    createBff(config, {
-      clientIp: (c) => {
-        try {
-          return getConnInfo(c).remote.address
-        } catch {
-          return undefined
-        }
-      },
-      // Upstream calls through undici directly rather than fetch; a caller's own upstreamFetch keeps fetch.
-      ...(options.deps?.upstreamFetch ? {} : { forward: nodeForward({ dispatcher: upstreams }) }),
-      ...runtime,
-      background: life.signal,
-      ...options.deps,
-    })
-  )
+  try {
+    const runtime = await nodeDeps(config, settings, closers, options.deps)
+    app.route(
+      '/',
+      createBff(config, {
+        clientIp: (c) => {
+          try {
+            return getConnInfo(c).remote.address
+          } catch {
+            return undefined
+          }
+        },
+        ...(forwarder ? { forward: forwarder } : {}),
+        pdpFetch: pdp.fetch,
+        ...runtime,
+        background: life.signal,
+        ...options.deps,
+      })
+    )
+  } catch (err) {
+    // A problem createBff finds (a route's `tls` Node cannot honour): nothing is left open.
+    await closeAll()
+    throw err
+  }
   // After the BFF's routes, and never under its own prefixes.
   if (spa) serveSpa(app, spa, ['/bff/', ...config.api.map((route) => route.prefix)])
   // Not a BFF route, an API prefix or a static file: JSON or a page, as every other error.
@@ -118,9 +140,7 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
     url: `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`,
     config,
     settings,
-    async close() {
-      for (const close of closers) await close().catch(() => {})
-    },
+    close: closeAll,
   }
 }
 
@@ -222,6 +242,7 @@ function listen(app: Hono, port: number, hostname: string): Promise<ServerType> 
       const host = incoming.headers.host
       if (host && host !== host.toLowerCase()) incoming.headers.host = host.toLowerCase()
     })
+    server.on('clientError', answerClientError)
     server.once('error', reject)
   })
 }

@@ -3,7 +3,7 @@
  * `BFF_SPA_FALLBACK=true`, its `index.html` for browser navigations to client-side routes. The
  * BFF's own routes answer first; nothing here ever answers under `/bff/` or a proxied prefix.
  * Production serves no files unless told to; the demo (`npm start` without an IdP) passes its
- * `public/` as the default.
+ * `public/` (in a clone; the package does not ship it) as the default.
  */
 import { serveStatic } from '@hono/node-server/serve-static'
 import type { Hono, MiddlewareHandler } from 'hono'

@@ -12,7 +12,8 @@
 import { IncomingMessage, ServerResponse } from 'node:http'
 import { Readable, Transform, pipeline, type TransformCallback } from 'node:stream'
 import zlib from 'node:zlib'
-import { Agent, type Dispatcher } from 'undici'
+import { Agent, fetch as undiciFetch, type Dispatcher } from 'undici'
+import type { ApiRoute } from '../../core/config/options.ts'
 import { BffError } from '../../core/errors.ts'
 import {
   SAFE_TO_RESEND,
@@ -22,6 +23,9 @@ import {
   type Forwarder,
 } from '../../core/proxy/forward.ts'
 import { listed, requestHeaderStripped, responseHeaderStripped } from '../../core/proxy/headers.ts'
+import { stepUpChallenge } from '../../core/proxy/step-up-challenge.ts'
+import type { StepUp } from '../../core/policy/step-up.ts'
+import { tlsAgents } from './upstream-tls.ts'
 
 export interface NodeForwardOptions {
   /**
@@ -32,7 +36,16 @@ export interface NodeForwardOptions {
   dispatcher?: Dispatcher
   /** fetch for requests that did not come from a Node server. Default: the global fetch. */
   fetch?: typeof fetch
+  /**
+   * The routes: each one with `tls` (mutual TLS) gets its Agent now, its PEM texts checked at once
+   * (a mistake throws `ConfigError` naming the route). Others get theirs on first use.
+   * @example { routes: config.api }
+   */
+  routes?: readonly ApiRoute[]
 }
+
+/** The Node transport; `close()` ends the connections of the routes' own (mutual TLS) Agents. */
+export type NodeForwarder = Forwarder & { readonly tls: 'pem'; close(): Promise<void> }
 
 // As fetch (RFC 9110): these answers have no body, whatever their headers say.
 const NULL_BODY_STATUS = new Set([101, 204, 205, 304])
@@ -45,17 +58,23 @@ const MAX_CONTENT_ENCODINGS = 5
  * answers) is handed over as one buffer, so head and body leave in one write; a body that takes
  * longer is streamed as it comes, with backpressure.
  */
-export function nodeForward(options: NodeForwardOptions = {}): Forwarder {
-  const dispatcher = options.dispatcher ?? new Agent()
+export function nodeForward(options: NodeForwardOptions = {}): NodeForwarder {
+  const shared = options.dispatcher ?? new Agent()
   const fallbackFetch = options.fetch ?? ((input, init) => fetch(input, init))
+  const tls = tlsAgents(options.routes)
   // X-Forwarded-Host/-Proto come from the BFF's own public origin, the same on every call.
   let forwardedFor: { baseUrl: string; host: string; proto: string } | undefined
 
-  return function nodeForward(c, target, call) {
+  const forwarder: Forwarder = function nodeForward(c, target, call) {
+    // A route with mutual TLS has an Agent of its own; every other route shares one.
+    const own = tls.agentFor(call.route)
+    const dispatcher = own ?? shared
     const incoming = (c.env as { incoming?: unknown } | undefined)?.incoming
     // Only an untouched HTTP/1 request can be read here; anything else takes the fetch path.
     if (!(incoming instanceof IncomingMessage) || incoming.readableDidRead) {
-      return forward(c.req.raw, target, { ...call, fetch: fallbackFetch })
+      const viaAgent: typeof fetch = (input, init) =>
+        undiciFetch(input as string | URL, { ...(init as object), dispatcher: own }) as never
+      return forward(c.req.raw, target, { ...call, fetch: own ? viaAgent : fallbackFetch })
     }
     if (forwardedFor?.baseUrl !== call.baseUrl) {
       const base = new URL(call.baseUrl)
@@ -63,7 +82,8 @@ export function nodeForward(options: NodeForwardOptions = {}): Forwarder {
     }
     const method = incoming.method ?? 'GET'
     const headers = requestHeaders(incoming.rawHeaders)
-    headers.authorization = `Bearer ${call.accessToken}`
+    // The client's own Authorization is stripped: without a token, the upstream gets none.
+    if (call.accessToken !== undefined) headers.authorization = `Bearer ${call.accessToken}`
     headers['x-forwarded-host'] = forwardedFor.host
     headers['x-forwarded-proto'] = forwardedFor.proto
     // The client's own X-Forwarded-For is not extended: it says whatever the client wants.
@@ -86,7 +106,7 @@ export function nodeForward(options: NodeForwardOptions = {}): Forwarder {
         )
       // See SAFE_TO_RESEND in core/proxy/forward.ts: the same rule as the fetch path.
       const resend = SAFE_TO_RESEND.has(method) ? send : undefined
-      const call_ = new UpstreamCall(method, call.timeoutMs, resolve, reject, resend)
+      const call_ = new UpstreamCall(method, call.timeoutMs, resolve, reject, resend, call.onStepUp)
       // node-server cancels an answer's body only once it has begun to write it: a browser that
       // left before then (while the API was still thinking) left the upstream's answer paused
       // mid-way for good, its connection and buffers held. The call ends when the browser goes.
@@ -103,6 +123,7 @@ export function nodeForward(options: NodeForwardOptions = {}): Forwarder {
       }
     })
   }
+  return Object.assign(forwarder, { tls: 'pem' as const, close: () => tls.close() })
 }
 
 /** The client's headers as fetch would send them: names lower-cased, repeats joined with ", ". */
@@ -138,6 +159,17 @@ function responseHeaders(raw: Buffer[]): Record<string, string> {
   return headers
 }
 
+/** Every line of one header in a raw list (names in any case), joined with ", " as fetch joins them. */
+function rawHeader(raw: Buffer[], name: string): string | undefined {
+  let value: string | undefined
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.toString('latin1').toLowerCase() !== name) continue
+    const line = raw[i + 1]!.toString('latin1')
+    value = value === undefined ? line : `${value}, ${line}`
+  }
+  return value
+}
+
 /**
  * One upstream call, as undici's dispatch handler: settles the promise with the Response (or a
  * 502/504), then feeds the body: into a buffer while it arrives together with the headers, into
@@ -166,7 +198,8 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
     private readonly resolve: (response: Response) => void,
     private readonly reject: (error: BffError) => void,
     /** Sends the request once more, for a connection lost before any answer; used up once called. */
-    private resend?: () => void
+    private resend?: () => void,
+    private readonly onStepUp?: (stepUp: StepUp) => void
   ) {
     this.#wait()
   }
@@ -226,6 +259,11 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
     if (this.#settled) return false
     clearTimeout(this.#timer)
     this.#resume = resume
+    // Read before responseHeaders strips WWW-Authenticate; only a 401 can be a step-up challenge.
+    if (status === 401) {
+      const stepUp = stepUpChallenge(status, rawHeader(rawHeaders, 'www-authenticate'))
+      if (stepUp) this.onStepUp?.(stepUp)
+    }
     const headers = responseHeaders(rawHeaders)
     // A body in codings fetch decodes is decoded here too, so its encoding and length no longer
     // apply; any other coding (zstd) goes on as it came, with its header, as fetch passes it.

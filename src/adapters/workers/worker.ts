@@ -22,6 +22,7 @@ import {
 import { SessionIndexObject } from './session-index-object.ts'
 import { SessionObjectBase } from './session-object.ts'
 import { sessionRefresherFor } from './session-refresher.ts'
+import { mtlsProblems, workersForward } from './mtls.ts'
 import { durableObjectStore } from './session-store.ts'
 import { configFileOf, settingsOf, storeProblems, testClockProblems } from './settings.ts'
 import { now, syncTestClock } from './test-clock.ts'
@@ -78,6 +79,8 @@ function build(env: WorkerEnv): WorkerApp | ConfigError {
   problems.push(
     ...storeProblems(env, config?.sessionStore ?? settings.BFF_SESSION_STORE ?? 'durable-object')
   )
+  // Routes with mutual TLS: each names a bound mtls_certificates binding.
+  if (config) problems.push(...mtlsProblems(env, config.api))
   if (!config || problems.length) {
     for (const problem of problems) jsonLogger('error', 'config.invalid', { problem })
     return new ConfigError(problems)
@@ -122,6 +125,7 @@ function build(env: WorkerEnv): WorkerApp | ConfigError {
           ? undefined
           : durableObjectSharedTokenCoordinator(env, { now }),
       clientIp: (c) => c.req.header('cf-connecting-ip'),
+      forward: workersForward(),
     })
   )
   // Everything outside /bff/* and the API prefixes is the SPA, with the Node entry's headers.

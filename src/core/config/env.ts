@@ -40,8 +40,11 @@ export interface FromEnvOptions {
 /** The older name of `FromEnvOptions`. */
 export type ConfigDefaults = FromEnvOptions
 
+/** Options only the config file's IdP entry gives: they have no `BFF_*` setting. */
+type FileOnly = 'idpName' | 'claims'
+
 /** The setting of each option. */
-const SETTINGS: Record<keyof BffOptions, string> = {
+const SETTINGS: Record<Exclude<keyof BffOptions, FileOnly>, string> = {
   issuer: 'BFF_ISSUER',
   clientId: 'BFF_CLIENT_ID',
   clientSecret: 'BFF_CLIENT_SECRET',
@@ -96,7 +99,7 @@ export function optionsFromEnv(env: Env, defaults: FromEnvOptions = {}): Config 
   const fileHasIdps = fromFile?.keys.includes('idps') ?? false
   const fileHasRoutes = fromFile?.keys.includes('routes') ?? false
   // One place for each: a setting the file overrides silently would be a trap.
-  const both = (key: string, options: readonly (keyof BffOptions)[]) => {
+  const both = (key: string, options: readonly (keyof typeof SETTINGS)[]) => {
     const set = options.map((option) => SETTINGS[option]).filter((name) => get(name) !== undefined)
     if (set.length) problems.push(fileProblem(key, `and ${set.join(', ')} are both set: keep one`))
   }
@@ -111,6 +114,9 @@ export function optionsFromEnv(env: Env, defaults: FromEnvOptions = {}): Config 
   const text = (value: unknown) => (typeof value === 'string' ? value.trim() : value)
 
   const input: Record<string, unknown> = {
+    // The env-configured IdP is `default`; a file's is named by its key.
+    idpName: fileHasIdps ? idpName : undefined,
+    claims: fileHasIdps ? idp?.claims : undefined,
     issuer: text(fromIdp('issuer')),
     clientId: text(fromIdp('clientId')),
     clientSecret: text(fromIdp('clientSecret')),
@@ -132,6 +138,11 @@ export function optionsFromEnv(env: Env, defaults: FromEnvOptions = {}): Config 
   // Each problem under the name the operator wrote it as: the setting, or the file's JSON path.
   const nameOf = (path: Path): string | undefined => {
     const option = path[0] as keyof BffOptions
+    // The file's schema has checked the IdP's name already.
+    if (option === 'idpName') return 'BFF_CONFIG idps:'
+    if (option === 'claims') {
+      return idp ? `BFF_CONFIG ${jsonPath(['idps', idpName, ...path])}:` : undefined
+    }
     if (fileHasIdps && (IDP_OPTIONS as readonly string[]).includes(option)) {
       return idp ? `BFF_CONFIG ${jsonPath(['idps', idpName, option])}:` : undefined
     }

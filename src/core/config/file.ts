@@ -56,11 +56,16 @@ export function readConfigFile(source: unknown, env: Env): FileResult {
   })
 
   const result = v.safeParse(ConfigFileSchema, data, { abortEarly: false })
+  const reported = new Set<string>()
   for (const issue of result.issues ?? []) {
     const path = jsonPath(issue.path?.map((item) => item.key) ?? [])
+    reported.add(path)
     if (!unresolved.has(path)) problems.push(fileProblem(path, messageOf(issue)))
   }
-  if (!result.success) return { keys, unresolved, problems }
+  // valibot's records drop these keys without a word: a route's `require` would lose a claim.
+  const dropped = prototypeKeys(data, []).filter((path) => !reported.has(path))
+  for (const path of dropped) problems.push(fileProblem(path, 'is not a usable key'))
+  if (!result.success || dropped.length) return { keys, unresolved, problems }
 
   const names = Object.keys(result.output.idps ?? {})
   if (result.output.idps && names.length === 0)
@@ -90,6 +95,17 @@ function messageOf(issue: v.BaseIssue<unknown>): string {
     return issue.expected === 'never' ? 'is not a known key' : 'is required'
   }
   return issue.message
+}
+
+const PROTOTYPE_KEYS = new Set(['__proto__', 'constructor', 'prototype'])
+
+/** Paths of keys named like an object's prototype machinery, anywhere in `value`. */
+function prototypeKeys(value: unknown, keys: unknown[]): string[] {
+  if (typeof value !== 'object' || value === null) return []
+  return Object.entries(value).flatMap(([key, item]) => [
+    ...(PROTOTYPE_KEYS.has(key) && !Array.isArray(value) ? [jsonPath([...keys, key])] : []),
+    ...prototypeKeys(item, [...keys, Array.isArray(value) ? Number(key) : key]),
+  ])
 }
 
 /** Replaces `${NAME}` in every string value (keys stay as written). */

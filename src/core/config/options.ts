@@ -196,6 +196,19 @@ export interface BffOptions {
    * @default 8192
    */
   cookieTotalBytes?: number
+  /**
+   * The IdP's name: each session records it (`/bff/user` answers it as `idp`) and a route's `idps`
+   * names it. 1 to 64 letters, digits, `-` or `_`. From the config file: the IdP's key in `idps`.
+   * @default 'default'
+   */
+  idpName?: string
+  /**
+   * Normalised claim name -> dot path into the ID token / userinfo claims, e.g.
+   * `{ roles: 'realm_access.roles' }`: routes' `require` and `/bff/user` use the names. A name
+   * without a mapping is the claim of the same name. From the config file: the IdP's `claims`.
+   * @default {}
+   */
+  claims?: Readonly<Record<string, string>>
 }
 
 /** A resolved route: both sides normalised to end with `/`. */
@@ -247,6 +260,10 @@ export interface Config {
   adminToken?: string
   cookieMaxBytes: number
   cookieTotalBytes: number
+  /** The IdP's name, `default` for the one the `BFF_*` settings configure. */
+  idpName: string
+  /** Normalised claim name -> dot path into the session's claims. */
+  claims: Readonly<Record<string, string>>
 }
 
 /** Bad options or settings: every problem at once, one line each, naming the option or setting. */

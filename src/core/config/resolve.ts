@@ -13,6 +13,7 @@ import {
   type SessionStoreKind,
 } from './options.ts'
 import { checkRoutes, parseUrl, type Report } from './routes.ts'
+import { IDP_NAME } from './schema.ts'
 
 /** The options as they arrive, each value still unchecked: JavaScript callers, settings' strings. */
 export type OptionsInput = { readonly [K in keyof BffOptions]?: unknown }
@@ -37,6 +38,8 @@ const KNOWN: Record<keyof BffOptions, true> = {
   adminToken: true,
   cookieMaxBytes: true,
   cookieTotalBytes: true,
+  idpName: true,
+  claims: true,
 }
 
 const DEFAULT_SCOPES = 'openid profile email offline_access'
@@ -163,6 +166,12 @@ export function checkOptions(input: OptionsInput, report: Report): Config | unde
     bad(['adminToken'], `must be at least ${MIN_SECRET_LENGTH} characters when set`)
   }
 
+  const idpName = input.idpName ?? 'default'
+  if (typeof idpName !== 'string' || !IDP_NAME.test(idpName)) {
+    bad(['idpName'], 'must be 1-64 letters, digits, "-" or "_"')
+  } else checkRouteIdps(input.routes, [idpName], bad)
+  const claims = claimsOf(input.claims, bad)
+
   if (!ok) return undefined
   return Object.freeze({
     issuer: issuer!,
@@ -183,7 +192,43 @@ export function checkOptions(input: OptionsInput, report: Report): Config | unde
     adminToken: adminToken as string | undefined,
     cookieMaxBytes,
     cookieTotalBytes,
+    idpName: idpName as string,
+    claims,
   })
+}
+
+/** A route's `idps` may only name configured IdPs: a typo would refuse every user for good. */
+function checkRouteIdps(routes: unknown, names: readonly string[], bad: Report) {
+  if (!Array.isArray(routes)) return
+  routes.forEach((route: unknown, i) => {
+    const idps = (route as { idps?: unknown } | null)?.idps
+    if (!Array.isArray(idps)) return
+    const unknown = idps.filter((name) => typeof name === 'string' && !names.includes(name))
+    if (unknown.length) {
+      bad(
+        ['routes', i, 'idps'],
+        `names IdPs that are not configured: ${unknown.join(', ')} (configured: ${names.join(', ')})`
+      )
+    }
+  })
+}
+
+/** The claims map: normalised name -> a dot path (no empty segment), frozen. */
+function claimsOf(value: unknown, bad: Report): Readonly<Record<string, string>> {
+  if (value === undefined) return Object.freeze({})
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    bad(['claims'], 'must be an object of claim name -> dot path')
+    return Object.freeze({})
+  }
+  const claims: Record<string, string> = {}
+  for (const [name, path] of Object.entries(value)) {
+    // "__proto__" would set the object's prototype rather than a key.
+    if (!name.trim() || name === '__proto__') bad(['claims', name], 'is not a usable claim name')
+    else if (typeof path !== 'string' || !path || path.split('.').some((part) => part === '')) {
+      bad(['claims', name], 'must be a dot path into the claims, e.g. "realm_access.roles"')
+    } else claims[name] = path
+  }
+  return Object.freeze(claims)
 }
 
 /** localhost, 127.0.0.0/8 or [::1] (as `URL.hostname` spells it). */

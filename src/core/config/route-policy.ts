@@ -28,24 +28,7 @@ export const ROUTE_KEYS = new Set([
  * Keys the proxy does not enforce yet: refused at start-up, so a route never runs with less
  * protection than its configuration says. Each leaves this list with the code that enforces it.
  */
-const NOT_ENFORCED_YET = new Set([
-  'methods',
-  'idps',
-  'require',
-  'scopes',
-  'acr',
-  'maxAge',
-  'websocket',
-  'authorize',
-  'tls',
-])
-
-/**
- * Token modes not enforced yet, refused as keys are above. `scopes` means the scopes requested for
- * a `client` token (enforced with it); for the user's token it is a check of the session's scopes,
- * not enforced yet.
- */
-const TOKEN_MODES_NOT_ENFORCED_YET = new Set(['optional', 'none'])
+const NOT_ENFORCED_YET = new Set(['websocket'])
 
 const TOKEN_MODES: readonly TokenMode[] = ['user', 'optional', 'none', 'client', 'exchange']
 
@@ -80,12 +63,12 @@ export function checkPolicy(
   for (const key of Object.keys(entry)) {
     if (!ROUTE_KEYS.has(key)) bad([key], `is not a route key (${[...ROUTE_KEYS].join(', ')})`)
     else if (NOT_ENFORCED_YET.has(key) && entry[key] !== undefined) {
-      if (!(key === 'scopes' && entry.token === 'client')) {
-        bad([key], 'is not supported by this version yet')
-      }
+      bad([key], 'is not supported by this version yet')
     }
   }
-  const { methods, token, idps, require, scopes, acr, maxAge, resource, websocket } = entry
+  const { token, idps, require, scopes, acr, maxAge, resource, websocket } = entry
+  // A resolved route (a Config given to createBff again) holds its methods as a Set.
+  const methods = entry.methods instanceof Set ? [...entry.methods] : entry.methods
 
   if (methods !== undefined) {
     if (!isStringList(methods) || methods.length === 0) {
@@ -104,8 +87,6 @@ export function checkPolicy(
   if (token !== undefined) {
     if (typeof token !== 'string' || !TOKEN_MODES.includes(token as TokenMode)) {
       bad(['token'], `must be one of ${TOKEN_MODES.join(', ')}`)
-    } else if (TOKEN_MODES_NOT_ENFORCED_YET.has(token)) {
-      bad(['token'], `"${token}" is not supported by this version yet`)
     } else policy.token = token as TokenMode
   }
 
@@ -122,7 +103,10 @@ export function checkPolicy(
       const checked: Record<string, ClaimRequirement> = {}
       for (const [claim, value] of Object.entries(require)) {
         const one = (v: unknown) => typeof v === 'string' || typeof v === 'boolean'
-        if (one(value) || (Array.isArray(value) && value.length > 0 && value.every(one))) {
+        if (claim === '__proto__') {
+          // Assigned, it would set the object's prototype: the requirement would vanish.
+          bad(['require', claim], 'is not a usable claim name')
+        } else if (one(value) || (Array.isArray(value) && value.length > 0 && value.every(one))) {
           checked[claim] = value as ClaimRequirement
         } else {
           bad(['require', claim], 'must be a string, a boolean or a non-empty array of them')
@@ -172,7 +156,8 @@ export function checkPolicy(
   checkAuthorize(entry.authorize, policy, bad)
   checkTls(entry.tls, policy, bad)
 
-  const mode = policy.token ?? 'user'
+  // As written, so a mode written wrong still gets the other problems reported (as `user`).
+  const mode = TOKEN_MODES.includes(token as TokenMode) ? (token as TokenMode) : 'user'
   if (mode === 'exchange' && resource === undefined) {
     bad(['resource'], 'is required with token "exchange" (the resource the token is exchanged for)')
   }
@@ -235,6 +220,8 @@ function checkTls(value: unknown, policy: Policy, bad: (path: Path, why: string)
   }
   if (tls.binding === undefined && (tls.cert === undefined) !== (tls.key === undefined)) {
     bad(['tls'], 'needs both "cert" and "key" (PEM), or a Workers "binding"')
+  } else if (keys.every((key) => tls[key] === undefined)) {
+    bad(['tls'], 'needs "cert" and "key" (PEM), "ca", or a Workers "binding"')
   }
   policy.tls = Object.fromEntries(
     keys.filter((k) => typeof tls[k] === 'string').map((k) => [k, tls[k]])

@@ -121,7 +121,7 @@ export const RouteSchema = v.strictObject({
 })
 
 /** IdP names end up in paths (`/bff/callback/<name>`): keep them plain. */
-const IDP_NAME = /^[A-Za-z0-9_-]{1,64}$/
+export const IDP_NAME = /^[A-Za-z0-9_-]{1,64}$/
 
 export const ConfigFileSchema = v.pipe(
   v.strictObject(

@@ -37,7 +37,7 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
   }
 
   return {
-    async authorizationRequest({ prompt }) {
+    async authorizationRequest({ prompt, acr, maxAge }) {
       const oidc = await configuration()
       const codeVerifier = client.randomPKCECodeVerifier()
       const state = client.randomState()
@@ -51,6 +51,8 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
         nonce,
       }
       if (prompt) params.prompt = prompt
+      if (acr?.length) params.acr_values = acr.join(' ')
+      if (maxAge !== undefined) params.max_age = String(maxAge)
       const query = new URLSearchParams(params)
       for (const resource of resources) query.append('resource', resource)
       return { url: client.buildAuthorizationUrl(oidc, query), state, nonce, codeVerifier }
@@ -102,6 +104,7 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
         idToken: tokens.id_token,
         accessTokenExpiresAt: expiresAt(tokens),
         accessTokenLifetime: lifetime(tokens),
+        scope: scopeOf(tokens),
         refreshTokenExpiresAt:
           typeof tokens.refresh_expires_in === 'number' && tokens.refresh_expires_in > 0
             ? Math.floor(now() / 1000) + tokens.refresh_expires_in
@@ -129,6 +132,7 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
           idToken: tokens.id_token,
           accessTokenExpiresAt: expiresAt(tokens),
           accessTokenLifetime: lifetime(tokens),
+          scope: scopeOf(tokens),
           claims: idClaims ? { ...idClaims } : undefined,
         }
       } catch (err) {
@@ -174,4 +178,11 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
     checkAtStartup,
     ...createRouteGrants(config, deps, { configuration }),
   }
+}
+
+/** The scopes a token response granted, or undefined when it does not say (RFC 6749 5.1). */
+function scopeOf(tokens: client.TokenEndpointResponse): string | undefined {
+  // Space-separated (RFC 6749 3.3); extra spaces are not a scope.
+  const scope = typeof tokens.scope === 'string' ? tokens.scope.trim().replace(/\s+/g, ' ') : ''
+  return scope || undefined
 }

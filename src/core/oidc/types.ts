@@ -12,6 +12,8 @@ export interface TokenSet {
   accessTokenLifetime: number
   /** Epoch seconds, when the IdP says (`refresh_expires_in`, a common extension). */
   refreshTokenExpiresAt?: number
+  /** The token response's `scope`: what was granted, when the IdP says. */
+  scope?: string
   /** ID token claims merged with userinfo claims; absent when the response had no ID token. */
   claims?: Record<string, unknown>
 }
@@ -42,7 +44,15 @@ export interface LoginTransaction {
 
 /** The IdP as the BFF uses it; per-route token grants in `RouteGrants` (grants.ts). */
 export interface OidcClient extends RouteGrants {
-  authorizationRequest(params: { prompt?: string }): Promise<AuthorizationRequest>
+  /**
+   * `acr` is sent as `acr_values` (space-separated), `maxAge` as `max_age`; the resources of
+   * `user` routes as `resource` (RFC 8707).
+   */
+  authorizationRequest(params: {
+    prompt?: string
+    acr?: readonly string[]
+    maxAge?: number
+  }): Promise<AuthorizationRequest>
   /** Finishes the code flow. Throws `BffError` 400 `invalid_callback` on any failed check. */
   callback(
     callbackUrl: URL,

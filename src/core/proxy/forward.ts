@@ -7,7 +7,9 @@
 import type { Context } from 'hono'
 import type { ApiRoute } from '../config/options.ts'
 import { BffError } from '../errors.ts'
+import type { StepUp } from '../policy/step-up.ts'
 import { listed, requestHeaderStripped, responseHeaderStripped } from './headers.ts'
+import { stepUpChallenge } from './step-up-challenge.ts'
 
 /**
  * Methods proxied by default: what an API called from a page uses. TRACE echoes the request
@@ -25,9 +27,9 @@ export const DEFAULT_METHODS: ReadonlySet<string> = new Set([
   'DELETE',
 ])
 
-/** The methods `route` proxies. A route will carry its own list once the config file has one. */
-export function allowedMethods(_route: ApiRoute): ReadonlySet<string> {
-  return DEFAULT_METHODS
+/** The methods `route` proxies: its own `methods`, else `DEFAULT_METHODS`. */
+export function allowedMethods(route: ApiRoute): ReadonlySet<string> {
+  return route.methods ?? DEFAULT_METHODS
 }
 
 export function matchRoute(routes: readonly ApiRoute[], pathname: string): ApiRoute | undefined {
@@ -111,13 +113,22 @@ function invalidPath() {
 }
 
 export interface ForwardOptions {
-  accessToken: string
+  /**
+   * Sent as `Authorization: Bearer <accessToken>`. Without it the upstream gets no Authorization
+   * at all: the browser's own is always dropped.
+   */
+  accessToken?: string
   /** Public origin of the BFF, for X-Forwarded-Host/-Proto. */
   baseUrl: string
   clientIp?: string
   /** Milliseconds to wait for the upstream's response headers. */
   timeoutMs: number
   fetch: typeof fetch
+  /**
+   * Called when the upstream answers with an RFC 9470 step-up challenge, read (with
+   * `stepUpChallenge`) before `WWW-Authenticate` is stripped like every other challenge.
+   */
+  onStepUp?: (stepUp: StepUp) => void
 }
 
 /**
@@ -125,11 +136,21 @@ export interface ForwardOptions {
  * one of these. The default is `forward` over fetch; a runtime may bring a faster transport with
  * the same contract (Node: src/adapters/node/upstream.ts).
  */
-export type Forwarder = (
+export type Forwarder = ((
   c: Context,
   target: URL,
-  options: Omit<ForwardOptions, 'fetch'>
-) => Promise<Response>
+  options: Omit<ForwardOptions, 'fetch'> & {
+    /** The route the call is for: a transport that honours `tls` picks its connection by it. */
+    route?: ApiRoute
+  }
+) => Promise<Response>) & {
+  /**
+   * Which form of a route's `tls` (mutual TLS to its upstream) this transport honours: `pem` (the
+   * Node transport: `cert`, `key`, `ca`) or `binding` (Workers: an `mtls_certificates` binding).
+   * Without it, a route with `tls` stops start-up (see proxy/upstream-tls.ts).
+   */
+  readonly tls?: 'pem' | 'binding'
+}
 
 /**
  * Methods sent a second time when the connection fails before any answer, within the same timeout.
@@ -139,7 +160,10 @@ export type Forwarder = (
  */
 export const SAFE_TO_RESEND: ReadonlySet<string> = new Set(['GET', 'HEAD'])
 
-/** Sends `request` to `target` with the bearer token and returns the upstream's answer, cleaned. */
+/**
+ * Sends `request` to `target` with the bearer token, if any, and returns the upstream's answer,
+ * cleaned.
+ */
 export async function forward(request: Request, target: URL, options: ForwardOptions) {
   const headers = new Headers()
   // Headers the client named in Connection are hop-by-hop too (RFC 9110 7.6.1).
@@ -147,7 +171,9 @@ export async function forward(request: Request, target: URL, options: ForwardOpt
   for (const [name, value] of request.headers) {
     if (!requestHeaderStripped(name) && !connectionListed.has(name)) headers.set(name, value)
   }
-  headers.set('authorization', `Bearer ${options.accessToken}`)
+  if (options.accessToken !== undefined) {
+    headers.set('authorization', `Bearer ${options.accessToken}`)
+  }
   const base = new URL(options.baseUrl)
   headers.set('x-forwarded-host', base.host)
   headers.set('x-forwarded-proto', base.protocol.slice(0, -1))
@@ -207,6 +233,8 @@ export async function forward(request: Request, target: URL, options: ForwardOpt
     answered = true
     clearTimeout(timer)
   }
+  const stepUp = stepUpChallenge(upstream.status, upstream.headers.get('www-authenticate'))
+  if (stepUp) options.onStepUp?.(stepUp)
   // Start reading the upstream body now: fetch() cancels the body of a Response object that is
   // garbage-collected before anyone reads it, and `upstream` itself is dropped here while the
   // body waits for the session cookie to be written (seen as rare hung responses under load).

@@ -5,20 +5,14 @@
  * route's token. Requests outside every prefix fall through to whatever the host app mounts next.
  */
 import type { MiddlewareHandler } from 'hono'
-import { BffError } from '../errors.ts'
-import {
-  allowedMethods,
-  matchRoute,
-  publicLocation,
-  requestPath,
-  upstreamUrl,
-} from '../proxy/forward.ts'
+import { matchRoute, publicLocation, requestPath, upstreamUrl } from '../proxy/forward.ts'
+import { checkAccess, checkMethod } from '../policy/access.ts'
 import { checkCsrf } from '../policy/csrf.ts'
+import type { StepUp } from '../policy/step-up.ts'
+import { stepUpRequired } from '../proxy/step-up-challenge.ts'
 import type { BffEnv } from '../hono-env.ts'
 import type { BffServices } from '../services.ts'
-import type { Session } from '../session/types.ts'
 import { routeToken } from '../tokens/route-token.ts'
-import { freshSession } from './fresh-session.ts'
 
 export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
   const { api, baseUrl, upstreamTimeoutMs } = s.config
@@ -29,37 +23,29 @@ export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
     if (!route) return next()
     c.set('proxied', true)
     checkCsrf(c)
-    const methods = allowedMethods(route)
-    if (!methods.has(c.req.method)) {
-      // Answered here rather than thrown: the error renderer sends no headers of the route's.
-      return c.json(
-        { error: 'method_not_allowed', message: 'This method is not allowed here.' },
-        405,
-        { Allow: [...methods].join(', '), 'Cache-Control': 'no-store' }
-      )
-    }
+    const wrongMethod = await checkMethod(s, c, route)
+    if (wrongMethod) return wrongMethod
     const target = upstreamUrl(route, url)
 
-    // Token mode: `client` (the BFF's own token) needs no session; `user` (the default) and
-    // `exchange` need one, its access token kept fresh.
-    let session: Session | null = null
-    if (route.token !== 'client') {
-      const loaded = await s.sessions.load(c)
-      if (!loaded) throw new BffError(401, 'unauthenticated', 'Not logged in.')
-      const result = await freshSession(s, c, loaded)
-      if (result.kind === 'error') throw result.error
-      session = result.session
-    }
-    // Access: IdPs, claims, scopes, step-up (policy/access.ts), then the policy point.
+    // Token mode (the session the route needs, its token fresh), then access: IdPs, claims,
+    // scopes, step-up (policy/access.ts). Then the policy point (policy/authorize.ts).
+    const access = await checkAccess(s, c, route)
+    if (access instanceof Response) return access
+    await s.policy.authorize(route, c.req.method, url.pathname, access.session ?? undefined)
     // Token: per route (tokens/route-token.ts): the user's, a resource's, the client's, exchanged.
-    const accessToken = await routeToken(s, c, route, session)
+    const accessToken = await routeToken(s, c, route, access.session)
 
+    const challenged: { stepUp?: StepUp } = {}
     const upstream = await s.forward(c, target, {
+      // None (token `none`, or `optional` without a session): no Authorization at all.
       accessToken,
       baseUrl,
       clientIp: s.clientIp(c),
       timeoutMs: upstreamTimeoutMs,
+      onStepUp: (stepUp) => (challenged.stepUp = stepUp),
+      route,
     })
+    if (challenged.stepUp) return stepUpRequired(s, c, upstream, challenged.stepUp, route)
     if (upstream.status >= 300 && upstream.status < 400) {
       const location = upstream.headers.get('location')
       if (location) upstream.headers.set('location', publicLocation(location, route, target))

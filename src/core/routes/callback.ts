@@ -3,12 +3,14 @@
  * ID token's signature, `aud` and expiry; any failure is a 400 page and no session. The transaction
  * cookie is deleted whatever happens, and each transaction is used once on the server side (the
  * replay guard, shared wherever the deployment shares one), so a copied cookie replayed never
- * makes the BFF call the IdP's token endpoint again.
+ * makes the BFF call the IdP's token endpoint again. A step-up login (`acr`, `maxAge`) must bring
+ * what it asked for, else a 403 page `step_up_failed` and the browser's session stays as it was.
  */
 import { Hono } from 'hono'
 import { BffError } from '../errors.ts'
 import { subjectHash } from '../observe/log.ts'
 import { AuthorizationError } from '../oidc/errors.ts'
+import { stepUpProblem } from '../policy/step-up-params.ts'
 import { cookieNames, isSecureOrigin } from '../session/cookie-names.ts'
 import {
   appendSetCookie,
@@ -90,6 +92,9 @@ export function callbackRoute(s: BffServices) {
     const claims = tokens.claims
     const nowMs = s.now()
     const nowSeconds = Math.floor(nowMs / 1000)
+    if (tx.acr || tx.maxAge !== undefined) {
+      await checkStepUp(s, claims, tx, nowSeconds)
+    }
     // Never longer than the refresh token allows, when the IdP says how long that is.
     const absoluteExpiresAt = Math.min(
       nowSeconds + s.config.sessionLifetimeSeconds,
@@ -100,6 +105,9 @@ export function callbackRoute(s: BffServices) {
       sid: typeof claims.sid === 'string' && claims.sid ? claims.sid : randomId(),
       sub: String(claims.sub),
       claims,
+      idp: s.config.idpName,
+      // RFC 6749 5.1: a response without `scope` granted what was asked for.
+      scope: tokens.scope ?? s.config.scopes,
       idToken: tokens.idToken,
       accessToken: tokens.accessToken,
       refreshToken: tokens.refreshToken,
@@ -127,6 +135,34 @@ export function callbackRoute(s: BffServices) {
     })
     return c.redirect(tx.returnTo, 302)
   })
+}
+
+/**
+ * A step-up login must bring what it asked for, or it changes nothing: 403 `step_up_failed`, and
+ * the session this browser had goes on as it was (neither replaced nor ended). Its new tokens are
+ * dropped, not revoked: the IdP may have put them in the same grant as the session's own, and
+ * revoking one would end that grant, and with it the session that is to be kept.
+ */
+async function checkStepUp(
+  s: BffServices,
+  claims: Record<string, unknown>,
+  tx: LoginTransactionCookie,
+  nowSeconds: number
+): Promise<void> {
+  const problem = stepUpProblem(claims, tx, nowSeconds)
+  const sub = await subjectHash(String(claims.sub))
+  const acr = typeof claims.acr === 'string' ? claims.acr : undefined
+  if (!problem) {
+    s.log('info', 'login.step_up', { sub, acr })
+    return
+  }
+  s.log('warn', 'login.step_up_failed', { sub, reason: problem, acr })
+  throw new BffError(
+    403,
+    'step_up_failed',
+    'The login did not reach the level of authentication this needs.',
+    { cause: Object.assign(new Error(problem), { code: problem }) }
+  )
 }
 
 /** `reason` is a code for the log (`Error:missing_state`), never shown to the client. */

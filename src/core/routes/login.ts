@@ -10,6 +10,8 @@ import {
   serializeCookie,
 } from '../session/cookie.ts'
 import { sealExpiresAt } from '../session/seal.ts'
+import { MAX_ACR_VALUES, parseAcrValues, parseMaxAge } from '../policy/step-up-params.ts'
+import type { StepUp } from '../policy/step-up.ts'
 import type { BffServices } from '../services.ts'
 
 /** What the transaction cookie carries from login to callback, sealed. */
@@ -19,6 +21,10 @@ export interface LoginTransactionCookie {
   codeVerifier: string
   returnTo: string
   prompt?: string
+  /** Step-up: the ID token's `acr` must be one of these. */
+  acr?: readonly string[]
+  /** Step-up: the ID token's `auth_time` must be at most this many seconds old. */
+  maxAge?: number
 }
 
 /** Long enough to type a password and pass an MFA step; short enough to be useless when stolen. */
@@ -57,6 +63,7 @@ export function loginRoute(s: BffServices) {
         `prompt must be one of ${[...ALLOWED_PROMPTS].join(', ')}.`
       )
     }
+    const stepUp = stepUpQuery(c.req.queries('acr'), c.req.queries('maxAge'))
     const cookies = requestCookies(c)
     if (prompt === 'none' && cookies[cookieNames(baseUrl).loggedOut]) {
       // Logged out in this browser: a silent login could only bring back the login the user
@@ -67,13 +74,14 @@ export function loginRoute(s: BffServices) {
       c.header('Cache-Control', 'no-store')
       return c.redirect(target.pathname + target.search + target.hash, 302)
     }
-    const request = await s.oidc.authorizationRequest({ prompt })
+    const request = await s.oidc.authorizationRequest({ prompt, ...stepUp })
     const tx: LoginTransactionCookie = {
       state: request.state,
       nonce: request.nonce,
       codeVerifier: request.codeVerifier,
       returnTo,
       ...(prompt ? { prompt } : {}),
+      ...stepUp,
     }
     const sealed = await s.sealer.seal(tx, TRANSACTION_TTL_SECONDS)
     const txName = transactionCookieName(baseUrl, request.state)
@@ -106,7 +114,35 @@ export function loginRoute(s: BffServices) {
       serializeCookie(txName, sealed, { secure, sameSite: 'Lax', maxAge: TRANSACTION_TTL_SECONDS })
     )
     c.header('Cache-Control', 'no-store')
-    s.log('info', 'login.start', { prompt })
+    s.log('info', 'login.start', { prompt, acr: stepUp.acr?.join(' '), maxAge: stepUp.maxAge })
     return c.redirect(request.url.href, 302)
   })
+}
+
+/**
+ * Step-up asked of this login: `acr` (values separated by spaces, any of which will do) and
+ * `maxAge` (seconds), each at most once. Throws 400 `invalid_request` on anything else, naming
+ * the parameter.
+ */
+function stepUpQuery(acr: string[] | undefined, maxAge: string[] | undefined): StepUp {
+  const stepUp: StepUp = {}
+  if (acr) {
+    const values = acr.length === 1 ? parseAcrValues(acr[0]!) : undefined
+    if (!values) {
+      throw new BffError(
+        400,
+        'invalid_request',
+        `acr must be up to ${MAX_ACR_VALUES} values of printable characters, separated by spaces.`
+      )
+    }
+    stepUp.acr = values
+  }
+  if (maxAge) {
+    const seconds = maxAge.length === 1 ? parseMaxAge(maxAge[0]!) : undefined
+    if (seconds === undefined) {
+      throw new BffError(400, 'invalid_request', 'maxAge must be a whole number of seconds.')
+    }
+    stepUp.maxAge = seconds
+  }
+  return stepUp
 }

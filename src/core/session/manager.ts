@@ -55,6 +55,11 @@ export interface SessionManagerOptions {
   newest?: (session: Session) => Session
   /** Size limits of the session cookie; see `writeChunkedCookie`. */
   budget?: CookieBudget
+  /**
+   * Dot paths of the claims route policies read (`require`, the claims map): a session compacted
+   * to fit the cookie keeps them, so a route does not refuse a user for the cookie's size.
+   */
+  policyClaims?: readonly string[]
   log?: Logger
   /** Epoch milliseconds. */
   now?: () => number
@@ -92,7 +97,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
         options.log?.('warn', 'cookie.session_compacted', { bytes: err.bytes })
       }
       try {
-        const compact = { session: compactSession(ref.session) }
+        const compact = { session: compactSession(ref.session, options.policyClaims) }
         writeChunkedCookie(c, name, await sealer.seal(compact, ttl), attrs, options.budget)
       } catch (again) {
         if (!(again instanceof CookieTooLargeError)) throw again
@@ -225,8 +230,11 @@ async function orStoreUnavailable<T>(operation: Promise<T>): Promise<T> {
   }
 }
 
-// Claims a SPA typically shows; everything else can be fetched from the IdP if ever needed.
+// Claims a SPA typically shows, and the step-up claims routes check; everything else can be
+// fetched from the IdP if ever needed.
 const ESSENTIAL_CLAIMS = [
+  'acr',
+  'auth_time',
   'sub',
   'name',
   'given_name',
@@ -240,11 +248,18 @@ const ESSENTIAL_CLAIMS = [
 
 /**
  * The session without what the BFF can live without: extra claims and the ID token (logout then
- * goes to the IdP without `id_token_hint`, which OIDC allows).
+ * goes to the IdP without `id_token_hint`, which OIDC allows). Claims on the way to one of
+ * `policyClaims` (dot paths) stay.
  */
-export function compactSession(session: Session): Session {
+export function compactSession(session: Session, policyClaims: readonly string[] = []): Session {
   const claims: Record<string, unknown> = {}
   for (const key of ESSENTIAL_CLAIMS) if (key in session.claims) claims[key] = session.claims[key]
+  for (const key of Object.keys(session.claims)) {
+    if (key === '__proto__') continue
+    if (policyClaims.some((path) => path === key || path.startsWith(`${key}.`))) {
+      claims[key] = session.claims[key]
+    }
+  }
   const compact: Session = { ...session, claims }
   delete compact.idToken
   return compact

@@ -9,8 +9,22 @@ export interface Session {
   sid: string
   /** Subject of the ID token. */
   sub: string
-  /** The user's claims (ID token and userinfo) minus protocol claims such as `nonce` or `at_hash`. */
+  /**
+   * The user's claims: the ID token's (with `acr` and `auth_time`, which step-up checks read) and
+   * userinfo's.
+   */
   claims: Record<string, unknown>
+  /**
+   * The name of the IdP the session came from (`Config.idpName`); absent in sessions from before
+   * it was recorded, which then match no route's `idps`.
+   */
+  idp?: string
+  /**
+   * The scopes granted, space-separated: the token response's `scope` at login and at each
+   * refresh, or the scopes requested when the IdP does not say (RFC 6749 5.1). Absent in sessions
+   * from before it was recorded, which then carry no scope a route could require.
+   */
+  scope?: string
   /** Raw ID token, kept for `id_token_hint` at logout. */
   idToken?: string
   accessToken: string

@@ -1,5 +1,6 @@
 /**
  * The bearer token a route's upstream gets (DESIGN "Route policies": `token` and `resource`):
+ * - `none`, or `optional` without a session: none at all;
  * - `user` / `optional` without `resource`: the session's own access token;
  * - `user` / `optional` with `resource`: the session's token for that resource (RFC 8707), from a
  *   refresh-token grant with `resource` (resource-token.ts, through the token manager);
@@ -20,8 +21,9 @@ import type { BffServices } from '../services.ts'
 import { resourceToken } from './resource-token.ts'
 
 /**
- * The access token for `route`'s upstream. `session` is the request's session with a fresh
- * access token (null for `client` routes, which need none). Throws a `BffError` when the token
+ * The access token for `route`'s upstream, or undefined when it gets none. `session` is the
+ * request's session with a fresh access token, as the token mode stage found it (null when the
+ * route needs none: `none`, `client`, `optional` without one). Throws a `BffError` when the token
  * cannot be had.
  */
 export async function routeToken(
@@ -29,8 +31,9 @@ export async function routeToken(
   c: Context<BffEnv>,
   route: ApiRoute,
   session: Session | null
-): Promise<string> {
+): Promise<string | undefined> {
   const mode = route.token ?? 'user'
+  if (mode === 'none' || (mode === 'optional' && !session)) return undefined
   const missing = await s.oidc.unsupportedGrant(route)
   if (missing) {
     throw new BffError(

@@ -138,6 +138,8 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       idToken: tokens.idToken ?? session.idToken,
       accessTokenExpiresAt: tokens.accessTokenExpiresAt,
       accessTokenLifetime: tokens.accessTokenLifetime,
+      // A refresh may narrow the scope (RFC 6749 6); without `scope`, it is unchanged.
+      scope: tokens.scope ?? session.scope,
       claims: tokens.claims ? { ...session.claims, ...userClaims(tokens.claims) } : session.claims,
       generation: session.generation + 1,
     }

@@ -11,6 +11,7 @@ import { rawRequest } from '../../helpers/raw-http.ts'
 import { captureLog } from '../../helpers/capture-log.ts'
 import { startNode } from '../../../src/adapters/node/server.ts'
 import { DEMO_SPA_DIR } from '../../../src/adapters/node/static.ts'
+import { MFA_CODE } from '../../../src/demo/idp-mfa.ts'
 import { createSealer } from '../../../src/core/session/seal.ts'
 import type { SessionRef } from '../../../src/core/session/types.ts'
 
@@ -121,7 +122,7 @@ async function accessTokenOf(jar: CookieJar, origin: string, secret: string): Pr
 }
 
 describe('npm start without BFF_ISSUER: the demo', () => {
-  it('runs the IdP, the API and the BFF in one process; demo/demo can log in and call the API, and no demo endpoint hands the token to the page', async () => {
+  it('runs the IdP, the API and the BFF in one process; demo/demo can log in and call the API, no demo endpoint hands the token to the page, and the admin area asks for a second factor', async () => {
     const port = await freePort()
     // Given, so the test can open the session cookie and learn the access token to look for.
     const secret = randomBytes(32).toString('base64url')
@@ -179,6 +180,24 @@ describe('npm start without BFF_ISSUER: the demo', () => {
     const echo = await (await jar.get('/api/echo', { headers: { 'x-csrf': '1' } })).json()
     expect(echo.headers.authorization).toBeUndefined()
     expect(echo.token).toMatchObject({ scheme: 'Bearer', active: true, sub: 'demo' })
+
+    // The admin area's route asks for acr "mfa" (the demo's config file): the BFF itself answers
+    // step_up_required, and the step-up login with the one-time code gets through.
+    const admin = await jar.get('/api/admin/', { headers: { 'x-csrf': '1' } })
+    expect(admin.status).toBe(401)
+    const { acr, loginUrl } = await admin.json()
+    expect(acr).toEqual(['mfa'])
+    expect(await proc.output(/"policy\.denied".*"route":"\/api\/admin\/"/)).toMatch(
+      /"reason":"step_up_required"/
+    )
+    const stepUp = await loginAtIdp(jar, redirectLocation(await jar.get(loginUrl))!, {
+      login: 'demo',
+      password: 'demo',
+      code: MFA_CODE,
+    })
+    expect((await jar.follow(stepUp)).status).toBe(302)
+    const allowed = await jar.get('/api/admin/', { headers: { 'x-csrf': '1' } })
+    expect([allowed.status, (await allowed.json()).acr]).toEqual([200, 'mfa'])
   })
 })
 
@@ -276,5 +295,51 @@ describe('closing the server', () => {
     await server.close()
     await new Promise((resolve) => setTimeout(resolve, 2500))
     expect(containing('oidc.discovery_retry')).toHaveLength(retries)
+  })
+})
+
+describe('requests Node’s HTTP parser refuses', () => {
+  it('answer JSON like every other refusal, not Node’s empty 400 and 431', async () => {
+    const server = await startNode(PRODUCTION)
+    try {
+      const { port } = new URL(server.url)
+      const send = (headers: Array<[string, string]>) =>
+        rawRequest(Number(port), { method: 'GET', target: '/bff/user', headers })
+      const cases: Array<[Array<[string, string]>, number, string]> = [
+        [
+          [
+            ['host', `127.0.0.1:${port}`],
+            ['bad header', 'x'],
+          ],
+          400,
+          'invalid_request',
+        ],
+        [
+          [
+            ['host', `127.0.0.1:${port}`],
+            ['x-a', 'b\u0001c'],
+          ],
+          400,
+          'invalid_request',
+        ],
+        [
+          [
+            ['host', `127.0.0.1:${port}`],
+            ['x-big', 'a'.repeat(20_000)],
+          ],
+          431,
+          'headers_too_large',
+        ],
+      ]
+      for (const [headers, status, error] of cases) {
+        const answer = await send(headers)
+        expect([answer.status, answer.header('content-type')]).toEqual([status, 'application/json'])
+        expect(JSON.parse(answer.body)).toMatchObject({ error })
+      }
+      // The server still answers afterwards.
+      expect((await fetch(`${server.url}/bff/health`)).status).toBeLessThan(600)
+    } finally {
+      await server.close()
+    }
   })
 })

@@ -39,6 +39,12 @@ export interface WorkerdOptions {
    * `urlOf(name)`.
    */
   isolates?: string[]
+  /**
+   * More service bindings of the Worker, as Miniflare takes them: e.g. a workerd `network` service
+   * with a client key pair, standing in for an `mtls_certificates` binding (Miniflare has no local
+   * emulation of those).
+   */
+  serviceBindings?: NonNullable<WorkerOptions['serviceBindings']>
 }
 
 export interface Workerd {
@@ -96,9 +102,10 @@ export async function startWorkerd(options: WorkerdOptions): Promise<Workerd> {
         first ? designator : { ...designator, scriptName: MAIN },
       ])
     ),
-    serviceBindings: clock
-      ? { BFF_TEST_CLOCK: async () => new Response(String(clock())) }
-      : undefined,
+    serviceBindings: {
+      ...options.serviceBindings,
+      ...(clock ? { BFF_TEST_CLOCK: async () => new Response(String(clock())) } : {}),
+    },
     unsafeDirectSockets: first ? undefined : [{ host: '127.0.0.1', port: 0 }],
     ...(options.assets && build.assets ? { assets: build.assets as WorkerOptions['assets'] } : {}),
   })

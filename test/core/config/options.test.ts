@@ -134,6 +134,8 @@ describe('resolved options: the defaults', () => {
       adminToken: undefined,
       cookieMaxBytes: 3584,
       cookieTotalBytes: 8192,
+      idpName: 'default',
+      claims: {},
     })
     expect(Object.isFrozen(config)).toBe(true)
     expect(Object.isFrozen(config.sessionSecrets)).toBe(true)
