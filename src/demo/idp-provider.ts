@@ -35,6 +35,8 @@ export interface ProviderSettings {
   rotateRefreshToken: boolean
   backchannelLogout: boolean
   extraProfileClaims?: Record<string, unknown>
+  /** Scopes the IdP grants at login besides the OIDC ones (a resource's may be among them). */
+  extraScopes?: string[]
   /** Resource indicators, client credentials and token exchange (idp-grants.ts). */
   grants: Omit<GrantSettings, 'accessTokenTtl'>
 }
@@ -77,7 +79,7 @@ export function createProvider(issuer: string, settings: ProviderSettings): Demo
       profile: ['name', ...Object.keys(extraProfileClaims ?? {})],
       email: ['email', 'email_verified'],
     },
-    scopes: ['openid', 'offline_access', 'profile', 'email'],
+    scopes: ['openid', 'offline_access', 'profile', 'email', ...(settings.extraScopes ?? [])],
     // Every login says how the user signed in: `pwd`, or `mfa` after the one-time code (idp-mfa.ts).
     acrValues: [ACR.password, ACR.mfa],
     extraTokenClaims: tokenAuthClaims,

@@ -79,6 +79,13 @@ export interface IdpOptions {
    * @example { 'urn:ledger': { format: 'opaque', scope: 'ledger:read' } }
    */
   resourceServers?: Record<string, ResourceServerSettings>
+  /**
+   * Scopes the IdP knows and grants at login besides `openid`, `profile`, `email` and
+   * `offline_access`: they appear in the login's token response `scope`, as an IdP that lists
+   * every granted scope there does. A resource's scope may be one too.
+   * @example ['ledger:read']
+   */
+  extraScopes?: string[]
   /** Resources the IdP refuses with `invalid_target`. @default [] */
   refusedResources?: string[]
   /** Issue client-credentials tokens (and say so in discovery). @default true */
@@ -174,6 +181,7 @@ export async function startIdp(options: IdpOptions = {}): Promise<Idp> {
     rotateRefreshToken,
     backchannelLogout,
     extraProfileClaims: options.extraProfileClaims,
+    extraScopes: options.extraScopes,
     grants: grantSettings,
   })
 

@@ -1,14 +1,14 @@
 /**
  * Property: no token minted for one resource ever reaches another route's upstream. fast-check
- * draws route layouts (each route `user` with or without a resource, `exchange` or `client`,
- * resources shared between routes or not) and a session's calls to them: single or several at once,
- * with the clock moved between them so the session's token and each resource's token expire and
- * are refreshed on their own, and concurrent grants for different resources meet. Each run starts
- * a BFF with the layout (any store the target runs), logs in through the real IdP, and the
- * upstream reads every token it gets. After every call:
+ * draws route layouts (each route `user` or `optional` with or without a resource, `exchange` or
+ * `client`; resources shared between routes or not) and a session's calls to them: single or
+ * several at once, with the clock moved between them so the session's token and each resource's
+ * token expire and are refreshed on their own, and concurrent grants for different resources
+ * meet. Each run starts a BFF with the layout (any store the target runs), logs in through the
+ * real IdP, and the upstream reads every token it gets. After every call:
  * - a route with a resource got a token whose `aud` is that resource, for the user (`user`,
- *   `exchange`) or for the BFF itself (`client`);
- * - a `user` route without one got the session's own access token;
+ *   `optional`, `exchange`) or for the BFF itself (`client`);
+ * - a `user` or `optional` route without one got the session's own access token;
  * - a token value never reached routes of two different resources (or of none and one).
  * `ISOLATION_RUNS` sets the runs (default 20 on Node, 3 in workerd), `ISOLATION_SEED` replays one.
  */
@@ -22,7 +22,7 @@ const RUNS = Number(process.env.ISOLATION_RUNS ?? (TARGET === 'workerd' ? 3 : 20
 const SEED = process.env.ISOLATION_SEED ? Number(process.env.ISOLATION_SEED) : undefined
 const STORES = ALL_STORES.filter((store) => !unsupported(store))
 
-type Mode = 'user' | 'exchange' | 'client'
+type Mode = 'user' | 'optional' | 'exchange' | 'client'
 interface RouteSpec {
   mode: Mode
   resource?: (typeof RESOURCES)[number]
@@ -30,7 +30,7 @@ interface RouteSpec {
 
 const route: fc.Arbitrary<RouteSpec> = fc.oneof(
   fc.record({
-    mode: fc.constant<Mode>('user'),
+    mode: fc.constantFrom<Mode>('user', 'optional'),
     resource: fc.option(fc.constantFrom(...RESOURCES), { nil: undefined }),
   }),
   fc.record({ mode: fc.constant<Mode>('exchange'), resource: fc.constantFrom(...RESOURCES) }),

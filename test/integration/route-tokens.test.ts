@@ -4,8 +4,10 @@
  * gets (aud, scope, sub, client_id) as a resource server would:
  * - a `user` route with `resource` gets that resource's token (RFC 8707), one grant for many
  *   parallel calls, refreshed on its own; the session's other routes keep the session's token;
- * - `exchange` gets the user's token exchanged for the resource (RFC 8693), cached in the
- *   session, exchanged again once the session's token is refreshed;
+ * - `exchange` gets the user's token exchanged for the resource (RFC 8693) with the route's scopes
+ *   (which the session must have been granted), cached in the session, exchanged again when due
+ *   and once the session's token is refreshed;
+ * - `optional` with a resource gets the resource's token with a session, no token without;
  * - `client` gets the BFF's own token with no session, cached, one grant for many callers;
  * - a refused grant answers 502 `token_unavailable` and leaves the session as it was.
  * The grant counts asserted here are the ones the issue's note reports.
@@ -33,9 +35,12 @@ describeStores(ALL_STORES, 'per-route tokens with the %s store', (store) => {
         // The orders token lives longer than the session's (60 s): each is refreshed on its own.
         resourceServers: {
           [ORDERS]: { ttl: 600 },
-          [LEDGER]: { format: 'opaque', scope: 'ledger:read' },
+          // Exchanged tokens live 20 s: due again long before the session's.
+          [LEDGER]: { format: 'opaque', scope: 'ledger:read ledger:write', ttl: 20 },
         },
         refusedResources: [REFUSED],
+        // Granted at login and named in its token response: the session's scope.
+        extraScopes: ['ledger:read'],
       },
       configFile: ({ issuer, upstream }) => ({
         idps: {
@@ -43,7 +48,7 @@ describeStores(ALL_STORES, 'per-route tokens with the %s store', (store) => {
             issuer,
             clientId: DEMO_BFF_CLIENT.clientId,
             clientSecret: '${TEST_IDP_SECRET}',
-            scopes: 'openid profile email offline_access api:read',
+            scopes: 'openid profile email offline_access api:read ledger:read',
           },
         },
         routes: [
@@ -54,6 +59,20 @@ describeStores(ALL_STORES, 'per-route tokens with the %s store', (store) => {
             upstream: `${upstream}/ledger/`,
             token: 'exchange',
             resource: LEDGER,
+            scopes: ['ledger:read'],
+          },
+          {
+            prefix: '/ledger-write/',
+            upstream: `${upstream}/ledger-write/`,
+            token: 'exchange',
+            resource: LEDGER,
+            scopes: ['ledger:write'],
+          },
+          {
+            prefix: '/maybe/',
+            upstream: `${upstream}/maybe/`,
+            token: 'optional',
+            resource: ORDERS,
           },
           {
             prefix: '/reports/',
@@ -148,7 +167,7 @@ describeStores(ALL_STORES, 'per-route tokens with the %s store', (store) => {
     expect(stack.idp.grants).toMatchObject({ resource: 2, refresh: 3 })
   })
 
-  it('`exchange` gets the user token exchanged for its resource, again after a refresh', async () => {
+  it('`exchange`: the user token exchanged for its resource, again when due and after a refresh', async () => {
     const jar = await loggedIn()
     const seen = await parallel(jar, '/ledger/')
     expect(stack.idp.grants).toMatchObject({ tokenExchange: 1, refresh: 0 })
@@ -160,6 +179,7 @@ describeStores(ALL_STORES, 'per-route tokens with the %s store', (store) => {
       aud: LEDGER,
       sub: 'alice',
       client_id: DEMO_BFF_CLIENT.clientId,
+      scope: 'ledger:read',
     })
     const session = (await stack.sessionOf(jar))!
     expect(first.has(session.accessToken)).toBe(false)
@@ -167,19 +187,43 @@ describeStores(ALL_STORES, 'per-route tokens with the %s store', (store) => {
     await parallel(jar, '/ledger/cached-')
     expect(stack.idp.grants).toMatchObject({ tokenExchange: 1 })
 
+    // Due (20 s tokens, renewed 10 s before): exchanged again, the session's token still fresh.
+    stack.advance(15)
+    const due = await parallel(jar, '/ledger/due-')
+    expect(stack.idp.grants).toMatchObject({ tokenExchange: 2, refresh: 0 })
+    const renewed = new Set(due.map(tokenOf))
+    expect(renewed.size).toBe(1)
+    expect(renewed).not.toEqual(first)
+
     // The session's token is refreshed: the next call exchanges the new one.
     stack.advance(120)
     const after = await parallel(jar, '/ledger/after-')
-    expect(stack.idp.grants).toMatchObject({ tokenExchange: 2, refresh: 1 })
+    expect(stack.idp.grants).toMatchObject({ tokenExchange: 3, refresh: 1 })
     const second = new Set(after.map(tokenOf))
     expect(second.size).toBe(1)
-    expect(second).not.toEqual(first)
+    expect(second).not.toEqual(renewed)
     expect(after[0]!.token).toMatchObject({ active: true, aud: LEDGER, sub: 'alice' })
+
+    // Scopes the session was not granted: refused before any exchange.
+    const unscoped = await jar.get('/ledger-write/x', { headers: CSRF })
+    expect(unscoped.status).toBe(403)
+    expect(await unscoped.json()).toMatchObject({ error: 'insufficient_scope' })
+    expect(stack.idp.grants.tokenExchange).toBe(3)
 
     // No session, no exchange.
     const anonymous = await stack.jar().get('/ledger/x', { headers: CSRF })
     expect(anonymous.status).toBe(401)
     expect((await anonymous.json()).error).toBe('unauthenticated')
+  })
+
+  it('`optional` with a resource: its token with a session, none without', async () => {
+    const anonymous = await stack.jar().get('/maybe/x', { headers: CSRF })
+    expect(anonymous.status).toBe(200)
+    expect(seenUnder('/maybe/')[0]!.headers.authorization).toBeUndefined()
+    const jar = await loggedIn()
+    await parallel(jar, '/maybe/')
+    expect(stack.idp.grants).toMatchObject({ resource: 1 })
+    expect(seenUnder('/maybe/').at(-1)!.token).toMatchObject({ aud: ORDERS, sub: 'alice' })
   })
 
   it('`client` gets the BFF its own token without a session: cached, one grant', async () => {
