@@ -7,7 +7,12 @@ const SILENT_MARK = 'silent'
 // Marks the return from a step-up login with the call to make again: a name from CALLS, never a
 // path from the address bar, so a link cannot make this page call anything else.
 const STEP_UP_MARK = 'stepup'
-const CALLS = { hello: '/api/hello', echo: '/api/echo', admin: '/api/admin/' }
+const CALLS = {
+  hello: '/api/hello',
+  echo: '/api/echo',
+  admin: '/api/admin/',
+  service: '/api/service/hello',
+}
 // What the IdP answers a silent login when it needs the user: the ordinary "not logged in yet".
 const NOT_LOGGED_IN = new Set([
   'login_required',

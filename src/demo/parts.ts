@@ -34,6 +34,8 @@ export async function startDemoParts(
         client_name: DEMO_APP_NAME,
         post_logout_redirect_uris: [`${baseUrl}/`, `${baseUrl}/logged-out.html`],
         backchannel_logout_uri: `${baseUrl}/bff/backchannel`,
+        // Client credentials for the service route below: the BFF's own token.
+        grant_types: ['authorization_code', 'refresh_token', 'client_credentials'],
       },
     ],
   })
@@ -42,6 +44,8 @@ export async function startDemoParts(
     // The admin area needs a second factor: without it the BFF answers step_up_required itself,
     // and the demo API, behind it, would ask for it too (an RFC 9470 challenge of its own).
     { prefix: '/api/admin/', upstream: `${api.url}/admin/`, acr: ADMIN_ACR },
+    // A service route: the demo API gets the BFF's own client-credentials token, no user needed.
+    { prefix: '/api/service/', upstream: `${api.url}/`, token: 'client' },
     { prefix: '/api/', upstream: `${api.url}/` },
   ]
   return {

@@ -198,6 +198,12 @@ describe('npm start without BFF_ISSUER: the demo', () => {
     expect((await jar.follow(stepUp)).status).toBe(302)
     const allowed = await jar.get('/api/admin/', { headers: { 'x-csrf': '1' } })
     expect([allowed.status, (await allowed.json()).acr]).toEqual([200, 'mfa'])
+
+    // The service route sends the BFF's own client-credentials token: no user in it, no session
+    // needed.
+    const service = await fetch(`${origin}/api/service/hello`, { headers: { 'x-csrf': '1' } })
+    expect(service.status).toBe(200)
+    expect(await service.json()).toMatchObject({ message: 'Hello, client!' })
   })
 })
 
