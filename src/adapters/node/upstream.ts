@@ -10,8 +10,7 @@
  * `app.request()` in tests) go through `forward` over fetch instead.
  */
 import { IncomingMessage, ServerResponse } from 'node:http'
-import { Readable, Transform, pipeline, type TransformCallback } from 'node:stream'
-import zlib from 'node:zlib'
+import { Readable, pipeline, type Transform } from 'node:stream'
 import { Agent, fetch as undiciFetch, type Dispatcher } from 'undici'
 import type { ApiRoute } from '../../core/config/options.ts'
 import { BffError } from '../../core/errors.ts'
@@ -25,6 +24,7 @@ import {
 import { listed, requestHeaderStripped, responseHeaderStripped } from '../../core/proxy/headers.ts'
 import { stepUpChallenge } from '../../core/proxy/step-up-challenge.ts'
 import type { StepUp } from '../../core/policy/step-up.ts'
+import { decodersFor } from './decode.ts'
 import { tlsAgents } from './upstream-tls.ts'
 
 export interface NodeForwardOptions {
@@ -49,7 +49,6 @@ export type NodeForwarder = Forwarder & { readonly tls: 'pem'; close(): Promise<
 
 // As fetch (RFC 9110): these answers have no body, whatever their headers say.
 const NULL_BODY_STATUS = new Set([101, 204, 205, 304])
-const MAX_CONTENT_ENCODINGS = 5
 
 /**
  * A `Forwarder` over undici's dispatcher API. Reads the request straight from the server's
@@ -389,55 +388,5 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
       body = Readable.toWeb(decoded as unknown as Readable) as ReadableStream<Uint8Array>
     }
     this.resolve(new Response(body, this.#init))
-  }
-}
-
-/** zlib decoders for a Content-Encoding list, as fetch builds them; none for an unknown coding. */
-function decodersFor(contentEncoding: string): Transform[] {
-  const codings = contentEncoding.toLowerCase().split(',')
-  if (codings.length > MAX_CONTENT_ENCODINGS) {
-    throw new Error(`too many content-encodings in response: ${codings.length}`)
-  }
-  const decoders: Transform[] = []
-  for (let i = codings.length - 1; i >= 0; i--) {
-    const coding = codings[i]!.trim()
-    const flush = { flush: zlib.constants.Z_SYNC_FLUSH, finishFlush: zlib.constants.Z_SYNC_FLUSH }
-    if (coding === 'gzip' || coding === 'x-gzip') decoders.push(zlib.createGunzip(flush))
-    else if (coding === 'deflate') decoders.push(new Inflate(flush))
-    else if (coding === 'br') {
-      decoders.push(
-        zlib.createBrotliDecompress({
-          flush: zlib.constants.BROTLI_OPERATION_FLUSH,
-          finishFlush: zlib.constants.BROTLI_OPERATION_FLUSH,
-        })
-      )
-    } else return []
-  }
-  return decoders
-}
-
-/** "deflate" as fetch reads it: zlib-wrapped when the first byte says so, raw deflate otherwise. */
-class Inflate extends Transform {
-  #inflate: Transform | undefined
-  constructor(private readonly zlibOptions: zlib.ZlibOptions) {
-    super()
-  }
-  override _transform(chunk: Buffer, encoding: BufferEncoding, callback: TransformCallback) {
-    if (!this.#inflate) {
-      if (chunk.length === 0) return callback()
-      this.#inflate =
-        (chunk[0]! & 15) === 8
-          ? zlib.createInflate(this.zlibOptions)
-          : zlib.createInflateRaw(this.zlibOptions)
-      this.#inflate.on('data', (data: Buffer) => this.push(data))
-      this.#inflate.on('end', () => this.push(null))
-      this.#inflate.on('error', (err) => this.destroy(err))
-    }
-    this.#inflate.write(chunk, encoding, callback)
-  }
-  override _final(callback: TransformCallback) {
-    this.#inflate?.end()
-    this.#inflate = undefined
-    callback()
   }
 }
