@@ -1,6 +1,6 @@
 /**
  * The demo upstream API behind the BFF's proxy. Node-only, node:http, JSON only. Every route
- * needs `Authorization: Bearer <access token>`, checked by introspection at the IdP (RFC 7662),
+ * but `/catalog/` needs `Authorization: Bearer <access token>`, checked by introspection at the IdP (RFC 7662),
  * so a revoked token stops working at once.
  *
  *   GET /hello   -> { message, sub, scope, time }
@@ -8,6 +8,8 @@
  *                   second factor (`acr` "mfa"); any other token gets 401 with the RFC 9470
  *                   challenge `Bearer error="insufficient_user_authentication", acr_values="mfa"`,
  *                   which the BFF turns into `step_up_required` for the SPA (also `/admin`)
+ *   GET /catalog/ -> { items }: public, the one route that needs no token (the BFF's route for it
+ *                   has token "none": no session, no Authorization)
  *   ANY /echo*   -> { method, path, query, headers, body, sub, token }: what the proxy forwarded,
  *                   with `token` saying which token arrived ({ scheme, active, sub, scope,
  *                   client_id, exp }) in place of the token itself
@@ -30,6 +32,13 @@ export interface IntrospectionResult {
   auth_time?: number
   [claim: string]: unknown
 }
+
+/** What `/catalog/` lists: public data, for a route with no user and no token. */
+const CATALOG = [
+  { id: 'tea', name: 'Green tea', price: 4.5 },
+  { id: 'mug', name: 'Stoneware mug', price: 12 },
+  { id: 'kettle', name: 'Pour-over kettle', price: 39 },
+]
 
 /** The authentication level `/admin` asks for. */
 export const ADMIN_ACR = 'mfa'
@@ -133,13 +142,22 @@ async function handle(req: IncomingMessage, res: ServerResponse, introspect: Int
       ? 'hello'
       : /^\/admin\/?$/.test(url.pathname)
         ? 'admin'
-        : /^\/echo(\/|$)/.test(url.pathname)
-          ? 'echo'
-          : ''
+        : /^\/catalog\/?$/.test(url.pathname)
+          ? 'catalog'
+          : /^\/echo(\/|$)/.test(url.pathname)
+            ? 'echo'
+            : ''
   if (!route) return sendJson(res, 404, { error: 'not_found' })
   if (route !== 'echo' && req.method !== 'GET') {
     res.setHeader('allow', 'GET')
     return sendJson(res, 405, { error: 'method_not_allowed' })
+  }
+  if (route === 'catalog') {
+    // Public: it says whether a token came, which on its BFF route must never happen.
+    return sendJson(res, 200, {
+      items: CATALOG,
+      withToken: req.headers.authorization !== undefined,
+    })
   }
 
   const token = /^Bearer ([^\s]+)$/i.exec(req.headers.authorization ?? '')?.[1]

@@ -7,6 +7,9 @@ import { randomBytes } from 'node:crypto'
 import { ADMIN_ACR, startDemoApi } from './api.ts'
 import { DEMO_APP_NAME, startIdp } from './idp.ts'
 
+/** The role the demo's admin route requires; every demo account has it. */
+export const DEMO_ADMIN_ROLE = 'admin'
+
 export interface DemoParts {
   /** `BFF_*` settings for a BFF at `baseUrl`; each given setting wins over the demo's. */
   settings: Record<string, string>
@@ -26,6 +29,8 @@ export async function startDemoParts(
   const clientSecret = randomBytes(24).toString('base64url')
   const idp = await startIdp({
     port: 0,
+    // Every demo account is an admin: the admin route requires the role (and a second factor).
+    extraProfileClaims: { roles: [DEMO_ADMIN_ROLE] },
     clients: [
       {
         client_id: clientId,
@@ -43,7 +48,14 @@ export async function startDemoParts(
   const routes = [
     // The admin area needs a second factor: without it the BFF answers step_up_required itself,
     // and the demo API, behind it, would ask for it too (an RFC 9470 challenge of its own).
-    { prefix: '/api/admin/', upstream: `${api.url}/admin/`, acr: ADMIN_ACR },
+    {
+      prefix: '/api/admin/',
+      upstream: `${api.url}/admin/`,
+      require: { roles: DEMO_ADMIN_ROLE },
+      acr: ADMIN_ACR,
+    },
+    // A public catalogue: no session needed, and no token ever sent.
+    { prefix: '/api/catalog/', upstream: `${api.url}/catalog/`, token: 'none' },
     // A service route: the demo API gets the BFF's own client-credentials token, no user needed.
     { prefix: '/api/service/', upstream: `${api.url}/`, token: 'client' },
     { prefix: '/api/', upstream: `${api.url}/` },

@@ -204,6 +204,17 @@ describe('npm start without BFF_ISSUER: the demo', () => {
     const service = await fetch(`${origin}/api/service/hello`, { headers: { 'x-csrf': '1' } })
     expect(service.status).toBe(200)
     expect(await service.json()).toMatchObject({ message: 'Hello, client!' })
+
+    // The public catalogue: no session, and no token reaches the API even when the browser
+    // sends an Authorization header of its own.
+    const catalog = await fetch(`${origin}/api/catalog/`, {
+      headers: { 'x-csrf': '1', authorization: 'Bearer from-the-page' },
+    })
+    expect(catalog.status).toBe(200)
+    expect(await catalog.json()).toMatchObject({ withToken: false, items: expect.any(Array) })
+    // The admin route also requires the admin role, which every demo account has.
+    const user = await (await jar.get('/bff/user', { headers: { 'x-csrf': '1' } })).json()
+    expect(user.claims.roles).toEqual(['admin'])
   })
 })
 
