@@ -1,8 +1,9 @@
 /**
- * An IdP whose discovery lists the grants it serves without the one a route needs: the BFF says so
- * once, naming the route and the grant (Node at start-up, before any request; Workers at the first
- * request, the first time it reads discovery), and answers that route's calls 503
- * `grant_not_supported` without sending the grant. Other routes work as usual.
+ * An IdP whose discovery lists the grants it serves without the one a route needs. Node: start-up
+ * stops, naming each route and grant. Workers (no start-up): the BFF says so once, at the first
+ * request, and answers that route's calls 503 `grant_not_supported` without sending the grant;
+ * other routes work as usual. (Node does the same when the IdP was away at start-up: the same core
+ * code, core/oidc/grants.ts.)
  */
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { DEMO_BFF_CLIENT, TOKEN_EXCHANGE } from '../../src/demo/idp.ts'
@@ -27,9 +28,8 @@ async function eventually<T>(read: () => T[], count: number): Promise<T[]> {
 describeStores([SERVER_STORE], 'grants the IdP does not serve (%s store)', (store) => {
   let stack: Stack
   let front: IdpFront
-  beforeAll(async () => {
-    front = await startIdpFront()
-    stack = await startStack({
+  const start = () =>
+    startStack({
       store,
       front,
       env: { TEST_IDP_SECRET: DEMO_BFF_CLIENT.clientSecret },
@@ -50,50 +50,67 @@ describeStores([SERVER_STORE], 'grants the IdP does not serve (%s store)', (stor
         ],
       }),
     })
+  beforeAll(async () => {
+    front = await startIdpFront()
+    if (TARGET === 'workerd') stack = await start()
   })
   afterAll(async () => {
     await stack?.close()
     await front?.close()
   })
 
-  it('reports each route and grant, and answers its calls 503 without asking', async () => {
-    // Node: at start-up, with no request made (the lines below come before any). Workers
-    // discover at first use.
-    if (TARGET === 'workerd') {
+  it.runIf(TARGET === 'node')('Node: start-up stops, naming each route and grant', async () => {
+    const refused = await start().catch((err: unknown) => err)
+    expect(refused).toBeInstanceOf(Error)
+    const problems = (refused as { problems?: string[] }).problems
+    expect(problems).toEqual([
+      expect.stringMatching(
+        /^route "\/reports\/" \(token "client"\) needs the client_credentials grant/
+      ),
+      expect.stringMatching(
+        /^route "\/ledger\/" \(token "exchange"\) needs the .*token-exchange grant/
+      ),
+    ])
+  })
+
+  it.runIf(TARGET === 'workerd')(
+    'reports each route and grant, and answers its calls 503 without asking',
+    async () => {
+      // Workers discover at first use: nothing is said before a request.
       expect(grantLines(stack)).toEqual([])
       expect((await fetch(`${stack.url}/bff/health`)).status).toBe(200)
-    }
-    const lines = await eventually(() => grantLines(stack), 2)
-    expect(lines).toEqual([
-      expect.objectContaining({
-        level: 'error',
-        route: '/reports/',
-        token: 'client',
-        grant: 'client_credentials',
-      }),
-      expect.objectContaining({
-        level: 'error',
-        route: '/ledger/',
-        token: 'exchange',
-        grant: TOKEN_EXCHANGE,
-      }),
-    ])
+      const lines = await eventually(() => grantLines(stack), 2)
+      expect(lines).toEqual([
+        expect.objectContaining({
+          level: 'error',
+          route: '/reports/',
+          token: 'client',
+          grant: 'client_credentials',
+        }),
+        expect.objectContaining({
+          level: 'error',
+          route: '/ledger/',
+          token: 'exchange',
+          grant: TOKEN_EXCHANGE,
+        }),
+      ])
 
-    const jar = stack.jar()
-    await stack.login(jar)
-    for (const path of ['/reports/x', '/ledger/x']) {
-      const refused = await jar.get(path, { headers: CSRF })
-      expect(refused.status).toBe(503)
-      expect(await refused.json()).toMatchObject({ error: 'grant_not_supported' })
+      const jar = stack.jar()
+      await stack.login(jar)
+      for (const path of ['/reports/x', '/ledger/x']) {
+        const refused = await jar.get(path, { headers: CSRF })
+        expect(refused.status).toBe(503)
+        expect(await refused.json()).toMatchObject({ error: 'grant_not_supported' })
+      }
+      expect(stack.upstream.requests.filter((r) => !r.url.startsWith('/user/'))).toEqual([])
+      expect((await jar.get('/api/fine', { headers: CSRF })).status).toBe(200)
+      const grants = front.seen
+        .filter((r) => r.method === 'POST' && r.url.startsWith('/token'))
+        .map((r) => new URLSearchParams(r.body).get('grant_type'))
+      expect(grants).not.toContain('client_credentials')
+      expect(grants).not.toContain(TOKEN_EXCHANGE)
+      // Said once, not again per call.
+      expect(grantLines(stack)).toHaveLength(2)
     }
-    expect(stack.upstream.requests.filter((r) => !r.url.startsWith('/user/'))).toEqual([])
-    expect((await jar.get('/api/fine', { headers: CSRF })).status).toBe(200)
-    const grants = front.seen
-      .filter((r) => r.method === 'POST' && r.url.startsWith('/token'))
-      .map((r) => new URLSearchParams(r.body).get('grant_type'))
-    expect(grants).not.toContain('client_credentials')
-    expect(grants).not.toContain(TOKEN_EXCHANGE)
-    // Said once, not again per call.
-    expect(grantLines(stack)).toHaveLength(2)
-  })
+  )
 })

@@ -13,6 +13,7 @@ import { createBff, notFound, type BffDeps } from '../../core/app.ts'
 import { ConfigError, type Config, type Env } from '../../core/config/env.ts'
 import { jsonLogger } from '../../core/observe/log.ts'
 import { answerClientError } from './client-error.ts'
+import { grantProblems } from './grant-check.ts'
 import { withRawHeaders } from './headers.ts'
 import { DEFAULT_REDIS_URL, nodeConfigFromEnv, type NodeSettings } from './settings.ts'
 import { nodeForward } from './upstream.ts'
@@ -71,6 +72,8 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
   if (spaProblems.length) throw new ConfigError(spaProblems)
   const { config, settings } = parsed
   const { port, host } = settings
+  const grants = await grantProblems(config, options.deps?.fetch)
+  if (grants.length) throw new ConfigError(grants)
   // Upstream calls through undici directly rather than fetch; a caller's own upstreamFetch keeps
   // fetch. Made first: a route's `tls` that cannot be used stops start-up before Redis is opened.
   const upstreams = new Agent()
