@@ -3,30 +3,20 @@
  * instances, the sessions it writes through when they live in Redis, and a lock wait bounded on
  * the app's clock.
  */
-import { Redis } from 'ioredis'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { Redis } from 'ioredis'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { useTestRedis } from '../../helpers/redis-run.ts'
 import { redisRefreshCoordinator } from '../../../src/adapters/node/redis-coordination.ts'
 import { redisStore } from '../../../src/adapters/node/redis-store.ts'
 import type { Session } from '../../../src/core/session/types.ts'
 import { makeSession, sleep } from '../../../src/testing/store-contract.ts'
 
-// Every key this run writes starts with RUN, so a shared Redis is left as it was found.
-const RUN = `bff-test-${crypto.randomUUID()}:`
+// Every key this file writes starts with RUN; they are removed when it is done.
+const test = useTestRedis()
+const RUN = test.run
 let redis: Redis
-
-beforeAll(async () => {
-  redis = new Redis('redis://127.0.0.1:6379', { lazyConnect: true, maxRetriesPerRequest: 1 })
-  await redis.connect()
-})
-
-afterAll(async () => {
-  let cursor = '0'
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${RUN}*`, 'COUNT', 1000)
-    if (keys.length > 0) await redis.del(...keys)
-    cursor = next
-  } while (cursor !== '0')
-  await redis.quit()
+beforeAll(() => {
+  redis = test.redis()
 })
 
 /** A refresh grant that takes a moment and counts how often it ran. */

@@ -3,28 +3,19 @@
  * instances, the token shared until it is due for renewal, a failed grant leaving the lock at once,
  * and a lock whose holder died taken over once it expires.
  */
-import { Redis } from 'ioredis'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { Redis } from 'ioredis'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { useTestRedis } from '../../helpers/redis-run.ts'
 import { redisSharedTokenCoordinator } from '../../../src/adapters/node/redis-shared-tokens.ts'
 import type { SharedToken } from '../../../src/core/tokens/shared-token.ts'
 import { sleep } from '../../../src/testing/store-contract.ts'
 
-const RUN = `bff-test-${crypto.randomUUID()}:`
+// Every key this file writes starts with RUN; they are removed when it is done.
+const test = useTestRedis()
+const RUN = test.run
 let redis: Redis
-
-beforeAll(async () => {
-  redis = new Redis('redis://127.0.0.1:6379', { lazyConnect: true, maxRetriesPerRequest: 1 })
-  await redis.connect()
-})
-
-afterAll(async () => {
-  let cursor = '0'
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${RUN}*`, 'COUNT', 1000)
-    if (keys.length > 0) await redis.del(...keys)
-    cursor = next
-  } while (cursor !== '0')
-  await redis.quit()
+beforeAll(() => {
+  redis = test.redis()
 })
 
 /** A grant that takes a moment, counts its runs, and gives a token valid `life` s from now(). */

@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { useTestRedis } from '../../helpers/redis-run.ts'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { cookieStore } from '../../../src/core/session/stores/cookie.ts'
 import { memoryStore } from '../../../src/core/session/stores/memory.ts'
 import { redisStore } from '../../../src/adapters/node/redis-store.ts'
@@ -167,21 +168,11 @@ describe('memoryStore', () => {
 })
 
 describe('redis', () => {
+  // The file's RUN: the keys of the revocation test above are removed with these.
+  const test = useTestRedis(RUN)
   let redis: Redis
-
-  beforeAll(async () => {
-    redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 })
-    await redis.connect()
-  })
-
-  afterAll(async () => {
-    let cursor = '0'
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${RUN}*`, 'COUNT', 1000)
-      if (keys.length > 0) await redis.del(...keys)
-      cursor = next
-    } while (cursor !== '0')
-    await redis.quit()
+  beforeAll(() => {
+    redis = test.redis()
   })
 
   testStore('redis', async () => ({ store: redisStore(redis, { prefix: `${RUN}contract:` }) }))
