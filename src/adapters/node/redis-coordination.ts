@@ -83,14 +83,16 @@ export function redisReplayGuard(redis: Redis, options: RedisListOptions = {}): 
   }
 }
 
-// KEYS: lock. ARGV: holder token. Releases the lock only if this holder still owns it.
-const RELEASE_LOCK = `
+// KEYS: lock. ARGV: holder token. Releases the lock only if this holder still owns it. Shared
+// with the shared-token lock (redis-shared-tokens.ts).
+export const RELEASE_LOCK = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 `
 /** How long a refresh result stays readable for instances that waited or hold an older cookie. */
 const REFRESH_RESULT_MS = 30_000
-const LOCK_POLL_MS = 25
+/** How often a waiter looks again while another instance holds a lock. */
+export const LOCK_POLL_MS = 25
 
 export interface RefreshCoordinatorOptions {
   /** Key prefix, e.g. `bff:`; the same as the `redisStore`'s when `sessions` is given. */

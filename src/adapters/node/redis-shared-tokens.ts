@@ -6,6 +6,7 @@
  * `<prefix>token:<key>`, `<prefix>token-lock:<key>`.
  */
 import type { Redis } from 'ioredis'
+import { LOCK_POLL_MS, RELEASE_LOCK } from './redis-coordination.ts'
 import type { SharedToken, SharedTokenCoordinator } from '../../core/tokens/shared-token.ts'
 
 export interface SharedTokenCoordinatorOptions {
@@ -21,13 +22,6 @@ export interface SharedTokenCoordinatorOptions {
   /** Epoch milliseconds. */
   now?: () => number
 }
-
-// KEYS: lock. ARGV: holder token. Releases the lock only if this holder still owns it.
-const RELEASE_LOCK = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-`
-const LOCK_POLL_MS = 25
 
 export function redisSharedTokenCoordinator(
   redis: Redis,
