@@ -111,16 +111,21 @@ export interface SessionStore {
   get(ref: SessionRef): Promise<Session | null>
   /** Ends one session; later `get`s of any ref to it answer null. */
   delete(session: Session): Promise<void>
-  /** Ends every session with this IdP session id (back-channel logout); returns how many it knew of. */
-  deleteBySid(sid: string): Promise<number>
-  /** Ends every session of this subject; returns how many it knew of. */
-  deleteBySub(sub: string): Promise<number>
   /**
-   * The live sessions of a subject, for the admin API. A store whose sessions live only in
-   * browsers' cookies cannot list them: it throws a `BffError` with code `not_supported` (501),
-   * and its `deleteBy*` revoke without counting (they answer 0).
+   * Ends every session with this IdP session id (back-channel logout); returns how many it knew of.
+   * With `idp`, only the sessions of that IdP (by `Session.idp`): a user is the pair (idp, sub),
+   * and one IdP must never end another's sessions. Sessions with no recorded `idp` (from before it
+   * was recorded) match any `idp`, so an older session is ended rather than missed.
    */
-  listBySub(sub: string): Promise<Session[]>
+  deleteBySid(sid: string, idp?: string): Promise<number>
+  /** Ends every session of this subject (of `idp` only, when given: see `deleteBySid`). */
+  deleteBySub(sub: string, idp?: string): Promise<number>
+  /**
+   * The live sessions of a subject (of `idp` only, when given), for the admin API. A store whose
+   * sessions live only in browsers' cookies cannot list them: it throws a `BffError` with code
+   * `not_supported` (501), and its `deleteBy*` revoke without counting (they answer 0).
+   */
+  listBySub(sub: string, idp?: string): Promise<Session[]>
   /** Throws when the store cannot be reached; used by `/bff/health`. */
   ping(): Promise<void>
 }
