@@ -206,7 +206,10 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
       throw err
     })
   }
-  const idp = Object.values(idps)[0] ?? (await startOne(undefined))
+  // A config file naming its one IdP has that IdP answer at /bff/callback/<name>.
+  const fileIdps = options.configFile?.({ issuer: 'http://x', upstream: 'http://x', issuers: {} })
+  const [fileIdp] = Object.keys((fileIdps as { idps?: object } | undefined)?.idps ?? {})
+  const idp = Object.values(idps)[0] ?? (await startOne(fileIdp))
   if (!options.idps) idps.default = idp
   options.front?.forwardTo(idp.port)
   const upstream = await startRecordingUpstream(
@@ -229,7 +232,9 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
   }
   let configDir: string | undefined
   if (options.configFile) {
-    const issuers = Object.fromEntries(Object.entries(idps).map(([name, one]) => [name, one.issuer]))
+    const issuers = Object.fromEntries(
+      Object.entries(idps).map(([name, one]) => [name, one.issuer])
+    )
     const json = JSON.stringify(
       options.configFile({ issuer: idp.issuer, upstream: upstream.url, issuers })
     )

@@ -14,7 +14,14 @@ import { DEMO_BFF_CLIENT } from '../../src/demo/idp.ts'
 import { redirectLocation, type CookieJar } from '../helpers/http.ts'
 import { loginAtIdp } from '../helpers/idp-login.ts'
 import { freePort } from '../helpers/upstream.ts'
-import { ALL_STORES, CSRF, SERVER_STORE, describeStores, startStack, type Stack } from './harness.ts'
+import {
+  ALL_STORES,
+  CSRF,
+  SERVER_STORE,
+  describeStores,
+  startStack,
+  type Stack,
+} from './harness.ts'
 
 const ADMIN_TOKEN = 'an-admin-token-of-at-least-32-characters'
 const admin = { authorization: `Bearer ${ADMIN_TOKEN}` }
@@ -151,7 +158,7 @@ describe('two IdPs: login, claims, routes', () => {
     await stack.login(partner, { idp: 'partner', user: 'dave' })
     stack.idps.corp!.resetCounters()
     stack.idps.partner!.resetCounters()
-    stack.advance(3600)
+    stack.advance(45)
     expect((await partner.get('/api/x', { headers: CSRF })).status).toBe(200)
     expect(stack.idps.partner!.grants.refresh).toBe(1)
     expect(stack.idps.corp!.grants.refresh).toBe(0)
@@ -361,11 +368,11 @@ describe('one IdP away', () => {
     expect(health.status).toBe(200)
     const body = (await health.json()) as Record<string, any>
     expect(body).toMatchObject({ status: 'degraded', idp: 'degraded' })
-    expect(body.idps.map((one: { name: string; status: string }) => [one.name, one.status])).toEqual(
-      [
-        ['corp', 'ok'],
-        ['partner', 'unreachable'],
-      ]
-    )
+    expect(
+      body.idps.map((one: { name: string; status: string }) => [one.name, one.status])
+    ).toEqual([
+      ['corp', 'ok'],
+      ['partner', 'unreachable'],
+    ])
   })
 })
