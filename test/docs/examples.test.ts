@@ -359,6 +359,34 @@ describe('docs/configuration.md: the config file example', () => {
   })
 })
 
+describe('README: the several IdPs example', () => {
+  const file = read('docs/examples/bff-config-idps.json')
+  const env = {
+    BFF_SESSION_SECRET: 'x'.repeat(32),
+    BFF_BASE_URL: 'https://app.example.com',
+    CORP_CLIENT_SECRET: 'corp-secret',
+    PARTNER_CLIENT_SECRET: 'partner-secret',
+  }
+
+  it('loads both IdPs, each with its callback, client authentication and claims map', () => {
+    const config = parseConfig(env, { configFile: file })
+    expect(
+      config.idps.map((idp) => [idp.name, idp.label, idp.callbackPath, idp.clientAuth, idp.claims])
+    ).toEqual([
+      [
+        'corp',
+        'Corp',
+        '/bff/callback/corp',
+        'client_secret_basic',
+        { roles: 'realm_access.roles' },
+      ],
+      ['partner', 'Partner', '/bff/callback/partner', 'client_secret_post', { roles: 'groups' }],
+    ])
+    expect(config.idps[1]!.clientSecret).toBe('partner-secret')
+    expect(config.api.find((route) => route.prefix === '/api/staff/')!.idps).toEqual(['corp'])
+  })
+})
+
 describe('docs/configuration.md: the authorize and tls example', () => {
   const file = read('docs/examples/route-policy-pdp-tls.json')
   const certs = testCertificates()
