@@ -10,6 +10,8 @@ export {
   type BffOptions,
   type ClientAuthMethod,
   type Config,
+  type IdpConfig,
+  type IdpOptions,
   type RouteOptions,
   type SessionStoreKind,
 } from './core/config/options.ts'

@@ -17,6 +17,8 @@ export {
   type BffOptions,
   type ClientAuthMethod,
   type Config,
+  type IdpConfig,
+  type IdpOptions,
   type RouteOptions,
   type SessionStoreKind,
 } from './options.ts'
