@@ -112,6 +112,39 @@ describe('createBff(options): mistakes throw at construction, naming the option'
   })
 })
 
+describe('several IdPs as options', () => {
+  const { issuer: _i, clientId: _c, clientSecret: _s, ...rest } = options
+  const idps = {
+    corp: { issuer: 'https://corp.example', clientId: 'a', clientSecret: 'b' },
+    partner: { issuer: 'https://partner.example', clientId: 'c', clientSecret: 'd', label: 'P' },
+  }
+
+  it('resolves each, in order, at /bff/callback/<name>; a resolved Config resolves the same', () => {
+    const config = resolveOptions({ ...rest, idps })
+    expect(config.idps.map((idp) => [idp.name, idp.label, idp.callbackPath])).toEqual([
+      ['corp', 'corp', '/bff/callback/corp'],
+      ['partner', 'P', '/bff/callback/partner'],
+    ])
+    expect(resolveOptions(config)).toEqual(config)
+  })
+
+  it('refuses idps next to the single-IdP options, a bad name, an unknown key, none at all', () => {
+    expect(problemsOf({ ...options, idps })).toEqual([
+      '"issuer" and "idps" are both set: keep one',
+      '"clientId" and "idps" are both set: keep one',
+      '"clientSecret" and "idps" are both set: keep one',
+    ])
+    expect(
+      problemsOf({ ...rest, idps: { 'a b': idps.corp, x: { ...idps.corp, secret: 1 } } })
+    ).toEqual([
+      '"idps["a b"]" is not a usable IdP name: 1-64 letters, digits, "-" or "_"',
+      '"idps.x.secret" is not a known option',
+    ])
+    expect(problemsOf({ ...rest, idps: {} })).toEqual(['"idps" must name an IdP'])
+    expect(problemsOf({ ...rest, idps: [] })).toEqual(['"idps" must be an object of IdPs by name'])
+  })
+})
+
 describe('resolved options: the defaults', () => {
   it('applies every default and normalises what was written', () => {
     const config = resolveOptions(options)
