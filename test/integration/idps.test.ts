@@ -70,9 +70,15 @@ function countTokenCalls(idp: Idp): { calls: number } {
   return count
 }
 
+interface UserBody {
+  sub?: string
+  idp?: string
+  claims: Record<string, unknown>
+}
+
 async function user(jar: CookieJar) {
   const response = await jar.get('/bff/user', { headers: CSRF })
-  return { status: response.status, body: (await response.json()) as Record<string, any> }
+  return { status: response.status, body: (await response.json()) as UserBody }
 }
 
 async function introspect(idp: Idp, token: string): Promise<boolean> {
@@ -366,7 +372,7 @@ describe('one IdP away', () => {
 
     const health = await fetch(`${stack.url}/bff/health`)
     expect(health.status).toBe(200)
-    const body = (await health.json()) as Record<string, any>
+    const body = (await health.json()) as { idps: Array<{ name: string; status: string }> }
     expect(body).toMatchObject({ status: 'degraded', idp: 'degraded' })
     expect(
       body.idps.map((one: { name: string; status: string }) => [one.name, one.status])

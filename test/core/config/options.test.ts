@@ -113,7 +113,7 @@ describe('createBff(options): mistakes throw at construction, naming the option'
 })
 
 describe('several IdPs as options', () => {
-  const { issuer: _i, clientId: _c, clientSecret: _s, ...rest } = options
+  const rest = { baseUrl: options.baseUrl, sessionSecret: options.sessionSecret }
   const idps = {
     corp: { issuer: 'https://corp.example', clientId: 'a', clientSecret: 'b' },
     partner: { issuer: 'https://partner.example', clientId: 'c', clientSecret: 'd', label: 'P' },
