@@ -11,13 +11,14 @@ import { BffError } from './errors.ts'
 import { canonicalHost } from './policy/canonical-host.ts'
 import { denialCounter } from './observe/denials.ts'
 import { errorReason, jsonLogger, type Logger } from './observe/log.ts'
-import { createOidcClient } from './oidc/client.ts'
+import { createIdpRegistry } from './oidc/idps.ts'
 import { errorPage, PAGE_SECURITY_HEADERS, pageForError } from './pages.ts'
 import { adminRoute } from './routes/admin.ts'
 import { apiProxy } from './routes/api.ts'
 import { backchannelRoute } from './routes/backchannel.ts'
 import { callbackRoute } from './routes/callback.ts'
 import { healthRoute } from './routes/health.ts'
+import { idpsRoute } from './routes/idps.ts'
 import { loginRoute } from './routes/login.ts'
 import { logoutRoute } from './routes/logout.ts'
 import { userRoute } from './routes/user.ts'
@@ -103,10 +104,11 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
   const log = deps.log ?? jsonLogger
   const store = deps.store ?? defaultStore(config, now)
   const sealer = createSealer(config.sessionSecrets, { now })
-  const oidc = createOidcClient(config, { fetch: deps.fetch, now, log })
-  if (deps.background) oidc.checkAtStartup(deps.background)
+  const idps = createIdpRegistry(config, { fetch: deps.fetch, now, log })
+  const oidc = idps.first.oidc
+  if (deps.background) for (const idp of idps.list) idp.oidc.checkAtStartup(deps.background)
   const tokens = createTokenManager({
-    oidc,
+    oidc: idps.oidcFor,
     coordinator: deps.refreshCoordinator,
     skewSeconds: config.refreshSkewSeconds,
     now,
@@ -114,6 +116,7 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
   const denials = denialCounter()
   const services: BffServices = {
     config,
+    idps,
     oidc,
     sealer,
     log,
@@ -127,6 +130,8 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
       newest: tokens.newest,
       budget: { maxCookieBytes: config.cookieMaxBytes, maxTotalBytes: config.cookieTotalBytes },
       policyClaims: policyClaims(config),
+      // A session of an IdP no longer configured has nowhere to refresh or log out: it has ended.
+      belongs: (session) => idps.of(session) !== undefined,
       log,
       now,
     }),
@@ -138,7 +143,7 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
       now,
     }),
     exchanges: createTokenExchanges({
-      oidc,
+      oidc: idps.oidcFor,
       coordinator: deps.sharedTokenCoordinator,
       skewSeconds: config.refreshSkewSeconds,
       now,
@@ -151,7 +156,7 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
       now,
       log,
       denials,
-      claims: config.claims,
+      claims: (session) => idps.of(session)?.config.claims ?? {},
     }),
     clientIp: deps.clientIp ?? (() => undefined),
   }
@@ -193,6 +198,7 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
   app.route('/', userRoute(services))
   app.route('/', logoutRoute(services))
   app.route('/', healthRoute(services))
+  app.route('/', idpsRoute(services))
   app.route('/', backchannelRoute(services))
   app.route('/', adminRoute(services))
   app.all('/bff/*', () => {
@@ -214,14 +220,22 @@ export function notFound(c: Context, log: Logger = jsonLogger): Response {
   return renderError(new BffError(404, 'not_found', 'Nothing is at this address.'), c, log)
 }
 
-/** The claims routes' `require` (and PDPs) read, as dot paths into the session's claims. */
+/**
+ * The claims routes' `require` (and PDPs) read, as dot paths into the session's claims, through
+ * every IdP's mapping: a cookie session keeps these and drops the rest.
+ */
 function policyClaims(config: Config): string[] {
   const names = config.api.flatMap((route) => Object.keys(route.require ?? {}))
+  const mappings = config.idps.map((idp) => idp.claims)
   // A policy decision point (`authorize`) may read any normalised claim.
-  if (config.api.some((route) => route.authorize)) names.push(...Object.keys(config.claims))
+  if (config.api.some((route) => route.authorize)) {
+    names.push(...mappings.flatMap((claims) => Object.keys(claims)))
+  }
   return [
     ...new Set(
-      names.map((name) => (Object.hasOwn(config.claims, name) ? config.claims[name]! : name))
+      names.flatMap((name) =>
+        mappings.map((claims) => (Object.hasOwn(claims, name) ? claims[name]! : name))
+      )
     ),
   ]
 }

@@ -11,6 +11,7 @@ export type BffErrorCode =
   | 'insufficient_scope'
   | 'step_up_required'
   | 'invalid_return_to'
+  | 'unknown_idp'
   | 'invalid_request'
   | 'payload_too_large'
   | 'headers_too_large'

@@ -7,6 +7,7 @@ import type { Config } from './config/options.ts'
 import type { DenialCounter } from './observe/denials.ts'
 import type { Logger } from './observe/log.ts'
 import type { Forwarder } from './proxy/forward.ts'
+import type { IdpRegistry } from './oidc/idps.ts'
 import type { OidcClient } from './oidc/types.ts'
 import type { PolicyPoint } from './policy/authorize.ts'
 import type { ReplayGuard } from './oidc/replay-guard.ts'
@@ -18,6 +19,9 @@ import type { TokenManager } from './tokens/token-manager.ts'
 
 export interface BffServices {
   config: Config
+  /** Every IdP with its own client; a session's refreshes, revocation and logout go to its own. */
+  idps: IdpRegistry
+  /** The first IdP's client: the one of `client` routes' client-credentials tokens. */
   oidc: OidcClient
   sessions: SessionManager
   tokens: TokenManager

@@ -10,8 +10,22 @@ import * as client from 'openid-client'
 import type { Config } from '../../core/config/options.ts'
 import { idpFetch } from '../../core/oidc/errors.ts'
 import { grantFor } from '../../core/oidc/grants.ts'
+import { configFor } from '../../core/oidc/idps.ts'
 
 export async function grantProblems(config: Config, fetchImpl?: typeof fetch): Promise<string[]> {
+  // Each IdP against the routes whose grants go to it.
+  const problems = await Promise.all(
+    (config.idps ?? []).map((idp, i) =>
+      idpGrantProblems(configFor(config, idp, i === 0), fetchImpl)
+    )
+  )
+  const several = (config.idps?.length ?? 1) > 1
+  return problems.flatMap((lines, i) =>
+    several ? lines.map((line) => `${line} (IdP "${config.idps[i]!.name}")`) : lines
+  )
+}
+
+async function idpGrantProblems(config: Config, fetchImpl?: typeof fetch): Promise<string[]> {
   const needs = config.api.flatMap((route) => {
     const grant = grantFor(route)
     return grant ? [{ route, grant }] : []

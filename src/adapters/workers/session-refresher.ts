@@ -4,7 +4,7 @@
  * token code: the dependency points from the entry down, never from storage back up.
  */
 import { parseConfig } from '../../core/config/env.ts'
-import { createOidcClient } from '../../core/oidc/client.ts'
+import { createIdpRegistry } from '../../core/oidc/idps.ts'
 import { createTokenManager } from '../../core/tokens/token-manager.ts'
 import type { SessionRefresher } from './session-object.ts'
 import { configFileOf, settingsOf } from './settings.ts'
@@ -22,7 +22,8 @@ export function sessionRefresherFor(env: Record<string, unknown>): SessionRefres
       configFile: configFileOf(env),
     })
     const tokens = createTokenManager({
-      oidc: createOidcClient(config, { now }),
+      // Each session refreshes at the IdP it logged in with.
+      oidc: createIdpRegistry(config, { now }).oidcFor,
       skewSeconds: config.refreshSkewSeconds,
       now,
     })

@@ -41,7 +41,7 @@ export interface FromEnvOptions {
 export type ConfigDefaults = FromEnvOptions
 
 /** Options only the config file's IdP entry gives: they have no `BFF_*` setting. */
-type FileOnly = 'idpName' | 'claims'
+type FileOnly = 'idpName' | 'claims' | 'idps'
 
 /** The setting of each option. */
 const SETTINGS: Record<Exclude<keyof BffOptions, FileOnly>, string> = {
@@ -106,27 +106,32 @@ export function optionsFromEnv(env: Env, defaults: FromEnvOptions = {}): Config 
   if (fileHasIdps) both('idps', IDP_OPTIONS)
   if (fileHasRoutes) both('routes', ['routes'])
 
-  // The IdP: from the file (its one entry; a broken `idps` is reported above, not as missing
-  // settings), or from the environment.
-  const [idpName, idp] = Object.entries(file?.idps ?? {})[0] ?? []
-  const fromIdp = (key: (typeof IDP_OPTIONS)[number]) =>
-    fileHasIdps ? idp?.[key] : get(SETTINGS[key])
+  // The IdPs: the file's (a broken `idps` is reported above, not as missing settings), or the
+  // one of the environment. BFF_CLIENT_AUTH is the default of a file IdP without `clientAuth`.
+  const clientAuth = get(SETTINGS.clientAuth)
+  const fileIdps = file?.idps
+    ? Object.fromEntries(
+        Object.entries(file.idps).map(([name, idp]) => [name, { clientAuth, ...idp }])
+      )
+    : {}
   const text = (value: unknown) => (typeof value === 'string' ? value.trim() : value)
 
-  const input: Record<string, unknown> = {
-    // The env-configured IdP is `default`; a file's is named by its key.
-    idpName: fileHasIdps ? idpName : undefined,
-    claims: fileHasIdps ? idp?.claims : undefined,
-    issuer: text(fromIdp('issuer')),
-    clientId: text(fromIdp('clientId')),
-    clientSecret: text(fromIdp('clientSecret')),
-    scopes: fromIdp('scopes'),
+  const input: Record<string, unknown> = fileHasIdps
+    ? { idps: fileIdps }
+    : {
+        issuer: text(get(SETTINGS.issuer)),
+        clientId: text(get(SETTINGS.clientId)),
+        clientSecret: text(get(SETTINGS.clientSecret)),
+        scopes: get(SETTINGS.scopes),
+        clientAuth,
+      }
+  Object.assign(input, {
     baseUrl: get('BFF_BASE_URL') ?? defaults.baseUrl,
     sessionSecret: get('BFF_SESSION_SECRET')?.split(','),
     routes: fileHasRoutes ? (file?.routes ?? []) : apiRoutes(get('BFF_API'), problems),
     sessionStore: get('BFF_SESSION_STORE') ?? defaults.sessionStore,
-  }
-  for (const option of ['clientAuth', 'postLogoutRedirect', 'adminToken'] as const) {
+  })
+  for (const option of ['postLogoutRedirect', 'adminToken'] as const) {
     input[option] = get(SETTINGS[option])
   }
   for (const option of NUMBERS) {
@@ -138,16 +143,15 @@ export function optionsFromEnv(env: Env, defaults: FromEnvOptions = {}): Config 
   // Each problem under the name the operator wrote it as: the setting, or the file's JSON path.
   const nameOf = (path: Path): string | undefined => {
     const option = path[0] as keyof BffOptions
-    // The file's schema has checked the IdP's name already.
-    if (option === 'idpName') return 'BFF_CONFIG idps:'
-    if (option === 'claims') {
-      return idp ? `BFF_CONFIG ${jsonPath(['idps', idpName, ...path])}:` : undefined
-    }
-    if (fileHasIdps && (IDP_OPTIONS as readonly string[]).includes(option)) {
-      return idp ? `BFF_CONFIG ${jsonPath(['idps', idpName, option])}:` : undefined
+    if (option === 'idps') {
+      // Only what the file holds: BFF_CLIENT_AUTH, when the entry has no clientAuth of its own.
+      const [, name, key] = path
+      const own = file?.idps?.[String(name)]
+      if (key === 'clientAuth' && own && own.clientAuth === undefined) return SETTINGS.clientAuth
+      return file ? `BFF_CONFIG ${jsonPath(path)}:` : undefined
     }
     if (fileHasRoutes && option === 'routes') return `BFF_CONFIG ${jsonPath(path)}:`
-    return SETTINGS[option]
+    return SETTINGS[option as Exclude<keyof BffOptions, FileOnly>]
   }
   const config = checkOptions(input as OptionsInput, (path, why) => {
     const name = nameOf(path)

@@ -67,14 +67,6 @@ export function readConfigFile(source: unknown, env: Env): FileResult {
   for (const path of dropped) problems.push(fileProblem(path, 'is not a usable key'))
   if (!result.success || dropped.length) return { keys, unresolved, problems }
 
-  const names = Object.keys(result.output.idps ?? {})
-  if (result.output.idps && names.length === 0)
-    problems.push(fileProblem('idps', 'must name an IdP'))
-  if (names.length > 1) {
-    problems.push(
-      fileProblem('idps', `several IdPs are not supported yet (${names.join(', ')}): keep one`)
-    )
-  }
   return { file: result.output, keys, unresolved, problems }
 }
 

@@ -79,6 +79,27 @@ export type TokenMode = 'user' | 'optional' | 'none' | 'client' | 'exchange'
 export type ClaimRequirement = string | boolean | readonly (string | boolean)[]
 
 /**
+ * One OpenID Provider of several (`BffOptions.idps`): the same keys as the single-IdP options,
+ * each IdP with its own client, scopes and claim shape.
+ */
+export interface IdpOptions {
+  /** The IdP's issuer (https, or http on localhost only). @example 'https://login.corp.example' */
+  issuer: string | URL
+  /** Client id registered at this IdP. */
+  clientId: string
+  /** Client secret registered at this IdP. */
+  clientSecret: string
+  /** Client authentication at this IdP's token endpoint. @default 'client_secret_basic' */
+  clientAuth?: ClientAuthMethod
+  /** Requested scopes; must include `openid`. @default 'openid profile email offline_access' */
+  scopes?: string | readonly string[]
+  /** Normalised claim name -> dot path into this IdP's claims. @example { roles: 'groups' } */
+  claims?: Readonly<Record<string, string>>
+  /** Shown on a login chooser (`GET /bff/idps`). @default the IdP's name */
+  label?: string
+}
+
+/**
  * Options of `createBff(options, deps)`. Durations are in seconds, sizes in bytes. Every option
  * has a `BFF_*` setting of the same meaning (named on each), read by `optionsFromEnv(env)`.
  *
@@ -94,21 +115,31 @@ export type ClaimRequirement = string | boolean | readonly (string | boolean)[]
  */
 export interface BffOptions {
   /**
+   * Several IdPs by name (1 to 64 letters, digits, `-` or `_`), in the order a login chooser
+   * shows them; the first is the default of `/bff/login`. Each IdP's redirect URI is
+   * `baseUrl + '/bff/callback/<name>'` and its back-channel logout URI
+   * `baseUrl + '/bff/backchannel/<name>'`. Replaces `issuer`, `clientId`, `clientSecret`,
+   * `clientAuth`, `scopes`, `idpName` and `claims`, which must then be left out. From the config
+   * file: its `idps`.
+   * @example { corp: { issuer: 'https://login.corp.example', clientId: 'app', clientSecret } }
+   */
+  idps?: Readonly<Record<string, IdpOptions>>
+  /**
    * The OpenID Provider's issuer; discovery reads `<issuer>/.well-known/openid-configuration`.
    * https, or http on localhost only (tokens and codes travel to it). `BFF_ISSUER`.
    * @example 'https://login.example.com/realms/main'
    */
-  issuer: string | URL
+  issuer?: string | URL
   /**
    * Client id registered at the IdP (a confidential client). `BFF_CLIENT_ID`.
    * @example 'bff'
    */
-  clientId: string
+  clientId?: string
   /**
    * Client secret registered at the IdP. `BFF_CLIENT_SECRET`.
    * @example process.env.CLIENT_SECRET
    */
-  clientSecret: string
+  clientSecret?: string
   /**
    * Client authentication at the token endpoint. `client_secret_post` for IdPs that compare HTTP
    * Basic credentials without form-decoding them (Glewlwyd), so a secret with `-` or `+` fails.
@@ -260,10 +291,35 @@ export interface Config {
   adminToken?: string
   cookieMaxBytes: number
   cookieTotalBytes: number
-  /** The IdP's name, `default` for the one the `BFF_*` settings configure. */
+  /** The first IdP's name, `default` for the one the `BFF_*` settings configure. */
   idpName: string
+  /** The first IdP's claim mapping: normalised claim name -> dot path into the session's claims. */
+  claims: Readonly<Record<string, string>>
+  /**
+   * Every IdP, in order; the first is the default and the one `issuer`, `clientId`, … above
+   * describe.
+   */
+  idps: readonly IdpConfig[]
+}
+
+/** One IdP, resolved. */
+export interface IdpConfig {
+  /** `default` for the IdP of the `BFF_*` settings (or the top-level options). */
+  name: string
+  /** For a login chooser; the name when none is given. */
+  label: string
+  issuer: URL
+  clientId: string
+  clientSecret: string
+  clientAuth: ClientAuthMethod
+  /** Space-separated, including `openid`. */
+  scopes: string
   /** Normalised claim name -> dot path into the session's claims. */
   claims: Readonly<Record<string, string>>
+  /** `/bff/callback` for the single IdP of the top-level options, else `/bff/callback/<name>`. */
+  callbackPath: string
+  /** `/bff/backchannel`, or `/bff/backchannel/<name>` likewise. */
+  backchannelPath: string
 }
 
 /** Bad options or settings: every problem at once, one line each, naming the option or setting. */

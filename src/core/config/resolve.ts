@@ -10,6 +10,7 @@ import {
   type BffOptions,
   type ClientAuthMethod,
   type Config,
+  type IdpConfig,
   type SessionStoreKind,
 } from './options.ts'
 import { checkRoutes, parseUrl, type Report } from './routes.ts'
@@ -40,7 +41,14 @@ const KNOWN: Record<keyof BffOptions, true> = {
   cookieTotalBytes: true,
   idpName: true,
   claims: true,
+  idps: true,
 }
+
+/** The options one IdP has: top-level for the single IdP, or in each entry of `idps`. */
+const IDP_KEYS = ['issuer', 'clientId', 'clientSecret', 'clientAuth', 'scopes', 'claims'] as const
+/** What an entry of `idps` may hold. */
+const IDP_ENTRY_KEYS: ReadonlySet<string> = new Set([...IDP_KEYS, 'label'])
+const MAX_LABEL_LENGTH = 100
 
 const DEFAULT_SCOPES = 'openid profile email offline_access'
 const STORE_KINDS: readonly SessionStoreKind[] = ['cookie', 'memory', 'redis', 'durable-object']
@@ -89,27 +97,7 @@ export function checkOptions(input: OptionsInput, report: Report): Config | unde
     (why: string): void =>
       bad([key], why)
 
-  const issuer = parseUrl(urlText(input.issuer), at('issuer'), { required: true })
-  // Tokens and codes travel to the issuer: plain http is only acceptable on this machine.
-  if (issuer && issuer.protocol === 'http:' && !isLoopback(issuer.hostname)) {
-    bad(['issuer'], `must use https (http is allowed only on localhost), got "${issuer.href}"`)
-  }
-  const clientId = requiredText(
-    input.clientId,
-    at('clientId'),
-    'the client id registered at the IdP'
-  )
-  const clientSecret = requiredText(
-    input.clientSecret,
-    at('clientSecret'),
-    'the client secret registered at the IdP'
-  )
-  const clientAuth = oneOf(
-    input.clientAuth,
-    'client_secret_basic',
-    CLIENT_AUTH_METHODS,
-    at('clientAuth')
-  )
+  const idps = idpsOf(input, bad)
 
   const baseText = urlText(input.baseUrl)
   const base = parseUrl(baseText, at('baseUrl'), { required: true })
@@ -123,7 +111,6 @@ export function checkOptions(input: OptionsInput, report: Report): Config | unde
   }
 
   const sessionSecrets = secretsOf(input.sessionSecret, at('sessionSecret'))
-  const scopes = scopesOf(input.scopes, at('scopes'))
   const api = checkRoutes(input.routes, bad)
   const sessionStore = oneOf(input.sessionStore, 'cookie', STORE_KINDS, at('sessionStore'))
 
@@ -166,21 +153,24 @@ export function checkOptions(input: OptionsInput, report: Report): Config | unde
     bad(['adminToken'], `must be at least ${MIN_SECRET_LENGTH} characters when set`)
   }
 
-  const idpName = input.idpName ?? 'default'
-  if (typeof idpName !== 'string' || !IDP_NAME.test(idpName)) {
-    bad(['idpName'], 'must be 1-64 letters, digits, "-" or "_"')
-  } else checkRouteIdps(input.routes, [idpName], bad)
-  const claims = claimsOf(input.claims, bad)
+  if (idps) {
+    checkRouteIdps(
+      input.routes,
+      idps.map((idp) => idp.name),
+      bad
+    )
+  }
 
   if (!ok) return undefined
+  const [first] = idps!
   return Object.freeze({
-    issuer: issuer!,
-    clientId,
-    clientSecret,
-    clientAuth,
+    issuer: first!.issuer,
+    clientId: first!.clientId,
+    clientSecret: first!.clientSecret,
+    clientAuth: first!.clientAuth,
     baseUrl: base!.origin,
     sessionSecrets: Object.freeze(sessionSecrets),
-    scopes,
+    scopes: first!.scopes,
     api: Object.freeze(api),
     sessionStore,
     postLogoutRedirect: postLogoutRedirect as string,
@@ -192,9 +182,126 @@ export function checkOptions(input: OptionsInput, report: Report): Config | unde
     adminToken: adminToken as string | undefined,
     cookieMaxBytes,
     cookieTotalBytes,
-    idpName: idpName as string,
-    claims,
+    idpName: first!.name,
+    claims: first!.claims,
+    idps: Object.freeze(idps!),
   })
+}
+
+/**
+ * The IdPs: each entry of `idps`, or the single IdP of the top-level options (named `idpName`,
+ * served at `/bff/callback`). Undefined when anything was wrong.
+ */
+function idpsOf(input: OptionsInput, bad: Report): IdpConfig[] | undefined {
+  if (input.idps === undefined) {
+    const name = input.idpName ?? 'default'
+    const nameOk = typeof name === 'string' && IDP_NAME.test(name)
+    if (!nameOk) bad(['idpName'], 'must be 1-64 letters, digits, "-" or "_"')
+    const idp = idpOf(input, String(name), [], bad)
+    if (!idp || !nameOk) return undefined
+    return [{ ...idp, callbackPath: '/bff/callback', backchannelPath: '/bff/backchannel' }]
+  }
+  // One way to name the IdPs: a top-level key next to `idps` would be silently ignored.
+  for (const key of [...IDP_KEYS, 'idpName'] as const) {
+    if (input[key] !== undefined) bad([key], 'and "idps" are both set: keep one')
+  }
+  const entries = input.idps
+  if (typeof entries !== 'object' || entries === null || Array.isArray(entries)) {
+    bad(['idps'], 'must be an object of IdPs by name')
+    return undefined
+  }
+  const names = Object.keys(entries)
+  if (names.length === 0) {
+    bad(['idps'], 'must name an IdP')
+    return undefined
+  }
+  let ok = true
+  const idps: IdpConfig[] = []
+  for (const name of names) {
+    const entry = (entries as Record<string, unknown>)[name]
+    if (!IDP_NAME.test(name)) {
+      bad(['idps', name], 'is not a usable IdP name: 1-64 letters, digits, "-" or "_"')
+      ok = false
+      continue
+    }
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
+      bad(['idps', name], 'must be an object with issuer, clientId and clientSecret')
+      ok = false
+      continue
+    }
+    for (const key of Object.keys(entry)) {
+      if (!IDP_ENTRY_KEYS.has(key)) {
+        bad(['idps', name, key], 'is not a known option')
+        ok = false
+      }
+    }
+    const idp = idpOf(entry as OptionsInput & { label?: unknown }, name, ['idps', name], bad)
+    if (!idp) ok = false
+    else {
+      idps.push({
+        ...idp,
+        callbackPath: `/bff/callback/${name}`,
+        backchannelPath: `/bff/backchannel/${name}`,
+      })
+    }
+  }
+  return ok ? idps : undefined
+}
+
+/** One IdP's options checked, each problem reported under `path` + its key. */
+function idpOf(
+  input: OptionsInput & { label?: unknown },
+  name: string,
+  path: readonly (string | number)[],
+  report: Report
+): Omit<IdpConfig, 'callbackPath' | 'backchannelPath'> | undefined {
+  let ok = true
+  const bad: Report = (keys, why) => {
+    ok = false
+    report([...path, ...keys], why)
+  }
+  const at =
+    (key: string) =>
+    (why: string): void =>
+      bad([key], why)
+  const issuer = parseUrl(urlText(input.issuer), at('issuer'), { required: true })
+  // Tokens and codes travel to the issuer: plain http is only acceptable on this machine.
+  if (issuer && issuer.protocol === 'http:' && !isLoopback(issuer.hostname)) {
+    bad(['issuer'], `must use https (http is allowed only on localhost), got "${issuer.href}"`)
+  }
+  const clientId = requiredText(
+    input.clientId,
+    at('clientId'),
+    'the client id registered at the IdP'
+  )
+  const clientSecret = requiredText(
+    input.clientSecret,
+    at('clientSecret'),
+    'the client secret registered at the IdP'
+  )
+  const clientAuth = oneOf(
+    input.clientAuth,
+    'client_secret_basic',
+    CLIENT_AUTH_METHODS,
+    at('clientAuth')
+  )
+  const scopes = scopesOf(input.scopes, at('scopes'))
+  const claims = claimsOf(input.claims, bad)
+  const label = input.label ?? name
+  if (typeof label !== 'string' || !label.trim() || label.length > MAX_LABEL_LENGTH) {
+    bad(['label'], `must be a non-empty string of at most ${MAX_LABEL_LENGTH} characters`)
+  }
+  if (!ok) return undefined
+  return {
+    name,
+    label: (label as string).trim(),
+    issuer: issuer!,
+    clientId,
+    clientSecret,
+    clientAuth,
+    scopes,
+    claims,
+  }
 }
 
 /** A route's `idps` may only name configured IdPs: a typo would refuse every user for good. */
@@ -243,13 +350,24 @@ function isConfig(options: object): options is Config {
 
 /** A `Config` back as options, to be checked again by the same rules (it passes: it did once). */
 function optionsOf(config: Config): OptionsInput {
-  const { sessionSecrets, api, upstreamTimeoutMs, ...same } = config
-  return {
+  const { sessionSecrets, api, upstreamTimeoutMs, idps, ...same } = config
+  const options: OptionsInput = {
     ...same,
     sessionSecret: sessionSecrets,
     routes: api,
     upstreamTimeoutSeconds:
       typeof upstreamTimeoutMs === 'number' ? upstreamTimeoutMs / 1000 : upstreamTimeoutMs,
+  }
+  // The single IdP of the top-level options keeps its form (and `/bff/callback`); several stay
+  // `idps`. A `Config` from before `idps` existed has the top-level form only.
+  if (!Array.isArray(idps) || idps[0]?.callbackPath === '/bff/callback') return options
+  const rest: Record<string, unknown> = { ...options }
+  for (const key of [...IDP_KEYS, 'idpName'] as const) delete rest[key]
+  return {
+    ...rest,
+    idps: Object.fromEntries(
+      idps.map(({ name, callbackPath: _c, backchannelPath: _b, ...idp }) => [name, idp])
+    ),
   }
 }
 

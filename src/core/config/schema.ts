@@ -27,7 +27,23 @@ export const IdpSchema = v.strictObject({
       )
     )
   ),
-  label: v.optional(text('Name shown on a login chooser.')),
+  clientAuth: v.optional(
+    v.pipe(
+      v.picklist(
+        ['client_secret_basic', 'client_secret_post'],
+        'must be one of client_secret_basic, client_secret_post'
+      ),
+      v.description(
+        'Client authentication at the token endpoint; default BFF_CLIENT_AUTH, else client_secret_basic.'
+      )
+    )
+  ),
+  label: v.optional(
+    v.pipe(
+      text("Name shown on a login chooser (GET /bff/idps); default the IdP's name."),
+      v.maxLength(100, 'must be at most 100 characters')
+    )
+  ),
   claims: v.optional(
     v.pipe(
       v.record(v.string(), text('A dot path into the ID token / userinfo claims.')),
@@ -135,7 +151,7 @@ export const ConfigFileSchema = v.pipe(
             'must be an object of IdPs by name'
           ),
           v.description(
-            'The OpenID Providers by name; excludes BFF_ISSUER, BFF_CLIENT_ID, BFF_CLIENT_SECRET and BFF_SCOPES. One for now.'
+            'The OpenID Providers by name; excludes BFF_ISSUER, BFF_CLIENT_ID, BFF_CLIENT_SECRET and BFF_SCOPES. The first is the default of /bff/login; the redirect URI of each is BFF_BASE_URL/bff/callback/<name>, <name> being its key.'
           )
         )
       ),

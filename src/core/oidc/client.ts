@@ -14,9 +14,13 @@ import { idTokenProblem } from './id-token.ts'
 import { invalidLogoutToken, verifyLogoutToken } from './logout-token.ts'
 import type { OidcClient, OidcDeps } from './types.ts'
 
+/**
+ * The client of one IdP: `config`'s first IdP (`configFor` in idps.ts gives each IdP its view);
+ * a `Config` from before `idps` existed is its single IdP at `/bff/callback`.
+ */
 export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClient {
   const now = deps.now ?? Date.now
-  const redirectUri = `${config.baseUrl}/bff/callback`
+  const redirectUri = `${config.baseUrl}${config.idps?.[0]?.callbackPath ?? '/bff/callback'}`
   const log = deps.log ?? (() => {})
   const { configuration, idpStatus, checkAtStartup } = createDiscovery(
     config,
@@ -57,6 +61,8 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
       for (const resource of resources) query.append('resource', resource)
       return { url: client.buildAuthorizationUrl(oidc, query), state, nonce, codeVerifier }
     },
+
+    redirectUri,
 
     async callback(callbackUrl, tx) {
       const oidc = await configuration()

@@ -44,6 +44,8 @@ export interface LoginTransaction {
 
 /** The IdP as the BFF uses it; per-route token grants in `RouteGrants` (grants.ts). */
 export interface OidcClient extends RouteGrants {
+  /** Where this IdP sends the browser back: `BFF_BASE_URL` + the IdP's callback path. */
+  readonly redirectUri: string
   /**
    * `acr` is sent as `acr_values` (space-separated), `maxAge` as `max_age`; the resources of
    * `user` routes as `resource` (RFC 8707).

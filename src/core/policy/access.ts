@@ -16,7 +16,7 @@ import { freshSession } from '../routes/fresh-session.ts'
 import type { BffServices } from '../services.ts'
 import type { Session } from '../session/types.ts'
 import { unmetClaims } from './claims.ts'
-import { meetsStepUp, stepUpLoginUrl, stepUpReturnTo, type StepUp } from './step-up.ts'
+import { meetsStepUp, stepUpIdp, stepUpLoginUrl, stepUpReturnTo, type StepUp } from './step-up.ts'
 
 /** Why the user checks refused a session, and what the answer must tell the SPA. */
 export type AccessRefusal =
@@ -115,7 +115,9 @@ export async function checkAccess(
   if (result.kind === 'error') throw result.error
   const session = result.session
 
-  const refusal = accessRefusal(route, session, s.config, Math.floor(s.now() / 1000))
+  // The user's claims are read through the claims map of the IdP the session came from.
+  const claims = s.idps.of(session)?.config.claims ?? {}
+  const refusal = accessRefusal(route, session, { claims }, Math.floor(s.now() / 1000))
   if (!refusal) return { session }
   await denied(s, route, refusal.reason, refusal.key, session)
   const headers = { 'Cache-Control': 'no-store' }
@@ -144,7 +146,7 @@ export async function checkAccess(
           message: 'This needs a stronger or more recent login.',
           acr: refusal.stepUp.acr,
           maxAge: refusal.stepUp.maxAge,
-          loginUrl: stepUpLoginUrl(returnTo, refusal.stepUp),
+          loginUrl: stepUpLoginUrl(returnTo, refusal.stepUp, stepUpIdp(s.config, session)),
         },
         401,
         headers

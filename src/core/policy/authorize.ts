@@ -51,8 +51,12 @@ export interface PolicyPointOptions {
   /** The BFF's clock, epoch milliseconds. */
   now: () => number
   log: Logger
-  /** The IdP's claims map (normalised name -> dot path): the PDP gets the mapped names too. */
-  claims?: Readonly<Record<string, string>>
+  /**
+   * The claims map (normalised name -> dot path) of the IdP, or of each session's IdP: the PDP
+   * gets the mapped names too.
+   */
+  claims?:
+    Readonly<Record<string, string>> | ((session: Session) => Readonly<Record<string, string>>)
   /** Where refusals are counted, with the other policies' (`bff_policy_denials_total`). */
   denials?: DenialCounter
   /** @default PDP_TIMEOUT_MS */
@@ -121,7 +125,13 @@ export function policyPoint(options: PolicyPointOptions): PolicyPoint {
       const policy = route.authorize
       if (!policy) return
       const path = pathname.slice(route.prefix.length)
-      const input = inputOf(route, method, path, session, options.claims ?? {})
+      const mapping =
+        typeof options.claims === 'function'
+          ? session
+            ? options.claims(session)
+            : {}
+          : (options.claims ?? {})
+      const input = inputOf(route, method, path, session, mapping)
       // The session id is random and never leaves the BFF; with the generation it names one set
       // of tokens and claims. Without a session there is nothing to key a decision to.
       const key =

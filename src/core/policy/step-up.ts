@@ -15,8 +15,10 @@ export interface StepUp {
  * `/bff/login?returnTo=…&acr=…&maxAge=…`: the login that meets `stepUp`, back to `returnTo` (a
  * same-origin path, checked by the caller). `acr` values are space-separated, as `acr_values`.
  */
-export function stepUpLoginUrl(returnTo: string, stepUp: StepUp): string {
+export function stepUpLoginUrl(returnTo: string, stepUp: StepUp, idp?: string): string {
   const query = new URLSearchParams({ returnTo })
+  // With several IdPs the step-up goes to the one the session came from, not the default.
+  if (idp !== undefined) query.set('idp', idp)
   if (stepUp.acr?.length) query.set('acr', stepUp.acr.join(' '))
   if (stepUp.maxAge !== undefined) query.set('maxAge', String(stepUp.maxAge))
   return `/bff/login?${query}`
@@ -54,4 +56,12 @@ export function stepUpReturnTo(referer: string | undefined, baseUrl: string): st
   }
   if (url.origin !== new URL(baseUrl).origin) return '/'
   return safeReturnTo(url.pathname + url.search, baseUrl) ?? '/'
+}
+
+/** The IdP a step-up login names: the session's, when there are several to choose from. */
+export function stepUpIdp(
+  config: { idps?: readonly unknown[] },
+  session: { idp?: string } | null | undefined
+): string | undefined {
+  return (config.idps?.length ?? 1) > 1 ? session?.idp : undefined
 }

@@ -9,7 +9,7 @@
 import type { Context } from 'hono'
 import type { ApiRoute } from '../config/options.ts'
 import type { BffServices } from '../services.ts'
-import { stepUpLoginUrl, stepUpReturnTo, type StepUp } from '../policy/step-up.ts'
+import { stepUpIdp, stepUpLoginUrl, stepUpReturnTo, type StepUp } from '../policy/step-up.ts'
 import { parseAcrValues, parseMaxAge } from '../policy/step-up-params.ts'
 
 /** One challenge of a `WWW-Authenticate` value: the scheme in lower case, its parameters. */
@@ -168,7 +168,8 @@ export async function stepUpRequired(
       message: 'This needs a stronger or more recent login.',
       acr: stepUp.acr,
       maxAge: stepUp.maxAge,
-      loginUrl: stepUpLoginUrl(returnTo, stepUp),
+      // The request's session, as the route's policy loaded it.
+      loginUrl: stepUpLoginUrl(returnTo, stepUp, stepUpIdp(s.config, c.get('session'))),
     },
     401,
     { 'Cache-Control': 'no-store' }

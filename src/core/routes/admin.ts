@@ -1,8 +1,9 @@
 /**
  * A small admin API, off unless `BFF_ADMIN_TOKEN` is set: list a user's sessions and end one or all.
- *   GET    /bff/admin/sessions?sub=…          -> { sessions: [{ sid, createdAt, expiresAt, absoluteExpiresAt }] }
- *   DELETE /bff/admin/sessions?sub=…[&sid=…]  -> { ended } ({ ended: 0, counted: false } and no
- *                                               sid form in cookie mode: see below)
+ *   GET    /bff/admin/sessions?sub=…[&idp=…]          -> { sessions: [{ idp, sid, createdAt, expiresAt, absoluteExpiresAt }] }
+ *   DELETE /bff/admin/sessions?sub=…[&idp=…][&sid=…]  -> { ended } ({ ended: 0, counted: false }
+ *                                                        and no sid form in cookie mode: see below)
+ * A user is the pair (idp, sub): with several IdPs `idp` is required, with one it defaults to it.
  * Bearer-protected with a constant-time compare. Never returns a token or a session id.
  */
 import { Hono } from 'hono'
@@ -33,10 +34,12 @@ export function adminRoute(s: BffServices) {
 
   app.get('/bff/admin/sessions', async (c) => {
     const sub = requiredSub(c.req.query('sub'))
+    const idp = idpOf(s, c.req.queries('idp'))
     // A store that cannot list (sessions in browsers' cookies) refuses: 501 not_supported.
-    const sessions = await s.sessions.store.listBySub(sub)
+    const sessions = ofIdp(s, idp, await s.sessions.store.listBySub(sub, idp))
     return c.json({
       sessions: sessions.map((session) => ({
+        idp,
         sid: session.sid,
         createdAt: session.createdAt,
         expiresAt: session.expiresAt,
@@ -47,6 +50,7 @@ export function adminRoute(s: BffServices) {
 
   app.delete('/bff/admin/sessions', async (c) => {
     const sub = requiredSub(c.req.query('sub'))
+    const idp = idpOf(s, c.req.queries('idp'))
     const sid = c.req.query('sid')
     const store = s.sessions.store
     // Sessions that live in browsers' cookies can be revoked, but not counted, nor can a sid be
@@ -54,7 +58,7 @@ export function adminRoute(s: BffServices) {
     let ended: number
     let counted: boolean
     if (sid) {
-      const own = await listed(store, sub)
+      const own = await listed(store, sub, idp)
       if (!own) {
         throw new BffError(
           501,
@@ -62,25 +66,48 @@ export function adminRoute(s: BffServices) {
           `The ${store.kind} store cannot tell whose session a sid is: end all of the user's sessions (without sid), or use back-channel logout.`
         )
       }
-      // Only a session of this subject: an admin naming the wrong pair ends nothing.
-      ended = own.some((x) => x.sid === sid) ? await store.deleteBySid(sid) : 0
+      // Only a session of this user: an admin naming the wrong pair ends nothing.
+      ended = ofIdp(s, idp, own).some((x) => x.sid === sid) ? await store.deleteBySid(sid, idp) : 0
       counted = true
     } else {
-      ended = await store.deleteBySub(sub)
+      ended = await store.deleteBySub(sub, idp)
       // Asked after the deletion, when a store that can list has nothing left to read.
-      counted = (await listed(store, sub)) !== null
+      counted = (await listed(store, sub, idp)) !== null
     }
-    s.log('info', 'admin.revoke', { sub: await subjectHash(sub), one: Boolean(sid), ended })
+    s.log('info', 'admin.revoke', { idp, sub: await subjectHash(sub), one: Boolean(sid), ended })
     return c.json(counted ? { ended } : { ended, counted })
   })
 
   return app
 }
 
+/** `&idp=`: required with several IdPs (a user is the pair idp, sub), else the one. */
+function idpOf(s: BffServices, names: string[] | undefined): string {
+  if (!names) {
+    if (s.idps.list.length === 1) return s.idps.first.config.name
+    throw new BffError(
+      400,
+      'invalid_request',
+      'The "idp" query parameter is required: several IdPs are configured.'
+    )
+  }
+  const idp = names.length === 1 ? s.idps.byName(names[0]!) : undefined
+  if (!idp) {
+    const known = s.idps.list.map((one) => one.config.name).join(', ')
+    throw new BffError(400, 'unknown_idp', `idp must name one configured IdP: ${known}.`)
+  }
+  return idp.config.name
+}
+
+/** Only the IdP's own: a store hands sessions from before the IdP was recorded to any `idp`. */
+function ofIdp(s: BffServices, idp: string, sessions: Session[]): Session[] {
+  return sessions.filter((session) => s.idps.of(session)?.config.name === idp)
+}
+
 /** The subject's sessions, or null from a store that cannot list them (`not_supported`). */
-async function listed(store: SessionStore, sub: string): Promise<Session[] | null> {
+async function listed(store: SessionStore, sub: string, idp: string): Promise<Session[] | null> {
   try {
-    return await store.listBySub(sub)
+    return await store.listBySub(sub, idp)
   } catch (err) {
     if (err instanceof BffError && err.code === 'not_supported') return null
     throw err

@@ -1,11 +1,14 @@
 /**
- * `POST /bff/backchannel`: OpenID Connect Back-Channel Logout 1.0. The IdP posts a signed logout
- * token; every session it names (by `sid`, else all of the `sub`'s) ends in every store. Anything
+ * `POST /bff/backchannel` (the single IdP of the settings) or `/bff/backchannel/<name>` (each IdP
+ * of `idps`): OpenID Connect Back-Channel Logout 1.0. The IdP posts a signed logout
+ * token; every session of that IdP it names (by `sid`, else all of the `sub`'s) ends in every
+ * store. Anything
  * invalid answers 400 and changes nothing.
  */
-import { Hono } from 'hono'
+import { Hono, type Context } from 'hono'
 import { BffError } from '../errors.ts'
 import { subjectHash } from '../observe/log.ts'
+import type { Idp } from '../oidc/idps.ts'
 import { LOGOUT_TOKEN_MAX_AGE_SECONDS } from '../oidc/logout-token.ts'
 import { refuseCrossSiteWrite } from '../policy/csrf.ts'
 import type { BffServices } from '../services.ts'
@@ -13,7 +16,15 @@ import type { BffServices } from '../services.ts'
 const MAX_BODY_BYTES = 64 * 1024
 
 export function backchannelRoute(s: BffServices) {
-  return new Hono().post('/bff/backchannel', async (c) => {
+  const app = new Hono()
+  // Each IdP at its own address, its tokens checked against its own issuer, audience and keys: a
+  // token of one IdP posted to another's address is refused, and ends only that IdP's sessions.
+  for (const idp of s.idps.list) {
+    app.post(idp.config.backchannelPath, (c) => backchannel(c, idp))
+  }
+  return app
+
+  async function backchannel(c: Context, idp: Idp) {
     c.header('Cache-Control', 'no-store')
     refuseCrossSiteWrite(c) // the IdP calls server to server; a browser has no business here
     const type = c.req.header('content-type') ?? ''
@@ -35,8 +46,11 @@ export function backchannelRoute(s: BffServices) {
     const token = new URLSearchParams(body).get('logout_token')
     if (!token) throw badRequest('logout_token is missing.')
 
-    const claims = await s.oidc.validateLogoutToken(token)
-    const replayKey = `logout-jti:${claims.jti}`
+    const claims = await idp.oidc.validateLogoutToken(token)
+    const name = idp.config.name
+    // jti is unique per issuer only; the first IdP's keys stay as they were.
+    const replayKey =
+      idp === s.idps.first ? `logout-jti:${claims.jti}` : `logout-jti:${name}:${claims.jti}`
     // Remembered past the token's maximum age, after which the iat check refuses it anyway.
     if (!(await s.replay.claim(replayKey, LOGOUT_TOKEN_MAX_AGE_SECONDS + 60))) {
       throw new BffError(400, 'invalid_logout_token', 'The logout token was already used.')
@@ -44,8 +58,8 @@ export function backchannelRoute(s: BffServices) {
     let ended: number
     try {
       ended = claims.sid
-        ? await s.sessions.store.deleteBySid(claims.sid)
-        : await s.sessions.store.deleteBySub(claims.sub!)
+        ? await s.sessions.store.deleteBySid(claims.sid, name)
+        : await s.sessions.store.deleteBySub(claims.sub!, name)
     } catch (err) {
       // The IdP retries a failed delivery: the same token must then be accepted.
       await s.replay.release(replayKey).catch(() => {})
@@ -54,12 +68,13 @@ export function backchannelRoute(s: BffServices) {
       })
     }
     s.log('info', 'logout.backchannel', {
+      idp: name,
       by: claims.sid ? 'sid' : 'sub',
       sub: claims.sub ? await subjectHash(claims.sub) : undefined,
       sessions: ended,
     })
     return c.body(null, 200)
-  })
+  }
 }
 
 function badRequest(message: string) {

@@ -1,15 +1,17 @@
 /**
- * `GET /bff/callback`: finishes the code flow. openid-client checks state, PKCE, nonce, `iss`, the
+ * `GET /bff/callback` (the single IdP of the settings) or `/bff/callback/<name>` (each IdP of
+ * `idps`): finishes the code flow. openid-client checks state, PKCE, nonce, `iss`, the
  * ID token's signature, `aud` and expiry; any failure is a 400 page and no session. The transaction
  * cookie is deleted whatever happens, and each transaction is used once on the server side (the
  * replay guard, shared wherever the deployment shares one), so a copied cookie replayed never
  * makes the BFF call the IdP's token endpoint again. A step-up login (`acr`, `maxAge`) must bring
  * what it asked for, else a 403 page `step_up_failed` and the browser's session stays as it was.
  */
-import { Hono } from 'hono'
+import { Hono, type Context } from 'hono'
 import { BffError } from '../errors.ts'
 import { subjectHash } from '../observe/log.ts'
 import { AuthorizationError } from '../oidc/errors.ts'
+import type { Idp } from '../oidc/idps.ts'
 import { stepUpProblem } from '../policy/step-up-params.ts'
 import { cookieNames, isSecureOrigin } from '../session/cookie-names.ts'
 import {
@@ -39,7 +41,15 @@ export function callbackRoute(s: BffServices) {
   const { baseUrl } = s.config
   const secure = isSecureOrigin(baseUrl)
 
-  return new Hono<BffEnv>().get('/bff/callback', async (c) => {
+  const app = new Hono<BffEnv>()
+  // Each IdP at its own address (RFC 9700 4.4.2): the address a response comes back to says
+  // which IdP it claims to be from, and the transaction must have been started for that one.
+  for (const idp of s.idps.list) {
+    app.get(idp.config.callbackPath, (c) => callback(c, idp))
+  }
+  return app
+
+  async function callback(c: Context<BffEnv>, idp: Idp) {
     const state = c.req.query('state')
     if (!state) throw invalidCallback('missing_state')
     const txName = transactionCookieName(baseUrl, state)
@@ -51,6 +61,12 @@ export function callbackRoute(s: BffServices) {
     }
     const tx = sealedTx ? await s.sealer.unseal<LoginTransactionCookie>(sealedTx) : null
     if (!tx) throw invalidCallback('no_login_in_progress')
+    // Mix-up: a transaction started for another IdP never has its code sent to this one's token
+    // endpoint, nor this one's code to the other's; no session comes of it.
+    if ((tx.idp ?? s.idps.first.config.name) !== idp.config.name) {
+      s.log('warn', 'login.idp_mismatch', { idp: idp.config.name, started: tx.idp })
+      throw invalidCallback('idp_mismatch')
+    }
     // Claimed before the token endpoint is called: a replayed cookie (any number of times, from
     // anywhere, within its 10 minutes) must not spend the BFF's client credentials at the IdP.
     // Kept until the sealed transaction has expired anyway; never given back, as the code it
@@ -68,10 +84,10 @@ export function callbackRoute(s: BffServices) {
     }
     if (!fresh) throw invalidCallback('login_transaction_used')
 
-    const callbackUrl = new URL(`${baseUrl}/bff/callback${new URL(c.req.url).search}`)
+    const callbackUrl = new URL(`${idp.oidc.redirectUri}${new URL(c.req.url).search}`)
     let tokens
     try {
-      tokens = await s.oidc.callback(callbackUrl, tx)
+      tokens = await idp.oidc.callback(callbackUrl, tx)
     } catch (err) {
       if (!(err instanceof AuthorizationError)) throw err
       if (tx.prompt === 'none') {
@@ -79,11 +95,11 @@ export function callbackRoute(s: BffServices) {
         const error = SILENT_LOGIN_ERRORS.has(err.error) ? err.error : 'login_required'
         const target = new URL(tx.returnTo, baseUrl)
         target.searchParams.set('error', error)
-        s.log('info', 'login.silent_failed', { reason: error })
+        s.log('info', 'login.silent_failed', { idp: idp.config.name, reason: error })
         c.header('Cache-Control', 'no-store')
         return c.redirect(target.pathname + target.search + target.hash, 302)
       }
-      s.log('warn', 'login.refused', { reason: err.error })
+      s.log('warn', 'login.refused', { idp: idp.config.name, reason: err.error })
       throw new BffError(400, 'login_failed', 'The identity provider did not complete the login.', {
         cause: err,
       })
@@ -93,7 +109,7 @@ export function callbackRoute(s: BffServices) {
     const nowMs = s.now()
     const nowSeconds = Math.floor(nowMs / 1000)
     if (tx.acr || tx.maxAge !== undefined) {
-      await checkStepUp(s, claims, tx, nowSeconds)
+      await checkStepUp(s, claims, tx, nowSeconds, idp.config.name)
     }
     // Never longer than the refresh token allows, when the IdP says how long that is.
     const absoluteExpiresAt = Math.min(
@@ -105,9 +121,9 @@ export function callbackRoute(s: BffServices) {
       sid: typeof claims.sid === 'string' && claims.sid ? claims.sid : randomId(),
       sub: String(claims.sub),
       claims,
-      idp: s.config.idpName,
+      idp: idp.config.name,
       // RFC 6749 5.1: a response without `scope` granted what was asked for.
-      scope: tokens.scope ?? s.config.scopes,
+      scope: tokens.scope ?? idp.config.scopes,
       idToken: tokens.idToken,
       accessToken: tokens.accessToken,
       refreshToken: tokens.refreshToken,
@@ -130,11 +146,12 @@ export function callbackRoute(s: BffServices) {
       appendSetCookie(c, serializeCookie(loggedOut, '', { secure, sameSite: 'Lax', maxAge: 0 }))
     }
     s.log('info', 'login.success', {
+      idp: idp.config.name,
       sub: await subjectHash(session.sub),
       store: s.sessions.store.kind,
     })
     return c.redirect(tx.returnTo, 302)
-  })
+  }
 }
 
 /**
@@ -147,16 +164,17 @@ async function checkStepUp(
   s: BffServices,
   claims: Record<string, unknown>,
   tx: LoginTransactionCookie,
-  nowSeconds: number
+  nowSeconds: number,
+  idp: string
 ): Promise<void> {
   const problem = stepUpProblem(claims, tx, nowSeconds)
   const sub = await subjectHash(String(claims.sub))
   const acr = typeof claims.acr === 'string' ? claims.acr : undefined
   if (!problem) {
-    s.log('info', 'login.step_up', { sub, acr })
+    s.log('info', 'login.step_up', { idp, sub, acr })
     return
   }
-  s.log('warn', 'login.step_up_failed', { sub, reason: problem, acr })
+  s.log('warn', 'login.step_up_failed', { idp, sub, reason: problem, acr })
   throw new BffError(
     403,
     'step_up_failed',
@@ -167,7 +185,7 @@ async function checkStepUp(
 
 /** `reason` is a code for the log (`Error:missing_state`), never shown to the client. */
 function invalidCallback(
-  reason: 'missing_state' | 'no_login_in_progress' | 'login_transaction_used'
+  reason: 'missing_state' | 'no_login_in_progress' | 'login_transaction_used' | 'idp_mismatch'
 ) {
   return new BffError(400, 'invalid_callback', 'This login link is invalid or was already used.', {
     cause: Object.assign(new Error(reason), { code: reason }),

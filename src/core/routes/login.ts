@@ -12,6 +12,7 @@ import {
 import { sealExpiresAt } from '../session/seal.ts'
 import { MAX_ACR_VALUES, parseAcrValues, parseMaxAge } from '../policy/step-up-params.ts'
 import type { StepUp } from '../policy/step-up.ts'
+import type { Idp } from '../oidc/idps.ts'
 import type { BffServices } from '../services.ts'
 
 /** What the transaction cookie carries from login to callback, sealed. */
@@ -20,6 +21,11 @@ export interface LoginTransactionCookie {
   nonce: string
   codeVerifier: string
   returnTo: string
+  /**
+   * The IdP the login was started at: only its callback takes the transaction (mix-up defence,
+   * RFC 9700 4.4). Absent in transactions from before several IdPs, which belong to the first.
+   */
+  idp?: string
   prompt?: string
   /** Step-up: the ID token's `acr` must be one of these. */
   acr?: readonly string[]
@@ -64,6 +70,7 @@ export function loginRoute(s: BffServices) {
       )
     }
     const stepUp = stepUpQuery(c.req.queries('acr'), c.req.queries('maxAge'))
+    const idp = idpQuery(s, c.req.queries('idp'))
     const cookies = requestCookies(c)
     if (prompt === 'none' && cookies[cookieNames(baseUrl).loggedOut]) {
       // Logged out in this browser: a silent login could only bring back the login the user
@@ -74,12 +81,13 @@ export function loginRoute(s: BffServices) {
       c.header('Cache-Control', 'no-store')
       return c.redirect(target.pathname + target.search + target.hash, 302)
     }
-    const request = await s.oidc.authorizationRequest({ prompt, ...stepUp })
+    const request = await idp.oidc.authorizationRequest({ prompt, ...stepUp })
     const tx: LoginTransactionCookie = {
       state: request.state,
       nonce: request.nonce,
       codeVerifier: request.codeVerifier,
       returnTo,
+      idp: idp.config.name,
       ...(prompt ? { prompt } : {}),
       ...stepUp,
     }
@@ -114,9 +122,25 @@ export function loginRoute(s: BffServices) {
       serializeCookie(txName, sealed, { secure, sameSite: 'Lax', maxAge: TRANSACTION_TTL_SECONDS })
     )
     c.header('Cache-Control', 'no-store')
-    s.log('info', 'login.start', { prompt, acr: stepUp.acr?.join(' '), maxAge: stepUp.maxAge })
+    s.log('info', 'login.start', {
+      idp: idp.config.name,
+      prompt,
+      acr: stepUp.acr?.join(' '),
+      maxAge: stepUp.maxAge,
+    })
     return c.redirect(request.url.href, 302)
   })
+}
+
+/** `?idp=<name>`: one of the configured IdPs (400 `unknown_idp` otherwise); default the first. */
+function idpQuery(s: BffServices, names: string[] | undefined): Idp {
+  if (!names) return s.idps.first
+  const idp = names.length === 1 ? s.idps.byName(names[0]!) : undefined
+  if (!idp) {
+    const known = s.idps.list.map((one) => one.config.name).join(', ')
+    throw new BffError(400, 'unknown_idp', `idp must name one configured IdP: ${known}.`)
+  }
+  return idp
 }
 
 /**

@@ -32,23 +32,30 @@ export function logoutRoute(s: BffServices) {
         maxAge: s.config.sessionLifetimeSeconds,
       })
     )
-    if (session) s.log('info', 'logout', { sub: await subjectHash(session.sub) })
-    if (session?.refreshToken) {
+    // The session's own IdP; without a session, the only one (with several, none can be told).
+    const idp = session ? s.idps.of(session) : s.idps.list.length === 1 ? s.idps.first : undefined
+    if (session) {
+      s.log('info', 'logout', { idp: session.idp, sub: await subjectHash(session.sub) })
+    }
+    if (session?.refreshToken && idp) {
       // Best effort: the session is already gone here; a failed revocation is logged, not shown.
-      await s.oidc.revoke(session.refreshToken, 'refresh_token').catch((err) => {
-        s.log('warn', 'logout.revocation_failed', { reason: errorReason(err) })
+      await idp.oidc.revoke(session.refreshToken, 'refresh_token').catch((err) => {
+        s.log('warn', 'logout.revocation_failed', { idp: session.idp, reason: errorReason(err) })
       })
     }
     // Also without a session here (it timed out, or ended elsewhere): the login at the IdP may
     // still be alive, and would log the browser straight back in. Without an ID token to hint
     // with, the IdP asks the user to confirm.
-    const endSession = await s.oidc
+    const endSession = await idp?.oidc
       .endSessionUrl({
         idTokenHint: session?.idToken,
         postLogoutRedirectUri: baseUrl + postLogoutRedirect,
       })
       .catch((err) => {
-        s.log('warn', 'logout.end_session_unavailable', { reason: errorReason(err) })
+        s.log('warn', 'logout.end_session_unavailable', {
+          idp: idp.config.name,
+          reason: errorReason(err),
+        })
         return null
       })
     return c.redirect(endSession?.href ?? postLogoutRedirect, 302)

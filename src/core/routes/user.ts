@@ -38,7 +38,11 @@ export function userRoute(s: BffServices) {
     const body: UserInfo = {
       sub: session.sub,
       idp: session.idp,
-      claims: { ...userClaims(session.claims), ...mappedClaims(session.claims, s.config.claims) },
+      claims: {
+        ...userClaims(session.claims),
+        // Through the claims map of the IdP the session came from.
+        ...mappedClaims(session.claims, s.idps.of(session)?.config.claims ?? {}),
+      },
       acr: typeof acr === 'string' ? acr : undefined,
       authTime: typeof authTime === 'number' ? authTime : undefined,
       expiresAt: session.expiresAt,

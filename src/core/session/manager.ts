@@ -60,6 +60,11 @@ export interface SessionManagerOptions {
    * to fit the cookie keeps them, so a route does not refuse a user for the cookie's size.
    */
   policyClaims?: readonly string[]
+  /**
+   * Whether a stored session may still be used: one that may not (its IdP is no longer
+   * configured) is ended and its cookie cleared, as an expired one.
+   */
+  belongs?: (session: Session) => boolean
   log?: Logger
   /** Epoch milliseconds. */
   now?: () => number
@@ -160,6 +165,10 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       const ref = sealed ? await sealer.unseal<SessionRef>(sealed, { cache: true }) : null
       c.set('sessionRef', ref)
       let session = ref ? await orStoreUnavailable(store.get(ref)) : null
+      if (session && options.belongs && !options.belongs(session)) {
+        await orStoreUnavailable(store.delete(session))
+        session = null
+      }
       c.set('session', session)
       if (!session) {
         // A cookie that leads nowhere (ended, expired, forged) is removed from the browser.

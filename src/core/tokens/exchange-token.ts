@@ -15,7 +15,7 @@
  * write lost to a parallel request only costs a look-up (or an exchange) later.
  */
 import { BffError } from '../errors.ts'
-import type { OidcClient } from '../oidc/types.ts'
+import { oidcOfSession, type SessionOidc } from '../oidc/idps.ts'
 import type { ExchangedToken, Session } from '../session/types.ts'
 import { sharedTokenKey, type SharedToken, type SharedTokenCoordinator } from './shared-token.ts'
 import { skewFor } from './token-manager.ts'
@@ -39,7 +39,8 @@ export interface TokenExchanges {
 }
 
 export interface TokenExchangesOptions {
-  oidc: OidcClient
+  /** The IdP the exchange goes to: the one that issued the session's token (`oidcFor`). */
+  oidc: SessionOidc
   skewSeconds: number
   /** Shares exchanged tokens across instances; without it, this process only. */
   coordinator?: SharedTokenCoordinator
@@ -63,7 +64,8 @@ async function digest(token: string): Promise<string> {
 }
 
 export function createTokenExchanges(options: TokenExchangesOptions): TokenExchanges {
-  const { oidc, skewSeconds, coordinator } = options
+  const { skewSeconds, coordinator } = options
+  const oidcFor = oidcOfSession(options.oidc)
   const now = options.now ?? Date.now
   const graceMs = (options.graceSeconds ?? 30) * 1000
   const inFlight = new Map<string, Promise<SharedToken>>()
@@ -85,7 +87,7 @@ export function createTokenExchanges(options: TokenExchangesOptions): TokenExcha
 
   /** One exchange at the IdP. */
   async function exchange(session: Session, target: ExchangeTarget): Promise<SharedToken> {
-    const token = await oidc.exchange(session.accessToken, target)
+    const token = await oidcFor(session).exchange(session.accessToken, target)
     return {
       accessToken: token.accessToken,
       expiresAt: token.expiresAt,

@@ -34,7 +34,9 @@ export async function routeToken(
 ): Promise<string | undefined> {
   const mode = route.token ?? 'user'
   if (mode === 'none' || (mode === 'optional' && !session)) return undefined
-  const missing = await s.oidc.unsupportedGrant(route)
+  // Client credentials are the first IdP's; every other grant goes to the session's own IdP.
+  const oidc = mode === 'client' || !session ? s.oidc : s.idps.oidcFor(session)
+  const missing = await oidc.unsupportedGrant(route)
   if (missing) {
     throw new BffError(
       503,

@@ -16,7 +16,7 @@
  * session's tokens goes again from the newer generation.
  */
 import { BffError } from '../errors.ts'
-import type { OidcClient } from '../oidc/types.ts'
+import { oidcOfSession, type SessionOidc } from '../oidc/idps.ts'
 import { userClaims } from '../oidc/id-token.ts'
 import type { Session } from '../session/types.ts'
 import { singleFlight, type RefreshCoordinator } from './refresh-coordinator.ts'
@@ -40,7 +40,8 @@ export interface TokenManager {
 }
 
 export interface TokenManagerOptions {
-  oidc: OidcClient
+  /** The IdP client refreshes go to: one, or each session's own (`IdpRegistry.oidcFor`). */
+  oidc: SessionOidc
   /**
    * Makes a refresh happen once across every instance sharing the sessions (a Redis lock, a
    * Durable Object). Without it, refreshes are single-flight within this process only.
@@ -93,7 +94,8 @@ interface RecentRefresh {
 const TRANSIENT = new Set(['idp_unavailable', 'idp_timeout'])
 
 export function createTokenManager(options: TokenManagerOptions): TokenManager {
-  const { oidc, skewSeconds } = options
+  const { skewSeconds } = options
+  const oidcFor = oidcOfSession(options.oidc)
   const now = options.now ?? Date.now
   const graceMs = (options.graceSeconds ?? 30) * 1000
   const retryDelaysMs = options.retryDelaysMs ?? [100, 400]
@@ -130,7 +132,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
 
   /** One refresh grant at the IdP; the caller ensures it is the only one. */
   async function grant(session: Session): Promise<Session> {
-    const tokens = await oidc.refresh(session.refreshToken!, session.sub)
+    const tokens = await oidcFor(session).refresh(session.refreshToken!, session.sub)
     return {
       ...session,
       accessToken: tokens.accessToken,
@@ -163,7 +165,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     const { coordinator } = options
     const once = (current: Session) =>
       withRetries(() =>
-        resource === undefined ? grant(current) : resourceGrant(oidc, current, resource)
+        resource === undefined ? grant(current) : resourceGrant(oidcFor(current), current, resource)
       )
     const refreshed = coordinator
       ? await coordinator.refreshOnce(session, once, resource).catch((err) => {

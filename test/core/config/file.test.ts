@@ -144,14 +144,70 @@ describe('BFF_CONFIG: refusals name the JSON path, all at once', () => {
     expect(problems).toEqual(['BFF_CONFIG idps.corp.scopes: must include "openid", got "profile"'])
   })
 
-  it('refuses several IdPs until they are supported', () => {
+  it('takes several IdPs, each with its own callback and back-channel path, in order', () => {
     const file = goodWith((f) => {
-      ;(f.idps as Record<string, unknown>).partner = { ...f.idps.corp, clientSecret: 'p' }
+      ;(f.idps as Record<string, unknown>).partner = {
+        issuer: 'https://login.partner.example',
+        clientId: 'partner-app',
+        clientSecret: 'p',
+        clientAuth: 'client_secret_post',
+        claims: { roles: 'groups' },
+      }
+    })
+    const config = parse(file)
+    expect(
+      config.idps.map(({ name, label, issuer, clientId, clientAuth, callbackPath, claims }) => ({
+        name,
+        label,
+        issuer: issuer.href,
+        clientId,
+        clientAuth,
+        callbackPath,
+        claims,
+      }))
+    ).toEqual([
+      {
+        name: 'corp',
+        label: 'Corporate login',
+        issuer: 'https://login.corp.example/',
+        clientId: 'bff',
+        clientAuth: 'client_secret_basic',
+        callbackPath: '/bff/callback/corp',
+        claims: {},
+      },
+      {
+        name: 'partner',
+        label: 'partner',
+        issuer: 'https://login.partner.example/',
+        clientId: 'partner-app',
+        clientAuth: 'client_secret_post',
+        callbackPath: '/bff/callback/partner',
+        claims: { roles: 'groups' },
+      },
+    ])
+    expect(config.idps[1]!.backchannelPath).toBe('/bff/backchannel/partner')
+    // The first IdP is the one the top-level fields describe.
+    expect([config.idpName, config.clientId]).toEqual(['corp', 'bff'])
+    expect(problemsOf({ idps: {} })).toEqual(['BFF_CONFIG idps: must name an IdP'])
+  })
+
+  it("names each IdP's problems under its own path", () => {
+    const file = goodWith((f) => {
+      ;(f.idps as Record<string, unknown>).partner = {
+        issuer: 'http://login.partner.example',
+        clientId: 'x',
+        clientSecret: 'p',
+        scopes: 'profile',
+      }
     })
     expect(problemsOf(file)).toEqual([
-      'BFF_CONFIG idps: several IdPs are not supported yet (corp, partner): keep one',
+      'BFF_CONFIG idps.partner.issuer: must use https (http is allowed only on localhost), got "http://login.partner.example/"',
+      'BFF_CONFIG idps.partner.scopes: must include "openid", got "profile"',
     ])
-    expect(problemsOf({ idps: {} })).toEqual(['BFF_CONFIG idps: must name an IdP'])
+    // BFF_CLIENT_AUTH is the default of an IdP without clientAuth, and named as itself.
+    expect(problemsOf(goodFile, { ...base, CORP_SECRET: 's', BFF_CLIENT_AUTH: 'tls' })).toEqual([
+      'BFF_CLIENT_AUTH must be one of client_secret_basic, client_secret_post, got "tls"',
+    ])
   })
 
   it('names a missing ${NAME} and where it is used, without other noise', () => {

@@ -61,9 +61,9 @@ describe('createBff(options): mistakes throw at construction, naming the option'
       '"issuer" must use https (http is allowed only on localhost), got "http://idp.example.com/"',
       '"clientId" must be a non-empty string',
       '"clientSecret" must be a non-empty string',
+      '"scopes" must include "openid", got "profile"',
       '"baseUrl" must be an origin without path, query or fragment, got "https://app.example.com/app"',
       '"sessionSecret" entry 2 is 5 characters; each must be at least 32',
-      '"scopes" must include "openid", got "profile"',
       '"routes[0].prefix" prefix "/bff/x/" must be a plain path starting with "/" and not under /bff',
       '"routes[1].upstream" must be a URL or a string',
       '"sessionStore" must be one of cookie, memory, redis, durable-object, got "postgres"',
@@ -136,6 +136,20 @@ describe('resolved options: the defaults', () => {
       cookieTotalBytes: 8192,
       idpName: 'default',
       claims: {},
+      idps: [
+        {
+          name: 'default',
+          label: 'default',
+          issuer: new URL('https://idp.example.com'),
+          clientId: 'bff-client',
+          clientSecret: 'client-secret-value',
+          clientAuth: 'client_secret_basic',
+          scopes: 'openid profile email offline_access',
+          claims: {},
+          callbackPath: '/bff/callback',
+          backchannelPath: '/bff/backchannel',
+        },
+      ],
     })
     expect(Object.isFrozen(config)).toBe(true)
     expect(Object.isFrozen(config.sessionSecrets)).toBe(true)
