@@ -15,6 +15,7 @@ import {
   type DemoParts,
 } from '../../src/demo/parts.ts'
 import { claimAt } from '../../src/core/policy/claims.ts'
+import { optionsFromEnv } from '../../src/core/config/env.ts'
 import { createCookieJar, redirectLocation } from '../helpers/http.ts'
 import { loginAtIdp } from '../helpers/idp-login.ts'
 
@@ -93,12 +94,20 @@ describe('the demo with its config file: two IdPs', () => {
     })
   })
 
-  it('registers the BFF at each IdP with that IdP’s callback and back-channel URIs', () => {
+  it('registers the BFF at each IdP with the callback and back-channel URIs the BFF uses for it', () => {
+    // The BFF's own reading of the settings and the file, as npm start hands them over.
+    const config = optionsFromEnv(demo.settings, { configFile: demo.configFile })
+    expect(config.idps.map(({ name, label }) => ({ name, label }))).toEqual([
+      { name: 'corp', label: 'Corp' },
+      { name: 'partner', label: 'Partner' },
+    ])
     for (const { name, idp, clientId } of demo.idps) {
       const bff = idp.clients.find((c) => c.client_id === clientId)
+      const resolved = config.idps.find((c) => c.name === name)!
+      expect(resolved.callbackPath).toBe(`/bff/callback/${name}`)
       expect(bff).toMatchObject({
-        redirect_uris: [`${BASE_URL}/bff/callback/${name}`],
-        backchannel_logout_uri: `${BASE_URL}/bff/backchannel/${name}`,
+        redirect_uris: [`${BASE_URL}${resolved.callbackPath}`],
+        backchannel_logout_uri: `${BASE_URL}${resolved.backchannelPath}`,
       })
     }
   })
@@ -160,9 +169,11 @@ describe('the demo with BFF_API given: one IdP from the settings', () => {
       BFF_CLIENT_SECRET: only!.clientSecret,
       BFF_API: '/api/=http://127.0.0.1:9/',
     })
+    const [resolved] = optionsFromEnv(demo.settings).idps
+    expect(resolved).toMatchObject({ name: 'default', callbackPath: '/bff/callback' })
     expect(only!.idp.clients[0]).toMatchObject({
       redirect_uris: [`${BASE_URL}/bff/callback`],
-      backchannel_logout_uri: `${BASE_URL}/bff/backchannel`,
+      backchannel_logout_uri: `${BASE_URL}${resolved!.backchannelPath}`,
     })
     const { idToken } = await logIn(only!, `${BASE_URL}/bff/callback`)
     expect(idToken.roles).toEqual([DEMO_ADMIN_ROLE])
