@@ -1,6 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { BffError } from '../core/errors.ts'
 import type { Session, SessionRef, SessionStore } from '../core/session/types.ts'
+import { makeSession, randomId, sleep } from './sessions.ts'
+import { testStoreIdps } from './store-contract-idps.ts'
+
+export { makeSession, randomId, sleep }
 
 export interface StoreUnderTest {
   store: SessionStore
@@ -10,39 +14,6 @@ export interface StoreUnderTest {
 }
 
 const nowSeconds = () => Math.floor(Date.now() / 1000)
-
-export function randomId(bytes = 32): string {
-  const raw = crypto.getRandomValues(new Uint8Array(bytes))
-  return btoa(String.fromCharCode(...raw))
-    .replace(/\+/g, '-')
-    .replace(/\//g, '_')
-    .replace(/=+$/, '')
-}
-
-/** A realistic session with fresh random ids and tokens, valid for an hour. */
-export function makeSession(overrides: Partial<Session> = {}): Session {
-  const now = nowSeconds()
-  return {
-    id: randomId(),
-    sid: crypto.randomUUID(),
-    sub: `user-${crypto.randomUUID()}`,
-    claims: {
-      name: 'Ada Lovelace',
-      email: 'ada@example.com',
-      email_verified: true,
-      groups: ['admins', 'engineers'],
-      address: { locality: 'London', country: 'GB' },
-    },
-    idToken: `eyJhbGciOiJSUzI1NiJ9.${randomId(96)}.${randomId(64)}`,
-    accessToken: randomId(48),
-    refreshToken: randomId(48),
-    accessTokenExpiresAt: now + 300,
-    createdAt: now,
-    expiresAt: now + 3600,
-    generation: 1,
-    ...overrides,
-  }
-}
 
 /**
  * The contract every SessionStore meets, like lucia's `testAdapter`. Refs are only ever taken from
@@ -329,10 +300,10 @@ export function testStore(name: string, makeStore: () => Promise<StoreUnderTest>
       expect(await store.listBySub(sub)).toEqual([])
     })
 
+    testStoreIdps(() => store)
+
     it('ping resolves when the store is reachable', async () => {
       await expect(store.ping()).resolves.toBeUndefined()
     })
   })
 }
-
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))

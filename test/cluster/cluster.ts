@@ -56,10 +56,17 @@ export interface ClusterOptions {
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
   const balancer: Balancer = await startBalancer()
   const url = balancer.url
+  const fileIdps = options.configFile?.({ issuer: 'http://x', upstream: 'http://x' })
+  const fileIdp = Object.keys((fileIdps as { idps?: object } | undefined)?.idps ?? {})[0] ?? 'none'
   const idp = await startIdp({
     accessTokenTtl: 60,
     ...options.idp,
-    clients: [bffClientMetadata({ redirectUris: [`${url}/bff/callback`] })],
+    // A config file's IdP answers at /bff/callback/<name>; the settings' at /bff/callback.
+    clients: [
+      bffClientMetadata({
+        redirectUris: [`${url}/bff/callback`, `${url}/bff/callback/${fileIdp}`],
+      }),
+    ],
   })
   const upstream = await startRecordingUpstream()
   const redis = new Redis('redis://127.0.0.1:6379', { lazyConnect: true })

@@ -95,7 +95,18 @@ export interface StackOptions {
    * A config file (BFF_CONFIG) made from the stack's IdP and upstream; it then replaces the IdP
    * and BFF_API settings (also wrangler.toml's). Node: a temporary file; workerd: the JSON text in the binding.
    */
-  configFile?: (stack: { issuer: string; upstream: string }) => unknown
+  configFile?: (stack: {
+    issuer: string
+    upstream: string
+    /** Each IdP's issuer by name (`idps`). */
+    issuers: Record<string, string>
+  }) => unknown
+  /**
+   * Several IdPs, by name in order: a real oidc-provider each (the first is `idp`), each knowing
+   * the BFF at `/bff/callback/<name>` and `/bff/backchannel/<name>`. `configFile` must name them.
+   * `idpClaims` are that IdP's accounts' extra claims.
+   */
+  idps?: Record<string, { idpClaims?: Record<string, unknown> }>
   /**
    * workerd only: this many more isolates run the same Worker and share its Durable Objects, as two
    * Cloudflare machines would; their URLs are `isolateUrls`.
@@ -123,6 +134,8 @@ export interface Stack {
   /** The runtime the BFF runs on. */
   target: Target
   idp: Idp
+  /** Every IdP by name, with `idps`; else `{ default: idp }`. */
+  idps: Record<string, Idp>
   upstream: RecordingUpstream
   store: StoreKind
   secret: string
@@ -132,7 +145,7 @@ export interface Stack {
   /** Logs `user` in through the IdP's pages; returns the BFF callback's response. */
   login(
     jar: CookieJar,
-    options?: { user?: string; returnTo?: string; prompt?: string }
+    options?: { user?: string; returnTo?: string; prompt?: string; idp?: string }
   ): Promise<Response>
   /** The server-side view of the jar's session, read the way the BFF reads it. */
   sessionOf(jar: CookieJar): Promise<Session | null>
@@ -169,21 +182,35 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
   const url = `http://127.0.0.1:${port}`
   const baseUrl =
     typeof options.baseUrl === 'function' ? options.baseUrl(port) : (options.baseUrl ?? url)
-  const idp = await startIdp({
-    ...options.idp,
-    ...(options.front ? { issuer: options.front.url } : {}),
-    accessTokenTtl: options.accessTokenTtl ?? 60,
-    extraProfileClaims: options.idpClaims,
-    clients: [
-      {
-        ...bffClientMetadata({
-          redirectUris: [`${baseUrl}/bff/callback`],
-          postLogoutRedirectUris: [`${baseUrl}/`, `${baseUrl}/logged-out.html`],
-        }),
-        ...options.clientMetadata,
-      },
-    ],
-  })
+  const startOne = (name: string | undefined, idpClaims = options.idpClaims) =>
+    startIdp({
+      ...options.idp,
+      ...(options.front && !name ? { issuer: options.front.url } : {}),
+      accessTokenTtl: options.accessTokenTtl ?? 60,
+      extraProfileClaims: idpClaims,
+      clients: [
+        {
+          ...bffClientMetadata({
+            redirectUris: [`${baseUrl}/bff/callback${name ? `/${name}` : ''}`],
+            postLogoutRedirectUris: [`${baseUrl}/`, `${baseUrl}/logged-out.html`],
+            backchannelLogoutUri: `${baseUrl}/bff/backchannel${name ? `/${name}` : ''}`,
+          }),
+          ...options.clientMetadata,
+        },
+      ],
+    })
+  const idps: Record<string, Idp> = {}
+  for (const [name, one] of Object.entries(options.idps ?? {})) {
+    idps[name] = await startOne(name, one.idpClaims).catch(async (err) => {
+      await Promise.all(Object.values(idps).map((started) => started.stop()))
+      throw err
+    })
+  }
+  // A config file naming its one IdP has that IdP answer at /bff/callback/<name>.
+  const fileIdps = options.configFile?.({ issuer: 'http://x', upstream: 'http://x', issuers: {} })
+  const [fileIdp] = Object.keys((fileIdps as { idps?: object } | undefined)?.idps ?? {})
+  const idp = Object.values(idps)[0] ?? (await startOne(fileIdp))
+  if (!options.idps) idps.default = idp
   options.front?.forwardTo(idp.port)
   const upstream = await startRecordingUpstream(
     options.inspectTokens ? { inspect: tokenInspector(idp.issuer) } : {}
@@ -205,7 +232,12 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
   }
   let configDir: string | undefined
   if (options.configFile) {
-    const json = JSON.stringify(options.configFile({ issuer: idp.issuer, upstream: upstream.url }))
+    const issuers = Object.fromEntries(
+      Object.entries(idps).map(([name, one]) => [name, one.issuer])
+    )
+    const json = JSON.stringify(
+      options.configFile({ issuer: idp.issuer, upstream: upstream.url, issuers })
+    )
     for (const name of [
       'BFF_ISSUER',
       'BFF_CLIENT_ID',
@@ -235,7 +267,9 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
           )
         : await startNodeBff(port, env, store, now, redisPrefix)
   } catch (err) {
-    await Promise.all([idp.stop(), upstream.close()]).catch(() => {})
+    await Promise.all([...Object.values(idps).map((one) => one.stop()), upstream.close()]).catch(
+      () => {}
+    )
     throw err
   }
 
@@ -250,6 +284,7 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
     isolateUrls: bff.isolateUrls ?? [],
     logs: () => bff.logs,
     idp,
+    idps,
     upstream,
     store,
     secret,
@@ -257,9 +292,10 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
       offsetMs += seconds * 1000
     },
     jar: () => createCookieJar({ baseUrl: url }),
-    async login(jar, { user = 'alice', returnTo = '/', prompt } = {}) {
+    async login(jar, { user = 'alice', returnTo = '/', prompt, idp: name } = {}) {
       const query = new URLSearchParams({ returnTo })
       if (prompt) query.set('prompt', prompt)
+      if (name) query.set('idp', name)
       const start = await jar.get(`/bff/login?${query}`)
       if (start.status !== 302) throw new Error(`/bff/login answered ${start.status}`)
       const atIdp = await loginAtIdp(jar, redirectLocation(start)!, {
@@ -293,7 +329,7 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
     async close() {
       await bff.close()
       await upstream.close()
-      await idp.stop()
+      await Promise.all(Object.values(idps).map((one) => one.stop()))
       if (configDir) await rm(configDir, { recursive: true, force: true })
     },
   }

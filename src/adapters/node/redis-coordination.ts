@@ -6,7 +6,12 @@
  */
 import type { Redis } from 'ioredis'
 import type { ReplayGuard } from '../../core/oidc/replay-guard.ts'
-import { revokedBy, type RevocationList } from '../../core/session/revocations.ts'
+import {
+  checkedScopes,
+  revokedBy,
+  revokedScopes,
+  type RevocationList,
+} from '../../core/session/revocations.ts'
 import type { Session, SessionStore } from '../../core/session/types.ts'
 import type { RefreshCoordinator } from '../../core/tokens/refresh-coordinator.ts'
 import { redisSessionKey } from './redis-store.ts'
@@ -26,23 +31,40 @@ end
 return 1
 `
 
+/*
+ * Key layout (P = `prefix` + `revoked:`), every key expiring with what it revokes:
+ *   P id:<id>                    a logged-out session
+ *   P sid:<sid>, P sub:<sub>     a revocation without idp (the time it was made, epoch ms)
+ *   P sid@<scope>:<sid>, likewise for sub: one with an idp, under that IdP's name and under the
+ *                                empty name of sessions with no recorded idp (`revokedScopes`)
+ *   P gen:<id>                   the newest generation of a session handed out
+ * The plain keys are those from before IdPs were told apart, so revocations already in Redis stay
+ * valid. `@` keeps the two apart; the scope is URI-encoded, so no `:` in it can shift the sid.
+ */
 export function redisRevocationList(redis: Redis, options: RedisListOptions = {}): RevocationList {
   const prefix = `${options.prefix ?? 'bff:'}revoked:`
   const now = options.now ?? Date.now
   const ttlMs = (until: number) => Math.max(1000, until * 1000 - now())
+  const key = (kind: 'sid' | 'sub', scope: string | null, value: string) =>
+    scope === null
+      ? `${prefix}${kind}:${value}`
+      : `${prefix}${kind}@${encodeURIComponent(scope)}:${value}`
+
+  // The value is the time of the revocation in epoch milliseconds: sessions created later are
+  // new logins and stay valid.
+  async function revoke(kind: 'sid' | 'sub', value: string, until: number, idp?: string) {
+    const at = String(now())
+    await Promise.all(
+      revokedScopes(idp).map((scope) => redis.set(key(kind, scope, value), at, 'PX', ttlMs(until)))
+    )
+  }
 
   return {
     async revokeSession(id, until) {
       await redis.set(`${prefix}id:${id}`, '1', 'PX', ttlMs(until))
     },
-    // The value is the time of the revocation in epoch milliseconds: sessions created later are
-    // new logins and stay valid.
-    async revokeSid(sid, until) {
-      await redis.set(`${prefix}sid:${sid}`, String(now()), 'PX', ttlMs(until))
-    },
-    async revokeSub(sub, until) {
-      await redis.set(`${prefix}sub:${sub}`, String(now()), 'PX', ttlMs(until))
-    },
+    revokeSid: (sid, until, idp) => revoke('sid', sid, until, idp),
+    revokeSub: (sub, until, idp) => revoke('sub', sub, until, idp),
     async recordGeneration(id, generation, until) {
       await redis.eval(
         RAISE_GENERATION,
@@ -56,16 +78,13 @@ export function redisRevocationList(redis: Redis, options: RedisListOptions = {}
       return Number((await redis.get(`${prefix}gen:${id}`)) ?? 0)
     },
     async isRevoked(session) {
-      const [id, sid, sub] = await redis.mget(
+      const scopes = checkedScopes(session)
+      const [id, ...times] = await redis.mget(
         `${prefix}id:${session.id}`,
-        `${prefix}sid:${session.sid}`,
-        `${prefix}sub:${session.sub}`
+        ...scopes.map((scope) => key('sid', scope, session.sid)),
+        ...scopes.map((scope) => key('sub', scope, session.sub))
       )
-      return (
-        id !== null ||
-        (sid !== null && revokedBy(Number(sid), session)) ||
-        (sub !== null && revokedBy(Number(sub), session))
-      )
+      return id !== null || times.some((at) => at !== null && revokedBy(Number(at), session))
     },
   }
 }

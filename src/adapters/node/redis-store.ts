@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis'
+import { ofIdp } from '../../core/session/idp-scope.ts'
 import type { Session, SessionRef, SessionStore } from '../../core/session/types.ts'
 import type { RedisSessionCache } from './redis-cache.ts'
 
@@ -54,6 +55,8 @@ const PING_TIMEOUT_MS = 1000
  *   P session:<id>   string, the session as JSON, expiring with the session
  *   P sid:<sid>      set of session ids, expiring with its longest-lived member
  *   P sub:<sub>      set of session ids, likewise
+ * Indexes are by the raw sid and sub, whatever the IdP: ending one IdP's sessions (`idp` given)
+ * filters by the `idp` in each session's JSON.
  *
  * The scripts build the keys of other sessions from P (ARGV), as an index lookup cannot know them
  * in advance: the store needs a single Redis node (or a primary with replicas), not Redis Cluster.
@@ -117,25 +120,33 @@ end
 return old and 1 or 0
 `
 
-// KEYS: the index set. ARGV: P, field ('sid' or 'sub'), its value, the other field.
-// Deletes every live session in the index and the index itself in one step, so a session written
-// concurrently is either deleted or written after, never half-indexed. Returns how many it deleted.
+// KEYS: the index set. ARGV: P, field ('sid' or 'sub'), its value, the other field, and the idp
+// when the caller gave one. Deletes the live sessions in the index (with an idp: that IdP's and
+// those with no recorded idp) in one step, so a session written concurrently is either deleted or
+// written after, never half-indexed. Another IdP's sessions stay, and stay indexed; every other
+// member (deleted, gone, or since moved to another sid or sub) leaves the set, which Redis drops
+// once empty. Returns how many it deleted.
 const DELETE_BY_INDEX = `
-local p, field, value, other = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local p, field, value, other, idp = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local count = 0
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local key = p .. 'session:' .. id
   local raw = redis.call('GET', key)
+  local keep = false
   if raw then
     local ok, s = pcall(cjson.decode, raw)
     if ok and type(s) == 'table' and tostring(s[field]) == value then
-      redis.call('DEL', key)
-      redis.call('SREM', p .. other .. ':' .. tostring(s[other]), id)
-      count = count + 1
+      if idp and type(s.idp) == 'string' and s.idp ~= idp then
+        keep = true
+      else
+        redis.call('DEL', key)
+        redis.call('SREM', p .. other .. ':' .. tostring(s[other]), id)
+        count = count + 1
+      end
     end
   end
+  if not keep then redis.call('SREM', KEYS[1], id) end
 end
-redis.call('DEL', KEYS[1])
 return count
 `
 
@@ -230,13 +241,12 @@ export function redisStore(redis: Redis, options: RedisStoreOptions = {}): Sessi
     }
   }
 
-  async function deleteByIndex(field: 'sid' | 'sub', value: string): Promise<number> {
+  async function deleteByIndex(field: 'sid' | 'sub', value: string, idp?: string) {
     const key = field === 'sid' ? sidKey(value) : subKey(value)
     const other = field === 'sid' ? 'sub' : 'sid'
+    const args = [scriptPrefix, field, value, other, ...(idp === undefined ? [] : [idp])]
     // Which sessions go is known only inside the script: the whole cache is forgotten.
-    return evicting(undefined, () =>
-      bounded(scripts.bffSessionDeleteByIndex(key, scriptPrefix, field, value, other))
-    )
+    return evicting(undefined, () => bounded(scripts.bffSessionDeleteByIndex(key, ...args)))
   }
 
   function write(session: Session, mode: 'create' | 'update'): Promise<boolean> {
@@ -282,10 +292,10 @@ export function redisStore(redis: Redis, options: RedisStoreOptions = {}): Sessi
       return read(ref.id)
     },
 
-    async listBySub(sub) {
+    async listBySub(sub, idp) {
       const ids = await bounded(redis.smembers(subKey(sub)))
       const sessions = await Promise.all(ids.map((id) => read(id)))
-      return sessions.filter((s): s is Session => s !== null && s.sub === sub)
+      return sessions.filter((s): s is Session => s !== null && s.sub === sub && ofIdp(s, idp))
     },
 
     async delete(session) {
@@ -295,9 +305,9 @@ export function redisStore(redis: Redis, options: RedisStoreOptions = {}): Sessi
       )
     },
 
-    deleteBySid: (sid) => deleteByIndex('sid', sid),
+    deleteBySid: (sid, idp) => deleteByIndex('sid', sid, idp),
 
-    deleteBySub: (sub) => deleteByIndex('sub', sub),
+    deleteBySub: (sub, idp) => deleteByIndex('sub', sub, idp),
 
     async ping() {
       // A client with an offline queue or retries would wait for Redis to come back: race it.

@@ -5,7 +5,7 @@
  * logout token ids (one object per key), and shared tokens (client credentials, exchanged).
  */
 import type { ReplayGuard } from '../../core/oidc/replay-guard.ts'
-import { revokedBy, type RevocationList } from '../../core/session/revocations.ts'
+import { revokedBy, sessionScope, type RevocationList } from '../../core/session/revocations.ts'
 import type { SharedTokenCoordinator } from '../../core/tokens/shared-token.ts'
 import type { RefreshCoordinator } from '../../core/tokens/refresh-coordinator.ts'
 import { indexObject, sessionObject, type SessionObjectEnv } from './bindings.ts'
@@ -13,29 +13,31 @@ import { unwrap, type RefreshOutcome } from './refresh-outcome.ts'
 
 /**
  * Revocations for the `cookie` store on Workers: a logged-out session id leaves a tombstone in its
- * session object, a revoked `sid` or `sub` is remembered by its index object. Checking a request
- * reads the three objects in parallel.
+ * session object, a revoked `sid` or `sub` is remembered by its index object (per IdP when
+ * revoked with one: see `revokedScopes`). Checking a request reads the three objects in parallel.
  */
 export function durableObjectRevocations(env: SessionObjectEnv): RevocationList {
   return {
     async revokeSession(id, until) {
       await sessionObject(env, id).end(until)
     },
-    async revokeSid(sid, until) {
-      await indexObject(env, 'sid', sid).revoke(until)
+    async revokeSid(sid, until, idp) {
+      await indexObject(env, 'sid', sid).revoke(until, idp)
     },
-    async revokeSub(sub, until) {
-      await indexObject(env, 'sub', sub).revoke(until)
+    async revokeSub(sub, until, idp) {
+      await indexObject(env, 'sub', sub).revoke(until, idp)
     },
     async recordGeneration(id, generation, until) {
       await sessionObject(env, id).recordGeneration(generation, until)
     },
     latestGeneration: (id) => sessionObject(env, id).latestGeneration(),
     async isRevoked(session) {
+      // The plain revocations and those of the session's scope: its IdP's, or NO_IDP's.
+      const scope = sessionScope(session)
       const [ended, sidRevokedAt, subRevokedAt] = await Promise.all([
         sessionObject(env, session.id).isEnded(),
-        indexObject(env, 'sid', session.sid).revokedAt(),
-        indexObject(env, 'sub', session.sub).revokedAt(),
+        indexObject(env, 'sid', session.sid).revokedAt(scope),
+        indexObject(env, 'sub', session.sub).revokedAt(scope),
       ])
       // A sid or sub revocation ends the sessions created up to it; later ones are new logins.
       return ended || revokedBy(sidRevokedAt, session) || revokedBy(subRevokedAt, session)

@@ -6,14 +6,20 @@
  * it; or the health check's ping.
  */
 import { DurableObject } from 'cloudflare:workers'
+import { ofIdp } from '../../core/session/idp-scope.ts'
+import { revocationMs, revokedScopes } from '../../core/session/revocations.ts'
 import type { Session } from '../../core/session/types.ts'
 import { sessionObject, type SessionObjectEnv } from './bindings.ts'
 import { now, syncTestClock } from './test-clock.ts'
 
 /** Storage key prefix of index members: `m:<session id>` -> when its cookie ends (epoch seconds). */
 const MEMBER = 'm:'
-/** A `cookie` store revocation of this sid or sub. */
+/**
+ * A `cookie` store revocation of this sid or sub: `revoked` without idp (every session of it, the
+ * key from before IdPs were told apart), `revoked@<scope>` with one (see `revokedScopes`).
+ */
 const REVOKED = 'revoked'
+const revokedKey = (scope: string | null) => (scope === null ? REVOKED : `${REVOKED}@${scope}`)
 /** Epoch seconds until which this one-time key is taken. */
 const CLAIMED = 'claimed'
 /** A shared token, and who renews it until when. */
@@ -57,21 +63,35 @@ export class SessionIndexObject extends DurableObject<SessionObjectEnv> {
     await this.ctx.storage.delete(MEMBER + id)
   }
 
-  /** Ends every session listed here; answers how many were live. */
-  async endAll(kind: 'sid' | 'sub'): Promise<number> {
-    const members = await this.ctx.storage.list<number>({ prefix: MEMBER })
+  /**
+   * Ends every session listed here (with `idp`, that IdP's and those with no recorded idp: another
+   * IdP's stay, and stay listed); answers how many were live.
+   */
+  async endAll(kind: 'sid' | 'sub', idp?: string): Promise<number> {
+    const members = [...(await this.ctx.storage.list<number>({ prefix: MEMBER }))]
     // Forgotten first: the sessions' calls back to this index then find nothing to do.
-    await deleteKeys(this.ctx.storage, [...members.keys()])
+    const keys = members.map(([key]) => key)
+    await deleteKeys(this.ctx.storage, keys)
     const ended = await Promise.all(
-      [...members.keys()].map((key) =>
-        sessionObject(this.env, key.slice(MEMBER.length)).remove(kind)
-      )
+      keys.map((key) => {
+        const session = sessionObject(this.env, key.slice(MEMBER.length))
+        return idp === undefined ? session.remove(kind) : session.removeOf(kind, idp)
+      })
     )
-    return ended.filter(Boolean).length
+    // Another IdP's sessions are listed again, as they were. One that ended or moved to another
+    // sid or sub meanwhile may leave a stale entry, as a failed unindex does (session-object.ts):
+    // at worst a later endAll here ends it too, which fails safe.
+    const kept = members.filter((_, i) => ended[i] === 'other')
+    for (let i = 0; i < kept.length; i += 128) {
+      await this.ctx.storage.put(Object.fromEntries(kept.slice(i, i + 128)))
+    }
+    const lastUntil = kept.reduce((latest, [, until]) => Math.max(latest, until), 0)
+    if (lastUntil > 0) await this.scheduleAlarm(lastUntil)
+    return ended.filter((live) => live === true).length
   }
 
-  /** The live sessions listed here. */
-  async sessions(): Promise<Session[]> {
+  /** The live sessions listed here (with `idp`, that IdP's and those with no recorded idp). */
+  async sessions(idp?: string): Promise<Session[]> {
     const members = await this.ctx.storage.list<number>({ prefix: MEMBER })
     const sessions = await Promise.all(
       [...members.keys()].map(
@@ -79,25 +99,37 @@ export class SessionIndexObject extends DurableObject<SessionObjectEnv> {
           (await sessionObject(this.env, key.slice(MEMBER.length)).read()) as Session | null
       )
     )
-    return sessions.filter((session) => session !== null)
+    return sessions.filter((s): s is Session => s !== null && ofIdp(s, idp))
   }
 
-  async revoke(until: number): Promise<void> {
+  /** Revokes this sid or sub (with `idp`, for that IdP's sessions and those with no idp). */
+  async revoke(until: number, idp?: string): Promise<void> {
     await syncTestClock(this.env)
-    const previous = await this.ctx.storage.get<Revocation>(REVOKED)
-    const revocation = {
-      at: now(),
-      until: Math.max(until, previous?.until ?? 0),
+    const at = now()
+    let latest = until
+    for (const scope of revokedScopes(idp)) {
+      const key = revokedKey(scope)
+      const previous = await this.ctx.storage.get<Revocation>(key)
+      const revocation = { at, until: Math.max(until, previous?.until ?? 0) }
+      await this.ctx.storage.put(key, revocation)
+      latest = Math.max(latest, revocation.until)
     }
-    await this.ctx.storage.put(REVOKED, revocation)
-    await this.scheduleAlarm(revocation.until)
+    await this.scheduleAlarm(latest)
   }
 
-  /** When this sid or sub was last revoked (see `Revocation.at`), or null. */
-  async revokedAt(): Promise<number | null> {
+  /**
+   * When this sid or sub was last revoked for the sessions of `scope` (see `checkedScopes`; none:
+   * the revocations without idp only), in epoch milliseconds, or null.
+   */
+  async revokedAt(scope?: string): Promise<number | null> {
     await syncTestClock(this.env)
-    const revocation = await this.ctx.storage.get<Revocation>(REVOKED)
-    return revocation && revocation.until * 1000 > now() ? revocation.at : null
+    const keys = [revokedKey(null), ...(scope === undefined ? [] : [revokedKey(scope)])]
+    let latest: number | null = null
+    for (const revocation of (await this.ctx.storage.get<Revocation>(keys)).values()) {
+      if (revocation.until * 1000 <= now()) continue
+      latest = Math.max(latest ?? 0, revocationMs(revocation.at))
+    }
+    return latest
   }
 
   /** True the first time within `ttlSeconds`; the object is the single place that decides. */
@@ -163,9 +195,10 @@ export class SessionIndexObject extends DurableObject<SessionObjectEnv> {
       else latest = Math.max(latest, until)
     }
     await deleteKeys(storage, expired)
-    const revocation = await storage.get<Revocation>(REVOKED)
-    if (revocation && revocation.until * 1000 <= t) await storage.delete(REVOKED)
-    else if (revocation) latest = Math.max(latest, revocation.until)
+    for (const [key, revocation] of await storage.list<Revocation>({ prefix: REVOKED })) {
+      if (revocation.until * 1000 <= t) await storage.delete(key)
+      else latest = Math.max(latest, revocation.until)
+    }
     const claimed = await storage.get<number>(CLAIMED)
     if (claimed !== undefined && claimed * 1000 <= t) await storage.delete(CLAIMED)
     else if (claimed !== undefined) latest = Math.max(latest, claimed)

@@ -15,6 +15,7 @@
  */
 import { DurableObject } from 'cloudflare:workers'
 import { BffError } from '../../core/errors.ts'
+import { ofIdp } from '../../core/session/idp-scope.ts'
 import type { Session } from '../../core/session/types.ts'
 import { indexObject, type SessionObjectEnv } from './bindings.ts'
 import { failure, type RefreshOutcome } from './refresh-outcome.ts'
@@ -110,6 +111,18 @@ export abstract class SessionObjectBase extends DurableObject<SessionObjectEnv> 
     await storage.delete(SESSION)
     await this.unindex(session, undefined, from)
     return live
+  }
+
+  /**
+   * `remove` for an index ending one IdP's sessions (`deleteBySid`/`deleteBySub` with `idp`):
+   * answers 'other' and keeps the session when it came from another IdP; one with no recorded idp
+   * goes too (an older session is ended rather than missed).
+   */
+  async removeOf(from: 'sid' | 'sub', idp: string): Promise<boolean | 'other'> {
+    await syncTestClock(this.env)
+    const session = await this.ctx.storage.get<Session>(SESSION)
+    if (session && !ofIdp(session, idp)) return 'other'
+    return this.remove(from)
   }
 
   /**

@@ -35,12 +35,14 @@ export function durableObjectStore(env: SessionObjectEnv): SessionStore {
       await sessionObject(env, session.id).remove()
     },
 
-    deleteBySid: (sid) => indexObject(env, 'sid', sid).endAll('sid'),
+    // Index objects are by the raw sid and sub; with `idp`, they end and list only that IdP's
+    // sessions (and those with no recorded idp), asking each session's object.
+    deleteBySid: (sid, idp) => indexObject(env, 'sid', sid).endAll('sid', idp),
 
-    deleteBySub: (sub) => indexObject(env, 'sub', sub).endAll('sub'),
+    deleteBySub: (sub, idp) => indexObject(env, 'sub', sub).endAll('sub', idp),
 
-    async listBySub(sub) {
-      return (await indexObject(env, 'sub', sub).sessions()) as Session[]
+    async listBySub(sub, idp) {
+      return (await indexObject(env, 'sub', sub).sessions(idp)) as Session[]
     },
 
     async ping() {

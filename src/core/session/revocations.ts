@@ -9,10 +9,13 @@ import type { Session } from './types.ts'
 export interface RevocationList {
   /** Revokes one session (logout) until `until` (epoch seconds). */
   revokeSession(id: string, until: number): Promise<void>
-  /** Revokes every session with this IdP session id created up to now (back-channel logout). */
-  revokeSid(sid: string, until: number): Promise<void>
-  /** Revokes every session of this subject created up to now. */
-  revokeSub(sub: string, until: number): Promise<void>
+  /**
+   * Revokes every session with this IdP session id created up to now (back-channel logout); with
+   * `idp`, only that IdP's sessions and those with no recorded idp (see `revokedScopes`).
+   */
+  revokeSid(sid: string, until: number, idp?: string): Promise<void>
+  /** Revokes every session of this subject created up to now (of `idp` only, as `revokeSid`). */
+  revokeSub(sub: string, until: number, idp?: string): Promise<void>
   isRevoked(session: Session): Promise<boolean>
   /**
    * Optional generation ledger: records that `generation` of session `id` exists, until `until`
@@ -24,22 +27,60 @@ export interface RevocationList {
 }
 
 /**
+ * Sid and sub revocations are kept per scope, by the same raw sid or sub as before IdPs were told
+ * apart (what a list already holds stays valid):
+ * - the plain one (scope null), from a revocation without `idp`: ends every session of that sid
+ *   or sub, whatever its IdP;
+ * - an IdP's (scope: its name), from a revocation with that `idp`: ends that IdP's sessions only;
+ * - NO_IDP's, written by every revocation with an `idp` as well: sessions with no recorded idp
+ *   (from before it was recorded) are checked against the plain scope and this one only, since
+ *   which IdP they came from is unknown; so any IdP's revocation ends them (ended rather than
+ *   missed, as `SessionStore.deleteBySid` says) and never another IdP's sessions.
+ * NO_IDP is the empty string, which no IdP is named (names match /^[A-Za-z0-9_-]{1,64}$/).
+ */
+export const NO_IDP = ''
+
+/** The scopes a sid or sub revocation (with `idp` or without) is recorded under. */
+export function revokedScopes(idp: string | undefined): (string | null)[] {
+  return idp === undefined ? [null] : [idp, NO_IDP]
+}
+
+/** The scope of `session` besides the plain one: its IdP's, or NO_IDP when it has none. */
+export function sessionScope(session: Session): string {
+  return session.idp ?? NO_IDP
+}
+
+/** The scopes of the sid and sub revocations that can end `session`. */
+export function checkedScopes(session: Session): (string | null)[] {
+  return [null, sessionScope(session)]
+}
+
+/**
+ * A revocation time in epoch milliseconds: one stored in epoch seconds (before milliseconds, still
+ * in Redis or an object) lasts to the end of its second.
+ */
+export function revocationMs(revokedAt: number): number {
+  return revokedAt < 1e11 ? revokedAt * 1000 + 999 : revokedAt
+}
+
+/**
  * Whether a `sid` or `sub` revocation made at `revokedAt` (epoch milliseconds) ends `session`: it
  * ends the sessions created up to that moment, so a login a millisecond later is a new one. A
- * session from before `createdAtMs` counts from the start of its second; a revocation stored in
- * epoch seconds (before milliseconds, still in Redis or an object) lasts to the end of its second.
+ * session from before `createdAtMs` counts from the start of its second; for a revocation stored in
+ * epoch seconds see `revocationMs`.
  */
 export function revokedBy(revokedAt: number | null | undefined, session: Session): boolean {
   if (revokedAt === null || revokedAt === undefined || !Number.isFinite(revokedAt)) return false
-  const atMs = revokedAt < 1e11 ? revokedAt * 1000 + 999 : revokedAt
-  return (session.createdAtMs ?? session.createdAt * 1000) <= atMs
+  return (session.createdAtMs ?? session.createdAt * 1000) <= revocationMs(revokedAt)
 }
 
 export function memoryRevocationList(now: () => number = Date.now): RevocationList {
   const sessions = new Map<string, number>()
-  // sid or sub -> [revoked at (ms), keep until (s)]: sessions created later are new logins.
+  // [scope, sid or sub] as JSON, unambiguous whatever the strings hold -> [revoked at (ms), keep
+  // until (s)]: sessions created later are new logins.
   const sids = new Map<string, [number, number]>()
   const subs = new Map<string, [number, number]>()
+  const key = (scope: string | null, value: string) => JSON.stringify([scope, value])
   // id -> [generation, keep until]
   const generations = new Map<string, [number, number]>()
   let writes = 0
@@ -54,18 +95,30 @@ export function memoryRevocationList(now: () => number = Date.now): RevocationLi
     for (const [k, [, until]] of generations) if (until <= t) generations.delete(k)
   }
 
+  function revoke(map: Map<string, [number, number]>, value: string, until: number, idp?: string) {
+    for (const scope of revokedScopes(idp)) {
+      const k = key(scope, value)
+      map.set(k, [now(), Math.max(until, map.get(k)?.[1] ?? 0)])
+    }
+    sweep()
+  }
+
+  function revokedIn(map: Map<string, [number, number]>, value: string, session: Session) {
+    return checkedScopes(session).some((scope) =>
+      revokedBy(map.get(key(scope, value))?.[0], session)
+    )
+  }
+
   return {
     async revokeSession(id, until) {
       sessions.set(id, until)
       sweep()
     },
-    async revokeSid(sid, until) {
-      sids.set(sid, [now(), Math.max(until, sids.get(sid)?.[1] ?? 0)])
-      sweep()
+    async revokeSid(sid, until, idp) {
+      revoke(sids, sid, until, idp)
     },
-    async revokeSub(sub, until) {
-      subs.set(sub, [now(), Math.max(until, subs.get(sub)?.[1] ?? 0)])
-      sweep()
+    async revokeSub(sub, until, idp) {
+      revoke(subs, sub, until, idp)
     },
     async recordGeneration(id, generation, until) {
       if ((generations.get(id)?.[0] ?? 0) < generation) generations.set(id, [generation, until])
@@ -76,10 +129,7 @@ export function memoryRevocationList(now: () => number = Date.now): RevocationLi
     },
     async isRevoked(session) {
       if (sessions.has(session.id)) return true
-      return (
-        revokedBy(sids.get(session.sid)?.[0], session) ||
-        revokedBy(subs.get(session.sub)?.[0], session)
-      )
+      return revokedIn(sids, session.sid, session) || revokedIn(subs, session.sub, session)
     },
   }
 }

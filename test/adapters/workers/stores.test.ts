@@ -90,6 +90,31 @@ describe('Durable Object lists', () => {
     expect(await revocations.isRevoked(after)).toBe(false)
   })
 
+  it("revokes an IdP's sid or sub for its sessions and those with no idp, not another IdP's", async () => {
+    const revocations = durableObjectRevocations(await env())
+    for (const by of ['sid', 'sub'] as const) {
+      const sid = crypto.randomUUID()
+      const sub = `user-${crypto.randomUUID()}`
+      const createdAtMs = Date.now() + offsetMs - 1
+      const created = { createdAt: Math.floor(createdAtMs / 1000), createdAtMs }
+      const [a, b, none] = [
+        makeSession({ sid, sub, idp: 'a', ...created }),
+        makeSession({ sid, sub, idp: 'b', ...created }),
+        makeSession({ sid, sub, ...created }),
+      ]
+      const until = Math.floor(createdAtMs / 1000) + 3600
+      const revoke = (idp?: string) =>
+        by === 'sid'
+          ? revocations.revokeSid(sid, until, idp)
+          : revocations.revokeSub(sub, until, idp)
+      await revoke('a')
+      const revoked = () => Promise.all([a, b, none].map((s) => revocations.isRevoked(s)))
+      expect(await revoked()).toEqual([true, false, true])
+      await revoke()
+      expect(await revoked()).toEqual([true, true, true])
+    }
+  })
+
   it('keeps the newest generation of a cookie session, never a lower one', async () => {
     const revocations = durableObjectRevocations(await env())
     const id = makeSession().id
@@ -118,6 +143,19 @@ describe('Durable Object lists', () => {
     await Promise.all(sessions.map((session) => store.set(session)))
     expect(await store.deleteBySub(sub)).toBe(130)
     expect(await store.get({ id: sessions[129]!.id })).toBeNull()
+  }, 30_000)
+
+  it("ends one IdP's sessions of a subject and keeps more of another's than one call stores", async () => {
+    const store = durableObjectStore(await env())
+    const sub = `user-${crypto.randomUUID()}`
+    const atB = Array.from({ length: 130 }, () => makeSession({ sub, idp: 'b' }))
+    const atA = [makeSession({ sub, idp: 'a' }), makeSession({ sub, idp: 'a' })]
+    await Promise.all([...atB, ...atA].map((session) => store.set(session)))
+    expect(await store.deleteBySub(sub, 'a')).toBe(2)
+    expect(await store.get({ id: atA[0]!.id })).toBeNull()
+    expect(await store.listBySub(sub, 'b')).toHaveLength(130)
+    expect(await store.deleteBySub(sub, 'b')).toBe(130)
+    expect(await store.get({ id: atB[129]!.id })).toBeNull()
   }, 30_000)
 
   it('lists the live sessions of a subject', async () => {

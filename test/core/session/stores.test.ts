@@ -48,37 +48,97 @@ describe('cookieStore', () => {
 /**
  * A revocation by `sub` (back-channel logout) made half a second into a second ends the sessions
  * created up to that millisecond and no later one: a fresh login right after it, in the same
- * second, is not refused.
+ * second, is not refused. With `idp`, the same for that IdP's sessions.
  */
-async function expectMillisecondBoundary(make: (now: () => number) => RevocationList) {
+async function expectMillisecondBoundary(
+  make: (now: () => number) => RevocationList,
+  idp?: string
+) {
   let time = Math.floor(Date.now() / 1000) * 1000 + 500
   const list = make(() => time)
   const sub = `user-${crypto.randomUUID()}`
-  const at = (ms: number) => makeSession({ sub, createdAt: Math.floor(ms / 1000), createdAtMs: ms })
+  const at = (ms: number) =>
+    makeSession({ sub, idp, createdAt: Math.floor(ms / 1000), createdAtMs: ms })
   const before = at(time - 1)
   const same = at(time)
-  await list.revokeSub(sub, Math.floor(time / 1000) + 3600)
+  await list.revokeSub(sub, Math.floor(time / 1000) + 3600, idp)
   time += 1
   const after = at(time)
   expect(await list.isRevoked(before)).toBe(true)
   expect(await list.isRevoked(same)).toBe(true)
   expect(await list.isRevoked(after)).toBe(false)
   // A session sealed before createdAtMs existed still counts from the start of its second.
-  expect(await list.isRevoked(makeSession({ sub, createdAt: Math.floor(time / 1000) }))).toBe(true)
+  const older = makeSession({ sub, idp, createdAt: Math.floor(time / 1000) })
+  expect(await list.isRevoked(older)).toBe(true)
+}
+
+/**
+ * An IdP's revocations: a sid or sub of `a` revoked ends `a`'s sessions and those with no recorded
+ * idp, never `b`'s with the same sid and sub; one without idp ends all three.
+ */
+async function expectPerIdp(make: (now: () => number) => RevocationList) {
+  let time = Date.now()
+  const list = make(() => time)
+  for (const by of ['sid', 'sub'] as const) {
+    const sid = crypto.randomUUID()
+    const sub = `user-${crypto.randomUUID()}`
+    const created = { createdAt: Math.floor(time / 1000), createdAtMs: time }
+    const [a, b, none] = [
+      makeSession({ sid, sub, idp: 'a', ...created }),
+      makeSession({ sid, sub, idp: 'b', ...created }),
+      makeSession({ sid, sub, ...created }),
+    ]
+    time += 1
+    const until = Math.floor(time / 1000) + 3600
+    const revoke = (idp?: string) =>
+      by === 'sid' ? list.revokeSid(sid, until, idp) : list.revokeSub(sub, until, idp)
+    await revoke('a')
+    expect([await list.isRevoked(a), await list.isRevoked(b), await list.isRevoked(none)]).toEqual([
+      true,
+      false,
+      true,
+    ])
+    await revoke()
+    expect(await list.isRevoked(b)).toBe(true)
+  }
 }
 
 describe('revocation lists: a sub revoked at T ends sessions created up to T, not T + 1 ms', () => {
   it('memory', async () => {
     await expectMillisecondBoundary((now) => memoryRevocationList(now))
+    await expectMillisecondBoundary((now) => memoryRevocationList(now), 'a')
   })
 
   it('redis', async () => {
     const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 })
     await redis.connect()
     try {
-      await expectMillisecondBoundary((now) =>
+      const make = (now: () => number) =>
         redisRevocationList(redis, { prefix: `${RUN}revocations:`, now })
-      )
+      await expectMillisecondBoundary(make)
+      await expectMillisecondBoundary(make, 'a')
+    } finally {
+      await redis.quit()
+    }
+  })
+})
+
+describe("revocation lists: an IdP's revocation ends its sessions and those with no idp only", () => {
+  it('memory', async () => {
+    await expectPerIdp((now) => memoryRevocationList(now))
+  })
+
+  it('redis', async () => {
+    const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 })
+    await redis.connect()
+    try {
+      await expectPerIdp((now) => redisRevocationList(redis, { prefix: `${RUN}per-idp:`, now }))
+      // Revocations stored before IdPs were told apart (plain keys) still end every session.
+      const sub = `user-${crypto.randomUUID()}`
+      await redis.set(`${RUN}per-idp:revoked:sub:${sub}`, String(Date.now()), 'PX', 60_000)
+      const list = redisRevocationList(redis, { prefix: `${RUN}per-idp:` })
+      const old = makeSession({ sub, idp: 'a', createdAtMs: Date.now() - 1000 })
+      expect(await list.isRevoked(old)).toBe(true)
     } finally {
       await redis.quit()
     }
@@ -138,6 +198,19 @@ describe('memoryStore', () => {
     expect(await store.deleteBySub('looping')).toBe(50)
   })
 
+  it("bounds a user per IdP: one sub looping at IdP a evicts none of the same sub's at b", async () => {
+    const store = memoryStore({ maxSessionsPerUser: 3 })
+    const atB = [makeSession({ sub: 'same', idp: 'b' }), makeSession({ sub: 'same', idp: 'b' })]
+    const bRefs = await Promise.all(atB.map((session) => store.set(session)))
+    const aRefs = []
+    for (let i = 0; i < 10; i++) aRefs.push(await store.set(makeSession({ sub: 'same', idp: 'a' })))
+    for (const [i, ref] of bRefs.entries()) expect(await store.get(ref)).toEqual(atB[i])
+    const liveA = await Promise.all(aRefs.map((ref) => store.get(ref)))
+    expect(liveA.filter(Boolean)).toHaveLength(3)
+    expect(liveA.slice(-3).every(Boolean)).toBe(true)
+    expect(await store.listBySub('same', 'a')).toHaveLength(3)
+  })
+
   it('takes maxSessionsPerUser as an option, and a rewrite makes a session the newest', async () => {
     const store = memoryStore({ maxSessionsPerUser: 2 })
     const [a, b, c] = [1, 2, 3].map(() => makeSession({ sub: 'dana' }))
@@ -176,6 +249,13 @@ describe('redis', () => {
   })
 
   testStore('redis', async () => ({ store: redisStore(redis, { prefix: `${RUN}contract:` }) }))
+
+  // The cookie store as Node's cluster builds it: revocations in Redis, per IdP when scoped.
+  testStore('cookie with Redis revocations', async () => {
+    const clock = fakeClock()
+    const revocations = redisRevocationList(redis, { prefix: `${RUN}cookie:`, now: clock.now })
+    return { store: cookieStore({ now: clock.now, revocations }), advance: clock.advance }
+  })
 
   // The same contract with the in-process cache Node's server uses: it must not change an answer.
   testStore('redis, cached', async () => {
@@ -256,6 +336,21 @@ describe('redis', () => {
       expect(await redis.exists(`${prefix}sid:${gone.sid}`)).toBe(0)
       expect(await store.deleteBySub(gone.sub)).toBe(1)
       expect(await redis.exists(`${prefix}sub:${gone.sub}`, `${prefix}sid:${kept.sid}`)).toBe(0)
+    })
+
+    it("keeps another IdP's sessions in the indexes it ends one IdP's sessions from", async () => {
+      const store = redisStore(redis, { prefix })
+      const sid = crypto.randomUUID()
+      const sub = `user-${crypto.randomUUID()}`
+      const [a, b] = [makeSession({ sid, sub, idp: 'a' }), makeSession({ sid, sub, idp: 'b' })]
+      await store.set(a)
+      await store.set(b)
+      expect(await store.deleteBySub(sub, 'a')).toBe(1)
+      expect(await redis.smembers(`${prefix}sub:${sub}`)).toEqual([b.id])
+      expect(await redis.smembers(`${prefix}sid:${sid}`)).toEqual([b.id])
+      // Still found by its sid after its sub index was worked through.
+      expect(await store.deleteBySid(sid, 'b')).toBe(1)
+      expect(await redis.exists(`${prefix}sub:${sub}`, `${prefix}sid:${sid}`)).toBe(0)
     })
 
     it('works with a client that has a keyPrefix of its own', async () => {

@@ -49,13 +49,14 @@ export function cookieStore(options: CookieStoreOptions = {}): SessionStore {
     async delete(session) {
       await revocations.revokeSession(session.id, session.expiresAt)
     },
-    // A cookie store cannot count cookies it does not hold: it answers 0 and revokes them all.
-    async deleteBySid(sid) {
-      await revocations.revokeSid(sid, horizon())
+    // A cookie store cannot count cookies it does not hold: it answers 0 and revokes them all
+    // (with `idp`, that IdP's and those with no recorded idp: see `revokedScopes`).
+    async deleteBySid(sid, idp) {
+      await revocations.revokeSid(sid, horizon(), idp)
       return 0
     },
-    async deleteBySub(sub) {
-      await revocations.revokeSub(sub, horizon())
+    async deleteBySub(sub, idp) {
+      await revocations.revokeSub(sub, horizon(), idp)
       return 0
     },
     async listBySub() {

@@ -67,17 +67,17 @@ export function hybridStore(options: HybridStoreOptions): SessionStore {
     async delete(session) {
       await Promise.all([cookie.delete(session), server.delete(session)])
     },
-    async deleteBySid(sid) {
-      const [a, b] = await Promise.all([cookie.deleteBySid(sid), server.deleteBySid(sid)])
+    async deleteBySid(sid, idp) {
+      const [a, b] = await Promise.all([cookie.deleteBySid(sid, idp), server.deleteBySid(sid, idp)])
       return a + b
     },
-    async deleteBySub(sub) {
-      const [a, b] = await Promise.all([cookie.deleteBySub(sub), server.deleteBySub(sub)])
+    async deleteBySub(sub, idp) {
+      const [a, b] = await Promise.all([cookie.deleteBySub(sub, idp), server.deleteBySub(sub, idp)])
       return a + b
     },
     // The sessions in browsers' cookies cannot be listed, so neither can the whole: the cookie
     // store refuses (501 not_supported) as it does on its own.
-    listBySub: (sub) => cookie.listBySub(sub),
+    listBySub: (sub, idp) => cookie.listBySub(sub, idp),
     async ping() {
       await Promise.all([cookie.ping(), server.ping()])
     },

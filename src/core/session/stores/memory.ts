@@ -1,4 +1,5 @@
 import { copyValue } from '../copy.ts'
+import { ofIdp } from '../idp-scope.ts'
 import type { Session, SessionRef, SessionStore } from '../types.ts'
 
 export interface MemoryStoreOptions {
@@ -16,9 +17,9 @@ export interface MemoryStoreOptions {
    */
   maxSessions?: number
   /**
-   * How many sessions one user (`sub`) holds at most. Past it, that user's own session written
-   * least recently goes, so one account logging in in a loop (silent logins against a live IdP
-   * session) cannot push everyone else out of the store.
+   * How many sessions one user (a `sub` at one IdP) holds at most. Past it, that user's own
+   * session written least recently goes, so one account logging in in a loop (silent logins
+   * against a live IdP session) cannot push everyone else out of the store.
    * @default 50
    * @example { maxSessionsPerUser: 10 }
    */
@@ -97,7 +98,8 @@ export function memoryStore(options: MemoryStoreOptions = {}): SessionStore {
     if (writesSinceSweep >= due) sweep(at)
   }
 
-  function deleteByIndex(map: Map<string, Set<string>>, key: string): number {
+  /** Ends the sessions under `key` (of `idp` only, when given); another IdP's stay indexed. */
+  function deleteByIndex(map: Map<string, Set<string>>, key: string, idp?: string): number {
     const ids = map.get(key)
     if (!ids) return 0
     const at = now()
@@ -105,10 +107,25 @@ export function memoryStore(options: MemoryStoreOptions = {}): SessionStore {
     // Copy: remove() edits the set being iterated.
     for (const id of [...ids]) {
       const stored = sessions.get(id)
-      if (stored && !isExpired(stored, at)) count++
+      const live = stored !== undefined && !isExpired(stored, at)
+      if (live && !ofIdp(stored, idp)) continue
+      if (live) count++
       remove(id)
     }
     return count
+  }
+
+  /**
+   * Evicts the least recently written sessions of this user (this `sub` at this IdP) until one more
+   * fits. The index is by raw `sub`: the same `sub` at another IdP is another user, whose sessions
+   * neither count here nor go.
+   */
+  function makeRoomForUser(session: Session) {
+    const own = bySub.get(session.sub)
+    if (!own || own.size < maxPerUser) return
+    // A set keeps insertion order and a rewrite re-inserts: the first ids are the oldest writes.
+    const mine = [...own].filter((id) => sessions.get(id)?.idp === session.idp)
+    for (let i = 0; i <= mine.length - maxPerUser; i++) remove(mine[i]!)
   }
 
   const store: SessionStore = {
@@ -124,10 +141,8 @@ export function memoryStore(options: MemoryStoreOptions = {}): SessionStore {
       if (isExpired(copy, at)) return { id: copy.id }
       writesSinceSweep++
       sweepIfDue(at)
-      // The user's own sessions first: a set keeps insertion order and a rewrite re-inserts, so
-      // its first id is the one of theirs written least recently.
-      const own = bySub.get(copy.sub)
-      while (own && own.size >= maxPerUser) remove(own.values().next().value!)
+      // The user's own sessions first.
+      makeRoomForUser(copy)
       while (sessions.size >= maxSessions) {
         const oldest = sessions.keys().next()
         if (oldest.done) break
@@ -163,20 +178,20 @@ export function memoryStore(options: MemoryStoreOptions = {}): SessionStore {
       remove(session.id)
     },
 
-    async deleteBySid(sid) {
-      return deleteByIndex(bySid, sid)
+    async deleteBySid(sid, idp) {
+      return deleteByIndex(bySid, sid, idp)
     },
 
-    async deleteBySub(sub) {
-      return deleteByIndex(bySub, sub)
+    async deleteBySub(sub, idp) {
+      return deleteByIndex(bySub, sub, idp)
     },
 
-    async listBySub(sub) {
+    async listBySub(sub, idp) {
       const at = now()
       const ids = [...(bySub.get(sub) ?? [])]
       return ids
         .map((id) => sessions.get(id))
-        .filter((s): s is Session => s !== undefined && !isExpired(s, at))
+        .filter((s): s is Session => s !== undefined && !isExpired(s, at) && ofIdp(s, idp))
         .map((s) => copyValue(s))
     },
 
