@@ -4,20 +4,26 @@
  * breaks its CSP or throws. The watch runs for every test, so each flow is also a leak test.
  */
 import { test as base, expect, type BrowserContext } from '@playwright/test'
-import { startStack, type Stack, type Target } from './stack.ts'
+import { startStack, type Stack, type StackIdps, type Target } from './stack.ts'
 
 export { expect }
 
 export interface E2eOptions {
   /** Which runtime serves the BFF; set per Playwright project. */
   target: Target
+  /**
+   * One IdP from the settings, or the demo's two from its config file: a spec picks with
+   * `test.use({ idps: 'demo' })` (and gets a stack, so a worker, of its own).
+   */
+  idps: StackIdps
 }
 
 export const test = base.extend<{ watch: BrowserWatch }, E2eOptions & { stack: Stack }>({
   target: ['node', { option: true, scope: 'worker' }],
+  idps: ['env', { option: true, scope: 'worker' }],
   stack: [
-    async ({ target }, use) => {
-      const stack = await startStack(target)
+    async ({ target, idps }, use) => {
+      const stack = await startStack(target, idps)
       await use(stack)
       await stack.close()
     },
@@ -131,9 +137,11 @@ function watchBrowser(context: BrowserContext, stack: Stack): BrowserWatch {
       }
 
       const leaks: string[] = []
-      for (const { kind, value } of stack.tokens.all()) {
+      for (const { kind, value, issuer } of stack.tokens.all()) {
+        // An ID token may go to the end-session endpoint of the IdP that issued it, no other.
+        const endSession = stack.idps.find(({ idp }) => idp.issuer === issuer)!.endSessionEndpoint
         for (const { where, text } of seen) {
-          if (allowedIdTokenHint(text, stack.endSessionEndpoint).includes(value)) {
+          if (allowedIdTokenHint(text, endSession).includes(value)) {
             leaks.push(`${kind} ${value.slice(0, 8)}… in ${where.slice(0, 160)}`)
           }
         }

@@ -23,6 +23,8 @@ const NOT_LOGGED_IN = new Set([
 
 const $ = (id) => document.getElementById(id)
 let logoutUrl = null
+// The BFF's identity providers, `[{ name, label }]` in its order; a chooser when more than one.
+let idps = []
 
 async function start() {
   const params = new URLSearchParams(location.search)
@@ -35,7 +37,9 @@ async function start() {
     history.replaceState(null, '', location.pathname + location.hash)
   }
 
-  const res = await fetch('/bff/user', { headers: CSRF })
+  const [res, known] = await Promise.all([fetch('/bff/user', { headers: CSRF }), loadIdps()])
+  idps = known
+  renderIdpLogins()
   if (res.ok) {
     showUser(await res.json())
     // Back from a step-up login: the call that asked for it, once more (and only once).
@@ -55,6 +59,38 @@ async function start() {
   showLoggedOut('You are not logged in.')
 }
 
+// Which IdPs to offer. A BFF without the list (or an odd answer) gets the one plain button,
+// which logs in at its default IdP.
+async function loadIdps() {
+  try {
+    const res = await fetch('/bff/idps', { headers: CSRF })
+    const list = res.ok ? await res.json() : []
+    if (!Array.isArray(list)) return []
+    return list.filter((idp) => typeof idp?.name === 'string' && typeof idp?.label === 'string')
+  } catch {
+    return []
+  }
+}
+
+function renderIdpLogins() {
+  const buttons = idps.map(({ name }) => {
+    const button = document.createElement('button')
+    button.type = 'button'
+    button.className = 'large'
+    button.dataset.idp = name
+    button.addEventListener('click', () => logIn(name))
+    return button
+  })
+  $('idp-logins').replaceChildren(...buttons)
+}
+
+// `idp` names where to sign in; without it the BFF picks its default (the first).
+function logIn(idp) {
+  const params = new URLSearchParams(idp ? { idp } : {})
+  params.set('returnTo', location.pathname)
+  location.assign(`/bff/login?${params}`)
+}
+
 function silentLogin() {
   setStatus('Checking your session…')
   const returnTo = `${location.pathname}?${SILENT_MARK}=1`
@@ -68,6 +104,8 @@ function showUser(user) {
   $('user-name').textContent = user.claims.name ?? '—'
   $('user-email').textContent = user.claims.email ?? '—'
   $('user-sub').textContent = user.sub
+  $('user-idp').textContent = idpName(user.idp)
+  $('user-roles').textContent = listOf(user.claims.roles)
   $('user-expires').textContent = new Date(user.expiresAt * 1000).toLocaleString([], {
     dateStyle: 'medium',
     timeStyle: 'short',
@@ -77,10 +115,29 @@ function showUser(user) {
   show('dashboard')
 }
 
+// "Corp (corp)": the label the login button showed, and the name the BFF answers.
+function idpName(name) {
+  if (typeof name !== 'string') return '—'
+  const label = idps.find((idp) => idp.name === name)?.label
+  return label && label !== name ? `${label} (${name})` : name
+}
+
+function listOf(value) {
+  const values = Array.isArray(value) ? value : value === undefined ? [] : [value]
+  return values.length ? values.map(String).join(', ') : '—'
+}
+
 function showLoggedOut(message, loginLabel = 'Log in') {
   logoutUrl = null
   setStatus(message)
+  const choose = idps.length > 1
   $('login').textContent = loginLabel
+  $('login').hidden = choose
+  $('idp-logins').hidden = !choose
+  for (const button of $('idp-logins').children) {
+    const { label } = idps.find((idp) => idp.name === button.dataset.idp)
+    button.textContent = `${loginLabel} with ${label}`
+  }
   show('landing')
 }
 
@@ -161,9 +218,7 @@ function initial(name) {
   return (String(name).match(/\p{L}|\p{N}/u)?.[0] ?? '?').toUpperCase()
 }
 
-$('login').addEventListener('click', () => {
-  location.assign(`/bff/login?returnTo=${encodeURIComponent(location.pathname)}`)
-})
+$('login').addEventListener('click', () => logIn())
 for (const name of Object.keys(CALLS)) {
   $(`call-${name}`).addEventListener('click', (e) => callApi(name, e.currentTarget))
 }

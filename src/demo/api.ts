@@ -1,9 +1,10 @@
 /**
  * The demo upstream API behind the BFF's proxy. Node-only, node:http, JSON only. Every route
  * but `/catalog/` needs `Authorization: Bearer <access token>`, checked by introspection at the IdP (RFC 7662),
- * so a revoked token stops working at once.
+ * so a revoked token stops working at once. It may trust several IdPs (the demo has two): a token
+ * is then good when one of them says it is active.
  *
- *   GET /hello   -> { message, sub, scope, time }
+ *   GET /hello   -> { message, sub, iss, scope, time }: `iss` is the IdP that vouched for the token
  *   GET /admin/  -> { message, sub, acr, auth_time, time } for a token from a login with the
  *                   second factor (`acr` "mfa"); any other token gets 401 with the RFC 9470
  *                   challenge `Bearer error="insufficient_user_authentication", acr_values="mfa"`,
@@ -11,7 +12,7 @@
  *   GET /catalog/ -> { items }: public, the one route that needs no token (the BFF's route for it
  *                   has token "none": no session, no Authorization)
  *   ANY /echo*   -> { method, path, query, headers, body, sub, token }: what the proxy forwarded,
- *                   with `token` saying which token arrived ({ scheme, active, sub, scope,
+ *                   with `token` saying which token arrived ({ scheme, active, iss, sub, scope,
  *                   client_id, exp }) in place of the token itself
  *
  * The demo shows that no token reaches the page, so no answer carries a credential: `/echo` leaves
@@ -27,6 +28,8 @@ export interface IntrospectionResult {
   scope?: string
   client_id?: string
   exp?: number
+  /** The IdP that issued the token (oidc-provider says so in its answer). */
+  iss?: string
   /** How the user signed in, when the IdP says (the demo IdP does: `pwd` or `mfa`). */
   acr?: string
   auth_time?: number
@@ -55,14 +58,18 @@ export interface IntrospectionClient {
 }
 
 /**
- * Either `introspect` (a function, or where and as whom to introspect) or the `issuer`,
- * `clientId` and `clientSecret` fields directly.
+ * Either `introspect` (a function, or where and as whom to introspect: one IdP or several) or the
+ * `issuer`, `clientId` and `clientSecret` fields directly.
  * @example { port: 4000, issuer: idp.issuer, clientId: 'demo-api', clientSecret: 'demo-api-secret' }
+ * @example { introspect: [{ issuer: corp.issuer, ... }, { issuer: partner.issuer, ... }] }
  */
 export type DemoApiOptions = {
   /** Port on 127.0.0.1; `0` picks a free one. @default 0 */
   port?: number
-} & ({ introspect: Introspect | IntrospectionClient } | IntrospectionClient)
+} & (
+  | { introspect: Introspect | IntrospectionClient | readonly IntrospectionClient[] }
+  | IntrospectionClient
+)
 
 export interface DemoApi {
   /** e.g. `http://127.0.0.1:41235` (no trailing slash) */
@@ -74,14 +81,20 @@ export interface DemoApi {
 export async function startDemoApi(options: DemoApiOptions): Promise<DemoApi> {
   const { port = 0 } = options
   const source = 'introspect' in options ? options.introspect : options
-  if (typeof source !== 'function') {
-    for (const name of ['issuer', 'clientId', 'clientSecret'] as const) {
-      if (typeof source?.[name] !== 'string' || !source[name]) {
-        throw new TypeError(`"${name}" must be a non-empty string (or pass "introspect")`)
+  let introspect: Introspect
+  if (typeof source === 'function') introspect = source
+  else {
+    const clients: readonly IntrospectionClient[] = Array.isArray(source) ? source : [source]
+    if (clients.length === 0) throw new TypeError('"introspect" must list at least one IdP')
+    for (const client of clients) {
+      for (const name of ['issuer', 'clientId', 'clientSecret'] as const) {
+        if (typeof client?.[name] !== 'string' || !client[name]) {
+          throw new TypeError(`"${name}" must be a non-empty string (or pass "introspect")`)
+        }
       }
     }
+    introspect = introspectAtAny(clients.map(introspectWith))
   }
-  const introspect = typeof source === 'function' ? source : introspectWith(source)
 
   const server = createServer((req, res) => {
     handle(req, res, introspect).catch((error: unknown) => {
@@ -131,6 +144,30 @@ export function introspectWith({
   }
 }
 
+/**
+ * Asks each IdP in turn; the first that calls the token active wins. The demo's access tokens are
+ * opaque, so nothing in one tells its issuer: an API trusting several IdPs with JWT access tokens
+ * would pick the one named by `iss` instead, and never show one IdP's token to another. Here
+ * every IdP is the demo's own. An IdP that cannot answer does not hide another's yes; when none
+ * says yes and one failed, the answer is that failure, not "inactive".
+ */
+function introspectAtAny(introspectors: readonly Introspect[]): Introspect {
+  if (introspectors.length === 1) return introspectors[0]!
+  return async (token) => {
+    let failure: unknown
+    for (const introspect of introspectors) {
+      try {
+        const result = await introspect(token)
+        if (result.active) return result
+      } catch (error) {
+        failure ??= error
+      }
+    }
+    if (failure !== undefined) throw failure
+    return { active: false }
+  }
+}
+
 // Headers that carry credentials: the bearer token (and its DPoP proof, which names the token's
 // hash) must never travel back to the browser through an API answer.
 const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'dpop', 'cookie'])
@@ -176,7 +213,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, introspect: Int
     res.setHeader('www-authenticate', 'Bearer error="invalid_token"')
     return sendJson(res, 401, { error: 'invalid_token', message: 'the token is not active' })
   }
-  const { sub, scope, acr } = introspection
+  const { sub, scope, acr, iss } = introspection
 
   if (route === 'admin') {
     if (acr !== ADMIN_ACR) {
@@ -203,6 +240,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, introspect: Int
     return sendJson(res, 200, {
       message: `Hello, ${sub ?? 'client'}!`,
       sub,
+      iss,
       scope,
       time: new Date().toISOString(),
     })
@@ -222,6 +260,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, introspect: Int
     token: {
       scheme: 'Bearer',
       active: true,
+      iss,
       sub,
       scope,
       client_id: introspection.client_id,

@@ -15,12 +15,17 @@ const port = Number(process.env.PORT ?? 8787)
 const baseUrl = `http://localhost:${port}`
 const demo = await startDemoParts(baseUrl)
 // Dev only: a deployment keeps BFF_CLIENT_SECRET and BFF_SESSION_SECRET in `wrangler secret put`.
-// The config file: its JSON itself on Workers.
-const vars = { ...demo.settings, ...(demo.configFile ? { BFF_CONFIG: demo.configFile } : {}) }
+// The config file: its JSON itself on Workers. Its idps name each IdP's scopes, so wrangler.toml's
+// BFF_SCOPES is blanked (an empty setting counts as unset): both would be a configuration error.
+const file = demo.configFile ? { BFF_SCOPES: '', BFF_CONFIG: demo.configFile } : {}
+const vars = { ...demo.settings, ...file }
 const args = ['dev', '--port', String(port), '--ip', '127.0.0.1']
 for (const [name, value] of Object.entries(vars)) args.push('--var', `${name}:${value}`)
 
-console.log(`Demo on workerd: open ${baseUrl} once wrangler is ready, and log in as demo / demo`)
+const at = demo.idps.map((idp) => idp.label).join(' or ')
+console.log(
+  `Demo on workerd: open ${baseUrl} once wrangler is ready; log in as demo / demo (${at})`
+)
 // wrangler itself, not through npx: a signal then reaches the process that stops workerd.
 const wrangler = spawn(path.join(ROOT, 'node_modules/.bin/wrangler'), args, {
   cwd: ROOT,

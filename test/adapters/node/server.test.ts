@@ -122,7 +122,7 @@ async function accessTokenOf(jar: CookieJar, origin: string, secret: string): Pr
 }
 
 describe('npm start without BFF_ISSUER: the demo', () => {
-  it('runs the IdP, the API and the BFF in one process; demo/demo can log in and call the API, no demo endpoint hands the token to the page, and the admin area asks for a second factor', async () => {
+  it('runs two IdPs, the API and the BFF in one process; demo/demo can log in (at either IdP) and call the API, no demo endpoint hands the token to the page, and the admin area asks for a second factor', async () => {
     const port = await freePort()
     // Given, so the test can open the session cookie and learn the access token to look for.
     const secret = randomBytes(32).toString('base64url')
@@ -212,9 +212,34 @@ describe('npm start without BFF_ISSUER: the demo', () => {
     })
     expect(catalog.status).toBe(200)
     expect(await catalog.json()).toMatchObject({ withToken: false, items: expect.any(Array) })
-    // The admin route also requires the admin role, which every demo account has.
+    // The admin route also requires the admin role, which every demo account has: at Corp, the
+    // default IdP, in realm_access.roles, mapped to roles.
     const user = await (await jar.get('/bff/user', { headers: { 'x-csrf': '1' } })).json()
-    expect(user.claims.roles).toEqual(['admin'])
+    expect([user.idp, user.claims.roles]).toEqual(['corp', ['admin']])
+
+    // Two IdPs to choose from; Partner keeps its roles in groups, and they come out as roles too.
+    const idps = await (await fetch(`${origin}/bff/idps`)).json()
+    expect(idps).toEqual([
+      { name: 'corp', label: 'Corp' },
+      { name: 'partner', label: 'Partner' },
+    ])
+    const partnerJar = createCookieJar({ baseUrl: origin })
+    const partnerLogin = redirectLocation(await partnerJar.get('/bff/login?idp=partner'))!
+    const corpIssuer = new URL(redirectLocation(login)!).origin
+    expect(partnerLogin.origin).not.toBe(corpIssuer)
+    const atPartner = await loginAtIdp(partnerJar, partnerLogin, {
+      login: 'demo',
+      password: 'demo',
+    })
+    expect(redirectLocation(atPartner)?.pathname).toBe('/bff/callback/partner')
+    expect((await partnerJar.follow(atPartner)).status).toBe(302)
+    const partnerUser = await (
+      await partnerJar.get('/bff/user', { headers: { 'x-csrf': '1' } })
+    ).json()
+    expect([partnerUser.idp, partnerUser.claims.roles]).toEqual(['partner', ['admin']])
+    expect(partnerUser.claims).not.toHaveProperty('realm_access')
+    const partnerHello = await partnerJar.get('/api/hello', { headers: { 'x-csrf': '1' } })
+    expect(await partnerHello.json()).toMatchObject({ sub: 'demo', iss: partnerLogin.origin })
   })
 })
 
