@@ -261,11 +261,9 @@ async function demoParts(target: Target, baseUrl: string): Promise<Parts> {
       config = path.join(dir, 'bff.json')
       await writeFile(config, demo.configFile!)
     }
-    // wrangler.toml's BFF_SCOPES would clash with the file's idps (each IdP has its scopes).
-    const unset: Env = target === 'workerd' ? { BFF_SCOPES: undefined } : {}
     return {
       idps: demo.idps,
-      settings: { ...demo.settings, ...unset, BFF_CONFIG: config },
+      settings: { ...demo.settings, BFF_CONFIG: config },
       async close() {
         await demo.stop()
         if (dir) await rm(dir, { recursive: true, force: true })

@@ -15,9 +15,8 @@ const port = Number(process.env.PORT ?? 8787)
 const baseUrl = `http://localhost:${port}`
 const demo = await startDemoParts(baseUrl)
 // Dev only: a deployment keeps BFF_CLIENT_SECRET and BFF_SESSION_SECRET in `wrangler secret put`.
-// The config file: its JSON itself on Workers. Its idps name each IdP's scopes, so wrangler.toml's
-// BFF_SCOPES is blanked (an empty setting counts as unset): both would be a configuration error.
-const file = demo.configFile ? { BFF_SCOPES: '', BFF_CONFIG: demo.configFile } : {}
+// The config file: its JSON itself on Workers.
+const file = demo.configFile ? { BFF_CONFIG: demo.configFile } : {}
 const vars = { ...demo.settings, ...file }
 const args = ['dev', '--port', String(port), '--ip', '127.0.0.1']
 for (const [name, value] of Object.entries(vars)) args.push('--var', `${name}:${value}`)

@@ -19,7 +19,6 @@ async function health(tls: object, serviceBindings = {}) {
   const worker = await startWorkerd({
     port: await freePort(),
     env: {
-      BFF_SCOPES: undefined, // wrangler.toml's
       BFF_BASE_URL: 'https://app.example.com',
       BFF_SESSION_SECRET: 's'.repeat(40),
       BFF_CONFIG: {

@@ -86,7 +86,6 @@ describe('settings', () => {
       BFF_ISSUER: undefined,
       BFF_CLIENT_ID: undefined,
       BFF_CLIENT_SECRET: undefined,
-      BFF_SCOPES: undefined, // wrangler.toml's
       CORP_SECRET: 'client-secret',
     }
     await withWorker({ ...fromFile, BFF_CONFIG: { idps } }, async (worker) => {
