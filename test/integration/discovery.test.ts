@@ -44,8 +44,10 @@ async function expectUnreachable(target: Stack, problem: RegExp) {
     store: 'cookie',
     idp: 'unreachable',
     error: 'idp_unavailable',
+    idps: [{ name: 'default', status: 'unreachable' }],
   })
   expect(body.message).toMatch(problem)
+  expect(body.idps[0].message).toMatch(problem)
 }
 
 describe('/bff/health reports an IdP whose discovery fails', () => {
@@ -101,7 +103,10 @@ describe('/bff/health reports an IdP whose discovery fails', () => {
       await new Promise((resolve) => setTimeout(resolve, 500))
       last = await health(stack!)
     }
-    expect(last).toEqual({ status: 200, body: { status: 'ok', store: 'cookie', idp: 'ok' } })
+    expect(last).toEqual({
+      status: 200,
+      body: { status: 'ok', store: 'cookie', idp: 'ok', idps: [{ name: 'default', status: 'ok' }] },
+    })
   }, 90_000)
 })
 
@@ -117,7 +122,12 @@ describe('a discovery document behind a same-origin redirect', () => {
     })
     const { status, body } = await health(stack!)
     expect(status).toBe(200)
-    expect(body).toEqual({ status: 'ok', store: 'cookie', idp: 'ok' })
+    expect(body).toEqual({
+      status: 'ok',
+      store: 'cookie',
+      idp: 'ok',
+      idps: [{ name: 'default', status: 'ok' }],
+    })
     const jar = stack!.jar()
     expect((await stack!.login(jar)).status).toBe(302)
     expect((await jar.get('/bff/user', { headers: CSRF })).status).toBe(200)

@@ -133,6 +133,7 @@ async function expectFailsClosed(jars: CookieJar[]) {
     status: 'unavailable',
     store: bff.config.sessionStore,
     idp: 'ok',
+    idps: [{ name: 'default', status: 'ok' }],
     error: 'store_unavailable',
     message: 'The session store is unavailable.',
   })

@@ -174,7 +174,12 @@ describe('stores', () => {
     await withWorker({ ...VALID, BFF_SESSION_STORE: undefined }, async (worker) => {
       const response = await fetch(`${worker.url}/bff/health`)
       expect(response.status).toBe(200)
-      expect(await response.json()).toEqual({ status: 'ok', store: 'durable-object', idp: 'ok' })
+      expect(await response.json()).toEqual({
+        status: 'ok',
+        store: 'durable-object',
+        idp: 'ok',
+        idps: [{ name: 'default', status: 'ok' }],
+      })
       expect(worker.logs.join('\n')).not.toContain('test_clock')
     })
   })
@@ -184,7 +189,12 @@ describe('stores', () => {
       { ...VALID, BFF_SESSION_STORE: 'cookie' },
       async (worker) => {
         const response = await fetch(`${worker.url}/bff/health`)
-        expect(await response.json()).toEqual({ status: 'ok', store: 'cookie', idp: 'ok' })
+        expect(await response.json()).toEqual({
+          status: 'ok',
+          store: 'cookie',
+          idp: 'ok',
+          idps: [{ name: 'default', status: 'ok' }],
+        })
         expect(await logged(worker, /test_clock/)).toMatch(/"event":"test_clock.enabled"/)
       },
       { clock: true }
