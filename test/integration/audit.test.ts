@@ -42,7 +42,7 @@ describeStores(['cookie', SERVER_STORE], 'the audit trail with the %s store', (s
   /** Every secret value the test saw go by: none may appear in the log. */
   const secrets = new Map<string, string>()
   const keep = (what: string, value: string | undefined) => {
-    if (value && value.length >= 8) secrets.set(value, what)
+    if (value && value.length >= 8 && !secrets.has(value)) secrets.set(value, what)
   }
 
   beforeAll(async () => {
@@ -299,6 +299,52 @@ describeStores(['cookie', SERVER_STORE], 'the audit trail with the %s store', (s
       }
     }
     expect(found).toEqual([])
+  })
+
+  it('keeps what an attacker sends out of the trail: IdP error text, paths, queries', async () => {
+    const before = (await trail(0)).length
+    const jar = stack.jar()
+    // A login in progress, answered with an error whose text is the attacker's choice: only a
+    // standard code, or `other`, is written; never the text or its description.
+    const evil = 'evil_code_7f3a'
+    const described = 'Injected description 9c1e'
+    const states: string[] = []
+    for (const error of [evil, 'access_denied']) {
+      const start = await jar.get('/bff/login?returnTo=%2F')
+      const state = redirectLocation(start)!.searchParams.get('state')!
+      states.push(state)
+      const query = new URLSearchParams({ state, error, error_description: described })
+      query.set('iss', stack.idp.issuer)
+      expect((await jar.get(`/bff/callback/${IDP}?${query}`)).status).toBe(400)
+    }
+    // A cross-site post to the back-channel, and a forged call with a secret-looking query.
+    const crossSite = await fetch(`${stack.url}/bff/backchannel/${IDP}`, {
+      method: 'POST',
+      headers: {
+        'sec-fetch-site': 'cross-site',
+        'content-type': 'application/x-www-form-urlencoded',
+      },
+      body: 'logout_token=forged',
+    })
+    expect(crossSite.status).toBe(403)
+    const query = 'access_token=query_secret_41d2'
+    expect((await jar.get(`/api/some/where/else?${query}`)).status).toBe(403)
+
+    const lines = (await trail(before + 4)).slice(before)
+    expect(lines).toMatchObject([
+      { event: 'login_failed', route: `/bff/callback/${IDP}`, reason: 'other' },
+      { event: 'login_failed', route: `/bff/callback/${IDP}`, reason: 'access_denied' },
+      { event: 'csrf_rejected', route: `/bff/backchannel/${IDP}`, reason: 'cross_site' },
+      { event: 'csrf_rejected', route: '/api/', reason: 'missing_header' },
+    ])
+    expect(lines).toHaveLength(4)
+    const log = stack.logs().join('\n')
+    for (const needle of [evil, described, 'Injected', 'query_secret_41d2', ...states]) {
+      expect(log).not.toContain(needle)
+    }
+    // The operational `request.failed` line names the path (docs/operations.md); the trail only
+    // ever the route's prefix.
+    expect(JSON.stringify(lines)).not.toContain('some/where')
   })
 
   async function revokeAtIdp(refreshToken: string) {
