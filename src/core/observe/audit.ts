@@ -13,17 +13,20 @@ import { matchRoute, requestPath } from '../proxy/forward.ts'
 import type { Session } from '../session/types.ts'
 import { subjectHash, type Logger, type LogLevel } from './log.ts'
 
-export type AuditEvent =
-  | 'login'
-  | 'login_failed'
-  | 'logout'
-  | 'backchannel_logout'
-  | 'admin_revoke'
-  | 'session_expired'
-  | 'refresh_failed'
-  | 'csrf_rejected'
-  | 'policy_denied'
-  | 'step_up'
+/** Every event the trail has (DESIGN "Observability"); docs/audit.md describes each. */
+export const AUDIT_EVENTS = [
+  'login',
+  'login_failed',
+  'logout',
+  'backchannel_logout',
+  'admin_revoke',
+  'session_expired',
+  'refresh_failed',
+  'csrf_rejected',
+  'policy_denied',
+  'step_up',
+] as const
+export type AuditEvent = (typeof AUDIT_EVENTS)[number]
 
 /** Refusals and failures are warnings; the rest is the ordinary life of a session. */
 const LEVELS: Record<AuditEvent, LogLevel> = {
