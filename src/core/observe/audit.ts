@@ -78,7 +78,7 @@ const CODE = /^[a-z][a-z0-9_]{0,63}$/
 // acr values are short tokens or URIs (`mfa`, `urn:mace:incommon:iap:silver`).
 const ACR = /^[\w.:/-]{1,128}$/
 // Registered BFF paths are fixed text: no parameters, wildcards or query.
-const BFF_PATH = /^\/bff\/[\w/-]{0,128}$/
+const ENDPOINT_PATH = /^\/bff\/[\w/-]{0,128}$/
 
 export function auditTrail(options: AuditOptions): Audit {
   const { log, clientIp, api } = options
@@ -118,7 +118,7 @@ function routeOf(c: Context, api: readonly ApiRoute[]): string | undefined {
   const prefix = matchRoute(api, requestPath(c.req.url).pathname)?.prefix
   if (prefix) return prefix
   const registered = c.req.routePath
-  return BFF_PATH.test(registered) ? registered : undefined
+  return ENDPOINT_PATH.test(registered) ? registered : undefined
 }
 
 // OAuth token endpoint errors (RFC 6749 5.2): the only words of an IdP's refusal the trail keeps.
