@@ -14,6 +14,7 @@ import { MFA_CODE } from '../../src/demo/idp-mfa.ts'
 import type { Session } from '../../src/core/session/types.ts'
 import { redirectLocation, type CookieJar } from '../helpers/http.ts'
 import { confirmIdpLogout, loginAtIdp } from '../helpers/idp-login.ts'
+import { startPdp, type Pdp } from '../helpers/pdp.ts'
 import { CSRF, SERVER_STORE, describeStores, startStack, type Stack } from './harness.ts'
 
 const ADMIN_TOKEN = 'audit-admin-token-0123456789abcdef0123456789'
@@ -39,6 +40,7 @@ type Line = Record<string, unknown>
 
 describeStores(['cookie', SERVER_STORE], 'the audit trail with the %s store', (store) => {
   let stack: Stack
+  let pdp: Pdp
   /** Every secret value the test saw go by: none may appear in the log. */
   const secrets = new Map<string, string>()
   const keep = (what: string, value: string | undefined) => {
@@ -46,6 +48,9 @@ describeStores(['cookie', SERVER_STORE], 'the audit trail with the %s store', (s
   }
 
   beforeAll(async () => {
+    pdp = await startPdp()
+    // The policy decision point refuses everyone.
+    pdp.decide = () => ({ body: { result: false } })
     stack = await startStack({
       store,
       env: { BFF_ADMIN_TOKEN: ADMIN_TOKEN, TEST_IDP_SECRET: DEMO_BFF_CLIENT.clientSecret },
@@ -61,6 +66,7 @@ describeStores(['cookie', SERVER_STORE], 'the audit trail with the %s store', (s
         routes: [
           { prefix: '/api/', upstream: `${upstream}/up/` },
           { prefix: '/mfa/', upstream: `${upstream}/up/`, acr: 'mfa' },
+          { prefix: '/pdp/', upstream: `${upstream}/up/`, authorize: { url: pdp.url } },
         ],
       }),
     })
@@ -68,7 +74,10 @@ describeStores(['cookie', SERVER_STORE], 'the audit trail with the %s store', (s
     keep('session secret', stack.secret)
     keep('admin token', ADMIN_TOKEN)
   })
-  afterAll(() => stack?.close())
+  afterAll(async () => {
+    await stack?.close()
+    await pdp?.close()
+  })
 
   /** The audit lines so far (workerd's arrive shortly after the answer): at least `count`. */
   async function trail(count: number): Promise<Line[]> {
@@ -148,6 +157,8 @@ describeStores(['cookie', SERVER_STORE], 'the audit trail with the %s store', (s
     expect((await alice.get('/api/orders?id=7')).status).toBe(403)
     // A password login is not enough for /mfa/.
     expect((await alice.get('/mfa/x?y=1', { headers: CSRF })).status).toBe(401)
+    // The route's policy decision point says no.
+    expect((await alice.get('/pdp/x', { headers: CSRF })).status).toBe(403)
     // Step-up: the IdP asks for the one-time code, and a new session replaces the first.
     const stepped = await login(alice, { query: { acr: 'mfa' }, code: MFA_CODE })
     expect(stepped.claims.acr).toBe('mfa')
@@ -201,6 +212,13 @@ describeStores(['cookie', SERVER_STORE], 'the audit trail with the %s store', (s
         route: '/mfa/',
         reason: 'step_up_required',
         check: 'acr',
+      },
+      {
+        event: 'policy_denied',
+        ...(await who(first)),
+        route: '/pdp/',
+        reason: 'forbidden',
+        check: 'authorize',
       },
       { event: 'login', ...(await who(stepped)), route: `/bff/callback/${IDP}` },
       { event: 'step_up', ...(await who(stepped)), route: `/bff/callback/${IDP}`, acr: 'mfa' },
