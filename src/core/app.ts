@@ -9,6 +9,7 @@ import { ConfigError, type BffOptions, type Config } from './config/options.ts'
 import { resolveOptions } from './config/resolve.ts'
 import { BffError } from './errors.ts'
 import { canonicalHost } from './policy/canonical-host.ts'
+import { auditTrail } from './observe/audit.ts'
 import { denialCounter } from './observe/denials.ts'
 import { errorReason, jsonLogger, type Logger } from './observe/log.ts'
 import { createIdpRegistry } from './oidc/idps.ts'
@@ -114,12 +115,14 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
     now,
   })
   const denials = denialCounter()
+  const clientIp = deps.clientIp ?? (() => undefined)
   const services: BffServices = {
     config,
     idps,
     oidc,
     sealer,
     log,
+    audit: auditTrail({ log, clientIp, api: config.api }),
     denials,
     now,
     sessions: createSessionManager({
@@ -158,7 +161,7 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
       denials,
       claims: (session) => idps.of(session)?.config.claims ?? {},
     }),
-    clientIp: deps.clientIp ?? (() => undefined),
+    clientIp,
   }
 
   const app = new Hono<BffEnv>()

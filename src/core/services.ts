@@ -4,6 +4,7 @@
  */
 import type { Context } from 'hono'
 import type { Config } from './config/options.ts'
+import type { Audit } from './observe/audit.ts'
 import type { DenialCounter } from './observe/denials.ts'
 import type { Logger } from './observe/log.ts'
 import type { Forwarder } from './proxy/forward.ts'
@@ -33,6 +34,8 @@ export interface BffServices {
   replay: ReplayGuard
   sealer: Sealer
   log: Logger
+  /** Writes the audit trail's security events (observe/audit.ts) through `log`. */
+  audit: Audit
   /** Route policy refusals by route and reason (`policy.denied`), since start. */
   denials: DenialCounter
   /** Epoch milliseconds. */
