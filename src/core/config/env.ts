@@ -51,6 +51,8 @@ const SETTINGS: Record<Exclude<keyof BffOptions, FileOnly>, string> = {
   clientId: 'BFF_CLIENT_ID',
   clientSecret: 'BFF_CLIENT_SECRET',
   clientAuth: 'BFF_CLIENT_AUTH',
+  clientKey: 'BFF_CLIENT_KEY',
+  par: 'BFF_PAR',
   baseUrl: 'BFF_BASE_URL',
   sessionSecret: 'BFF_SESSION_SECRET',
   scopes: 'BFF_SCOPES',
@@ -68,7 +70,7 @@ const SETTINGS: Record<Exclude<keyof BffOptions, FileOnly>, string> = {
 }
 
 /** The options a file's IdP entry gives, replacing their settings (and `routes`, `BFF_API`). */
-const IDP_OPTIONS = ['issuer', 'clientId', 'clientSecret', 'scopes'] as const
+const IDP_OPTIONS = ['issuer', 'clientId', 'clientSecret', 'clientKey', 'par', 'scopes'] as const
 const NUMBERS = [
   'refreshSkewSeconds',
   'sessionLifetimeSeconds',
@@ -124,6 +126,8 @@ export function optionsFromEnv(env: Env, defaults: FromEnvOptions = {}): Config 
         issuer: text(get(SETTINGS.issuer)),
         clientId: text(get(SETTINGS.clientId)),
         clientSecret: text(get(SETTINGS.clientSecret)),
+        clientKey: get(SETTINGS.clientKey),
+        par: flagOf(get(SETTINGS.par)),
         scopes: get(SETTINGS.scopes),
         clientAuth,
       }
@@ -168,6 +172,13 @@ export function optionsFromEnv(env: Env, defaults: FromEnvOptions = {}): Config 
  * @throws ConfigError listing every bad or missing setting, one per line.
  */
 export const parseConfig: (env: Env, defaults?: FromEnvOptions) => Config = optionsFromEnv
+
+/** `true` or `false` as a boolean; anything else stays text, quoted in the problem as written. */
+function flagOf(raw: string | undefined): boolean | string | undefined {
+  if (raw === 'true') return true
+  if (raw === 'false') return false
+  return raw
+}
 
 /**
  * `BFF_API`: comma-separated `prefix=upstream` pairs, e.g. `/api/=http://127.0.0.1:4000/`, as

@@ -4,6 +4,7 @@
  * checked) and the rest of the core reads. `optionsFromEnv` (env.ts) builds a `Config` from the
  * `BFF_*` settings; resolve.ts holds the rules both share.
  */
+import type { ClientKey } from './client-key.ts'
 
 /**
  * Where sessions live. `cookie` and `memory` the core builds itself; `redis` (Node) and
@@ -11,8 +12,18 @@
  */
 export type SessionStoreKind = 'cookie' | 'memory' | 'redis' | 'durable-object'
 
-/** How the BFF authenticates to the IdP's token endpoint (RFC 6749 2.3.1). */
-export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post'
+/**
+ * How the BFF authenticates to the IdP's token endpoint (RFC 6749 2.3.1): with the client secret,
+ * or with a client assertion signed by `clientKey` (RFC 7523).
+ */
+export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt'
+
+/**
+ * A private key of `private_key_jwt`: a JWK (object or JSON text) or PKCS#8 PEM text; a list
+ * rotates (the first signs).
+ */
+export type ClientKeyOption =
+  string | Readonly<JsonWebKey> | readonly (string | Readonly<JsonWebKey>)[]
 
 /** One proxy route as written: calls under `prefix` go to `upstream` with the user's token. */
 export interface RouteOptions {
@@ -87,10 +98,14 @@ export interface IdpOptions {
   issuer: string | URL
   /** Client id registered at this IdP. */
   clientId: string
-  /** Client secret registered at this IdP. */
-  clientSecret: string
+  /** Client secret registered at this IdP; required unless `clientAuth` is `private_key_jwt`. */
+  clientSecret?: string
   /** Client authentication at this IdP's token endpoint. @default 'client_secret_basic' */
   clientAuth?: ClientAuthMethod
+  /** With `clientAuth: 'private_key_jwt'`: its private key(s); see `BffOptions.clientKey`. */
+  clientKey?: ClientKeyOption
+  /** Pushed authorization requests (RFC 9126) at this IdP; see `BffOptions.par`. @default false */
+  par?: boolean
   /** Requested scopes; must include `openid`. @default 'openid profile email offline_access' */
   scopes?: string | readonly string[]
   /** Normalised claim name -> dot path into this IdP's claims. @example { roles: 'groups' } */
@@ -136,17 +151,33 @@ export interface BffOptions {
    */
   clientId?: string
   /**
-   * Client secret registered at the IdP. `BFF_CLIENT_SECRET`.
+   * Client secret registered at the IdP; required unless `clientAuth` is `private_key_jwt` (and
+   * then refused). `BFF_CLIENT_SECRET`.
    * @example process.env.CLIENT_SECRET
    */
   clientSecret?: string
   /**
    * Client authentication at the token endpoint. `client_secret_post` for IdPs that compare HTTP
    * Basic credentials without form-decoding them (Glewlwyd), so a secret with `-` or `+` fails.
+   * `private_key_jwt` signs a client assertion with `clientKey` instead of sending a secret.
    * `BFF_CLIENT_AUTH`.
    * @default 'client_secret_basic'
    */
   clientAuth?: ClientAuthMethod
+  /**
+   * The private key of `private_key_jwt`: a private JWK (RSA, EC P-256/384/521 or Ed25519; an
+   * object or its JSON text, or a JWK set's JSON) or PKCS#8 PEM text. A list rotates: the first
+   * signs, register the public keys of all at the IdP. `BFF_CLIENT_KEY`.
+   * @example process.env.CLIENT_KEY_PEM
+   */
+  clientKey?: ClientKeyOption
+  /**
+   * Pushed authorization requests (RFC 9126): the login's parameters go to the IdP directly and
+   * the browser's URL holds only `client_id` and `request_uri`. Used anyway when the IdP's
+   * discovery says `require_pushed_authorization_requests`. `BFF_PAR` (`true`/`false`).
+   * @default false
+   */
+  par?: boolean
   /**
    * Public origin of the BFF, without path: cookies belong to it, the redirect URI is
    * `baseUrl + '/bff/callback'`. https, or http on localhost only. `BFF_BASE_URL`.
@@ -270,8 +301,13 @@ export interface ApiRoute {
 export interface Config {
   issuer: URL
   clientId: string
-  clientSecret: string
+  /** Absent with `private_key_jwt`. */
+  clientSecret?: string
   clientAuth: ClientAuthMethod
+  /** The first IdP's `private_key_jwt` keys; the first signs. */
+  clientKey?: readonly ClientKey[]
+  /** The first IdP's pushed authorization requests. */
+  par?: boolean
   /** Public origin of the BFF (no trailing slash), e.g. `https://app.example.com`. */
   baseUrl: string
   /** Cookie sealing secrets; the first seals, all unseal. */
@@ -310,8 +346,13 @@ export interface IdpConfig {
   label: string
   issuer: URL
   clientId: string
-  clientSecret: string
+  /** Absent with `private_key_jwt`. */
+  clientSecret?: string
   clientAuth: ClientAuthMethod
+  /** With `private_key_jwt`: JWK objects or PKCS#8 PEM texts, the first signs. */
+  clientKey?: readonly ClientKey[]
+  /** Pushed authorization requests always (else only when the IdP requires them). */
+  par: boolean
   /** Space-separated, including `openid`. */
   scopes: string
   /** Normalised claim name -> dot path into the session's claims. */

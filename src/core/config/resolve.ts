@@ -4,6 +4,7 @@
  * `Config`. Every problem is reported, each under the name its source uses (`"clientId"`,
  * `BFF_CLIENT_ID`, `BFF_CONFIG idps.corp.clientId:`), so a mistake is fixed in one round trip.
  */
+import { clientKeysOf, type ClientKey } from './client-key.ts'
 import { jsonPath } from './file.ts'
 import {
   ConfigError,
@@ -25,6 +26,8 @@ const KNOWN: Record<keyof BffOptions, true> = {
   clientId: true,
   clientSecret: true,
   clientAuth: true,
+  clientKey: true,
+  par: true,
   baseUrl: true,
   sessionSecret: true,
   scopes: true,
@@ -45,7 +48,16 @@ const KNOWN: Record<keyof BffOptions, true> = {
 }
 
 /** The options one IdP has: top-level for the single IdP, or in each entry of `idps`. */
-const IDP_KEYS = ['issuer', 'clientId', 'clientSecret', 'clientAuth', 'scopes', 'claims'] as const
+const IDP_KEYS = [
+  'issuer',
+  'clientId',
+  'clientSecret',
+  'clientAuth',
+  'clientKey',
+  'par',
+  'scopes',
+  'claims',
+] as const
 /** What an entry of `idps` may hold. */
 const IDP_ENTRY_KEYS: ReadonlySet<string> = new Set([...IDP_KEYS, 'label'])
 const MAX_LABEL_LENGTH = 100
@@ -55,6 +67,7 @@ const STORE_KINDS: readonly SessionStoreKind[] = ['cookie', 'memory', 'redis', '
 const CLIENT_AUTH_METHODS: readonly ClientAuthMethod[] = [
   'client_secret_basic',
   'client_secret_post',
+  'private_key_jwt',
 ]
 const MIN_SECRET_LENGTH = 32
 // Timers hold at most 2^31 ms (~24 days, longer ones fire at once); an hour is a generous ceiling.
@@ -168,6 +181,8 @@ export function checkOptions(input: OptionsInput, report: Report): Config | unde
     clientId: first!.clientId,
     clientSecret: first!.clientSecret,
     clientAuth: first!.clientAuth,
+    ...(first!.clientKey ? { clientKey: first!.clientKey } : {}),
+    par: first!.par,
     baseUrl: base!.origin,
     sessionSecrets: Object.freeze(sessionSecrets),
     scopes: first!.scopes,
@@ -274,17 +289,15 @@ function idpOf(
     at('clientId'),
     'the client id registered at the IdP'
   )
-  const clientSecret = requiredText(
-    input.clientSecret,
-    at('clientSecret'),
-    'the client secret registered at the IdP'
-  )
   const clientAuth = oneOf(
     input.clientAuth,
     'client_secret_basic',
     CLIENT_AUTH_METHODS,
     at('clientAuth')
   )
+  const { clientSecret, clientKey } = clientCredentialsOf(input, clientAuth, bad)
+  const par = input.par ?? false
+  if (typeof par !== 'boolean') bad(['par'], 'must be true or false')
   const scopes = scopesOf(input.scopes, at('scopes'))
   const claims = claimsOf(input.claims, bad)
   const label = input.label ?? name
@@ -299,9 +312,44 @@ function idpOf(
     clientId,
     clientSecret,
     clientAuth,
+    ...(clientKey ? { clientKey: Object.freeze(clientKey) } : {}),
+    par: par as boolean,
     scopes,
     claims,
   }
+}
+
+/**
+ * The secret, or with `private_key_jwt` the key(s): each method needs its own credential and
+ * refuses the other's, since a secret left next to a key would suggest it is still in use.
+ */
+function clientCredentialsOf(
+  input: OptionsInput,
+  clientAuth: ClientAuthMethod,
+  bad: Report
+): { clientSecret?: string; clientKey?: ClientKey[] } {
+  if (clientAuth !== 'private_key_jwt') {
+    if (input.clientKey !== undefined) {
+      bad(['clientKey'], `is only used with "clientAuth": "private_key_jwt", not ${clientAuth}`)
+    }
+    const clientSecret = requiredText(
+      input.clientSecret,
+      (why) => bad(['clientSecret'], why),
+      'the client secret registered at the IdP'
+    )
+    return { clientSecret }
+  }
+  if (input.clientSecret !== undefined) {
+    bad(['clientSecret'], 'and "clientAuth": "private_key_jwt" are both set: keep clientKey only')
+  }
+  if (input.clientKey === undefined) {
+    bad(
+      ['clientKey'],
+      'is required with "clientAuth": "private_key_jwt": the private key (JWK or PKCS#8 PEM)'
+    )
+    return {}
+  }
+  return { clientKey: clientKeysOf(input.clientKey, (why) => bad(['clientKey'], why)) }
 }
 
 /** A route's `idps` may only name configured IdPs: a typo would refuse every user for good. */

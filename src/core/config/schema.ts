@@ -10,11 +10,19 @@ import * as v from 'valibot'
 const text = (description: string) =>
   v.pipe(v.string('must be a string'), v.nonEmpty('must not be empty'), v.description(description))
 
+// A JWK's members are checked by the config rules (client-key.ts), which say what is wrong.
+const jwk = v.pipe(
+  v.looseObject({ kty: v.string('must be a string') }, 'must be a JWK object'),
+  v.description('A private JWK object.')
+)
+
 export const IdpSchema = v.strictObject({
   issuer: text('Issuer URL of the OpenID Provider (https; http only on localhost).'),
   clientId: text('Client id registered at the IdP.'),
-  clientSecret: text(
-    'Client secret registered at the IdP; usually "${NAME}" to read it from the environment.'
+  clientSecret: v.optional(
+    text(
+      'Client secret registered at the IdP; usually "${NAME}" to read it from the environment. Required unless clientAuth is private_key_jwt (then refused).'
+    )
   ),
   scopes: v.optional(
     v.pipe(
@@ -30,11 +38,40 @@ export const IdpSchema = v.strictObject({
   clientAuth: v.optional(
     v.pipe(
       v.picklist(
-        ['client_secret_basic', 'client_secret_post'],
-        'must be one of client_secret_basic, client_secret_post'
+        ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
+        'must be one of client_secret_basic, client_secret_post, private_key_jwt'
       ),
       v.description(
-        'Client authentication at the token endpoint; default BFF_CLIENT_AUTH, else client_secret_basic.'
+        'Client authentication at the token endpoint; default BFF_CLIENT_AUTH, else client_secret_basic. private_key_jwt signs client assertions with clientKey.'
+      )
+    )
+  ),
+  clientKey: v.optional(
+    v.pipe(
+      v.union(
+        [
+          text('A private JWK as JSON text, or PKCS#8 PEM text; usually "${NAME}".'),
+          jwk,
+          v.pipe(
+            v.array(
+              v.union([text('A private JWK as JSON text, or PKCS#8 PEM text.'), jwk]),
+              'must be an array of keys'
+            ),
+            v.minLength(1, 'must not be empty')
+          ),
+        ],
+        'must be a private JWK (object or JSON text), PKCS#8 PEM text, or an array of them'
+      ),
+      v.description(
+        'With clientAuth private_key_jwt: the private key signing client assertions (RSA, EC P-256/384/521 or Ed25519). An array rotates: the first signs.'
+      )
+    )
+  ),
+  par: v.optional(
+    v.pipe(
+      v.boolean('must be true or false'),
+      v.description(
+        'Pushed authorization requests (RFC 9126): the browser sees only client_id and request_uri. Used anyway when the IdP requires them. Default false.'
       )
     )
   ),

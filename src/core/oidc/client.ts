@@ -26,7 +26,10 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
     config,
     deps,
     redirectUri,
-    (discovered) => reportUnsupportedGrants(config, discovered.serverMetadata(), log)
+    (discovered) => {
+      reportUnsupportedGrants(config, discovered.serverMetadata(), log)
+      reportParSupport(config, discovered.serverMetadata(), log)
+    }
   )
   // RFC 8707: the resources of `user` routes are asked for at login, to be granted later.
   const resources = loginResources(config)
@@ -38,6 +41,25 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
 
   function expiresAt(tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers) {
     return Math.floor(now() / 1000) + lifetime(tokens)
+  }
+
+  /**
+   * The login's URL at the IdP. Under PAR (RFC 9126) the parameters are pushed to the IdP with the
+   * client's authentication first, so the browser carries only `client_id` and `request_uri`.
+   */
+  async function authorizationUrl(oidc: client.Configuration, query: URLSearchParams) {
+    if (!parWanted(config, oidc.serverMetadata())) return client.buildAuthorizationUrl(oidc, query)
+    if (!oidc.serverMetadata().pushed_authorization_request_endpoint) {
+      log('error', 'oidc.par_unsupported', { reason: PAR_UNSUPPORTED })
+      throw new BffError(503, 'idp_unavailable', 'The identity provider is unavailable.', {
+        cause: Object.assign(new Error(PAR_UNSUPPORTED), { code: 'par_unsupported' }),
+      })
+    }
+    try {
+      return await client.buildAuthorizationUrlWithPAR(oidc, query)
+    } catch (err) {
+      throw toBffError(err, 'par')
+    }
   }
 
   return {
@@ -59,7 +81,7 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
       if (maxAge !== undefined) params.max_age = String(maxAge)
       const query = new URLSearchParams(params)
       for (const resource of resources) query.append('resource', resource)
-      return { url: client.buildAuthorizationUrl(oidc, query), state, nonce, codeVerifier }
+      return { url: await authorizationUrl(oidc, query), state, nonce, codeVerifier }
     },
 
     redirectUri,
@@ -183,6 +205,25 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
     idpStatus,
     checkAtStartup,
     ...createRouteGrants(config, deps, { configuration }),
+  }
+}
+
+const PAR_UNSUPPORTED =
+  "par is on, but the IdP's discovery has no pushed_authorization_request_endpoint: logins answer 503"
+
+/** Whether logins push their parameters: `par`, or an IdP that requires it of every client. */
+export function parWanted(config: Config, metadata: client.ServerMetadata): boolean {
+  return config.par === true || metadata.require_pushed_authorization_requests === true
+}
+
+/** At discovery: a `par` the IdP cannot serve is said once, before the first login fails. */
+export function reportParSupport(
+  config: Config,
+  metadata: client.ServerMetadata,
+  log: NonNullable<OidcDeps['log']>
+): void {
+  if (parWanted(config, metadata) && !metadata.pushed_authorization_request_endpoint) {
+    log('error', 'oidc.par_unsupported', { reason: PAR_UNSUPPORTED })
   }
 }
 

@@ -7,6 +7,7 @@ import * as client from 'openid-client'
 import type { Config } from '../config/options.ts'
 import { errorReason } from '../observe/log.ts'
 import type { IdpStatus, OidcDeps } from './types.ts'
+import { clientAuthOf, ClientKeyError } from './client-auth.ts'
 import { httpStatusOf, idpFetch, isResponse, toBffError } from './errors.ts'
 
 /** Same-origin redirects followed for the discovery document (django-oauth-toolkit adds a slash). */
@@ -79,9 +80,7 @@ export function createDiscovery(
       config.issuer,
       config.clientId,
       { redirect_uris: [redirectUri], response_types: ['code'] },
-      config.clientAuth === 'client_secret_post'
-        ? client.ClientSecretPost(config.clientSecret)
-        : client.ClientSecretBasic(config.clientSecret),
+      await clientAuthOf(config),
       options
     )
     // Only the discovery document may redirect; every later call uses the plain fetch.
@@ -175,6 +174,7 @@ function discoveryProblem(err: unknown): { status?: number; message: string } {
   let cause: unknown = err
   // openid-client wraps what it did not raise itself ("something went wrong"); look inside.
   while (cause instanceof client.ClientError && !cause.code && cause.cause) cause = cause.cause
+  if (cause instanceof ClientKeyError) return { message: cause.message }
   if (cause instanceof DiscoveryRedirectError) {
     return { status: cause.status, message: cause.message }
   }

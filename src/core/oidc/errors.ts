@@ -32,7 +32,7 @@ export function isResponse(value: unknown): value is Response {
  * 8707), `exchange` a token exchange (RFC 8693), `client` a client-credentials grant.
  */
 export type Phase =
-  'discovery' | 'callback' | 'refresh' | 'revocation' | 'resource' | 'exchange' | 'client'
+  'discovery' | 'par' | 'callback' | 'refresh' | 'revocation' | 'resource' | 'exchange' | 'client'
 
 /** Grants of a route's own token: a refusal fails that route's call and nothing else. */
 const ROUTE_TOKEN_PHASES = new Set<Phase>(['resource', 'exchange', 'client'])

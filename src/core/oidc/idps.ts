@@ -81,6 +81,8 @@ export function configFor(config: Config, idp: IdpConfig, first: boolean): Confi
     clientId: idp.clientId,
     clientSecret: idp.clientSecret,
     clientAuth: idp.clientAuth,
+    clientKey: idp.clientKey,
+    par: idp.par,
     scopes: idp.scopes,
     claims: idp.claims,
     idpName: idp.name,

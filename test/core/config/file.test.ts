@@ -206,7 +206,7 @@ describe('BFF_CONFIG: refusals name the JSON path, all at once', () => {
     ])
     // BFF_CLIENT_AUTH is the default of an IdP without clientAuth, and named as itself.
     expect(problemsOf(goodFile, { ...base, CORP_SECRET: 's', BFF_CLIENT_AUTH: 'tls' })).toEqual([
-      'BFF_CLIENT_AUTH must be one of client_secret_basic, client_secret_post, got "tls"',
+      'BFF_CLIENT_AUTH must be one of client_secret_basic, client_secret_post, private_key_jwt, got "tls"',
     ])
   })
 
