@@ -39,6 +39,8 @@ export interface ProviderSettings {
   extraScopes?: string[]
   /** Resource indicators, client credentials and token exchange (idp-grants.ts). */
   grants: Omit<GrantSettings, 'accessTokenTtl'>
+  /** Pushed authorization requests: served, off, or required of every client. @default true */
+  par?: boolean | 'required'
 }
 
 export interface DemoProvider {
@@ -56,6 +58,7 @@ export function createProvider(issuer: string, settings: ProviderSettings): Demo
   // a grant come with refresh tokens. Keyed by the interaction chain id, which survives the
   // login -> consent hop.
   const offlineRequested = new Set<string>()
+  const pushedOffline = new Set<string>()
   const key = signingKey()
   const grants: GrantSettings = { ...settings.grants, accessTokenTtl }
 
@@ -97,12 +100,21 @@ export function createProvider(issuer: string, settings: ProviderSettings): Demo
       introspection: { enabled: true, allowedPolicy: introspectionAllowed },
       rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource },
       backchannelLogout: { enabled: backchannelLogout },
+      pushedAuthorizationRequests: {
+        enabled: settings.par !== false,
+        requirePushedAuthorizationRequests: settings.par === 'required',
+      },
       ...grantFeatures(grants),
     },
     interactions: {
       policy: mfaPolicy(),
       url: async (ctx: OidcContext, interaction: { uid: string; cid: string }) => {
-        if (ctx.oidc.route === 'authorization' && rawScope(ctx).includes('offline_access')) {
+        const uri = ctx.query?.request_uri ?? ctx.oidc.body?.request_uri
+        const offline =
+          typeof uri === 'string'
+            ? pushedOffline.delete(uri)
+            : rawScope(ctx).includes('offline_access')
+        if (ctx.oidc.route === 'authorization' && offline) {
           // Abandoned logins never reach consent: forget the oldest beyond a bound.
           if (offlineRequested.size >= 1000)
             offlineRequested.delete(offlineRequested.values().next().value!)
@@ -140,6 +152,7 @@ export function createProvider(issuer: string, settings: ProviderSettings): Demo
       return fetch(url, { ...init, dispatcher: undefined } as RequestInit)
     },
   })
+  notePushedOffline(provider, pushedOffline)
   if (grants.tokenExchange) registerTokenExchange(provider, grants)
   return { provider, offlineRequested, signingKey: key }
 }
@@ -155,6 +168,26 @@ function isOffline(code: TokenModel, grant: GrantInstance | undefined): boolean 
 function rawScope(ctx: OidcContext): string[] {
   const scope = ctx.query?.scope ?? ctx.oidc.body?.scope
   return typeof scope === 'string' ? scope.split(' ') : []
+}
+
+/**
+ * Pushed authorization requests (RFC 9126) that asked for offline_access: the IdP strips it from
+ * what it stores, so it is noted here, by `request_uri`, as the PAR endpoint answers.
+ */
+function notePushedOffline(provider: OidcProvider, pushed: Set<string>): void {
+  provider.use(async (ctx: OidcContext & { status: number }, next: () => Promise<void>) => {
+    await next()
+    const uri = (ctx.body as { request_uri?: unknown } | undefined)?.request_uri
+    if (
+      ctx.oidc?.route === 'pushed_authorization_request' &&
+      ctx.status === 201 &&
+      typeof uri === 'string' &&
+      rawScope(ctx).includes('offline_access')
+    ) {
+      if (pushed.size >= 1000) pushed.delete(pushed.values().next().value!)
+      pushed.add(uri)
+    }
+  })
 }
 
 // Any authenticated confidential client (the BFF, the demo API) may introspect any token.
@@ -188,6 +221,7 @@ export interface OidcProvider extends ExchangeProvider {
   readonly issuer: string
   callback(): (req: IncomingMessage, res: ServerResponse) => void
   on(event: string, listener: (...args: never[]) => void): OidcProvider
+  use(middleware: (ctx: never, next: () => Promise<void>) => Promise<void>): void
   interactionDetails(req: IncomingMessage, res: ServerResponse): Promise<InteractionDetails>
   interactionFinished(
     req: IncomingMessage,

@@ -92,6 +92,12 @@ export interface IdpOptions {
   clientCredentials?: boolean
   /** Accept RFC 8693 token exchange (and say so in discovery). @default true */
   tokenExchange?: boolean
+  /**
+   * Pushed authorization requests (RFC 9126): `false` turns the endpoint off (and out of
+   * discovery), `'required'` refuses every authorization request that was not pushed and says
+   * `require_pushed_authorization_requests: true` in discovery. @default true
+   */
+  par?: boolean | 'required'
 }
 
 export interface Idp {
@@ -183,6 +189,7 @@ export async function startIdp(options: IdpOptions = {}): Promise<Idp> {
     extraProfileClaims: options.extraProfileClaims,
     extraScopes: options.extraScopes,
     grants: grantSettings,
+    par: options.par ?? true,
   })
 
   const grants = {

@@ -185,7 +185,8 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
   const startOne = (name: string | undefined, idpClaims = options.idpClaims) =>
     startIdp({
       ...options.idp,
-      ...(options.front && !name ? { issuer: options.front.url } : {}),
+      // The front stands before the one IdP (named by a config file, or not).
+      ...(options.front && !options.idps ? { issuer: options.front.url } : {}),
       accessTokenTtl: options.accessTokenTtl ?? 60,
       extraProfileClaims: idpClaims,
       clients: [

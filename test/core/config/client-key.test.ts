@@ -19,7 +19,7 @@ const EC_PEM = ec.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string
 const ED_PEM = ed.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string
 const PUBLIC_PEM = rsa.publicKey.export({ format: 'pem', type: 'spki' }) as string
 const PKCS1_PEM = rsa.privateKey.export({ format: 'pem', type: 'pkcs1' }) as string
-const { d: _d, ...EC_PUBLIC_JWK } = EC_JWK
+const EC_PUBLIC_JWK = { ...EC_JWK, d: undefined }
 
 const options = (idp: Record<string, unknown>): BffOptions =>
   ({
