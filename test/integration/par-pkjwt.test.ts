@@ -14,7 +14,7 @@ import { CSRF, startStack, type Stack, type StackOptions } from './harness.ts'
 const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
 const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' })
 const EC_JWK = { ...(ec.privateKey.export({ format: 'jwk' }) as JsonWebKey), kid: 'bff-ec-1' }
-const { d: _private, ...EC_PUBLIC } = EC_JWK
+const EC_PUBLIC = { ...(ec.publicKey.export({ format: 'jwk' }) as JsonWebKey), kid: EC_JWK.kid }
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 })
 const RSA_PEM = rsa.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string
 const RSA_PUBLIC = rsa.publicKey.export({ format: 'jwk' }) as JsonWebKey
