@@ -47,6 +47,18 @@ const COMMANDS: Record<string, { ranBy: string; proof: () => void }> = {
       expect(read('test/adapters/node/server.test.ts')).toContain(`'${entry}'`)
     },
   },
+  'openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out bff-client-key.pem': {
+    ranBy:
+      'test/docs/client-key.test.ts runs the block, loads the key as BFF_CLIENT_KEY and checks an assertion it signs with the public key',
+    proof: () =>
+      expect(read('test/docs/client-key.test.ts')).toContain(
+        "blockOf('docs/configuration.md', 'client-key')"
+      ),
+  },
+  'openssl pkey -in bff-client-key.pem -pubout -out bff-client-key.pub.pem': {
+    ranBy: 'test/docs/client-key.test.ts, as above',
+    proof: () => expect(read('test/docs/client-key.test.ts')).toContain('bff-client-key.pub.pem'),
+  },
   'npm test': {
     ranBy: '.ci/run',
     proof: () => expect(read('.ci/run')).toMatch(/^npm test$/m),
