@@ -215,7 +215,21 @@ describe('PAR and private_key_jwt together (config file, PKCS#8 RSA key, rotatio
             par: true,
           },
         },
-        routes: [{ prefix: '/api/', upstream: `${upstream}/` }],
+        routes: [
+          { prefix: '/api/', upstream: `${upstream}/` },
+          {
+            prefix: '/reports/',
+            upstream: `${upstream}/reports/`,
+            token: 'client',
+            resource: 'https://reports.example',
+          },
+          {
+            prefix: '/ledger/',
+            upstream: `${upstream}/ledger/`,
+            token: 'exchange',
+            resource: 'https://ledger.example',
+          },
+        ],
       }),
       clientMetadata: pkjwtClient(RSA_PUBLIC, EC_PUBLIC),
     }))
@@ -242,6 +256,21 @@ describe('PAR and private_key_jwt together (config file, PKCS#8 RSA key, rotatio
     }
     expectAssertions(front, '/token', front.url)
     expectAssertions(front, '/token/revocation', front.url)
+  })
+
+  it('authenticates client-credentials and token-exchange grants with assertions too', async () => {
+    const jar = stack.jar()
+    expect((await stack.login(jar)).status).toBe(302)
+    const before = callsTo(front, '/token').length
+    expect((await jar.get('/reports/x', { headers: CSRF })).status).toBe(200)
+    expect((await jar.get('/ledger/x', { headers: CSRF })).status).toBe(200)
+    const grants = expectAssertions(front, '/token', front.url)
+      .slice(before)
+      .map((call) => form(call).get('grant_type'))
+    expect(grants).toEqual([
+      'client_credentials',
+      'urn:ietf:params:oauth:grant-type:token-exchange',
+    ])
   })
 })
 
