@@ -67,6 +67,7 @@ export function backchannelRoute(s: BffServices) {
         cause: err,
       })
     }
+    s.metrics.logout('backchannel')
     s.log('info', 'logout.backchannel', {
       idp: name,
       by: claims.sid ? 'sid' : 'sub',
