@@ -25,7 +25,7 @@ const REFRESH_RESULTS: readonly RefreshResult[] = ['success', 'expired', 'error'
 const LOGOUT_KINDS: readonly LogoutKind[] = ['user', 'backchannel', 'admin']
 
 /** The BFF's own endpoints, the `<name>` of `/bff/<name>` (the callback's IdP suffix dropped). */
-const BFF_ENDPOINTS = [
+const ENDPOINTS = [
   'login',
   'callback',
   'user',
@@ -179,7 +179,7 @@ export function createMetrics(config: Config, store: string, hooks: MetricsHooks
     series: routeSeries(route.prefix),
   }))
   const byPrefix = new Map(prefixes.map((one) => [one.prefix, one.series]))
-  const endpoints = new Map(BFF_ENDPOINTS.map((name) => [name, routeSeries(`/bff/${name}`)]))
+  const endpoints = new Map(ENDPOINTS.map((name) => [name, routeSeries(`/bff/${name}`)]))
   const other = routeSeries(OTHER)
   const methodIndex = new Map<string, number>(METHODS.map((method, i) => [method, i]))
 
@@ -188,7 +188,7 @@ export function createMetrics(config: Config, store: string, hooks: MetricsHooks
     if (path.startsWith('/bff/')) {
       const end = path.indexOf('/', 5)
       const name = path.slice(5, end === -1 ? undefined : end)
-      return endpoints.get(name as (typeof BFF_ENDPOINTS)[number]) ?? other
+      return endpoints.get(name as (typeof ENDPOINTS)[number]) ?? other
     }
     for (const one of prefixes) if (path.startsWith(one.prefix)) return one.series
     return other
