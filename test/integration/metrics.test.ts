@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { DEMO_BFF_CLIENT } from '../../src/demo/idp.ts'
+import { confirmIdpLogout } from '../helpers/idp-login.ts'
 import { CSRF, SERVER_STORE, TARGET, startStack, type Stack } from './harness.ts'
 
 const METRICS_TOKEN = randomBytes(32).toString('base64url')
@@ -118,11 +119,17 @@ describe(`metrics (${TARGET})`, () => {
       { method: 'DELETE', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } }
     )
     expect(ended.status).toBe(200)
+    // Bob logs out at the IdP, which tells the BFF through the back channel.
+    const bob = stack.jar()
+    await stack.login(bob, { user: 'bob' })
+    stack.idp.resetCounters()
+    await confirmIdpLogout(bob, `${stack.idp.issuer}/session/end`)
+    expect(stack.idp.backchannel).toEqual({ success: 1, error: 0 })
     expect((await jar.post('/bff/logout', { headers: CSRF })).status).toBe(302)
 
     const { text, series: after } = await metrics()
     const delta = (name: string) => moved(before, after, name)
-    expect(delta(`bff_logins_total{idp="${IDP}",result="success"}`)).toBe(2)
+    expect(delta(`bff_logins_total{idp="${IDP}",result="success"}`)).toBe(3)
     expect(delta(`bff_logins_total{idp="${IDP}",result="refused"}`)).toBe(0)
     expect(delta(`bff_token_refreshes_total{idp="${IDP}",result="success"}`)).toBe(1)
     expect(delta(`bff_token_refreshes_total{idp="${IDP}",result="error"}`)).toBe(0)
@@ -130,17 +137,20 @@ describe(`metrics (${TARGET})`, () => {
     expect(delta('bff_policy_denials_total{route="/admin-api/",reason="forbidden"}')).toBe(1)
     expect(delta('bff_logouts_total{kind="user"}')).toBe(1)
     expect(delta('bff_logouts_total{kind="admin"}')).toBe(1)
-    expect(delta('bff_logouts_total{kind="backchannel"}')).toBe(0)
+    expect(delta('bff_logouts_total{kind="backchannel"}')).toBe(1)
     expect(delta('bff_session_store_errors_total{store="' + storeKind() + '"}')).toBe(0)
 
     // Requests by route, method and status; the latency histogram counts the same requests.
     expect(delta('bff_http_requests_total{route="/api/",method="GET",status="200"}')).toBe(4)
     expect(delta('bff_http_requests_total{route="/api/",method="POST",status="403"}')).toBe(1)
     expect(delta('bff_http_requests_total{route="/admin-api/",method="GET",status="403"}')).toBe(1)
-    expect(delta('bff_http_requests_total{route="/bff/login",method="GET",status="302"}')).toBe(2)
+    expect(delta('bff_http_requests_total{route="/bff/login",method="GET",status="302"}')).toBe(3)
     expect(delta('bff_http_requests_total{route="/bff/callback",method="GET",status="302"}')).toBe(
-      2
+      3
     )
+    expect(
+      delta('bff_http_requests_total{route="/bff/backchannel",method="POST",status="200"}')
+    ).toBe(1)
     expect(delta('bff_http_requests_total{route="/bff/logout",method="POST",status="302"}')).toBe(1)
     expect(delta('bff_http_requests_total{route="/bff/admin",method="DELETE",status="200"}')).toBe(
       1
@@ -200,7 +210,7 @@ describe(`metrics (${TARGET})`, () => {
     expect(randoms.filter((random) => text.includes(random))).toEqual([])
   })
 
-  it('answers 401 without the right bearer token, in constant time', async () => {
+  it('answers 401 without the right bearer token (compared by constantTimeEqual)', async () => {
     for (const authorization of [
       '',
       `Bearer`,
@@ -240,3 +250,33 @@ describe(`metrics (${TARGET})`, () => {
 function storeKind(): string {
   return SERVER_STORE
 }
+
+// A Redis that is not there: only Node has the redis store.
+describe.skipIf(TARGET !== 'node')('metrics of a store that fails (node)', () => {
+  let stack: Stack
+  beforeAll(async () => {
+    stack = await startStack({
+      store: 'redis',
+      env: { BFF_METRICS_TOKEN: METRICS_TOKEN, BFF_REDIS_URL: 'redis://127.0.0.1:9' },
+    })
+  })
+  afterAll(() => stack?.close())
+
+  it('counts each 503 store_unavailable and failed health check in bff_session_store_errors_total', async () => {
+    const scrape = async () =>
+      parse(
+        await (
+          await fetch(`${stack.url}/bff/metrics`, {
+            headers: { authorization: `Bearer ${METRICS_TOKEN}` },
+          })
+        ).text()
+      )
+    const series = 'bff_session_store_errors_total{store="redis"}'
+    expect((await scrape()).get(series)).toBe(0)
+    expect((await fetch(`${stack.url}/bff/health`)).status).toBe(503)
+    const callback = await stack.login(stack.jar())
+    expect(callback.status).toBe(503)
+    expect(await callback.json()).toMatchObject({ error: 'store_unavailable' })
+    expect((await scrape()).get(series)).toBe(2)
+  })
+})
