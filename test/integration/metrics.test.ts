@@ -5,9 +5,11 @@
  * 404 / 401 / 200; no token, cookie or secret in the output.
  */
 import { randomBytes } from 'node:crypto'
+import type { ServerResponse } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { DEMO_BFF_CLIENT } from '../../src/demo/idp.ts'
 import { confirmIdpLogout } from '../helpers/idp-login.ts'
+import { isRefreshGrant, startIdpFront, type IdpFront } from '../helpers/idp-front.ts'
 import { CSRF, SERVER_STORE, TARGET, startStack, type Stack } from './harness.ts'
 
 const METRICS_TOKEN = randomBytes(32).toString('base64url')
@@ -278,5 +280,65 @@ describe.skipIf(TARGET !== 'node')('metrics of a store that fails (node)', () =>
     expect(callback.status).toBe(503)
     expect(await callback.json()).toMatchObject({ error: 'store_unavailable' })
     expect((await scrape()).get(series)).toBe(2)
+  })
+})
+
+describe(`metrics of refreshes the IdP does not grant (${TARGET})`, () => {
+  let stack: Stack
+  let front: IdpFront
+  beforeAll(async () => {
+    front = await startIdpFront()
+    stack = await startStack({
+      store: SERVER_STORE,
+      front,
+      accessTokenTtl: 60,
+      env: { BFF_METRICS_TOKEN: METRICS_TOKEN },
+    })
+  })
+  afterAll(async () => {
+    await stack?.close()
+    await front?.close()
+  })
+
+  it('counts a failing token endpoint as error and a refused refresh token as expired', async () => {
+    const scrape = async () =>
+      parse(
+        await (
+          await fetch(`${stack.url}/bff/metrics`, {
+            headers: { authorization: `Bearer ${METRICS_TOKEN}` },
+          })
+        ).text()
+      )
+    const series = (result: string) => `bff_token_refreshes_total{idp="default",result="${result}"}`
+    const jar = stack.jar()
+    await stack.login(jar)
+    stack.advance(120)
+    let answer = (res: ServerResponse) => res.writeHead(503).end()
+    front.intercept = (req, res) => {
+      if (!isRefreshGrant(req)) return false
+      answer(res)
+      return true
+    }
+    try {
+      // The IdP is down: the call fails, the session goes on.
+      expect((await jar.get('/api/x', { headers: CSRF })).status).toBeGreaterThanOrEqual(500)
+      let after = await scrape()
+      expect(after.get(series('error'))).toBe(1)
+      expect(after.get(series('expired'))).toBe(0)
+      // The IdP refuses the refresh token: the session ends.
+      answer = (res) =>
+        res
+          .writeHead(400, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ error: 'invalid_grant' }))
+      const refused = await jar.get('/api/x', { headers: CSRF })
+      expect(refused.status).toBe(401)
+      expect(await refused.json()).toMatchObject({ error: 'session_expired' })
+      after = await scrape()
+      expect(after.get(series('expired'))).toBe(1)
+      expect(after.get(series('error'))).toBe(1)
+      expect(after.get(series('success'))).toBe(0)
+    } finally {
+      front.intercept = undefined
+    }
   })
 })
