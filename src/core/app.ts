@@ -9,6 +9,7 @@ import { ConfigError, type BffOptions, type Config } from './config/options.ts'
 import { resolveOptions } from './config/resolve.ts'
 import { BffError } from './errors.ts'
 import { canonicalHost } from './policy/canonical-host.ts'
+import { auditTrail } from './observe/audit.ts'
 import { createMetrics, type MetricsHooks } from './observe/bff-metrics.ts'
 import { errorReason, jsonLogger, type Logger } from './observe/log.ts'
 import { createIdpRegistry } from './oidc/idps.ts'
@@ -121,12 +122,14 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
     now,
     onRefresh: (session, result) => metrics.refresh(idps.of(session)?.config.name, result),
   })
+  const clientIp = deps.clientIp ?? (() => undefined)
   const services: BffServices = {
     config,
     idps,
     oidc,
     sealer,
     log,
+    audit: auditTrail({ log, clientIp, api: config.api }),
     metrics,
     now,
     sessions: createSessionManager({
@@ -165,7 +168,7 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
       metrics,
       claims: (session) => idps.of(session)?.config.claims ?? {},
     }),
-    clientIp: deps.clientIp ?? (() => undefined),
+    clientIp,
   }
 
   const app = new Hono<BffEnv>()

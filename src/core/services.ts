@@ -4,6 +4,7 @@
  */
 import type { Context } from 'hono'
 import type { Config } from './config/options.ts'
+import type { Audit } from './observe/audit.ts'
 import type { BffMetrics } from './observe/bff-metrics.ts'
 import type { Logger } from './observe/log.ts'
 import type { Forwarder } from './proxy/forward.ts'
@@ -33,6 +34,8 @@ export interface BffServices {
   replay: ReplayGuard
   sealer: Sealer
   log: Logger
+  /** Writes the audit trail's security events (observe/audit.ts) through `log`. */
+  audit: Audit
   /** Prometheus metrics (`/bff/metrics`); does nothing without `metricsToken`. */
   metrics: BffMetrics
   /** Epoch milliseconds. */

@@ -382,3 +382,31 @@ describe('one IdP away', () => {
     ])
   })
 })
+
+describe('one IdP going away after its users logged in', () => {
+  let stack: Stack
+  beforeAll(async () => {
+    stack = await twoIdps()
+  })
+  afterAll(() => stack.close())
+
+  it("fails only its own sessions' refreshes (503, session kept); the other IdP's go on", async () => {
+    const corp = stack.jar()
+    await stack.login(corp, { idp: 'corp', user: 'ivan' })
+    const partner = stack.jar()
+    await stack.login(partner, { idp: 'partner', user: 'ivan' })
+    const partnerIdp = stack.idps.partner!
+    await partnerIdp.stop()
+    // Stopped once; the stack's close must not stop it again.
+    partnerIdp.stop = async () => {}
+    // Past the access tokens' 60 s: every call needs a refresh.
+    stack.advance(90)
+    const refused = await partner.get('/api/x', { headers: CSRF })
+    expect(refused.status).toBe(503)
+    expect(await refused.json()).toMatchObject({ error: 'idp_unavailable' })
+    expect((await corp.get('/api/x', { headers: CSRF })).status).toBe(200)
+    expect(stack.idps.corp!.grants.refresh).toBe(1)
+    // The partner session is kept for when its IdP is back.
+    expect(await stack.sessionOf(partner)).not.toBeNull()
+  })
+})

@@ -1,5 +1,9 @@
 import type { Context, MiddlewareHandler } from 'hono'
 import { BffError } from '../errors.ts'
+import type { Audit } from '../observe/audit.ts'
+
+/** Why a request failed the CSRF checks: the audit trail's `reason`. */
+export type CsrfRefusal = 'missing_header' | 'cross_site'
 
 /**
  * CSRF guard for the JSON endpoints and the API proxy. `X-CSRF: 1` is a custom header, which a
@@ -8,10 +12,31 @@ import { BffError } from '../errors.ts'
  * cross-site requests with `Sec-Fetch-Site: cross-site`, which is refused even with the header.
  */
 export function checkCsrf(c: Context): void {
-  if (c.req.header('x-csrf') !== '1') {
-    throw new BffError(403, 'csrf', 'This endpoint needs the "X-CSRF: 1" request header.')
-  }
-  if (isCrossSite(c)) throw new BffError(403, 'csrf', 'Cross-site requests are not allowed.')
+  const refusal = csrfRefusal(c)
+  if (refusal) throw csrfError(refusal)
+}
+
+/**
+ * `checkCsrf` that writes a refusal to the audit trail (`csrf_rejected`) before it throws. It runs
+ * before the session is read, so the line has no subject: a forged request costs no store read.
+ */
+export async function guardCsrf(c: Context, audit: Audit, route?: string): Promise<void> {
+  const refusal = csrfRefusal(c)
+  if (!refusal) return
+  await audit(c, 'csrf_rejected', { route, reason: refusal })
+  throw csrfError(refusal)
+}
+
+function csrfRefusal(c: Context): CsrfRefusal | undefined {
+  if (c.req.header('x-csrf') !== '1') return 'missing_header'
+  if (isCrossSite(c)) return 'cross_site'
+  return undefined
+}
+
+function csrfError(refusal: CsrfRefusal): BffError {
+  return refusal === 'missing_header'
+    ? new BffError(403, 'csrf', 'This endpoint needs the "X-CSRF: 1" request header.')
+    : new BffError(403, 'csrf', 'Cross-site requests are not allowed.')
 }
 
 /** Browsers send the value in lower case; any other spelling is no less cross-site. */
@@ -25,16 +50,23 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
  * Fetch Metadata for endpoints that need no `X-CSRF` (the back-channel, the admin API): no BFF
  * endpoint takes an unsafe method from another site, so a browser's `Sec-Fetch-Site: cross-site`
  * on one is refused whatever credentials it carries. Servers (the IdP, an admin's script) send no
- * Fetch Metadata and pass.
+ * Fetch Metadata and pass. With `audit`, the refusal is written to the trail first.
  */
-export function refuseCrossSiteWrite(c: Context): void {
+export async function refuseCrossSiteWrite(
+  c: Context,
+  audit?: Audit,
+  route?: string
+): Promise<void> {
   if (!SAFE_METHODS.has(c.req.method) && isCrossSite(c)) {
-    throw new BffError(403, 'csrf', 'Cross-site requests are not allowed.')
+    await audit?.(c, 'csrf_rejected', { route, reason: 'cross_site' })
+    throw csrfError('cross_site')
   }
 }
 
-export const csrfGuard = (): MiddlewareHandler =>
+/** `checkCsrf` as middleware; with `audit`, refusals go to the audit trail (`guardCsrf`). */
+export const csrfGuard = (audit?: Audit): MiddlewareHandler =>
   async function csrfGuard(c, next) {
-    checkCsrf(c)
+    if (audit) await guardCsrf(c, audit)
+    else checkCsrf(c)
     await next()
   }

@@ -21,7 +21,7 @@ export function adminRoute(s: BffServices) {
 
   app.use('/bff/admin/*', async (c, next) => {
     c.header('Cache-Control', 'no-store')
-    refuseCrossSiteWrite(c)
+    await refuseCrossSiteWrite(c, s.audit, '/bff/admin/sessions')
     // Auth schemes are case-insensitive (RFC 9110 11.1): "bearer" is "Bearer".
     const given = /^Bearer +(.+)$/i.exec(c.req.header('authorization') ?? '')?.[1] ?? ''
     if (!(await constantTimeEqual(given, token))) {
@@ -76,6 +76,13 @@ export function adminRoute(s: BffServices) {
     }
     s.metrics.logout('admin')
     s.log('info', 'admin.revoke', { idp, sub: await subjectHash(sub), one: Boolean(sid), ended })
+    await s.audit(c, 'admin_revoke', {
+      sub,
+      idp,
+      route: '/bff/admin/sessions',
+      reason: sid ? 'one' : 'all',
+      count: ended,
+    })
     return c.json(counted ? { ended } : { ended, counted })
   })
 

@@ -5,14 +5,18 @@
  * route's token. Requests outside every prefix fall through to whatever the host app mounts next.
  */
 import type { MiddlewareHandler } from 'hono'
+import { BffError } from '../errors.ts'
 import { matchRoute, publicLocation, requestPath, upstreamUrl } from '../proxy/forward.ts'
 import { checkAccess, checkMethod } from '../policy/access.ts'
-import { checkCsrf } from '../policy/csrf.ts'
+import { guardCsrf } from '../policy/csrf.ts'
 import type { StepUp } from '../policy/step-up.ts'
 import { stepUpRequired } from '../proxy/step-up-challenge.ts'
 import type { BffEnv } from '../hono-env.ts'
 import type { BffServices } from '../services.ts'
 import { routeToken } from '../tokens/route-token.ts'
+
+/** The refusals of a route's policy point (`authorize`): a denial, or no decision to be had. */
+const POLICY_REFUSALS = new Set(['forbidden', 'policy_unavailable'])
 
 export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
   const { api, baseUrl, upstreamTimeoutMs } = s.config
@@ -22,7 +26,7 @@ export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
     const route = matchRoute(api, url.pathname)
     if (!route) return next()
     c.set('proxied', true)
-    checkCsrf(c)
+    await guardCsrf(c, s.audit, route.prefix)
     const wrongMethod = await checkMethod(s, c, route)
     if (wrongMethod) return wrongMethod
     const target = upstreamUrl(route, url)
@@ -31,7 +35,14 @@ export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
     // scopes, step-up (policy/access.ts). Then the policy point (policy/authorize.ts).
     const access = await checkAccess(s, c, route)
     if (access instanceof Response) return access
-    await s.policy.authorize(route, c.req.method, url.pathname, access.session ?? undefined)
+    const session = access.session ?? undefined
+    await s.policy.authorize(route, c.req.method, url.pathname, session).catch(async (err) => {
+      // The policy point logs and counts its refusals; the trail gets them with the client's IP.
+      if (err instanceof BffError && POLICY_REFUSALS.has(err.code)) {
+        await s.audit(c, 'policy_denied', { session, reason: err.code, check: 'authorize' })
+      }
+      throw err
+    })
     // Token: per route (tokens/route-token.ts): the user's, a resource's, the client's, exchanged.
     const accessToken = await routeToken(s, c, route, access.session)
 

@@ -26,7 +26,8 @@ export function backchannelRoute(s: BffServices) {
 
   async function backchannel(c: Context, idp: Idp) {
     c.header('Cache-Control', 'no-store')
-    refuseCrossSiteWrite(c) // the IdP calls server to server; a browser has no business here
+    // The IdP calls server to server; a browser has no business here.
+    await refuseCrossSiteWrite(c, s.audit, idp.config.backchannelPath)
     const type = c.req.header('content-type') ?? ''
     if (!type.startsWith('application/x-www-form-urlencoded')) {
       throw badRequest('The logout token must be posted as application/x-www-form-urlencoded.')
@@ -73,6 +74,13 @@ export function backchannelRoute(s: BffServices) {
       by: claims.sid ? 'sid' : 'sub',
       sub: claims.sub ? await subjectHash(claims.sub) : undefined,
       sessions: ended,
+    })
+    await s.audit(c, 'backchannel_logout', {
+      sub: claims.sub,
+      idp: name,
+      route: idp.config.backchannelPath,
+      reason: claims.sid ? 'sid' : 'sub',
+      count: ended,
     })
     return c.body(null, 200)
   }

@@ -45,9 +45,23 @@ export function callbackRoute(s: BffServices) {
   // Each IdP at its own address (RFC 9700 4.4.2): the address a response comes back to says
   // which IdP it claims to be from, and the transaction must have been started for that one.
   for (const idp of s.idps.list) {
-    app.get(idp.config.callbackPath, (c) => callback(c, idp))
+    app.get(idp.config.callbackPath, (c) => audited(c, idp))
   }
   return app
+
+  /** The callback, its failures written to the audit trail as `login_failed`. */
+  async function audited(c: Context<BffEnv>, idp: Idp) {
+    try {
+      return await callback(c, idp)
+    } catch (err) {
+      // A refused step-up is written where its subject is known (checkStepUp).
+      if (!(err instanceof BffError && err.code === 'step_up_failed')) {
+        const route = idp.config.callbackPath
+        await s.audit(c, 'login_failed', { idp: idp.config.name, route, reason: failure(err) })
+      }
+      throw err
+    }
+  }
 
   async function callback(c: Context<BffEnv>, idp: Idp) {
     const state = c.req.query('state')
@@ -100,6 +114,7 @@ export function callbackRoute(s: BffServices) {
         target.searchParams.set('error', error)
         s.log('info', 'login.silent_failed', { idp: idp.config.name, reason: error })
         s.metrics.login(idp.config.name, 'silent_failed')
+        await s.audit(c, 'login_failed', { idp: idp.config.name, reason: error })
         c.header('Cache-Control', 'no-store')
         return c.redirect(target.pathname + target.search + target.hash, 302)
       }
@@ -114,7 +129,7 @@ export function callbackRoute(s: BffServices) {
     const nowMs = s.now()
     const nowSeconds = Math.floor(nowMs / 1000)
     if (tx.acr || tx.maxAge !== undefined) {
-      await checkStepUp(s, claims, tx, nowSeconds, idp.config.name)
+      await checkStepUp(s, c, claims, tx, nowSeconds, idp.config.name)
     }
     // Never longer than the refresh token allows, when the IdP says how long that is.
     const absoluteExpiresAt = Math.min(
@@ -156,6 +171,8 @@ export function callbackRoute(s: BffServices) {
       sub: await subjectHash(session.sub),
       store: s.sessions.store.kind,
     })
+    await s.audit(c, 'login', { session })
+    if (tx.acr || tx.maxAge !== undefined) await s.audit(c, 'step_up', { session, acr: claims.acr })
     return c.redirect(tx.returnTo, 302)
   }
 }
@@ -168,6 +185,7 @@ export function callbackRoute(s: BffServices) {
  */
 async function checkStepUp(
   s: BffServices,
+  c: Context,
   claims: Record<string, unknown>,
   tx: LoginTransactionCookie,
   nowSeconds: number,
@@ -182,6 +200,7 @@ async function checkStepUp(
   }
   s.log('warn', 'login.step_up_failed', { idp, sub, reason: problem, acr })
   s.metrics.login(idp, 'step_up_failed')
+  await s.audit(c, 'login_failed', { sub: String(claims.sub), idp, reason: problem })
   throw new BffError(
     403,
     'step_up_failed',
@@ -190,10 +209,29 @@ async function checkStepUp(
   )
 }
 
+const INVALID_CALLBACK = [
+  'missing_state',
+  'no_login_in_progress',
+  'login_transaction_used',
+  'idp_mismatch',
+] as const
+
+/**
+ * Why a login failed, as the audit trail's code: the callback's own reason (`missing_state`), the
+ * IdP's `error` when it is a standard one (AuthorizationError keeps no other), else the answer's
+ * error code (`invalid_callback` for a response that failed validation, `idp_unavailable`).
+ */
+function failure(err: unknown): string {
+  if (!(err instanceof BffError)) return 'internal_error'
+  const cause = err.cause
+  if (cause instanceof AuthorizationError) return cause.error
+  const code = (cause as { code?: unknown } | undefined)?.code
+  const own = INVALID_CALLBACK.find((reason) => reason === code)
+  return own ?? err.code
+}
+
 /** `reason` is a code for the log (`Error:missing_state`), never shown to the client. */
-function invalidCallback(
-  reason: 'missing_state' | 'no_login_in_progress' | 'login_transaction_used' | 'idp_mismatch'
-) {
+function invalidCallback(reason: (typeof INVALID_CALLBACK)[number]) {
   return new BffError(400, 'invalid_callback', 'This login link is invalid or was already used.', {
     cause: Object.assign(new Error(reason), { code: reason }),
   })

@@ -6,6 +6,7 @@
  */
 import type { Context } from 'hono'
 import { BffError } from '../errors.ts'
+import { refreshReason } from '../observe/audit.ts'
 import { errorReason, subjectHash } from '../observe/log.ts'
 import type { BffEnv } from '../hono-env.ts'
 import type { Session } from '../session/types.ts'
@@ -28,13 +29,25 @@ export async function freshSession(
     resource === undefined
       ? await s.tokens.freshSession(session)
       : await s.tokens.freshResource(session, resource)
-  if (result.kind === 'error' && result.error.code === 'session_expired') {
-    await s.sessions.destroy(c, session)
-    s.log('info', 'session.expired', {
-      sub: await subjectHash(session.sub),
-      reason: errorReason(result.error.cause),
-    })
-    throw result.error
+  if (result.kind === 'error') {
+    const { code, cause } = result.error
+    // Without a refresh token, an expired access token ends the session with no grant asked for.
+    const refreshable = Boolean(session.refreshToken)
+    if (refreshable) {
+      const reason = refreshReason(code, errorReason(cause))
+      await s.audit(c, 'refresh_failed', { session, reason })
+    }
+    if (code === 'session_expired') {
+      await s.sessions.destroy(c, session)
+      s.log('info', 'session.expired', {
+        sub: await subjectHash(session.sub),
+        reason: errorReason(cause),
+      })
+      // A refusal comes with the IdP's answer as its cause; none means the session had ended.
+      const reason = !refreshable ? 'access_token_expired' : cause ? 'refresh_refused' : 'ended'
+      await s.audit(c, 'session_expired', { session, reason })
+      throw result.error
+    }
   }
   if (result.kind === 'refreshed') {
     s.log('info', 'token.refreshed', { sub: await subjectHash(session.sub), resource })

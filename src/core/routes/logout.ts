@@ -37,6 +37,7 @@ export function logoutRoute(s: BffServices) {
     if (session) {
       s.log('info', 'logout', { idp: session.idp, sub: await subjectHash(session.sub) })
       s.metrics.logout('user')
+      await s.audit(c, 'logout', { session, route: '/bff/logout', reason: 'user' })
     }
     if (session?.refreshToken && idp) {
       // Best effort: the session is already gone here; a failed revocation is logged, not shown.
@@ -66,9 +67,11 @@ export function logoutRoute(s: BffServices) {
     .get('/bff/logout', async (c) => {
       const session = await s.sessions.load(c)
       if (session && !(await constantTimeEqual(c.req.query('sid') ?? '', session.sid))) {
+        // A logout link without this session's sid is what a cross-site `<img>` would send.
+        await s.audit(c, 'csrf_rejected', { session, route: '/bff/logout', reason: 'invalid_sid' })
         throw new BffError(400, 'invalid_sid', 'This logout link does not belong to your session.')
       }
       return logout(c, session)
     })
-    .post('/bff/logout', csrfGuard(), async (c) => logout(c, await s.sessions.load(c)))
+    .post('/bff/logout', csrfGuard(s.audit), async (c) => logout(c, await s.sessions.load(c)))
 }

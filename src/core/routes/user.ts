@@ -25,7 +25,7 @@ export interface UserInfo {
 }
 
 export function userRoute(s: BffServices) {
-  return new Hono<BffEnv>().get('/bff/user', csrfGuard(), async (c) => {
+  return new Hono<BffEnv>().get('/bff/user', csrfGuard(s.audit), async (c) => {
     let session = await s.sessions.load(c)
     if (!session) throw new BffError(401, 'unauthenticated', 'Not logged in.')
     // The SPA asks here whether it must log in. A session whose token is due is refreshed now, as
