@@ -12,7 +12,7 @@
  * Prints a table and writes JSON to bench/results/.
  *
  * BENCH_SECONDS (default 20) sets each target's measured load (that many rounds of one second),
- * BENCH_CONNECTIONS (32) the load. `--smoke` runs everything briefly (for CI) and
+ * BENCH_CONNECTIONS (32) the load, BENCH_BFF_SETTINGS (JSON) more settings for every BFF. `--smoke` runs everything briefly (for CI) and
  * fails only when something does not work; `--check` also fails when a target is missed.
  * `--pdp` measures a route's `authorize` instead (bench/pdp.ts).
  */
@@ -371,6 +371,9 @@ async function startStore(store: StoreKind, idp: Idp, upstream: Child): Promise<
     BFF_SESSION_STORE: store,
     BFF_API: `/api/=${upstream.url}/`,
     ...(store === 'redis' ? { BFF_REDIS_URL: REDIS_URL, BFF_REDIS_PREFIX: redisPrefix } : {}),
+    // BENCH_BFF_SETTINGS (JSON): more settings for every BFF, e.g. BFF_METRICS_TOKEN, to measure
+    // what a feature costs against a run without it.
+    ...(JSON.parse(process.env.BENCH_BFF_SETTINGS ?? '{}') as Record<string, string>),
   }
   const bff = await startChild(here('./bff-server.ts'), {
     env: { NODE_ENV: 'production', BENCH_BFF_ENV: JSON.stringify(env) },

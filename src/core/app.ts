@@ -10,7 +10,7 @@ import { resolveOptions } from './config/resolve.ts'
 import { BffError } from './errors.ts'
 import { canonicalHost } from './policy/canonical-host.ts'
 import { auditTrail } from './observe/audit.ts'
-import { denialCounter } from './observe/denials.ts'
+import { createMetrics, type MetricsHooks } from './observe/bff-metrics.ts'
 import { errorReason, jsonLogger, type Logger } from './observe/log.ts'
 import { createIdpRegistry } from './oidc/idps.ts'
 import { errorPage, PAGE_SECURITY_HEADERS, pageForError } from './pages.ts'
@@ -22,6 +22,7 @@ import { healthRoute } from './routes/health.ts'
 import { idpsRoute } from './routes/idps.ts'
 import { loginRoute } from './routes/login.ts'
 import { logoutRoute } from './routes/logout.ts'
+import { metricsRoute, timeRequests } from './routes/metrics.ts'
 import { userRoute } from './routes/user.ts'
 import type { BffEnv } from './hono-env.ts'
 import { createSessionManager } from './session/manager.ts'
@@ -85,6 +86,11 @@ export interface BffDeps {
    * background (problems logged) until it works or this aborts. Workers discover on first use.
    */
   background?: AbortSignal
+  /**
+   * What the runtime adds to the metrics: the Node entry's process metrics (`extra`), the Workers
+   * entry's Analytics Engine data points (`request`).
+   */
+  metrics?: MetricsHooks
 }
 
 /**
@@ -108,13 +114,14 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
   const idps = createIdpRegistry(config, { fetch: deps.fetch, now, log })
   const oidc = idps.first.oidc
   if (deps.background) for (const idp of idps.list) idp.oidc.checkAtStartup(deps.background)
+  const metrics = createMetrics(config, store.kind, deps.metrics)
   const tokens = createTokenManager({
     oidc: idps.oidcFor,
     coordinator: deps.refreshCoordinator,
     skewSeconds: config.refreshSkewSeconds,
     now,
+    onRefresh: (session, result) => metrics.refresh(idps.of(session)?.config.name, result),
   })
-  const denials = denialCounter()
   const clientIp = deps.clientIp ?? (() => undefined)
   const services: BffServices = {
     config,
@@ -123,7 +130,7 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
     sealer,
     log,
     audit: auditTrail({ log, clientIp, api: config.api }),
-    denials,
+    metrics,
     now,
     sessions: createSessionManager({
       store,
@@ -158,13 +165,20 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
       fetch: deps.pdpFetch ?? ((input, init) => fetch(input, init)),
       now,
       log,
-      denials,
+      metrics,
       claims: (session) => idps.of(session)?.config.claims ?? {},
     }),
     clientIp,
   }
 
   const app = new Hono<BffEnv>()
+  // Errors count (CSRF refusals, store failures) where they become answers.
+  const onError = (err: Error, c: Context) => {
+    metrics.error(err)
+    return renderError(err, c, log)
+  }
+  // Outermost, so the time and status are those of the whole answer; absent with metrics off.
+  if (metrics.timed) app.use('*', timeRequests(metrics))
   let warnedCookieBytes = false
   app.use('*', async (c, next) => {
     await next()
@@ -175,7 +189,7 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
       // maybe an upstream's: the error answer replaces it. Set over it, it would get its headers
       // (Hono copies them), an upstream's Content-Length cutting the error body short among them.
       const answered = c.res
-      const error = renderError(err as Error, c, log)
+      const error = onError(err as Error, c)
       await answered.body?.cancel().catch(() => {})
       c.res = undefined
       c.res = error
@@ -204,11 +218,12 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
   app.route('/', idpsRoute(services))
   app.route('/', backchannelRoute(services))
   app.route('/', adminRoute(services))
+  app.route('/', metricsRoute(services))
   app.all('/bff/*', () => {
     throw new BffError(404, 'not_found', 'No such BFF endpoint.')
   })
   app.use('*', apiProxy(services))
-  app.onError((err, c) => renderError(err, c, log))
+  app.onError(onError)
   // Used on its own (not mounted in a host app), an address nothing serves answers like any error.
   app.notFound((c) => notFound(c, log))
   return app

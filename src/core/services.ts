@@ -5,7 +5,7 @@
 import type { Context } from 'hono'
 import type { Config } from './config/options.ts'
 import type { Audit } from './observe/audit.ts'
-import type { DenialCounter } from './observe/denials.ts'
+import type { BffMetrics } from './observe/bff-metrics.ts'
 import type { Logger } from './observe/log.ts'
 import type { Forwarder } from './proxy/forward.ts'
 import type { IdpRegistry } from './oidc/idps.ts'
@@ -36,8 +36,8 @@ export interface BffServices {
   log: Logger
   /** Writes the audit trail's security events (observe/audit.ts) through `log`. */
   audit: Audit
-  /** Route policy refusals by route and reason (`policy.denied`), since start. */
-  denials: DenialCounter
+  /** Prometheus metrics (`/bff/metrics`); does nothing without `metricsToken`. */
+  metrics: BffMetrics
   /** Epoch milliseconds. */
   now: () => number
   /** fetch used for upstream API calls. */

@@ -14,6 +14,7 @@ import { ConfigError, type Config, type Env } from '../../core/config/env.ts'
 import { jsonLogger } from '../../core/observe/log.ts'
 import { answerClientError } from './client-error.ts'
 import { grantProblems } from './grant-check.ts'
+import { nodeProcessMetrics } from './metrics.ts'
 import { withRawHeaders } from './headers.ts'
 import { DEFAULT_REDIS_URL, nodeConfigFromEnv, type NodeSettings } from './settings.ts'
 import { nodeForward } from './upstream.ts'
@@ -98,6 +99,9 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
   const app = new Hono()
   try {
     const runtime = await nodeDeps(config, settings, closers, options.deps)
+    const processMetrics = config.metricsToken
+      ? await nodeProcessMetrics(options.deps?.log ?? jsonLogger)
+      : undefined
     app.route(
       '/',
       createBff(config, {
@@ -111,6 +115,7 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
         ...(forwarder ? { forward: forwarder } : {}),
         pdpFetch: pdp.fetch,
         ...runtime,
+        ...(processMetrics ? { metrics: processMetrics } : {}),
         background: life.signal,
         ...options.deps,
       })

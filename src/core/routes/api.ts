@@ -47,6 +47,7 @@ export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
     const accessToken = await routeToken(s, c, route, access.session)
 
     const challenged: { stepUp?: StepUp } = {}
+    const started = s.metrics.enabled ? performance.now() : 0
     const upstream = await s.forward(c, target, {
       // None (token `none`, or `optional` without a session): no Authorization at all.
       accessToken,
@@ -56,6 +57,7 @@ export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
       onStepUp: (stepUp) => (challenged.stepUp = stepUp),
       route,
     })
+    if (started) s.metrics.upstream(route.prefix, (performance.now() - started) / 1000)
     if (challenged.stepUp) return stepUpRequired(s, c, upstream, challenged.stepUp, route)
     if (upstream.status >= 300 && upstream.status < 400) {
       const location = upstream.headers.get('location')

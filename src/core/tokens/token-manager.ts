@@ -56,6 +56,8 @@ export interface TokenManagerOptions {
   retryDelaysMs?: readonly number[]
   /** After a refresh failed transiently, how long a still-valid token is used without retrying. */
   failureBackoffSeconds?: number
+  /** Told of each refresh this instance asked for and how it ended (`bff_token_refreshes_total`). */
+  onRefresh?: (session: Session, result: 'success' | 'expired' | 'error') => void
 }
 
 /**
@@ -167,15 +169,22 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       withRetries(() =>
         resource === undefined ? grant(current) : resourceGrant(oidcFor(current), current, resource)
       )
-    const refreshed = coordinator
-      ? await coordinator.refreshOnce(session, once, resource).catch((err) => {
-          if (err instanceof BffError) throw err
-          // The coordination failed (store down, lock wait too long), not the IdP: retry later.
-          throw new BffError(503, 'store_unavailable', 'The session store is unavailable.', {
-            cause: err,
+    const refreshed = await (
+      coordinator
+        ? coordinator.refreshOnce(session, once, resource).catch((err) => {
+            if (err instanceof BffError) throw err
+            // The coordination failed (store down, lock wait too long), not the IdP: retry later.
+            throw new BffError(503, 'store_unavailable', 'The session store is unavailable.', {
+              cause: err,
+            })
           })
-        })
-      : await once(session)
+        : once(session)
+    ).catch((err) => {
+      const expired = err instanceof BffError && err.code === 'session_expired'
+      options.onRefresh?.(session, expired ? 'expired' : 'error')
+      throw err
+    })
+    options.onRefresh?.(session, 'success')
     remember(refreshed)
     return refreshed
   }
