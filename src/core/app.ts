@@ -11,6 +11,8 @@ import { BffError } from './errors.ts'
 import { canonicalHost } from './policy/canonical-host.ts'
 import { denialCounter } from './observe/denials.ts'
 import { errorReason, jsonLogger, type Logger } from './observe/log.ts'
+import { traceRequests, traceSessions } from './observe/spans.ts'
+import type { Tracer } from './observe/trace.ts'
 import { createIdpRegistry } from './oidc/idps.ts'
 import { errorPage, PAGE_SECURITY_HEADERS, pageForError } from './pages.ts'
 import { adminRoute } from './routes/admin.ts'
@@ -77,6 +79,13 @@ export interface BffDeps {
   replay?: ReplayGuard
   /** Structured logger. Default: JSON lines on stdout. */
   log?: Logger
+  /**
+   * Records the BFF's spans (request, session load, refresh grant, upstream call). The Node entry
+   * passes one over the OpenTelemetry SDK when `OTEL_EXPORTER_OTLP_ENDPOINT` is set; `otelTracer`
+   * (./node) adapts any OpenTelemetry tracer. Without one, upstream calls still carry a child
+   * `traceparent` of the request's.
+   */
+  tracer?: Tracer
   /** The client's IP address, for X-Forwarded-For. */
   clientIp?: (c: Context) => string | undefined
   /**
@@ -112,6 +121,7 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
     coordinator: deps.refreshCoordinator,
     skewSeconds: config.refreshSkewSeconds,
     now,
+    tracer: deps.tracer,
   })
   const denials = denialCounter()
   const services: BffServices = {
@@ -159,9 +169,15 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
       claims: (session) => idps.of(session)?.config.claims ?? {},
     }),
     clientIp: deps.clientIp ?? (() => undefined),
+    tracer: deps.tracer,
+  }
+  if (deps.tracer) {
+    services.sessions = traceSessions(services.sessions, deps.tracer, config.sessionStore)
   }
 
   const app = new Hono<BffEnv>()
+  // First, so the request span covers everything, the session commit included.
+  if (deps.tracer) app.use('*', traceRequests(deps.tracer, config.api))
   let warnedCookieBytes = false
   app.use('*', async (c, next) => {
     await next()

@@ -7,6 +7,7 @@
 import type { Context } from 'hono'
 import { BffError } from '../errors.ts'
 import { errorReason, subjectHash } from '../observe/log.ts'
+import { traceOf } from '../observe/spans.ts'
 import type { BffEnv } from '../hono-env.ts'
 import type { Session } from '../session/types.ts'
 import type { BffServices } from '../services.ts'
@@ -24,10 +25,12 @@ export async function freshSession(
   session: Session,
   resource?: string
 ): Promise<TokenResult> {
+  // The request's trace context, read only when spans are recorded.
+  const trace = s.tracer ? traceOf(c) : undefined
   const result =
     resource === undefined
-      ? await s.tokens.freshSession(session)
-      : await s.tokens.freshResource(session, resource)
+      ? await s.tokens.freshSession(session, trace)
+      : await s.tokens.freshResource(session, resource, trace)
   if (result.kind === 'error' && result.error.code === 'session_expired') {
     await s.sessions.destroy(c, session)
     s.log('info', 'session.expired', {
