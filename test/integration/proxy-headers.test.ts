@@ -152,6 +152,8 @@ describe('request headers', () => {
     const own = [
       'authorization',
       'host',
+      // The BFF's child of the request's trace (a new trace here), never the browser's.
+      'traceparent',
       'x-forwarded-for',
       'x-forwarded-host',
       'x-forwarded-proto',
