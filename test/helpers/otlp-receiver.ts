@@ -1,7 +1,7 @@
 /**
  * An OTLP/HTTP trace receiver on loopback, as a collector would be: it takes JSON-encoded
  * `ExportTraceServiceRequest`s (OTEL_EXPORTER_OTLP_PROTOCOL=http/json) at /v1/traces, keeps every
- * body as it arrived (for scans) and the spans decoded.
+ * body as it arrived (for scans) and the spans decoded. Protobuf bodies are accepted, not decoded.
  */
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -25,6 +25,8 @@ export interface OtlpReceiver {
   url: string
   /** Every request body as received. */
   bodies: string[]
+  /** The Content-Type of each request, in order. */
+  contentTypes: string[]
   spans: ReceivedSpan[]
   /** Resolves once `predicate` holds for the spans received (polling), or rejects after `ms`. */
   waitFor(predicate: (spans: ReceivedSpan[]) => boolean, ms?: number): Promise<ReceivedSpan[]>
@@ -47,6 +49,7 @@ const valueOf = (value: AnyValue) =>
 
 export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   const bodies: string[] = []
+  const contentTypes: string[] = []
   const spans: ReceivedSpan[] = []
   const server = createServer((req, res) => {
     const chunks: Buffer[] = []
@@ -54,8 +57,14 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
     req.on('end', () => {
       const body = Buffer.concat(chunks).toString('utf8')
       bodies.push(body)
-      if (req.url !== '/v1/traces' || !req.headers['content-type']?.includes('json')) {
-        res.writeHead(415).end()
+      contentTypes.push(req.headers['content-type'] ?? '')
+      if (req.url !== '/v1/traces') {
+        res.writeHead(404).end()
+        return
+      }
+      // Protobuf is taken (the OTLP default) but not decoded: its bodies are kept for scans.
+      if (!req.headers['content-type']?.includes('json')) {
+        res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end()
         return
       }
       const request = JSON.parse(body) as {
@@ -95,6 +104,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   return {
     url: `http://127.0.0.1:${port}`,
     bodies,
+    contentTypes,
     spans,
     async waitFor(predicate, ms = 10_000) {
       const until = Date.now() + ms
