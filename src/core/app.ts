@@ -12,6 +12,8 @@ import { canonicalHost } from './policy/canonical-host.ts'
 import { auditTrail } from './observe/audit.ts'
 import { createMetrics, type MetricsHooks } from './observe/bff-metrics.ts'
 import { errorReason, jsonLogger, type Logger } from './observe/log.ts'
+import { traceRequests, traceSessions } from './observe/spans.ts'
+import type { Tracer } from './observe/trace.ts'
 import { createIdpRegistry } from './oidc/idps.ts'
 import { errorPage, PAGE_SECURITY_HEADERS, pageForError } from './pages.ts'
 import { adminRoute } from './routes/admin.ts'
@@ -79,6 +81,13 @@ export interface BffDeps {
   replay?: ReplayGuard
   /** Structured logger. Default: JSON lines on stdout. */
   log?: Logger
+  /**
+   * Records the BFF's spans (request, session load, refresh grant, upstream call). The Node entry
+   * passes one over the OpenTelemetry SDK when `OTEL_EXPORTER_OTLP_ENDPOINT` is set; `otelTracer`
+   * (./node) adapts any OpenTelemetry tracer. Without one, upstream calls still carry a child
+   * `traceparent` of the request's.
+   */
+  tracer?: Tracer
   /** The client's IP address, for X-Forwarded-For. */
   clientIp?: (c: Context) => string | undefined
   /**
@@ -121,6 +130,7 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
     skewSeconds: config.refreshSkewSeconds,
     now,
     onRefresh: (session, result) => metrics.refresh(idps.of(session)?.config.name, result),
+    tracer: deps.tracer,
   })
   const clientIp = deps.clientIp ?? (() => undefined)
   const services: BffServices = {
@@ -169,6 +179,10 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
       claims: (session) => idps.of(session)?.config.claims ?? {},
     }),
     clientIp,
+    tracer: deps.tracer,
+  }
+  if (deps.tracer) {
+    services.sessions = traceSessions(services.sessions, deps.tracer, config.sessionStore)
   }
 
   const app = new Hono<BffEnv>()
@@ -177,7 +191,10 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
     metrics.error(err)
     return renderError(err, c, log)
   }
-  // Outermost, so the time and status are those of the whole answer; absent with metrics off.
+  // First, so the request span covers everything, the session commit included.
+  if (deps.tracer) app.use('*', traceRequests(deps.tracer, config.api))
+  // Outermost but for the span, so the time and status are those of the whole answer; absent
+  // with metrics off.
   if (metrics.timed) app.use('*', timeRequests(metrics))
   let warnedCookieBytes = false
   app.use('*', async (c, next) => {
