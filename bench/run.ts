@@ -12,9 +12,11 @@
  * Prints a table and writes JSON to bench/results/.
  *
  * BENCH_SECONDS (default 20) sets each target's measured load (that many rounds of one second),
- * BENCH_CONNECTIONS (32) the load. `--smoke` runs everything briefly (for CI) and
+ * BENCH_CONNECTIONS (32) the load, BENCH_BFF_SETTINGS (JSON) more settings for every BFF. `--smoke` runs everything briefly (for CI) and
  * fails only when something does not work; `--check` also fails when a target is missed.
- * `--pdp` measures a route's `authorize` instead (bench/pdp.ts).
+ * `--pdp` measures a route's `authorize` instead (bench/pdp.ts). `--tracing` adds (f): the memory
+ * store's BFF again with OTLP trace export on (OTEL_EXPORTER_OTLP_ENDPOINT), to a sink on loopback
+ * (bench/otlp-sink.ts); (d) is the same BFF with tracing off (W3C propagation only).
  */
 import autocannon from 'autocannon'
 import { Redis } from 'ioredis'
@@ -35,6 +37,7 @@ import { startChild, type Child } from './child.ts'
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url))
 const SMOKE = process.argv.includes('--smoke')
 const CHECK = process.argv.includes('--check')
+const TRACING = process.argv.includes('--tracing')
 // --only=bare,memory runs a subset (a development aid): direct, bare, cookie, memory, redis.
 const ONLY = process.argv
   .find((arg) => arg.startsWith('--only='))
@@ -66,7 +69,7 @@ const REDIS_URL = 'redis://127.0.0.1:6379'
 
 const TARGETS = { cookie: 0.7, memory: 0.7, redis: 0.6, p99AddedMs: 2 } as const
 type StoreKind = 'cookie' | 'memory' | 'redis'
-type RunKey = 'direct' | 'bare' | StoreKind
+type RunKey = 'direct' | 'bare' | StoreKind | 'traced'
 const LETTER: Record<StoreKind, string> = { cookie: 'c', memory: 'd', redis: 'e' }
 const CSRF = { 'x-csrf': '1' }
 // Marks the calls of (a), so the upstream can tell them from proxied calls that lack a token.
@@ -346,11 +349,17 @@ interface StoreUnderTest {
   stop(): Promise<void>
 }
 
-async function startStore(store: StoreKind, idp: Idp, upstream: Child): Promise<StoreUnderTest> {
+async function startStore(
+  store: StoreKind,
+  idp: Idp,
+  upstream: Child,
+  /** `--tracing`: this BFF exports its spans to the sink at this URL. */
+  otlpSink?: string
+): Promise<StoreUnderTest> {
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
   // A client of its own: the BFFs of all stores run at once, each with its own redirect URI.
-  const clientId = `bench-${store}`
+  const clientId = `bench-${otlpSink ? 'traced' : store}`
   await idp.addClient(
     bffClientMetadata({
       redirectUris: [`${url}/bff/callback`],
@@ -371,6 +380,10 @@ async function startStore(store: StoreKind, idp: Idp, upstream: Child): Promise<
     BFF_SESSION_STORE: store,
     BFF_API: `/api/=${upstream.url}/`,
     ...(store === 'redis' ? { BFF_REDIS_URL: REDIS_URL, BFF_REDIS_PREFIX: redisPrefix } : {}),
+    // BENCH_BFF_SETTINGS (JSON): more settings for every BFF, e.g. BFF_METRICS_TOKEN, to measure
+    // what a feature costs against a run without it.
+    ...(JSON.parse(process.env.BENCH_BFF_SETTINGS ?? '{}') as Record<string, string>),
+    ...(otlpSink ? { OTEL_EXPORTER_OTLP_ENDPOINT: otlpSink } : {}),
   }
   const bff = await startChild(here('./bff-server.ts'), {
     env: { NODE_ENV: 'production', BENCH_BFF_ENV: JSON.stringify(env) },
@@ -380,7 +393,7 @@ async function startStore(store: StoreKind, idp: Idp, upstream: Child): Promise<
   let logins = 0
   // A fresh session for each slice of load, checked once.
   const freshSession = async () => {
-    jar = await login(url, `bench-${store}-${logins++}`)
+    jar = await login(url, `${clientId}-${logins++}`)
     const headers = { ...CSRF, cookie: cookieHeader(jar, url) }
     const check = await timedGet(`${url}/api/items`, headers)
     if (check.status !== 200) throw new Error(`the ${store} BFF answered ${check.status}`)
@@ -392,8 +405,8 @@ async function startStore(store: StoreKind, idp: Idp, upstream: Child): Promise<
     url,
     secret,
     target: {
-      key: store,
-      name: `(${LETTER[store]}) BFF, ${store} store`,
+      key: otlpSink ? 'traced' : store,
+      name: otlpSink ? `(f) BFF, ${store}, traced` : `(${LETTER[store]}) BFF, ${store} store`,
       url: `${url}/api/items`,
       headers: freshSession,
       server: bff,
@@ -461,7 +474,7 @@ const median = (values: number[]) => {
 async function main() {
   // Everything is bounded: five targets' load with warm-ups, logins, storms and the memory count
   // take well under this; a hang anywhere ends the bench (children exit with their parent).
-  const budgetSeconds = 5 * (SECONDS + WARMUP_SECONDS + 30 + 2 * ROUNDS) + 180
+  const budgetSeconds = (TRACING ? 6 : 5) * (SECONDS + WARMUP_SECONDS + 30 + 2 * ROUNDS) + 180
   setTimeout(() => {
     console.error(`bench: FAILED: still running after ${budgetSeconds} s`)
     process.exit(1)
@@ -486,6 +499,8 @@ async function main() {
   let memory: Awaited<ReturnType<typeof memoryPerSession>> | undefined
   const running: Child[] = []
   const underTest: StoreUnderTest[] = []
+  let sink: Child | undefined
+  let exported: { exports: number; bytes: number } | undefined
   try {
     const targets: Target[] = []
     if (wanted('direct')) {
@@ -520,6 +535,13 @@ async function main() {
       underTest.push(under)
       targets.push(under.target)
     }
+    if (TRACING) {
+      sink = await startChild(here('./otlp-sink.ts'))
+      running.push(sink)
+      const under = await startStore('memory', idp, upstream, sink.url)
+      underTest.push(under)
+      targets.push(under.target)
+    }
     slices = await loadAll(targets)
     downloads = await downloadAll(targets, problems)
     for (const target of targets) {
@@ -529,7 +551,12 @@ async function main() {
     }
     // The other servers stay up, idle, until the end.
     for (const under of underTest) {
+      if (under.target.key === 'traced') continue
       stores[under.store] = await finishStore(under, runs[under.store]!, idp)
+    }
+    if (sink) {
+      exported = await sink.call<{ exports: number; bytes: number }>('stats')
+      if (!exported.exports) problems.push('the traced BFF exported no spans')
     }
     const template = stores.cookie?.session
     if (template) memory = await memoryPerSession(template)
@@ -618,6 +645,12 @@ async function main() {
     )
   }
   for (const line of skipped) console.log(line)
+  if (exported) {
+    console.log(
+      `(f) exported ${exported.exports} OTLP requests, ` +
+        `${(exported.bytes / 1024 / 1024).toFixed(1)} MB of spans, to a sink on loopback`
+    )
+  }
   console.log('')
   for (const [store, result] of Object.entries(stores)) {
     const { storm } = result
@@ -700,6 +733,9 @@ async function main() {
         },
       ])
     ),
+    tracing: runs.traced
+      ? { ratio: ratio('traced'), p99AddedMs: added('traced'), sink: exported }
+      : undefined,
     storms: Object.fromEntries(Object.entries(stores).map(([store, r]) => [store, r.storm])),
     bffLogs: Object.fromEntries(Object.entries(stores).map(([store, r]) => [store, r.logs])),
     memory,

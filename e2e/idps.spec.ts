@@ -4,8 +4,8 @@ import { callApi, logIn, logOut, openApp } from './spa.ts'
 
 // The demo as `npm start` runs it: Corp (roles in realm_access.roles) and Partner (in groups).
 test.use({ idps: 'demo' })
-// Two whole rounds of login, API call and logout: twice what one flow may take.
-test.setTimeout(60_000)
+// Two whole rounds of login, API call and logout (about 40 s in workerd on a busy 2-core machine).
+test.setTimeout(120_000)
 
 test('offers each IdP, logs in at Corp and at Partner, and shows the same roles from both', async ({
   page,

@@ -19,4 +19,5 @@ export { optionsFromEnv, parseConfig, type Env, type FromEnvOptions } from './co
 export { BffError } from './core/errors.ts'
 export type { Session, SessionStore, SessionRef } from './core/session/types.ts'
 export type { BffEnv } from './core/hono-env.ts'
+export type { Span, SpanAttributes, TraceContext, Tracer } from './core/observe/trace.ts'
 export type { RefreshCoordinator } from './core/tokens/refresh-coordinator.ts'

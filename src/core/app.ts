@@ -10,8 +10,10 @@ import { resolveOptions } from './config/resolve.ts'
 import { BffError } from './errors.ts'
 import { canonicalHost } from './policy/canonical-host.ts'
 import { auditTrail } from './observe/audit.ts'
-import { denialCounter } from './observe/denials.ts'
+import { createMetrics, type MetricsHooks } from './observe/bff-metrics.ts'
 import { errorReason, jsonLogger, type Logger } from './observe/log.ts'
+import { traceRequests, traceSessions } from './observe/spans.ts'
+import type { Tracer } from './observe/trace.ts'
 import { createIdpRegistry } from './oidc/idps.ts'
 import { errorPage, PAGE_SECURITY_HEADERS, pageForError } from './pages.ts'
 import { adminRoute } from './routes/admin.ts'
@@ -22,6 +24,7 @@ import { healthRoute } from './routes/health.ts'
 import { idpsRoute } from './routes/idps.ts'
 import { loginRoute } from './routes/login.ts'
 import { logoutRoute } from './routes/logout.ts'
+import { metricsRoute, timeRequests } from './routes/metrics.ts'
 import { userRoute } from './routes/user.ts'
 import type { BffEnv } from './hono-env.ts'
 import { createSessionManager } from './session/manager.ts'
@@ -78,6 +81,13 @@ export interface BffDeps {
   replay?: ReplayGuard
   /** Structured logger. Default: JSON lines on stdout. */
   log?: Logger
+  /**
+   * Records the BFF's spans (request, session load, refresh grant, upstream call). The Node entry
+   * passes one over the OpenTelemetry SDK when `OTEL_EXPORTER_OTLP_ENDPOINT` is set; `otelTracer`
+   * (./node) adapts any OpenTelemetry tracer. Without one, upstream calls still carry a child
+   * `traceparent` of the request's.
+   */
+  tracer?: Tracer
   /** The client's IP address, for X-Forwarded-For. */
   clientIp?: (c: Context) => string | undefined
   /**
@@ -85,6 +95,11 @@ export interface BffDeps {
    * background (problems logged) until it works or this aborts. Workers discover on first use.
    */
   background?: AbortSignal
+  /**
+   * What the runtime adds to the metrics: the Node entry's process metrics (`extra`), the Workers
+   * entry's Analytics Engine data points (`request`).
+   */
+  metrics?: MetricsHooks
 }
 
 /**
@@ -108,13 +123,15 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
   const idps = createIdpRegistry(config, { fetch: deps.fetch, now, log })
   const oidc = idps.first.oidc
   if (deps.background) for (const idp of idps.list) idp.oidc.checkAtStartup(deps.background)
+  const metrics = createMetrics(config, store.kind, deps.metrics)
   const tokens = createTokenManager({
     oidc: idps.oidcFor,
     coordinator: deps.refreshCoordinator,
     skewSeconds: config.refreshSkewSeconds,
     now,
+    onRefresh: (session, result) => metrics.refresh(idps.of(session)?.config.name, result),
+    tracer: deps.tracer,
   })
-  const denials = denialCounter()
   const clientIp = deps.clientIp ?? (() => undefined)
   const services: BffServices = {
     config,
@@ -123,7 +140,7 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
     sealer,
     log,
     audit: auditTrail({ log, clientIp, api: config.api }),
-    denials,
+    metrics,
     now,
     sessions: createSessionManager({
       store,
@@ -158,13 +175,27 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
       fetch: deps.pdpFetch ?? ((input, init) => fetch(input, init)),
       now,
       log,
-      denials,
+      metrics,
       claims: (session) => idps.of(session)?.config.claims ?? {},
     }),
     clientIp,
+    tracer: deps.tracer,
+  }
+  if (deps.tracer) {
+    services.sessions = traceSessions(services.sessions, deps.tracer, config.sessionStore)
   }
 
   const app = new Hono<BffEnv>()
+  // Errors count (CSRF refusals, store failures) where they become answers.
+  const onError = (err: Error, c: Context) => {
+    metrics.error(err)
+    return renderError(err, c, log)
+  }
+  // First, so the request span covers everything, the session commit included.
+  if (deps.tracer) app.use('*', traceRequests(deps.tracer, config.api))
+  // Outermost but for the span, so the time and status are those of the whole answer; absent
+  // with metrics off.
+  if (metrics.timed) app.use('*', timeRequests(metrics))
   let warnedCookieBytes = false
   app.use('*', async (c, next) => {
     await next()
@@ -175,7 +206,7 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
       // maybe an upstream's: the error answer replaces it. Set over it, it would get its headers
       // (Hono copies them), an upstream's Content-Length cutting the error body short among them.
       const answered = c.res
-      const error = renderError(err as Error, c, log)
+      const error = onError(err as Error, c)
       await answered.body?.cancel().catch(() => {})
       c.res = undefined
       c.res = error
@@ -204,11 +235,12 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
   app.route('/', idpsRoute(services))
   app.route('/', backchannelRoute(services))
   app.route('/', adminRoute(services))
+  app.route('/', metricsRoute(services))
   app.all('/bff/*', () => {
     throw new BffError(404, 'not_found', 'No such BFF endpoint.')
   })
   app.use('*', apiProxy(services))
-  app.onError((err, c) => renderError(err, c, log))
+  app.onError(onError)
   // Used on its own (not mounted in a host app), an address nothing serves answers like any error.
   app.notFound((c) => notFound(c, log))
   return app

@@ -4,6 +4,7 @@
  * own app or middleware with it.
  */
 import type { PendingCookie } from './session/manager.ts'
+import type { TraceContext } from './observe/trace.ts'
 import type { Session, SessionRef } from './session/types.ts'
 
 /** Hono context variables the BFF sets; mount points may type their app with it. */
@@ -17,5 +18,7 @@ export type BffEnv = {
     sessionCookieWritten: boolean | undefined
     /** The API proxy answered this request (with the upstream's answer or an error). */
     proxied: boolean | undefined
+    /** The trace context this request's own calls are children of (observe/spans.ts `traceOf`). */
+    trace: TraceContext | undefined
   }
 }

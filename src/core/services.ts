@@ -5,8 +5,9 @@
 import type { Context } from 'hono'
 import type { Config } from './config/options.ts'
 import type { Audit } from './observe/audit.ts'
-import type { DenialCounter } from './observe/denials.ts'
+import type { BffMetrics } from './observe/bff-metrics.ts'
 import type { Logger } from './observe/log.ts'
+import type { Tracer } from './observe/trace.ts'
 import type { Forwarder } from './proxy/forward.ts'
 import type { IdpRegistry } from './oidc/idps.ts'
 import type { OidcClient } from './oidc/types.ts'
@@ -36,8 +37,8 @@ export interface BffServices {
   log: Logger
   /** Writes the audit trail's security events (observe/audit.ts) through `log`. */
   audit: Audit
-  /** Route policy refusals by route and reason (`policy.denied`), since start. */
-  denials: DenialCounter
+  /** Prometheus metrics (`/bff/metrics`); does nothing without `metricsToken`. */
+  metrics: BffMetrics
   /** Epoch milliseconds. */
   now: () => number
   /** fetch used for upstream API calls. */
@@ -46,6 +47,8 @@ export interface BffServices {
   forward: Forwarder
   /** The routes' external policy decision points (`authorize`), with their cached decisions. */
   policy: PolicyPoint
+  /** Records spans (`deps.tracer`); without one, upstream calls still carry a child `traceparent`. */
+  tracer?: Tracer
   /** The client's address as the runtime sees it, for X-Forwarded-For. */
   clientIp: (c: Context) => string | undefined
 }

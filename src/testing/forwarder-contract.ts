@@ -195,6 +195,21 @@ export function testForwarder(name: string, makeForwarder: () => Forwarder): voi
       expect(headers['x-forwarded-host']).toBe('app.example.com')
     })
 
+    it('sends the BFF’s trace context in place of the browser’s', async () => {
+      const bff = '00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01'
+      options = { ...options, trace: { traceparent: bff, tracestate: 'bff=1' } }
+      const res = await send('plain', {
+        headers: { traceparent: FORGED.traceparent!, tracestate: 'browser=1' },
+      })
+      expect(await res.text()).toBe('default')
+      expect(seen[0]!.headers.traceparent).toBe(bff)
+      expect(seen[0]!.headers.tracestate).toBe('bff=1')
+      // Without the BFF's, none at all.
+      options = { ...options, trace: undefined }
+      await (await send('plain', { headers: { traceparent: FORGED.traceparent! } })).text()
+      expect(seen[1]!.headers.traceparent).toBeUndefined()
+    })
+
     it('drops every header a browser could forge to steer the upstream; ordinary ones pass', async () => {
       await (await send('plain', { headers: { ...FORGED, ...ORDINARY } })).text()
       expectForgedDroppedOrdinaryKept(seen[0]!.headers)

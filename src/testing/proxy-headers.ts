@@ -57,6 +57,8 @@ export const FORGED: Record<string, string> = {
   'x-forwarded-host': 'evil.example',
   'x-forwarded-proto': 'http',
   'x-forwarded-port': '8443',
+  // The browser's own trace ids, which an upstream would record as its parent's.
+  traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
   'x-forwarded-prefix': '/admin',
   'x-forwarded-server': 'evil.example',
   'x-forwarded-user': 'admin',
@@ -101,17 +103,25 @@ export const ORDINARY: Record<string, string> = {
   'x-request-id': 'req-7',
   'x-custom-thing': 'kept',
   'x-client-version': '1.2.3',
-  traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
 }
 
-/** Names in FORGED the BFF sets itself, with its own values. */
-export const SET_BY_BFF = ['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto']
+/**
+ * Names in FORGED the BFF sets itself, with its own values: a forwarder called without them sends
+ * none. The upstream's `traceparent` is the BFF's child of it, never the browser's own.
+ */
+export const SET_BY_BFF = [
+  'x-forwarded-for',
+  'x-forwarded-host',
+  'x-forwarded-proto',
+  'traceparent',
+]
 
 /** What reached the upstream: none of FORGED (but the BFF's own), every ORDINARY header as sent. */
 export function expectForgedDroppedOrdinaryKept(headers: Record<string, unknown>): void {
   for (const name of Object.keys(FORGED).filter((name) => !SET_BY_BFF.includes(name))) {
     expect([name, headers[name]]).toEqual([name, undefined])
   }
+  expect(headers.traceparent).not.toBe(FORGED.traceparent)
   for (const [name, value] of Object.entries(ORDINARY)) {
     expect([name, headers[name]]).toEqual([name, value])
   }

@@ -25,7 +25,7 @@ import {
 } from './markdown.ts'
 
 /** Code blocks that must be copies of a docs/examples file. */
-const SNIPPET_LANGS = new Set(['ts', 'typescript', 'js', 'json', 'toml'])
+const SNIPPET_LANGS = new Set(['ts', 'typescript', 'js', 'json', 'toml', 'yaml'])
 const SHELL_LANGS = new Set(['sh', 'bash', 'shell'])
 /** Diagrams and trees: nothing to run. */
 const TEXT_LANGS = new Set(['text'])

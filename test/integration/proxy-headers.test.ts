@@ -130,6 +130,9 @@ describe('request headers', () => {
     for (const [name, value] of Object.entries(ORDINARY)) {
       expect([name, headers[name]]).toEqual([name, value])
     }
+    // The browser's traceparent is replaced by the BFF's child of it (test/integration/tracing).
+    expect(headers.traceparent).not.toBe(FORGED.traceparent)
+    expect(headers.traceparent).toMatch(/^00-0af7651916cd43dd8448eb211c80319c-[0-9a-f]{16}-01$/)
     expect(headers['x-forwarded-host']).toBe(new URL(stack.baseUrl).host)
     expect(headers['x-forwarded-proto']).toBe('http')
     // The client's X-Forwarded-For is neither kept nor extended: the BFF's is the client IP alone
@@ -149,6 +152,8 @@ describe('request headers', () => {
     const own = [
       'authorization',
       'host',
+      // The BFF's child of the request's trace (a new trace here), never the browser's.
+      'traceparent',
       'x-forwarded-for',
       'x-forwarded-host',
       'x-forwarded-proto',

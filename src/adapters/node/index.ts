@@ -13,4 +13,5 @@ export {
   type NodeSettings,
 } from './settings.ts'
 export { nodeForward, type NodeForwardOptions } from './upstream.ts'
+export { nodeTracing, otelTracer, tracesEndpoint, type NodeTracing } from './tracing.ts'
 export * from './redis.ts'

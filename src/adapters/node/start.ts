@@ -14,9 +14,11 @@ import { ConfigError, type Config, type Env } from '../../core/config/env.ts'
 import { jsonLogger } from '../../core/observe/log.ts'
 import { answerClientError } from './client-error.ts'
 import { grantProblems } from './grant-check.ts'
+import { nodeProcessMetrics } from './metrics.ts'
 import { withRawHeaders } from './headers.ts'
 import { DEFAULT_REDIS_URL, nodeConfigFromEnv, type NodeSettings } from './settings.ts'
 import { nodeForward } from './upstream.ts'
+import { nodeTracing } from './tracing.ts'
 import { nodePdpFetch } from './pdp-fetch.ts'
 import { serveSpa, spaFromEnv } from './static.ts'
 import { sharedCookieStore } from '../../core/session/stores/hybrid.ts'
@@ -74,6 +76,8 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
   const { port, host } = settings
   const grants = await grantProblems(config, options.deps?.fetch)
   if (grants.length) throw new ConfigError(grants)
+  // OTLP trace export when OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set; nothing loaded otherwise.
+  const tracing = await nodeTracing(env)
   // Upstream calls through undici directly rather than fetch; a caller's own upstreamFetch keeps
   // fetch. Made first: a route's `tls` that cannot be used stops start-up before Redis is opened.
   const upstreams = new Agent()
@@ -88,6 +92,8 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
     () => upstreams.destroy(),
     async () => forwarder?.close(),
     () => pdp.close(),
+    // After the server has drained: the spans of its last requests are sent, then export stops.
+    async () => tracing?.close(),
   ]
   // Ends background work (the IdP discovery check's retries) when the server closes.
   const life = new AbortController()
@@ -98,6 +104,9 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
   const app = new Hono()
   try {
     const runtime = await nodeDeps(config, settings, closers, options.deps)
+    const processMetrics = config.metricsToken
+      ? await nodeProcessMetrics(options.deps?.log ?? jsonLogger)
+      : undefined
     app.route(
       '/',
       createBff(config, {
@@ -110,7 +119,9 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
         },
         ...(forwarder ? { forward: forwarder } : {}),
         pdpFetch: pdp.fetch,
+        ...(tracing ? { tracer: tracing.tracer } : {}),
         ...runtime,
+        ...(processMetrics ? { metrics: processMetrics } : {}),
         background: life.signal,
         ...options.deps,
       })

@@ -87,6 +87,10 @@ export function nodeForward(options: NodeForwardOptions = {}): NodeForwarder {
     headers['x-forwarded-proto'] = forwardedFor.proto
     // The client's own X-Forwarded-For is not extended: it says whatever the client wants.
     if (call.clientIp) headers['x-forwarded-for'] = call.clientIp
+    if (call.trace) {
+      headers.traceparent = call.trace.traceparent
+      if (call.trace.tracestate) headers.tracestate = call.trace.tracestate
+    }
     // Nothing the client did not send: none of the Accept, Accept-Language, Accept-Encoding,
     // User-Agent or Sec-Fetch-Mode that Node's fetch would add (README: what passes the proxy).
 

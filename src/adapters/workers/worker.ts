@@ -12,6 +12,7 @@ import { ConfigError, optionsFromEnv, type Config } from '../../core/config/env.
 import { jsonLogger } from '../../core/observe/log.ts'
 import { SPA_SECURITY_HEADERS } from '../../core/pages.ts'
 import { sharedCookieStore } from '../../core/session/stores/hybrid.ts'
+import { analyticsEngineHooks } from './analytics.ts'
 import { type SessionObjectEnv } from './bindings.ts'
 import {
   durableObjectSharedTokenCoordinator,
@@ -126,6 +127,8 @@ function build(env: WorkerEnv): WorkerApp | ConfigError {
           : durableObjectSharedTokenCoordinator(env, { now }),
       clientIp: (c) => c.req.header('cf-connecting-ip'),
       forward: workersForward(),
+      // Counters are per isolate; with a dataset bound, each request is also written there.
+      metrics: analyticsEngineHooks(env),
     })
   )
   // Everything outside /bff/* and the API prefixes is the SPA, with the Node entry's headers.

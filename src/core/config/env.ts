@@ -65,6 +65,7 @@ const SETTINGS: Record<Exclude<keyof BffOptions, FileOnly>, string> = {
   upstreamTimeoutSeconds: 'BFF_UPSTREAM_TIMEOUT',
   idpTimeoutSeconds: 'BFF_IDP_TIMEOUT',
   adminToken: 'BFF_ADMIN_TOKEN',
+  metricsToken: 'BFF_METRICS_TOKEN',
   cookieMaxBytes: 'BFF_COOKIE_MAX_BYTES',
   cookieTotalBytes: 'BFF_COOKIE_TOTAL_BYTES',
 }
@@ -137,7 +138,7 @@ export function optionsFromEnv(env: Env, defaults: FromEnvOptions = {}): Config 
     routes: fileHasRoutes ? (file?.routes ?? []) : apiRoutes(get('BFF_API'), problems),
     sessionStore: get('BFF_SESSION_STORE') ?? defaults.sessionStore,
   })
-  for (const option of ['postLogoutRedirect', 'adminToken'] as const) {
+  for (const option of ['postLogoutRedirect', 'adminToken', 'metricsToken'] as const) {
     input[option] = get(SETTINGS[option])
   }
   for (const option of NUMBERS) {

@@ -247,6 +247,12 @@ export interface BffOptions {
    */
   adminToken?: string
   /**
+   * Bearer token of `GET /bff/metrics` (Prometheus text), at least 32 characters; without it the
+   * endpoint does not exist (404) and nothing is counted. `BFF_METRICS_TOKEN`.
+   * @default undefined
+   */
+  metricsToken?: string
+  /**
    * Most bytes one Set-Cookie line may have (512 to 4096, the browsers' limit); larger sessions
    * are split into chunks. `BFF_COOKIE_MAX_BYTES`.
    * @default 3584
@@ -325,6 +331,7 @@ export interface Config {
   upstreamTimeoutMs: number
   idpTimeoutSeconds: number
   adminToken?: string
+  metricsToken?: string
   cookieMaxBytes: number
   cookieTotalBytes: number
   /** The first IdP's name, `default` for the one the `BFF_*` settings configure. */

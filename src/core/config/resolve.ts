@@ -40,6 +40,7 @@ const KNOWN: Record<keyof BffOptions, true> = {
   upstreamTimeoutSeconds: true,
   idpTimeoutSeconds: true,
   adminToken: true,
+  metricsToken: true,
   cookieMaxBytes: true,
   cookieTotalBytes: true,
   idpName: true,
@@ -158,12 +159,12 @@ export function checkOptions(input: OptionsInput, report: Report): Config | unde
   const cookieTotalBytes = number('cookieTotalBytes', 8192, cookieMaxBytes, 'bytes')
   if (cookieMaxBytes > 4096) bad(['cookieMaxBytes'], "must be at most 4096, the browsers' limit")
 
-  const adminToken = input.adminToken
-  if (
-    adminToken !== undefined &&
-    (typeof adminToken !== 'string' || adminToken.length < MIN_SECRET_LENGTH)
-  ) {
-    bad(['adminToken'], `must be at least ${MIN_SECRET_LENGTH} characters when set`)
+  // Bearer tokens of the admin API and the metrics: as long as a secret, or absent.
+  for (const key of ['adminToken', 'metricsToken'] as const) {
+    const token = input[key]
+    if (token !== undefined && (typeof token !== 'string' || token.length < MIN_SECRET_LENGTH)) {
+      bad([key], `must be at least ${MIN_SECRET_LENGTH} characters when set`)
+    }
   }
 
   if (idps) {
@@ -194,7 +195,8 @@ export function checkOptions(input: OptionsInput, report: Report): Config | unde
     idleTimeoutSeconds,
     upstreamTimeoutMs: upstreamTimeoutSeconds * 1000,
     idpTimeoutSeconds,
-    adminToken: adminToken as string | undefined,
+    adminToken: input.adminToken as string | undefined,
+    metricsToken: input.metricsToken as string | undefined,
     cookieMaxBytes,
     cookieTotalBytes,
     idpName: first!.name,

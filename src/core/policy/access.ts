@@ -171,7 +171,7 @@ async function denied(
   key: string,
   session?: Session
 ): Promise<void> {
-  s.denials.add(route.prefix, reason)
+  s.metrics.policyDenial(route.prefix, reason)
   s.log(EVERYDAY.has(reason) ? 'info' : 'warn', 'policy.denied', {
     route: route.prefix,
     reason,

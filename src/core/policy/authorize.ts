@@ -13,7 +13,7 @@
  */
 import type { ApiRoute } from '../config/options.ts'
 import { BffError } from '../errors.ts'
-import type { DenialCounter } from '../observe/denials.ts'
+import type { BffMetrics } from '../observe/bff-metrics.ts'
 import { errorReason, subjectHash, type Logger } from '../observe/log.ts'
 import type { Session } from '../session/types.ts'
 import { mappedClaims } from './claims.ts'
@@ -58,7 +58,7 @@ export interface PolicyPointOptions {
   claims?:
     Readonly<Record<string, string>> | ((session: Session) => Readonly<Record<string, string>>)
   /** Where refusals are counted, with the other policies' (`bff_policy_denials_total`). */
-  denials?: DenialCounter
+  metrics?: Pick<BffMetrics, 'policyDenial'>
   /** @default PDP_TIMEOUT_MS */
   timeoutMs?: number
   /** @default MAX_DECISIONS */
@@ -110,7 +110,7 @@ export function policyPoint(options: PolicyPointOptions): PolicyPoint {
     session: Session | undefined,
     cause?: string
   ) => {
-    options.denials?.add(route.prefix, reason)
+    options.metrics?.policyDenial(route.prefix, reason)
     log('warn', 'policy.denied', {
       route: route.prefix,
       reason,

@@ -120,6 +120,11 @@ export interface ForwardOptions {
   accessToken?: string
   /** Public origin of the BFF, for X-Forwarded-Host/-Proto. */
   baseUrl: string
+  /**
+   * The BFF's W3C trace context for this call (observe/spans.ts `upstreamTrace`), sent in place of
+   * the browser's `traceparent` and `tracestate`, which are always dropped.
+   */
+  trace?: { traceparent: string; tracestate?: string }
   clientIp?: string
   /** Milliseconds to wait for the upstream's response headers. */
   timeoutMs: number
@@ -179,6 +184,10 @@ export async function forward(request: Request, target: URL, options: ForwardOpt
   headers.set('x-forwarded-proto', base.protocol.slice(0, -1))
   // The client's own X-Forwarded-For is not extended: it says whatever the client wants.
   if (options.clientIp) headers.set('x-forwarded-for', options.clientIp)
+  if (options.trace) {
+    headers.set('traceparent', options.trace.traceparent)
+    if (options.trace.tracestate) headers.set('tracestate', options.trace.tracestate)
+  }
 
   // The timeout covers waiting for the upstream's headers only: not a long streamed answer, nor a
   // slow upload, so it starts again each time more of the request body goes out, and at its end.

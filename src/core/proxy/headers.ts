@@ -30,6 +30,10 @@ const REQUEST_STRIP = new Set([
   'cookie',
   'x-csrf',
   'authorization',
+  // W3C trace context: the BFF sends its own child of the request's (observe/spans.ts), so the
+  // upstream's parent is the BFF's span and the browser cannot pick the ids an upstream records.
+  'traceparent',
+  'tracestate',
   // The transport frames the body itself (streamed, chunked).
   'content-length',
   // A request goes upstream with a body or without, never waiting for a 100 Continue: undici

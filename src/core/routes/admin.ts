@@ -74,6 +74,7 @@ export function adminRoute(s: BffServices) {
       // Asked after the deletion, when a store that can list has nothing left to read.
       counted = (await listed(store, sub, idp)) !== null
     }
+    s.metrics.logout('admin')
     s.log('info', 'admin.revoke', { idp, sub: await subjectHash(sub), one: Boolean(sid), ended })
     await s.audit(c, 'admin_revoke', {
       sub,

@@ -12,6 +12,7 @@ import { guardCsrf } from '../policy/csrf.ts'
 import type { StepUp } from '../policy/step-up.ts'
 import { stepUpRequired } from '../proxy/step-up-challenge.ts'
 import type { BffEnv } from '../hono-env.ts'
+import { upstreamTrace } from '../observe/spans.ts'
 import type { BffServices } from '../services.ts'
 import { routeToken } from '../tokens/route-token.ts'
 
@@ -47,15 +48,26 @@ export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
     const accessToken = await routeToken(s, c, route, access.session)
 
     const challenged: { stepUp?: StepUp } = {}
-    const upstream = await s.forward(c, target, {
-      // None (token `none`, or `optional` without a session): no Authorization at all.
-      accessToken,
-      baseUrl,
-      clientIp: s.clientIp(c),
-      timeoutMs: upstreamTimeoutMs,
-      onStepUp: (stepUp) => (challenged.stepUp = stepUp),
-      route,
-    })
+    // The upstream's traceparent: a child of the request's, never the browser's own.
+    const trace = upstreamTrace(s.tracer, c, route, target)
+    const started = s.metrics.enabled ? performance.now() : 0
+    const upstream = await s
+      .forward(c, target, {
+        // None (token `none`, or `optional` without a session): no Authorization at all.
+        accessToken,
+        baseUrl,
+        clientIp: s.clientIp(c),
+        timeoutMs: upstreamTimeoutMs,
+        onStepUp: (stepUp) => (challenged.stepUp = stepUp),
+        route,
+        trace: trace.headers,
+      })
+      .catch((err) => {
+        trace.end(err)
+        throw err
+      })
+    trace.end(upstream.status)
+    if (started) s.metrics.upstream(route.prefix, (performance.now() - started) / 1000)
     if (challenged.stepUp) return stepUpRequired(s, c, upstream, challenged.stepUp, route)
     if (upstream.status >= 300 && upstream.status < 400) {
       const location = upstream.headers.get('location')

@@ -68,6 +68,7 @@ export function backchannelRoute(s: BffServices) {
         cause: err,
       })
     }
+    s.metrics.logout('backchannel')
     s.log('info', 'logout.backchannel', {
       idp: name,
       by: claims.sid ? 'sid' : 'sub',

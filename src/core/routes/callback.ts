@@ -103,18 +103,23 @@ export function callbackRoute(s: BffServices) {
     try {
       tokens = await idp.oidc.callback(callbackUrl, tx)
     } catch (err) {
-      if (!(err instanceof AuthorizationError)) throw err
+      if (!(err instanceof AuthorizationError)) {
+        s.metrics.login(idp.config.name, 'error')
+        throw err
+      }
       if (tx.prompt === 'none') {
         // Silent login failed: hand the reason back to the SPA instead of showing an error page.
         const error = SILENT_LOGIN_ERRORS.has(err.error) ? err.error : 'login_required'
         const target = new URL(tx.returnTo, baseUrl)
         target.searchParams.set('error', error)
         s.log('info', 'login.silent_failed', { idp: idp.config.name, reason: error })
+        s.metrics.login(idp.config.name, 'silent_failed')
         await s.audit(c, 'login_failed', { idp: idp.config.name, reason: error })
         c.header('Cache-Control', 'no-store')
         return c.redirect(target.pathname + target.search + target.hash, 302)
       }
       s.log('warn', 'login.refused', { idp: idp.config.name, reason: err.error })
+      s.metrics.login(idp.config.name, 'refused')
       throw new BffError(400, 'login_failed', 'The identity provider did not complete the login.', {
         cause: err,
       })
@@ -160,6 +165,7 @@ export function callbackRoute(s: BffServices) {
       // Logged in again: silent logins may keep this session going from now on.
       appendSetCookie(c, serializeCookie(loggedOut, '', { secure, sameSite: 'Lax', maxAge: 0 }))
     }
+    s.metrics.login(idp.config.name, 'success')
     s.log('info', 'login.success', {
       idp: idp.config.name,
       sub: await subjectHash(session.sub),
@@ -193,6 +199,7 @@ async function checkStepUp(
     return
   }
   s.log('warn', 'login.step_up_failed', { idp, sub, reason: problem, acr })
+  s.metrics.login(idp, 'step_up_failed')
   await s.audit(c, 'login_failed', { sub: String(claims.sub), idp, reason: problem })
   throw new BffError(
     403,

@@ -8,6 +8,7 @@ import type { Context } from 'hono'
 import { BffError } from '../errors.ts'
 import { refreshReason } from '../observe/audit.ts'
 import { errorReason, subjectHash } from '../observe/log.ts'
+import { traceOf } from '../observe/spans.ts'
 import type { BffEnv } from '../hono-env.ts'
 import type { Session } from '../session/types.ts'
 import type { BffServices } from '../services.ts'
@@ -25,10 +26,12 @@ export async function freshSession(
   session: Session,
   resource?: string
 ): Promise<TokenResult> {
+  // The request's trace context, read only when spans are recorded.
+  const trace = s.tracer ? traceOf(c) : undefined
   const result =
     resource === undefined
-      ? await s.tokens.freshSession(session)
-      : await s.tokens.freshResource(session, resource)
+      ? await s.tokens.freshSession(session, trace)
+      : await s.tokens.freshResource(session, resource, trace)
   if (result.kind === 'error') {
     const { code, cause } = result.error
     // Without a refresh token, an expired access token ends the session with no grant asked for.

@@ -47,6 +47,7 @@ export function healthRoute(s: BffServices) {
     const idp = down.length === 0 ? 'ok' : down.length === idps.length ? 'unreachable' : 'degraded'
     if (ping.status === 'rejected') {
       s.log('warn', 'health.store_unavailable', { store, reason: errorReason(ping.reason) })
+      s.metrics.storeError()
       return c.json(
         {
           status: 'unavailable',

@@ -36,6 +36,7 @@ export function logoutRoute(s: BffServices) {
     const idp = session ? s.idps.of(session) : s.idps.list.length === 1 ? s.idps.first : undefined
     if (session) {
       s.log('info', 'logout', { idp: session.idp, sub: await subjectHash(session.sub) })
+      s.metrics.logout('user')
       await s.audit(c, 'logout', { session, route: '/bff/logout', reason: 'user' })
     }
     if (session?.refreshToken && idp) {

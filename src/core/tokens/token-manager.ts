@@ -18,6 +18,7 @@
 import { BffError } from '../errors.ts'
 import { oidcOfSession, type SessionOidc } from '../oidc/idps.ts'
 import { userClaims } from '../oidc/id-token.ts'
+import { errorType, type TraceContext, type Tracer } from '../observe/trace.ts'
 import type { Session } from '../session/types.ts'
 import { singleFlight, type RefreshCoordinator } from './refresh-coordinator.ts'
 import { resourceGrant, resourceToken } from './resource-token.ts'
@@ -28,13 +29,16 @@ export type TokenResult =
   | { kind: 'error'; error: BffError }
 
 export interface TokenManager {
-  /** A session whose access token is valid for at least the skew, refreshing it if needed. */
-  freshSession(session: Session): Promise<TokenResult>
+  /**
+   * A session whose access token is valid for at least the skew, refreshing it if needed. With
+   * `trace` (the request's context) and a tracer, a refresh this call makes is a span of it.
+   */
+  freshSession(session: Session, trace?: TraceContext): Promise<TokenResult>
   /**
    * A session holding a token for `resource` (RFC 8707) valid for at least the skew, got with a
    * refresh-token grant when due. The session's own access token is left as it is.
    */
-  freshResource(session: Session, resource: string): Promise<TokenResult>
+  freshResource(session: Session, resource: string, trace?: TraceContext): Promise<TokenResult>
   /** The newest generation of this session this instance knows of (within the grace window). */
   newest(session: Session): Session
 }
@@ -56,6 +60,10 @@ export interface TokenManagerOptions {
   retryDelaysMs?: readonly number[]
   /** After a refresh failed transiently, how long a still-valid token is used without retrying. */
   failureBackoffSeconds?: number
+  /** Told of each refresh this instance asked for and how it ended (`bff_token_refreshes_total`). */
+  onRefresh?: (session: Session, result: 'success' | 'expired' | 'error') => void
+  /** Records each refresh (the grant with its retries and coordination) as a span. */
+  tracer?: Tracer
 }
 
 /**
@@ -160,6 +168,32 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     }
   }
 
+  /** `refresh`, as a span of the request that set it off (joined callers make none). */
+  async function tracedRefresh(
+    session: Session,
+    resource: string | undefined,
+    trace: TraceContext | undefined
+  ): Promise<Session> {
+    if (!trace || !options.tracer) return refresh(session, resource)
+    const span = options.tracer.startSpan('bff.token.refresh', {
+      kind: 'internal',
+      parent: trace,
+      attributes: {
+        'bff.idp': session.idp ?? 'default',
+        'bff.token.kind': resource === undefined ? 'session' : 'resource',
+        'bff.refresh.coordinated': options.coordinator !== undefined,
+      },
+    })
+    try {
+      const refreshed = await refresh(session, resource)
+      span.end()
+      return refreshed
+    } catch (err) {
+      span.end(errorType(err))
+      throw err
+    }
+  }
+
   /** The session's next generation with `resource`'s token (or its own) refreshed, once. */
   async function refresh(session: Session, resource: string | undefined): Promise<Session> {
     const { coordinator } = options
@@ -167,20 +201,31 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       withRetries(() =>
         resource === undefined ? grant(current) : resourceGrant(oidcFor(current), current, resource)
       )
-    const refreshed = coordinator
-      ? await coordinator.refreshOnce(session, once, resource).catch((err) => {
-          if (err instanceof BffError) throw err
-          // The coordination failed (store down, lock wait too long), not the IdP: retry later.
-          throw new BffError(503, 'store_unavailable', 'The session store is unavailable.', {
-            cause: err,
+    const refreshed = await (
+      coordinator
+        ? coordinator.refreshOnce(session, once, resource).catch((err) => {
+            if (err instanceof BffError) throw err
+            // The coordination failed (store down, lock wait too long), not the IdP: retry later.
+            throw new BffError(503, 'store_unavailable', 'The session store is unavailable.', {
+              cause: err,
+            })
           })
-        })
-      : await once(session)
+        : once(session)
+    ).catch((err) => {
+      const expired = err instanceof BffError && err.code === 'session_expired'
+      options.onRefresh?.(session, expired ? 'expired' : 'error')
+      throw err
+    })
+    options.onRefresh?.(session, 'success')
     remember(refreshed)
     return refreshed
   }
 
-  async function fresh(current: Session, resource?: string): Promise<TokenResult> {
+  async function fresh(
+    current: Session,
+    resource?: string,
+    trace?: TraceContext
+  ): Promise<TokenResult> {
     let session = newest(current)
     for (let round = 1; ; round++) {
       const t = now()
@@ -210,7 +255,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       if (usable && failing.has(failKey)) return { kind: 'fresh', session }
 
       try {
-        const next = await local.refreshOnce(session, (s) => refresh(s, resource))
+        const next = await local.refreshOnce(session, (s) => tracedRefresh(s, resource, trace))
         // A change of this generation made for another of the session's tokens (joined here, or
         // made by another instance) may leave this one as it was: go again from the newer one.
         const still = tokenOf(next, resource)
@@ -237,7 +282,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
 
   return {
     newest,
-    freshSession: (session) => fresh(session),
-    freshResource: (session, resource) => fresh(session, resource),
+    freshSession: (session, trace) => fresh(session, undefined, trace),
+    freshResource: (session, resource, trace) => fresh(session, resource, trace),
   }
 }
