@@ -399,6 +399,12 @@ describe('one IdP going away after its users logged in', () => {
     await partnerIdp.stop()
     // Stopped once; the stack's close must not stop it again.
     partnerIdp.stop = async () => {}
+    // Health notices, although the document was read before the IdP went.
+    const health = await fetch(`${stack.url}/bff/health`)
+    expect(health.status).toBe(200)
+    const body = (await health.json()) as { status: string; idps: Array<{ status: string }> }
+    expect(body.status).toBe('degraded')
+    expect(body.idps.map((one) => one.status)).toEqual(['ok', 'unreachable'])
     // Past the access tokens' 60 s: every call needs a refresh.
     stack.advance(90)
     const refused = await partner.get('/api/x', { headers: CSRF })

@@ -92,15 +92,36 @@ export function createDiscovery(
     return result
   }
 
+  // Once discovered, the document is kept: whether the IdP is still there is asked again, by
+  // reading the document, at most every STATUS_RECHECK_MS (health checks come often).
+  let probe: { at: number; status: Promise<IdpStatus> } | undefined
+
   async function idpStatus(): Promise<IdpStatus> {
     if (last && !last.ok && now() - last.at < STATUS_RECHECK_MS && !discovered) {
       return { idp: 'unreachable', message: last.message }
     }
     try {
       await configuration()
-      return { idp: 'ok' }
     } catch {
       return { idp: 'unreachable', message: last && !last.ok ? last.message : 'unknown' }
+    }
+    if (!probe || now() - probe.at >= STATUS_RECHECK_MS) {
+      probe = { at: now(), status: stillThere() }
+    }
+    return probe.status
+  }
+
+  /** The IdP answers its discovery document with 200 (redirects followed, as any client would). */
+  async function stillThere(): Promise<IdpStatus> {
+    try {
+      const response = await (deps.fetch ?? fetch)(discoveryUrl, {
+        signal: AbortSignal.timeout(config.idpTimeoutSeconds * 1000),
+      })
+      await response.body?.cancel().catch(() => {})
+      if (response.ok) return { idp: 'ok' }
+      return { idp: 'unreachable', message: `${discoveryUrl} answered HTTP ${response.status}` }
+    } catch (err) {
+      return { idp: 'unreachable', message: `${discoveryUrl}: ${discoveryProblem(err).message}` }
     }
   }
 

@@ -176,6 +176,7 @@ async function denied(
     route: route.prefix,
     reason,
     key,
+    idp: session?.idp,
     sub: session ? await subjectHash(session.sub) : undefined,
   })
   await s.audit(c, 'policy_denied', { session, route: route.prefix, reason, check: key })

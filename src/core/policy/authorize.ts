@@ -115,6 +115,7 @@ export function policyPoint(options: PolicyPointOptions): PolicyPoint {
       route: route.prefix,
       reason,
       key: 'authorize',
+      idp: session?.idp,
       sub: session ? await subjectHash(session.sub) : undefined,
       cause,
     })

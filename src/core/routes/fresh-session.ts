@@ -43,6 +43,7 @@ export async function freshSession(
     if (code === 'session_expired') {
       await s.sessions.destroy(c, session)
       s.log('info', 'session.expired', {
+        idp: session.idp,
         sub: await subjectHash(session.sub),
         reason: errorReason(cause),
       })
@@ -53,7 +54,11 @@ export async function freshSession(
     }
   }
   if (result.kind === 'refreshed') {
-    s.log('info', 'token.refreshed', { sub: await subjectHash(session.sub), resource })
+    s.log('info', 'token.refreshed', {
+      idp: session.idp,
+      sub: await subjectHash(session.sub),
+      resource,
+    })
     if (!(await s.sessions.update(c, result.session)) && !(await s.sessions.load(c))) {
       throw new BffError(401, 'unauthenticated', 'Not logged in.')
     }
