@@ -91,17 +91,10 @@ function logIn(idp) {
   location.assign(`/bff/login?${params}`)
 }
 
-// The IdP of the last login in this browser (its name only): a silent login asks it again, not the
-// default, so a Partner user's lapsed session comes back without the chooser.
-const LAST_IDP = 'bff-demo-last-idp'
-
 function silentLogin() {
   setStatus('Checking your session…')
-  const params = new URLSearchParams({ prompt: 'none' })
-  const last = localStorage.getItem(LAST_IDP)
-  if (idps.some((idp) => idp.name === last)) params.set('idp', last)
-  params.set('returnTo', `${location.pathname}?${SILENT_MARK}=1`)
-  location.assign(`/bff/login?${params}`)
+  const returnTo = `${location.pathname}?${SILENT_MARK}=1`
+  location.assign(`/bff/login?prompt=none&returnTo=${encodeURIComponent(returnTo)}`)
 }
 
 function showUser(user) {
@@ -112,7 +105,6 @@ function showUser(user) {
   $('user-email').textContent = user.claims.email ?? '—'
   $('user-sub').textContent = user.sub
   $('user-idp').textContent = idpName(user.idp)
-  if (user.idp) localStorage.setItem(LAST_IDP, user.idp)
   $('user-roles').textContent = listOf(user.claims.roles)
   $('user-expires').textContent = new Date(user.expiresAt * 1000).toLocaleString([], {
     dateStyle: 'medium',
