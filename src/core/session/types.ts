@@ -29,6 +29,14 @@ export interface Session {
   idToken?: string
   accessToken: string
   refreshToken?: string
+  /**
+   * With `dpop` (RFC 9449): the session's own ES256 private key, made at login and never changed;
+   * the IdP binds the session's tokens to it, and each token and upstream call carries a proof
+   * signed with it. Sealed inside the cookie in `cookie` mode, like the tokens it protects.
+   */
+  dpopKey?: DpopJwk
+  /** `DPoP` when the IdP bound the access token to `dpopKey`: upstreams get `Authorization: DPoP`. */
+  tokenType?: 'DPoP'
   /** When the access token expires, in epoch seconds. */
   accessTokenExpiresAt: number
   /** The access token's lifetime as granted (`expires_in`), seconds; absent in older sessions. */
@@ -128,4 +136,13 @@ export interface SessionStore {
   listBySub(sub: string, idp?: string): Promise<Session[]>
   /** Throws when the store cannot be reached; used by `/bff/health`. */
   ping(): Promise<void>
+}
+
+/** A session's DPoP key (RFC 9449): an EC P-256 private JWK. */
+export interface DpopJwk {
+  kty: 'EC'
+  crv: 'P-256'
+  x: string
+  y: string
+  d: string
 }

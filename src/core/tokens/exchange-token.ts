@@ -15,6 +15,7 @@
  * write lost to a parallel request only costs a look-up (or an exchange) later.
  */
 import { BffError } from '../errors.ts'
+import { sessionDpopKey } from '../oidc/dpop.ts'
 import { oidcOfSession, type SessionOidc } from '../oidc/idps.ts'
 import type { ExchangedToken, Session } from '../session/types.ts'
 import { sharedTokenKey, type SharedToken, type SharedTokenCoordinator } from './shared-token.ts'
@@ -87,7 +88,11 @@ export function createTokenExchanges(options: TokenExchangesOptions): TokenExcha
 
   /** One exchange at the IdP. */
   async function exchange(session: Session, target: ExchangeTarget): Promise<SharedToken> {
-    const token = await oidcFor(session).exchange(session.accessToken, target)
+    const token = await oidcFor(session).exchange(
+      session.accessToken,
+      target,
+      await sessionDpopKey(session)
+    )
     return {
       accessToken: token.accessToken,
       expiresAt: token.expiresAt,
