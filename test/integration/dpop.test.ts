@@ -4,10 +4,12 @@
  * logout, the tokens bound to the session's key (`cnf.jkt` by introspection), and a token copied
  * out of the session useless as a bearer token.
  */
+import * as jose from 'jose'
 import * as client from 'openid-client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { apiClientMetadata, DEMO_API_CLIENT } from '../../src/demo/idp.ts'
 import { dpopThumbprint } from '../../src/core/oidc/dpop.ts'
+import { startDpopUpstream, type DpopUpstream } from '../helpers/dpop-upstream.ts'
 import { CSRF, startStack, TARGET, type Stack } from './harness.ts'
 
 /** Introspection by the demo API's client: what the IdP says of `token`. */
@@ -78,6 +80,104 @@ describe(`DPoP (BFF_DPOP=true) on ${TARGET}`, () => {
       headers: { authorization: `DPoP ${session.accessToken}` },
     })
     expect(asDpop.status).toBe(400) // invalid_request: the DPoP scheme without a proof
+  })
+})
+
+describe(`DPoP upstream calls on ${TARGET}`, () => {
+  let stack: Stack
+  let upstream: DpopUpstream
+  let nonced: DpopUpstream
+  beforeAll(async () => {
+    upstream = await startDpopUpstream()
+    nonced = await startDpopUpstream({ nonce: true })
+    stack = await startStack({
+      idp: { dpopNonce: true },
+      clientMetadata: { dpop_bound_access_tokens: true },
+      env: {
+        BFF_DPOP: 'true',
+        BFF_API: `/api/=${upstream.url}/,/nonced/=${nonced.url}/`,
+      },
+    })
+    upstream.introspect = nonced.introspect = (token) => introspect(stack, token)
+  })
+  afterAll(async () => {
+    await stack.close()
+    await upstream.close()
+    await nonced.close()
+  })
+
+  it('sends Authorization: DPoP with a fresh proof the upstream verifies, each call its own', async () => {
+    const jar = stack.jar()
+    expect((await stack.login(jar)).status).toBe(302)
+    for (const path of ['/api/orders?page=2', '/api/orders?page=2', '/api/items/7']) {
+      const res = await jar.get(path, { headers: CSRF })
+      expect(res.status).toBe(200)
+    }
+    const post = await jar.post('/api/orders', {
+      headers: { ...CSRF, 'content-type': 'application/json' },
+      body: '{}',
+    })
+    expect(post.status).toBe(200)
+    const calls = upstream.requests.slice(-4)
+    expect(calls.map((call) => call.refused)).toEqual([undefined, undefined, undefined, undefined])
+    expect(new Set(calls.map((call) => call.proof)).size).toBe(4)
+  })
+
+  it('refuses a replayed proof, and a proof or token taken elsewhere (the attack fails)', async () => {
+    const jar = stack.jar()
+    expect((await stack.login(jar)).status).toBe(302)
+    expect((await jar.get('/api/a', { headers: CSRF })).status).toBe(200)
+    const { proof, token } = upstream.requests.at(-1)!
+    const replayed = await fetch(`${upstream.url}/a`, {
+      headers: { authorization: `DPoP ${token}`, dpop: proof! },
+    })
+    expect(replayed.status).toBe(401)
+    expect(upstream.requests.at(-1)!.refused).toBe('jti')
+    // The token alone, as bearer or with no proof: refused.
+    const bearer = await fetch(`${upstream.url}/a`, {
+      headers: { authorization: `Bearer ${token}` },
+    })
+    expect(bearer.status).toBe(401)
+    // A proof of the attacker's own key with the stolen token: the token is bound to another key.
+    const attacker = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, [
+      'sign',
+      'verify',
+    ])
+    const { upstreamProof } = await import('../../src/core/oidc/dpop.ts')
+    const forged = await upstreamProof(
+      { keyPair: attacker, publicJwk: await jose.exportJWK(attacker.publicKey) },
+      'GET',
+      new URL(`${upstream.url}/a`),
+      token!
+    )
+    const stolen = await fetch(`${upstream.url}/a`, {
+      headers: { authorization: `DPoP ${token}`, dpop: forged },
+    })
+    expect(stolen.status).toBe(401)
+    expect(upstream.requests.at(-1)!.refused).toBe('cnf.jkt')
+  })
+
+  it('answers an upstream nonce challenge once, then sends the nonce up front', async () => {
+    const jar = stack.jar()
+    expect((await stack.login(jar)).status).toBe(302)
+    const before = nonced.requests.length
+    expect((await jar.get('/nonced/x', { headers: CSRF })).status).toBe(200)
+    const first = nonced.requests.slice(before)
+    expect(first.map((call) => call.refused)).toEqual(['nonce', undefined])
+    expect(first[1]!.nonce).toBeDefined()
+    // Remembered for the origin: the next call needs no challenge.
+    expect((await jar.get('/nonced/y', { headers: CSRF })).status).toBe(200)
+    expect(nonced.requests.length).toBe(before + 3)
+    // A new nonce: a request with a body is not sent twice, its 401 goes back; the next has it.
+    nonced.rotateNonce()
+    const post = await jar.post('/nonced/z', {
+      headers: { ...CSRF, 'content-type': 'application/json' },
+      body: '{}',
+    })
+    expect(post.status).toBe(401)
+    expect(nonced.requests.length).toBe(before + 4)
+    expect((await jar.get('/nonced/z', { headers: CSRF })).status).toBe(200)
+    expect(nonced.requests.length).toBe(before + 5)
   })
 })
 

@@ -89,18 +89,3 @@ export async function upstreamProof(
     .setIssuedAt()
     .sign(key.keyPair.privateKey)
 }
-
-/**
- * The nonce an upstream's answer asks for (RFC 9449 9): a 401 with a DPoP `use_dpop_nonce`
- * challenge and a `DPoP-Nonce` header; the request may be sent again with it.
- */
-export function upstreamNonceChallenge(
-  status: number,
-  wwwAuthenticate: string | null | undefined,
-  dpopNonce: string | null | undefined
-): string | undefined {
-  if (status !== 401 || !dpopNonce || !wwwAuthenticate) return undefined
-  return /(^|,)\s*DPoP\s[^]*error\s*=\s*"?use_dpop_nonce"?/i.test(wwwAuthenticate)
-    ? dpopNonce
-    : undefined
-}
