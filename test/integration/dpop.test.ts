@@ -25,69 +25,72 @@ async function introspect(stack: Stack, token: string) {
   return client.tokenIntrospection(config, token)
 }
 
-describe.each(['cookie', SERVER_STORE] as const)(
-  `DPoP (BFF_DPOP=true) on ${TARGET}, %s store`,
-  (store) => {
-    let stack: Stack
-    beforeAll(async () => {
-      stack = await startStack({
-        store,
-        idp: { dpopNonce: true },
-        clientMetadata: { dpop_bound_access_tokens: true },
-        env: { BFF_DPOP: 'true' },
-      })
+// Every kind of store keeps the key: the cookie (sealed), the runtime's own, and Redis on Node.
+const STORES =
+  TARGET === 'node'
+    ? (['cookie', SERVER_STORE, 'redis'] as const)
+    : (['cookie', SERVER_STORE] as const)
+
+describe.each(STORES)(`DPoP (BFF_DPOP=true) on ${TARGET}, %s store`, (store) => {
+  let stack: Stack
+  beforeAll(async () => {
+    stack = await startStack({
+      store,
+      idp: { dpopNonce: true },
+      clientMetadata: { dpop_bound_access_tokens: true },
+      env: { BFF_DPOP: 'true' },
     })
-    afterAll(() => stack.close())
+  })
+  afterAll(() => stack.close())
 
-    it('binds the login and every refresh to the one key of the session; logout revokes', async () => {
-      const jar = stack.jar()
-      expect((await stack.login(jar)).status).toBe(302)
-      expect((await jar.get('/bff/user', { headers: CSRF })).status).toBe(200)
-      const first = (await stack.sessionOf(jar))!
-      expect(first.tokenType).toBe('DPoP')
-      expect(first.dpopKey).toMatchObject({ kty: 'EC', crv: 'P-256' })
-      // Sealed: the browser's cookies never show the private key, whatever the store.
-      expect(Object.values(jar.cookies(stack.url)).join(';')).not.toContain(first.dpopKey!.d)
-      const jkt = await dpopThumbprint(first.dpopKey!)
-      const atLogin = await introspect(stack, first.accessToken)
-      expect(atLogin).toMatchObject({ active: true, token_type: 'DPoP', cnf: { jkt } })
+  it('binds the login and every refresh to the one key of the session; logout revokes', async () => {
+    const jar = stack.jar()
+    expect((await stack.login(jar)).status).toBe(302)
+    expect((await jar.get('/bff/user', { headers: CSRF })).status).toBe(200)
+    const first = (await stack.sessionOf(jar))!
+    expect(first.tokenType).toBe('DPoP')
+    expect(first.dpopKey).toMatchObject({ kty: 'EC', crv: 'P-256' })
+    // Sealed: the browser's cookies never show the private key, whatever the store.
+    expect(Object.values(jar.cookies(stack.url)).join(';')).not.toContain(first.dpopKey!.d)
+    const jkt = await dpopThumbprint(first.dpopKey!)
+    const atLogin = await introspect(stack, first.accessToken)
+    expect(atLogin).toMatchObject({ active: true, token_type: 'DPoP', cnf: { jkt } })
 
-      stack.idp.resetCounters()
-      stack.advance(120)
-      expect((await jar.get('/api/x', { headers: CSRF })).status).toBe(200)
-      expect(stack.idp.grants.refresh).toBe(1)
-      const refreshed = (await stack.sessionOf(jar))!
-      expect(refreshed.accessToken).not.toBe(first.accessToken)
-      expect(refreshed.dpopKey).toEqual(first.dpopKey)
-      expect(await introspect(stack, refreshed.accessToken)).toMatchObject({
-        active: true,
-        cnf: { jkt },
-      })
-
-      const user = (await (await jar.get('/bff/user', { headers: CSRF })).json()) as {
-        logoutUrl: string
-      }
-      expect((await jar.get(user.logoutUrl)).status).toBe(302)
-      expect((await jar.get('/bff/user', { headers: CSRF })).status).toBe(401)
-      expect((await introspect(stack, refreshed.refreshToken!)).active).toBe(false)
+    stack.idp.resetCounters()
+    stack.advance(120)
+    expect((await jar.get('/api/x', { headers: CSRF })).status).toBe(200)
+    expect(stack.idp.grants.refresh).toBe(1)
+    const refreshed = (await stack.sessionOf(jar))!
+    expect(refreshed.accessToken).not.toBe(first.accessToken)
+    expect(refreshed.dpopKey).toEqual(first.dpopKey)
+    expect(await introspect(stack, refreshed.accessToken)).toMatchObject({
+      active: true,
+      cnf: { jkt },
     })
 
-    it('leaves a copied access token useless without the key (userinfo refuses it as bearer)', async () => {
-      const jar = stack.jar()
-      expect((await stack.login(jar)).status).toBe(302)
-      const session = (await stack.sessionOf(jar))!
-      const userinfo = `${stack.idp.issuer}/me`
-      const stolen = await fetch(userinfo, {
-        headers: { authorization: `Bearer ${session.accessToken}` },
-      })
-      expect(stolen.status).toBe(401)
-      const asDpop = await fetch(userinfo, {
-        headers: { authorization: `DPoP ${session.accessToken}` },
-      })
-      expect(asDpop.status).toBe(400) // invalid_request: the DPoP scheme without a proof
+    const user = (await (await jar.get('/bff/user', { headers: CSRF })).json()) as {
+      logoutUrl: string
+    }
+    expect((await jar.get(user.logoutUrl)).status).toBe(302)
+    expect((await jar.get('/bff/user', { headers: CSRF })).status).toBe(401)
+    expect((await introspect(stack, refreshed.refreshToken!)).active).toBe(false)
+  })
+
+  it('leaves a copied access token useless without the key (userinfo refuses it as bearer)', async () => {
+    const jar = stack.jar()
+    expect((await stack.login(jar)).status).toBe(302)
+    const session = (await stack.sessionOf(jar))!
+    const userinfo = `${stack.idp.issuer}/me`
+    const stolen = await fetch(userinfo, {
+      headers: { authorization: `Bearer ${session.accessToken}` },
     })
-  }
-)
+    expect(stolen.status).toBe(401)
+    const asDpop = await fetch(userinfo, {
+      headers: { authorization: `DPoP ${session.accessToken}` },
+    })
+    expect(asDpop.status).toBe(400) // invalid_request: the DPoP scheme without a proof
+  })
+})
 
 describe(`DPoP upstream calls on ${TARGET}`, () => {
   let stack: Stack
