@@ -7,7 +7,7 @@
 import * as jose from 'jose'
 import * as client from 'openid-client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { apiClientMetadata, DEMO_API_CLIENT } from '../../src/demo/idp.ts'
+import { apiClientMetadata, DEMO_API_CLIENT, DEMO_BFF_CLIENT } from '../../src/demo/idp.ts'
 import { dpopThumbprint } from '../../src/core/oidc/dpop.ts'
 import { startDpopUpstream, type DpopUpstream } from '../helpers/dpop-upstream.ts'
 import { CSRF, SERVER_STORE, startStack, TARGET, type Stack } from './harness.ts'
@@ -187,6 +187,64 @@ describe(`DPoP upstream calls on ${TARGET}`, () => {
     expect(nonced.requests.length).toBe(before + 4)
     expect((await jar.get('/nonced/z', { headers: CSRF })).status).toBe(200)
     expect(nonced.requests.length).toBe(before + 5)
+  })
+})
+
+describe(`DPoP resource and exchange grants on ${TARGET}`, () => {
+  const ORDERS = 'https://orders.example'
+  const LEDGER = 'urn:ledger'
+  let stack: Stack
+  let upstream: DpopUpstream
+  beforeAll(async () => {
+    upstream = await startDpopUpstream()
+    stack = await startStack({
+      idp: {
+        dpopNonce: true,
+        resourceServers: {
+          [ORDERS]: { format: 'opaque', ttl: 600 },
+          [LEDGER]: { format: 'opaque', scope: 'ledger:read', ttl: 600 },
+        },
+        extraScopes: ['ledger:read'],
+      },
+      clientMetadata: { dpop_bound_access_tokens: true },
+      env: { TEST_IDP_SECRET: DEMO_BFF_CLIENT.clientSecret },
+      configFile: ({ issuer }) => ({
+        idps: {
+          demo: {
+            issuer,
+            clientId: DEMO_BFF_CLIENT.clientId,
+            clientSecret: '${TEST_IDP_SECRET}',
+            scopes: 'openid profile email offline_access ledger:read',
+            dpop: true,
+          },
+        },
+        routes: [
+          { prefix: '/orders/', upstream: `${upstream.url}/orders/`, resource: ORDERS },
+          {
+            prefix: '/ledger/',
+            upstream: `${upstream.url}/ledger/`,
+            token: 'exchange',
+            resource: LEDGER,
+            scopes: ['ledger:read'],
+          },
+        ],
+      }),
+    })
+    upstream.introspect = (token) => introspect(stack, token)
+  })
+  afterAll(async () => {
+    await stack.close()
+    await upstream.close()
+  })
+
+  it('binds the resource and the exchanged tokens to the session key too', async () => {
+    const jar = stack.jar()
+    expect((await stack.login(jar)).status).toBe(302)
+    expect((await jar.get('/orders/1', { headers: CSRF })).status).toBe(200)
+    expect(upstream.requests.at(-1)!.refused).toBeUndefined()
+    const ledger = await jar.get('/ledger/1', { headers: CSRF })
+    expect(upstream.requests.at(-1)!.refused).toBeUndefined()
+    expect(ledger.status).toBe(200)
   })
 })
 

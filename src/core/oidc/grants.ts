@@ -8,7 +8,7 @@
 import * as client from 'openid-client'
 import type { ApiRoute, Config } from '../config/options.ts'
 import { BffError } from '../errors.ts'
-import { dpopOption } from './dpop-grant.ts'
+import { dpopOption, tokenTypeOf } from './dpop-grant.ts'
 import type { DpopKey } from './dpop.ts'
 import { toBffError } from './errors.ts'
 import type { GrantedToken, OidcDeps, TokenSet } from './types.ts'
@@ -85,6 +85,7 @@ export function createRouteGrants(
       expiresAt: Math.floor(now() / 1000) + lifetime,
       lifetime,
       scope: tokens.scope,
+      ...tokenTypeOf(tokens),
     }
   }
   const scope = (scopes?: readonly string[]): Record<string, string> =>
@@ -116,6 +117,7 @@ export function createRouteGrants(
           idToken: tokens.id_token,
           accessTokenExpiresAt: token.expiresAt,
           accessTokenLifetime: token.lifetime,
+          ...(token.tokenType ? { tokenType: token.tokenType } : {}),
           claims: idClaims ? { ...idClaims } : undefined,
         }
       } catch (err) {

@@ -30,6 +30,8 @@ export interface GrantedToken {
   lifetime: number
   /** The scopes granted, when the IdP says. */
   scope?: string
+  /** `DPoP` when the IdP bound it to the session's key. */
+  tokenType?: 'DPoP'
 }
 
 export interface AuthorizationRequest {

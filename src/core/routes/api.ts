@@ -14,7 +14,6 @@ import { stepUpRequired } from '../proxy/step-up-challenge.ts'
 import type { BffEnv } from '../hono-env.ts'
 import { upstreamTrace } from '../observe/spans.ts'
 import { sessionDpopKey, upstreamProof } from '../oidc/dpop.ts'
-import type { Session } from '../session/types.ts'
 import type { BffServices } from '../services.ts'
 import { routeToken } from '../tokens/route-token.ts'
 
@@ -51,14 +50,18 @@ export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
       throw err
     })
     // Token: per route (tokens/route-token.ts): the user's, a resource's, the client's, exchanged.
-    const accessToken = await routeToken(s, c, route, access.session)
+    const routeAccess = await routeToken(s, c, route, access.session)
+    const accessToken = routeAccess?.accessToken
 
     const challenged: { stepUp?: StepUp; nonce?: string } = {}
     // The upstream's traceparent: a child of the request's, never the browser's own.
     const trace = upstreamTrace(s.tracer, c, route, target)
     const started = s.metrics.enabled ? performance.now() : 0
-    // DPoP: the session's tokens (not the BFF's own client-credentials token) go with a proof.
-    const key = route.token !== 'client' ? await dpopKeyOf(access.session) : undefined
+    // DPoP: a token the IdP bound to the session's key goes with a proof; others as bearer.
+    const key =
+      routeAccess?.tokenType === 'DPoP' && access.session
+        ? await sessionDpopKey(access.session)
+        : undefined
     const send = async () =>
       s.forward(c, target, {
         // None (token `none`, or `optional` without a session): no Authorization at all.
@@ -100,11 +103,6 @@ export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
     // The session cookie, if any, is added by SessionManager.commit once the response is complete.
     return upstream
   }
-}
-
-/** The session's DPoP key when its tokens are DPoP-bound (else they go as bearer tokens). */
-async function dpopKeyOf(session: Session | null | undefined) {
-  return session?.tokenType === 'DPoP' ? sessionDpopKey(session) : undefined
 }
 
 /**

@@ -78,6 +78,8 @@ export interface RouteToken {
   expiresAt: number
   /** The lifetime as granted (`expires_in`), seconds. */
   lifetime: number
+  /** `DPoP` when the IdP bound it to the session's key. */
+  tokenType?: 'DPoP'
 }
 
 /** A token exchanged from the session's access token. Times in epoch seconds. */
@@ -88,6 +90,8 @@ export interface ExchangedToken {
   renewAt: number
   /** A digest of the access token it was exchanged from. */
   subject: string
+  /** `DPoP` when the IdP bound it to the session's key. */
+  tokenType?: 'DPoP'
 }
 
 /**

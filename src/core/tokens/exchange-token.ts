@@ -36,7 +36,7 @@ export interface TokenExchanges {
   token(
     session: Session,
     target: ExchangeTarget
-  ): Promise<{ accessToken: string; session?: Session }>
+  ): Promise<{ accessToken: string; tokenType?: 'DPoP'; session?: Session }>
 }
 
 export interface TokenExchangesOptions {
@@ -97,6 +97,7 @@ export function createTokenExchanges(options: TokenExchangesOptions): TokenExcha
       accessToken: token.accessToken,
       expiresAt: token.expiresAt,
       renewAt: token.expiresAt - skewFor(token.lifetime, skewSeconds),
+      ...(token.tokenType ? { tokenType: token.tokenType } : {}),
     }
   }
 
@@ -126,7 +127,7 @@ export function createTokenExchanges(options: TokenExchangesOptions): TokenExcha
       const entries = session.exchangedTokens
       const cached = entries && Object.hasOwn(entries, key) ? entries[key] : undefined
       const mine = cached?.subject === subject ? cached : undefined
-      if (mine && !due(mine)) return { accessToken: mine.accessToken }
+      if (mine && !due(mine)) return { accessToken: mine.accessToken, tokenType: mine.tokenType }
 
       const flight = `${session.id}\n${subject}\n${key}`
       const known = recent.get(flight)
@@ -146,7 +147,8 @@ export function createTokenExchanges(options: TokenExchangesOptions): TokenExcha
         token = await pending
       } catch (err) {
         // Still valid and from this very access token: better than failing the call.
-        if (mine && mine.expiresAt > now() / 1000) return { accessToken: mine.accessToken }
+        if (mine && mine.expiresAt > now() / 1000)
+          return { accessToken: mine.accessToken, tokenType: mine.tokenType }
         throw err
       }
       const exchanged: ExchangedToken = { ...token, subject }
@@ -154,7 +156,7 @@ export function createTokenExchanges(options: TokenExchangesOptions): TokenExcha
         ...session,
         exchangedTokens: { ...stillUseful(entries, subject), [key]: exchanged },
       }
-      return { accessToken: token.accessToken, session: updated }
+      return { accessToken: token.accessToken, tokenType: token.tokenType, session: updated }
     },
   }
 }

@@ -38,6 +38,7 @@ export async function resourceGrant(
         accessToken: tokens.accessToken,
         expiresAt: tokens.accessTokenExpiresAt,
         lifetime: tokens.accessTokenLifetime,
+        ...(tokens.tokenType ? { tokenType: tokens.tokenType } : {}),
       },
     },
     generation: session.generation + 1,
