@@ -6,6 +6,8 @@
  */
 // @ts-expect-error -- oidc-provider ships no type declarations (see idp-provider.ts).
 import * as errors from 'oidc-provider/lib/helpers/errors.js'
+import { applyDpopBinding } from 'oidc-provider/lib/helpers/grant_common.js'
+import validateDpop from 'oidc-provider/lib/helpers/validate_dpop.js'
 import type { ClientModel, OidcContext } from './idp-provider.ts'
 
 export const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange'
@@ -174,6 +176,8 @@ export function registerTokenExchange(provider: ExchangeProvider, settings: Gran
     })
     token.resourceServer = new provider.ResourceServer(resource, info)
     token.scope = scope.join(' ') || undefined
+    // As oidc-provider's own grants do: a DPoP proof binds the exchanged token to its key.
+    await applyDpopBinding(provider, ctx, await validateDpop(provider, ctx), token)
     ctx.oidc.entity('AccessToken', token)
     const value = await token.save()
     ctx.body = {

@@ -4,7 +4,7 @@
  * (idp-pages.ts) and the policies behind them. Plus the few shapes of oidc-provider's untyped
  * internals this project touches.
  */
-import { generateKeyPairSync } from 'node:crypto'
+import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 // @ts-expect-error -- oidc-provider ships no type declarations; the few members used here are
 // typed by `OidcProvider` below. The deep import skips lib/index.js, whose only extra is a
@@ -41,6 +41,8 @@ export interface ProviderSettings {
   grants: Omit<GrantSettings, 'accessTokenTtl'>
   /** Pushed authorization requests: served, off, or required of every client. @default true */
   par?: boolean | 'required'
+  /** DPoP proofs must carry the IdP's nonce. @default false */
+  dpopNonce?: boolean
 }
 
 export interface DemoProvider {
@@ -104,6 +106,10 @@ export function createProvider(issuer: string, settings: ProviderSettings): Demo
         enabled: settings.par !== false,
         requirePushedAuthorizationRequests: settings.par === 'required',
       },
+      // DPoP is served to every client; a client with dpop_bound_access_tokens must use it.
+      dPoP: settings.dpopNonce
+        ? { enabled: true, nonceSecret: randomBytes(32), requireNonce: () => true }
+        : { enabled: true },
       ...grantFeatures(grants),
     },
     interactions: {

@@ -98,6 +98,11 @@ export interface IdpOptions {
    * `require_pushed_authorization_requests: true` in discovery. @default true
    */
   par?: boolean | 'required'
+  /**
+   * DPoP (RFC 9449) nonces: `true` makes the token and userinfo endpoints ask every proof for a
+   * `DPoP-Nonce` of theirs (`use_dpop_nonce`). DPoP itself is always served. @default false
+   */
+  dpopNonce?: boolean
 }
 
 export interface Idp {
@@ -190,6 +195,7 @@ export async function startIdp(options: IdpOptions = {}): Promise<Idp> {
     extraScopes: options.extraScopes,
     grants: grantSettings,
     par: options.par ?? true,
+    dpopNonce: options.dpopNonce ?? false,
   })
 
   const grants = {

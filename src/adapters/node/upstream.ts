@@ -22,6 +22,7 @@ import {
   type Forwarder,
 } from '../../core/proxy/forward.ts'
 import { listed, requestHeaderStripped, responseHeaderStripped } from '../../core/proxy/headers.ts'
+import { upstreamNonceChallenge } from '../../core/proxy/dpop-challenge.ts'
 import { stepUpChallenge } from '../../core/proxy/step-up-challenge.ts'
 import type { StepUp } from '../../core/policy/step-up.ts'
 import { decodersFor } from './decode.ts'
@@ -82,7 +83,10 @@ export function nodeForward(options: NodeForwardOptions = {}): NodeForwarder {
     const method = incoming.method ?? 'GET'
     const headers = requestHeaders(incoming.rawHeaders)
     // The client's own Authorization is stripped: without a token, the upstream gets none.
-    if (call.accessToken !== undefined) headers.authorization = `Bearer ${call.accessToken}`
+    if (call.accessToken !== undefined) {
+      headers.authorization = `${call.dpop ? 'DPoP' : 'Bearer'} ${call.accessToken}`
+      if (call.dpop) headers.dpop = call.dpop
+    }
     headers['x-forwarded-host'] = forwardedFor.host
     headers['x-forwarded-proto'] = forwardedFor.proto
     // The client's own X-Forwarded-For is not extended: it says whatever the client wants.
@@ -110,6 +114,7 @@ export function nodeForward(options: NodeForwardOptions = {}): NodeForwarder {
       // See SAFE_TO_RESEND in core/proxy/forward.ts: the same rule as the fetch path.
       const resend = SAFE_TO_RESEND.has(method) ? send : undefined
       const call_ = new UpstreamCall(method, call.timeoutMs, resolve, reject, resend, call.onStepUp)
+      if (call.dpop) call_.onDpopNonce = call.onDpopNonce
       // node-server cancels an answer's body only once it has begun to write it: a browser that
       // left before then (while the API was still thinking) left the upstream's answer paused
       // mid-way for good, its connection and buffers held. The call ends when the browser goes.
@@ -194,6 +199,8 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
   #done = false
   /** The reader went away (the browser disconnected): the stream takes nothing more. */
   #cancelled = false
+  /** Set when the call sent a DPoP proof: told an upstream's `use_dpop_nonce` challenge. */
+  onDpopNonce?: (nonce: string) => void
 
   constructor(
     private readonly method: string,
@@ -266,6 +273,10 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
     if (status === 401) {
       const stepUp = stepUpChallenge(status, rawHeader(rawHeaders, 'www-authenticate'))
       if (stepUp) this.onStepUp?.(stepUp)
+      const www = rawHeader(rawHeaders, 'www-authenticate')
+      const nonce =
+        this.onDpopNonce && upstreamNonceChallenge(www, rawHeader(rawHeaders, 'dpop-nonce'))
+      if (nonce) this.onDpopNonce!(nonce)
     }
     const headers = responseHeaders(rawHeaders)
     // A body in codings fetch decodes is decoded here too, so its encoding and length no longer

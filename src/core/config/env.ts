@@ -53,6 +53,7 @@ const SETTINGS: Record<Exclude<keyof BffOptions, FileOnly>, string> = {
   clientAuth: 'BFF_CLIENT_AUTH',
   clientKey: 'BFF_CLIENT_KEY',
   par: 'BFF_PAR',
+  dpop: 'BFF_DPOP',
   baseUrl: 'BFF_BASE_URL',
   sessionSecret: 'BFF_SESSION_SECRET',
   scopes: 'BFF_SCOPES',
@@ -71,7 +72,15 @@ const SETTINGS: Record<Exclude<keyof BffOptions, FileOnly>, string> = {
 }
 
 /** The options a file's IdP entry gives, replacing their settings (and `routes`, `BFF_API`). */
-const IDP_OPTIONS = ['issuer', 'clientId', 'clientSecret', 'clientKey', 'par', 'scopes'] as const
+const IDP_OPTIONS = [
+  'issuer',
+  'clientId',
+  'clientSecret',
+  'clientKey',
+  'par',
+  'dpop',
+  'scopes',
+] as const
 const NUMBERS = [
   'refreshSkewSeconds',
   'sessionLifetimeSeconds',
@@ -129,6 +138,7 @@ export function optionsFromEnv(env: Env, defaults: FromEnvOptions = {}): Config 
         clientSecret: text(get(SETTINGS.clientSecret)),
         clientKey: get(SETTINGS.clientKey),
         par: flagOf(get(SETTINGS.par)),
+        dpop: flagOf(get(SETTINGS.dpop)),
         scopes: get(SETTINGS.scopes),
         clientAuth,
       }

@@ -106,6 +106,8 @@ export interface IdpOptions {
   clientKey?: ClientKeyOption
   /** Pushed authorization requests (RFC 9126) at this IdP; see `BffOptions.par`. @default false */
   par?: boolean
+  /** DPoP-bound tokens (RFC 9449) from this IdP; see `BffOptions.dpop`. @default false */
+  dpop?: boolean
   /** Requested scopes; must include `openid`. @default 'openid profile email offline_access' */
   scopes?: string | readonly string[]
   /** Normalised claim name -> dot path into this IdP's claims. @example { roles: 'groups' } */
@@ -178,6 +180,13 @@ export interface BffOptions {
    * @default false
    */
   par?: boolean
+  /**
+   * DPoP (RFC 9449): each session gets its own ES256 key pair, every token call carries a proof
+   * signed with it, and upstream calls send `Authorization: DPoP <token>` with a fresh proof, so
+   * a token copied out of a log is useless without the session's key. `BFF_DPOP` (`true`/`false`).
+   * @default false
+   */
+  dpop?: boolean
   /**
    * Public origin of the BFF, without path: cookies belong to it, the redirect URI is
    * `baseUrl + '/bff/callback'`. https, or http on localhost only. `BFF_BASE_URL`.
@@ -314,6 +323,8 @@ export interface Config {
   clientKey?: readonly ClientKey[]
   /** The first IdP's pushed authorization requests. */
   par?: boolean
+  /** The first IdP's DPoP-bound tokens. */
+  dpop?: boolean
   /** Public origin of the BFF (no trailing slash), e.g. `https://app.example.com`. */
   baseUrl: string
   /** Cookie sealing secrets; the first seals, all unseal. */
@@ -360,6 +371,8 @@ export interface IdpConfig {
   clientKey?: readonly ClientKey[]
   /** Pushed authorization requests always (else only when the IdP requires them). */
   par: boolean
+  /** DPoP-bound tokens: a key pair per session, a proof on every token and upstream call. */
+  dpop: boolean
   /** Space-separated, including `openid`. */
   scopes: string
   /** Normalised claim name -> dot path into the session's claims. */

@@ -28,6 +28,7 @@ const KNOWN: Record<keyof BffOptions, true> = {
   clientAuth: true,
   clientKey: true,
   par: true,
+  dpop: true,
   baseUrl: true,
   sessionSecret: true,
   scopes: true,
@@ -56,6 +57,7 @@ const IDP_KEYS = [
   'clientAuth',
   'clientKey',
   'par',
+  'dpop',
   'scopes',
   'claims',
 ] as const
@@ -184,6 +186,7 @@ export function checkOptions(input: OptionsInput, report: Report): Config | unde
     clientAuth: first!.clientAuth,
     ...(first!.clientKey ? { clientKey: first!.clientKey } : {}),
     par: first!.par,
+    dpop: first!.dpop,
     baseUrl: base!.origin,
     sessionSecrets: Object.freeze(sessionSecrets),
     scopes: first!.scopes,
@@ -300,6 +303,8 @@ function idpOf(
   const { clientSecret, clientKey } = clientCredentialsOf(input, clientAuth, bad)
   const par = input.par ?? false
   if (typeof par !== 'boolean') bad(['par'], 'must be true or false')
+  const dpop = input.dpop ?? false
+  if (typeof dpop !== 'boolean') bad(['dpop'], 'must be true or false')
   const scopes = scopesOf(input.scopes, at('scopes'))
   const claims = claimsOf(input.claims, bad)
   const label = input.label ?? name
@@ -316,6 +321,7 @@ function idpOf(
     clientAuth,
     ...(clientKey ? { clientKey: Object.freeze(clientKey) } : {}),
     par: par as boolean,
+    dpop: dpop as boolean,
     scopes,
     claims,
   }

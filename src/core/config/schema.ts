@@ -75,6 +75,14 @@ export const IdpSchema = v.strictObject({
       )
     )
   ),
+  dpop: v.optional(
+    v.pipe(
+      v.boolean('must be true or false'),
+      v.description(
+        'DPoP (RFC 9449): a key pair per session, tokens bound to it, a proof on every token and upstream call. Default false.'
+      )
+    )
+  ),
   label: v.optional(
     v.pipe(
       text("Name shown on a login chooser (GET /bff/idps); default the IdP's name."),

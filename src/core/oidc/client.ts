@@ -8,6 +8,7 @@ import * as client from 'openid-client'
 import type { Config } from '../config/options.ts'
 import { BffError } from '../errors.ts'
 import { createDiscovery } from './discovery.ts'
+import { dpopOption, tokenTypeOf } from './dpop-grant.ts'
 import { AuthorizationError, toBffError } from './errors.ts'
 import { createRouteGrants, loginResources, reportUnsupportedGrants } from './grants.ts'
 import { idTokenProblem } from './id-token.ts'
@@ -86,16 +87,22 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
 
     redirectUri,
 
-    async callback(callbackUrl, tx) {
+    async callback(callbackUrl, tx, dpop) {
       const oidc = await configuration()
       let tokens: Awaited<ReturnType<typeof client.authorizationCodeGrant>>
       try {
-        tokens = await client.authorizationCodeGrant(oidc, callbackUrl, {
-          pkceCodeVerifier: tx.codeVerifier,
-          expectedState: tx.state,
-          expectedNonce: tx.nonce,
-          idTokenExpected: true,
-        })
+        tokens = await client.authorizationCodeGrant(
+          oidc,
+          callbackUrl,
+          {
+            pkceCodeVerifier: tx.codeVerifier,
+            expectedState: tx.state,
+            expectedNonce: tx.nonce,
+            idTokenExpected: true,
+          },
+          undefined,
+          dpopOption(oidc, dpop)
+        )
       } catch (err) {
         if (err instanceof client.AuthorizationResponseError)
           throw new AuthorizationError(err.error)
@@ -120,7 +127,12 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
       if (oidc.serverMetadata().userinfo_endpoint) {
         try {
           // The expected subject makes openid-client refuse a userinfo answer about someone else.
-          const userinfo = await client.fetchUserInfo(oidc, tokens.access_token, idClaims.sub)
+          const userinfo = await client.fetchUserInfo(
+            oidc,
+            tokens.access_token,
+            idClaims.sub,
+            dpopOption(oidc, dpop)
+          )
           claims = { ...userinfo, ...idClaims }
         } catch (err) {
           throw toBffError(err, 'callback')
@@ -132,6 +144,7 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
         idToken: tokens.id_token,
         accessTokenExpiresAt: expiresAt(tokens),
         accessTokenLifetime: lifetime(tokens),
+        ...tokenTypeOf(tokens),
         scope: scopeOf(tokens),
         refreshTokenExpiresAt:
           typeof tokens.refresh_expires_in === 'number' && tokens.refresh_expires_in > 0
@@ -141,10 +154,15 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
       }
     },
 
-    async refresh(refreshToken, expectedSub) {
+    async refresh(refreshToken, expectedSub, dpop) {
       const oidc = await configuration()
       try {
-        const tokens = await client.refreshTokenGrant(oidc, refreshToken)
+        const tokens = await client.refreshTokenGrant(
+          oidc,
+          refreshToken,
+          undefined,
+          dpopOption(oidc, dpop)
+        )
         const idClaims = tokens.claims()
         // OIDC Core 12.2: a refreshed ID token must be about the same user.
         if (idClaims && idClaims.sub !== expectedSub) {
@@ -160,6 +178,7 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
           idToken: tokens.id_token,
           accessTokenExpiresAt: expiresAt(tokens),
           accessTokenLifetime: lifetime(tokens),
+          ...tokenTypeOf(tokens),
           scope: scopeOf(tokens),
           claims: idClaims ? { ...idClaims } : undefined,
         }

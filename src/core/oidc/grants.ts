@@ -8,6 +8,8 @@
 import * as client from 'openid-client'
 import type { ApiRoute, Config } from '../config/options.ts'
 import { BffError } from '../errors.ts'
+import { dpopOption, tokenTypeOf } from './dpop-grant.ts'
+import type { DpopKey } from './dpop.ts'
 import { toBffError } from './errors.ts'
 import type { GrantedToken, OidcDeps, TokenSet } from './types.ts'
 
@@ -41,7 +43,12 @@ export interface RouteGrants {
    * `session_expired` when the refresh token is refused, 502 `token_unavailable` when the
    * resource is.
    */
-  refreshForResource(refreshToken: string, expectedSub: string, resource: string): Promise<TokenSet>
+  refreshForResource(
+    refreshToken: string,
+    expectedSub: string,
+    resource: string,
+    dpop?: DpopKey
+  ): Promise<TokenSet>
   /** The BFF's own token: client credentials with the route's scopes and resource. */
   clientCredentials(params: {
     scopes?: readonly string[]
@@ -50,7 +57,8 @@ export interface RouteGrants {
   /** `subjectToken` (a user's access token) exchanged for a token for `resource`. */
   exchange(
     subjectToken: string,
-    params: { resource: string; scopes?: readonly string[] }
+    params: { resource: string; scopes?: readonly string[] },
+    dpop?: DpopKey
   ): Promise<GrantedToken>
   /**
    * The grant `route` needs when the IdP's discovery lists the grants it serves without it;
@@ -77,16 +85,22 @@ export function createRouteGrants(
       expiresAt: Math.floor(now() / 1000) + lifetime,
       lifetime,
       scope: tokens.scope,
+      ...tokenTypeOf(tokens),
     }
   }
   const scope = (scopes?: readonly string[]): Record<string, string> =>
     scopes?.length ? { scope: scopes.join(' ') } : {}
 
   return {
-    async refreshForResource(refreshToken, expectedSub, resource) {
+    async refreshForResource(refreshToken, expectedSub, resource, dpop) {
       const oidc = await configuration()
       try {
-        const tokens = await client.refreshTokenGrant(oidc, refreshToken, { resource })
+        const tokens = await client.refreshTokenGrant(
+          oidc,
+          refreshToken,
+          { resource },
+          dpopOption(oidc, dpop)
+        )
         const idClaims = tokens.claims()
         // OIDC Core 12.2, as for every refresh: a refreshed ID token is about the same user.
         if (idClaims && idClaims.sub !== expectedSub) {
@@ -103,6 +117,7 @@ export function createRouteGrants(
           idToken: tokens.id_token,
           accessTokenExpiresAt: token.expiresAt,
           accessTokenLifetime: token.lifetime,
+          ...(token.tokenType ? { tokenType: token.tokenType } : {}),
           claims: idClaims ? { ...idClaims } : undefined,
         }
       } catch (err) {
@@ -124,16 +139,21 @@ export function createRouteGrants(
       }
     },
 
-    async exchange(subjectToken, { resource, scopes }) {
+    async exchange(subjectToken, { resource, scopes }, dpop) {
       const oidc = await configuration()
       try {
         return granted(
-          await client.genericGrantRequest(oidc, TOKEN_EXCHANGE_GRANT, {
-            subject_token: subjectToken,
-            subject_token_type: ACCESS_TOKEN_TYPE,
-            resource,
-            ...scope(scopes),
-          })
+          await client.genericGrantRequest(
+            oidc,
+            TOKEN_EXCHANGE_GRANT,
+            {
+              subject_token: subjectToken,
+              subject_token_type: ACCESS_TOKEN_TYPE,
+              resource,
+              ...scope(scopes),
+            },
+            dpopOption(oidc, dpop)
+          )
         )
       } catch (err) {
         throw toBffError(err, 'exchange')

@@ -83,6 +83,7 @@ export function configFor(config: Config, idp: IdpConfig, first: boolean): Confi
     clientAuth: idp.clientAuth,
     clientKey: idp.clientKey,
     par: idp.par,
+    dpop: idp.dpop,
     scopes: idp.scopes,
     claims: idp.claims,
     idpName: idp.name,

@@ -1,5 +1,6 @@
 /** What the rest of the BFF sees of OpenID Connect: the client's shape and what it answers. */
 import type { Logger } from '../observe/log.ts'
+import type { DpopKey } from './dpop.ts'
 import type { RouteGrants } from './grants.ts'
 
 export interface TokenSet {
@@ -14,6 +15,8 @@ export interface TokenSet {
   refreshTokenExpiresAt?: number
   /** The token response's `scope`: what was granted, when the IdP says. */
   scope?: string
+  /** `DPoP` when the IdP bound the access token to the session's key (`token_type` `DPoP`). */
+  tokenType?: 'DPoP'
   /** ID token claims merged with userinfo claims; absent when the response had no ID token. */
   claims?: Record<string, unknown>
 }
@@ -27,6 +30,8 @@ export interface GrantedToken {
   lifetime: number
   /** The scopes granted, when the IdP says. */
   scope?: string
+  /** `DPoP` when the IdP bound it to the session's key. */
+  tokenType?: 'DPoP'
 }
 
 export interface AuthorizationRequest {
@@ -58,10 +63,12 @@ export interface OidcClient extends RouteGrants {
   /** Finishes the code flow. Throws `BffError` 400 `invalid_callback` on any failed check. */
   callback(
     callbackUrl: URL,
-    tx: LoginTransaction
+    tx: LoginTransaction,
+    /** With `dpop`: the new session's key; the code grant and userinfo call carry its proofs. */
+    dpop?: DpopKey
   ): Promise<TokenSet & { claims: Record<string, unknown> }>
   /** Throws `BffError` 401 `session_expired` when the IdP refuses the refresh token. */
-  refresh(refreshToken: string, expectedSub: string): Promise<TokenSet>
+  refresh(refreshToken: string, expectedSub: string, dpop?: DpopKey): Promise<TokenSet>
   /** RFC 7009 revocation; does nothing when the IdP has no revocation endpoint. */
   revoke(token: string, hint: 'refresh_token' | 'access_token'): Promise<void>
   /** RP-initiated logout URL, or null when the IdP has no end-session endpoint. */

@@ -4,6 +4,7 @@
  * headers, headers a browser could forge to steer an upstream; upstream Set-Cookie and headers
  * acting on the whole origin) and streams bodies in both directions.
  */
+import { upstreamNonceChallenge } from './dpop-challenge.ts'
 import type { Context } from 'hono'
 import type { ApiRoute } from '../config/options.ts'
 import { BffError } from '../errors.ts'
@@ -118,6 +119,17 @@ export interface ForwardOptions {
    * at all: the browser's own is always dropped.
    */
   accessToken?: string
+  /**
+   * A DPoP proof (RFC 9449) for this one call: the token then goes as `Authorization: DPoP
+   * <accessToken>`, the proof as the `DPoP` header.
+   */
+  dpop?: string
+  /**
+   * Called, when `dpop` was sent, with the nonce of an upstream's `use_dpop_nonce` challenge (a
+   * 401 with `WWW-Authenticate: DPoP error="use_dpop_nonce"` and `DPoP-Nonce`), read before
+   * `WWW-Authenticate` is stripped.
+   */
+  onDpopNonce?: (nonce: string) => void
   /** Public origin of the BFF, for X-Forwarded-Host/-Proto. */
   baseUrl: string
   /**
@@ -177,7 +189,8 @@ export async function forward(request: Request, target: URL, options: ForwardOpt
     if (!requestHeaderStripped(name) && !connectionListed.has(name)) headers.set(name, value)
   }
   if (options.accessToken !== undefined) {
-    headers.set('authorization', `Bearer ${options.accessToken}`)
+    headers.set('authorization', `${options.dpop ? 'DPoP' : 'Bearer'} ${options.accessToken}`)
+    if (options.dpop) headers.set('dpop', options.dpop)
   }
   const base = new URL(options.baseUrl)
   headers.set('x-forwarded-host', base.host)
@@ -244,6 +257,11 @@ export async function forward(request: Request, target: URL, options: ForwardOpt
   }
   const stepUp = stepUpChallenge(upstream.status, upstream.headers.get('www-authenticate'))
   if (stepUp) options.onStepUp?.(stepUp)
+  if (options.dpop) {
+    const h = upstream.headers
+    const nonce = upstreamNonceChallenge(h.get('www-authenticate'), h.get('dpop-nonce'))
+    if (upstream.status === 401 && nonce) options.onDpopNonce?.(nonce)
+  }
   // Start reading the upstream body now: fetch() cancels the body of a Response object that is
   // garbage-collected before anyone reads it, and `upstream` itself is dropped here while the
   // body waits for the session cookie to be written (seen as rare hung responses under load).

@@ -13,14 +13,19 @@ import type { StepUp } from '../policy/step-up.ts'
 import { stepUpRequired } from '../proxy/step-up-challenge.ts'
 import type { BffEnv } from '../hono-env.ts'
 import { upstreamTrace } from '../observe/spans.ts'
+import { sessionDpopKey, upstreamProof } from '../oidc/dpop.ts'
 import type { BffServices } from '../services.ts'
 import { routeToken } from '../tokens/route-token.ts'
 
 /** The refusals of a route's policy point (`authorize`): a denial, or no decision to be had. */
 const POLICY_REFUSALS = new Set(['forbidden', 'policy_unavailable'])
 
+/** Methods sent again with an upstream's DPoP nonce: those that never have a body here. */
+const NONCE_RETRY_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD'])
+
 export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
   const { api, baseUrl, upstreamTimeoutMs } = s.config
+  const nonces = upstreamNonces()
 
   return async function apiProxy(c, next) {
     const url = requestPath(c.req.url)
@@ -45,16 +50,28 @@ export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
       throw err
     })
     // Token: per route (tokens/route-token.ts): the user's, a resource's, the client's, exchanged.
-    const accessToken = await routeToken(s, c, route, access.session)
+    const routeAccess = await routeToken(s, c, route, access.session)
+    const accessToken = routeAccess?.accessToken
 
-    const challenged: { stepUp?: StepUp } = {}
+    const challenged: { stepUp?: StepUp; nonce?: string } = {}
     // The upstream's traceparent: a child of the request's, never the browser's own.
     const trace = upstreamTrace(s.tracer, c, route, target)
     const started = s.metrics.enabled ? performance.now() : 0
-    const upstream = await s
-      .forward(c, target, {
+    // DPoP: a token the IdP bound to the session's key goes with a proof; others as bearer.
+    const key =
+      routeAccess?.tokenType === 'DPoP' && access.session
+        ? await sessionDpopKey(access.session)
+        : undefined
+    const send = async () =>
+      s.forward(c, target, {
         // None (token `none`, or `optional` without a session): no Authorization at all.
         accessToken,
+        ...(key && accessToken !== undefined
+          ? {
+              dpop: await upstreamProof(key, c.req.method, target, accessToken, nonces.get(target)),
+              onDpopNonce: (nonce: string) => (challenged.nonce = nonces.set(target, nonce)),
+            }
+          : {}),
         baseUrl,
         clientIp: s.clientIp(c),
         timeoutMs: upstreamTimeoutMs,
@@ -62,10 +79,20 @@ export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
         route,
         trace: trace.headers,
       })
-      .catch((err) => {
+    let upstream = await send().catch((err) => {
+      trace.end(err)
+      throw err
+    })
+    // Once, and only for requests without a body: a body already streamed out cannot be sent
+    // again. Others get the 401; the nonce is remembered, so their next call carries it.
+    if (challenged.nonce && NONCE_RETRY_METHODS.has(c.req.method)) {
+      challenged.nonce = undefined
+      await upstream.body?.cancel()
+      upstream = await send().catch((err) => {
         trace.end(err)
         throw err
       })
+    }
     trace.end(upstream.status)
     if (started) s.metrics.upstream(route.prefix, (performance.now() - started) / 1000)
     if (challenged.stepUp) return stepUpRequired(s, c, upstream, challenged.stepUp, route)
@@ -75,5 +102,17 @@ export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
     }
     // The session cookie, if any, is added by SessionManager.commit once the response is complete.
     return upstream
+  }
+}
+
+/**
+ * The last nonce each upstream origin gave (RFC 9449 9), sent in the next proofs to it. The
+ * origins are the routes' upstreams, so the map stays as small as the config.
+ */
+function upstreamNonces() {
+  const byOrigin = new Map<string, string>()
+  return {
+    get: (url: URL) => byOrigin.get(url.origin),
+    set: (url: URL, nonce: string) => (byOrigin.set(url.origin, nonce), nonce),
   }
 }

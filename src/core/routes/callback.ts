@@ -10,6 +10,7 @@
 import { Hono, type Context } from 'hono'
 import { BffError } from '../errors.ts'
 import { subjectHash } from '../observe/log.ts'
+import { dpopKey, newDpopJwk } from '../oidc/dpop.ts'
 import { AuthorizationError } from '../oidc/errors.ts'
 import type { Idp } from '../oidc/idps.ts'
 import { stepUpProblem } from '../policy/step-up-params.ts'
@@ -100,8 +101,10 @@ export function callbackRoute(s: BffServices) {
 
     const callbackUrl = new URL(`${idp.oidc.redirectUri}${new URL(c.req.url).search}`)
     let tokens
+    // DPoP: the session's key pair is made here, so the code grant already binds its tokens to it.
+    const dpopJwk = idp.config.dpop ? await newDpopJwk() : undefined
     try {
-      tokens = await idp.oidc.callback(callbackUrl, tx)
+      tokens = await idp.oidc.callback(callbackUrl, tx, dpopJwk && (await dpopKey(dpopJwk)))
     } catch (err) {
       if (!(err instanceof AuthorizationError)) {
         s.metrics.login(idp.config.name, 'error')
@@ -147,6 +150,8 @@ export function callbackRoute(s: BffServices) {
       idToken: tokens.idToken,
       accessToken: tokens.accessToken,
       refreshToken: tokens.refreshToken,
+      ...(dpopJwk ? { dpopKey: dpopJwk } : {}),
+      ...(tokens.tokenType ? { tokenType: tokens.tokenType } : {}),
       accessTokenExpiresAt: tokens.accessTokenExpiresAt,
       accessTokenLifetime: tokens.accessTokenLifetime,
       createdAt: nowSeconds,

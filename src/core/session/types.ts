@@ -29,6 +29,14 @@ export interface Session {
   idToken?: string
   accessToken: string
   refreshToken?: string
+  /**
+   * With `dpop` (RFC 9449): the session's own ES256 private key, made at login and never changed;
+   * the IdP binds the session's tokens to it, and each token and upstream call carries a proof
+   * signed with it. Sealed inside the cookie in `cookie` mode, like the tokens it protects.
+   */
+  dpopKey?: DpopJwk
+  /** `DPoP` when the IdP bound the access token to `dpopKey`: upstreams get `Authorization: DPoP`. */
+  tokenType?: 'DPoP'
   /** When the access token expires, in epoch seconds. */
   accessTokenExpiresAt: number
   /** The access token's lifetime as granted (`expires_in`), seconds; absent in older sessions. */
@@ -70,6 +78,8 @@ export interface RouteToken {
   expiresAt: number
   /** The lifetime as granted (`expires_in`), seconds. */
   lifetime: number
+  /** `DPoP` when the IdP bound it to the session's key. */
+  tokenType?: 'DPoP'
 }
 
 /** A token exchanged from the session's access token. Times in epoch seconds. */
@@ -80,6 +90,8 @@ export interface ExchangedToken {
   renewAt: number
   /** A digest of the access token it was exchanged from. */
   subject: string
+  /** `DPoP` when the IdP bound it to the session's key. */
+  tokenType?: 'DPoP'
 }
 
 /**
@@ -128,4 +140,13 @@ export interface SessionStore {
   listBySub(sub: string, idp?: string): Promise<Session[]>
   /** Throws when the store cannot be reached; used by `/bff/health`. */
   ping(): Promise<void>
+}
+
+/** A session's DPoP key (RFC 9449): an EC P-256 private JWK. */
+export interface DpopJwk {
+  kty: 'EC'
+  crv: 'P-256'
+  x: string
+  y: string
+  d: string
 }

@@ -15,6 +15,7 @@
  * write lost to a parallel request only costs a look-up (or an exchange) later.
  */
 import { BffError } from '../errors.ts'
+import { sessionDpopKey } from '../oidc/dpop.ts'
 import { oidcOfSession, type SessionOidc } from '../oidc/idps.ts'
 import type { ExchangedToken, Session } from '../session/types.ts'
 import { sharedTokenKey, type SharedToken, type SharedTokenCoordinator } from './shared-token.ts'
@@ -35,7 +36,7 @@ export interface TokenExchanges {
   token(
     session: Session,
     target: ExchangeTarget
-  ): Promise<{ accessToken: string; session?: Session }>
+  ): Promise<{ accessToken: string; tokenType?: 'DPoP'; session?: Session }>
 }
 
 export interface TokenExchangesOptions {
@@ -87,11 +88,16 @@ export function createTokenExchanges(options: TokenExchangesOptions): TokenExcha
 
   /** One exchange at the IdP. */
   async function exchange(session: Session, target: ExchangeTarget): Promise<SharedToken> {
-    const token = await oidcFor(session).exchange(session.accessToken, target)
+    const token = await oidcFor(session).exchange(
+      session.accessToken,
+      target,
+      await sessionDpopKey(session)
+    )
     return {
       accessToken: token.accessToken,
       expiresAt: token.expiresAt,
       renewAt: token.expiresAt - skewFor(token.lifetime, skewSeconds),
+      ...(token.tokenType ? { tokenType: token.tokenType } : {}),
     }
   }
 
@@ -121,7 +127,7 @@ export function createTokenExchanges(options: TokenExchangesOptions): TokenExcha
       const entries = session.exchangedTokens
       const cached = entries && Object.hasOwn(entries, key) ? entries[key] : undefined
       const mine = cached?.subject === subject ? cached : undefined
-      if (mine && !due(mine)) return { accessToken: mine.accessToken }
+      if (mine && !due(mine)) return { accessToken: mine.accessToken, tokenType: mine.tokenType }
 
       const flight = `${session.id}\n${subject}\n${key}`
       const known = recent.get(flight)
@@ -141,7 +147,8 @@ export function createTokenExchanges(options: TokenExchangesOptions): TokenExcha
         token = await pending
       } catch (err) {
         // Still valid and from this very access token: better than failing the call.
-        if (mine && mine.expiresAt > now() / 1000) return { accessToken: mine.accessToken }
+        if (mine && mine.expiresAt > now() / 1000)
+          return { accessToken: mine.accessToken, tokenType: mine.tokenType }
         throw err
       }
       const exchanged: ExchangedToken = { ...token, subject }
@@ -149,7 +156,7 @@ export function createTokenExchanges(options: TokenExchangesOptions): TokenExcha
         ...session,
         exchangedTokens: { ...stillUseful(entries, subject), [key]: exchanged },
       }
-      return { accessToken: token.accessToken, session: updated }
+      return { accessToken: token.accessToken, tokenType: token.tokenType, session: updated }
     },
   }
 }

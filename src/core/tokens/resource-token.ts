@@ -5,6 +5,7 @@
  * coordinated as a refresh is (token-manager.ts). A route reads only its own resource's entry.
  */
 import { userClaims } from '../oidc/id-token.ts'
+import { sessionDpopKey } from '../oidc/dpop.ts'
 import type { OidcClient } from '../oidc/types.ts'
 import type { RouteToken, Session } from '../session/types.ts'
 
@@ -20,7 +21,12 @@ export async function resourceGrant(
   session: Session,
   resource: string
 ): Promise<Session> {
-  const tokens = await oidc.refreshForResource(session.refreshToken!, session.sub, resource)
+  const tokens = await oidc.refreshForResource(
+    session.refreshToken!,
+    session.sub,
+    resource,
+    await sessionDpopKey(session)
+  )
   return {
     ...session,
     refreshToken: tokens.refreshToken,
@@ -32,6 +38,7 @@ export async function resourceGrant(
         accessToken: tokens.accessToken,
         expiresAt: tokens.accessTokenExpiresAt,
         lifetime: tokens.accessTokenLifetime,
+        ...(tokens.tokenType ? { tokenType: tokens.tokenType } : {}),
       },
     },
     generation: session.generation + 1,

@@ -20,6 +20,12 @@ import type { Session } from '../session/types.ts'
 import type { BffServices } from '../services.ts'
 import { resourceToken } from './resource-token.ts'
 
+/** A route's token, `DPoP` when the IdP bound it to the session's key (RFC 9449). */
+export interface RouteAccessToken {
+  accessToken: string
+  tokenType?: 'DPoP'
+}
+
 /**
  * The access token for `route`'s upstream, or undefined when it gets none. `session` is the
  * request's session with a fresh access token, as the token mode stage found it (null when the
@@ -31,7 +37,7 @@ export async function routeToken(
   c: Context<BffEnv>,
   route: ApiRoute,
   session: Session | null
-): Promise<string | undefined> {
+): Promise<RouteAccessToken | undefined> {
   const mode = route.token ?? 'user'
   if (mode === 'none' || (mode === 'optional' && !session)) return undefined
   // Client credentials are the first IdP's; every other grant goes to the session's own IdP.
@@ -47,7 +53,9 @@ export async function routeToken(
   }
 
   if (mode === 'client') {
-    return s.clientTokens.token({ scopes: route.scopes, resource: route.resource })
+    return {
+      accessToken: await s.clientTokens.token({ scopes: route.scopes, resource: route.resource }),
+    }
   }
   if (!session) throw new BffError(401, 'unauthenticated', 'Not logged in.')
 
@@ -57,17 +65,17 @@ export async function routeToken(
       scopes: route.scopes,
     })
     if (exchanged.session) await keep(s, c, exchanged.session)
-    return exchanged.accessToken
+    return { accessToken: exchanged.accessToken, tokenType: exchanged.tokenType }
   }
 
-  if (!route.resource) return session.accessToken
+  if (!route.resource) return { accessToken: session.accessToken, tokenType: session.tokenType }
   const result = await freshSession(s, c, session, route.resource)
   if (result.kind === 'error') throw result.error
   const token = resourceToken(result.session, route.resource)
   if (!token || token.expiresAt <= s.now() / 1000) {
     throw new BffError(502, 'token_unavailable', "No token could be had for this route's resource.")
   }
-  return token.accessToken
+  return { accessToken: token.accessToken, tokenType: token.tokenType }
 }
 
 /** Stores a session that gained a token; 401 when it ended meanwhile (a logout). */

@@ -13,6 +13,8 @@ export interface SharedToken {
   expiresAt: number
   /** From when it is due for renewal: shortly before it expires. */
   renewAt: number
+  /** `DPoP` when bound to the session's key (exchanged tokens of a DPoP session). */
+  tokenType?: 'DPoP'
 }
 
 export interface SharedTokenCoordinator {

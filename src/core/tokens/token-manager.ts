@@ -16,6 +16,7 @@
  * session's tokens goes again from the newer generation.
  */
 import { BffError } from '../errors.ts'
+import { sessionDpopKey } from '../oidc/dpop.ts'
 import { oidcOfSession, type SessionOidc } from '../oidc/idps.ts'
 import { userClaims } from '../oidc/id-token.ts'
 import { errorType, type TraceContext, type Tracer } from '../observe/trace.ts'
@@ -140,7 +141,12 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
 
   /** One refresh grant at the IdP; the caller ensures it is the only one. */
   async function grant(session: Session): Promise<Session> {
-    const tokens = await oidcFor(session).refresh(session.refreshToken!, session.sub)
+    // The same key as at login, always: a new one would unbind the session from its tokens.
+    const tokens = await oidcFor(session).refresh(
+      session.refreshToken!,
+      session.sub,
+      await sessionDpopKey(session)
+    )
     return {
       ...session,
       accessToken: tokens.accessToken,
@@ -150,6 +156,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       accessTokenLifetime: tokens.accessTokenLifetime,
       // A refresh may narrow the scope (RFC 6749 6); without `scope`, it is unchanged.
       scope: tokens.scope ?? session.scope,
+      tokenType: tokens.tokenType,
       claims: tokens.claims ? { ...session.claims, ...userClaims(tokens.claims) } : session.claims,
       generation: session.generation + 1,
     }

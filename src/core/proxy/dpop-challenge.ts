@@ -1,0 +1,22 @@
+/**
+ * An upstream's DPoP nonce challenge (RFC 9449 9): `WWW-Authenticate: DPoP error="use_dpop_nonce"`
+ * with the nonce in `DPoP-Nonce`; the caller may send the request once more with it.
+ */
+
+// The DPoP scheme, then its auth-params (name=value or name="value") up to `error`: another
+// scheme's `error` (say Bearer's) after it does not count.
+const DPOP_SCHEME = /(?:^|,)\s*DPoP(?=[\s,]|$)/i
+const NONCE_ERROR =
+  /^\s*(?:,?\s*[\w-]+\s*=\s*(?:"(?:[^"\\]|\\.)*"|[^,\s]*)\s*)*?,?\s*error\s*=\s*"?use_dpop_nonce"?(?=[\s,]|$)/i
+
+/** The nonce to send again with, when the answer's headers are a `use_dpop_nonce` challenge. */
+export function upstreamNonceChallenge(
+  wwwAuthenticate: string | null | undefined,
+  dpopNonce: string | null | undefined
+): string | undefined {
+  if (!dpopNonce || !wwwAuthenticate) return undefined
+  const scheme = DPOP_SCHEME.exec(wwwAuthenticate)
+  if (!scheme) return undefined
+  const params = wwwAuthenticate.slice(scheme.index + scheme[0].length)
+  return NONCE_ERROR.test(params) ? dpopNonce : undefined
+}

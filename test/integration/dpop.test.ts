@@ -1,0 +1,266 @@
+/**
+ * DPoP (RFC 9449) with `BFF_DPOP=true` against the real oidc-provider, its client requiring
+ * DPoP-bound access tokens and its endpoints requiring nonces: login, refresh (the same key) and
+ * logout, the tokens bound to the session's key (`cnf.jkt` by introspection), and a token copied
+ * out of the session useless as a bearer token.
+ */
+import * as jose from 'jose'
+import * as client from 'openid-client'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { apiClientMetadata, DEMO_API_CLIENT, DEMO_BFF_CLIENT } from '../../src/demo/idp.ts'
+import { dpopThumbprint } from '../../src/core/oidc/dpop.ts'
+import { startDpopUpstream, type DpopUpstream } from '../helpers/dpop-upstream.ts'
+import { CSRF, SERVER_STORE, startStack, TARGET, type Stack } from './harness.ts'
+
+/** Introspection by the demo API's client: what the IdP says of `token`. */
+async function introspect(stack: Stack, token: string) {
+  await stack.idp.addClient(apiClientMetadata())
+  const config = await client.discovery(
+    new URL(stack.idp.issuer),
+    DEMO_API_CLIENT.clientId,
+    DEMO_API_CLIENT.clientSecret,
+    undefined,
+    { execute: [client.allowInsecureRequests] }
+  )
+  return client.tokenIntrospection(config, token)
+}
+
+// Every kind of store keeps the key: the cookie (sealed), the runtime's own, and Redis on Node.
+const STORES =
+  TARGET === 'node'
+    ? (['cookie', SERVER_STORE, 'redis'] as const)
+    : (['cookie', SERVER_STORE] as const)
+
+describe.each(STORES)(`DPoP (BFF_DPOP=true) on ${TARGET}, %s store`, (store) => {
+  let stack: Stack
+  beforeAll(async () => {
+    stack = await startStack({
+      store,
+      idp: { dpopNonce: true },
+      clientMetadata: { dpop_bound_access_tokens: true },
+      env: { BFF_DPOP: 'true' },
+    })
+  })
+  afterAll(() => stack.close())
+
+  it('binds the login and every refresh to the one key of the session; logout revokes', async () => {
+    const jar = stack.jar()
+    expect((await stack.login(jar)).status).toBe(302)
+    expect((await jar.get('/bff/user', { headers: CSRF })).status).toBe(200)
+    const first = (await stack.sessionOf(jar))!
+    expect(first.tokenType).toBe('DPoP')
+    expect(first.dpopKey).toMatchObject({ kty: 'EC', crv: 'P-256' })
+    // Sealed: the browser's cookies never show the private key, whatever the store.
+    expect(Object.values(jar.cookies(stack.url)).join(';')).not.toContain(first.dpopKey!.d)
+    const jkt = await dpopThumbprint(first.dpopKey!)
+    const atLogin = await introspect(stack, first.accessToken)
+    expect(atLogin).toMatchObject({ active: true, token_type: 'DPoP', cnf: { jkt } })
+
+    stack.idp.resetCounters()
+    stack.advance(120)
+    expect((await jar.get('/api/x', { headers: CSRF })).status).toBe(200)
+    expect(stack.idp.grants.refresh).toBe(1)
+    const refreshed = (await stack.sessionOf(jar))!
+    expect(refreshed.accessToken).not.toBe(first.accessToken)
+    expect(refreshed.dpopKey).toEqual(first.dpopKey)
+    expect(await introspect(stack, refreshed.accessToken)).toMatchObject({
+      active: true,
+      cnf: { jkt },
+    })
+
+    const user = (await (await jar.get('/bff/user', { headers: CSRF })).json()) as {
+      logoutUrl: string
+    }
+    expect((await jar.get(user.logoutUrl)).status).toBe(302)
+    expect((await jar.get('/bff/user', { headers: CSRF })).status).toBe(401)
+    expect((await introspect(stack, refreshed.refreshToken!)).active).toBe(false)
+  })
+
+  it('leaves a copied access token useless without the key (userinfo refuses it as bearer)', async () => {
+    const jar = stack.jar()
+    expect((await stack.login(jar)).status).toBe(302)
+    const session = (await stack.sessionOf(jar))!
+    const userinfo = `${stack.idp.issuer}/me`
+    const stolen = await fetch(userinfo, {
+      headers: { authorization: `Bearer ${session.accessToken}` },
+    })
+    expect(stolen.status).toBe(401)
+    const asDpop = await fetch(userinfo, {
+      headers: { authorization: `DPoP ${session.accessToken}` },
+    })
+    expect(asDpop.status).toBe(400) // invalid_request: the DPoP scheme without a proof
+  })
+})
+
+describe(`DPoP upstream calls on ${TARGET}`, () => {
+  let stack: Stack
+  let upstream: DpopUpstream
+  let nonced: DpopUpstream
+  beforeAll(async () => {
+    upstream = await startDpopUpstream()
+    nonced = await startDpopUpstream({ nonce: true })
+    stack = await startStack({
+      idp: { dpopNonce: true },
+      clientMetadata: { dpop_bound_access_tokens: true },
+      env: {
+        BFF_DPOP: 'true',
+        BFF_API: `/api/=${upstream.url}/,/nonced/=${nonced.url}/`,
+      },
+    })
+    upstream.introspect = nonced.introspect = (token) => introspect(stack, token)
+  })
+  afterAll(async () => {
+    await stack.close()
+    await upstream.close()
+    await nonced.close()
+  })
+
+  it('sends Authorization: DPoP with a fresh proof the upstream verifies, each call its own', async () => {
+    const jar = stack.jar()
+    expect((await stack.login(jar)).status).toBe(302)
+    for (const path of ['/api/orders?page=2', '/api/orders?page=2', '/api/items/7']) {
+      const res = await jar.get(path, { headers: CSRF })
+      expect(res.status).toBe(200)
+    }
+    const post = await jar.post('/api/orders', {
+      headers: { ...CSRF, 'content-type': 'application/json' },
+      body: '{}',
+    })
+    expect(post.status).toBe(200)
+    const calls = upstream.requests.slice(-4)
+    expect(calls.map((call) => call.refused)).toEqual([undefined, undefined, undefined, undefined])
+    expect(new Set(calls.map((call) => call.proof)).size).toBe(4)
+  })
+
+  it('refuses a replayed proof, and a proof or token taken elsewhere (the attack fails)', async () => {
+    const jar = stack.jar()
+    expect((await stack.login(jar)).status).toBe(302)
+    expect((await jar.get('/api/a', { headers: CSRF })).status).toBe(200)
+    const { proof, token } = upstream.requests.at(-1)!
+    const replayed = await fetch(`${upstream.url}/a`, {
+      headers: { authorization: `DPoP ${token}`, dpop: proof! },
+    })
+    expect(replayed.status).toBe(401)
+    expect(upstream.requests.at(-1)!.refused).toBe('jti')
+    // The token alone, as bearer or with no proof: refused.
+    const bearer = await fetch(`${upstream.url}/a`, {
+      headers: { authorization: `Bearer ${token}` },
+    })
+    expect(bearer.status).toBe(401)
+    // A proof of the attacker's own key with the stolen token: the token is bound to another key.
+    const attacker = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, [
+      'sign',
+      'verify',
+    ])
+    const { upstreamProof } = await import('../../src/core/oidc/dpop.ts')
+    const forged = await upstreamProof(
+      { keyPair: attacker, publicJwk: await jose.exportJWK(attacker.publicKey) },
+      'GET',
+      new URL(`${upstream.url}/a`),
+      token!
+    )
+    const stolen = await fetch(`${upstream.url}/a`, {
+      headers: { authorization: `DPoP ${token}`, dpop: forged },
+    })
+    expect(stolen.status).toBe(401)
+    expect(upstream.requests.at(-1)!.refused).toBe('cnf.jkt')
+  })
+
+  it('answers an upstream nonce challenge once, then sends the nonce up front', async () => {
+    const jar = stack.jar()
+    expect((await stack.login(jar)).status).toBe(302)
+    const before = nonced.requests.length
+    expect((await jar.get('/nonced/x', { headers: CSRF })).status).toBe(200)
+    const first = nonced.requests.slice(before)
+    expect(first.map((call) => call.refused)).toEqual(['nonce', undefined])
+    expect(first[1]!.nonce).toBeDefined()
+    // Remembered for the origin: the next call needs no challenge.
+    expect((await jar.get('/nonced/y', { headers: CSRF })).status).toBe(200)
+    expect(nonced.requests.length).toBe(before + 3)
+    // A new nonce: a request with a body is not sent twice, its 401 goes back; the next has it.
+    nonced.rotateNonce()
+    const post = await jar.post('/nonced/z', {
+      headers: { ...CSRF, 'content-type': 'application/json' },
+      body: '{}',
+    })
+    expect(post.status).toBe(401)
+    expect(nonced.requests.length).toBe(before + 4)
+    expect((await jar.get('/nonced/z', { headers: CSRF })).status).toBe(200)
+    expect(nonced.requests.length).toBe(before + 5)
+  })
+})
+
+describe(`DPoP resource and exchange grants on ${TARGET}`, () => {
+  const ORDERS = 'https://orders.example'
+  const LEDGER = 'urn:ledger'
+  let stack: Stack
+  let upstream: DpopUpstream
+  beforeAll(async () => {
+    upstream = await startDpopUpstream()
+    stack = await startStack({
+      idp: {
+        dpopNonce: true,
+        resourceServers: {
+          [ORDERS]: { format: 'opaque', ttl: 600 },
+          [LEDGER]: { format: 'opaque', scope: 'ledger:read', ttl: 600 },
+        },
+        extraScopes: ['ledger:read'],
+      },
+      clientMetadata: { dpop_bound_access_tokens: true },
+      env: { TEST_IDP_SECRET: DEMO_BFF_CLIENT.clientSecret },
+      configFile: ({ issuer }) => ({
+        idps: {
+          demo: {
+            issuer,
+            clientId: DEMO_BFF_CLIENT.clientId,
+            clientSecret: '${TEST_IDP_SECRET}',
+            scopes: 'openid profile email offline_access ledger:read',
+            dpop: true,
+          },
+        },
+        routes: [
+          { prefix: '/orders/', upstream: `${upstream.url}/orders/`, resource: ORDERS },
+          {
+            prefix: '/ledger/',
+            upstream: `${upstream.url}/ledger/`,
+            token: 'exchange',
+            resource: LEDGER,
+            scopes: ['ledger:read'],
+          },
+        ],
+      }),
+    })
+    upstream.introspect = (token) => introspect(stack, token)
+  })
+  afterAll(async () => {
+    await stack.close()
+    await upstream.close()
+  })
+
+  it('binds the resource and the exchanged tokens to the session key too', async () => {
+    const jar = stack.jar()
+    expect((await stack.login(jar)).status).toBe(302)
+    expect((await jar.get('/orders/1', { headers: CSRF })).status).toBe(200)
+    expect(upstream.requests.at(-1)!.refused).toBeUndefined()
+    const ledger = await jar.get('/ledger/1', { headers: CSRF })
+    expect(upstream.requests.at(-1)!.refused).toBeUndefined()
+    expect(ledger.status).toBe(200)
+  })
+})
+
+describe('DPoP off (the default) with the same IdP', () => {
+  let stack: Stack
+  beforeAll(async () => {
+    stack = await startStack({ idp: { dpopNonce: true } })
+  })
+  afterAll(() => stack.close())
+
+  it('keeps bearer tokens and no key in the session', async () => {
+    const jar = stack.jar()
+    expect((await stack.login(jar)).status).toBe(302)
+    const session = (await stack.sessionOf(jar))!
+    expect(session.dpopKey).toBeUndefined()
+    expect(session.tokenType).toBeUndefined()
+    expect((await introspect(stack, session.accessToken)).token_type).toBe('Bearer')
+  })
+})
