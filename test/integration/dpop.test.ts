@@ -5,25 +5,14 @@
  * out of the session useless as a bearer token.
  */
 import * as jose from 'jose'
-import * as client from 'openid-client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { apiClientMetadata, DEMO_API_CLIENT, DEMO_BFF_CLIENT } from '../../src/demo/idp.ts'
+import { DEMO_BFF_CLIENT } from '../../src/demo/idp.ts'
 import { dpopThumbprint } from '../../src/core/oidc/dpop.ts'
+import { introspectAsApi } from '../helpers/introspect.ts'
 import { startDpopUpstream, type DpopUpstream } from '../helpers/dpop-upstream.ts'
 import { CSRF, SERVER_STORE, startStack, TARGET, type Stack } from './harness.ts'
 
-/** Introspection by the demo API's client: what the IdP says of `token`. */
-async function introspect(stack: Stack, token: string) {
-  await stack.idp.addClient(apiClientMetadata())
-  const config = await client.discovery(
-    new URL(stack.idp.issuer),
-    DEMO_API_CLIENT.clientId,
-    DEMO_API_CLIENT.clientSecret,
-    undefined,
-    { execute: [client.allowInsecureRequests] }
-  )
-  return client.tokenIntrospection(config, token)
-}
+const introspect = (stack: Stack, token: string) => introspectAsApi(stack.idp, token)
 
 // Every kind of store keeps the key: the cookie (sealed), the runtime's own, and Redis on Node.
 const STORES =

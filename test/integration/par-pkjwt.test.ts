@@ -4,10 +4,9 @@
  * login, refresh and logout (revocation) with each and with both, on Node and in workerd.
  */
 import { generateKeyPairSync } from 'node:crypto'
-import * as client from 'openid-client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { apiClientMetadata, DEMO_API_CLIENT } from '../../src/demo/idp.ts'
 import { redirectLocation, type CookieJar } from '../helpers/http.ts'
+import { introspectAsApi } from '../helpers/introspect.ts'
 import { startIdpFront, type FrontRequest, type IdpFront } from '../helpers/idp-front.ts'
 import { CSRF, startStack, type Stack, type StackOptions } from './harness.ts'
 
@@ -68,18 +67,8 @@ async function loginRefreshLogout(stack: Stack): Promise<string[]> {
   return [refreshed.refreshToken!]
 }
 
-/** Introspection by the demo API's client, so it works whatever the BFF's client authenticates with. */
-async function activeAtIdp(stack: Stack, token: string): Promise<boolean> {
-  await stack.idp.addClient(apiClientMetadata())
-  const config = await client.discovery(
-    new URL(stack.idp.issuer),
-    DEMO_API_CLIENT.clientId,
-    DEMO_API_CLIENT.clientSecret,
-    undefined,
-    { execute: [client.allowInsecureRequests] }
-  )
-  return (await client.tokenIntrospection(config, token)).active
-}
+const activeAtIdp = async (stack: Stack, token: string) =>
+  (await introspectAsApi(stack.idp, token)).active
 
 const form = (req: FrontRequest) => new URLSearchParams(req.body)
 const callsTo = (front: IdpFront, path: string) =>
