@@ -4,18 +4,11 @@
  * `Config`. Every problem is reported, each under the name its source uses (`"clientId"`,
  * `BFF_CLIENT_ID`, `BFF_CONFIG idps.corp.clientId:`), so a mistake is fixed in one round trip.
  */
-import { clientKeysOf, type ClientKey } from './client-key.ts'
 import { jsonPath } from './file.ts'
-import {
-  ConfigError,
-  type BffOptions,
-  type ClientAuthMethod,
-  type Config,
-  type IdpConfig,
-  type SessionStoreKind,
-} from './options.ts'
+import { checkRouteIdps, IDP_KEYS, idpsOf } from './idp-options.ts'
+import { ConfigError, type BffOptions, type Config, type SessionStoreKind } from './options.ts'
 import { checkRoutes, parseUrl, type Report } from './routes.ts'
-import { IDP_NAME } from './schema.ts'
+import { isLoopback, oneOf, urlText } from './values.ts'
 
 /** The options as they arrive, each value still unchecked: JavaScript callers, settings' strings. */
 export type OptionsInput = { readonly [K in keyof BffOptions]?: unknown }
@@ -49,29 +42,7 @@ const KNOWN: Record<keyof BffOptions, true> = {
   idps: true,
 }
 
-/** The options one IdP has: top-level for the single IdP, or in each entry of `idps`. */
-const IDP_KEYS = [
-  'issuer',
-  'clientId',
-  'clientSecret',
-  'clientAuth',
-  'clientKey',
-  'par',
-  'dpop',
-  'scopes',
-  'claims',
-] as const
-/** What an entry of `idps` may hold. */
-const IDP_ENTRY_KEYS: ReadonlySet<string> = new Set([...IDP_KEYS, 'label'])
-const MAX_LABEL_LENGTH = 100
-
-const DEFAULT_SCOPES = 'openid profile email offline_access'
 const STORE_KINDS: readonly SessionStoreKind[] = ['cookie', 'memory', 'redis', 'durable-object']
-const CLIENT_AUTH_METHODS: readonly ClientAuthMethod[] = [
-  'client_secret_basic',
-  'client_secret_post',
-  'private_key_jwt',
-]
 const MIN_SECRET_LENGTH = 32
 // Timers hold at most 2^31 ms (~24 days, longer ones fire at once); an hour is a generous ceiling.
 const MAX_TIMEOUT_SECONDS = 3600
@@ -208,197 +179,6 @@ export function checkOptions(input: OptionsInput, report: Report): Config | unde
   })
 }
 
-/**
- * The IdPs: each entry of `idps`, or the single IdP of the top-level options (named `idpName`,
- * served at `/bff/callback`). Undefined when anything was wrong.
- */
-function idpsOf(input: OptionsInput, bad: Report): IdpConfig[] | undefined {
-  if (input.idps === undefined) {
-    const name = input.idpName ?? 'default'
-    const nameOk = typeof name === 'string' && IDP_NAME.test(name)
-    if (!nameOk) bad(['idpName'], 'must be 1-64 letters, digits, "-" or "_"')
-    const idp = idpOf(input, String(name), [], bad)
-    if (!idp || !nameOk) return undefined
-    return [{ ...idp, callbackPath: '/bff/callback', backchannelPath: '/bff/backchannel' }]
-  }
-  // One way to name the IdPs: a top-level key next to `idps` would be silently ignored.
-  for (const key of [...IDP_KEYS, 'idpName'] as const) {
-    if (input[key] !== undefined) bad([key], 'and "idps" are both set: keep one')
-  }
-  const entries = input.idps
-  if (typeof entries !== 'object' || entries === null || Array.isArray(entries)) {
-    bad(['idps'], 'must be an object of IdPs by name')
-    return undefined
-  }
-  const names = Object.keys(entries)
-  if (names.length === 0) {
-    bad(['idps'], 'must name an IdP')
-    return undefined
-  }
-  let ok = true
-  const idps: IdpConfig[] = []
-  for (const name of names) {
-    const entry = (entries as Record<string, unknown>)[name]
-    if (!IDP_NAME.test(name)) {
-      bad(['idps', name], 'is not a usable IdP name: 1-64 letters, digits, "-" or "_"')
-      ok = false
-      continue
-    }
-    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
-      bad(['idps', name], 'must be an object with issuer, clientId and clientSecret')
-      ok = false
-      continue
-    }
-    for (const key of Object.keys(entry)) {
-      if (!IDP_ENTRY_KEYS.has(key)) {
-        bad(['idps', name, key], 'is not a known option')
-        ok = false
-      }
-    }
-    const idp = idpOf(entry as OptionsInput & { label?: unknown }, name, ['idps', name], bad)
-    if (!idp) ok = false
-    else {
-      idps.push({
-        ...idp,
-        callbackPath: `/bff/callback/${name}`,
-        backchannelPath: `/bff/backchannel/${name}`,
-      })
-    }
-  }
-  return ok ? idps : undefined
-}
-
-/** One IdP's options checked, each problem reported under `path` + its key. */
-function idpOf(
-  input: OptionsInput & { label?: unknown },
-  name: string,
-  path: readonly (string | number)[],
-  report: Report
-): Omit<IdpConfig, 'callbackPath' | 'backchannelPath'> | undefined {
-  let ok = true
-  const bad: Report = (keys, why) => {
-    ok = false
-    report([...path, ...keys], why)
-  }
-  const at =
-    (key: string) =>
-    (why: string): void =>
-      bad([key], why)
-  const issuer = parseUrl(urlText(input.issuer), at('issuer'), { required: true })
-  // Tokens and codes travel to the issuer: plain http is only acceptable on this machine.
-  if (issuer && issuer.protocol === 'http:' && !isLoopback(issuer.hostname)) {
-    bad(['issuer'], `must use https (http is allowed only on localhost), got "${issuer.href}"`)
-  }
-  const clientId = requiredText(
-    input.clientId,
-    at('clientId'),
-    'the client id registered at the IdP'
-  )
-  const clientAuth = oneOf(
-    input.clientAuth,
-    'client_secret_basic',
-    CLIENT_AUTH_METHODS,
-    at('clientAuth')
-  )
-  const { clientSecret, clientKey } = clientCredentialsOf(input, clientAuth, bad)
-  const par = input.par ?? false
-  if (typeof par !== 'boolean') bad(['par'], 'must be true or false')
-  const dpop = input.dpop ?? false
-  if (typeof dpop !== 'boolean') bad(['dpop'], 'must be true or false')
-  const scopes = scopesOf(input.scopes, at('scopes'))
-  const claims = claimsOf(input.claims, bad)
-  const label = input.label ?? name
-  if (typeof label !== 'string' || !label.trim() || label.length > MAX_LABEL_LENGTH) {
-    bad(['label'], `must be a non-empty string of at most ${MAX_LABEL_LENGTH} characters`)
-  }
-  if (!ok) return undefined
-  return {
-    name,
-    label: (label as string).trim(),
-    issuer: issuer!,
-    clientId,
-    clientSecret,
-    clientAuth,
-    ...(clientKey ? { clientKey: Object.freeze(clientKey) } : {}),
-    par: par as boolean,
-    dpop: dpop as boolean,
-    scopes,
-    claims,
-  }
-}
-
-/**
- * The secret, or with `private_key_jwt` the key(s): each method needs its own credential and
- * refuses the other's, since a secret left next to a key would suggest it is still in use.
- */
-function clientCredentialsOf(
-  input: OptionsInput,
-  clientAuth: ClientAuthMethod,
-  bad: Report
-): { clientSecret?: string; clientKey?: ClientKey[] } {
-  if (clientAuth !== 'private_key_jwt') {
-    if (input.clientKey !== undefined) {
-      bad(['clientKey'], `is only used with "clientAuth": "private_key_jwt", not ${clientAuth}`)
-    }
-    const clientSecret = requiredText(
-      input.clientSecret,
-      (why) => bad(['clientSecret'], why),
-      'the client secret registered at the IdP'
-    )
-    return { clientSecret }
-  }
-  if (input.clientSecret !== undefined) {
-    bad(['clientSecret'], 'and "clientAuth": "private_key_jwt" are both set: keep clientKey only')
-  }
-  if (input.clientKey === undefined) {
-    bad(
-      ['clientKey'],
-      'is required with "clientAuth": "private_key_jwt": the private key (JWK or PKCS#8 PEM)'
-    )
-    return {}
-  }
-  return { clientKey: clientKeysOf(input.clientKey, (why) => bad(['clientKey'], why)) }
-}
-
-/** A route's `idps` may only name configured IdPs: a typo would refuse every user for good. */
-function checkRouteIdps(routes: unknown, names: readonly string[], bad: Report) {
-  if (!Array.isArray(routes)) return
-  routes.forEach((route: unknown, i) => {
-    const idps = (route as { idps?: unknown } | null)?.idps
-    if (!Array.isArray(idps)) return
-    const unknown = idps.filter((name) => typeof name === 'string' && !names.includes(name))
-    if (unknown.length) {
-      bad(
-        ['routes', i, 'idps'],
-        `names IdPs that are not configured: ${unknown.join(', ')} (configured: ${names.join(', ')})`
-      )
-    }
-  })
-}
-
-/** The claims map: normalised name -> a dot path (no empty segment), frozen. */
-function claimsOf(value: unknown, bad: Report): Readonly<Record<string, string>> {
-  if (value === undefined) return Object.freeze({})
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    bad(['claims'], 'must be an object of claim name -> dot path')
-    return Object.freeze({})
-  }
-  const claims: Record<string, string> = {}
-  for (const [name, path] of Object.entries(value)) {
-    // "__proto__" would set the object's prototype rather than a key.
-    if (!name.trim() || name === '__proto__') bad(['claims', name], 'is not a usable claim name')
-    else if (typeof path !== 'string' || !path || path.split('.').some((part) => part === '')) {
-      bad(['claims', name], 'must be a dot path into the claims, e.g. "realm_access.roles"')
-    } else claims[name] = path
-  }
-  return Object.freeze(claims)
-}
-
-/** localhost, 127.0.0.0/8 or [::1] (as `URL.hostname` spells it). */
-export function isLoopback(hostname: string): boolean {
-  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(hostname)
-}
-
 /** A `Config` (from `optionsFromEnv`, or resolved before) rather than hand-written options. */
 function isConfig(options: object): options is Config {
   return 'sessionSecrets' in options && 'api' in options
@@ -427,37 +207,6 @@ function optionsOf(config: Config): OptionsInput {
   }
 }
 
-function urlText(value: unknown): string | undefined {
-  if (value instanceof URL) return value.href
-  return typeof value === 'string' ? value.trim() : undefined
-}
-
-function requiredText(value: unknown, bad: (why: string) => void, what: string): string {
-  if (value === undefined) {
-    bad(`is required: ${what}`)
-    return ''
-  }
-  if (typeof value !== 'string' || !value.trim()) {
-    bad('must be a non-empty string')
-    return ''
-  }
-  return value.trim()
-}
-
-function oneOf<T extends string>(
-  value: unknown,
-  fallback: T,
-  choices: readonly T[],
-  bad: (why: string) => void
-): T {
-  if (value === undefined) return fallback
-  if (!choices.includes(value as T)) {
-    bad(`must be one of ${choices.join(', ')}, got "${String(value)}"`)
-    return fallback
-  }
-  return value as T
-}
-
 /** One secret or a rotation list, each at least 32 characters; blank entries are dropped. */
 function secretsOf(value: unknown, bad: (why: string) => void): string[] {
   const list: unknown = value === undefined ? [] : typeof value === 'string' ? [value] : value
@@ -478,22 +227,6 @@ function secretsOf(value: unknown, bad: (why: string) => void): string[] {
     )
   }
   return secrets
-}
-
-/** Space-separated, `openid` among them; a list is joined. */
-function scopesOf(value: unknown, bad: (why: string) => void): string {
-  if (
-    value !== undefined &&
-    typeof value !== 'string' &&
-    !(Array.isArray(value) && value.every((s) => typeof s === 'string'))
-  ) {
-    bad('must be a string or an array of strings')
-    return DEFAULT_SCOPES
-  }
-  const text = Array.isArray(value) ? value.join(' ') : (value as string | undefined)
-  const scopes = (text?.trim() || DEFAULT_SCOPES).replace(/\s+/g, ' ')
-  if (!scopes.split(' ').includes('openid')) bad(`must include "openid", got "${scopes}"`)
-  return scopes
 }
 
 function numberOf(

@@ -5,7 +5,7 @@
  * begun on the other one always ended on the "invalid or already used" page.
  */
 import type { MiddlewareHandler } from 'hono'
-import { isLoopback } from '../config/resolve.ts'
+import { isLoopback } from '../config/values.ts'
 
 /**
  * Redirects (307, same path and query, always to `baseUrl`'s origin) only when all hold:
