@@ -43,6 +43,7 @@ import { policyPoint } from './policy/authorize.ts'
 import { forward, type Forwarder } from './proxy/forward.ts'
 import { upstreamTlsProblems } from './proxy/upstream-tls.ts'
 import { memoryReplayGuard, type ReplayGuard } from './oidc/replay-guard.ts'
+import { createLiveSessions, inProcessBus, type SessionEndBus } from './session/live.ts'
 
 export interface BffDeps {
   /**
@@ -100,6 +101,11 @@ export interface BffDeps {
    * entry's Analytics Engine data points (`request`).
    */
   metrics?: MetricsHooks
+  /**
+   * Carries session ends to every instance, so each closes its live connections (WebSockets,
+   * `/bff/events`) of an ended session. Default: within this process only.
+   */
+  sessionEnds?: SessionEndBus
 }
 
 /**
@@ -133,6 +139,7 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
     tracer: deps.tracer,
   })
   const clientIp = deps.clientIp ?? (() => undefined)
+  const sessionEnds = deps.sessionEnds ?? inProcessBus()
   const services: BffServices = {
     config,
     idps,
@@ -142,6 +149,8 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
     audit: auditTrail({ log, clientIp, api: config.api }),
     metrics,
     now,
+    sessionEnds,
+    live: createLiveSessions({ bus: sessionEnds, maxPerSession: 16, maxPerInstance: 20_000 }),
     sessions: createSessionManager({
       store,
       sealer,

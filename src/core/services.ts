@@ -15,6 +15,7 @@ import type { PolicyPoint } from './policy/authorize.ts'
 import type { ReplayGuard } from './oidc/replay-guard.ts'
 import type { Sealer } from './session/seal.ts'
 import type { SessionManager } from './session/manager.ts'
+import type { LiveSessions, SessionEndBus } from './session/live.ts'
 import type { ClientTokens } from './tokens/client-token.ts'
 import type { TokenExchanges } from './tokens/exchange-token.ts'
 import type { TokenManager } from './tokens/token-manager.ts'
@@ -26,6 +27,10 @@ export interface BffServices {
   /** The first IdP's client: the one of `client` routes' client-credentials tokens. */
   oidc: OidcClient
   sessions: SessionManager
+  /** Tells every instance that sessions ended (logout, back-channel, admin, expiry, refused refresh). */
+  sessionEnds: SessionEndBus
+  /** This instance's live connections (WebSockets, event streams), closed when their session ends. */
+  live: LiveSessions
   tokens: TokenManager
   /** The BFF's own client-credentials tokens, for `client` routes. */
   clientTokens: ClientTokens
