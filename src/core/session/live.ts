@@ -12,17 +12,11 @@ import type { Session } from './types.ts'
 
 /** Why a session ended, as `/bff/events` and a socket's close reason tell it. */
 export type SessionEndReason =
-  | 'logout'
-  | 'backchannel_logout'
-  | 'admin_revoke'
-  | 'session_expired'
-  | 'refresh_failed'
+  'logout' | 'backchannel_logout' | 'admin_revoke' | 'session_expired' | 'refresh_failed'
 
 /** Which sessions ended: one by id, or every one of an IdP `sid` or subject (of `idp` when given). */
 export type SessionEnd = { reason: SessionEndReason; idp?: string } & (
-  | { id: string }
-  | { sid: string }
-  | { sub: string }
+  { id: string } | { sid: string } | { sub: string }
 )
 
 /** Carries session ends to every instance (this one included). */

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest'
-import { createLiveSessions, endsSession, inProcessBus, type SessionEndReason } from '../../../src/core/session/live.ts'
+import {
+  createLiveSessions,
+  endsSession,
+  inProcessBus,
+  type SessionEndReason,
+} from '../../../src/core/session/live.ts'
 import type { Session } from '../../../src/core/session/types.ts'
 
 const session = (id: string, extra: Partial<Session> = {}): Session => ({
@@ -20,7 +25,8 @@ describe('live sessions', () => {
     const bus = inProcessBus()
     const live = createLiveSessions({ bus, maxPerSession: 4, maxPerInstance: 10 })
     const ended: string[] = []
-    const watch = (s: Session, tag: string) => live.open(s, (reason: SessionEndReason) => ended.push(`${tag}:${reason}`))
+    const watch = (s: Session, tag: string) =>
+      live.open(s, (reason: SessionEndReason) => ended.push(`${tag}:${reason}`))
     watch(session('a'), 'a1')
     watch(session('a'), 'a2')
     watch(session('b', { idp: 'corp', sub: 'u' }), 'b')
@@ -50,8 +56,17 @@ describe('live sessions', () => {
   })
 
   it('matches an IdP end only to sessions of that IdP, and sessions without a recorded IdP to any', () => {
-    expect(endsSession({ reason: 'logout', sub: 'u', idp: 'corp' }, session('x', { sub: 'u', idp: 'partner' }))).toBe(false)
-    expect(endsSession({ reason: 'logout', sub: 'u', idp: 'corp' }, session('x', { sub: 'u' }))).toBe(true)
-    expect(endsSession({ reason: 'logout', sid: 'sid-x' }, session('x', { idp: 'corp' }))).toBe(true)
+    expect(
+      endsSession(
+        { reason: 'logout', sub: 'u', idp: 'corp' },
+        session('x', { sub: 'u', idp: 'partner' })
+      )
+    ).toBe(false)
+    expect(
+      endsSession({ reason: 'logout', sub: 'u', idp: 'corp' }, session('x', { sub: 'u' }))
+    ).toBe(true)
+    expect(endsSession({ reason: 'logout', sid: 'sid-x' }, session('x', { idp: 'corp' }))).toBe(
+      true
+    )
   })
 })
