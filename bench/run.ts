@@ -18,24 +18,43 @@
  * store's BFF again with OTLP trace export on (OTEL_EXPORTER_OTLP_ENDPOINT), to a sink on loopback
  * (bench/otlp-sink.ts); (d) is the same BFF with tracing off (W3C propagation only).
  */
-import autocannon from 'autocannon'
-import { Redis } from 'ioredis'
-import { randomBytes } from 'node:crypto'
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { get } from 'node:http'
 import os from 'node:os'
-import { fileURLToPath } from 'node:url'
-import { DEMO_BFF_CLIENT, bffClientMetadata, startIdp, type Idp } from '../src/demo/idp.ts'
+import { startIdp, type Idp } from '../src/demo/idp.ts'
 import { createSealer } from '../src/core/session/seal.ts'
 import type { Session, SessionRef } from '../src/core/session/types.ts'
-import { createCookieJar, redirectLocation, type CookieJar } from '../test/helpers/http.ts'
-import { loginAtIdp } from '../test/helpers/idp-login.ts'
-import { freePort } from '../test/helpers/upstream.ts'
 import { startChild, type Child } from './child.ts'
+import {
+  CONNECTIONS,
+  CSRF,
+  ROUNDS,
+  SECONDS,
+  SMOKE,
+  WARMUP_SECONDS,
+  loadAll,
+  median,
+  merge,
+  round,
+  type Run,
+  type Slice,
+  type Target,
+} from './load.ts'
+import {
+  ACCESS_TOKEN_TTL,
+  LETTER,
+  PROFILE,
+  REDIS_URL,
+  here,
+  redisAvailable,
+  refreshStorm,
+  startStore,
+  type Storm,
+  type StoreKind,
+  type StoreUnderTest,
+} from './stores.ts'
 
-const here = (file: string) => fileURLToPath(new URL(file, import.meta.url))
-const SMOKE = process.argv.includes('--smoke')
 const CHECK = process.argv.includes('--check')
 const TRACING = process.argv.includes('--tracing')
 // --only=bare,memory runs a subset (a development aid): direct, bare, cookie, memory, redis.
@@ -44,199 +63,16 @@ const ONLY = process.argv
   ?.slice(7)
   .split(',')
 const wanted = (run: string) => !ONLY || ONLY.includes(run)
-// BENCH_PROFILE=<dir>: the proxies write V8 CPU profiles there (a development aid).
-const PROFILE = process.env.BENCH_PROFILE
-
-function positive(name: string, fallback: number): number {
-  const value = Number(process.env[name] ?? fallback)
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer`)
-  return value
-}
-const SECONDS = positive('BENCH_SECONDS', 20)
-const CONNECTIONS = positive('BENCH_CONNECTIONS', 32)
-const WARMUP_SECONDS = SMOKE ? 1 : Math.min(3, SECONDS)
-// Each target's load is spread over rounds of one second each (see `loadAll`).
-const ROUNDS = SECONDS
-const STORM_CALLS = 200
 // The large-download row: this many bytes, chunked, read as fast as they come, in rounds.
 const DOWNLOAD_BYTES = (SMOKE ? 8 : 100) * 1024 * 1024
 const DOWNLOAD_ROUNDS = SMOKE ? 1 : 5
 const MEMORY_SESSIONS = SMOKE ? 10_000 : 100_000
-// The load never needs a refresh: 15 minutes, a common production lifetime, is far more than the
-// login of each slice of load is used for.
-const ACCESS_TOKEN_TTL = 900
-const REDIS_URL = 'redis://127.0.0.1:6379'
 
 const TARGETS = { cookie: 0.7, memory: 0.7, redis: 0.6, p99AddedMs: 2 } as const
-type StoreKind = 'cookie' | 'memory' | 'redis'
 type RunKey = 'direct' | 'bare' | StoreKind | 'traced'
-const LETTER: Record<StoreKind, string> = { cookie: 'c', memory: 'd', redis: 'e' }
-const CSRF = { 'x-csrf': '1' }
 // Marks the calls of (a), so the upstream can tell them from proxied calls that lack a token.
 const DIRECT_HEADER = 'x-bench-direct'
 
-interface Run {
-  name: string
-  requestsPerSecond: number
-  p50Ms: number
-  p99Ms: number
-  p999Ms: number
-  requests: number
-  /** CPU time the proxy process spent per request (user + system), microseconds. */
-  cpuUsPerRequest?: number
-  /** Answers other than 2xx, and requests without an answer: both must be 0. */
-  non2xx: number
-  errors: number
-}
-
-interface Storm {
-  calls: number
-  refreshGrants: number
-  statuses: Record<string, number>
-  p50Ms: number
-  p99Ms: number
-  maxMs: number
-}
-
-/** One stretch of load on one target: the raw figures, merged later into a `Run`. */
-interface Slice {
-  requests: number
-  seconds: number
-  p50Ms: number
-  p99Ms: number
-  p999Ms: number
-  non2xx: number
-  errors: number
-  cpuMicros: number
-}
-
-/** Something the load is aimed at: the upstream, the bare proxy or a BFF. */
-interface Target {
-  key: RunKey
-  name: string
-  url: string
-  /**
-   * Asked before every slice: a BFF target logs in afresh. The BFF slides a session's idle expiry
-   * once a minute with a new cookie, which a browser keeps and autocannon cannot; an older
-   * cookie would make every call slide (and re-seal) it again, which no real client causes.
-   */
-  headers: () => Promise<Record<string, string>>
-  /** The process under load, for its CPU time. */
-  server?: Child
-}
-
-/**
- * `seconds` of autocannon on one target, with the target's CPU time. Latency is taken from
- * autocannon's per-response event in microseconds: its own histogram keeps whole milliseconds,
- * too coarse for a 2 ms budget.
- */
-async function measure(target: Target, seconds: number): Promise<Slice> {
-  const headers = await target.headers()
-  let latencies = new Float64Array(1 << 16)
-  let n = 0
-  const cpuBefore = await target.server?.call<NodeJS.CpuUsage>('cpu')
-  const r = await new Promise<autocannon.Result>((resolve, reject) => {
-    const instance = autocannon(
-      { url: target.url, connections: CONNECTIONS, timeout: 10, headers, duration: seconds },
-      (err, result) => (err ? reject(err) : resolve(result))
-    )
-    instance.on('response', (_client, _status, _bytes, ms) => {
-      if (n === latencies.length) {
-        const grown = new Float64Array(n * 2)
-        grown.set(latencies)
-        latencies = grown
-      }
-      latencies[n++] = ms
-    })
-  })
-  const cpuAfter = await target.server?.call<NodeJS.CpuUsage>('cpu')
-  const sorted = latencies.subarray(0, n).sort()
-  const at = (p: number) => sorted[Math.min(n - 1, Math.ceil((p / 100) * n) - 1)] ?? NaN
-  return {
-    requests: r.requests.total,
-    seconds,
-    p50Ms: at(50),
-    p99Ms: at(99),
-    p999Ms: at(99.9),
-    non2xx: r.non2xx,
-    errors: r.errors + r.timeouts,
-    cpuMicros:
-      cpuBefore && cpuAfter
-        ? cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system
-        : NaN,
-  }
-}
-
-/**
- * The slices of one target as one run: totals, and for latency the median of the slices' own
- * percentiles (the slices of a round ran on the same machine; see `loadAll`).
- */
-function merge(name: string, slices: Slice[]): Run {
-  const sum = (pick: (s: Slice) => number) => slices.reduce((total, s) => total + pick(s), 0)
-  const requests = sum((s) => s.requests)
-  const cpu = sum((s) => s.cpuMicros)
-  return {
-    name,
-    requestsPerSecond: Math.round(requests / sum((s) => s.seconds)),
-    p50Ms: round(median(slices.map((s) => s.p50Ms)), 3),
-    p99Ms: round(median(slices.map((s) => s.p99Ms)), 3),
-    p999Ms: round(median(slices.map((s) => s.p999Ms)), 3),
-    requests,
-    ...(Number.isNaN(cpu) ? {} : { cpuUsPerRequest: round(cpu / requests, 1) }),
-    non2xx: sum((s) => s.non2xx),
-    errors: sum((s) => s.errors),
-  }
-}
-
-/**
- * The load: a warm-up of every target (JIT, connection pools, caches; not counted), then ROUNDS
- * rounds that each give every target one second, in an order that rotates. The VM's speed drifts
- * by a third within minutes and jumps within seconds (a fixed CPU loop here took 490 ms, then
- * 375 ms): targets measured one after another would be compared across different machines. Within
- * a round they share nearly the same one, so each ratio is taken per round and the median of the
- * rounds reported, which a few disturbed seconds do not move.
- */
-async function loadAll(targets: Target[]): Promise<Map<RunKey, Slice[]>> {
-  const slices = new Map<RunKey, Slice[]>(targets.map((t) => [t.key, []]))
-  for (const target of targets) await measure(target, WARMUP_SECONDS)
-  for (let round = 0; round < ROUNDS; round++) {
-    for (let i = 0; i < targets.length; i++) {
-      const target = targets[(i + round) % targets.length]!
-      slices.get(target.key)!.push(await measure(target, 1))
-    }
-  }
-  return slices
-}
-
-async function login(bffUrl: string, user: string): Promise<CookieJar> {
-  const jar = createCookieJar({ baseUrl: bffUrl })
-  const start = await jar.get('/bff/login?returnTo=/')
-  if (start.status !== 302) throw new Error(`/bff/login answered ${start.status}`)
-  const atIdp = await loginAtIdp(jar, redirectLocation(start)!, { login: user, password: 'pass' })
-  const done = await jar.follow(atIdp)
-  if (done.status !== 302) throw new Error(`/bff/callback answered ${done.status}`)
-  return jar
-}
-
-const cookieHeader = (jar: CookieJar, url: string) =>
-  Object.entries(jar.cookies(url))
-    .map(([name, value]) => `${name}=${value}`)
-    .join('; ')
-
-/** One GET on a connection of its own; resolves with the status and the time to the last byte. */
-function timedGet(url: string, headers: Record<string, string>) {
-  return new Promise<{ status: number; ms: number }>((resolve) => {
-    const started = performance.now()
-    const req = get(url, { headers, agent: false, timeout: 30_000 }, (res) => {
-      res.resume()
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, ms: performance.now() - started }))
-    })
-    req.on('timeout', () => req.destroy(new Error('timeout')))
-    req.on('error', () => resolve({ status: 0, ms: performance.now() - started }))
-  })
-}
-
-/** One large download on a connection of its own: bytes received and MB/s to the last byte. */
 function timedDownload(url: string, headers: Record<string, string>) {
   return new Promise<{ status: number; bytes: number; mbPerSecond: number }>((resolve) => {
     const started = performance.now()
@@ -258,7 +94,10 @@ function timedDownload(url: string, headers: Record<string, string>) {
  * MB/s of a DOWNLOAD_BYTES chunked answer through each target, in rounds that rotate the order
  * as `loadAll` does; per target, its MB/s in round order.
  */
-async function downloadAll(targets: Target[], problems: string[]): Promise<Map<RunKey, number[]>> {
+async function downloadAll(
+  targets: Target<RunKey>[],
+  problems: string[]
+): Promise<Map<RunKey, number[]>> {
   const speeds = new Map<RunKey, number[]>(targets.map((t) => [t.key, []]))
   for (let round = 0; round < DOWNLOAD_ROUNDS; round++) {
     for (let i = 0; i < targets.length; i++) {
@@ -272,151 +111,6 @@ async function downloadAll(targets: Target[], problems: string[]): Promise<Map<R
     }
   }
   return speeds
-}
-
-const percentile = (sorted: number[], p: number) =>
-  sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
-
-/** 200 concurrent calls of one session whose access token expired: one grant must serve them all. */
-async function refreshStorm(bff: Child, url: string, idp: Idp, user: string): Promise<Storm> {
-  const jar = await login(url, user)
-  const headers = { ...CSRF, cookie: cookieHeader(jar, url) }
-  const warm = await timedGet(`${url}/api/storm`, headers)
-  if (warm.status !== 200) throw new Error(`the storm session answered ${warm.status}`)
-  // Past the access token's lifetime (and within the idle timeout): every call needs a refresh.
-  await bff.call('advance', { seconds: ACCESS_TOKEN_TTL + 1 })
-  const before = idp.grants.refresh
-  const results = await Promise.all(
-    Array.from({ length: STORM_CALLS }, (_, i) => timedGet(`${url}/api/storm/${i}`, headers))
-  )
-  const grants = idp.grants.refresh - before
-  const statuses: Record<string, number> = {}
-  for (const { status } of results) statuses[status] = (statuses[status] ?? 0) + 1
-  const ms = results.map((r) => r.ms).sort((a, b) => a - b)
-  return {
-    calls: STORM_CALLS,
-    refreshGrants: grants,
-    statuses,
-    p50Ms: round(percentile(ms, 50)),
-    p99Ms: round(percentile(ms, 99)),
-    maxMs: round(ms.at(-1)!),
-  }
-}
-
-async function redisAvailable(): Promise<boolean> {
-  const client = new Redis(REDIS_URL, {
-    lazyConnect: true,
-    connectTimeout: 1000,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-  })
-  client.on('error', () => {})
-  try {
-    await client.connect()
-    return (await client.ping()) === 'PONG'
-  } catch {
-    return false
-  } finally {
-    client.disconnect()
-  }
-}
-
-async function deleteRedisKeys(prefix: string): Promise<number> {
-  const client = new Redis(REDIS_URL)
-  let deleted = 0
-  try {
-    let cursor = '0'
-    do {
-      const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500)
-      cursor = next
-      if (keys.length) deleted += await client.del(...keys)
-    } while (cursor !== '0')
-  } finally {
-    await client.quit()
-  }
-  return deleted
-}
-
-/** A BFF with one store, running, and what to load it with. */
-interface StoreUnderTest {
-  store: StoreKind
-  bff: Child
-  url: string
-  target: Target
-  secret: string
-  /** The cookies of the last login, for the memory measurement. */
-  lastJar(): CookieJar | undefined
-  stop(): Promise<void>
-}
-
-async function startStore(
-  store: StoreKind,
-  idp: Idp,
-  upstream: Child,
-  /** `--tracing`: this BFF exports its spans to the sink at this URL. */
-  otlpSink?: string
-): Promise<StoreUnderTest> {
-  const port = await freePort()
-  const url = `http://127.0.0.1:${port}`
-  // A client of its own: the BFFs of all stores run at once, each with its own redirect URI.
-  const clientId = `bench-${otlpSink ? 'traced' : store}`
-  await idp.addClient(
-    bffClientMetadata({
-      redirectUris: [`${url}/bff/callback`],
-      clientId,
-      clientSecret: DEMO_BFF_CLIENT.clientSecret,
-    })
-  )
-  const secret = randomBytes(32).toString('base64url')
-  const redisPrefix = `bff-bench-${randomBytes(6).toString('hex')}:`
-  const env: Record<string, string> = {
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    BFF_ISSUER: idp.issuer,
-    BFF_CLIENT_ID: clientId,
-    BFF_CLIENT_SECRET: DEMO_BFF_CLIENT.clientSecret,
-    BFF_BASE_URL: url,
-    BFF_SESSION_SECRET: secret,
-    BFF_SESSION_STORE: store,
-    BFF_API: `/api/=${upstream.url}/`,
-    ...(store === 'redis' ? { BFF_REDIS_URL: REDIS_URL, BFF_REDIS_PREFIX: redisPrefix } : {}),
-    // BENCH_BFF_SETTINGS (JSON): more settings for every BFF, e.g. BFF_METRICS_TOKEN, to measure
-    // what a feature costs against a run without it.
-    ...(JSON.parse(process.env.BENCH_BFF_SETTINGS ?? '{}') as Record<string, string>),
-    ...(otlpSink ? { OTEL_EXPORTER_OTLP_ENDPOINT: otlpSink } : {}),
-  }
-  const bff = await startChild(here('./bff-server.ts'), {
-    env: { NODE_ENV: 'production', BENCH_BFF_ENV: JSON.stringify(env) },
-    execArgv: PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`] : [],
-  })
-  let jar: CookieJar | undefined
-  let logins = 0
-  // A fresh session for each slice of load, checked once.
-  const freshSession = async () => {
-    jar = await login(url, `${clientId}-${logins++}`)
-    const headers = { ...CSRF, cookie: cookieHeader(jar, url) }
-    const check = await timedGet(`${url}/api/items`, headers)
-    if (check.status !== 200) throw new Error(`the ${store} BFF answered ${check.status}`)
-    return headers
-  }
-  return {
-    store,
-    bff,
-    url,
-    secret,
-    target: {
-      key: otlpSink ? 'traced' : store,
-      name: otlpSink ? `(f) BFF, ${store}, traced` : `(${LETTER[store]}) BFF, ${store} store`,
-      url: `${url}/api/items`,
-      headers: freshSession,
-      server: bff,
-    },
-    lastJar: () => jar,
-    async stop() {
-      await bff.stop()
-      if (store === 'redis') await deleteRedisKeys(redisPrefix)
-    },
-  }
 }
 
 interface StoreResult {
@@ -464,13 +158,6 @@ async function memoryPerSession(session: Session) {
   }
 }
 
-const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = sorted.length >> 1
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
-}
-
 async function main() {
   // Everything is bounded: five targets' load with warm-ups, logins, storms and the memory count
   // take well under this; a hang anywhere ends the bench (children exit with their parent).
@@ -502,7 +189,7 @@ async function main() {
   let sink: Child | undefined
   let exported: { exports: number; bytes: number } | undefined
   try {
-    const targets: Target[] = []
+    const targets: Target<RunKey>[] = []
     if (wanted('direct')) {
       targets.push({
         key: 'direct',
