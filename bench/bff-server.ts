@@ -1,12 +1,16 @@
 /**
  * The BFF under test: `startNode` exactly as `npm start` runs it with BFF_ISSUER set, from the
  * settings in BENCH_BFF_ENV (JSON), with NODE_ENV=production set by the bench. Two additions for the
- * bench, both outside the request path: the clock can be moved forward (the refresh storm needs an
- * expired access token without waiting), and log events are counted instead of printed.
+ * bench, all outside the request path: the clock can be moved forward (the refresh storm needs an
+ * expired access token without waiting), log events are counted instead of printed, and sessions
+ * of other users can be minted from a login's cookie (mint.ts). The `memory` store is made here,
+ * as the core would make it but with room for the many-sessions bench's users.
  */
 import type { Logger } from '../src/core/observe/log.ts'
 import { startNode } from '../src/adapters/node/server.ts'
+import { memoryStore } from '../src/core/session/stores/memory.ts'
 import { serveParent } from './child.ts'
+import { sessionMinter } from './mint.ts'
 
 const env = JSON.parse(process.env.BENCH_BFF_ENV ?? '{}') as Record<string, string>
 const logs: Record<string, number> = {}
@@ -21,7 +25,12 @@ const now = () => Date.now() + offsetMs
 // Node entry's undici transport (bench/pdp.ts compares the two).
 const pdpFetch: typeof fetch | undefined =
   process.env.BENCH_PDP_FETCH === 'fetch' ? (input, init) => fetch(input, init) : undefined
-const server = await startNode(env, { deps: { log, now, ...(pdpFetch ? { pdpFetch } : {}) } })
+const memory =
+  env.BFF_SESSION_STORE === 'memory' ? memoryStore({ now, maxSessions: 250_000 }) : undefined
+const server = await startNode(env, {
+  deps: { log, now, ...(pdpFetch ? { pdpFetch } : {}), ...(memory ? { store: memory } : {}) },
+})
+const minter = sessionMinter(env, memory)
 serveParent(
   server.url,
   {
@@ -29,6 +38,10 @@ serveParent(
       offsetMs += Number(seconds) * 1000
     },
     logs: () => logs,
+    mint: (args) => minter.mint(args as { cookie: string; count: number }),
   },
-  () => server.close()
+  async () => {
+    await minter.close()
+    await server.close()
+  }
 )

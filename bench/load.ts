@@ -190,3 +190,18 @@ export const median = (values: number[]) => {
   const mid = sorted.length >> 1
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
 }
+
+const rate = (slice: Slice) => slice.requests / slice.seconds
+
+/**
+ * Per round, a target against (b) in the same round (see `loadAll`): its throughput ratio and the
+ * p99 it adds. Report their medians over the rounds.
+ */
+export function againstBare(mine: Slice[] = [], bare: Slice[] = []) {
+  const perRound = (of: (mine: Slice, bare: Slice) => number) =>
+    mine.map((slice, i) => (bare[i] ? of(slice, bare[i]) : NaN))
+  return {
+    ratios: perRound((m, b) => rate(m) / rate(b)),
+    addedMs: perRound((m, b) => m.p99Ms - b.p99Ms),
+  }
+}

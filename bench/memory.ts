@@ -4,23 +4,15 @@
  * ids and tokens of the same lengths, and compares the heap after full GCs. Needs --expose-gc.
  * Prints one JSON line.
  */
-import { randomBytes } from 'node:crypto'
 import { memoryStore } from '../src/core/session/stores/memory.ts'
 import type { Session } from '../src/core/session/types.ts'
+import { cloneSession } from './clone.ts'
 
 const count = Number(process.env.BENCH_MEMORY_SESSIONS ?? 100_000)
 const template = JSON.parse(process.env.BENCH_SESSION ?? 'null') as Session | null
 if (!template) throw new Error('BENCH_SESSION must hold a session as JSON')
 const gc = (globalThis as { gc?: () => void }).gc
 if (!gc) throw new Error('run with --expose-gc')
-
-/** A random string as long as `like`, from the same alphabet family (base64url). */
-const random = (like: string | undefined) =>
-  like === undefined
-    ? undefined
-    : randomBytes(Math.ceil((like.length * 3) / 4) + 1)
-        .toString('base64url')
-        .slice(0, like.length)
 
 function heapAfterGc(): number {
   gc!()
@@ -32,20 +24,7 @@ const nowSeconds = Math.floor(Date.now() / 1000)
 const store = memoryStore({ maxSessions: count })
 const before = heapAfterGc()
 for (let i = 0; i < count; i++) {
-  const sub = `user-${i}`
-  await store.set({
-    ...template,
-    id: random(template.id)!,
-    sid: random(template.sid)!,
-    sub,
-    claims: { ...template.claims, sub, email: `${sub}@example.com` },
-    idToken: random(template.idToken),
-    accessToken: random(template.accessToken)!,
-    refreshToken: random(template.refreshToken),
-    createdAt: nowSeconds,
-    expiresAt: nowSeconds + 3600,
-    absoluteExpiresAt: nowSeconds + 43_200,
-  })
+  await store.set(cloneSession(template, i, nowSeconds))
 }
 const after = heapAfterGc()
 const sample = await store.listBySub('user-0')

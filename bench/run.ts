@@ -26,6 +26,7 @@ import { startIdp, type Idp } from '../src/demo/idp.ts'
 import { createSealer } from '../src/core/session/seal.ts'
 import type { Session, SessionRef } from '../src/core/session/types.ts'
 import { startChild, type Child } from './child.ts'
+import { benchSessions, reportSessions, type SessionsResult } from './sessions.ts'
 import {
   CONNECTIONS,
   CSRF,
@@ -33,6 +34,7 @@ import {
   SECONDS,
   SMOKE,
   WARMUP_SECONDS,
+  againstBare,
   loadAll,
   median,
   merge,
@@ -57,7 +59,8 @@ import {
 
 const CHECK = process.argv.includes('--check')
 const TRACING = process.argv.includes('--tracing')
-// --only=bare,memory runs a subset (a development aid): direct, bare, cookie, memory, redis.
+// --only=bare,memory runs a subset (a development aid): direct, bare, cookie, memory, redis,
+// sessions (the many-sessions scenario, bench/sessions.ts).
 const ONLY = process.argv
   .find((arg) => arg.startsWith('--only='))
   ?.slice(7)
@@ -161,7 +164,8 @@ async function memoryPerSession(session: Session) {
 async function main() {
   // Everything is bounded: five targets' load with warm-ups, logins, storms and the memory count
   // take well under this; a hang anywhere ends the bench (children exit with their parent).
-  const budgetSeconds = (TRACING ? 6 : 5) * (SECONDS + WARMUP_SECONDS + 30 + 2 * ROUNDS) + 180
+  // The many-sessions scenario adds ten targets and minting 100 000 sessions per store.
+  const budgetSeconds = (TRACING ? 16 : 15) * (SECONDS + WARMUP_SECONDS + 30 + 2 * ROUNDS) + 600
   setTimeout(() => {
     console.error(`bench: FAILED: still running after ${budgetSeconds} s`)
     process.exit(1)
@@ -184,6 +188,7 @@ async function main() {
   const problems: string[] = []
   const skipped: string[] = []
   let memory: Awaited<ReturnType<typeof memoryPerSession>> | undefined
+  let sessions: SessionsResult | undefined
   const running: Child[] = []
   const underTest: StoreUnderTest[] = []
   let sink: Child | undefined
@@ -212,9 +217,10 @@ async function main() {
         server: bare,
       })
     }
+    const redisUp = await redisAvailable()
     for (const store of ['cookie', 'memory', 'redis'] as const) {
       if (!wanted(store)) continue
-      if (store === 'redis' && !(await redisAvailable())) {
+      if (store === 'redis' && !redisUp) {
         skipped.push(`(e) BFF, redis store: skipped, no Redis answers at ${REDIS_URL}`)
         continue
       }
@@ -247,6 +253,11 @@ async function main() {
     }
     const template = stores.cookie?.session
     if (template) memory = await memoryPerSession(template)
+    if (wanted('sessions')) {
+      const kinds = (['cookie', 'memory', 'redis'] as const).filter((k) => k !== 'redis' || redisUp)
+      sessions = await benchSessions(idp, upstream, kinds)
+      problems.push(...sessions.problems)
+    }
     // Every call but the direct ones went through a proxy: each must have reached the API with a token.
     const seen = await upstream.call<{ requests: number; bearer: number; direct: number }>('stats')
     const withoutToken = seen.requests - seen.bearer - seen.direct
@@ -261,13 +272,8 @@ async function main() {
   // Verdicts and report.
   // Against (b) in the same round, then the median over the rounds (see `loadAll`).
   const bare = runs.bare
-  const perRound = (key: RunKey, of: (mine: Slice, bares: Slice) => number) => {
-    const bares = slices.get('bare') ?? []
-    return (slices.get(key) ?? []).map((mine, i) => (bares[i] ? of(mine, bares[i]) : NaN))
-  }
-  const rate = (slice: Slice) => slice.requests / slice.seconds
-  const ratios = (key: RunKey) => perRound(key, (mine, b) => rate(mine) / rate(b))
-  const addedMs = (key: RunKey) => perRound(key, (mine, b) => mine.p99Ms - b.p99Ms)
+  const ratios = (key: RunKey) => againstBare(slices.get(key), slices.get('bare')).ratios
+  const addedMs = (key: RunKey) => againstBare(slices.get(key), slices.get('bare')).addedMs
   const ratio = (key: RunKey) => round(median(ratios(key)))
   const added = (key: RunKey) => round(median(addedMs(key)))
   for (const run of Object.values(runs)) {
@@ -369,6 +375,7 @@ async function main() {
       )
     }
   }
+  if (sessions) Object.assign(targets, reportSessions(sessions))
   console.log('')
   for (const [name, t] of Object.entries(targets)) {
     console.log(`target ${name} ${t.target}: ${t.value} ${t.met ? 'met' : 'MISSED'}`)
@@ -426,6 +433,7 @@ async function main() {
     storms: Object.fromEntries(Object.entries(stores).map(([store, r]) => [store, r.storm])),
     bffLogs: Object.fromEntries(Object.entries(stores).map(([store, r]) => [store, r.logs])),
     memory,
+    sessions,
     // MB/s of each download, by run, in round order.
     downloads: { bytes: DOWNLOAD_BYTES, mbPerSecond: Object.fromEntries(downloads) },
     targets,

@@ -130,12 +130,14 @@ export async function startStore(
   idp: Idp,
   upstream: Child,
   /** `--tracing`: this BFF exports its spans to the sink at this URL. */
-  otlpSink?: string
+  otlpSink?: string,
+  /** Tells this BFF's IdP client apart from another BFF's of the same store. */
+  variant = ''
 ): Promise<StoreUnderTest> {
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
   // A client of its own: the BFFs of all stores run at once, each with its own redirect URI.
-  const clientId = `bench-${otlpSink ? 'traced' : store}`
+  const clientId = `bench-${otlpSink ? 'traced' : store}${variant}`
   await idp.addClient(
     bffClientMetadata({
       redirectUris: [`${url}/bff/callback`],

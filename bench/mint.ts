@@ -1,0 +1,53 @@
+/**
+ * The BFF child's side of the many-sessions bench: from the cookie of one real login, `count`
+ * more sessions of other users (clone.ts), written to the BFF's own store and sealed into cookies
+ * with its secret, exactly as its login would write them. Outside the request path: the BFF under
+ * load never runs this code.
+ */
+import { Redis } from 'ioredis'
+import { redisStore } from '../src/adapters/node/redis-store.ts'
+import { cookieNames } from '../src/core/session/cookie-names.ts'
+import { createSealer } from '../src/core/session/seal.ts'
+import type { Session, SessionRef, SessionStore } from '../src/core/session/types.ts'
+import { cloneSession } from './clone.ts'
+
+/** Longest chunk value the BFF writes stays below this; a longer seal is split the same way. */
+const CHUNK = 3800
+
+export function sessionMinter(env: Record<string, string>, memory: SessionStore | undefined) {
+  const sealer = createSealer(env.BFF_SESSION_SECRET!.split(','))
+  const name = cookieNames(env.BFF_BASE_URL!).session
+  const kind = env.BFF_SESSION_STORE
+  const redis = kind === 'redis' ? new Redis(env.BFF_REDIS_URL!) : undefined
+  const store =
+    memory ?? (redis ? redisStore(redis, { prefix: env.BFF_REDIS_PREFIX ?? 'bff:' }) : undefined)
+
+  /** The cookie header a browser would send for this sealed value, split into chunks as the BFF does. */
+  const cookieOf = (sealed: string) =>
+    Array.from({ length: Math.ceil(sealed.length / CHUNK) }, (_, i) => {
+      const chunk = sealed.slice(i * CHUNK, (i + 1) * CHUNK)
+      return `${i === 0 ? name : `${name}.${i}`}=${chunk}`
+    }).join('; ')
+
+  return {
+    async mint({ cookie, count }: { cookie: string; count: number }): Promise<string[]> {
+      const ref = await sealer.unseal<SessionRef>(cookie)
+      if (!ref) throw new Error('the template cookie does not open')
+      const template: Session | null = 'session' in ref ? ref.session : await store!.get(ref)
+      if (!template) throw new Error('the template session is not in the store')
+      const nowSeconds = Math.floor(Date.now() / 1000)
+      const cookies: string[] = []
+      // In batches: Redis writes of a batch leave together, the seals share the event loop.
+      for (let start = 0; start < count; start += 500) {
+        const batch = Array.from({ length: Math.min(500, count - start) }, async (_, j) => {
+          const session = cloneSession(template, start + j, nowSeconds)
+          const minted: SessionRef = store ? await store.set(session) : { session }
+          return cookieOf(await sealer.seal(minted, session.expiresAt - nowSeconds))
+        })
+        cookies.push(...(await Promise.all(batch)))
+      }
+      return cookies
+    },
+    close: () => redis?.quit(),
+  }
+}
