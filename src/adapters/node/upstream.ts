@@ -71,7 +71,11 @@ export function nodeForward(options: NodeForwardOptions = {}): NodeForwarder {
     const dispatcher = own ?? shared
     const incoming = (c.env as { incoming?: unknown } | undefined)?.incoming
     // Only an untouched HTTP/1 request can be read here; anything else takes the fetch path.
-    if (!(incoming instanceof IncomingMessage) || incoming.readableDidRead) {
+    // A body the caller has read already (`call.body`) is sent from its buffer.
+    if (
+      !(incoming instanceof IncomingMessage) ||
+      (incoming.readableDidRead && call.body === undefined)
+    ) {
       const viaAgent: typeof fetch = (input, init) =>
         undiciFetch(input as string | URL, { ...(init as object), dispatcher: own }) as never
       return forward(c.req.raw, target, { ...call, fetch: own ? viaAgent : fallbackFetch })
@@ -107,7 +111,7 @@ export function nodeForward(options: NodeForwardOptions = {}): NodeForwarder {
             method: method as Dispatcher.HttpMethod,
             headers,
             // Streamed as it comes (chunked, Content-Length having been dropped), as fetch does.
-            body: method === 'GET' || method === 'HEAD' ? null : incoming,
+            body: method === 'GET' || method === 'HEAD' ? null : (call.body ?? incoming),
           },
           call_
         )
@@ -199,8 +203,8 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
   #done = false
   /** The reader went away (the browser disconnected): the stream takes nothing more. */
   #cancelled = false
-  /** Set when the call sent a DPoP proof: told an upstream's `use_dpop_nonce` challenge. */
-  onDpopNonce?: (nonce: string) => void
+  /** Set when the call sent a DPoP proof: told the upstream's `DPoP-Nonce` (see ForwardOptions). */
+  onDpopNonce?: (nonce: string, challenge: boolean) => void
 
   constructor(
     private readonly method: string,
@@ -270,14 +274,13 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
     clearTimeout(this.#timer)
     this.#resume = resume
     // Read before responseHeaders strips WWW-Authenticate; only a 401 can be a step-up challenge.
+    const www = status === 401 ? rawHeader(rawHeaders, 'www-authenticate') : undefined
     if (status === 401) {
-      const stepUp = stepUpChallenge(status, rawHeader(rawHeaders, 'www-authenticate'))
+      const stepUp = stepUpChallenge(status, www)
       if (stepUp) this.onStepUp?.(stepUp)
-      const www = rawHeader(rawHeaders, 'www-authenticate')
-      const nonce =
-        this.onDpopNonce && upstreamNonceChallenge(www, rawHeader(rawHeaders, 'dpop-nonce'))
-      if (nonce) this.onDpopNonce!(nonce)
     }
+    const nonce = this.onDpopNonce && rawHeader(rawHeaders, 'dpop-nonce')
+    if (nonce) this.onDpopNonce!(nonce, upstreamNonceChallenge(www, nonce) !== undefined)
     const headers = responseHeaders(rawHeaders)
     // A body in codings fetch decodes is decoded here too, so its encoding and length no longer
     // apply; any other coding (zstd) goes on as it came, with its header, as fetch passes it.
