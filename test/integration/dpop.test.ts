@@ -85,23 +85,24 @@ describe(`DPoP upstream calls on ${TARGET}`, () => {
   let stack: Stack
   let upstream: DpopUpstream
   let nonced: DpopUpstream
+  let rolling: DpopUpstream
   beforeAll(async () => {
     upstream = await startDpopUpstream()
     nonced = await startDpopUpstream({ nonce: true })
+    rolling = await startDpopUpstream({ nonce: true, nonceOnEveryAnswer: true })
     stack = await startStack({
       idp: { dpopNonce: true },
       clientMetadata: { dpop_bound_access_tokens: true },
       env: {
         BFF_DPOP: 'true',
-        BFF_API: `/api/=${upstream.url}/,/nonced/=${nonced.url}/`,
+        BFF_API: `/api/=${upstream.url}/,/nonced/=${nonced.url}/,/rolling/=${rolling.url}/`,
       },
     })
-    upstream.introspect = nonced.introspect = (token) => introspect(stack, token)
+    for (const one of [upstream, nonced, rolling]) one.introspect = (t) => introspect(stack, t)
   })
   afterAll(async () => {
     await stack.close()
-    await upstream.close()
-    await nonced.close()
+    await Promise.all([upstream, nonced, rolling].map((one) => one.close()))
   })
 
   it('sends Authorization: DPoP with a fresh proof the upstream verifies, each call its own', async () => {
@@ -166,16 +167,53 @@ describe(`DPoP upstream calls on ${TARGET}`, () => {
     // Remembered for the origin: the next call needs no challenge.
     expect((await jar.get('/nonced/y', { headers: CSRF })).status).toBe(200)
     expect(nonced.requests.length).toBe(before + 3)
-    // A new nonce: a request with a body is not sent twice, its 401 goes back; the next has it.
+    // A new nonce: a small body of a declared length is read first and sent again with it.
     nonced.rotateNonce()
     const post = await jar.post('/nonced/z', {
       headers: { ...CSRF, 'content-type': 'application/json' },
-      body: '{}',
+      body: '{"order":7}',
     })
-    expect(post.status).toBe(401)
-    expect(nonced.requests.length).toBe(before + 4)
+    expect(post.status).toBe(200)
+    const again = nonced.requests.slice(before + 3)
+    expect(again.map((call) => [call.method, call.refused, call.body])).toEqual([
+      ['POST', 'nonce', '{"order":7}'],
+      ['POST', undefined, '{"order":7}'],
+    ])
+    // So is a DELETE without a body (as fetch sends it: neither Content-Length nor chunked).
+    nonced.rotateNonce()
+    const gone = await jar.request('DELETE', '/nonced/z', { headers: CSRF })
+    expect(gone.status).toBe(200)
+    expect(nonced.requests.length).toBe(before + 7)
+    // A streamed body (chunked) has gone out once: not sent twice, its 401 goes back, and the
+    // nonce it brought is in the next call's proof.
+    nonced.rotateNonce()
+    const streamed = await jar.post('/nonced/z', {
+      headers: CSRF,
+      body: new ReadableStream({
+        start(controller) {
+          controller.enqueue(new TextEncoder().encode('{"big":true}'))
+          controller.close()
+        },
+      }),
+    })
+    expect(streamed.status).toBe(401)
+    expect(nonced.requests.length).toBe(before + 8)
     expect((await jar.get('/nonced/z', { headers: CSRF })).status).toBe(200)
-    expect(nonced.requests.length).toBe(before + 5)
+    expect(nonced.requests.length).toBe(before + 9)
+  })
+
+  it('uses a nonce the upstream handed out in a 200 answer on the next proof, unchallenged', async () => {
+    const jar = stack.jar()
+    expect((await stack.login(jar)).status).toBe(302)
+    const before = rolling.requests.length
+    // The first call has no nonce yet: challenged once. Every answer then brings the next one.
+    for (const path of ['/rolling/a', '/rolling/b', '/rolling/c']) {
+      expect((await jar.get(path, { headers: CSRF })).status).toBe(200)
+    }
+    const calls = rolling.requests.slice(before)
+    expect(calls.map((call) => call.refused)).toEqual(['nonce', undefined, undefined, undefined])
+    // Each proof carried the nonce of the answer before it: all different.
+    expect(new Set(calls.slice(1).map((call) => call.nonce)).size).toBe(3)
   })
 })
 

@@ -9,6 +9,7 @@
  * lives outside src/core; requests that did not come from a Node HTTP/1 server (e.g.
  * `app.request()` in tests) go through `forward` over fetch instead.
  */
+import type { Context } from 'hono'
 import { IncomingMessage, ServerResponse } from 'node:http'
 import { Readable, pipeline, type Transform } from 'node:stream'
 import { Agent, fetch as undiciFetch, type Dispatcher } from 'undici'
@@ -135,7 +136,14 @@ export function nodeForward(options: NodeForwardOptions = {}): NodeForwarder {
       }
     })
   }
-  return Object.assign(forwarder, { tls: 'pem' as const, close: () => tls.close() })
+  /** HTTP/1.1 framing, as Node's parser read it: a body only with either header (RFC 9112 6.3). */
+  const hasBody = (c: Context): boolean => {
+    const incoming = (c.env as { incoming?: unknown } | undefined)?.incoming
+    if (!(incoming instanceof IncomingMessage)) return c.req.raw.body !== null
+    const { headers } = incoming
+    return headers['transfer-encoding'] !== undefined || Number(headers['content-length'] ?? 0) > 0
+  }
+  return Object.assign(forwarder, { tls: 'pem' as const, close: () => tls.close(), hasBody })
 }
 
 /** The client's headers as fetch would send them: names lower-cased, repeats joined with ", ". */

@@ -174,6 +174,12 @@ export type Forwarder = ((
    * Without it, a route with `tls` stops start-up (see proxy/upstream-tls.ts).
    */
   readonly tls?: 'pem' | 'binding'
+  /**
+   * Whether the request of `c`, which declares neither `Content-Length` nor `Transfer-Encoding`,
+   * has a body, answered without reading any of it. Without it: whether its Request has a body
+   * stream (proxy/replay-body.ts).
+   */
+  readonly hasBody?: (c: Context) => boolean
 }
 
 /**

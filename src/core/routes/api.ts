@@ -63,7 +63,7 @@ export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
         : undefined
     // A request that can go twice (no body, or a small one read here first) answers an upstream's
     // nonce challenge at once; a streamed body cannot (proxy/replay-body.ts).
-    const replay = key ? await replayableRequest(c) : undefined
+    const replay = key ? await replayableRequest(c, s.forward) : undefined
     const send = async () =>
       s.forward(c, target, {
         // None (token `none`, or `optional` without a session): no Authorization at all.
