@@ -275,6 +275,58 @@ describe(`DPoP resource and exchange grants on ${TARGET}`, () => {
   })
 })
 
+describe(`DPoP client routes (client credentials) on ${TARGET}`, () => {
+  let stack: Stack
+  let upstream: DpopUpstream
+  beforeAll(async () => {
+    upstream = await startDpopUpstream({ nonce: true })
+    stack = await startStack({
+      store: SERVER_STORE,
+      idp: { dpopNonce: true },
+      clientMetadata: { dpop_bound_access_tokens: true },
+      env: { TEST_IDP_SECRET: DEMO_BFF_CLIENT.clientSecret },
+      configFile: ({ issuer }) => ({
+        idps: {
+          demo: {
+            issuer,
+            clientId: DEMO_BFF_CLIENT.clientId,
+            clientSecret: '${TEST_IDP_SECRET}',
+            dpop: true,
+          },
+        },
+        routes: [{ prefix: '/service/', upstream: `${upstream.url}/`, token: 'client' }],
+      }),
+    })
+    upstream.introspect = (token) => introspect(stack, token)
+  })
+  afterAll(async () => {
+    await stack.close()
+    await upstream.close()
+  })
+
+  it("gets a token bound to the BFF's key with a proof, and proves that key upstream", async () => {
+    stack.idp.resetCounters()
+    // No session needed: the BFF's own token.
+    for (const path of ['/service/a', '/service/b']) {
+      expect((await fetch(`${stack.url}${path}`, { headers: CSRF })).status).toBe(200)
+    }
+    expect(stack.idp.grants.clientCredentials).toBe(1)
+    const calls = upstream.requests.slice(-2)
+    expect(calls.map((call) => call.refused)).toEqual([undefined, undefined])
+    // The IdP bound it (its client requires DPoP-bound tokens): introspection says to which key,
+    // and the upstream checked each proof's key against it.
+    const info = await introspect(stack, calls[0]!.token!)
+    expect(info).toMatchObject({ active: true, token_type: 'DPoP', cnf: { jkt: expect.any(String) } })
+    expect(calls[1]!.token).toBe(calls[0]!.token)
+    expect(calls[1]!.proof).not.toBe(calls[0]!.proof)
+    // The token without the key: useless.
+    const bearer = await fetch(`${upstream.url}/a`, {
+      headers: { authorization: `Bearer ${calls[0]!.token}` },
+    })
+    expect(bearer.status).toBe(401)
+  })
+})
+
 describe('DPoP off (the default) with the same IdP', () => {
   let stack: Stack
   beforeAll(async () => {
