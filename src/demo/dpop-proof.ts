@@ -102,6 +102,6 @@ export function bindingProblem(
 }
 
 /** A token the IdP bound to a key (`cnf.jkt`): it must never be taken as a bearer token. */
-export function isKeyBound(info: { cnf?: unknown }): boolean {
+export function isKeyBound(info: Readonly<Record<string, unknown>>): boolean {
   return typeof (info.cnf as { jkt?: unknown } | undefined)?.jkt === 'string'
 }
