@@ -115,9 +115,7 @@ export function createProvider(issuer: string, settings: ProviderSettings): Demo
       ...grantFeatures(grants),
       // FAPI 2.0 Security Profile for the clients that sign assertions (the BFF in the demo's
       // fapi2 mode); the demo API, which introspects with a secret, is no FAPI client.
-      fapi: settings.fapi
-        ? { enabled: true, profile: fapiProfile }
-        : { enabled: false },
+      fapi: settings.fapi ? { enabled: true, profile: fapiProfile } : { enabled: false },
     },
     // FAPI 2.0 5.4.1: PS256, ES256 or EdDSA, for client assertions and DPoP proofs alike.
     ...(settings.fapi

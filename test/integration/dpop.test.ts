@@ -14,6 +14,17 @@ import { CSRF, SERVER_STORE, startStack, TARGET, type Stack } from './harness.ts
 
 const introspect = (stack: Stack, token: string) => introspectAsApi(stack.idp, token)
 
+/** The stack's IdP as the config file names it, with dpop. */
+const dpopIdp = (issuer: string, more: Record<string, unknown> = {}) => ({
+  demo: {
+    issuer,
+    clientId: DEMO_BFF_CLIENT.clientId,
+    clientSecret: '${TEST_IDP_SECRET}',
+    dpop: true,
+    ...more,
+  },
+})
+
 // Every kind of store keeps the key: the cookie (sealed), the runtime's own, and Redis on Node.
 const STORES =
   TARGET === 'node'
@@ -236,15 +247,7 @@ describe(`DPoP resource and exchange grants on ${TARGET}`, () => {
       clientMetadata: { dpop_bound_access_tokens: true },
       env: { TEST_IDP_SECRET: DEMO_BFF_CLIENT.clientSecret },
       configFile: ({ issuer }) => ({
-        idps: {
-          demo: {
-            issuer,
-            clientId: DEMO_BFF_CLIENT.clientId,
-            clientSecret: '${TEST_IDP_SECRET}',
-            scopes: 'openid profile email offline_access ledger:read',
-            dpop: true,
-          },
-        },
+        idps: dpopIdp(issuer, { scopes: 'openid profile email offline_access ledger:read' }),
         routes: [
           { prefix: '/orders/', upstream: `${upstream.url}/orders/`, resource: ORDERS },
           {
@@ -286,14 +289,7 @@ describe(`DPoP client routes (client credentials) on ${TARGET}`, () => {
       clientMetadata: { dpop_bound_access_tokens: true },
       env: { TEST_IDP_SECRET: DEMO_BFF_CLIENT.clientSecret },
       configFile: ({ issuer }) => ({
-        idps: {
-          demo: {
-            issuer,
-            clientId: DEMO_BFF_CLIENT.clientId,
-            clientSecret: '${TEST_IDP_SECRET}',
-            dpop: true,
-          },
-        },
+        idps: dpopIdp(issuer),
         routes: [{ prefix: '/service/', upstream: `${upstream.url}/`, token: 'client' }],
       }),
     })
@@ -316,7 +312,11 @@ describe(`DPoP client routes (client credentials) on ${TARGET}`, () => {
     // The IdP bound it (its client requires DPoP-bound tokens): introspection says to which key,
     // and the upstream checked each proof's key against it.
     const info = await introspect(stack, calls[0]!.token!)
-    expect(info).toMatchObject({ active: true, token_type: 'DPoP', cnf: { jkt: expect.any(String) } })
+    expect(info).toMatchObject({
+      active: true,
+      token_type: 'DPoP',
+      cnf: { jkt: expect.any(String) },
+    })
     expect(calls[1]!.token).toBe(calls[0]!.token)
     expect(calls[1]!.proof).not.toBe(calls[0]!.proof)
     // The token without the key: useless.

@@ -16,7 +16,8 @@ import { redirectLocation, type CookieJar } from '../helpers/http.ts'
 import { startIdpFront, type FrontRequest, type IdpFront } from '../helpers/idp-front.ts'
 import { loginAtIdp } from '../helpers/idp-login.ts'
 import { introspectAsApi } from '../helpers/introspect.ts'
-import { CSRF, startStack, TARGET, type Stack, type StackOptions } from './harness.ts'
+import { loginRefreshLogout } from './flows.ts'
+import { startStack, TARGET, type Stack, type StackOptions } from './harness.ts'
 
 const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' })
 const EC_JWK = { ...(ec.privateKey.export({ format: 'jwk' }) as JsonWebKey), kid: 'fapi-1' }
@@ -106,22 +107,9 @@ describe(`profile fapi2 against a FAPI 2.0 IdP on ${TARGET}`, () => {
   })
 
   it('refreshes with the same key and logs out (the refresh token revoked)', async () => {
-    const jar = stack.jar()
-    expect((await stack.login(jar)).status).toBe(302)
-    const first = (await stack.sessionOf(jar))!
-    stack.idp.resetCounters()
-    stack.advance(120)
-    expect((await jar.get('/api/x', { headers: CSRF })).status).toBe(200)
-    expect(stack.idp.grants.refresh).toBe(1)
-    const refreshed = (await stack.sessionOf(jar))!
-    expect(refreshed.refreshToken).not.toBe(first.refreshToken)
+    const { first, refreshed } = await loginRefreshLogout(stack)
     expect(refreshed.dpopKey).toEqual(first.dpopKey)
     expect(refreshed.tokenType).toBe('DPoP')
-    const user = (await (await jar.get('/bff/user', { headers: CSRF })).json()) as {
-      logoutUrl: string
-    }
-    expect((await jar.get(user.logoutUrl)).status).toBe(302)
-    expect((await jar.get('/bff/user', { headers: CSRF })).status).toBe(401)
     expect((await introspectAsApi(stack.idp, refreshed.refreshToken!)).active).toBe(false)
   })
 

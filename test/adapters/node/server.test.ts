@@ -247,7 +247,11 @@ describe('npm start with BFF_DEMO_PROFILE=fapi2: the demo in the FAPI 2.0 profil
   it('logs demo/demo in with PAR, calls the API with DPoP-bound tokens (user and client), proofs checked', async () => {
     const port = await freePort()
     const secret = randomBytes(32).toString('base64url')
-    const proc = start({ PORT: String(port), BFF_SESSION_SECRET: secret, BFF_DEMO_PROFILE: 'fapi2' })
+    const proc = start({
+      PORT: String(port),
+      BFF_SESSION_SECRET: secret,
+      BFF_DEMO_PROFILE: 'fapi2',
+    })
     expect(await proc.output(/Open http/)).toContain('Demo running in profile fapi2')
     const origin = `http://localhost:${port}`
     const jar = createCookieJar({ baseUrl: origin })

@@ -4,7 +4,8 @@
  */
 import { generateKeyPairSync } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
-import { ConfigError, parseConfig, type Env } from '../../../src/core/config/env.ts'
+import { parseConfig, type Env } from '../../../src/core/config/env.ts'
+import { problemsOf } from '../../helpers/config-problems.ts'
 import { resolveOptions } from '../../../src/core/config/resolve.ts'
 
 const SECRET = 'a-session-secret-of-at-least-32-characters!'
@@ -26,16 +27,6 @@ const env: Env = {
   BFF_SESSION_SECRET: SECRET,
 }
 
-function problemsOf(fn: () => unknown): readonly string[] {
-  try {
-    fn()
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems
-    throw err
-  }
-  throw new Error('no ConfigError')
-}
-
 describe('profile fapi2', () => {
   it('turns on PAR, DPoP and private_key_jwt (BFF_PROFILE)', () => {
     const config = parseConfig(env)
@@ -48,7 +39,7 @@ describe('profile fapi2', () => {
     expect(config.clientSecret).toBeUndefined()
     expect(config.idps[0]).toMatchObject({ profile: 'fapi2', par: true, dpop: true })
     // No profile: none of it.
-    const { BFF_PROFILE: _p, BFF_CLIENT_KEY: _k, ...plain } = env
+    const plain = { ...env, BFF_PROFILE: undefined, BFF_CLIENT_KEY: undefined }
     const without = parseConfig({ ...plain, BFF_CLIENT_SECRET: 's' })
     expect(without).toMatchObject({ par: false, dpop: false, clientAuth: 'client_secret_basic' })
     expect(without.profile).toBeUndefined()
@@ -115,7 +106,9 @@ describe('profile fapi2', () => {
       ['partner', undefined, false, false],
     ])
     expect(
-      problemsOf(() => parseConfig(base, { configFile: file({ clientAuth: 'client_secret_basic' }) }))
+      problemsOf(() =>
+        parseConfig(base, { configFile: file({ clientAuth: 'client_secret_basic' }) })
+      )
     ).toEqual(['BFF_CONFIG idps.corp.clientAuth: profile fapi2 needs private_key_jwt'])
     expect(problemsOf(() => parseConfig(base, { configFile: file({ dpop: false }) }))).toEqual([
       'BFF_CONFIG idps.corp.dpop: is false: profile fapi2 needs sender-constrained tokens (DPoP)',

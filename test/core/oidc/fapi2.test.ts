@@ -42,17 +42,17 @@ const FAPI_IDP = {
 describe('fapi2Gaps', () => {
   it('finds none in a FAPI 2.0 IdP, nor where a list is not published', () => {
     expect(fapi2Gaps(EC, FAPI_IDP)).toEqual([])
-    const {
-      dpop_signing_alg_values_supported: _d,
-      token_endpoint_auth_signing_alg_values_supported: _t,
-      code_challenge_methods_supported: _c,
-      ...silent
-    } = FAPI_IDP
+    const silent = {
+      ...FAPI_IDP,
+      dpop_signing_alg_values_supported: undefined,
+      token_endpoint_auth_signing_alg_values_supported: undefined,
+      code_challenge_methods_supported: undefined,
+    }
     expect(fapi2Gaps(EC, silent)).toEqual([])
   })
 
   it('names each thing the IdP lacks', () => {
-    const { pushed_authorization_request_endpoint: _p, ...noPar } = FAPI_IDP
+    const noPar = { ...FAPI_IDP, pushed_authorization_request_endpoint: undefined }
     expect(fapi2Gaps(EC, noPar)).toEqual(['no pushed_authorization_request_endpoint (PAR)'])
     expect(
       fapi2Gaps(EC, { ...FAPI_IDP, authorization_response_iss_parameter_supported: false })
