@@ -167,6 +167,8 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
     tokens,
     clientTokens: createClientTokens({
       oidc,
+      // Client credentials are the first IdP's: its `dpop` says whether they carry proofs.
+      dpop: config.dpop,
       coordinator: deps.sharedTokenCoordinator,
       skewSeconds: config.refreshSkewSeconds,
       now,

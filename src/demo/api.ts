@@ -1,7 +1,9 @@
 /**
  * The demo upstream API behind the BFF's proxy. Node-only, node:http, JSON only. Every route
  * but `/catalog/` needs `Authorization: Bearer <access token>`, checked by introspection at the IdP (RFC 7662),
- * so a revoked token stops working at once. It may trust several IdPs (the demo has two): a token
+ * so a revoked token stops working at once. A DPoP-bound token (RFC 9449) must come as
+ * `Authorization: DPoP <token>` with its proof, checked as dpop-proof.ts says and against the key
+ * the IdP bound it to (`cnf.jkt`); as a bearer token it is refused. It may trust several IdPs (the demo has two): a token
  * is then good when one of them says it is active.
  *
  *   GET /hello   -> { message, sub, iss, scope, time }: `iss` is the IdP that vouched for the token
@@ -13,7 +15,7 @@
  *                   has token "none": no session, no Authorization)
  *   ANY /echo*   -> { method, path, query, headers, body, sub, token }: what the proxy forwarded,
  *                   with `token` saying which token arrived ({ scheme, active, iss, sub, scope,
- *                   client_id, exp }) in place of the token itself
+ *                   client_id, exp }, scheme `Bearer` or `DPoP`) in place of the token itself
  *
  * The demo shows that no token reaches the page, so no answer carries a credential: `/echo` leaves
  * out `Authorization` and every other header that can hold one (see CREDENTIAL_HEADERS).
@@ -21,6 +23,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import * as client from 'openid-client'
+import { bindingProblem, dpopProofChecker, isKeyBound } from './dpop-proof.ts'
 
 export interface IntrospectionResult {
   active: boolean
@@ -96,8 +99,10 @@ export async function startDemoApi(options: DemoApiOptions): Promise<DemoApi> {
     introspect = introspectAtAny(clients.map(introspectWith))
   }
 
+  // One replay memory for the API's DPoP proofs.
+  const checkProof = dpopProofChecker()
   const server = createServer((req, res) => {
-    handle(req, res, introspect).catch((error: unknown) => {
+    handle(req, res, introspect, checkProof).catch((error: unknown) => {
       console.error('[demo-api] request failed', error)
       if (!res.headersSent) sendJson(res, 500, { error: 'internal_error' })
       else res.destroy()
@@ -172,7 +177,12 @@ function introspectAtAny(introspectors: readonly Introspect[]): Introspect {
 // hash) must never travel back to the browser through an API answer.
 const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'dpop', 'cookie'])
 
-async function handle(req: IncomingMessage, res: ServerResponse, introspect: Introspect) {
+async function handle(
+  req: IncomingMessage,
+  res: ServerResponse,
+  introspect: Introspect,
+  checkProof: ReturnType<typeof dpopProofChecker>
+) {
   const url = new URL(req.url ?? '/', 'http://api')
   const route =
     url.pathname === '/hello'
@@ -197,9 +207,27 @@ async function handle(req: IncomingMessage, res: ServerResponse, introspect: Int
     })
   }
 
-  const token = /^Bearer ([^\s]+)$/i.exec(req.headers.authorization ?? '')?.[1]
+  const authorization = req.headers.authorization ?? ''
+  // RFC 9449 7.1: a DPoP-bound token comes in the DPoP scheme, with the proof in `DPoP`.
+  const scheme = /^DPoP /i.test(authorization) ? 'DPoP' : 'Bearer'
+  let token: string | undefined
+  let jkt: string | undefined
+  if (scheme === 'DPoP') {
+    const checked = await checkProof({
+      method: req.method ?? 'GET',
+      // The URL the proof's htu names: this API as the proxy called it.
+      url: new URL(url.pathname + url.search, `http://${req.headers.host}`),
+      authorization,
+      proof: typeof req.headers.dpop === 'string' ? req.headers.dpop : undefined,
+    })
+    if ('refused' in checked) {
+      res.setHeader('www-authenticate', 'DPoP error="invalid_dpop_proof"')
+      return sendJson(res, 401, { error: 'invalid_dpop_proof', message: checked.refused })
+    }
+    ;({ token, jkt } = checked)
+  } else token = /^Bearer ([^\s]+)$/i.exec(authorization)?.[1]
   if (!token) {
-    res.setHeader('www-authenticate', 'Bearer')
+    res.setHeader('www-authenticate', 'Bearer, DPoP algs="ES256 PS256 EdDSA"')
     return sendJson(res, 401, { error: 'unauthorized', message: 'a bearer token is required' })
   }
   let introspection: IntrospectionResult
@@ -209,9 +237,15 @@ async function handle(req: IncomingMessage, res: ServerResponse, introspect: Int
     console.error('[demo-api] introspection failed', error)
     return sendJson(res, 503, { error: 'introspection_failed' })
   }
-  if (!introspection.active) {
-    res.setHeader('www-authenticate', 'Bearer error="invalid_token"')
-    return sendJson(res, 401, { error: 'invalid_token', message: 'the token is not active' })
+  // Inactive, bound to another key than the proof's, or bound but sent without a proof.
+  const refused = !introspection.active
+    ? 'the token is not active'
+    : jkt !== undefined
+      ? bindingProblem(introspection, jkt) && 'the token is not bound to the key of the proof'
+      : isKeyBound(introspection) && 'a DPoP-bound token needs its proof (the DPoP scheme)'
+  if (refused) {
+    res.setHeader('www-authenticate', `${scheme} error="invalid_token"`)
+    return sendJson(res, 401, { error: 'invalid_token', message: refused })
   }
   const { sub, scope, acr, iss } = introspection
 
@@ -220,7 +254,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, introspect: Int
       // RFC 9470: the token is fine, the login behind it is not strong enough for this.
       res.setHeader(
         'www-authenticate',
-        `Bearer error="insufficient_user_authentication", error_description="A second factor is required", acr_values="${ADMIN_ACR}"`
+        `${scheme} error="insufficient_user_authentication", error_description="A second factor is required", acr_values="${ADMIN_ACR}"`
       )
       return sendJson(res, 401, {
         error: 'insufficient_user_authentication',
@@ -258,7 +292,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, introspect: Int
     sub,
     // What the token said about itself once validated, never the token or any part of it.
     token: {
-      scheme: 'Bearer',
+      scheme,
       active: true,
       iss,
       sub,

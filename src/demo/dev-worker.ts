@@ -2,7 +2,8 @@
  * `npm run dev:worker`: the demo on the Workers runtime. The embedded IdP and demo API run here on
  * Node (oidc-provider needs Node); the BFF runs in workerd under `wrangler dev`, with the same
  * wrangler.toml as a deployment and its settings passed as `--var`s that point at the two.
- * Open the URL it prints and log in as demo / demo. `PORT` (default 8787) picks the port.
+ * Open the URL it prints and log in as demo / demo. `PORT` (default 8787) picks the port;
+ * `BFF_DEMO_PROFILE=fapi2` runs it in the FAPI 2.0 profile (parts.ts).
  */
 import { spawn } from 'node:child_process'
 import path from 'node:path'
@@ -13,7 +14,8 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 
 const port = Number(process.env.PORT ?? 8787)
 const baseUrl = `http://localhost:${port}`
-const demo = await startDemoParts(baseUrl)
+// BFF_DEMO_PROFILE=fapi2: the demo in the FAPI 2.0 profile, as with npm start.
+const demo = await startDemoParts(baseUrl, { BFF_DEMO_PROFILE: process.env.BFF_DEMO_PROFILE })
 // Dev only: a deployment keeps BFF_CLIENT_SECRET and BFF_SESSION_SECRET in `wrangler secret put`.
 // The config file: its JSON itself on Workers.
 const file = demo.configFile ? { BFF_CONFIG: demo.configFile } : {}

@@ -43,6 +43,8 @@ export interface ProviderSettings {
   par?: boolean | 'required'
   /** DPoP proofs must carry the IdP's nonce. @default false */
   dpopNonce?: boolean
+  /** FAPI 2.0 for private_key_jwt clients, and only its algorithms. @default false */
+  fapi?: boolean
 }
 
 export interface DemoProvider {
@@ -111,7 +113,19 @@ export function createProvider(issuer: string, settings: ProviderSettings): Demo
         ? { enabled: true, nonceSecret: randomBytes(32), requireNonce: () => true }
         : { enabled: true },
       ...grantFeatures(grants),
+      // FAPI 2.0 Security Profile for the clients that sign assertions (the BFF in the demo's
+      // fapi2 mode); the demo API, which introspects with a secret, is no FAPI client.
+      fapi: settings.fapi ? { enabled: true, profile: fapiProfile } : { enabled: false },
     },
+    // FAPI 2.0 5.4.1: PS256, ES256 or EdDSA, for client assertions and DPoP proofs alike.
+    ...(settings.fapi
+      ? {
+          enabledJWA: {
+            clientAuthSigningAlgValues: ['PS256', 'ES256', 'EdDSA'],
+            dPoPSigningAlgValues: ['ES256', 'EdDSA'],
+          },
+        }
+      : {}),
     interactions: {
       policy: mfaPolicy(),
       url: async (ctx: OidcContext, interaction: { uid: string; cid: string }) => {
@@ -161,6 +175,10 @@ export function createProvider(issuer: string, settings: ProviderSettings): Demo
   notePushedOffline(provider, pushedOffline)
   if (grants.tokenExchange) registerTokenExchange(provider, grants)
   return { provider, offlineRequested, signingKey: key }
+}
+
+function fapiProfile(_ctx: unknown, client: ClientModel | undefined): string | undefined {
+  return client?.clientAuthMethod === 'private_key_jwt' ? '2.0' : undefined
 }
 
 function isOffline(code: TokenModel, grant: GrantInstance | undefined): boolean {

@@ -103,6 +103,13 @@ export interface IdpOptions {
    * `DPoP-Nonce` of theirs (`use_dpop_nonce`). DPoP itself is always served. @default false
    */
   dpopNonce?: boolean
+  /**
+   * FAPI 2.0 (oidc-provider's `fapi` feature, profile 2.0) for clients authenticating with
+   * private_key_jwt, and only PS256, ES256 or EdDSA for their assertions and DPoP proofs. With
+   * `par: 'required'`, `dpopNonce` and a client with `dpop_bound_access_tokens`, a FAPI 2.0 IdP.
+   * @default false
+   */
+  fapi?: boolean
 }
 
 export interface Idp {
@@ -196,6 +203,7 @@ export async function startIdp(options: IdpOptions = {}): Promise<Idp> {
     grants: grantSettings,
     par: options.par ?? true,
     dpopNonce: options.dpopNonce ?? false,
+    fapi: options.fapi ?? false,
   })
 
   const grants = {

@@ -3,12 +3,17 @@
  * ports, with fresh client secrets, and the BFF settings and config file that point at them.
  * Shared by `npm start` (BFF on Node), `npm run dev:worker` (BFF in workerd) and the browser tests.
  *
+ * `BFF_DEMO_PROFILE=fapi2` runs it all in the FAPI 2.0 profile: the IdPs are FAPI 2.0 IdPs (PAR
+ * required, DPoP-bound tokens with nonces, private_key_jwt only, their FAPI 2.0 profile on), the
+ * BFF's clients sign assertions with a fresh key instead of holding a secret and follow
+ * `profile: "fapi2"`, and the demo API takes the DPoP-bound tokens it then gets, proofs checked.
+ *
  * The two IdPs say the same thing in different shapes, as a workforce and a partner directory do:
  * "Corp" puts the user's roles where Keycloak does (`realm_access.roles`), "Partner" where Entra ID
  * puts group names (`groups`). The config file maps both to one claim, `roles`, which the SPA shows
  * and the admin route requires.
  */
-import { randomBytes } from 'node:crypto'
+import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import { ADMIN_ACR, startDemoApi } from './api.ts'
 import { apiClientMetadata, DEMO_APP_NAME, startIdp, type Idp } from './idp.ts'
 
@@ -49,8 +54,14 @@ export interface DemoIdp {
   label: string
   idp: Idp
   clientId: string
-  clientSecret: string
+  /** The client's secret; none in the fapi2 profile, which signs assertions with `clientKey`. */
+  clientSecret?: string
+  /** In the fapi2 profile: the private JWK the BFF signs its client assertions with. */
+  clientKey?: JsonWebKey
 }
+
+/** `BFF_DEMO_PROFILE`: the profile the demo runs in; `fapi2`, or unset for none. */
+export const DEMO_PROFILES = ['fapi2'] as const
 
 export interface DemoParts {
   /** `BFF_*` settings for a BFF at `baseUrl`; each given setting wins over the demo's. */
@@ -76,6 +87,11 @@ export async function startDemoParts(
   // env-only setup (/bff/callback, /bff/backchannel), with its roles in a claim named `roles`,
   // as the BFF reads it without a mapping.
   const single = Boolean(given.BFF_API)
+  const profile = given.BFF_DEMO_PROFILE?.trim() || undefined
+  if (profile !== undefined && !(DEMO_PROFILES as readonly string[]).includes(profile)) {
+    throw new TypeError(`BFF_DEMO_PROFILE must be ${DEMO_PROFILES.join(' or ')}, or unset`)
+  }
+  const fapi = profile === 'fapi2'
   const specs = single
     ? [{ ...DEMO_IDPS[0]!, accountClaims: { roles: [DEMO_ADMIN_ROLE] }, claims: {} }]
     : DEMO_IDPS
@@ -87,14 +103,15 @@ export async function startDemoParts(
   try {
     for (const spec of specs) {
       const path = single ? '' : `/${spec.name}`
-      const clientSecret = randomBytes(24).toString('base64url')
+      const credentials = fapi ? fapiCredentials() : secretCredentials()
       const idp = await startIdp({
         port: 0,
         extraProfileClaims: spec.accountClaims,
+        ...(fapi ? { par: 'required', dpopNonce: true, fapi: true } : {}),
         clients: [
           {
             client_id: CLIENT_ID,
-            client_secret: clientSecret,
+            ...credentials.metadata,
             redirect_uris: [`${baseUrl}/bff/callback${path}`],
             client_name: DEMO_APP_NAME,
             post_logout_redirect_uris: [`${baseUrl}/`, `${baseUrl}/logged-out.html`],
@@ -106,7 +123,13 @@ export async function startDemoParts(
           apiClientMetadata(API_CLIENT_ID, apiSecret),
         ],
       })
-      idps.push({ name: spec.name, label: spec.label, idp, clientId: CLIENT_ID, clientSecret })
+      idps.push({
+        name: spec.name,
+        label: spec.label,
+        idp,
+        clientId: CLIENT_ID,
+        ...credentials.bff,
+      })
     }
   } catch (error) {
     await stopAll()
@@ -142,19 +165,27 @@ export async function startDemoParts(
     { prefix: '/api/', upstream: `${api.url}/` },
   ]
   const fileIdps = Object.fromEntries(
-    idps.map(({ name, label, idp, clientId, clientSecret }, i) => [
+    idps.map(({ name, label, idp, clientId, clientSecret, clientKey }, i) => [
       name,
-      { issuer: idp.issuer, clientId, clientSecret, label, claims: specs[i]!.claims },
+      {
+        issuer: idp.issuer,
+        clientId,
+        ...(clientKey ? { clientKey, profile: 'fapi2' } : { clientSecret }),
+        label,
+        claims: specs[i]!.claims,
+      },
     ])
   )
-  // A file's `idps` replace BFF_ISSUER, BFF_CLIENT_ID and BFF_CLIENT_SECRET (setting both is an
-  // error), so those are only set for the single IdP.
+  // A file's `idps` replace BFF_ISSUER, BFF_CLIENT_ID, BFF_CLIENT_SECRET and the rest (setting
+  // both is an error), so those are only set for the single IdP.
   const [first] = idps
   const envIdp: Record<string, string> = single
     ? {
         BFF_ISSUER: first!.idp.issuer,
         BFF_CLIENT_ID: first!.clientId,
-        BFF_CLIENT_SECRET: first!.clientSecret,
+        ...(first!.clientKey
+          ? { BFF_CLIENT_KEY: JSON.stringify(first!.clientKey), BFF_PROFILE: 'fapi2' }
+          : { BFF_CLIENT_SECRET: first!.clientSecret! }),
       }
     : {}
   return {
@@ -171,5 +202,28 @@ export async function startDemoParts(
       await api.stop()
       await stopAll()
     },
+  }
+}
+
+/** A client secret, as the IdP registers it and as the BFF is given it. */
+function secretCredentials() {
+  const clientSecret = randomBytes(24).toString('base64url')
+  return { metadata: { client_secret: clientSecret }, bff: { clientSecret } }
+}
+
+/**
+ * FAPI 2.0: the BFF signs client assertions with a fresh ES256 key, whose public half the IdP
+ * registers; its access tokens must be DPoP-bound.
+ */
+function fapiCredentials() {
+  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  const kid = randomBytes(8).toString('hex')
+  return {
+    metadata: {
+      token_endpoint_auth_method: 'private_key_jwt',
+      jwks: { keys: [{ ...publicKey.export({ format: 'jwk' }), kid, use: 'sig' }] },
+      dpop_bound_access_tokens: true,
+    },
+    bff: { clientKey: { ...privateKey.export({ format: 'jwk' }), kid } as JsonWebKey },
   }
 }

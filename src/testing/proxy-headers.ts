@@ -92,6 +92,8 @@ export const FORGED: Record<string, string> = {
   'x-middleware-subrequest': 'middleware',
   'x-remote-user': 'admin',
   proxy: 'http://evil.example:8080',
+  // A proof of the page's own: only the BFF proves the key of the token it sends.
+  dpop: 'eyJ0eXAiOiJkcG9wK2p3dCJ9.forged.sig',
 }
 
 /** Ordinary application headers: they reach the upstream as the browser sent them. */

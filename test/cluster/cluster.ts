@@ -51,6 +51,8 @@ export interface ClusterOptions {
    * BFF_API settings.
    */
   configFile?: (parts: { issuer: string; upstream: string }) => unknown
+  /** More metadata of the BFF's client at the IdP, e.g. `{ dpop_bound_access_tokens: true }`. */
+  clientMetadata?: Record<string, unknown>
 }
 
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
@@ -63,9 +65,12 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     ...options.idp,
     // A config file's IdP answers at /bff/callback/<name>; the settings' at /bff/callback.
     clients: [
-      bffClientMetadata({
-        redirectUris: [`${url}/bff/callback`, `${url}/bff/callback/${fileIdp}`],
-      }),
+      {
+        ...bffClientMetadata({
+          redirectUris: [`${url}/bff/callback`, `${url}/bff/callback/${fileIdp}`],
+        }),
+        ...options.clientMetadata,
+      },
     ],
   })
   const upstream = await startRecordingUpstream()

@@ -7,6 +7,8 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { DEMO_BFF_CLIENT } from '../../src/demo/idp.ts'
+import { startDpopUpstream } from '../helpers/dpop-upstream.ts'
+import { introspectAsApi } from '../helpers/introspect.ts'
 import { startCluster, type Cluster } from './cluster.ts'
 
 const CSRF = { 'x-csrf': '1' }
@@ -74,5 +76,41 @@ describe.each([
     expect(c.idp.grants).toMatchObject({ resource: 2, refresh: 1 })
     expect((await burst(c, c.jar(), '/reports/later-')).size).toBe(1)
     expect(c.idp.grants.clientCredentials).toBe(2)
+  })
+})
+
+describe('a DPoP-bound client-route token, two instances sharing Redis', () => {
+  it('is granted once, and each instance proves the key it is bound to (shared with it)', async () => {
+    const dpop = await startDpopUpstream()
+    try {
+      const c = (cluster = await startCluster({
+        env: { BFF_SESSION_STORE: 'redis' },
+        idp: { dpopNonce: true },
+        clientMetadata: { dpop_bound_access_tokens: true },
+        configFile: ({ issuer }) => ({
+          idps: {
+            demo: {
+              issuer,
+              clientId: DEMO_BFF_CLIENT.clientId,
+              clientSecret: DEMO_BFF_CLIENT.clientSecret,
+              dpop: true,
+            },
+          },
+          routes: [{ prefix: '/reports/', upstream: `${dpop.url}/`, token: 'client' }],
+        }),
+      }))
+      dpop.introspect = (token) => introspectAsApi(c.idp, token)
+      c.idp.resetCounters()
+      // Round robin: every other call lands on the instance that did not get the token.
+      const responses = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => fetch(`${c.url}/reports/${i}`, { headers: CSRF }))
+      )
+      expect(responses.map((r) => r.status)).toEqual(Array(20).fill(200))
+      expect(c.idp.grants.clientCredentials).toBe(1)
+      expect(dpop.requests.map((r) => r.refused)).toEqual(Array(20).fill(undefined))
+      expect(new Set(dpop.requests.map((r) => r.token)).size).toBe(1)
+    } finally {
+      await dpop.close()
+    }
   })
 })

@@ -364,7 +364,7 @@ describe('demo API', () => {
   it('answers 401 JSON without a token, with an unknown one and with a revoked one', async () => {
     const missing = await fetch(`${api.url}/hello`)
     expect(missing.status).toBe(401)
-    expect(missing.headers.get('www-authenticate')).toBe('Bearer')
+    expect(missing.headers.get('www-authenticate')).toBe('Bearer, DPoP algs="ES256 PS256 EdDSA"')
     expect(await missing.json()).toMatchObject({ error: 'unauthorized' })
 
     const unknown = await fetch(`${api.url}/hello`, { headers: { authorization: 'Bearer nope' } })

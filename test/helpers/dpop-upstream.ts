@@ -1,13 +1,15 @@
 /**
- * A resource server that accepts only DPoP-bound tokens (RFC 9449 7): `Authorization: DPoP` with a
- * proof signed by the key in its `jwk` header, for this method and URL (`htm`, `htu`), this token
- * (`ath`), recent (`iat`), never seen before (`jti`), and with the key the token is bound to (the
- * IdP's introspection answers `cnf.jkt`). With `nonce`, it also asks for its current nonce.
+ * A resource server that accepts only DPoP-bound tokens (RFC 9449 7), with the demo API's checks
+ * (src/demo/dpop-proof.ts): `Authorization: DPoP` with a proof signed by the key in its `jwk`
+ * header, for this method and URL (`htm`, `htu`), this token (`ath`), recent (`iat`), never seen
+ * before (`jti`), and with the key the token is bound to (the IdP's introspection answers
+ * `cnf.jkt`). With `nonce`, it also asks for its current nonce; with `nonceOnEveryAnswer`, each
+ * accepted call's answer hands out the next one in `DPoP-Nonce` (RFC 9449 9), unasked.
  */
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import * as jose from 'jose'
+import { bindingProblem, dpopProofChecker } from '../../src/demo/dpop-proof.ts'
 
 export interface DpopRequest {
   method: string
@@ -17,6 +19,8 @@ export interface DpopRequest {
   proof?: string
   token?: string
   nonce?: string
+  /** The request body as it arrived. */
+  body: string
 }
 
 export interface DpopUpstream {
@@ -29,48 +33,36 @@ export interface DpopUpstream {
   close(): Promise<void>
 }
 
-export async function startDpopUpstream(options: { nonce?: boolean } = {}): Promise<DpopUpstream> {
+export async function startDpopUpstream(
+  options: { nonce?: boolean; nonceOnEveryAnswer?: boolean } = {}
+): Promise<DpopUpstream> {
   const requests: DpopRequest[] = []
-  const seen = new Set<string>()
-  let nonce = randomBytes(16).toString('base64url')
+  const checkProof = dpopProofChecker()
+  const newNonce = () => randomBytes(16).toString('base64url')
+  let nonce = newNonce()
 
-  async function check(method: string, url: URL, headers: Record<string, unknown>) {
-    const token = /^DPoP (\S+)$/.exec(String(headers.authorization ?? ''))?.[1]
+  async function check(method: string, url: URL, headers: Record<string, unknown>, body: string) {
     const proof = typeof headers.dpop === 'string' ? headers.dpop : undefined
-    const record: DpopRequest = { method, url: url.pathname + url.search, proof, token }
+    const record: DpopRequest = { method, url: url.pathname + url.search, proof, body }
     requests.push(record)
-    if (!token || !proof) return { record, refused: 'no DPoP token or proof' }
-    let verified
-    try {
-      verified = await jose.jwtVerify(proof, jose.EmbeddedJWK, {
-        typ: 'dpop+jwt',
-        algorithms: ['ES256'],
-        maxTokenAge: 60,
-        clockTolerance: 5,
-      })
-    } catch (err) {
-      return { record, refused: `proof: ${(err as Error).message}` }
-    }
-    const { payload, protectedHeader } = verified
-    record.nonce = payload.nonce as string | undefined
-    const ath = createHash('sha256').update(token).digest('base64url')
-    if (payload.htm !== method) return { record, refused: 'htm' }
-    if (payload.htu !== `${url.origin}${url.pathname}`) return { record, refused: 'htu' }
-    if (payload.ath !== ath) return { record, refused: 'ath' }
-    if (typeof payload.jti !== 'string' || seen.has(payload.jti)) return { record, refused: 'jti' }
-    seen.add(payload.jti)
-    if (options.nonce && payload.nonce !== nonce) return { record, refused: 'nonce' }
-    const info = await self.introspect!(token)
-    const jkt = await jose.calculateJwkThumbprint(protectedHeader.jwk!)
-    if (!info.active) return { record, refused: 'inactive token' }
-    if (info.cnf?.jkt !== jkt) return { record, refused: 'cnf.jkt' }
-    return { record, refused: undefined }
+    const checked = await checkProof({
+      method,
+      url,
+      authorization: String(headers.authorization ?? ''),
+      proof,
+      ...(options.nonce ? { nonce } : {}),
+    })
+    record.token = checked.token
+    record.nonce = checked.nonce
+    if ('refused' in checked) return { record, refused: checked.refused }
+    return { record, refused: bindingProblem(await self.introspect!(checked.token), checked.jkt) }
   }
 
   const server = createServer(async (req, res) => {
-    req.resume()
+    let body = ''
+    for await (const chunk of req) body += chunk
     const url = new URL(req.url ?? '/', `http://${req.headers.host}`)
-    const { record, refused } = await check(req.method ?? 'GET', url, req.headers)
+    const { record, refused } = await check(req.method ?? 'GET', url, req.headers, body)
     record.refused = refused
     if (refused === 'nonce') {
       res.writeHead(401, {
@@ -84,7 +76,11 @@ export async function startDpopUpstream(options: { nonce?: boolean } = {}): Prom
       res.writeHead(401, { 'www-authenticate': 'DPoP error="invalid_token"' })
       return res.end(JSON.stringify({ refused }))
     }
-    res.writeHead(200, { 'content-type': 'application/json' })
+    if (options.nonceOnEveryAnswer) nonce = newNonce()
+    res.writeHead(200, {
+      'content-type': 'application/json',
+      ...(options.nonceOnEveryAnswer ? { 'dpop-nonce': nonce } : {}),
+    })
     res.end(JSON.stringify({ path: url.pathname, ok: true }))
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
@@ -92,7 +88,7 @@ export async function startDpopUpstream(options: { nonce?: boolean } = {}): Prom
   const self: DpopUpstream = {
     url: `http://127.0.0.1:${port}`,
     requests,
-    rotateNonce: () => void (nonce = randomBytes(16).toString('base64url')),
+    rotateNonce: () => void (nonce = newNonce()),
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections()

@@ -14,6 +14,17 @@ import { CSRF, SERVER_STORE, startStack, TARGET, type Stack } from './harness.ts
 
 const introspect = (stack: Stack, token: string) => introspectAsApi(stack.idp, token)
 
+/** The stack's IdP as the config file names it, with dpop. */
+const dpopIdp = (issuer: string, more: Record<string, unknown> = {}) => ({
+  demo: {
+    issuer,
+    clientId: DEMO_BFF_CLIENT.clientId,
+    clientSecret: '${TEST_IDP_SECRET}',
+    dpop: true,
+    ...more,
+  },
+})
+
 // Every kind of store keeps the key: the cookie (sealed), the runtime's own, and Redis on Node.
 const STORES =
   TARGET === 'node'
@@ -85,23 +96,24 @@ describe(`DPoP upstream calls on ${TARGET}`, () => {
   let stack: Stack
   let upstream: DpopUpstream
   let nonced: DpopUpstream
+  let rolling: DpopUpstream
   beforeAll(async () => {
     upstream = await startDpopUpstream()
     nonced = await startDpopUpstream({ nonce: true })
+    rolling = await startDpopUpstream({ nonce: true, nonceOnEveryAnswer: true })
     stack = await startStack({
       idp: { dpopNonce: true },
       clientMetadata: { dpop_bound_access_tokens: true },
       env: {
         BFF_DPOP: 'true',
-        BFF_API: `/api/=${upstream.url}/,/nonced/=${nonced.url}/`,
+        BFF_API: `/api/=${upstream.url}/,/nonced/=${nonced.url}/,/rolling/=${rolling.url}/`,
       },
     })
-    upstream.introspect = nonced.introspect = (token) => introspect(stack, token)
+    for (const one of [upstream, nonced, rolling]) one.introspect = (t) => introspect(stack, t)
   })
   afterAll(async () => {
     await stack.close()
-    await upstream.close()
-    await nonced.close()
+    await Promise.all([upstream, nonced, rolling].map((one) => one.close()))
   })
 
   it('sends Authorization: DPoP with a fresh proof the upstream verifies, each call its own', async () => {
@@ -166,16 +178,53 @@ describe(`DPoP upstream calls on ${TARGET}`, () => {
     // Remembered for the origin: the next call needs no challenge.
     expect((await jar.get('/nonced/y', { headers: CSRF })).status).toBe(200)
     expect(nonced.requests.length).toBe(before + 3)
-    // A new nonce: a request with a body is not sent twice, its 401 goes back; the next has it.
+    // A new nonce: a small body of a declared length is read first and sent again with it.
     nonced.rotateNonce()
     const post = await jar.post('/nonced/z', {
       headers: { ...CSRF, 'content-type': 'application/json' },
-      body: '{}',
+      body: '{"order":7}',
     })
-    expect(post.status).toBe(401)
-    expect(nonced.requests.length).toBe(before + 4)
+    expect(post.status).toBe(200)
+    const again = nonced.requests.slice(before + 3)
+    expect(again.map((call) => [call.method, call.refused, call.body])).toEqual([
+      ['POST', 'nonce', '{"order":7}'],
+      ['POST', undefined, '{"order":7}'],
+    ])
+    // So is a DELETE without a body (as fetch sends it: neither Content-Length nor chunked).
+    nonced.rotateNonce()
+    const gone = await jar.request('DELETE', '/nonced/z', { headers: CSRF })
+    expect(gone.status).toBe(200)
+    expect(nonced.requests.length).toBe(before + 7)
+    // A streamed body (chunked) has gone out once: not sent twice, its 401 goes back, and the
+    // nonce it brought is in the next call's proof.
+    nonced.rotateNonce()
+    const streamed = await jar.post('/nonced/z', {
+      headers: CSRF,
+      body: new ReadableStream({
+        start(controller) {
+          controller.enqueue(new TextEncoder().encode('{"big":true}'))
+          controller.close()
+        },
+      }),
+    })
+    expect(streamed.status).toBe(401)
+    expect(nonced.requests.length).toBe(before + 8)
     expect((await jar.get('/nonced/z', { headers: CSRF })).status).toBe(200)
-    expect(nonced.requests.length).toBe(before + 5)
+    expect(nonced.requests.length).toBe(before + 9)
+  })
+
+  it('uses a nonce the upstream handed out in a 200 answer on the next proof, unchallenged', async () => {
+    const jar = stack.jar()
+    expect((await stack.login(jar)).status).toBe(302)
+    const before = rolling.requests.length
+    // The first call has no nonce yet: challenged once. Every answer then brings the next one.
+    for (const path of ['/rolling/a', '/rolling/b', '/rolling/c']) {
+      expect((await jar.get(path, { headers: CSRF })).status).toBe(200)
+    }
+    const calls = rolling.requests.slice(before)
+    expect(calls.map((call) => call.refused)).toEqual(['nonce', undefined, undefined, undefined])
+    // Each proof carried the nonce of the answer before it: all different.
+    expect(new Set(calls.slice(1).map((call) => call.nonce)).size).toBe(3)
   })
 })
 
@@ -198,15 +247,7 @@ describe(`DPoP resource and exchange grants on ${TARGET}`, () => {
       clientMetadata: { dpop_bound_access_tokens: true },
       env: { TEST_IDP_SECRET: DEMO_BFF_CLIENT.clientSecret },
       configFile: ({ issuer }) => ({
-        idps: {
-          demo: {
-            issuer,
-            clientId: DEMO_BFF_CLIENT.clientId,
-            clientSecret: '${TEST_IDP_SECRET}',
-            scopes: 'openid profile email offline_access ledger:read',
-            dpop: true,
-          },
-        },
+        idps: dpopIdp(issuer, { scopes: 'openid profile email offline_access ledger:read' }),
         routes: [
           { prefix: '/orders/', upstream: `${upstream.url}/orders/`, resource: ORDERS },
           {
@@ -234,6 +275,55 @@ describe(`DPoP resource and exchange grants on ${TARGET}`, () => {
     const ledger = await jar.get('/ledger/1', { headers: CSRF })
     expect(upstream.requests.at(-1)!.refused).toBeUndefined()
     expect(ledger.status).toBe(200)
+  })
+})
+
+describe(`DPoP client routes (client credentials) on ${TARGET}`, () => {
+  let stack: Stack
+  let upstream: DpopUpstream
+  beforeAll(async () => {
+    upstream = await startDpopUpstream({ nonce: true })
+    stack = await startStack({
+      store: SERVER_STORE,
+      idp: { dpopNonce: true },
+      clientMetadata: { dpop_bound_access_tokens: true },
+      env: { TEST_IDP_SECRET: DEMO_BFF_CLIENT.clientSecret },
+      configFile: ({ issuer }) => ({
+        idps: dpopIdp(issuer),
+        routes: [{ prefix: '/service/', upstream: `${upstream.url}/`, token: 'client' }],
+      }),
+    })
+    upstream.introspect = (token) => introspect(stack, token)
+  })
+  afterAll(async () => {
+    await stack.close()
+    await upstream.close()
+  })
+
+  it("gets a token bound to the BFF's key with a proof, and proves that key upstream", async () => {
+    stack.idp.resetCounters()
+    // No session needed: the BFF's own token.
+    for (const path of ['/service/a', '/service/b']) {
+      expect((await fetch(`${stack.url}${path}`, { headers: CSRF })).status).toBe(200)
+    }
+    expect(stack.idp.grants.clientCredentials).toBe(1)
+    const calls = upstream.requests.slice(-2)
+    expect(calls.map((call) => call.refused)).toEqual([undefined, undefined])
+    // The IdP bound it (its client requires DPoP-bound tokens): introspection says to which key,
+    // and the upstream checked each proof's key against it.
+    const info = await introspect(stack, calls[0]!.token!)
+    expect(info).toMatchObject({
+      active: true,
+      token_type: 'DPoP',
+      cnf: { jkt: expect.any(String) },
+    })
+    expect(calls[1]!.token).toBe(calls[0]!.token)
+    expect(calls[1]!.proof).not.toBe(calls[0]!.proof)
+    // The token without the key: useless.
+    const bearer = await fetch(`${upstream.url}/a`, {
+      headers: { authorization: `Bearer ${calls[0]!.token}` },
+    })
+    expect(bearer.status).toBe(401)
   })
 })
 

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { redirectLocation, type CookieJar } from '../helpers/http.ts'
 import { introspectAsApi } from '../helpers/introspect.ts'
 import { startIdpFront, type FrontRequest, type IdpFront } from '../helpers/idp-front.ts'
+import { loginRefreshLogout as loginRefreshAndLogout } from './flows.ts'
 import { CSRF, startStack, type Stack, type StackOptions } from './harness.ts'
 
 const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
@@ -49,21 +50,7 @@ async function loginStart(stack: Stack, jar: CookieJar): Promise<URL> {
 
 /** Login, a refresh, and logout; returns the refresh tokens that must now be dead. */
 async function loginRefreshLogout(stack: Stack): Promise<string[]> {
-  const jar = stack.jar()
-  expect((await stack.login(jar)).status).toBe(302)
-  expect((await jar.get('/bff/user', { headers: CSRF })).status).toBe(200)
-  const first = (await stack.sessionOf(jar))!
-  stack.idp.resetCounters()
-  stack.advance(120)
-  expect((await jar.get('/api/x', { headers: CSRF })).status).toBe(200)
-  expect(stack.idp.grants.refresh).toBe(1)
-  const refreshed = (await stack.sessionOf(jar))!
-  expect(refreshed.refreshToken).not.toBe(first.refreshToken)
-  const user = (await (await jar.get('/bff/user', { headers: CSRF })).json()) as {
-    logoutUrl: string
-  }
-  expect((await jar.get(user.logoutUrl)).status).toBe(302)
-  expect((await jar.get('/bff/user', { headers: CSRF })).status).toBe(401)
+  const { refreshed } = await loginRefreshAndLogout(stack)
   return [refreshed.refreshToken!]
 }
 

@@ -16,7 +16,10 @@ export async function runServer(start: (env: Env) => Promise<NodeServer>): Promi
   try {
     const server = await start(env)
     if (isProduction(env)) console.log(`BFF listening on ${server.url}`)
-    else console.log('Demo running: log in as demo / demo')
+    else {
+      const profile = env.BFF_DEMO_PROFILE?.trim()
+      console.log(`Demo running${profile ? ` in profile ${profile}` : ''}: log in as demo / demo`)
+    }
     // Last, where the eye lands: cookies belong to this host (another loopback name for the same
     // port is redirected here; any other is not).
     console.log(`Open ${server.config.baseUrl}`)

@@ -9,6 +9,7 @@
  * lives outside src/core; requests that did not come from a Node HTTP/1 server (e.g.
  * `app.request()` in tests) go through `forward` over fetch instead.
  */
+import type { Context } from 'hono'
 import { IncomingMessage, ServerResponse } from 'node:http'
 import { Readable, pipeline, type Transform } from 'node:stream'
 import { Agent, fetch as undiciFetch, type Dispatcher } from 'undici'
@@ -71,7 +72,11 @@ export function nodeForward(options: NodeForwardOptions = {}): NodeForwarder {
     const dispatcher = own ?? shared
     const incoming = (c.env as { incoming?: unknown } | undefined)?.incoming
     // Only an untouched HTTP/1 request can be read here; anything else takes the fetch path.
-    if (!(incoming instanceof IncomingMessage) || incoming.readableDidRead) {
+    // A body the caller has read already (`call.body`) is sent from its buffer.
+    if (
+      !(incoming instanceof IncomingMessage) ||
+      (incoming.readableDidRead && call.body === undefined)
+    ) {
       const viaAgent: typeof fetch = (input, init) =>
         undiciFetch(input as string | URL, { ...(init as object), dispatcher: own }) as never
       return forward(c.req.raw, target, { ...call, fetch: own ? viaAgent : fallbackFetch })
@@ -107,7 +112,7 @@ export function nodeForward(options: NodeForwardOptions = {}): NodeForwarder {
             method: method as Dispatcher.HttpMethod,
             headers,
             // Streamed as it comes (chunked, Content-Length having been dropped), as fetch does.
-            body: method === 'GET' || method === 'HEAD' ? null : incoming,
+            body: method === 'GET' || method === 'HEAD' ? null : (call.body ?? incoming),
           },
           call_
         )
@@ -131,7 +136,14 @@ export function nodeForward(options: NodeForwardOptions = {}): NodeForwarder {
       }
     })
   }
-  return Object.assign(forwarder, { tls: 'pem' as const, close: () => tls.close() })
+  /** HTTP/1.1 framing, as Node's parser read it: a body only with either header (RFC 9112 6.3). */
+  const hasBody = (c: Context): boolean => {
+    const incoming = (c.env as { incoming?: unknown } | undefined)?.incoming
+    if (!(incoming instanceof IncomingMessage)) return c.req.raw.body !== null
+    const { headers } = incoming
+    return headers['transfer-encoding'] !== undefined || Number(headers['content-length'] ?? 0) > 0
+  }
+  return Object.assign(forwarder, { tls: 'pem' as const, close: () => tls.close(), hasBody })
 }
 
 /** The client's headers as fetch would send them: names lower-cased, repeats joined with ", ". */
@@ -199,8 +211,8 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
   #done = false
   /** The reader went away (the browser disconnected): the stream takes nothing more. */
   #cancelled = false
-  /** Set when the call sent a DPoP proof: told an upstream's `use_dpop_nonce` challenge. */
-  onDpopNonce?: (nonce: string) => void
+  /** Set when the call sent a DPoP proof: told the upstream's `DPoP-Nonce` (see ForwardOptions). */
+  onDpopNonce?: (nonce: string, challenge: boolean) => void
 
   constructor(
     private readonly method: string,
@@ -270,14 +282,13 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
     clearTimeout(this.#timer)
     this.#resume = resume
     // Read before responseHeaders strips WWW-Authenticate; only a 401 can be a step-up challenge.
+    const www = status === 401 ? rawHeader(rawHeaders, 'www-authenticate') : undefined
     if (status === 401) {
-      const stepUp = stepUpChallenge(status, rawHeader(rawHeaders, 'www-authenticate'))
+      const stepUp = stepUpChallenge(status, www)
       if (stepUp) this.onStepUp?.(stepUp)
-      const www = rawHeader(rawHeaders, 'www-authenticate')
-      const nonce =
-        this.onDpopNonce && upstreamNonceChallenge(www, rawHeader(rawHeaders, 'dpop-nonce'))
-      if (nonce) this.onDpopNonce!(nonce)
     }
+    const nonce = this.onDpopNonce && rawHeader(rawHeaders, 'dpop-nonce')
+    if (nonce) this.onDpopNonce!(nonce, upstreamNonceChallenge(www, nonce) !== undefined)
     const headers = responseHeaders(rawHeaders)
     // A body in codings fetch decodes is decoded here too, so its encoding and length no longer
     // apply; any other coding (zstd) goes on as it came, with its header, as fetch passes it.

@@ -8,7 +8,7 @@
 import { DurableObject } from 'cloudflare:workers'
 import { ofIdp } from '../../core/session/idp-scope.ts'
 import { revocationMs, revokedScopes } from '../../core/session/revocations.ts'
-import type { Session } from '../../core/session/types.ts'
+import type { DpopJwk, Session } from '../../core/session/types.ts'
 import { sessionObject, type SessionObjectEnv } from './bindings.ts'
 import { now, syncTestClock } from './test-clock.ts'
 
@@ -34,6 +34,10 @@ export interface KeptToken {
   accessToken: string
   expiresAt: number
   renewAt: number
+  /** `DPoP` for a token bound to a key. */
+  tokenType?: 'DPoP'
+  /** A client-credentials token's key (a private JWK), kept with it as Redis keeps it on Node. */
+  dpopKey?: DpopJwk
 }
 
 /** What `sharedToken` answers: the token, or whether the caller now holds the renewal lock. */

@@ -54,6 +54,7 @@ const SETTINGS: Record<Exclude<keyof BffOptions, FileOnly>, string> = {
   clientKey: 'BFF_CLIENT_KEY',
   par: 'BFF_PAR',
   dpop: 'BFF_DPOP',
+  profile: 'BFF_PROFILE',
   baseUrl: 'BFF_BASE_URL',
   sessionSecret: 'BFF_SESSION_SECRET',
   scopes: 'BFF_SCOPES',
@@ -79,6 +80,7 @@ const IDP_OPTIONS = [
   'clientKey',
   'par',
   'dpop',
+  'profile',
   'scopes',
 ] as const
 const NUMBERS = [
@@ -139,6 +141,7 @@ export function optionsFromEnv(env: Env, defaults: FromEnvOptions = {}): Config 
         clientKey: get(SETTINGS.clientKey),
         par: flagOf(get(SETTINGS.par)),
         dpop: flagOf(get(SETTINGS.dpop)),
+        profile: get(SETTINGS.profile),
         scopes: get(SETTINGS.scopes),
         clientAuth,
       }

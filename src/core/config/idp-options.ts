@@ -4,7 +4,8 @@
  * Part of resolve.ts's rules, reported the same way.
  */
 import { clientKeysOf, type ClientKey } from './client-key.ts'
-import type { ClientAuthMethod, IdpConfig } from './options.ts'
+import type { ClientAuthMethod, IdpConfig, SecurityProfile } from './options.ts'
+import { keyProblem, profileDefaults, profileProblems, PROFILES } from './profile.ts'
 import type { OptionsInput } from './resolve.ts'
 import { parseUrl, type Report } from './routes.ts'
 import { IDP_NAME } from './schema.ts'
@@ -19,6 +20,7 @@ export const IDP_KEYS = [
   'clientKey',
   'par',
   'dpop',
+  'profile',
   'scopes',
   'claims',
 ] as const
@@ -119,16 +121,37 @@ function idpOf(
     at('clientId'),
     'the client id registered at the IdP'
   )
+  // A profile sets the defaults of what it governs, and refuses settings that break it.
+  const profile =
+    input.profile === undefined
+      ? undefined
+      : oneOf<SecurityProfile | 'none'>(input.profile, 'none', PROFILES, at('profile'))
+  const fapi = profile === 'none' ? undefined : profile
+  const defaults = profileDefaults(fapi)
+  const broken = profileProblems(fapi, input)
+  for (const [key, why] of broken) bad([key], why)
   const clientAuth = oneOf(
     input.clientAuth,
-    'client_secret_basic',
+    defaults.clientAuth,
     CLIENT_AUTH_METHODS,
     at('clientAuth')
   )
-  const { clientSecret, clientKey } = clientCredentialsOf(input, clientAuth, bad)
-  const par = input.par ?? false
+  // Said once: a secret the profile refuses is not also "both set" with private_key_jwt. With a
+  // mistyped profile, which credentials it would have needed is unknown: they wait for the fix.
+  const secretRefused = broken.some(([key]) => key === 'clientSecret')
+  const { clientSecret, clientKey } =
+    profile === 'none'
+      ? {}
+      : clientCredentialsOf(
+          secretRefused ? { ...input, clientSecret: undefined } : input,
+          fapi ? 'private_key_jwt' : clientAuth,
+          bad
+        )
+  const weakKey = keyProblem(fapi, clientKey)
+  if (weakKey) bad(['clientKey'], weakKey)
+  const par = input.par ?? defaults.par
   if (typeof par !== 'boolean') bad(['par'], 'must be true or false')
-  const dpop = input.dpop ?? false
+  const dpop = input.dpop ?? defaults.dpop
   if (typeof dpop !== 'boolean') bad(['dpop'], 'must be true or false')
   const scopes = scopesOf(input.scopes, at('scopes'))
   const claims = claimsOf(input.claims, bad)
@@ -147,6 +170,7 @@ function idpOf(
     ...(clientKey ? { clientKey: Object.freeze(clientKey) } : {}),
     par: par as boolean,
     dpop: dpop as boolean,
+    ...(fapi ? { profile: fapi } : {}),
     scopes,
     claims,
   }

@@ -19,6 +19,13 @@ export type SessionStoreKind = 'cookie' | 'memory' | 'redis' | 'durable-object'
 export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt'
 
 /**
+ * A security profile an IdP's client follows: `fapi2`, the FAPI 2.0 Security Profile (PAR, PKCE
+ * S256, the `iss` authorization response parameter, DPoP-bound tokens, `private_key_jwt` signed
+ * with PS256, ES256 or EdDSA).
+ */
+export type SecurityProfile = 'fapi2'
+
+/**
  * A private key of `private_key_jwt`: a JWK (object or JSON text) or PKCS#8 PEM text; a list
  * rotates (the first signs).
  */
@@ -108,6 +115,8 @@ export interface IdpOptions {
   par?: boolean
   /** DPoP-bound tokens (RFC 9449) from this IdP; see `BffOptions.dpop`. @default false */
   dpop?: boolean
+  /** The security profile this IdP's client follows; see `BffOptions.profile`. */
+  profile?: SecurityProfile
   /** Requested scopes; must include `openid`. @default 'openid profile email offline_access' */
   scopes?: string | readonly string[]
   /** Normalised claim name -> dot path into this IdP's claims. @example { roles: 'groups' } */
@@ -187,6 +196,16 @@ export interface BffOptions {
    * @default false
    */
   dpop?: boolean
+  /**
+   * `fapi2`: the client follows the FAPI 2.0 Security Profile. It turns on PAR, DPoP and
+   * `private_key_jwt` (so `clientKey` is required), and refuses at start-up what breaks the profile:
+   * `par: false`, `dpop: false`, a client secret, a `clientKey` signing with anything but PS256,
+   * ES256 or EdDSA (an RSA key without `alg` signs PS256). At discovery the IdP must offer PAR, the
+   * `iss` authorization response parameter and those algorithms, or its logins answer 503.
+   * `BFF_PROFILE`.
+   * @default undefined (no profile)
+   */
+  profile?: SecurityProfile
   /**
    * Public origin of the BFF, without path: cookies belong to it, the redirect URI is
    * `baseUrl + '/bff/callback'`. https, or http on localhost only. `BFF_BASE_URL`.
@@ -325,6 +344,8 @@ export interface Config {
   par?: boolean
   /** The first IdP's DPoP-bound tokens. */
   dpop?: boolean
+  /** The first IdP's security profile. */
+  profile?: SecurityProfile
   /** Public origin of the BFF (no trailing slash), e.g. `https://app.example.com`. */
   baseUrl: string
   /** Cookie sealing secrets; the first seals, all unseal. */
@@ -373,6 +394,8 @@ export interface IdpConfig {
   par: boolean
   /** DPoP-bound tokens: a key pair per session, a proof on every token and upstream call. */
   dpop: boolean
+  /** The security profile, when one is followed (its settings already applied above). */
+  profile?: SecurityProfile
   /** Space-separated, including `openid`. */
   scopes: string
   /** Normalised claim name -> dot path into the session's claims. */

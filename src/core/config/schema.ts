@@ -83,6 +83,14 @@ export const IdpSchema = v.strictObject({
       )
     )
   ),
+  profile: v.optional(
+    v.pipe(
+      v.picklist(['fapi2'], 'must be fapi2'),
+      v.description(
+        'fapi2: the FAPI 2.0 Security Profile. Turns on par, dpop and private_key_jwt (clientKey required, signing PS256, ES256 or EdDSA) and refuses settings that break them; the IdP must offer PAR, the iss response parameter and those algorithms.'
+      )
+    )
+  ),
   label: v.optional(
     v.pipe(
       text("Name shown on a login chooser (GET /bff/idps); default the IdP's name."),

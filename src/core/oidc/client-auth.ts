@@ -7,8 +7,8 @@
  */
 import * as jose from 'jose'
 import * as client from 'openid-client'
-import { clientKeyAlg } from '../config/client-key.ts'
 import type { Config } from '../config/options.ts'
+import { assertionAlg } from '../config/profile.ts'
 
 /** The `ClientAuth` of `config`'s IdP; rejects when the signing key cannot be imported. */
 export async function clientAuthOf(config: Config): Promise<client.ClientAuth> {
@@ -18,7 +18,7 @@ export async function clientAuthOf(config: Config): Promise<client.ClientAuth> {
   // Only the first key signs; the others are there so a rotation is one config change.
   const key = config.clientKey?.[0]
   if (!key) throw new ClientKeyError('no clientKey')
-  const alg = clientKeyAlg(key)
+  const alg = assertionAlg(key, config.profile)
   try {
     const imported =
       typeof key === 'string'

@@ -9,6 +9,8 @@ import type { Config } from '../config/options.ts'
 import { BffError } from '../errors.ts'
 import { createDiscovery } from './discovery.ts'
 import { dpopOption, tokenTypeOf } from './dpop-grant.ts'
+import type { DpopKey } from './dpop.ts'
+import { checkSenderConstrained } from './fapi2.ts'
 import { AuthorizationError, toBffError } from './errors.ts'
 import { createRouteGrants, loginResources, reportUnsupportedGrants } from './grants.ts'
 import { idTokenProblem } from './id-token.ts'
@@ -48,8 +50,17 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
    * The login's URL at the IdP. Under PAR (RFC 9126) the parameters are pushed to the IdP with the
    * client's authentication first, so the browser carries only `client_id` and `request_uri`.
    */
-  async function authorizationUrl(oidc: client.Configuration, query: URLSearchParams) {
-    if (!parWanted(config, oidc.serverMetadata())) return client.buildAuthorizationUrl(oidc, query)
+  async function authorizationUrl(
+    oidc: client.Configuration,
+    query: URLSearchParams,
+    dpop: DpopKey | undefined
+  ) {
+    const { DPoP } = dpopOption(oidc, dpop)
+    if (!parWanted(config, oidc.serverMetadata())) {
+      // RFC 9449 10: the code is bound to the session's key, redeemable only with its proofs.
+      if (DPoP) query.set('dpop_jkt', await DPoP.calculateThumbprint())
+      return client.buildAuthorizationUrl(oidc, query)
+    }
     if (!oidc.serverMetadata().pushed_authorization_request_endpoint) {
       log('error', 'oidc.par_unsupported', { reason: PAR_UNSUPPORTED })
       throw new BffError(503, 'idp_unavailable', 'The identity provider is unavailable.', {
@@ -57,14 +68,15 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
       })
     }
     try {
-      return await client.buildAuthorizationUrlWithPAR(oidc, query)
+      // A proof on the push binds the code to the key as dpop_jkt would (RFC 9449 10.1).
+      return await client.buildAuthorizationUrlWithPAR(oidc, query, { DPoP })
     } catch (err) {
       throw toBffError(err, 'par')
     }
   }
 
   return {
-    async authorizationRequest({ prompt, acr, maxAge }) {
+    async authorizationRequest({ prompt, acr, maxAge, dpop }) {
       const oidc = await configuration()
       const codeVerifier = client.randomPKCECodeVerifier()
       const state = client.randomState()
@@ -82,7 +94,7 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
       if (maxAge !== undefined) params.max_age = String(maxAge)
       const query = new URLSearchParams(params)
       for (const resource of resources) query.append('resource', resource)
-      return { url: await authorizationUrl(oidc, query), state, nonce, codeVerifier }
+      return { url: await authorizationUrl(oidc, query, dpop), state, nonce, codeVerifier }
     },
 
     redirectUri,
@@ -108,6 +120,7 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
           throw new AuthorizationError(err.error)
         throw toBffError(err, 'callback')
       }
+      checkSenderConstrained(config, tokens)
       const idClaims = tokens.claims()!
       const problem = await idTokenProblem(
         tokens.id_token!,
@@ -163,6 +176,7 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
           undefined,
           dpopOption(oidc, dpop)
         )
+        checkSenderConstrained(config, tokens)
         const idClaims = tokens.claims()
         // OIDC Core 12.2: a refreshed ID token must be about the same user.
         if (idClaims && idClaims.sub !== expectedSub) {

@@ -9,6 +9,7 @@ import { errorReason } from '../observe/log.ts'
 import type { IdpStatus, OidcDeps } from './types.ts'
 import { clientAuthOf, ClientKeyError } from './client-auth.ts'
 import { httpStatusOf, idpFetch, isResponse, toBffError } from './errors.ts'
+import { checkProfileSupport, ProfileUnsupportedError } from './fapi2.ts'
 
 /** Same-origin redirects followed for the discovery document (django-oauth-toolkit adds a slash). */
 const MAX_DISCOVERY_REDIRECTS = 3
@@ -83,6 +84,9 @@ export function createDiscovery(
       await clientAuthOf(config),
       options
     )
+    // An IdP that cannot serve the profile fails here, as unavailable, saying what it lacks: the
+    // BFF never goes on with less than the profile asks (a bearer token, a login without PAR).
+    checkProfileSupport(config, result.serverMetadata())
     // Only the discovery document may redirect; every later call uses the plain fetch.
     result[client.customFetch] = idpFetch(deps.fetch)
     result.timeout = config.idpTimeoutSeconds
@@ -195,7 +199,9 @@ function discoveryProblem(err: unknown): { status?: number; message: string } {
   let cause: unknown = err
   // openid-client wraps what it did not raise itself ("something went wrong"); look inside.
   while (cause instanceof client.ClientError && !cause.code && cause.cause) cause = cause.cause
-  if (cause instanceof ClientKeyError) return { message: cause.message }
+  if (cause instanceof ClientKeyError || cause instanceof ProfileUnsupportedError) {
+    return { message: cause.message }
+  }
   if (cause instanceof DiscoveryRedirectError) {
     return { status: cause.status, message: cause.message }
   }

@@ -11,6 +11,7 @@ import { BffError } from '../errors.ts'
 import { dpopOption, tokenTypeOf } from './dpop-grant.ts'
 import type { DpopKey } from './dpop.ts'
 import { toBffError } from './errors.ts'
+import { checkSenderConstrained } from './fapi2.ts'
 import type { GrantedToken, OidcDeps, TokenSet } from './types.ts'
 
 export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange'
@@ -49,11 +50,14 @@ export interface RouteGrants {
     resource: string,
     dpop?: DpopKey
   ): Promise<TokenSet>
-  /** The BFF's own token: client credentials with the route's scopes and resource. */
-  clientCredentials(params: {
-    scopes?: readonly string[]
-    resource?: string
-  }): Promise<GrantedToken>
+  /**
+   * The BFF's own token: client credentials with the route's scopes and resource; with `dpop`,
+   * the grant carries its proofs, for a token bound to that key.
+   */
+  clientCredentials(
+    params: { scopes?: readonly string[]; resource?: string },
+    dpop?: DpopKey
+  ): Promise<GrantedToken>
   /** `subjectToken` (a user's access token) exchanged for a token for `resource`. */
   exchange(
     subjectToken: string,
@@ -78,6 +82,7 @@ export function createRouteGrants(
 ): RouteGrants {
   const now = deps.now ?? Date.now
   const granted = (tokens: client.TokenEndpointResponse): GrantedToken => {
+    checkSenderConstrained(config, tokens)
     // Without expires_in we cannot know; assume a short life so the token is renewed early.
     const lifetime = tokens.expires_in ?? 300
     return {
@@ -125,14 +130,15 @@ export function createRouteGrants(
       }
     },
 
-    async clientCredentials({ scopes, resource }) {
+    async clientCredentials({ scopes, resource }, dpop) {
       const oidc = await configuration()
       try {
         return granted(
-          await client.clientCredentialsGrant(oidc, {
-            ...scope(scopes),
-            ...(resource ? { resource } : {}),
-          })
+          await client.clientCredentialsGrant(
+            oidc,
+            { ...scope(scopes), ...(resource ? { resource } : {}) },
+            dpopOption(oidc, dpop)
+          )
         )
       } catch (err) {
         throw toBffError(err, 'client')

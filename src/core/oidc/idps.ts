@@ -84,6 +84,7 @@ export function configFor(config: Config, idp: IdpConfig, first: boolean): Confi
     clientKey: idp.clientKey,
     par: idp.par,
     dpop: idp.dpop,
+    profile: idp.profile,
     scopes: idp.scopes,
     claims: idp.claims,
     idpName: idp.name,

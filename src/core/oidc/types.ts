@@ -59,6 +59,11 @@ export interface OidcClient extends RouteGrants {
     prompt?: string
     acr?: readonly string[]
     maxAge?: number
+    /**
+     * With `dpop`: the key the session will have. The code is bound to it (RFC 9449 10): a proof
+     * on the pushed request under PAR, else `dpop_jkt` in the URL.
+     */
+    dpop?: DpopKey
   }): Promise<AuthorizationRequest>
   /** Finishes the code flow. Throws `BffError` 400 `invalid_callback` on any failed check. */
   callback(

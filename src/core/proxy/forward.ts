@@ -125,11 +125,18 @@ export interface ForwardOptions {
    */
   dpop?: string
   /**
-   * Called, when `dpop` was sent, with the nonce of an upstream's `use_dpop_nonce` challenge (a
-   * 401 with `WWW-Authenticate: DPoP error="use_dpop_nonce"` and `DPoP-Nonce`), read before
+   * Called, when `dpop` was sent, with the upstream's `DPoP-Nonce` from any answer (RFC 9449 9:
+   * the nonce for its next proofs); `challenge` is true when the answer is a `use_dpop_nonce`
+   * challenge (a 401 with `WWW-Authenticate: DPoP error="use_dpop_nonce"`), read before
    * `WWW-Authenticate` is stripped.
    */
-  onDpopNonce?: (nonce: string) => void
+  onDpopNonce?: (nonce: string, challenge: boolean) => void
+  /**
+   * The request's body, read in full by the caller so that the request can be sent again (an
+   * upstream's DPoP nonce challenge); sent in place of the request's own stream. Never for GET
+   * or HEAD, which are sent without a body.
+   */
+  body?: Uint8Array
   /** Public origin of the BFF, for X-Forwarded-Host/-Proto. */
   baseUrl: string
   /**
@@ -167,6 +174,12 @@ export type Forwarder = ((
    * Without it, a route with `tls` stops start-up (see proxy/upstream-tls.ts).
    */
   readonly tls?: 'pem' | 'binding'
+  /**
+   * Whether the request of `c`, which declares neither `Content-Length` nor `Transfer-Encoding`,
+   * has a body, answered without reading any of it. Without it: whether its Request has a body
+   * stream (proxy/replay-body.ts).
+   */
+  readonly hasBody?: (c: Context) => boolean
 }
 
 /**
@@ -216,8 +229,13 @@ export async function forward(request: Request, target: URL, options: ForwardOpt
     )
   }
   wait()
-  const hasBody = request.method !== 'GET' && request.method !== 'HEAD' && request.body !== null
-  const upload = hasBody
+  const buffered = options.body
+  const hasBody =
+    request.method !== 'GET' &&
+    request.method !== 'HEAD' &&
+    (buffered !== undefined || request.body !== null)
+  const streamed = hasBody && buffered === undefined
+  const upload = streamed
     ? request.body!.pipeThrough(
         new TransformStream({
           transform(chunk, stream) {
@@ -227,16 +245,18 @@ export async function forward(request: Request, target: URL, options: ForwardOpt
           flush: wait,
         })
       )
-    : undefined
+    : hasBody
+      ? buffered
+      : undefined
   const send = () =>
     options.fetch(target, {
       method: request.method,
       headers,
-      body: upload,
+      body: upload as BodyInit | undefined,
       // Redirects go back to the browser: following them here could carry the token to another host.
       redirect: 'manual',
       signal: controller.signal,
-      ...(hasBody ? { duplex: 'half' } : {}),
+      ...(streamed ? { duplex: 'half' } : {}),
     } as RequestInit)
   let upstream: Response
   try {
@@ -257,10 +277,10 @@ export async function forward(request: Request, target: URL, options: ForwardOpt
   }
   const stepUp = stepUpChallenge(upstream.status, upstream.headers.get('www-authenticate'))
   if (stepUp) options.onStepUp?.(stepUp)
-  if (options.dpop) {
-    const h = upstream.headers
-    const nonce = upstreamNonceChallenge(h.get('www-authenticate'), h.get('dpop-nonce'))
-    if (upstream.status === 401 && nonce) options.onDpopNonce?.(nonce)
+  const nonce = options.dpop ? upstream.headers.get('dpop-nonce') : null
+  if (nonce) {
+    const www = upstream.status === 401 ? upstream.headers.get('www-authenticate') : null
+    options.onDpopNonce?.(nonce, upstreamNonceChallenge(www, nonce) !== undefined)
   }
   // Start reading the upstream body now: fetch() cancels the body of a Response object that is
   // garbage-collected before anyone reads it, and `upstream` itself is dropped here while the

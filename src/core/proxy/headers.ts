@@ -30,6 +30,8 @@ const REQUEST_STRIP = new Set([
   'cookie',
   'x-csrf',
   'authorization',
+  // A DPoP proof (RFC 9449) is the BFF's, signed for the token it sends: a browser's own never goes.
+  'dpop',
   // W3C trace context: the BFF sends its own child of the request's (observe/spans.ts), so the
   // upstream's parent is the BFF's span and the browser cannot pick the ids an upstream records.
   'traceparent',

@@ -13,15 +13,13 @@ import type { StepUp } from '../policy/step-up.ts'
 import { stepUpRequired } from '../proxy/step-up-challenge.ts'
 import type { BffEnv } from '../hono-env.ts'
 import { upstreamTrace } from '../observe/spans.ts'
-import { sessionDpopKey, upstreamProof } from '../oidc/dpop.ts'
+import { dpopKey, upstreamProof } from '../oidc/dpop.ts'
+import { replayableRequest } from '../proxy/replay-body.ts'
 import type { BffServices } from '../services.ts'
 import { routeToken } from '../tokens/route-token.ts'
 
 /** The refusals of a route's policy point (`authorize`): a denial, or no decision to be had. */
 const POLICY_REFUSALS = new Set(['forbidden', 'policy_unavailable'])
-
-/** Methods sent again with an upstream's DPoP nonce: those that never have a body here. */
-const NONCE_RETRY_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD'])
 
 export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
   const { api, baseUrl, upstreamTimeoutMs } = s.config
@@ -57,11 +55,15 @@ export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
     // The upstream's traceparent: a child of the request's, never the browser's own.
     const trace = upstreamTrace(s.tracer, c, route, target)
     const started = s.metrics.enabled ? performance.now() : 0
-    // DPoP: a token the IdP bound to the session's key goes with a proof; others as bearer.
+    // DPoP: a token the IdP bound to a key (the session's, or the BFF's own for `client` routes)
+    // goes with a proof of that key; others as bearer.
     const key =
-      routeAccess?.tokenType === 'DPoP' && access.session
-        ? await sessionDpopKey(access.session)
+      routeAccess?.tokenType === 'DPoP' && routeAccess.dpopKey
+        ? await dpopKey(routeAccess.dpopKey)
         : undefined
+    // A request that can go twice (no body, or a small one read here first) answers an upstream's
+    // nonce challenge at once; a streamed body cannot (proxy/replay-body.ts).
+    const replay = key ? await replayableRequest(c, s.forward) : undefined
     const send = async () =>
       s.forward(c, target, {
         // None (token `none`, or `optional` without a session): no Authorization at all.
@@ -69,7 +71,12 @@ export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
         ...(key && accessToken !== undefined
           ? {
               dpop: await upstreamProof(key, c.req.method, target, accessToken, nonces.get(target)),
-              onDpopNonce: (nonce: string) => (challenged.nonce = nonces.set(target, nonce)),
+              // Every answer's nonce is the one for the next proof to this upstream (RFC 9449 9).
+              onDpopNonce: (nonce: string, challenge: boolean) => {
+                nonces.set(target, nonce)
+                if (challenge) challenged.nonce = nonce
+              },
+              ...(replay?.body ? { body: replay.body } : {}),
             }
           : {}),
         baseUrl,
@@ -83,9 +90,9 @@ export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
       trace.end(err)
       throw err
     })
-    // Once, and only for requests without a body: a body already streamed out cannot be sent
-    // again. Others get the 401; the nonce is remembered, so their next call carries it.
-    if (challenged.nonce && NONCE_RETRY_METHODS.has(c.req.method)) {
+    // Once, and only for a request that can be sent again: a body already streamed out cannot.
+    // Others get the 401; the nonce is remembered, so their next call carries it.
+    if (challenged.nonce && replay) {
       challenged.nonce = undefined
       await upstream.body?.cancel()
       upstream = await send().catch((err) => {
@@ -113,6 +120,6 @@ function upstreamNonces() {
   const byOrigin = new Map<string, string>()
   return {
     get: (url: URL) => byOrigin.get(url.origin),
-    set: (url: URL, nonce: string) => (byOrigin.set(url.origin, nonce), nonce),
+    set: (url: URL, nonce: string) => void byOrigin.set(url.origin, nonce),
   }
 }

@@ -101,8 +101,9 @@ export function callbackRoute(s: BffServices) {
 
     const callbackUrl = new URL(`${idp.oidc.redirectUri}${new URL(c.req.url).search}`)
     let tokens
-    // DPoP: the session's key pair is made here, so the code grant already binds its tokens to it.
-    const dpopJwk = idp.config.dpop ? await newDpopJwk() : undefined
+    // DPoP: the session's key pair, made at login (the code is bound to it); a transaction from
+    // before keys were made there gets one now. The code grant binds the tokens to it.
+    const dpopJwk = idp.config.dpop ? (tx.dpopKey ?? (await newDpopJwk())) : undefined
     try {
       tokens = await idp.oidc.callback(callbackUrl, tx, dpopJwk && (await dpopKey(dpopJwk)))
     } catch (err) {

@@ -63,8 +63,8 @@ export function healthRoute(s: BffServices) {
     if (idp === 'ok') return c.json({ status: 'ok', store, idp, idps })
     const what =
       idps.length === 1
-        ? `The identity provider's discovery document could not be read: ${down[0]!.message}`
-        : `The discovery document of ${down.map((one) => `${one.name} (${one.message})`).join(', ')} could not be read.`
+        ? `The identity provider's discovery failed: ${down[0]!.message}`
+        : `The discovery of ${down.map((one) => `${one.name} (${one.message})`).join(', ')} failed.`
     if (idp === 'degraded') {
       return c.json({ status: 'degraded', store, idp, idps, message: what })
     }

@@ -12,6 +12,7 @@ import {
 import { sealExpiresAt } from '../session/seal.ts'
 import { MAX_ACR_VALUES, parseAcrValues, parseMaxAge } from '../policy/step-up-params.ts'
 import type { StepUp } from '../policy/step-up.ts'
+import { dpopKey, newDpopJwk, type DpopJwk } from '../oidc/dpop.ts'
 import type { Idp } from '../oidc/idps.ts'
 import type { BffServices } from '../services.ts'
 
@@ -31,6 +32,11 @@ export interface LoginTransactionCookie {
   acr?: readonly string[]
   /** Step-up: the ID token's `auth_time` must be at most this many seconds old. */
   maxAge?: number
+  /**
+   * With `dpop`: the session's key pair, made here so the code is bound to it (RFC 9449 10) and
+   * the callback's code grant proves it. Sealed, as the session cookie seals it.
+   */
+  dpopKey?: DpopJwk
 }
 
 /** Long enough to type a password and pass an MFA step; short enough to be useless when stolen. */
@@ -81,7 +87,12 @@ export function loginRoute(s: BffServices) {
       c.header('Cache-Control', 'no-store')
       return c.redirect(target.pathname + target.search + target.hash, 302)
     }
-    const request = await idp.oidc.authorizationRequest({ prompt, ...stepUp })
+    const dpopJwk = idp.config.dpop ? await newDpopJwk() : undefined
+    const request = await idp.oidc.authorizationRequest({
+      prompt,
+      ...stepUp,
+      ...(dpopJwk ? { dpop: await dpopKey(dpopJwk) } : {}),
+    })
     const tx: LoginTransactionCookie = {
       state: request.state,
       nonce: request.nonce,
@@ -90,6 +101,7 @@ export function loginRoute(s: BffServices) {
       idp: idp.config.name,
       ...(prompt ? { prompt } : {}),
       ...stepUp,
+      ...(dpopJwk ? { dpopKey: dpopJwk } : {}),
     }
     const sealed = await s.sealer.seal(tx, TRANSACTION_TTL_SECONDS)
     const txName = transactionCookieName(baseUrl, request.state)

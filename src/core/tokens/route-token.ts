@@ -16,14 +16,18 @@ import type { ApiRoute } from '../config/options.ts'
 import { BffError } from '../errors.ts'
 import type { BffEnv } from '../hono-env.ts'
 import { freshSession } from '../routes/fresh-session.ts'
-import type { Session } from '../session/types.ts'
+import type { DpopJwk, Session } from '../session/types.ts'
 import type { BffServices } from '../services.ts'
 import { resourceToken } from './resource-token.ts'
 
-/** A route's token, `DPoP` when the IdP bound it to the session's key (RFC 9449). */
+/**
+ * A route's token, `DPoP` when the IdP bound it to a key (RFC 9449): the session's, or for a
+ * `client` route the BFF's own. `dpopKey` is that key, for the upstream call's proofs.
+ */
 export interface RouteAccessToken {
   accessToken: string
   tokenType?: 'DPoP'
+  dpopKey?: DpopJwk
 }
 
 /**
@@ -53,9 +57,7 @@ export async function routeToken(
   }
 
   if (mode === 'client') {
-    return {
-      accessToken: await s.clientTokens.token({ scopes: route.scopes, resource: route.resource }),
-    }
+    return s.clientTokens.token({ scopes: route.scopes, resource: route.resource })
   }
   if (!session) throw new BffError(401, 'unauthenticated', 'Not logged in.')
 
@@ -65,17 +67,24 @@ export async function routeToken(
       scopes: route.scopes,
     })
     if (exchanged.session) await keep(s, c, exchanged.session)
-    return { accessToken: exchanged.accessToken, tokenType: exchanged.tokenType }
+    return bound(session, exchanged.accessToken, exchanged.tokenType)
   }
 
-  if (!route.resource) return { accessToken: session.accessToken, tokenType: session.tokenType }
+  if (!route.resource) return bound(session, session.accessToken, session.tokenType)
   const result = await freshSession(s, c, session, route.resource)
   if (result.kind === 'error') throw result.error
   const token = resourceToken(result.session, route.resource)
   if (!token || token.expiresAt <= s.now() / 1000) {
     throw new BffError(502, 'token_unavailable', "No token could be had for this route's resource.")
   }
-  return { accessToken: token.accessToken, tokenType: token.tokenType }
+  return bound(session, token.accessToken, token.tokenType)
+}
+
+/** A token of the session's: `DPoP` ones with the session's key. */
+function bound(session: Session, accessToken: string, tokenType?: 'DPoP'): RouteAccessToken {
+  return tokenType === 'DPoP' && session.dpopKey
+    ? { accessToken, tokenType, dpopKey: session.dpopKey }
+    : { accessToken }
 }
 
 /** Stores a session that gained a token; 401 when it ended meanwhile (a logout). */

@@ -6,6 +6,7 @@
  * coordinator does for refresh grants: a Redis lock on Node (`redisSharedTokenCoordinator`), a
  * Durable Object on Workers (`durableObjectSharedTokenCoordinator`).
  */
+import type { DpopJwk } from '../session/types.ts'
 
 /** A token as the cluster shares it. Times in epoch seconds. */
 export interface SharedToken {
@@ -13,8 +14,16 @@ export interface SharedToken {
   expiresAt: number
   /** From when it is due for renewal: shortly before it expires. */
   renewAt: number
-  /** `DPoP` when bound to the session's key (exchanged tokens of a DPoP session). */
+  /**
+   * `DPoP` when bound to a key: the session's (exchanged tokens of a DPoP session), or
+   * `dpopKey` (client-credentials tokens).
+   */
   tokenType?: 'DPoP'
+  /**
+   * The private key a client-credentials token is bound to, the BFF's own (no session holds it):
+   * shared with the token, so every instance proves the key the token is bound to.
+   */
+  dpopKey?: DpopJwk
 }
 
 export interface SharedTokenCoordinator {

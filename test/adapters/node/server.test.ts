@@ -243,6 +243,48 @@ describe('npm start without BFF_ISSUER: the demo', () => {
   })
 })
 
+describe('npm start with BFF_DEMO_PROFILE=fapi2: the demo in the FAPI 2.0 profile', () => {
+  it('logs demo/demo in with PAR, calls the API with DPoP-bound tokens (user and client), proofs checked', async () => {
+    const port = await freePort()
+    const secret = randomBytes(32).toString('base64url')
+    const proc = start({
+      PORT: String(port),
+      BFF_SESSION_SECRET: secret,
+      BFF_DEMO_PROFILE: 'fapi2',
+    })
+    expect(await proc.output(/Open http/)).toContain('Demo running in profile fapi2')
+    const origin = `http://localhost:${port}`
+    const jar = createCookieJar({ baseUrl: origin })
+    // PAR: the browser carries only client_id and request_uri to the IdP.
+    const authorize = redirectLocation(await jar.get('/bff/login?returnTo=/'))!
+    expect([...authorize.searchParams.keys()].sort()).toEqual(['client_id', 'request_uri'])
+    const atIdp = await loginAtIdp(jar, authorize, { login: 'demo', password: 'demo' })
+    expect((await jar.follow(atIdp)).status).toBe(302)
+    const hello = await jar.get('/api/hello', { headers: { 'x-csrf': '1' } })
+    expect([hello.status, (await hello.json()).sub]).toEqual([200, 'demo'])
+    // The API saw a DPoP-bound token with a proof of the session's key, and said so.
+    const echo = await (await jar.get('/api/echo', { headers: { 'x-csrf': '1' } })).json()
+    expect(echo.token).toMatchObject({ scheme: 'DPoP', active: true, sub: 'demo' })
+    expect(echo.headers.dpop).toBeUndefined()
+    const post = await jar.request('POST', '/api/echo', {
+      headers: { 'x-csrf': '1' },
+      json: { note: 'hi' },
+    })
+    expect([post.status, (await post.json()).body]).toEqual([200, '{"note":"hi"}'])
+    // The service route: the BFF's own client-credentials token, DPoP-bound as well.
+    const service = await fetch(`${origin}/api/service/echo`, { headers: { 'x-csrf': '1' } })
+    expect(service.status).toBe(200)
+    expect((await service.json()).token).toMatchObject({ scheme: 'DPoP', active: true })
+    // The token out of the session cookie, without the key: the API refuses it.
+    const token = await accessTokenOf(jar, origin, secret)
+    const api = `http://${echo.headers.host}`
+    for (const authorization of [`Bearer ${token}`, `DPoP ${token}`]) {
+      const stolen = await fetch(`${api}/hello`, { headers: { authorization } })
+      expect(stolen.status).toBe(401)
+    }
+  })
+})
+
 describe('startNode with the demo SPA: an address nothing serves', () => {
   it('answers after the static files: 404 not_found JSON, or the page with its own strict CSP', async () => {
     const server = await startNode(PRODUCTION, { spaDir: DEMO_SPA_DIR, deps: { log: () => {} } })

@@ -1,6 +1,7 @@
 /** `dpop` per IdP: off unless set, `BFF_DPOP` for the IdP of the settings, refusals named. */
 import { describe, expect, it } from 'vitest'
-import { ConfigError, parseConfig, type Env } from '../../../src/core/config/env.ts'
+import { parseConfig, type Env } from '../../../src/core/config/env.ts'
+import { problemsOf } from '../../helpers/config-problems.ts'
 
 const SECRET = 'a-session-secret-of-at-least-32-characters!'
 const env: Env = {
@@ -9,16 +10,6 @@ const env: Env = {
   BFF_CLIENT_SECRET: 'secret',
   BFF_BASE_URL: 'https://app.example.com',
   BFF_SESSION_SECRET: SECRET,
-}
-
-function problemsOf(fn: () => unknown): readonly string[] {
-  try {
-    fn()
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems
-    throw err
-  }
-  throw new Error('no ConfigError')
 }
 
 describe('dpop', () => {
