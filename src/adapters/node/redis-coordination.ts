@@ -3,8 +3,10 @@
  * generation ledger `cookie` mode needs (no server holds those sessions), the replay guard for
  * logout tokens, and the refresh coordinator that makes one instance refresh a session while the
  * others wait for its result. Every key expires.
+ *
+ * On a Redis Cluster: every command and script here touches one key, so one slot, whatever the
+ * layout; the only multi-key read (a revocation check's MGET) becomes one GET per key there.
  */
-import type { Redis } from 'ioredis'
 import type { ReplayGuard } from '../../core/oidc/replay-guard.ts'
 import {
   checkedScopes,
@@ -14,7 +16,7 @@ import {
 } from '../../core/session/revocations.ts'
 import type { Session, SessionStore } from '../../core/session/types.ts'
 import type { RefreshCoordinator } from '../../core/tokens/refresh-coordinator.ts'
-import { redisSessionKey } from './redis-store.ts'
+import { redisSessionKey, type RedisClient } from './redis-keys.ts'
 
 export interface RedisListOptions {
   /** Key prefix, e.g. `bff:`. */
@@ -41,7 +43,10 @@ return 1
  * The plain keys are those from before IdPs were told apart, so revocations already in Redis stay
  * valid. `@` keeps the two apart; the scope is URI-encoded, so no `:` in it can shift the sid.
  */
-export function redisRevocationList(redis: Redis, options: RedisListOptions = {}): RevocationList {
+export function redisRevocationList(
+  redis: RedisClient,
+  options: RedisListOptions = {}
+): RevocationList {
   const prefix = `${options.prefix ?? 'bff:'}revoked:`
   const now = options.now ?? Date.now
   const ttlMs = (until: number) => Math.max(1000, until * 1000 - now())
@@ -79,17 +84,21 @@ export function redisRevocationList(redis: Redis, options: RedisListOptions = {}
     },
     async isRevoked(session) {
       const scopes = checkedScopes(session)
-      const [id, ...times] = await redis.mget(
+      const keys = [
         `${prefix}id:${session.id}`,
         ...scopes.map((scope) => key('sid', scope, session.sid)),
-        ...scopes.map((scope) => key('sub', scope, session.sub))
-      )
+        ...scopes.map((scope) => key('sub', scope, session.sub)),
+      ]
+      // The keys lie in different slots on a Cluster, where MGET would fail (CROSSSLOT).
+      const [id, ...times] = redis.isCluster
+        ? await Promise.all(keys.map((k) => redis.get(k)))
+        : await redis.mget(...keys)
       return id !== null || times.some((at) => at !== null && revokedBy(Number(at), session))
     },
   }
 }
 
-export function redisReplayGuard(redis: Redis, options: RedisListOptions = {}): ReplayGuard {
+export function redisReplayGuard(redis: RedisClient, options: RedisListOptions = {}): ReplayGuard {
   const prefix = `${options.prefix ?? 'bff:'}once:`
   return {
     async claim(key, ttlSeconds) {
@@ -140,7 +149,7 @@ export interface RefreshCoordinatorOptions {
  * taken over; a request waits at most twice the lock time.
  */
 export function redisRefreshCoordinator(
-  redis: Redis,
+  redis: RedisClient,
   options: RefreshCoordinatorOptions = {}
 ): RefreshCoordinator {
   const prefix = options.prefix ?? 'bff:'
@@ -152,7 +161,7 @@ export function redisRefreshCoordinator(
 
   /** The session as Redis holds it now: read from Redis itself, never from a store's cache. */
   async function stored(id: string): Promise<Session | null> {
-    const raw = await redis.get(redisSessionKey(prefix, id))
+    const raw = await redis.get(redisSessionKey(prefix, id, redis.isCluster))
     return raw === null ? null : (JSON.parse(raw) as Session)
   }
 

@@ -3,10 +3,11 @@
  * exchanged tokens; see core/tokens/shared-token.ts): a token is kept under its key until it
  * expires, and when it is due for renewal a lock with expiry picks the one instance that asks the
  * IdP; the others wait for what it publishes, as for a refresh (redis-coordination.ts). Keys:
- * `<prefix>token:<key>`, `<prefix>token-lock:<key>`.
+ * `<prefix>token:<key>`, `<prefix>token-lock:<key>`: one key per command or script, so one slot on
+ * a Redis Cluster.
  */
-import type { Redis } from 'ioredis'
 import { LOCK_POLL_MS, RELEASE_LOCK } from './redis-coordination.ts'
+import type { RedisClient } from './redis-keys.ts'
 import type { SharedToken, SharedTokenCoordinator } from '../../core/tokens/shared-token.ts'
 
 export interface SharedTokenCoordinatorOptions {
@@ -24,7 +25,7 @@ export interface SharedTokenCoordinatorOptions {
 }
 
 export function redisSharedTokenCoordinator(
-  redis: Redis,
+  redis: RedisClient,
   options: SharedTokenCoordinatorOptions = {}
 ): SharedTokenCoordinator {
   const prefix = options.prefix ?? 'bff:'

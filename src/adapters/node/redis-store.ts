@@ -1,7 +1,12 @@
-import type { Redis } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
 import { ofIdp } from '../../core/session/idp-scope.ts'
 import type { Session, SessionRef, SessionStore } from '../../core/session/types.ts'
 import type { RedisSessionCache } from './redis-cache.ts'
+import { redisClusterStore } from './redis-cluster-store.ts'
+import { redisSessionKey, redisSessionKeyPrefix, type RedisClient } from './redis-keys.ts'
+import { bounded as withTimeout } from './redis-timeout.ts'
+
+export { redisSessionKey, redisSessionKeyPrefix, type RedisClient }
 
 export interface RedisStoreOptions {
   /**
@@ -31,27 +36,12 @@ export interface RedisStoreOptions {
   cache?: RedisSessionCache
 }
 
-/**
- * A session's key under `prefix` (the client's keyPrefix is added by ioredis): for
- * `redisRefreshCoordinator`, which must read a session from Redis itself, past any cache.
- */
-export function redisSessionKey(prefix: string, id: string): string {
-  return `${prefix}session:${id}`
-}
-
-/**
- * The full prefix of the session keys in Redis (the client's keyPrefix included): what a
- * `redisSessionCache` shared with stores on this client and `prefix` must track.
- */
-export function redisSessionKeyPrefix(redis: Redis, prefix: string): string {
-  return `${redis.options.keyPrefix ?? ''}${prefix}session:`
-}
-
 /** `ping` gives up after this long: `/bff/health` must answer even when Redis hangs. */
 const PING_TIMEOUT_MS = 1000
 
 /*
- * Key layout (P = client keyPrefix + `prefix`):
+ * Key layout on one node (P = client keyPrefix + `prefix`; a Cluster's is in
+ * redis-cluster-store.ts):
  *   P session:<id>   string, the session as JSON, expiring with the session
  *   P sid:<sid>      set of session ids, expiring with its longest-lived member
  *   P sub:<sub>      set of session ids, likewise
@@ -59,7 +49,8 @@ const PING_TIMEOUT_MS = 1000
  * filters by the `idp` in each session's JSON.
  *
  * The scripts build the keys of other sessions from P (ARGV), as an index lookup cannot know them
- * in advance: the store needs a single Redis node (or a primary with replicas), not Redis Cluster.
+ * in advance: this layout needs a single Redis node (or a primary with replicas, as Sentinel
+ * manages); on a Cluster `redisStore` uses the other.
  */
 
 // KEYS: session, sid index, sub index. ARGV: json, ttl ms, id, P, mode, generation.
@@ -160,22 +151,33 @@ interface ScriptCommands {
 
 /**
  * Sessions in Redis, shared by every process: for deployments behind a load balancer.
- * Takes an ioredis client from outside so the caller owns connection options and its lifetime.
- * Keys expire with their sessions; per-sid and per-sub sets let back-channel logout find sessions
- * without scanning, and Lua scripts keep each multi-key step atomic.
+ * Takes an ioredis client from outside so the caller owns connection options and its lifetime:
+ * a `Redis` (one node, or a primary through Sentinel) or a `Cluster`, which gets the layout of
+ * redis-cluster-store.ts. Keys expire with their sessions; per-sid and per-sub indexes let
+ * back-channel logout find sessions without scanning, and Lua scripts keep each step atomic.
  */
-export function redisStore(redis: Redis, options: RedisStoreOptions = {}): SessionStore {
+export function redisStore(redis: RedisClient, options: RedisStoreOptions = {}): SessionStore {
   if (!redis || typeof redis.defineCommand !== 'function') {
     throw new TypeError('"redis" must be an ioredis client')
   }
-  const prefix = options.prefix ?? 'bff:'
-  const now = options.now ?? Date.now
+  checkOptions(options)
+  if (redis.isCluster) return redisClusterStore(redis as Cluster, options)
+  return singleNodeStore(redis as Redis, options)
+}
+
+function checkOptions(options: RedisStoreOptions) {
+  const { prefix = 'bff:', now = Date.now, operationTimeoutMs = 2000 } = options
   if (typeof prefix !== 'string') throw new TypeError('"prefix" must be a string')
   if (typeof now !== 'function') throw new TypeError('"now" must be a function')
-  const operationTimeoutMs = options.operationTimeoutMs ?? 2000
   if (!Number.isFinite(operationTimeoutMs) || operationTimeoutMs <= 0) {
     throw new TypeError('"operationTimeoutMs" must be a positive number')
   }
+}
+
+function singleNodeStore(redis: Redis, options: RedisStoreOptions): SessionStore {
+  const prefix = options.prefix ?? 'bff:'
+  const now = options.now ?? Date.now
+  const operationTimeoutMs = options.operationTimeoutMs ?? 2000
 
   redis.defineCommand('bffSessionSet', { numberOfKeys: 3, lua: SET_SESSION })
   redis.defineCommand('bffSessionDelete', { numberOfKeys: 3, lua: DELETE_SESSION })
@@ -189,25 +191,8 @@ export function redisStore(redis: Redis, options: RedisStoreOptions = {}): Sessi
   const subKey = (sub: string) => `${prefix}sub:${sub}`
 
   /** `operation`, or a rejection once Redis has not answered within `ms`. */
-  async function bounded<T>(
-    operation: Promise<T>,
-    ms = operationTimeoutMs,
-    what = 'a command'
-  ): Promise<T> {
-    operation.catch(() => {}) // a late failure after the timeout is nobody's to handle
-    let timer: ReturnType<typeof setTimeout> | undefined
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`Redis did not answer ${what} within ${ms} ms`)),
-        ms
-      )
-    })
-    try {
-      return await Promise.race([operation, timeout])
-    } finally {
-      clearTimeout(timer)
-    }
-  }
+  const bounded = <T>(operation: Promise<T>, ms = operationTimeoutMs, what?: string) =>
+    withTimeout(operation, ms, what)
 
   const cache = options.cache
   const cachePrefix = redisSessionKeyPrefix(redis, prefix)

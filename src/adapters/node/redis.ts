@@ -1,9 +1,14 @@
 /**
  * The package's `./redis` entry: the Redis session store and the coordination it shares between
  * instances (revocations, the refresh lock, the logout-token replay guard, shared tokens), over an
- * ioredis client.
+ * ioredis client: a `Redis` (one node, or Sentinel's primary) or a `Cluster`.
  */
-export { redisStore, redisSessionKeyPrefix, type RedisStoreOptions } from './redis-store.ts'
+export {
+  redisStore,
+  redisSessionKeyPrefix,
+  type RedisClient,
+  type RedisStoreOptions,
+} from './redis-store.ts'
 export {
   redisSessionCache,
   type RedisSessionCache,
