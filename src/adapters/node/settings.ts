@@ -5,24 +5,21 @@
  */
 import { readFileSync } from 'node:fs'
 import { ConfigError, optionsFromEnv, type Config, type Env } from '../../core/config/env.ts'
+import { DEFAULT_REDIS_URL, readRedisSettings, type RedisSettings } from './redis-connect.ts'
 
-export interface NodeSettings {
+export { DEFAULT_REDIS_URL }
+
+/** Redis: `BFF_REDIS_URL`, `BFF_REDIS_MODE` and Sentinel's settings in redis-connect.ts. */
+export interface NodeSettings extends RedisSettings {
   /** `PORT`: where the server listens; 0 picks a free port. Default 3000. */
   port: number
   /** `HOST`: the address it listens on. Default `127.0.0.1`. */
   host: string
   /** The config file's text, read from the path in `BFF_CONFIG`; undefined without one. */
   configFile?: string
-  /**
-   * `BFF_REDIS_URL` as set. The `redis` store connects to it (default `DEFAULT_REDIS_URL`); with
-   * the `cookie` store, setting it puts large sessions and the shared lists in Redis.
-   */
-  redisUrl?: string
   /** `BFF_REDIS_PREFIX`: of every Redis key, so several BFFs (or tests) share one Redis. */
   redisPrefix: string
 }
-
-export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379'
 
 /**
  * The Node server's own settings.
@@ -87,11 +84,8 @@ function readNodeSettings(env: Env, problems: string[]): NodeSettings {
     }
   }
 
-  const redisUrl = get('BFF_REDIS_URL')
-  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
-    // The value may carry a password: name the problem, never echo it.
-    problems.push('BFF_REDIS_URL must start with redis:// or rediss://')
-  }
+  // The URL may carry a password: problems name the setting, never echo it.
+  const redis = readRedisSettings(env, problems)
   const redisPrefix = get('BFF_REDIS_PREFIX') ?? 'bff:'
   if (!/^[\w:.-]{1,64}$/.test(redisPrefix)) {
     problems.push(
@@ -99,5 +93,5 @@ function readNodeSettings(env: Env, problems: string[]): NodeSettings {
     )
   }
 
-  return { port, host: env.HOST ?? '127.0.0.1', configFile, redisUrl, redisPrefix }
+  return { port, host: env.HOST ?? '127.0.0.1', configFile, ...redis, redisPrefix }
 }

@@ -6,8 +6,8 @@
 import { serve, type ServerType } from '@hono/node-server'
 import { getConnInfo } from '@hono/node-server/conninfo'
 import { Hono } from 'hono'
-import { Redis } from 'ioredis'
 import { Agent } from 'undici'
+import type { Redis } from 'ioredis'
 import type { IncomingMessage } from 'node:http'
 import { createBff, notFound, type BffDeps } from '../../core/app.ts'
 import { ConfigError, type Config, type Env } from '../../core/config/env.ts'
@@ -16,7 +16,7 @@ import { answerClientError } from './client-error.ts'
 import { grantProblems } from './grant-check.ts'
 import { nodeProcessMetrics } from './metrics.ts'
 import { withRawHeaders } from './headers.ts'
-import { DEFAULT_REDIS_URL, nodeConfigFromEnv, type NodeSettings } from './settings.ts'
+import { nodeConfigFromEnv, type NodeSettings } from './settings.ts'
 import { nodeForward } from './upstream.ts'
 import { nodeTracing } from './tracing.ts'
 import { nodePdpFetch } from './pdp-fetch.ts'
@@ -24,6 +24,7 @@ import { serveSpa, spaFromEnv } from './static.ts'
 import { sharedCookieStore } from '../../core/session/stores/hybrid.ts'
 import { redisSessionKeyPrefix, redisStore } from './redis-store.ts'
 import { redisSessionCache } from './redis-cache.ts'
+import { connectRedis, firstConnection } from './redis-connect.ts'
 import {
   redisRefreshCoordinator,
   redisReplayGuard,
@@ -160,8 +161,8 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
 
 /**
  * Runtime parts chosen by settings: Redis (for the `redis` store, or shared lists in `cookie` mode
- * when BFF_REDIS_URL is set) or nothing (`memory`, plain `cookie`), in which case the core builds
- * its in-memory defaults.
+ * when BFF_REDIS_URL is set; one node, a Cluster or through Sentinel) or nothing (`memory`, plain
+ * `cookie`), in which case the core builds its in-memory defaults.
  */
 async function nodeDeps(
   config: Config,
@@ -174,39 +175,27 @@ async function nodeDeps(
   // The memory store is one process's own: Redis adds nothing to it, whatever BFF_REDIS_URL says.
   if (config.sessionStore === 'memory') return {}
   if (config.sessionStore === 'cookie' && settings.redisUrl === undefined) return {}
-  const redis = new Redis(settings.redisUrl ?? DEFAULT_REDIS_URL, {
-    // Fail fast while Redis is away: requests answer 503 instead of queueing without bound.
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    connectTimeout: 2000,
-    // A hung Redis must not hang requests: every command gives up after 2 s (answering 503).
-    commandTimeout: 2000,
-    // Commands issued in one turn of the event loop leave in one write (and their answers come
-    // back in one read): under load, one socket write per request fewer.
-    enableAutoPipelining: true,
-  })
-  redis.on('error', () => {}) // reported through /bff/health and 503s; avoid an unhandled event
+  // One node, a Cluster (BFF_REDIS_MODE=cluster) or Sentinel's primary: redis-connect.ts.
+  const redis = connectRedis(settings)
   closers.push(() => redis.quit())
   // Give the first connection a moment so the first requests do not fail; start anyway without it.
-  await new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, 2000)
-    redis.once('ready', () => {
-      clearTimeout(timer)
-      resolve()
-    })
-  })
+  await firstConnection(redis)
   const lists = { prefix: settings.redisPrefix, now }
   // The lock must outlast one IdP call with its retries.
   const lockMs = (config.idpTimeoutSeconds * 3 + 5) * 1000
   // Sessions read here stay in memory while Redis reports every change to them, on a connection
-  // of their own: most API calls then cost no Redis round trip.
-  const cache = redisSessionCache(redis.duplicate({ autoResubscribe: false }), {
-    keyPrefix: redisSessionKeyPrefix(redis, settings.redisPrefix),
-    log,
-    now,
-  })
-  closers.unshift(() => cache.close())
-  const server = redisStore(redis, { ...lists, cache })
+  // of their own: most API calls then cost no Redis round trip. Not on a Cluster: each primary
+  // reports only its own keys, and the cache does not yet follow the primaries as they change,
+  // so every read there goes to Redis (correct first).
+  const cache = redis.isCluster
+    ? undefined
+    : redisSessionCache((redis as Redis).duplicate({ autoResubscribe: false }), {
+        keyPrefix: redisSessionKeyPrefix(redis, settings.redisPrefix),
+        log,
+        now,
+      })
+  if (cache) closers.unshift(() => cache.close())
+  const server = redisStore(redis, { ...lists, ...(cache ? { cache } : {}) })
   // One refresh per session generation across the instances: for the `redis` store the lock holder
   // also stores the new tokens; in cookie mode they travel in the cookie (or, for a session too
   // large for it, through the hybrid store's own update).

@@ -37,6 +37,7 @@ describe('nodeSettingsFromEnv', () => {
       host: '127.0.0.1',
       configFile: undefined,
       redisUrl: undefined,
+      redisMode: 'single',
       redisPrefix: 'bff:',
     })
     expect(DEFAULT_REDIS_URL).toBe('redis://127.0.0.1:6379')
@@ -65,6 +66,77 @@ describe('nodeSettingsFromEnv', () => {
     it(`redacts the password of ${what}`, () => {
       const problems = problemsOf(() => nodeSettingsFromEnv({ BFF_REDIS_URL: url }))
       expect(problems).toEqual(['BFF_REDIS_URL must start with redis:// or rediss://'])
+      expect(problems.join('\n')).not.toContain('s3cret-redis-pw')
+    })
+  }
+
+  it('reads a Cluster seed list and a Sentinel set-up', () => {
+    const seeds = 'redis://:pw@10.0.0.1:7000, redis://:pw@10.0.0.2:7000,redis://:pw@[::1]:7000'
+    expect(nodeSettingsFromEnv({ BFF_REDIS_MODE: 'cluster', BFF_REDIS_URL: seeds })).toMatchObject({
+      redisMode: 'cluster',
+      redisUrl: seeds,
+    })
+    const sentinels = 'rediss://:pw@s1:26379/2,rediss://:pw@s2/2'
+    expect(
+      nodeSettingsFromEnv({
+        BFF_REDIS_MODE: 'sentinel',
+        BFF_REDIS_URL: sentinels,
+        BFF_REDIS_SENTINEL_NAME: 'mymaster',
+        BFF_REDIS_SENTINEL_PASSWORD: 'sentinel-pw',
+      })
+    ).toMatchObject({
+      redisMode: 'sentinel',
+      redisUrl: sentinels,
+      redisSentinelName: 'mymaster',
+      redisSentinelPassword: 'sentinel-pw',
+    })
+  })
+
+  for (const [what, env, problem] of [
+    [
+      'an unknown mode',
+      { BFF_REDIS_MODE: 'ring' },
+      'BFF_REDIS_MODE must be one of single, cluster, sentinel, got "ring"',
+    ],
+    [
+      'cluster without seeds',
+      { BFF_REDIS_MODE: 'cluster' },
+      'BFF_REDIS_URL is required with BFF_REDIS_MODE=cluster',
+    ],
+    [
+      'a list in single mode',
+      { BFF_REDIS_URL: 'redis://:s3cret-redis-pw@a:1,redis://b:2' },
+      'BFF_REDIS_URL lists several URLs: set BFF_REDIS_MODE to cluster or sentinel',
+    ],
+    [
+      'a seed without a scheme',
+      { BFF_REDIS_MODE: 'cluster', BFF_REDIS_URL: 'redis://a:1,s3cret-redis-pw@b:2' },
+      'BFF_REDIS_URL must start with redis:// or rediss://',
+    ],
+    [
+      'seeds with different passwords',
+      { BFF_REDIS_MODE: 'cluster', BFF_REDIS_URL: 'redis://:s3cret-redis-pw@a:1,redis://b:2' },
+      'BFF_REDIS_URL must give every URL the same scheme, credentials and database',
+    ],
+    [
+      'a database on a Cluster',
+      { BFF_REDIS_MODE: 'cluster', BFF_REDIS_URL: 'redis://:s3cret-redis-pw@a:1/3' },
+      'BFF_REDIS_URL cannot name a database in cluster mode (a Cluster has only 0)',
+    ],
+    [
+      'sentinels without a name',
+      { BFF_REDIS_MODE: 'sentinel', BFF_REDIS_URL: 'redis://:s3cret-redis-pw@s:26379' },
+      'BFF_REDIS_SENTINEL_NAME is required with BFF_REDIS_MODE=sentinel',
+    ],
+    [
+      'a sentinel name in another mode',
+      { BFF_REDIS_SENTINEL_NAME: 'mymaster' },
+      'BFF_REDIS_SENTINEL_NAME is set but BFF_REDIS_MODE is not sentinel',
+    ],
+  ] as const) {
+    it(`refuses ${what}, naming the setting and no password`, () => {
+      const problems = problemsOf(() => nodeSettingsFromEnv(env))
+      expect(problems).toEqual([problem])
       expect(problems.join('\n')).not.toContain('s3cret-redis-pw')
     })
   }
