@@ -13,11 +13,18 @@ export function clusterClient(cluster: LocalRedisCluster): Cluster {
   )
 }
 
-export function useRedisCluster(): { cluster: () => LocalRedisCluster; redis: () => Cluster } {
+/**
+ * `nodeTimeoutMs`: how long a node may not answer before the others fail it over. Long by default
+ * (5 s), so a machine busy with other tests does not fail a primary over by accident.
+ */
+export function useRedisCluster(options: { nodeTimeoutMs?: number } = {}): {
+  cluster: () => LocalRedisCluster
+  redis: () => Cluster
+} {
   let cluster: LocalRedisCluster | undefined
   let redis: Cluster | undefined
   beforeAll(async () => {
-    cluster = await startRedisCluster()
+    cluster = await startRedisCluster({ nodeTimeoutMs: options.nodeTimeoutMs ?? 5000 })
     redis = clusterClient(cluster)
     await new Promise<void>((resolve, reject) => {
       redis!.once('ready', resolve)

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { redisStore } from '../../src/adapters/node/redis-store.ts'
 import { TOMBSTONE_MS } from '../../src/adapters/node/redis-cluster-store.ts'
 import { redisRevocationList } from '../../src/adapters/node/redis-coordination.ts'
-import { redisSessionCache } from '../../src/adapters/node/redis-cache.ts'
+import { redisClusterSessionCache } from '../../src/adapters/node/redis-cluster-cache.ts'
 import { cookieStore } from '../../src/core/session/stores/cookie.ts'
 import type { Session } from '../../src/core/session/types.ts'
 import { makeSession, sleep, testStore } from '../../src/testing/store-contract.ts'
@@ -94,11 +94,11 @@ describe('redisStore on a Cluster', () => {
     expect(await redis.zscore(`${prefix}{sub:${sub}}`, long.id)).not.toBeNull()
   })
 
-  it('refuses a prefix with a brace and an in-process cache', () => {
+  it('refuses a prefix with a brace, and a cache of other keys', () => {
     expect(() => redisStore(redis, { prefix: 'a{b}:' })).toThrow(/"prefix".*"\{"/)
-    const cache = redisSessionCache(redis.nodes('master')[0]!.duplicate(), { keyPrefix: 'x' })
+    const cache = redisClusterSessionCache(redis, { keyPrefix: 'x{session:' })
     try {
-      expect(() => redisStore(redis, { prefix: 'x', cache })).toThrow(/"cache"/)
+      expect(() => redisStore(redis, { prefix: 'y', cache })).toThrow(/"cache" must track/)
     } finally {
       void cache.close()
     }

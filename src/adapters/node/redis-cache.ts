@@ -28,8 +28,9 @@ import type { Session } from '../../core/session/types.ts'
 
 /** How long the cache is trusted after Redis last answered on the invalidation connection. */
 export const TRUST_MS = 1000
-const HEARTBEAT_MS = 250
-const CHANNEL = '__redis__:invalidate'
+export const HEARTBEAT_MS = 250
+/** Where Redis sends invalidations under RESP2 (CLIENT TRACKING ... REDIRECT). */
+export const INVALIDATIONS = '__redis__:invalidate'
 
 export interface RedisSessionCache {
   /** A copy of the cached session under this full key (client prefix included), if trusted. */
@@ -66,24 +67,27 @@ export function redisSessionCache(
   options: RedisSessionCacheOptions
 ): RedisSessionCache {
   const now = options.now ?? Date.now
-  const maxEntries = options.maxEntries ?? 10_000
-  const entries = new Map<string, Session>()
-  // Raised by every invalidation and every loss of tracking: a read's ticket from before is void.
-  let epoch = 0
   let tracking = false
   let lastAnswer = 0
   let heartbeatPending = false
   let closed = false
   let warned = false
-
-  function forget() {
-    epoch++
-    entries.clear()
-  }
+  const trusted = () => tracking && now() - lastAnswer < TRUST_MS
+  const entries = sessionEntries({
+    keyPrefix: options.keyPrefix,
+    maxEntries: options.maxEntries,
+    trusted,
+    async close() {
+      closed = true
+      clearInterval(heartbeat)
+      lose()
+      await subscriber.quit().catch(() => subscriber.disconnect())
+    },
+  })
 
   function lose() {
     tracking = false
-    forget()
+    entries.forget()
   }
 
   async function track() {
@@ -101,9 +105,9 @@ export function redisSessionCache(
         'PREFIX',
         options.keyPrefix
       )
-      await subscriber.subscribe(CHANNEL)
+      await subscriber.subscribe(INVALIDATIONS)
       if (closed || subscriber.status !== 'ready') return
-      forget() // anything read before tracking began may have changed unseen
+      entries.forget() // anything read before tracking began may have changed unseen
       lastAnswer = now()
       tracking = true
     } catch (err) {
@@ -120,12 +124,9 @@ export function redisSessionCache(
   subscriber.on('ready', () => void track())
   subscriber.on('close', lose)
   subscriber.on('messageBuffer', (channel: Buffer, message: unknown) => {
-    if (channel.toString() !== CHANNEL) return
+    if (channel.toString() !== INVALIDATIONS) return
     lastAnswer = now()
-    // An array of keys; null when Redis flushed a database, which touches every key at once.
-    if (!Array.isArray(message)) return forget()
-    epoch++
-    for (const key of message) entries.delete(String(key))
+    entries.invalidate(message)
   })
   if (subscriber.status === 'ready') void track()
   // A duplicate of a client made with lazyConnect waits for a first command that never comes.
@@ -142,34 +143,57 @@ export function redisSessionCache(
   }, HEARTBEAT_MS)
   heartbeat.unref?.()
 
-  const trusted = () => tracking && now() - lastAnswer < TRUST_MS
+  return entries.cache
+}
 
+/**
+ * The cached sessions and their epoch, shared by this cache and the Cluster's
+ * (redis-cluster-cache.ts): `trusted(key)` says whether a copy of `key` may be answered or kept.
+ */
+export function sessionEntries(parts: {
+  keyPrefix: string
+  maxEntries?: number
+  trusted: (key?: string) => boolean
+  close: () => Promise<void>
+}): { cache: RedisSessionCache; forget(): void; invalidate(message: unknown): void } {
+  const maxEntries = parts.maxEntries ?? 10_000
+  const entries = new Map<string, Session>()
+  // Raised by every invalidation and every loss of tracking: a read's ticket from before is void.
+  let epoch = 0
+  const forget = () => {
+    epoch++
+    entries.clear()
+  }
   return {
-    get(key) {
-      if (!trusted()) return undefined
-      const session = entries.get(key)
-      return session && copyValue(session)
-    },
-    ticket: () => epoch,
-    keep(key, session, ticket) {
-      if (ticket !== epoch || !trusted()) return
-      if (entries.size >= maxEntries) entries.delete(entries.keys().next().value!)
-      entries.set(key, copyValue(session))
-    },
-    evict(key) {
-      if (key === undefined) return forget()
+    forget,
+    invalidate(message) {
+      // An array of keys; null when Redis flushed a database, which touches every key at once.
+      if (!Array.isArray(message)) return forget()
       epoch++
-      entries.delete(key)
+      for (const key of message) entries.delete(String(key))
     },
-    get active() {
-      return trusted()
-    },
-    keyPrefix: options.keyPrefix,
-    async close() {
-      closed = true
-      clearInterval(heartbeat)
-      lose()
-      await subscriber.quit().catch(() => subscriber.disconnect())
+    cache: {
+      get(key) {
+        if (!parts.trusted(key)) return undefined
+        const session = entries.get(key)
+        return session && copyValue(session)
+      },
+      ticket: () => epoch,
+      keep(key, session, ticket) {
+        if (ticket !== epoch || !parts.trusted(key)) return
+        if (entries.size >= maxEntries) entries.delete(entries.keys().next().value!)
+        entries.set(key, copyValue(session))
+      },
+      evict(key) {
+        if (key === undefined) return forget()
+        epoch++
+        entries.delete(key)
+      },
+      get active() {
+        return parts.trusted()
+      },
+      keyPrefix: parts.keyPrefix,
+      close: parts.close,
     },
   }
 }

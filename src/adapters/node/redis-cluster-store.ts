@@ -35,7 +35,7 @@
 import type { Cluster } from 'ioredis'
 import { ofIdp } from '../../core/session/idp-scope.ts'
 import type { Session, SessionRef, SessionStore } from '../../core/session/types.ts'
-import { redisSessionKey } from './redis-keys.ts'
+import { redisSessionKey, redisSessionKeyPrefix } from './redis-keys.ts'
 import type { RedisStoreOptions } from './redis-store.ts'
 import { bounded } from './redis-timeout.ts'
 
@@ -107,10 +107,11 @@ export function redisClusterStore(redis: Cluster, options: RedisStoreOptions = {
       '"prefix" (and the client\'s keyPrefix) must not hold "{" or "}" on a Cluster'
     )
   }
-  if (options.cache) {
-    throw new TypeError(
-      '"cache" works with a single Redis node or Sentinel only; leave it out on a Cluster'
-    )
+  const cache = options.cache
+  const cachePrefix = redisSessionKeyPrefix(redis, prefix)
+  // A cache tracking other keys would never hear of changes to these, and answer stale sessions.
+  if (cache && cache.keyPrefix !== cachePrefix) {
+    throw new TypeError(`"cache" must track the keys "${cachePrefix}", not "${cache.keyPrefix}"`)
   }
 
   redis.defineCommand('bffIndexAdd', { numberOfKeys: 1, lua: INDEX_ADD })
@@ -123,15 +124,38 @@ export function redisClusterStore(redis: Cluster, options: RedisStoreOptions = {
   const indexKey = (field: 'sid' | 'sub', value: string) => `${prefix}{${field}:${value}}`
   const timed = <T>(operation: Promise<T>) => bounded(operation, operationTimeoutMs)
 
+  // The key as Redis reports it to the cache: with the client's keyPrefix.
+  const cacheKey = (id: string) => (redis.options.keyPrefix ?? '') + sessionKey(id)
+
+  /** The stored session, from the cache when it holds it (redis-cluster-cache.ts). */
   async function read(id: string): Promise<Session | null> {
-    const raw = await timed(redis.get(sessionKey(id)))
-    if (raw === null) return null
-    const session = JSON.parse(raw) as Session
+    let session = cache?.get(cacheKey(id))
+    if (!session) {
+      const ticket = cache?.ticket()
+      const raw = await timed(redis.get(sessionKey(id)))
+      if (raw === null) return null
+      session = JSON.parse(raw) as Session
+      if (ticket !== undefined) cache!.keep(cacheKey(id), session, ticket)
+    }
     // Redis expires the key on its own clock; this guards the millisecond in between.
     return session.expiresAt * 1000 <= now() ? null : session
   }
 
-  async function write(session: Session, mode: 'create' | 'update'): Promise<boolean> {
+  /** Runs a write with this session's cached copy forgotten before and after it. */
+  async function evicting<T>(id: string | undefined, write: () => Promise<T>): Promise<T> {
+    cache?.evict(id && cacheKey(id))
+    try {
+      return await write()
+    } finally {
+      cache?.evict(id && cacheKey(id))
+    }
+  }
+
+  function write(session: Session, mode: 'create' | 'update'): Promise<boolean> {
+    return evicting(session.id, () => writeThrough(session, mode))
+  }
+
+  async function writeThrough(session: Session, mode: 'create' | 'update'): Promise<boolean> {
     const until = session.expiresAt * 1000
     const ttl = Math.ceil(until - now())
     // PX must be positive; an already-expired session is removed rather than written.
@@ -167,7 +191,12 @@ export function redisClusterStore(redis: Cluster, options: RedisStoreOptions = {
     return written === 1
   }
 
-  async function deleteByIndex(field: 'sid' | 'sub', value: string, idp?: string) {
+  function deleteByIndex(field: 'sid' | 'sub', value: string, idp?: string) {
+    // Which sessions go is known only once each member's script ran: the whole cache is forgotten.
+    return evicting(undefined, () => deleteIndexed(field, value, idp))
+  }
+
+  async function deleteIndexed(field: 'sid' | 'sub', value: string, idp?: string) {
     const index = indexKey(field, value)
     const ids = await timed(redis.zrange(index, 0, -1))
     const outcomes = await Promise.all(
@@ -215,7 +244,7 @@ export function redisClusterStore(redis: Cluster, options: RedisStoreOptions = {
     },
 
     async delete(session) {
-      await timed(redis.del(sessionKey(session.id)))
+      await evicting(session.id, () => timed(redis.del(sessionKey(session.id))))
     },
 
     deleteBySid: (sid, idp) => deleteByIndex('sid', sid, idp),

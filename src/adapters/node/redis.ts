@@ -15,6 +15,10 @@ export {
   type RedisSessionCacheOptions,
 } from './redis-cache.ts'
 export {
+  redisClusterSessionCache,
+  type RedisClusterSessionCacheOptions,
+} from './redis-cluster-cache.ts'
+export {
   redisRefreshCoordinator,
   redisReplayGuard,
   redisRevocationList,

@@ -7,7 +7,7 @@ import { serve, type ServerType } from '@hono/node-server'
 import { getConnInfo } from '@hono/node-server/conninfo'
 import { Hono } from 'hono'
 import { Agent } from 'undici'
-import type { Redis } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
 import type { IncomingMessage } from 'node:http'
 import { createBff, notFound, type BffDeps } from '../../core/app.ts'
 import { ConfigError, type Config, type Env } from '../../core/config/env.ts'
@@ -24,6 +24,7 @@ import { serveSpa, spaFromEnv } from './static.ts'
 import { sharedCookieStore } from '../../core/session/stores/hybrid.ts'
 import { redisSessionKeyPrefix, redisStore } from './redis-store.ts'
 import { redisSessionCache } from './redis-cache.ts'
+import { redisClusterSessionCache } from './redis-cluster-cache.ts'
 import { connectRedis, firstConnection } from './redis-connect.ts'
 import {
   redisRefreshCoordinator,
@@ -183,19 +184,18 @@ async function nodeDeps(
   const lists = { prefix: settings.redisPrefix, now }
   // The lock must outlast one IdP call with its retries.
   const lockMs = (config.idpTimeoutSeconds * 3 + 5) * 1000
-  // Sessions read here stay in memory while Redis reports every change to them, on a connection
-  // of their own: most API calls then cost no Redis round trip. Not on a Cluster: each primary
-  // reports only its own keys, and the cache does not yet follow the primaries as they change,
-  // so every read there goes to Redis (correct first).
+  // Sessions read here stay in memory while Redis reports every change to them, on connections
+  // of their own (one per primary on a Cluster): most API calls then cost no Redis round trip.
+  const cacheOptions = {
+    keyPrefix: redisSessionKeyPrefix(redis, settings.redisPrefix),
+    log,
+    now,
+  }
   const cache = redis.isCluster
-    ? undefined
-    : redisSessionCache((redis as Redis).duplicate({ autoResubscribe: false }), {
-        keyPrefix: redisSessionKeyPrefix(redis, settings.redisPrefix),
-        log,
-        now,
-      })
-  if (cache) closers.unshift(() => cache.close())
-  const server = redisStore(redis, { ...lists, ...(cache ? { cache } : {}) })
+    ? redisClusterSessionCache(redis as Cluster, cacheOptions)
+    : redisSessionCache((redis as Redis).duplicate({ autoResubscribe: false }), cacheOptions)
+  closers.unshift(() => cache.close())
+  const server = redisStore(redis, { ...lists, cache })
   // One refresh per session generation across the instances: for the `redis` store the lock holder
   // also stores the new tokens; in cookie mode they travel in the cookie (or, for a session too
   // large for it, through the hybrid store's own update).
