@@ -101,6 +101,15 @@ const SINGLE: RedisOptions = {
   enableAutoPipelining: true,
 }
 
+/*
+ * For pub/sub over these clients (a session-end bus): on a Cluster, SUBSCRIBE on the Cluster
+ * client listens at one node while PUBLISH reaches every node through the cluster bus (correct,
+ * but every node carries every message); sharded pub/sub (SSUBSCRIBE/SPUBLISH, Redis 7, ioredis
+ * `shardedSubscribers: true`) keeps a channel on its slot's shard, and a subscriber must follow
+ * that shard through failovers. With Sentinel, a subscriber is a `duplicate()` of the client and
+ * re-subscribes after a failover (ioredis `autoResubscribe`), missing what was published meanwhile.
+ */
+
 /**
  * The ioredis client for these settings: a `Redis` (single, sentinel) or a `Cluster`. Errors are
  * swallowed on the client (they reach requests as 503 and `/bff/health`).
@@ -154,8 +163,10 @@ export function connectRedis(settings: RedisSettings): Redis | Cluster {
         ? { sentinelPassword: settings.redisSentinelPassword }
         : {}),
       ...(tls.tls ? { enableTLSForSentinelMode: true, sentinelTLS: {} } : {}),
-      // Listens to the sentinels' +switch-master: reconnects as soon as they fail over.
-      failoverDetector: true,
+      // No `failoverDetector`: its disconnect on +switch-master can land while the client is
+      // reconnecting after the primary died, and ends the client for good (seen in
+      // test/redis-cluster/sentinel.test.ts). Redis closes every client's connection when a
+      // failover demotes or kills the primary; the client then asks the sentinels again.
       ...auth,
       ...tls,
       db: Number(first.pathname.slice(1) || 0),
