@@ -136,17 +136,18 @@ export async function startRedisCluster(
     await rm(dir, { recursive: true, force: true })
   }
   try {
+    // Redis 7 lets the bus port be chosen too: the default (port + 10000) may be taken.
+    const { stdout: version } = await run('redis-server', ['--version'])
+    const major = Number(/v=(\d+)/.exec(version)?.[1] ?? 0)
     for (let i = 0; i < 6; i++) {
-      // The bus port is chosen too: the default (port + 10000) may be taken by someone else.
-      const busPort = await freePort()
+      const bus = major >= 7 ? ['--cluster-port', String(await freePort())] : []
       nodes.push(
         await startNode(dir, `node-${i}`, [
           '--cluster-enabled',
           'yes',
           '--cluster-config-file',
           path.join(dir, `node-${i}`, 'nodes.conf'),
-          '--cluster-port',
-          String(busPort),
+          ...bus,
           '--cluster-node-timeout',
           String(options.nodeTimeoutMs ?? 1000),
           // A replica whose primary has been away a while still takes over (a test kills both
