@@ -3,10 +3,11 @@
  * own fetch, without fetch's layers. The contract is core/proxy/forward.ts's `forward`: the same headers
  * stripped and set (but none of the defaults Node's fetch adds), 502 `upstream_unavailable` when
  * the upstream cannot be reached, 504 `upstream_timeout` when its headers do not come in time,
- * redirects handed back, compressed answers decoded as fetch decodes them, bodies streamed both
- * ways. What it saves per call: the Request, Headers and AbortSignal objects, the web streams in
- * both directions and the copies of the headers that fetch and `forward` make. Node-only, so it
- * lives outside src/core; requests that did not come from a Node HTTP/1 server (e.g.
+ * redirects handed back, compressed answers passed untouched to a browser that accepts their
+ * coding (decoded as fetch decodes them for one that does not), bodies streamed both ways. What
+ * it saves per call: the Request, Headers and AbortSignal objects, the web streams in both
+ * directions and the copies of the headers that fetch and `forward` make. Node-only, so it lives
+ * outside src/core; requests that did not come from a Node HTTP/1 server (e.g.
  * `app.request()` in tests) go through `forward` over fetch instead.
  */
 import type { Context } from 'hono'
@@ -23,6 +24,11 @@ import {
   type Forwarder,
 } from '../../core/proxy/forward.ts'
 import { listed, requestHeaderStripped, responseHeaderStripped } from '../../core/proxy/headers.ts'
+import {
+  browserAccepts,
+  upstreamAcceptEncoding,
+  varyOnAcceptEncoding,
+} from '../../core/proxy/encoding.ts'
 import { upstreamNonceChallenge } from '../../core/proxy/dpop-challenge.ts'
 import { stepUpChallenge } from '../../core/proxy/step-up-challenge.ts'
 import type { StepUp } from '../../core/policy/step-up.ts'
@@ -87,6 +93,11 @@ export function nodeForward(options: NodeForwardOptions = {}): NodeForwarder {
     }
     const method = incoming.method ?? 'GET'
     const headers = requestHeaders(incoming.rawHeaders)
+    // Only codings the browser accepts (core/proxy/encoding.ts): its answer passes untouched.
+    const acceptEncoding = headers['accept-encoding']
+    if (acceptEncoding !== undefined) {
+      headers['accept-encoding'] = upstreamAcceptEncoding(acceptEncoding)
+    }
     // The client's own Authorization is stripped: without a token, the upstream gets none.
     if (call.accessToken !== undefined) {
       headers.authorization = `${call.dpop ? 'DPoP' : 'Bearer'} ${call.accessToken}`
@@ -119,6 +130,7 @@ export function nodeForward(options: NodeForwardOptions = {}): NodeForwarder {
       // See SAFE_TO_RESEND in core/proxy/forward.ts: the same rule as the fetch path.
       const resend = SAFE_TO_RESEND.has(method) ? send : undefined
       const call_ = new UpstreamCall(method, call.timeoutMs, resolve, reject, resend, call.onStepUp)
+      call_.acceptEncoding = acceptEncoding
       if (call.dpop) call_.onDpopNonce = call.onDpopNonce
       // node-server cancels an answer's body only once it has begun to write it: a browser that
       // left before then (while the API was still thinking) left the upstream's answer paused
@@ -213,6 +225,8 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
   #cancelled = false
   /** Set when the call sent a DPoP proof: told the upstream's `DPoP-Nonce` (see ForwardOptions). */
   onDpopNonce?: (nonce: string, challenge: boolean) => void
+  /** The browser's Accept-Encoding: a compressed answer in codings it accepts passes untouched. */
+  acceptEncoding?: string
 
   constructor(
     private readonly method: string,
@@ -290,10 +304,15 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
     const nonce = this.onDpopNonce && rawHeader(rawHeaders, 'dpop-nonce')
     if (nonce) this.onDpopNonce!(nonce, upstreamNonceChallenge(www, nonce) !== undefined)
     const headers = responseHeaders(rawHeaders)
-    // A body in codings fetch decodes is decoded here too, so its encoding and length no longer
-    // apply; any other coding (zstd) goes on as it came, with its header, as fetch passes it.
+    // A body in codings the browser accepts goes on as it came, with its encoding and length. One
+    // in codings it does not accept is decoded here as fetch would (gzip, deflate, br), so its
+    // encoding and length no longer apply; any other coding (zstd) goes on as it came.
     const encoding = headers['content-encoding']
-    const decoded = encoding !== undefined && decodedByFetch(encoding)
+    let decoded = false
+    if (encoding !== undefined) {
+      headers.vary = varyOnAcceptEncoding(headers.vary)
+      decoded = !browserAccepts(this.acceptEncoding, encoding) && decodedByFetch(encoding)
+    }
     if (decoded) {
       delete headers['content-encoding']
       delete headers['content-length']
@@ -301,7 +320,7 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
     this.#init = { status, statusText, headers }
     if (decoded && this.method !== 'HEAD' && !NULL_BODY_STATUS.has(status)) {
       try {
-        this.#decoders = decodersFor(encoding)
+        this.#decoders = decodersFor(encoding!)
       } catch (err) {
         this.#fail(err as Error)
         this.#abort?.(err as Error)

@@ -46,7 +46,9 @@ export function workersForward(): Forwarder {
     const via: typeof fetch = fetcher
       ? (input, init) => fetcher.fetch(input, init)
       : (input, init) => fetch(input, init)
-    return forward(c.req.raw, target, { ...call, fetch: via })
+    // workerd's fetch hands compressed answers over as they came (`encodeResponseBody: "manual"`):
+    // a coding the browser accepts passes untouched.
+    return forward(c.req.raw, target, { ...call, fetch: via, encoded: true })
   }
   return Object.assign(send, { tls: 'binding' as const })
 }

@@ -5,6 +5,13 @@
  * acting on the whole origin) and streams bodies in both directions.
  */
 import { upstreamNonceChallenge } from './dpop-challenge.ts'
+import {
+  FETCH_DECODED_CODINGS,
+  PASSABLE_CODINGS,
+  browserAccepts,
+  upstreamAcceptEncoding,
+  varyOnAcceptEncoding,
+} from './encoding.ts'
 import type { Context } from 'hono'
 import type { ApiRoute } from '../config/options.ts'
 import { BffError } from '../errors.ts'
@@ -149,6 +156,13 @@ export interface ForwardOptions {
   timeoutMs: number
   fetch: typeof fetch
   /**
+   * `fetch` hands a compressed body over as it came when asked to (workerd's
+   * `encodeResponseBody: "manual"`, which Node's fetch does not know): an answer in a coding the
+   * browser accepts then passes untouched. Without it, fetch decodes gzip, deflate and br, and the
+   * browser gets the decoded body.
+   */
+  encoded?: boolean
+  /**
    * Called when the upstream answers with an RFC 9470 step-up challenge, read (with
    * `stepUpChallenge`) before `WWW-Authenticate` is stripped like every other challenge.
    */
@@ -214,6 +228,16 @@ export async function forward(request: Request, target: URL, options: ForwardOpt
     headers.set('traceparent', options.trace.traceparent)
     if (options.trace.tracestate) headers.set('tracestate', options.trace.tracestate)
   }
+  // Only codings the browser accepts, and that this fetch can hand over (encoding.ts); `identity`
+  // rather than none, or the runtime's fetch adds its own.
+  const acceptEncoding = request.headers.get('accept-encoding')
+  headers.set(
+    'accept-encoding',
+    upstreamAcceptEncoding(
+      acceptEncoding,
+      options.encoded ? PASSABLE_CODINGS : FETCH_DECODED_CODINGS
+    )
+  )
 
   // The timeout covers waiting for the upstream's headers only: not a long streamed answer, nor a
   // slow upload, so it starts again each time more of the request body goes out, and at its end.
@@ -257,6 +281,7 @@ export async function forward(request: Request, target: URL, options: ForwardOpt
       redirect: 'manual',
       signal: controller.signal,
       ...(streamed ? { duplex: 'half' } : {}),
+      ...(options.encoded ? { encodeResponseBody: 'manual' } : {}),
     } as RequestInit)
   let upstream: Response
   try {
@@ -282,15 +307,63 @@ export async function forward(request: Request, target: URL, options: ForwardOpt
     const www = upstream.status === 401 ? upstream.headers.get('www-authenticate') : null
     options.onDpopNonce?.(nonce, upstreamNonceChallenge(www, nonce) !== undefined)
   }
-  // Start reading the upstream body now: fetch() cancels the body of a Response object that is
-  // garbage-collected before anyone reads it, and `upstream` itself is dropped here while the
-  // body waits for the session cookie to be written (seen as rare hung responses under load).
-  const body = upstream.body ? upstream.body.pipeThrough(new TransformStream()) : null
+  const answer = responseHeaders(upstream.headers)
+  let body = upstream.body
+  const encoding = answer.get('content-encoding')
+  // Which coding the upstream chose, and whether it reaches the browser, depend on the browser's
+  // Accept-Encoding.
+  if (encoding !== null) answer.set('vary', varyOnAcceptEncoding(answer.get('vary')))
+  if (encoding !== null && !options.encoded) {
+    // fetch has already decoded a body in a coding it knows; passing the encoding on would make
+    // the browser decode it twice, and the length no longer matches. A coding fetch does not know
+    // (zstd) arrives as it was sent: it goes on with its header, for the browser to decode.
+    if (decodedByFetch(encoding)) dropEncoding(answer)
+  } else if (encoding !== null && !browserAccepts(acceptEncoding, encoding)) {
+    // An upstream that compressed unasked, in a coding this browser does not read: decoded here
+    // when the runtime can (gzip, deflate), else passed on with its header as it is.
+    const formats = decoders(encoding)
+    if (formats) {
+      for (const format of formats) {
+        body = body?.pipeThrough(new DecompressionStream(format)) ?? null
+      }
+      dropEncoding(answer)
+    }
+  }
+  // A body passed as it came keeps its length (workerd sends the Content-Length of a fetched body
+  // it pipes straight on). Otherwise, start reading the upstream body now: fetch() cancels the
+  // body of a Response object that is garbage-collected before anyone reads it, and `upstream`
+  // itself is dropped here while the body waits for the session cookie to be written (seen as
+  // rare hung responses under load, with Node's fetch).
+  if (body && !(options.encoded && body === upstream.body)) {
+    body = body.pipeThrough(new TransformStream())
+  }
   return new Response(body, {
     status: upstream.status,
     statusText: upstream.statusText,
-    headers: responseHeaders(upstream.headers),
-  })
+    headers: answer,
+    // workerd: the body is sent as it is, never compressed again for its Content-Encoding.
+    ...(options.encoded ? { encodeBody: 'manual' } : {}),
+  } as ResponseInit)
+}
+
+function dropEncoding(headers: Headers) {
+  headers.delete('content-encoding')
+  headers.delete('content-length')
+}
+
+/**
+ * The DecompressionStream formats that undo `contentEncoding` (codings in the order applied), or
+ * undefined when one of them is not one every runtime's DecompressionStream knows.
+ */
+function decoders(contentEncoding: string): CompressionFormat[] | undefined {
+  const formats: CompressionFormat[] = []
+  for (const part of contentEncoding.toLowerCase().split(',').reverse()) {
+    const coding = part.trim()
+    if (coding === 'gzip' || coding === 'x-gzip') formats.push('gzip')
+    else if (coding === 'deflate') formats.push('deflate')
+    else if (coding !== 'identity') return undefined
+  }
+  return typeof DecompressionStream === 'function' ? formats : undefined
 }
 
 function responseHeaders(upstream: Headers): Headers {
@@ -299,19 +372,10 @@ function responseHeaders(upstream: Headers): Headers {
   for (const [name, value] of upstream) {
     if (!responseHeaderStripped(name) && !connectionListed.has(name)) headers.append(name, value)
   }
-  // fetch() has already decoded a body in a coding it knows; passing the encoding on would make
-  // the browser decode it twice, and the length no longer matches. A coding fetch does not know
-  // (zstd, which browsers ask for) arrives as it was sent: it goes on with its header, for the
-  // browser to decode.
   headers.set(
     'cache-control',
     privateUnlessShared(headers.get('cache-control'), headers.get('vary'))
   )
-  const encoding = headers.get('content-encoding')
-  if (encoding !== null && decodedByFetch(encoding)) {
-    headers.delete('content-encoding')
-    headers.delete('content-length')
-  }
   return headers
 }
 

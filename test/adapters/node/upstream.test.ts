@@ -578,6 +578,35 @@ describe('nodeForward', () => {
     })
   }
 
+  for (const [path, coding, encode] of [
+    ['gzip', 'gzip', gzipSync],
+    ['deflate', 'deflate', deflateSync],
+    ['br', 'br', brotliCompressSync],
+  ] as const) {
+    it(`hands a ${coding} response to a browser that accepts it untouched, with its length`, async () => {
+      const res = (await front.send(path, {
+        headers: { 'accept-encoding': 'gzip, deflate, br, zstd' },
+      })) as Response
+      const sent = encode(Buffer.from(PLAIN))
+      expect(res.headers.get('content-encoding')).toBe(coding)
+      expect(res.headers.get('content-length')).toBe(String(sent.length))
+      expect(res.headers.get('vary')).toBe('Accept-Encoding')
+      expect(Buffer.from(await res.arrayBuffer()).equals(sent)).toBe(true)
+      expect(seen[0]!.headers['accept-encoding']).toBe('gzip, deflate, br, zstd')
+    })
+  }
+
+  it('asks the upstream only for codings the browser accepts, and for none when it sent none', async () => {
+    await front.send('plain', { headers: { 'accept-encoding': 'gzip;q=0, br, compress' } })
+    await front.send('plain', { headers: { 'accept-encoding': 'compress' } })
+    await front.send('plain')
+    expect(seen.map((request) => request.headers['accept-encoding'])).toEqual([
+      'br',
+      'identity',
+      undefined,
+    ])
+  })
+
   it('passes a body in a coding it cannot decode on as it came, with its header', async () => {
     // Browsers ask for zstd, which Node cannot decode: without its header the body is garbage.
     const res = (await front.send('unknown-coding')) as Response
@@ -632,7 +661,13 @@ describe('nodeForward and fetch forward side by side', () => {
     ],
     ['a redirect', 'redirect', {}],
     ['hop-by-hop response headers', 'hop', {}],
-    ['a gzip answer', 'gzip', { headers: { 'accept-encoding': 'gzip' } }],
+    // Both decode a coding the browser does not accept (to one that does, only the Node
+    // transport can pass it untouched: Node's fetch always decodes).
+    [
+      'a gzip answer to a browser that accepts only br',
+      'gzip',
+      { headers: { 'accept-encoding': 'br' } },
+    ],
     ['an answer in a coding neither decodes', 'unknown-coding', {}],
     ['a cacheable answer', 'cacheable?cc=max-age%3D60', {}],
     ['a public answer that varies on Authorization', 'cacheable?cc=public&vary=Authorization', {}],
