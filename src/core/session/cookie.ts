@@ -151,6 +151,30 @@ export class CookieTooLargeError extends Error {
 }
 
 /**
+ * The Set-Cookie lines of `value` written as one or more chunks: each within
+ * `budget.maxCookieBytes` and all of them within `budget.maxTotalBytes`, or CookieTooLargeError.
+ */
+export function chunkedCookieLines(
+  name: string,
+  value: string,
+  attrs: CookieAttributes,
+  budget?: CookieBudget
+): string[] {
+  // The longest name and attributes a chunk line can have, so every line fits.
+  const overhead = serializeCookie(chunkName(name, MAX_CHUNKS), '', attrs).length
+  const size = budget ? Math.min(CHUNK_SIZE, budget.maxCookieBytes - overhead) : CHUNK_SIZE
+  const lines: string[] = []
+  for (let i = 0; i * size < value.length; i++) {
+    lines.push(serializeCookie(chunkName(name, i), value.slice(i * size, (i + 1) * size), attrs))
+  }
+  const bytes = lines.reduce((sum, line) => sum + line.length, 0)
+  if (lines.length > MAX_CHUNKS || (budget && bytes > budget.maxTotalBytes)) {
+    throw new CookieTooLargeError(bytes)
+  }
+  return lines
+}
+
+/**
  * Writes `value` as one or more chunks and deletes chunks the request carried beyond the new count,
  * so a shrinking session never leaves a stale tail that would corrupt the next read. With a budget,
  * each Set-Cookie line stays within `maxCookieBytes` and all of them within `maxTotalBytes`, or
@@ -164,20 +188,10 @@ export function writeChunkedCookie(
   attrs: CookieAttributes,
   budget?: CookieBudget
 ): number {
-  // The longest name and attributes a chunk line can have, so every line fits.
-  const overhead = serializeCookie(chunkName(name, MAX_CHUNKS), '', attrs).length
-  const size = budget ? Math.min(CHUNK_SIZE, budget.maxCookieBytes - overhead) : CHUNK_SIZE
-  const lines: string[] = []
-  for (let i = 0; i * size < value.length; i++) {
-    lines.push(serializeCookie(chunkName(name, i), value.slice(i * size, (i + 1) * size), attrs))
-  }
-  const bytes = lines.reduce((sum, line) => sum + line.length, 0)
-  if (lines.length > MAX_CHUNKS || (budget && bytes > budget.maxTotalBytes)) {
-    throw new CookieTooLargeError(bytes)
-  }
+  const lines = chunkedCookieLines(name, value, attrs, budget)
   for (const line of lines) appendSetCookie(c, line)
   deleteChunks(c, name, attrs, lines.length)
-  return bytes
+  return lines.reduce((sum, line) => sum + line.length, 0)
 }
 
 /** Deletes the cookie and every chunk of it the request carried, starting at chunk `from`. */

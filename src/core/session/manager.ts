@@ -11,11 +11,14 @@ import type { Logger } from '../observe/log.ts'
 import { cookieNames, isSecureOrigin } from './cookie-names.ts'
 import {
   CookieTooLargeError,
+  chunkedCookieLines,
+  type CookieAttributes,
   deleteChunkedCookie,
   readChunkedCookie,
   writeChunkedCookie,
   type CookieBudget,
 } from './cookie.ts'
+import { resealCache, type Reseal, type ResealCache } from './reseals.ts'
 import type { Sealer } from './seal.ts'
 import type { Session, SessionRef, SessionStore } from './types.ts'
 
@@ -68,6 +71,11 @@ export interface SessionManagerOptions {
   log?: Logger
   /** Epoch milliseconds. */
   now?: () => number
+  /**
+   * What presented cookies were sealed again into (see session/reseals.ts). Default: one of this
+   * manager's own, 10 000 entries and 8 MiB at most.
+   */
+  reseals?: ResealCache
 }
 
 /** A session cookie to send with the response, decided when the response is complete. */
@@ -76,6 +84,12 @@ export interface PendingCookie {
   ref: SessionRef
   /** Write even a server-store ref (an unchanged id), e.g. to re-seal with a new secret. */
   rewrite: boolean
+  /**
+   * When this write only slides or re-seals the session the request's cookie carried: that
+   * cookie's re-seal (session/reseals.ts), shared with every request that comes with the same
+   * cookie, so that one seal serves them all.
+   */
+  reseal?: Reseal
 }
 type Ctx = Context<BffEnv>
 
@@ -86,14 +100,37 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
   const secure = isSecureOrigin(options.baseUrl)
   // Sliding the expiry costs a store write (and a new cookie in cookie mode): at most once a minute.
   const touchEverySeconds = Math.min(60, Math.ceil(idleTimeoutSeconds / 10))
+  const reseals = options.reseals ?? resealCache()
   let warnedCompact = false
 
-  async function writeCookie(c: Ctx, session: Session, ref: SessionRef) {
+  /**
+   * Seals `ref` into the cookie. With `reseal`, its seal serves if some request with the same old
+   * cookie made one already (or is making it), and this one's is kept for the next.
+   */
+  async function writeCookie(c: Ctx, session: Session, ref: SessionRef, reseal?: Reseal) {
     const ttl = session.expiresAt - Math.floor(now() / 1000)
     const attrs = { secure, sameSite: 'Strict', maxAge: ttl } as const
     c.set('sessionCookieWritten', true)
+    let sealed: string
+    if (reseal) {
+      reseal.sealed ??= sealToFit(ref, attrs).catch((err: unknown) => {
+        reseal.sealed = undefined
+        throw err
+      })
+      sealed = await reseal.sealed
+    } else {
+      sealed = await sealToFit(ref, attrs)
+    }
+    // A remembered seal fitted the same budget when it was made (its Max-Age only shrinks since).
+    writeChunkedCookie(c, name, sealed, attrs, options.budget)
+  }
+
+  /** The sealed `ref` within the cookie budget: compacted if too large, else a 502. */
+  async function sealToFit(ref: SessionRef, attrs: CookieAttributes): Promise<string> {
+    const sealed = await sealer.seal(ref, attrs.maxAge)
     try {
-      writeChunkedCookie(c, name, await sealer.seal(ref, ttl), attrs, options.budget)
+      chunkedCookieLines(name, sealed, attrs, options.budget)
+      return sealed
     } catch (err) {
       if (!(err instanceof CookieTooLargeError) || !('session' in ref)) throw err
       // Too big for the browser: keep only what the BFF needs and the SPA most likely shows.
@@ -101,9 +138,11 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
         warnedCompact = true
         options.log?.('warn', 'cookie.session_compacted', { bytes: err.bytes })
       }
+      const compact = { session: compactSession(ref.session, options.policyClaims) }
+      const smaller = await sealer.seal(compact, attrs.maxAge)
       try {
-        const compact = { session: compactSession(ref.session, options.policyClaims) }
-        writeChunkedCookie(c, name, await sealer.seal(compact, ttl), attrs, options.budget)
+        chunkedCookieLines(name, smaller, attrs, options.budget)
+        return smaller
       } catch (again) {
         if (!(again instanceof CookieTooLargeError)) throw again
         throw new BffError(
@@ -123,13 +162,18 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
 
   const write = (session: Session) => orStoreUnavailable(store.update(session))
 
-  async function update(c: Ctx, session: Session, rewrite = false): Promise<boolean> {
+  async function update(
+    c: Ctx,
+    session: Session,
+    rewrite = false,
+    reseal?: Reseal
+  ): Promise<boolean> {
     const ref = await write(session)
     if (!ref) return false
     // A session that outgrew the cookie now lives in the server store: the browser needs its id.
     const carried = c.get('sessionRef')
     const moved = !('session' in ref) && carried != null && 'session' in carried
-    c.set('sessionCookie', { session, ref, rewrite: rewrite || moved })
+    c.set('sessionCookie', { session, ref, rewrite: rewrite || moved, reseal })
     c.set('session', session)
     return true
   }
@@ -181,10 +225,15 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       const slid = Math.min(absolute, Math.floor(now() / 1000) + idleTimeoutSeconds)
       const stale = await sealer.isStale(sealed!)
       if (slid - session.expiresAt >= touchEverySeconds || stale || session !== stored) {
-        session = { ...session, expiresAt: Math.max(slid, session.expiresAt) }
+        // The same old cookie again (a client that ignores Set-Cookie, requests in flight when
+        // it changed): the session it slid to last time, and so the same new cookie, serve while
+        // recent enough. Otherwise it slides now, and this becomes that cookie's re-seal.
+        const again = reseals.find(sealed!, session, slid, touchEverySeconds)
+        session = again?.session ?? { ...session, expiresAt: Math.max(slid, session.expiresAt) }
+        const reseal = again?.reseal ?? reseals.start(sealed!, session)
         // The cookie goes out again too, even one holding only an id: its Max-Age and its seal's
         // own expiry are the session's, and would otherwise end it at the first expiry.
-        if (!(await update(c, session, true))) {
+        if (!(await update(c, session, true, reseal))) {
           const current = await afterDropped(c)
           c.set('session', current)
           return current
@@ -198,14 +247,16 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       if (!pending) return
       c.set('sessionCookie', undefined)
       if (!('session' in pending.ref)) {
-        if (pending.rewrite) await writeCookie(c, pending.session, pending.ref)
+        if (pending.rewrite) await writeCookie(c, pending.session, pending.ref, pending.reseal)
         return
       }
       // The cookie carries the tokens: check again now, at the last moment, against what this
       // instance and the store know of newer generations.
       const session = options.newest?.(pending.session) ?? pending.session
       const current = await write(session)
-      if (current) await writeCookie(c, session, current)
+      // A re-seal serves only the very session it was made of, not a newer generation.
+      const reseal = session === pending.session ? pending.reseal : undefined
+      if (current) await writeCookie(c, session, current, reseal)
     },
 
     async create(c, session) {
