@@ -9,6 +9,7 @@ import type { Session } from '../../src/core/session/types.ts'
 import type { CookieJar } from '../helpers/http.ts'
 import { confirmIdpLogout } from '../helpers/idp-login.ts'
 import { startCluster, type Cluster } from './cluster.ts'
+import { openSessionCookie } from '../helpers/session-cookie.ts'
 
 const CSRF = { 'x-csrf': '1' }
 // Each test starts a cluster and drives ~100 requests: generous on 2 cores shared with other suites.
@@ -27,8 +28,8 @@ function cookieHeader(c: Cluster, jar: CookieJar): string {
 }
 
 async function storedSession(c: Cluster, jar: CookieJar): Promise<Session> {
-  const ref = await createSealer([c.secret]).unseal<{ id: string }>(jar.cookies(c.url).bff!)
-  return JSON.parse((await c.redis.get(`${c.redisPrefix}session:${ref!.id}`))!) as Session
+  const ref = (await openSessionCookie(jar.cookies(c.url).bff!, c.secret)) as { id: string }
+  return JSON.parse((await c.redis.get(`${c.redisPrefix}session:${ref.id}`))!) as Session
 }
 
 function burst(c: Cluster, jar: CookieJar, perInstance: number) {

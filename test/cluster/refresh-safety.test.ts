@@ -5,10 +5,10 @@
  * and sessions too large for a cookie.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { createSealer } from '../../src/core/session/seal.ts'
-import type { Session, SessionRef } from '../../src/core/session/types.ts'
+import type { Session } from '../../src/core/session/types.ts'
 import type { CookieJar } from '../helpers/http.ts'
 import { startCluster, type Cluster, type ClusterOptions } from './cluster.ts'
+import { openSessionCookie } from '../helpers/session-cookie.ts'
 
 const CSRF = { 'x-csrf': '1' }
 // Each test starts a cluster and drives ~100 requests: generous on 2 cores shared with other suites.
@@ -29,7 +29,7 @@ async function sessionIn(c: Cluster, jar: CookieJar): Promise<Session> {
   const cookies = jar.cookies(c.url)
   let sealed = cookies.bff!
   for (let i = 1; cookies[`bff.${i}`]; i++) sealed += cookies[`bff.${i}`]
-  const ref = (await createSealer([c.secret]).unseal<SessionRef>(sealed))!
+  const ref = (await openSessionCookie(sealed, c.secret))!
   if ('session' in ref) return ref.session
   return JSON.parse((await c.redis.get(`${c.redisPrefix}session:${ref.id}`))!) as Session
 }

@@ -6,13 +6,13 @@
 import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { DEMO_BFF_CLIENT, bffClientMetadata, startIdp, type Idp } from '../../src/demo/idp.ts'
-import { createSealer } from '../../src/core/session/seal.ts'
 import { memoryStore } from '../../src/core/session/stores/memory.ts'
-import type { Session, SessionRef } from '../../src/core/session/types.ts'
+import type { Session } from '../../src/core/session/types.ts'
 import { startNode, type NodeServer } from '../../src/adapters/node/server.ts'
 import { captureLog, type CapturedLog } from '../helpers/capture-log.ts'
 import { createCookieJar, redirectLocation } from '../helpers/http.ts'
 import { loginAtIdp } from '../helpers/idp-login.ts'
+import { openSessionCookie } from '../helpers/session-cookie.ts'
 import { freePort, startRecordingUpstream, type RecordingUpstream } from '../helpers/upstream.ts'
 
 /** The upstream's own path prefix: everything proxied must land under it. */
@@ -69,7 +69,6 @@ export async function startFuzzTarget(kind: 'memory' | 'cookie' = 'memory'): Pro
     },
     { deps: { log: logs.log, ...(store ? { store } : {}) } }
   )
-  const sealer = createSealer([secret])
   const secrets = [secret, DEMO_BFF_CLIENT.clientSecret, adminToken]
 
   const target: FuzzTarget = {
@@ -103,7 +102,7 @@ export async function startFuzzTarget(kind: 'memory' | 'cookie' = 'memory'): Pro
       const cookies = jar.cookies(url)
       let sealed = cookies.bff!
       for (let i = 1; cookies[`bff.${i}`]; i++) sealed += cookies[`bff.${i}`]
-      const ref = (await sealer.unseal<SessionRef>(sealed))!
+      const ref = (await openSessionCookie(sealed, secret))!
       const session = ('session' in ref ? ref.session : await store!.get(ref)) as Session
       const header = Object.entries(cookies)
         .filter(([name]) => name === 'bff' || name.startsWith('bff.'))

@@ -24,7 +24,6 @@ import {
 import { memoryStore } from '../../src/core/session/stores/memory.ts'
 import { redisStore } from '../../src/adapters/node/redis-store.ts'
 import { cookieStore } from '../../src/core/session/stores/cookie.ts'
-import { createSealer } from '../../src/core/session/seal.ts'
 import type { Session, SessionRef, SessionStore } from '../../src/core/session/types.ts'
 import type { Env } from '../../src/core/config/env.ts'
 import { startNode } from '../../src/adapters/node/server.ts'
@@ -33,6 +32,7 @@ import { loginAtIdp } from '../helpers/idp-login.ts'
 import { captureLog } from '../helpers/capture-log.ts'
 import { freePort, startRecordingUpstream, type RecordingUpstream } from '../helpers/upstream.ts'
 import { tokenInspector } from '../helpers/token-inspector.ts'
+import { openSessionCookie } from '../helpers/session-cookie.ts'
 import type { IdpFront } from '../helpers/idp-front.ts'
 
 export type StoreKind = 'cookie' | 'memory' | 'redis' | 'durable-object'
@@ -274,7 +274,6 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
     throw err
   }
 
-  const sealer = createSealer([secret])
   const cookieName = baseUrl.startsWith('https:') ? '__Host-bff' : 'bff'
   let oidcConfig: Promise<client.Configuration> | undefined
 
@@ -312,7 +311,7 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
       let sealed = cookies[cookieName]
       if (!sealed) return null
       for (let i = 1; cookies[`${cookieName}.${i}`]; i++) sealed += cookies[`${cookieName}.${i}`]
-      const ref = await sealer.unseal<SessionRef>(sealed)
+      const ref = await openSessionCookie(sealed, secret)
       if (!ref) return null
       return 'session' in ref ? cookieStore({ now }).get(ref) : bff.readSession(ref)
     },

@@ -20,6 +20,7 @@ import {
 } from './cookie.ts'
 import { resealCache, type Reseal, type ResealCache } from './reseals.ts'
 import type { Sealer } from './seal.ts'
+import { sealedSessionCookies, type SessionCookies } from './session-cookie.ts'
 import type { Session, SessionRef, SessionStore } from './types.ts'
 
 export interface SessionManager {
@@ -76,6 +77,11 @@ export interface SessionManagerOptions {
    * manager's own, 10 000 entries and 8 MiB at most.
    */
   reseals?: ResealCache
+  /**
+   * The cookie's forms (session/session-cookie.ts): a server store's session id in the compact
+   * `<id>.<mac>` form. Default: every ref sealed with `sealer`, as before the compact form.
+   */
+  cookies?: SessionCookies
 }
 
 /** A session cookie to send with the response, decided when the response is complete. */
@@ -101,6 +107,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
   // Sliding the expiry costs a store write (and a new cookie in cookie mode): at most once a minute.
   const touchEverySeconds = Math.min(60, Math.ceil(idleTimeoutSeconds / 10))
   const reseals = options.reseals ?? resealCache()
+  const cookies = options.cookies ?? sealedSessionCookies(sealer)
   let warnedCompact = false
 
   /**
@@ -111,18 +118,21 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     const ttl = session.expiresAt - Math.floor(now() / 1000)
     const attrs = { secure, sameSite: 'Strict', maxAge: ttl } as const
     c.set('sessionCookieWritten', true)
-    let sealed: string
-    if (reseal) {
+    let value: string
+    if (!('session' in ref)) {
+      // A server store's session id: the compact form, no seal.
+      value = await cookies.idValue(ref.id, ttl)
+    } else if (reseal) {
       reseal.sealed ??= sealToFit(ref, attrs).catch((err: unknown) => {
         reseal.sealed = undefined
         throw err
       })
-      sealed = await reseal.sealed
+      value = await reseal.sealed
     } else {
-      sealed = await sealToFit(ref, attrs)
+      value = await sealToFit(ref, attrs)
     }
     // A remembered seal fitted the same budget when it was made (its Max-Age only shrinks since).
-    writeChunkedCookie(c, name, sealed, attrs, options.budget)
+    writeChunkedCookie(c, name, value, attrs, options.budget)
   }
 
   /** The sealed `ref` within the cookie budget: compacted if too large, else a 502. */
@@ -205,8 +215,9 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       const memo = c.get('session')
       if (memo !== undefined) return memo
       const sealed = readChunkedCookie(c, name)
-      // The session cookie comes with every request: the sealer remembers it once opened.
-      const ref = sealed ? await sealer.unseal<SessionRef>(sealed, { cache: true }) : null
+      // The session cookie comes with every request: it is remembered once opened.
+      const opened = sealed ? await cookies.open(sealed, { cache: true }) : null
+      const ref = opened?.ref ?? null
       c.set('sessionRef', ref)
       let session = ref ? await orStoreUnavailable(store.get(ref)) : null
       if (session && options.belongs && !options.belongs(session)) {
@@ -223,14 +234,16 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       session = options.newest?.(session) ?? session
       const absolute = session.absoluteExpiresAt ?? session.expiresAt
       const slid = Math.min(absolute, Math.floor(now() / 1000) + idleTimeoutSeconds)
-      const stale = await sealer.isStale(sealed!)
-      if (slid - session.expiresAt >= touchEverySeconds || stale || session !== stored) {
+      if (slid - session.expiresAt >= touchEverySeconds || opened!.stale || session !== stored) {
         // The same old cookie again (a client that ignores Set-Cookie, requests in flight when
         // it changed): the session it slid to last time, and so the same new cookie, serve while
         // recent enough. Otherwise it slides now, and this becomes that cookie's re-seal.
-        const again = reseals.find(sealed!, session, slid, touchEverySeconds)
+        // (A server store's compact id cookie costs no seal: nothing to remember.)
+        const again =
+          'session' in ref! ? reseals.find(sealed!, session, slid, touchEverySeconds) : undefined
         session = again?.session ?? { ...session, expiresAt: Math.max(slid, session.expiresAt) }
-        const reseal = again?.reseal ?? reseals.start(sealed!, session)
+        const reseal =
+          again?.reseal ?? ('session' in ref! ? reseals.start(sealed!, session) : undefined)
         // The cookie goes out again too, even one holding only an id: its Max-Age and its seal's
         // own expiry are the session's, and would otherwise end it at the first expiry.
         if (!(await update(c, session, true, reseal))) {

@@ -1,0 +1,162 @@
+/**
+ * What the session cookie's value refers to. In `cookie` mode it is the sealed session itself
+ * (iron, seal.ts). With a server store it names the session by its id, in the compact form
+ * `<id>.<mac>`: the 256-bit random id (43 characters, base64url) and a MAC of it under the session
+ * secret (HMAC-SHA256, 128 bits, 22 characters): 66 bytes where a sealed id took ~340.
+ *
+ * Why nothing more is needed (README, "The session cookie"): the id is unguessable (256 bits from
+ * the platform's CSPRNG), the cookie is `HttpOnly`, `Secure` and `SameSite=Strict` (`__Host-` on
+ * https), and a session exists only while the store holds it (expiry, logout and revocation are
+ * the store's). Encrypting the id would hide nothing: it is random, and tells nothing but itself.
+ * The MAC adds what a bare id would lack: a forged or guessed value is refused before any store
+ * lookup, and the session secret keeps its meaning, so dropping a secret from `BFF_SESSION_SECRET`
+ * ends the cookies made under it. A dump of the store yields ids but no MACs; the secret yields MACs
+ * of no id: a live cookie needs both, as a sealed id did.
+ *
+ * Cookies of the older sealed form (`Fe26.2*…` holding `{ id }`) still open, and are written again
+ * in the compact form the first time their session is used.
+ */
+import type { Sealer } from './seal.ts'
+import type { SessionRef } from './types.ts'
+
+/** HMAC-SHA256 of `message` under `secret`: the runtime's fastest (Node: node:crypto). */
+export type Hmac = (secret: string, message: string) => Uint8Array | Promise<Uint8Array>
+
+/** A session cookie opened: what it refers to, and whether to write it again (`stale`). */
+export interface OpenedCookie {
+  ref: SessionRef
+  /**
+   * Made under an older secret, or in the older sealed form of an id: the next answer writes it
+   * again, under the first secret and in the compact form.
+   */
+  stale: boolean
+}
+
+export interface SessionCookies {
+  /**
+   * The cookie value that names the server-side session `id`: the compact form under the first
+   * secret. An id that is not base64url (none the BFF makes) is sealed instead, for `ttlSeconds`.
+   */
+  idValue(id: string, ttlSeconds: number): Promise<string>
+  /**
+   * What `value` refers to, or null when it is malformed, forged, expired or from an unknown
+   * secret. `cache` as `Sealer.unseal`'s: the session cookie comes with every request.
+   */
+  open(value: string, options?: { cache?: boolean }): Promise<OpenedCookie | null>
+}
+
+export interface SessionCookiesOptions {
+  /** Default: WebCrypto's HMAC, the same on every runtime. */
+  hmac?: Hmac
+  /**
+   * How many opened compact values to remember, so the MAC of a cookie seen before is not
+   * computed again (a WebCrypto HMAC costs tens of microseconds; a lookup, well under one).
+   * @default 10_000
+   */
+  cacheEntries?: number
+}
+
+/** Ids the compact form carries: base64url, as the BFF makes them (43 characters, 256 bits). */
+const ID = /^[\w-]{16,256}$/
+/** `<id>.<mac>`: the id and 22 base64url characters. Nothing else is read as the compact form. */
+const COMPACT = /^([\w-]{16,256})\.([\w-]{22})$/
+/** MAC bytes kept: 128 bits, as many as forging by trial would need. */
+const MAC_BYTES = 16
+/** The MAC's message: its purpose, so no other MAC under the same secret can stand in for it. */
+const MAC_CONTEXT = 'bff-session-id.v1:'
+
+export function createSessionCookies(
+  sealer: Sealer,
+  secrets: readonly string[],
+  options: SessionCookiesOptions = {}
+): SessionCookies {
+  if (secrets.length === 0) throw new Error('"secrets" must hold at least one secret')
+  const hmac = options.hmac ?? webCryptoHmac()
+  const maxEntries = options.cacheEntries ?? 10_000
+  // Value -> the index of the secret it was made under. Map order is recency order.
+  const opened = new Map<string, number>()
+
+  const macOf = async (secret: string, id: string) =>
+    base64url((await hmac(secret, MAC_CONTEXT + id)).subarray(0, MAC_BYTES))
+
+  return {
+    async idValue(id, ttlSeconds) {
+      if (!ID.test(id)) return sealer.seal({ id }, ttlSeconds)
+      return `${id}.${await macOf(secrets[0]!, id)}`
+    },
+
+    async open(value, read) {
+      const compact = COMPACT.exec(value)
+      if (!compact) {
+        const ref = await sealer.unseal<SessionRef>(value, read)
+        if (!ref) return null
+        return { ref, stale: 'id' in ref || (await sealer.isStale(value)) }
+      }
+      const [, id, mac] = compact as unknown as [string, string, string]
+      let index = opened.get(value)
+      if (index === undefined) {
+        for (let i = 0; i < secrets.length && index === undefined; i++) {
+          if (sameText(await macOf(secrets[i]!, id), mac)) index = i
+        }
+        if (index === undefined) return null
+        // Only values that opened are remembered: forgeries cannot push real ones out.
+        if (read?.cache && maxEntries > 0) {
+          if (opened.size >= maxEntries) opened.delete(opened.keys().next().value!)
+          opened.set(value, index)
+        }
+      } else {
+        opened.delete(value)
+        opened.set(value, index)
+      }
+      return { ref: { id }, stale: index > 0 }
+    },
+  }
+}
+
+/**
+ * Session cookies as they were before the compact form: every ref sealed. For a session manager
+ * built without secrets of its own (tests, a host app's own wiring).
+ */
+export function sealedSessionCookies(sealer: Sealer): SessionCookies {
+  return {
+    idValue: (id, ttlSeconds) => sealer.seal({ id }, ttlSeconds),
+    async open(value, read) {
+      const ref = await sealer.unseal<SessionRef>(value, read)
+      return ref ? { ref, stale: await sealer.isStale(value) } : null
+    },
+  }
+}
+
+/** WebCrypto's HMAC-SHA256, one imported key per secret. */
+function webCryptoHmac(): Hmac {
+  const keys = new Map<string, Promise<CryptoKey>>()
+  const encoder = new TextEncoder()
+  return async (secret, message) => {
+    let key = keys.get(secret)
+    if (!key) {
+      key = crypto.subtle.importKey(
+        'raw',
+        encoder.encode(secret),
+        { name: 'HMAC', hash: 'SHA-256' },
+        false,
+        ['sign']
+      )
+      keys.set(secret, key)
+    }
+    return new Uint8Array(await crypto.subtle.sign('HMAC', await key, encoder.encode(message)))
+  }
+}
+
+/** Compares two MACs in time that depends on their length only. */
+function sameText(a: string, b: string): boolean {
+  if (a.length !== b.length) return false
+  let diff = 0
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i)
+  return diff === 0
+}
+
+function base64url(bytes: Uint8Array): string {
+  let binary = ''
+  for (const byte of bytes) binary += String.fromCharCode(byte)
+  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')
+}
