@@ -7,7 +7,9 @@
 import { Redis } from 'ioredis'
 import { redisStore } from '../src/adapters/node/redis-store.ts'
 import { cookieNames } from '../src/core/session/cookie-names.ts'
+import { packRef } from '../src/core/session/packed-session.ts'
 import { createSealer } from '../src/core/session/seal.ts'
+import { createSessionCookies } from '../src/core/session/session-cookie.ts'
 import type { Session, SessionRef, SessionStore } from '../src/core/session/types.ts'
 import { cloneSession } from './clone.ts'
 
@@ -15,7 +17,10 @@ import { cloneSession } from './clone.ts'
 const CHUNK = 3800
 
 export function sessionMinter(env: Record<string, string>, memory: SessionStore | undefined) {
-  const sealer = createSealer(env.BFF_SESSION_SECRET!.split(','))
+  const secrets = env.BFF_SESSION_SECRET!.split(',')
+  const sealer = createSealer(secrets)
+  // The cookie's forms as the BFF writes them: `<id>.<mac>` for a server store, the packed session.
+  const forms = createSessionCookies(sealer, secrets)
   const name = cookieNames(env.BFF_BASE_URL!).session
   const kind = env.BFF_SESSION_STORE
   const redis = kind === 'redis' ? new Redis(env.BFF_REDIS_URL!) : undefined
@@ -31,7 +36,7 @@ export function sessionMinter(env: Record<string, string>, memory: SessionStore 
 
   return {
     async mint({ cookie, count }: { cookie: string; count: number }): Promise<string[]> {
-      const ref = await sealer.unseal<SessionRef>(cookie)
+      const ref = (await forms.open(cookie))?.ref
       if (!ref) throw new Error('the template cookie does not open')
       const template: Session | null = 'session' in ref ? ref.session : await store!.get(ref)
       if (!template) throw new Error('the template session is not in the store')
@@ -42,7 +47,12 @@ export function sessionMinter(env: Record<string, string>, memory: SessionStore 
         const batch = Array.from({ length: Math.min(500, count - start) }, async (_, j) => {
           const session = cloneSession(template, start + j, nowSeconds)
           const minted: SessionRef = store ? await store.set(session) : { session }
-          return cookieOf(await sealer.seal(minted, session.expiresAt - nowSeconds))
+          const ttl = session.expiresAt - nowSeconds
+          return cookieOf(
+            'id' in minted
+              ? await forms.idValue(minted.id, ttl)
+              : await sealer.seal(packRef(minted), ttl)
+          )
         })
         cookies.push(...(await Promise.all(batch)))
       }

@@ -26,8 +26,8 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { get } from 'node:http'
 import os from 'node:os'
 import { startIdp, type Idp } from '../src/demo/idp.ts'
-import { createSealer } from '../src/core/session/seal.ts'
-import type { Session, SessionRef } from '../src/core/session/types.ts'
+import type { Session } from '../src/core/session/types.ts'
+import { openSessionCookie } from '../test/helpers/session-cookie.ts'
 import { startChild, type Child } from './child.ts'
 import { apacheInstalled, startApache, type Apache } from './apache.ts'
 import { benchSessions, reportSessions, type SessionsResult } from './sessions.ts'
@@ -144,7 +144,7 @@ async function finishStore(under: StoreUnderTest, run: Run, idp: Idp): Promise<S
   let session: Session | undefined
   const jar = under.lastJar()
   if (store === 'cookie' && jar) {
-    const ref = await createSealer([under.secret]).unseal<SessionRef>(jar.cookies(url).bff!)
+    const ref = await openSessionCookie(jar.cookies(url).bff!, under.secret)
     if (ref && 'session' in ref) session = ref.session
   }
   return { run, storm, logs: await bff.call('logs'), session }

@@ -144,7 +144,7 @@ export function callbackRoute(s: BffServices) {
       id: randomId(),
       sid: typeof claims.sid === 'string' && claims.sid ? claims.sid : randomId(),
       sub: String(claims.sub),
-      claims,
+      claims: withoutCheckedOnce(claims),
       idp: idp.config.name,
       // RFC 6749 5.1: a response without `scope` granted what was asked for.
       scope: tokens.scope ?? idp.config.scopes,
@@ -241,6 +241,17 @@ function invalidCallback(reason: (typeof INVALID_CALLBACK)[number]) {
   return new BffError(400, 'invalid_callback', 'This login link is invalid or was already used.', {
     cause: Object.assign(new Error(reason), { code: reason }),
   })
+}
+
+/**
+ * The ID token's claims without those that only served to check the login response once (the
+ * nonce and the hashes binding the token to the code and access token): nothing reads them after
+ * the callback, and the cookie-mode session carries them on every request.
+ */
+function withoutCheckedOnce(claims: Record<string, unknown>): Record<string, unknown> {
+  const kept = { ...claims }
+  for (const name of ['nonce', 'at_hash', 'c_hash', 's_hash']) delete kept[name]
+  return kept
 }
 
 /** 256 random bits, base64url. */

@@ -18,6 +18,7 @@ import {
   writeChunkedCookie,
   type CookieBudget,
 } from './cookie.ts'
+import { packRef } from './packed-session.ts'
 import { resealCache, type Reseal, type ResealCache } from './reseals.ts'
 import type { Sealer } from './seal.ts'
 import { sealedSessionCookies, type SessionCookies } from './session-cookie.ts'
@@ -137,7 +138,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
 
   /** The sealed `ref` within the cookie budget: compacted if too large, else a 502. */
   async function sealToFit(ref: SessionRef, attrs: CookieAttributes): Promise<string> {
-    const sealed = await sealer.seal(ref, attrs.maxAge)
+    const sealed = await sealer.seal(packRef(ref), attrs.maxAge)
     try {
       chunkedCookieLines(name, sealed, attrs, options.budget)
       return sealed
@@ -149,7 +150,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
         options.log?.('warn', 'cookie.session_compacted', { bytes: err.bytes })
       }
       const compact = { session: compactSession(ref.session, options.policyClaims) }
-      const smaller = await sealer.seal(compact, attrs.maxAge)
+      const smaller = await sealer.seal(packRef(compact), attrs.maxAge)
       try {
         chunkedCookieLines(name, smaller, attrs, options.budget)
         return smaller

@@ -16,6 +16,7 @@
  * Cookies of the older sealed form (`Fe26.2*…` holding `{ id }`) still open, and are written again
  * in the compact form the first time their session is used.
  */
+import { unpackRef } from './packed-session.ts'
 import type { Sealer } from './seal.ts'
 import type { SessionRef } from './types.ts'
 
@@ -88,7 +89,7 @@ export function createSessionCookies(
     async open(value, read) {
       const compact = COMPACT.exec(value)
       if (!compact) {
-        const ref = await sealer.unseal<SessionRef>(value, read)
+        const ref = unpacked(await sealer.unseal<object>(value, read))
         if (!ref) return null
         return { ref, stale: 'id' in ref || (await sealer.isStale(value)) }
       }
@@ -121,10 +122,31 @@ export function sealedSessionCookies(sealer: Sealer): SessionCookies {
   return {
     idValue: (id, ttlSeconds) => sealer.seal({ id }, ttlSeconds),
     async open(value, read) {
-      const ref = await sealer.unseal<SessionRef>(value, read)
+      const ref = unpacked(await sealer.unseal<object>(value, read))
       return ref ? { ref, stale: await sealer.isStale(value) } : null
     },
   }
+}
+
+// A seal opened from the sealer's cache is the same frozen object on every request: it is
+// unpacked once (packed-session.ts), and the unpacked ref shared, frozen in turn.
+const unpackedRefs = new WeakMap<object, SessionRef | null>()
+
+/** The ref a sealed cookie held, packed session unpacked; null for anything else. */
+function unpacked(opened: object | null): SessionRef | null {
+  if (!opened) return null
+  let ref = unpackedRefs.get(opened)
+  if (ref === undefined) {
+    ref = unpackRef(opened)
+    if (!Object.isFrozen(opened)) return ref
+    if (ref && 'session' in ref && ref !== opened) {
+      Object.freeze(ref.session.claims)
+      Object.freeze(ref.session)
+      Object.freeze(ref)
+    }
+    unpackedRefs.set(opened, ref)
+  }
+  return ref
 }
 
 /** WebCrypto's HMAC-SHA256, one imported key per secret. */

@@ -12,8 +12,7 @@ import { captureLog } from '../../helpers/capture-log.ts'
 import { startNode } from '../../../src/adapters/node/server.ts'
 import { DEMO_SPA_DIR } from '../../../src/adapters/node/static.ts'
 import { MFA_CODE } from '../../../src/demo/idp-mfa.ts'
-import { createSealer } from '../../../src/core/session/seal.ts'
-import type { SessionRef } from '../../../src/core/session/types.ts'
+import { openSessionCookie } from '../../helpers/session-cookie.ts'
 
 // Each test starts a process (tsx compiles the sources first) or a server: seconds on an idle
 // machine, many more on two busy cores. A generous limit, so only a hang fails them.
@@ -116,7 +115,7 @@ async function accessTokenOf(jar: CookieJar, origin: string, secret: string): Pr
   const cookies = jar.cookies(origin)
   let sealed = cookies.bff!
   for (let i = 1; cookies[`bff.${i}`]; i++) sealed += cookies[`bff.${i}`]
-  const ref = await createSealer([secret]).unseal<SessionRef>(sealed)
+  const ref = await openSessionCookie(sealed, secret)
   if (!ref || !('session' in ref)) throw new Error('no cookie session in the jar')
   return ref.session.accessToken
 }

@@ -8,6 +8,7 @@ import { Hono } from 'hono'
 import { beforeEach, describe, expect, it } from 'vitest'
 import type { BffEnv } from '../../../src/core/hono-env.ts'
 import { createSessionManager, type SessionManager } from '../../../src/core/session/manager.ts'
+import { unpackRef } from '../../../src/core/session/packed-session.ts'
 import { resealCache } from '../../../src/core/session/reseals.ts'
 import { createSealer, type Sealer } from '../../../src/core/session/seal.ts'
 import { cookieStore } from '../../../src/core/session/stores/cookie.ts'
@@ -195,6 +196,6 @@ describe('a stale cookie presented again and again', () => {
 })
 
 async function openSession(r: Rig, cookie: string): Promise<Session | null> {
-  const ref = await r.sealer.unseal<{ session: Session }>(cookie)
-  return ref?.session ?? null
+  const ref = unpackRef(await r.sealer.unseal<object>(cookie))
+  return ref && 'session' in ref ? ref.session : null
 }

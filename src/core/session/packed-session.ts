@@ -1,0 +1,120 @@
+/**
+ * A session as the `cookie` store's cookie carries it: the same data in fewer bytes, since the
+ * whole session travels with every request. Lossless: short names for the session's own fields,
+ * and nothing the session already says twice (the ID token's `sub` and `sid` claims, which the
+ * session holds as `sub` and `sid`; `createdAt`, which `createdAtMs` gives). Unknown fields pass
+ * as they are, so a field added later is never lost, only not shortened.
+ *
+ * The cookie's ref is `{ s: packed }`; cookies of the older form `{ session }` still open.
+ */
+import type { Session, SessionRef } from './types.ts'
+
+/** A packed session's ref, as sealed into the cookie. */
+export interface PackedRef {
+  s: Record<string, unknown>
+}
+
+// Field -> its name in the cookie. Never reuse or change a short name: cookies in browsers
+// were written with them. The claims object keeps its claims' own names.
+const SHORT: Readonly<Record<string, string>> = {
+  id: 'i',
+  sid: 'd',
+  sub: 'u',
+  claims: 'c',
+  idp: 'p',
+  scope: 'o',
+  idToken: 't',
+  accessToken: 'a',
+  refreshToken: 'r',
+  dpopKey: 'k',
+  tokenType: 'y',
+  accessTokenExpiresAt: 'ae',
+  accessTokenLifetime: 'al',
+  createdAt: 'ca',
+  createdAtMs: 'cm',
+  expiresAt: 'e',
+  absoluteExpiresAt: 'ax',
+  generation: 'g',
+  resourceTokens: 'rt',
+  exchangedTokens: 'xt',
+}
+const LONG: Readonly<Record<string, string>> = Object.fromEntries(
+  Object.entries(SHORT).map(([long, short]) => [short, long])
+)
+/** The claims dropped as duplicates: `u` for `sub`, `d` for `sid`. */
+const DROPPED = 'cd'
+/** Names an unknown field cannot have as it is in the cookie: they are escaped with `_`. */
+const RESERVED = (key: string) => key in LONG || key === DROPPED || key.startsWith('_')
+
+/** `session` packed for the cookie. */
+export function packSession(session: Session): Record<string, unknown> {
+  const packed: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(session)) {
+    if (value === undefined) continue
+    if (key === 'createdAt' && session.createdAtMs !== undefined) {
+      // Restored from createdAtMs, unless it says something else (then kept).
+      if (Math.floor(session.createdAtMs / 1000) === value) continue
+    }
+    if (key === 'claims') {
+      const { claims, dropped } = packClaims(session)
+      packed.c = claims
+      if (dropped) packed[DROPPED] = dropped
+      continue
+    }
+    // An unknown field whose name is some field's short name would be read back as that field.
+    packed[SHORT[key] ?? (RESERVED(key) ? `_${key}` : key)] = value
+  }
+  return packed
+}
+
+/** What `packSession` packed, as it was. */
+export function unpackSession(packed: Record<string, unknown>): Session {
+  const session: Record<string, unknown> = {}
+  let dropped = ''
+  for (const [key, value] of Object.entries(packed)) {
+    if (key === '__proto__') continue
+    if (key === DROPPED) {
+      dropped = typeof value === 'string' ? value : ''
+      continue
+    }
+    session[LONG[key] ?? (key.startsWith('_') ? key.slice(1) : key)] = value
+  }
+  const out = session as unknown as Session
+  if (out.createdAt === undefined && typeof out.createdAtMs === 'number') {
+    out.createdAt = Math.floor(out.createdAtMs / 1000)
+  }
+  if (dropped && out.claims) {
+    const restored: Record<string, unknown> = {}
+    if (dropped.includes('u')) restored.sub = out.sub
+    if (dropped.includes('d')) restored.sid = out.sid
+    out.claims = { ...restored, ...out.claims }
+  }
+  return out
+}
+
+/** The session's claims without `sub` and `sid` when they equal the session's own. */
+function packClaims(session: Session): { claims: Record<string, unknown>; dropped: string } {
+  const { claims } = session
+  const sub = claims.sub === session.sub
+  const sid = claims.sid === session.sid
+  if (!sub && !sid) return { claims, dropped: '' }
+  const packed: Record<string, unknown> = {}
+  for (const [name, value] of Object.entries(claims)) {
+    if ((name === 'sub' && sub) || (name === 'sid' && sid)) continue
+    packed[name] = value
+  }
+  return { claims: packed, dropped: (sub ? 'u' : '') + (sid ? 'd' : '') }
+}
+
+/** The ref sealed into the cookie: a session packed, an id as it is. */
+export function packRef(ref: SessionRef): PackedRef | { id: string } {
+  return 'session' in ref ? { s: packSession(ref.session) } : ref
+}
+
+/** A ref opened from a cookie, of either form: `{ s }` unpacked, `{ session }` and `{ id }` as they are. */
+export function unpackRef(ref: unknown): SessionRef | null {
+  if (!ref || typeof ref !== 'object') return null
+  const packed = (ref as Partial<PackedRef>).s
+  if (packed && typeof packed === 'object') return { session: unpackSession(packed) }
+  return ref as SessionRef
+}
