@@ -30,7 +30,7 @@ import type { BffEnv } from './hono-env.ts'
 import { createSessionManager } from './session/manager.ts'
 import { createSessionCookies, type Hmac } from './session/session-cookie.ts'
 import { setCookieBytes } from './session/cookie.ts'
-import { createSealer } from './session/seal.ts'
+import { createSealer, type Iron } from './session/seal.ts'
 import { cookieStore } from './session/stores/cookie.ts'
 import { memoryStore } from './session/stores/memory.ts'
 import type { SessionStore } from './session/types.ts'
@@ -79,6 +79,11 @@ export interface BffDeps {
   forward?: Forwarder
   /** Clock in epoch milliseconds. Default: `Date.now`. */
   now?: () => number
+  /**
+   * Makes and opens iron seals (session cookies, login transactions). Default: iron-session over
+   * WebCrypto. The Node entry passes `nodeIron` (./node): the same format through node:crypto.
+   */
+  iron?: Iron
   /**
    * HMAC-SHA256 for the session-id cookie's MAC (session/session-cookie.ts). Default: WebCrypto's.
    * The Node entry passes node:crypto's, several times faster.
@@ -131,7 +136,7 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
   const now = deps.now ?? Date.now
   const log = deps.log ?? jsonLogger
   const store = deps.store ?? defaultStore(config, now)
-  const sealer = createSealer(config.sessionSecrets, { now })
+  const sealer = createSealer(config.sessionSecrets, { now, iron: deps.iron })
   const idps = createIdpRegistry(config, { fetch: deps.fetch, now, log })
   const oidc = idps.first.oidc
   if (deps.background) for (const idp of idps.list) idp.oidc.checkAtStartup(deps.background)

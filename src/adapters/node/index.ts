@@ -13,5 +13,6 @@ export {
   type NodeSettings,
 } from './settings.ts'
 export { nodeForward, type NodeForwardOptions } from './upstream.ts'
+export { nodeHmac, nodeIron, nodeSealer } from './crypto.ts'
 export { nodeTracing, otelTracer, tracesEndpoint, type NodeTracing } from './tracing.ts'
 export * from './redis.ts'

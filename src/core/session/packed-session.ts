@@ -16,39 +16,40 @@ export interface PackedRef {
 
 // Field -> its name in the cookie. Never reuse or change a short name: cookies in browsers
 // were written with them. The claims object keeps its claims' own names.
-const SHORT: Readonly<Record<string, string>> = {
-  id: 'i',
-  sid: 'd',
-  sub: 'u',
-  claims: 'c',
-  idp: 'p',
-  scope: 'o',
-  idToken: 't',
-  accessToken: 'a',
-  refreshToken: 'r',
-  dpopKey: 'k',
-  tokenType: 'y',
-  accessTokenExpiresAt: 'ae',
-  accessTokenLifetime: 'al',
-  createdAt: 'ca',
-  createdAtMs: 'cm',
-  expiresAt: 'e',
-  absoluteExpiresAt: 'ax',
-  generation: 'g',
-  resourceTokens: 'rt',
-  exchangedTokens: 'xt',
-}
-const LONG: Readonly<Record<string, string>> = Object.fromEntries(
-  Object.entries(SHORT).map(([long, short]) => [short, long])
+const SHORT: ReadonlyMap<string, string> = new Map(
+  Object.entries({
+    id: 'i',
+    sid: 'd',
+    sub: 'u',
+    claims: 'c',
+    idp: 'p',
+    scope: 'o',
+    idToken: 't',
+    accessToken: 'a',
+    refreshToken: 'r',
+    dpopKey: 'k',
+    tokenType: 'y',
+    accessTokenExpiresAt: 'ae',
+    accessTokenLifetime: 'al',
+    createdAt: 'ca',
+    createdAtMs: 'cm',
+    expiresAt: 'e',
+    absoluteExpiresAt: 'ax',
+    generation: 'g',
+    resourceTokens: 'rt',
+    exchangedTokens: 'xt',
+  })
 )
+const LONG: ReadonlyMap<string, string> = new Map([...SHORT].map(([long, short]) => [short, long]))
 /** The claims dropped as duplicates: `u` for `sub`, `d` for `sid`. */
 const DROPPED = 'cd'
 /** Names an unknown field cannot have as it is in the cookie: they are escaped with `_`. */
-const RESERVED = (key: string) => key in LONG || key === DROPPED || key.startsWith('_')
+const RESERVED = (key: string) => LONG.has(key) || key === DROPPED || key.startsWith('_')
 
 /** `session` packed for the cookie. */
 export function packSession(session: Session): Record<string, unknown> {
-  const packed: Record<string, unknown> = {}
+  // No prototype: an escaped `_proto__` field is just a field.
+  const packed: Record<string, unknown> = Object.create(null)
   for (const [key, value] of Object.entries(session)) {
     if (value === undefined) continue
     if (key === 'createdAt' && session.createdAtMs !== undefined) {
@@ -62,7 +63,7 @@ export function packSession(session: Session): Record<string, unknown> {
       continue
     }
     // An unknown field whose name is some field's short name would be read back as that field.
-    packed[SHORT[key] ?? (RESERVED(key) ? `_${key}` : key)] = value
+    packed[SHORT.get(key) ?? (RESERVED(key) ? `_${key}` : key)] = value
   }
   return packed
 }
@@ -72,12 +73,12 @@ export function unpackSession(packed: Record<string, unknown>): Session {
   const session: Record<string, unknown> = {}
   let dropped = ''
   for (const [key, value] of Object.entries(packed)) {
-    if (key === '__proto__') continue
     if (key === DROPPED) {
       dropped = typeof value === 'string' ? value : ''
       continue
     }
-    session[LONG[key] ?? (key.startsWith('_') ? key.slice(1) : key)] = value
+    const name = LONG.get(key) ?? (key.startsWith('_') ? key.slice(1) : key)
+    if (name !== '__proto__') session[name] = value
   }
   const out = session as unknown as Session
   if (out.createdAt === undefined && typeof out.createdAtMs === 'number') {

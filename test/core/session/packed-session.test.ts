@@ -50,7 +50,21 @@ describe('packSession', () => {
     fc.assert(
       fc.property(
         fc.dictionary(
-          fc.oneof(fc.constantFrom('i', 'cd', '_i', '__i', 'e', 'x', 'claims2'), fc.string()),
+          fc.oneof(
+            fc.constantFrom(
+              'i',
+              'cd',
+              '_i',
+              '__i',
+              'e',
+              'x',
+              'claims2',
+              'toString',
+              'constructor',
+              '_proto__'
+            ),
+            fc.string()
+          ),
           fc.jsonValue()
         ),
         (extra) => {
