@@ -113,8 +113,12 @@ async function run(c: Case, redis: Redis | undefined): Promise<Record<string, un
   const first = await pass()
   const second = await pass()
   if (redis) {
-    const keys = await redis.keys(`${prefix}*`)
-    if (keys.length) await redis.del(...keys)
+    let cursor = '0'
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
+      cursor = next
+      if (keys.length) await redis.del(...keys)
+    } while (cursor !== '0')
   }
   return {
     ...c,
