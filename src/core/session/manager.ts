@@ -134,6 +134,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     }
     // A remembered seal fitted the same budget when it was made (its Max-Age only shrinks since).
     writeChunkedCookie(c, name, value, attrs, options.budget)
+    if (reseal) reseal.sent = true
   }
 
   /** The sealed `ref` within the cookie budget: compacted if too large, else a 502. */
@@ -242,6 +243,12 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
         // (A server store's compact id cookie costs no seal: nothing to remember.)
         const again =
           'session' in ref! ? reseals.find(sealed!, session, slid, touchEverySeconds) : undefined
+        if (again?.reseal.sent && again.session.generation === stored.generation) {
+          // Its holder has been sent the new cookie: no seal, no store write, no Set-Cookie (a
+          // generation change is always sent again: the old cookie's tokens are spent).
+          c.set('session', again.session)
+          return again.session
+        }
         session = again?.session ?? { ...session, expiresAt: Math.max(slid, session.expiresAt) }
         const reseal =
           again?.reseal ?? ('session' in ref! ? reseals.start(sealed!, session) : undefined)

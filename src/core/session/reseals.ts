@@ -5,7 +5,10 @@
  * when the cookie changed. A seal costs two key derivations, an HMAC and an encryption, and in
  * cookie mode the answer carries ~2 KB of `Set-Cookie`. Remembered here, the same presented
  * cookie is answered with the same new cookie: one seal, however many requests carry it, also
- * when they come at once (the first to write seals, the others wait for that seal).
+ * when they come at once (the first to write seals, the others wait for that seal). Once an
+ * answer has carried it, later requests with the old cookie get no Set-Cookie at all until the
+ * session is due to slide again: the old cookie still works meanwhile (its own expiry is an idle
+ * timeout away), and a browser that missed the new one gets the next.
  *
  * Only the seal is saved, never a check: the session manager still writes the session to its
  * store (revocations, the newest generation across instances) and asks for the newest generation
@@ -20,6 +23,8 @@ export interface Reseal {
   readonly session: Session
   /** The new cookie's value, as written; set by the first request that writes it. */
   sealed?: Promise<string>
+  /** Some answer has carried the new cookie. */
+  sent?: boolean
 }
 
 export interface ResealCache {
