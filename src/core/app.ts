@@ -42,6 +42,7 @@ import { createTokenManager } from './tokens/token-manager.ts'
 import { policyPoint } from './policy/authorize.ts'
 import { forward, type Forwarder } from './proxy/forward.ts'
 import { upstreamTlsProblems } from './proxy/upstream-tls.ts'
+import type { Upgrader } from './proxy/websocket.ts'
 import { memoryReplayGuard, type ReplayGuard } from './oidc/replay-guard.ts'
 import { createLiveSessions, inProcessBus, type SessionEndBus } from './session/live.ts'
 
@@ -76,6 +77,13 @@ export interface BffDeps {
    * node:http.
    */
   forward?: Forwarder
+  /**
+   * Opens and relays the WebSockets of routes with `websocket: true` (core/proxy/websocket.ts
+   * says what it must do). `startNode` passes the one of `nodeWebSockets()` (./node), whose
+   * `attach(server, fetch)` hands it the server's upgrades. Without it, such a route stops
+   * start-up.
+   */
+  upgrade?: Upgrader
   /** Clock in epoch milliseconds. Default: `Date.now`. */
   now?: () => number
   /** Where logout token `jti`s are remembered. Default: in memory (one instance only). */
@@ -122,6 +130,17 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
   // A route that asks for a client certificate never runs on a transport that sends none.
   const tlsProblems = upstreamTlsProblems(config.api, forwarder.tls)
   if (tlsProblems.length) throw new ConfigError(tlsProblems)
+  // A route that takes WebSockets never runs where upgrades would be refused or mishandled.
+  const socketRoutes = deps.upgrade ? [] : config.api.filter((route) => route.websocket)
+  if (socketRoutes.length) {
+    throw new ConfigError(
+      socketRoutes.map(
+        (route) =>
+          `route "${route.prefix}": "websocket" needs a runtime that proxies WebSockets (Node: ` +
+          'startNode, or nodeWebSockets() as deps.upgrade); this one would refuse every upgrade'
+      )
+    )
+  }
   const now = deps.now ?? Date.now
   const log = deps.log ?? jsonLogger
   const store = deps.store ?? defaultStore(config, now)
@@ -182,6 +201,7 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
     replay: deps.replay ?? memoryReplayGuard(now),
     upstreamFetch,
     forward: forwarder,
+    upgrade: deps.upgrade,
     policy: policyPoint({
       fetch: deps.pdpFetch ?? ((input, init) => fetch(input, init)),
       now,

@@ -13,5 +13,11 @@ export {
   type NodeSettings,
 } from './settings.ts'
 export { nodeForward, type NodeForwardOptions } from './upstream.ts'
+export {
+  nodeWebSockets,
+  type NodeWebSockets,
+  type NodeWebSocketsOptions,
+  type UpgradeFetch,
+} from './websocket.ts'
 export { nodeTracing, otelTracer, tracesEndpoint, type NodeTracing } from './tracing.ts'
 export * from './redis.ts'

@@ -8,7 +8,7 @@ import { getConnInfo } from '@hono/node-server/conninfo'
 import { Hono } from 'hono'
 import { Agent } from 'undici'
 import type { Cluster, Redis } from 'ioredis'
-import type { IncomingMessage } from 'node:http'
+import type { IncomingMessage, Server } from 'node:http'
 import { createBff, notFound, type BffDeps } from '../../core/app.ts'
 import { ConfigError, type Config, type Env } from '../../core/config/env.ts'
 import { jsonLogger } from '../../core/observe/log.ts'
@@ -18,6 +18,7 @@ import { nodeProcessMetrics } from './metrics.ts'
 import { withRawHeaders } from './headers.ts'
 import { nodeConfigFromEnv, type NodeSettings } from './settings.ts'
 import { nodeForward } from './upstream.ts'
+import { nodeWebSockets } from './websocket.ts'
 import { nodeTracing } from './tracing.ts'
 import { nodePdpFetch } from './pdp-fetch.ts'
 import { serveSpa, spaFromEnv } from './static.ts'
@@ -103,6 +104,8 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
   const closeAll = async () => {
     for (const close of closers) await close().catch(() => {})
   }
+  // WebSocket routes: the app checks each upgrade, this relays the sockets (websocket.ts).
+  const sockets = nodeWebSockets()
   const app = new Hono()
   try {
     const runtime = await nodeDeps(config, settings, closers, options.deps)
@@ -121,6 +124,7 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
         },
         ...(forwarder ? { forward: forwarder } : {}),
         pdpFetch: pdp.fetch,
+        upgrade: sockets.upgrade,
         ...(tracing ? { tracer: tracing.tracer } : {}),
         ...runtime,
         ...(processMetrics ? { metrics: processMetrics } : {}),
@@ -140,12 +144,15 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
   app.notFound((c) => notFound(c, log))
 
   const server = await listen(app, port, host)
+  sockets.attach(server as Server, (request, env) => app.fetch(request, env))
   const address = server.address()
   const actualPort = typeof address === 'object' && address ? address.port : port
   // Background work stops first, so a discovery retry neither logs nor keeps the process up while
   // connections drain; idle kept-alive connections are closed, not waited for.
   closers.unshift(
     async () => life.abort(),
+    // Open sockets are told the server is going away; the server's close waits for them.
+    () => sockets.close(),
     () =>
       new Promise((resolve) => {
         server.close(resolve)

@@ -191,29 +191,43 @@ export type Forwarder = ((
 export const SAFE_TO_RESEND: ReadonlySet<string> = new Set(['GET', 'HEAD'])
 
 /**
+ * The headers an upstream gets for a request with `headers`: the client's, less those that never
+ * cross (`requestHeaderStripped`, and those the client named in `Connection`), plus the route's
+ * token, the BFF's own X-Forwarded-For/-Proto/-Host and trace context. The WebSocket upgrade
+ * (websocket.ts) sends the same.
+ */
+export function upstreamHeaders(
+  headers: Headers,
+  options: Pick<ForwardOptions, 'accessToken' | 'dpop' | 'baseUrl' | 'clientIp' | 'trace'>
+): Headers {
+  const upstream = new Headers()
+  // Headers the client named in Connection are hop-by-hop too (RFC 9110 7.6.1).
+  const connectionListed = listed(headers.get('connection'))
+  for (const [name, value] of headers) {
+    if (!requestHeaderStripped(name) && !connectionListed.has(name)) upstream.set(name, value)
+  }
+  if (options.accessToken !== undefined) {
+    upstream.set('authorization', `${options.dpop ? 'DPoP' : 'Bearer'} ${options.accessToken}`)
+    if (options.dpop) upstream.set('dpop', options.dpop)
+  }
+  const base = new URL(options.baseUrl)
+  upstream.set('x-forwarded-host', base.host)
+  upstream.set('x-forwarded-proto', base.protocol.slice(0, -1))
+  // The client's own X-Forwarded-For is not extended: it says whatever the client wants.
+  if (options.clientIp) upstream.set('x-forwarded-for', options.clientIp)
+  if (options.trace) {
+    upstream.set('traceparent', options.trace.traceparent)
+    if (options.trace.tracestate) upstream.set('tracestate', options.trace.tracestate)
+  }
+  return upstream
+}
+
+/**
  * Sends `request` to `target` with the bearer token, if any, and returns the upstream's answer,
  * cleaned.
  */
 export async function forward(request: Request, target: URL, options: ForwardOptions) {
-  const headers = new Headers()
-  // Headers the client named in Connection are hop-by-hop too (RFC 9110 7.6.1).
-  const connectionListed = listed(request.headers.get('connection'))
-  for (const [name, value] of request.headers) {
-    if (!requestHeaderStripped(name) && !connectionListed.has(name)) headers.set(name, value)
-  }
-  if (options.accessToken !== undefined) {
-    headers.set('authorization', `${options.dpop ? 'DPoP' : 'Bearer'} ${options.accessToken}`)
-    if (options.dpop) headers.set('dpop', options.dpop)
-  }
-  const base = new URL(options.baseUrl)
-  headers.set('x-forwarded-host', base.host)
-  headers.set('x-forwarded-proto', base.protocol.slice(0, -1))
-  // The client's own X-Forwarded-For is not extended: it says whatever the client wants.
-  if (options.clientIp) headers.set('x-forwarded-for', options.clientIp)
-  if (options.trace) {
-    headers.set('traceparent', options.trace.traceparent)
-    if (options.trace.tracestate) headers.set('tracestate', options.trace.tracestate)
-  }
+  const headers = upstreamHeaders(request.headers, options)
 
   // The timeout covers waiting for the upstream's headers only: not a long streamed answer, nor a
   // slow upload, so it starts again each time more of the request body goes out, and at its end.
@@ -293,7 +307,8 @@ export async function forward(request: Request, target: URL, options: ForwardOpt
   })
 }
 
-function responseHeaders(upstream: Headers): Headers {
+/** An upstream's response headers for the browser: those that never cross stripped, `private` added. */
+export function responseHeaders(upstream: Headers): Headers {
   const headers = new Headers()
   const connectionListed = listed(upstream.get('connection'))
   for (const [name, value] of upstream) {
