@@ -66,6 +66,9 @@ const KEY = /^[+/0-9A-Za-z]{22}==$/
 // A Host header a URL can be built from: a name or an IP literal, and a port.
 const HOST = /^(?:\[[0-9a-f:.]+\]|[a-z0-9.-]+)(?::\d{1,5})?$/
 
+/** A listener of the module's own: one made inside `upgrade` would hold the request. */
+const ignore = () => {}
+
 /** An upstream socket accepted for an upgrade request whose handshake is not complete yet. */
 interface Pending {
   upstream: WebSocket
@@ -118,6 +121,9 @@ export function nodeWebSockets(options: NodeWebSocketsOptions = {}): NodeWebSock
         settled = true
         clearTimeout(timer)
         incoming.socket.off('close', gone)
+        // This request's listeners hold it (and its context): an open socket keeps none of them.
+        upstream.removeAllListeners('error').removeAllListeners('unexpected-response')
+        upstream.removeAllListeners('open').on('error', ignore)
         then()
       }
       // The browser left while the upstream was being asked.

@@ -52,12 +52,11 @@ export function socketLife(
   let listener: ((code: number, reason: string) => void) | undefined
   let closing: [number, string] | undefined
   let released = false
-  let timer: ReturnType<typeof setTimeout> | undefined
   let lease: LiveLease | undefined = undefined
+  let unwatch: (() => void) | undefined = undefined
 
   const stop = () => {
-    clearTimeout(timer)
-    timer = undefined
+    unwatch?.()
     lease?.release()
   }
   const close = (code: number, reason: string) => {
@@ -82,37 +81,66 @@ export function socketLife(
   const opened = s.live.open(session, (reason) => close(POLICY_CLOSE, `session_ended:${reason}`))
   if ('refused' in opened) return opened
   lease = opened
-
   const ref = c.get('sessionRef')
   // The cookie holds the whole session (the `cookie` store): it cannot be refreshed from here.
-  const inCookie = ref != null && 'session' in ref
+  // Such a socket keeps nothing of the request (`c`): an idle socket costs less.
+  unwatch =
+    ref == null || 'session' in ref
+      ? after(session.accessTokenExpiresAt * 1000 - s.now(), () =>
+          close(POLICY_CLOSE, 'token_expired')
+        )
+      : keepRefreshed(s, c, ref, session, close)
+  return life
+}
+
+/** Calls `run` in `ms` (later than setTimeout's longest delay too); answers how to cancel. */
+function after(ms: number, run: () => void): () => void {
+  const delay = Math.min(Math.max(ms, 0), MAX_DELAY_MS)
+  let next: (() => void) | undefined
+  const timer = setTimeout(() => (delay < ms ? (next = after(ms - delay, run)) : run()), delay)
+  return () => {
+    clearTimeout(timer)
+    next?.()
+  }
+}
+
+/**
+ * Refreshes a server-side session when its token is due, for as long as the socket is open;
+ * `close` when the session has ended (the IdP refused its refresh token, it had none, it is gone
+ * from the store). Answers how to stop.
+ */
+function keepRefreshed(
+  s: BffServices,
+  c: Context<BffEnv>,
+  ref: { id: string },
+  session: Session,
+  close: (code: number, reason: string) => void
+): () => void {
+  let cancel: (() => void) | undefined
+  let stopped = false
   const schedule = (ms: number) => {
-    if (released || closing) return
-    const delay = Math.min(Math.max(ms, 0), MAX_DELAY_MS)
-    timer = setTimeout(() => void (delay < ms ? schedule(ms - delay) : check()), delay)
+    if (!stopped) cancel = after(ms, () => void check())
   }
   /** Waits until the token is due: at expiry less the refresh skew, or at expiry without refresh. */
   const watch = (current: Session, atLeastMs = 0) => {
-    const refreshable = !inCookie && current.refreshToken !== undefined
-    const skew = refreshable ? refreshSkewFor(current, s.config.refreshSkewSeconds) : 0
+    const skew = current.refreshToken ? refreshSkewFor(current, s.config.refreshSkewSeconds) : 0
     schedule(Math.max((current.accessTokenExpiresAt - skew) * 1000 - s.now(), atLeastMs))
   }
   let current = session
   const check = async () => {
-    timer = undefined
-    if (released || closing) return
-    if (inCookie) return close(POLICY_CLOSE, 'token_expired')
     let stored: Session | null
     try {
       // The newest generation: the page's own calls may have refreshed the session meanwhile, and
       // refreshing an older one would spend a refresh token the IdP has already rotated.
-      stored = ref ? await s.sessions.store.get(ref) : null
+      stored = await s.sessions.store.get(ref)
     } catch {
       return schedule(RETRY_MS)
     }
+    if (stopped) return
     if (!stored) return close(POLICY_CLOSE, 'session_ended:session_expired')
     try {
       const result = await freshSession(s, c, stored)
+      if (stopped) return
       if (result.kind === 'error') return schedule(RETRY_MS) // the IdP is away: try again
       // No newer token (a refresh failing for a moment while the old one still works): not before
       // RETRY_MS, so a token within its skew is not asked about in a loop.
@@ -120,14 +148,16 @@ export function socketLife(
       current = result.session
       watch(current, renewed ? 0 : RETRY_MS)
     } catch (err) {
+      if (stopped) return
       if (!(err instanceof BffError) || err.status !== 401) return schedule(RETRY_MS)
       // freshSession ended the session (the IdP refused its refresh token, or it had none).
-      close(
-        POLICY_CLOSE,
-        `session_ended:${stored.refreshToken ? 'refresh_failed' : 'session_expired'}`
-      )
+      const reason = stored.refreshToken ? 'refresh_failed' : 'session_expired'
+      close(POLICY_CLOSE, `session_ended:${reason}`)
     }
   }
   watch(session)
-  return life
+  return () => {
+    stopped = true
+    cancel?.()
+  }
 }
