@@ -70,11 +70,14 @@ export function createRelays(options: RelayOptions): Relays {
       for (const [from, to] of [pair, [upstream, browser] as const]) {
         alive.add(from)
         from.on('pong', () => alive.add(from))
-        from.on('error', () => {}) // followed by 'close'
+        // A side that broke the protocol (a message too large, text that is not UTF-8) was sent
+        // that close code by `ws`; its own close then says 1006. The other side gets the code.
+        let broke: number | undefined
+        from.on('error', (err: Error & { code?: string }) => (broke = protocolClose(err.code)))
         pipe(from, to, options.highWaterMark, () => alive.add(from))
         from.on('close', (code, reason) => {
           finished()
-          closeWith(to, code, reason)
+          closeWith(to, code === 1006 && broke ? broke : code, reason)
         })
       }
       // The session ended (or its token can no longer be renewed): both sides are told why.
@@ -143,6 +146,15 @@ function closeWith(ws: WebSocket, code: number, reason: Buffer) {
   if (code === 1005) ws.close()
   else if (code === 1006 || !sendable(code)) ws.terminate()
   else ws.close(code, reason)
+}
+
+/** The close code `ws` sent for one of its protocol errors (by its error code), if it is one. */
+function protocolClose(code: string | undefined): number | undefined {
+  if (!code?.startsWith('WS_ERR_')) return undefined
+  if (code === 'WS_ERR_INVALID_UTF8') return 1007
+  if (code === 'WS_ERR_TOO_MANY_BUFFERED_PARTS') return 1008
+  if (code.startsWith('WS_ERR_UNSUPPORTED_')) return 1009
+  return 1002
 }
 
 /** Codes an endpoint may send in a close frame (RFC 6455 7.4; ws's own rule). */
