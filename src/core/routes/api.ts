@@ -15,6 +15,7 @@ import type { StepUp } from '../policy/step-up.ts'
 import { stepUpRequired } from '../proxy/step-up-challenge.ts'
 import { upstreamNonces } from '../proxy/dpop-challenge.ts'
 import { isWebSocketUpgrade, openWebSocket } from '../proxy/websocket.ts'
+import { endingWithSession, isEventStream } from '../proxy/live-stream.ts'
 import type { BffEnv } from '../hono-env.ts'
 import { upstreamTrace } from '../observe/spans.ts'
 import { dpopKey, upstreamProof } from '../oidc/dpop.ts'
@@ -128,6 +129,10 @@ export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
     if (upstream.status >= 300 && upstream.status < 400) {
       const location = upstream.headers.get('location')
       if (location) upstream.headers.set('location', publicLocation(location, route, target))
+    }
+    // An event stream ends with its session (proxy/live-stream.ts).
+    if (access.session && isEventStream(upstream)) {
+      return endingWithSession(s, c, upstream, access.session)
     }
     // The session cookie, if any, is added by SessionManager.commit once the response is complete.
     return upstream
