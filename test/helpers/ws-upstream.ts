@@ -3,7 +3,7 @@
  * reached it. What it does depends on the path's last segment:
  * - `echo`: sends each message back as it came (text as text, binary as binary); the text message
  *   `close <code> <reason>` makes it close with that code; `protocol` picks the last subprotocol
- *   the client offered (any path);
+ *   the client offered (any path but `noproto`, which picks none);
  * - `refuse?status=N`: answers the upgrade with status N, a JSON body, `Set-Cookie` and
  *   `WWW-Authenticate` (which must not reach the browser);
  * - `hang`: never answers the upgrade;
@@ -60,7 +60,9 @@ export async function startWsUpstream(): Promise<WsUpstream> {
     noServer: true,
     perMessageDeflate: false,
     maxPayload: 64 * 1024 * 1024,
-    handleProtocols: (offered) => [...offered].at(-1) ?? false,
+    // The last one offered; on `.../noproto` none, as an upstream that ignores them.
+    handleProtocols: (offered, req) =>
+      req.url?.endsWith('/noproto') ? false : ([...offered].at(-1) ?? false),
   })
   const server = createServer((_req, res) => res.writeHead(404).end())
   server.on('connection', (socket) => {

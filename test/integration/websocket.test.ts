@@ -101,12 +101,21 @@ describeNode(`WebSocket routes (${SERVER_STORE} store)`, () => {
     expect(upstream.closes.at(-1)).toEqual({ code: 4002, reason: 'browser says bye' })
   })
 
+  it('opens without a subprotocol when the upstream picks none of those offered', async () => {
+    const answer = await rawUpgrade(stack, '/live/noproto', alice, {
+      'Sec-WebSocket-Protocol': 'a, b',
+    })
+    expect(answer).toMatch(/^HTTP\/1\.1 101 /)
+    expect(answer.toLowerCase()).not.toContain('sec-websocket-protocol')
+    expect(upstream.upgrades.at(-1)!.headers['sec-websocket-protocol']).toBe('a, b')
+  })
+
   it('passes the subprotocol the upstream chose among those offered', async () => {
     const ws = await socketOf(
       openSocket(stack, '/live/echo', { jar: alice, protocols: ['a', 'b'] })
     )
     expect(ws.protocol).toBe('b')
-    expect(upstream.upgrades.at(-1)!.headers['sec-websocket-protocol']).toBe('a,b')
+    expect(upstream.upgrades.at(-1)!.headers['sec-websocket-protocol']).toBe('a, b')
     ws.close()
   })
 
@@ -358,7 +367,11 @@ async function rawUpgrade(
       )
     })
     let text = ''
-    socket.on('data', (chunk) => (text += chunk))
+    socket.on('data', (chunk) => {
+      text += chunk
+      // A 101 leaves the connection open: its head is all there is to read.
+      if (text.startsWith('HTTP/1.1 101 ') && text.includes('\r\n\r\n')) socket.destroy()
+    })
     socket.on('close', () => resolve(text))
     socket.on('error', reject)
     setTimeout(() => socket.destroy(), 5000)

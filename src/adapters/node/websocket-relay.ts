@@ -85,6 +85,12 @@ export function createRelays(options: RelayOptions): Relays {
         browser.close(code, reason)
         upstream.close(code, reason)
       })
+      // The upstream went away while the browser's handshake completed: its close came unheard.
+      if (upstream.readyState !== WebSocket.OPEN) {
+        browser.close(1011, 'upstream_closed')
+        upstream.terminate()
+        return
+      }
       // Anything the upstream sent before the browser's socket was there waited in its socket.
       upstream.resume()
     },

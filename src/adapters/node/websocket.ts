@@ -73,6 +73,8 @@ const ignore = () => {}
 interface Pending {
   upstream: WebSocket
   life: SocketLife
+  /** The subprotocol the upstream chose among the browser's, or '' for none. */
+  protocol: string
 }
 
 export function nodeWebSockets(options: NodeWebSocketsOptions = {}): NodeWebSockets {
@@ -93,7 +95,7 @@ export function nodeWebSockets(options: NodeWebSocketsOptions = {}): NodeWebSock
     perMessageDeflate: false,
     maxPayload,
     // The subprotocol the upstream chose, which the browser offered (the client checked that).
-    handleProtocols: (_offered, req) => pending.get(req)?.upstream.protocol || false,
+    handleProtocols: (_offered, req) => pending.get(req)?.protocol || false,
   })
   // The session cookie the app set (a refreshed session in the `cookie` store) goes on the 101.
   server.on('headers', (headers, req) => {
@@ -107,8 +109,13 @@ export function nodeWebSockets(options: NodeWebSocketsOptions = {}): NodeWebSock
       throw new BffError(501, 'not_supported', 'WebSockets are not available on this server.')
     }
     return new Promise((resolve, reject) => {
-      const upstream = new WebSocket(up.url, up.protocols, {
-        headers: Object.fromEntries(up.headers),
+      // The browser's subprotocols go as a header rather than as `ws`'s own list: `ws` fails an
+      // answer that picks none of its list, which browsers (and so upstreams) accept.
+      const headers = Object.fromEntries(up.headers)
+      if (up.protocols.length) headers['sec-websocket-protocol'] = up.protocols.join(', ')
+      let protocol = ''
+      const upstream = new WebSocket(up.url, [], {
+        headers,
         perMessageDeflate: false,
         maxPayload,
         followRedirects: false,
@@ -123,7 +130,7 @@ export function nodeWebSockets(options: NodeWebSocketsOptions = {}): NodeWebSock
         incoming.socket.off('close', gone)
         // This request's listeners hold it (and its context): an open socket keeps none of them.
         upstream.removeAllListeners('error').removeAllListeners('unexpected-response')
-        upstream.removeAllListeners('open').on('error', ignore)
+        upstream.removeAllListeners('open').removeAllListeners('upgrade').on('error', ignore)
         then()
       }
       // The browser left while the upstream was being asked.
@@ -144,11 +151,20 @@ export function nodeWebSockets(options: NodeWebSocketsOptions = {}): NodeWebSock
           )
         )
       )
+      upstream.once('upgrade', (res) => {
+        // One of the browser's is taken off the answer before `ws` reads it (see above); any
+        // other is left there for `ws` to refuse, a 502.
+        const chosen = res.headers['sec-websocket-protocol']
+        if (chosen !== undefined && up.protocols.includes(chosen)) {
+          protocol = chosen
+          delete res.headers['sec-websocket-protocol']
+        }
+      })
       upstream.once('open', () =>
         settle(() => {
           // Nothing is read from the upstream until the browser's socket is there to take it.
           upstream.pause()
-          pending.set(incoming, { upstream, life: up.life })
+          pending.set(incoming, { upstream, life: up.life, protocol })
           // A placeholder: the upgrade handler below completes the handshake instead.
           resolve({ accepted: new Response(null, { status: 200 }) })
         })
