@@ -82,6 +82,12 @@ function build(env: WorkerEnv): WorkerApp | ConfigError {
   )
   // Routes with mutual TLS: each names a bound mtls_certificates binding.
   if (config) problems.push(...mtlsProblems(env, config.api))
+  // WebSocket routes: relayed on Node only so far (createBff would refuse them too, uncaught).
+  for (const route of config?.api.filter((route) => route.websocket) ?? []) {
+    problems.push(
+      `BFF_CONFIG route "${route.prefix}": "websocket" is not supported on Workers yet (Node relays WebSockets)`
+    )
+  }
   if (!config || problems.length) {
     for (const problem of problems) jsonLogger('error', 'config.invalid', { problem })
     return new ConfigError(problems)
