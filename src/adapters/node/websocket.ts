@@ -18,7 +18,7 @@ import type { TLSSocket } from 'node:tls'
 import { WebSocket, WebSocketServer } from 'ws'
 import { BffError } from '../../core/errors.ts'
 import type { ApiRoute } from '../../core/config/options.ts'
-import type { SocketLife, Upgrader } from '../../core/proxy/websocket.ts'
+import type { SocketLife, UpgradeOutcome, Upgrader } from '../../core/proxy/websocket.ts'
 import { createRelays, type RelayOptions } from './websocket-relay.ts'
 
 export interface NodeWebSocketsOptions {
@@ -40,6 +40,12 @@ export interface NodeWebSocketsOptions {
    * @default 30
    */
   heartbeatSeconds?: number
+  /**
+   * Sockets this server relays at most, those of routes without a session (`token: "none"`)
+   * included, which no session's limit counts; beyond, 429 `too_many_connections`.
+   * @default 20000
+   */
+  maxSockets?: number
 }
 
 /** What the app is asked for an upgrade request: the BFF's `app.fetch`, or a host app's. */
@@ -84,6 +90,9 @@ export function nodeWebSockets(options: NodeWebSocketsOptions = {}): NodeWebSock
     heartbeatMs: (options.heartbeatSeconds ?? 30) * 1000,
   }
   const relays = createRelays(relayOptions)
+  const maxSockets = options.maxSockets ?? 20_000
+  // Upstreams being asked (an accepted one counts among the relays a moment later).
+  let opening = 0
   // Upgrade requests this module is handling, and those whose upstream has accepted.
   const handling = new WeakSet<IncomingMessage>()
   const pending = new WeakMap<IncomingMessage, Pending>()
@@ -108,7 +117,15 @@ export function nodeWebSockets(options: NodeWebSocketsOptions = {}): NodeWebSock
       // Not from a server this module is attached to (e.g. `app.request()`).
       throw new BffError(501, 'not_supported', 'WebSockets are not available on this server.')
     }
-    return new Promise((resolve, reject) => {
+    if (relays.size + opening >= maxSockets) {
+      throw new BffError(
+        429,
+        'too_many_connections',
+        'This server has as many open connections as it may have; try again later.'
+      )
+    }
+    opening++
+    return new Promise<UpgradeOutcome>((resolve, reject) => {
       // The browser's subprotocols go as a header rather than as `ws`'s own list: `ws` fails an
       // answer that picks none of its list, which browsers (and so upstreams) accept.
       const headers = Object.fromEntries(up.headers)
@@ -126,6 +143,7 @@ export function nodeWebSockets(options: NodeWebSocketsOptions = {}): NodeWebSock
       const settle = (then: () => void) => {
         if (settled) return
         settled = true
+        opening--
         clearTimeout(timer)
         incoming.socket.off('close', gone)
         // This request's listeners hold it (and its context): an open socket keeps none of them.
