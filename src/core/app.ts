@@ -45,6 +45,8 @@ import { upstreamTlsProblems } from './proxy/upstream-tls.ts'
 import type { Upgrader } from './proxy/websocket.ts'
 import { memoryReplayGuard, type ReplayGuard } from './oidc/replay-guard.ts'
 import { createLiveSessions, inProcessBus, type SessionEndBus } from './session/live.ts'
+import { sessionExpired } from './session/ends.ts'
+import { eventsRoute } from './routes/events.ts'
 
 export interface BffDeps {
   /**
@@ -111,7 +113,10 @@ export interface BffDeps {
   metrics?: MetricsHooks
   /**
    * Carries session ends to every instance, so each closes its live connections (WebSockets,
-   * `/bff/events`) of an ended session. Default: within this process only.
+   * `/bff/events`) of an ended session: `redisSessionEndBus` (./redis) on Node. Default: within
+   * this process only. Pass one whenever several instances share sessions: with the `cookie`
+   * store, it also says that this instance does not see every request of a session, so an idle
+   * deadline it cannot confirm sends `/bff/events` clients back to be checked rather than ending.
    */
   sessionEnds?: SessionEndBus
 }
@@ -159,6 +164,9 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
   })
   const clientIp = deps.clientIp ?? (() => undefined)
   const sessionEnds = deps.sessionEnds ?? inProcessBus()
+  // Only the browser holds a `cookie` session: no store can say whether another instance slid it.
+  // Alone, this instance sees every request of it, and knows.
+  const cookieAlone = store.kind === 'cookie' && deps.sessionEnds === undefined
   const services: BffServices = {
     config,
     idps,
@@ -169,7 +177,20 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
     metrics,
     now,
     sessionEnds,
-    live: createLiveSessions({ bus: sessionEnds, maxPerSession: 16, maxPerInstance: 20_000 }),
+    live: createLiveSessions({
+      bus: sessionEnds,
+      maxPerSession: config.liveMaxPerSession,
+      maxPerInstance: config.liveMaxPerInstance,
+      now,
+      // The store knows best whether an idle session slid elsewhere; a `cookie` store cannot tell.
+      recheck: async (session) => {
+        const held = await store.get({ id: session.id })
+        // In `cookie` mode only a session too large for the cookie is held on the server.
+        if (held || store.kind !== 'cookie') return held
+        return cookieAlone ? null : undefined
+      },
+      onExpired: (session, kind) => void sessionExpired(services, undefined, session, kind),
+    }),
     sessions: createSessionManager({
       store,
       sealer,
@@ -182,6 +203,14 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
       belongs: (session) => idps.of(session) !== undefined,
       log,
       now,
+      onExpired: (c, expired) =>
+        sessionExpired(
+          services,
+          c,
+          expired.session,
+          expired.final ? 'absolute_lifetime' : 'idle_timeout'
+        ),
+      onWritten: (session) => services.live.touch(session),
     }),
     tokens,
     clientTokens: createClientTokens({
@@ -212,6 +241,8 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
     clientIp,
     tracer: deps.tracer,
   }
+  // A server going down sends its event streams' clients to reconnect (to another instance).
+  deps.background?.addEventListener('abort', () => services.live.drain(), { once: true })
   if (deps.tracer) {
     services.sessions = traceSessions(services.sessions, deps.tracer, config.sessionStore)
   }
@@ -267,6 +298,7 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
   app.route('/', backchannelRoute(services))
   app.route('/', adminRoute(services))
   app.route('/', metricsRoute(services))
+  app.route('/', eventsRoute(services))
   app.all('/bff/*', () => {
     throw new BffError(404, 'not_found', 'No such BFF endpoint.')
   })

@@ -33,6 +33,7 @@ import {
   redisRevocationList,
 } from './redis-coordination.ts'
 import { redisSharedTokenCoordinator } from './redis-shared-tokens.ts'
+import { redisSessionEndBus } from './redis-session-ends.ts'
 
 export interface NodeServer {
   url: string
@@ -169,15 +170,21 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
 
 /**
  * Runtime parts chosen by settings: Redis (for the `redis` store, or shared lists in `cookie` mode
- * when BFF_REDIS_URL is set; one node, a Cluster or through Sentinel) or nothing (`memory`, plain
- * `cookie`), in which case the core builds its in-memory defaults.
+ * when BFF_REDIS_URL is set; one node, a Cluster or through Sentinel; session ends over its
+ * pub/sub either way) or nothing (`memory`, plain `cookie`), in which case the core builds its
+ * in-memory defaults.
  */
 async function nodeDeps(
   config: Config,
   settings: NodeSettings,
   closers: Array<() => Promise<unknown>>,
   deps: BffDeps = {}
-): Promise<Pick<BffDeps, 'store' | 'replay' | 'refreshCoordinator' | 'sharedTokenCoordinator'>> {
+): Promise<
+  Pick<
+    BffDeps,
+    'store' | 'replay' | 'refreshCoordinator' | 'sharedTokenCoordinator' | 'sessionEnds'
+  >
+> {
   const { now } = deps
   const log = deps.log ?? jsonLogger
   // The memory store is one process's own: Redis adds nothing to it, whatever BFF_REDIS_URL says.
@@ -202,6 +209,13 @@ async function nodeDeps(
     ? redisClusterSessionCache(redis as Cluster, cacheOptions)
     : redisSessionCache((redis as Redis).duplicate({ autoResubscribe: false }), cacheOptions)
   closers.unshift(() => cache.close())
+  // Session ends reach every instance's live connections through Redis pub/sub, on a connection
+  // of their own; resubscribed by the bus itself after each reconnection.
+  const subscriber = redis.isCluster
+    ? (redis as Cluster).duplicate()
+    : (redis as Redis).duplicate({ autoResubscribe: false, enableOfflineQueue: true })
+  const sessionEnds = redisSessionEndBus(redis, subscriber, { prefix: settings.redisPrefix, log })
+  closers.unshift(() => sessionEnds.close())
   const server = redisStore(redis, { ...lists, cache })
   // One refresh per session generation across the instances: for the `redis` store the lock holder
   // also stores the new tokens; in cookie mode they travel in the cookie (or, for a session too
@@ -213,6 +227,7 @@ async function nodeDeps(
     ...(config.sessionStore === 'redis' ? { sessions: server } : {}),
   })
   return {
+    sessionEnds,
     replay: redisReplayGuard(redis, lists),
     refreshCoordinator,
     // Client-credentials and exchanged tokens: one grant for all instances, shared through Redis.

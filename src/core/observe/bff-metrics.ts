@@ -35,6 +35,7 @@ const ENDPOINTS = [
   'backchannel',
   'admin',
   'metrics',
+  'events',
 ] as const
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const
 const OTHER = 'other'

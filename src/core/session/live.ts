@@ -32,8 +32,12 @@ export const SESSION_END_REASONS: readonly SessionEndReason[] = [
   'refresh_failed',
 ]
 
-/** Which sessions ended: one by id, or every one of an IdP `sid` or subject (of `idp` when given). */
-export type SessionEnd = { reason: SessionEndReason; idp?: string } & (
+/**
+ * Which sessions ended: one by id, or every one of an IdP `sid` or subject (of `idp` when given).
+ * `replaced`: a new login in the same browser took its place, so the browser is still logged in:
+ * connections that can come back with the cookie (`onRecheck`) do, the others end.
+ */
+export type SessionEnd = { reason: SessionEndReason; idp?: string; replaced?: boolean } & (
   { id: string } | { sid: string } | { sub: string }
 )
 
@@ -75,7 +79,12 @@ export function sessionEndOf(value: unknown): SessionEnd | null {
   const v = value as Record<string, unknown>
   if (!SESSION_END_REASONS.includes(v.reason as SessionEndReason)) return null
   if (v.idp !== undefined && typeof v.idp !== 'string') return null
-  const base = { reason: v.reason as SessionEndReason, ...(v.idp ? { idp: v.idp as string } : {}) }
+  if (v.replaced !== undefined && typeof v.replaced !== 'boolean') return null
+  const base = {
+    reason: v.reason as SessionEndReason,
+    ...(v.idp ? { idp: v.idp as string } : {}),
+    ...(v.replaced ? { replaced: true } : {}),
+  }
   const keys = (['id', 'sid', 'sub'] as const).filter((key) => v[key] !== undefined)
   if (keys.length !== 1) return null
   const key = keys[0]!
@@ -125,7 +134,13 @@ export interface LiveSessions {
   touch(session: Session): void
   /** Open connections on this instance. */
   readonly size: number
-  /** Stops the timer and ends nothing: for a server shutting down. */
+  /**
+   * This instance is going away: connections that can come back (`onRecheck`) are asked to, to
+   * reconnect to another instance; the others are left to the server's own shutdown. The timer
+   * stops.
+   */
+  drain(): void
+  /** Stops the timer and ends nothing. */
   close(): void
 }
 
@@ -140,7 +155,7 @@ export interface LiveSessionsOptions {
   maxPerInstance: number
   /** The app's clock, epoch milliseconds. @default Date.now */
   now?: () => number
-  /** How often deadlines are compared with the clock, milliseconds. @default 1000 */
+  /** How often deadlines are compared with the clock, milliseconds. @default 500 */
   tickMs?: number
   /** How long before the absolute lifetime `onExpiring` is told, seconds. @default 60 */
   warnSeconds?: number
@@ -179,7 +194,7 @@ interface Group {
 
 export function createLiveSessions(options: LiveSessionsOptions): LiveSessions {
   const now = options.now ?? Date.now
-  const tickMs = options.tickMs ?? 1000
+  const tickMs = options.tickMs ?? 500
   const warnMs = (options.warnSeconds ?? 60) * 1000
   const retryMs = options.retryMs ?? 5000
   const groups = new Map<string, Group>()
@@ -208,17 +223,29 @@ export function createLiveSessions(options: LiveSessionsOptions): LiveSessions {
     return true
   }
 
-  /** Ends every connection of one session here, each told once. */
-  function endGroup(id: string, reason: SessionEndReason, which?: (c: Connection) => boolean) {
+  /**
+   * Ends every connection of one session here, each told once. With `comeBack`, a connection that
+   * can come back with its cookie (`onRecheck`) is asked to instead.
+   */
+  function endGroup(
+    id: string,
+    reason: SessionEndReason,
+    which?: (c: Connection) => boolean,
+    comeBack = false
+  ) {
     for (const connection of [...(groups.get(id)?.connections ?? [])]) {
       if (which && !which(connection)) continue
-      if (remove(connection)) tell(() => connection.onEnd(reason))
+      if (!remove(connection)) continue
+      const { onRecheck } = connection.options
+      tell(() => (comeBack && onRecheck ? onRecheck() : connection.onEnd(reason)))
     }
   }
 
   options.bus.subscribe((end) => {
     const ids = 'id' in end ? [end.id] : [...groups.keys()]
-    for (const id of ids) endGroup(id, end.reason, (c) => endsSession(end, c.session))
+    for (const id of ids) {
+      endGroup(id, end.reason, (c) => endsSession(end, c.session), end.replaced === true)
+    }
   })
 
   function tick() {
@@ -265,11 +292,7 @@ export function createLiveSessions(options: LiveSessionsOptions): LiveSessions {
     if (current === undefined) {
       // Nobody here can tell: a connection that can come back with its cookie does; the others
       // end, on the newest deadline this instance knows.
-      for (const connection of [...group.connections]) {
-        if (!remove(connection)) continue
-        const { onRecheck } = connection.options
-        tell(() => (onRecheck ? onRecheck() : connection.onEnd('session_expired')))
-      }
+      endGroup(id, 'session_expired', undefined, true)
       return
     }
     if (current && current.expiresAt * 1000 > now()) {
@@ -319,6 +342,15 @@ export function createLiveSessions(options: LiveSessionsOptions): LiveSessions {
     touch,
     get size() {
       return size
+    },
+    drain() {
+      for (const group of [...groups.values()]) {
+        for (const connection of [...group.connections]) {
+          const { onRecheck } = connection.options
+          if (onRecheck && remove(connection)) tell(onRecheck)
+        }
+      }
+      stopTimer()
     },
     close: stopTimer,
   }

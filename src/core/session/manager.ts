@@ -68,7 +68,31 @@ export interface SessionManagerOptions {
   log?: Logger
   /** Epoch milliseconds. */
   now?: () => number
+  /**
+   * Told when a request presents the cookie of a session that expired (idle timeout or absolute
+   * lifetime): the session cookie outlives its session by `EXPIRED_COOKIE_GRACE_SECONDS` for this.
+   * The session is the whole one in `cookie` mode, else only its id.
+   */
+  onExpired?: (c: Ctx, expired: ExpiredSession) => Promise<void>
+  /** Told of every session copy written to the store (slid, refreshed): live connections follow it. */
+  onWritten?: (session: Session) => void
 }
+
+/** A session a request's cookie held, found expired. */
+export interface ExpiredSession {
+  /** The session (`cookie` store), or just its id (the server stores' cookies hold no more). */
+  session: Session | { id: string }
+  /** Its absolute lifetime ended, rather than its idle timeout. */
+  final: boolean
+}
+
+/**
+ * How long a session cookie outlives its session in the browser, seconds. Expired, it opens for
+ * nothing but telling that the session expired (`onExpired`): a request then answers as without a
+ * session, and the cookie is cleared. Without it the browser would drop the cookie at the very
+ * second the session expires, and an expired session could not be told from none.
+ */
+export const EXPIRED_COOKIE_GRACE_SECONDS = 3600
 
 /** A session cookie to send with the response, decided when the response is complete. */
 export interface PendingCookie {
@@ -90,10 +114,13 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
 
   async function writeCookie(c: Ctx, session: Session, ref: SessionRef) {
     const ttl = session.expiresAt - Math.floor(now() / 1000)
-    const attrs = { secure, sameSite: 'Strict', maxAge: ttl } as const
+    const grace = EXPIRED_COOKIE_GRACE_SECONDS
+    const attrs = { secure, sameSite: 'Strict', maxAge: ttl + grace } as const
+    const final = session.expiresAt >= (session.absoluteExpiresAt ?? Infinity)
+    const sealOptions = { graceSeconds: grace, final }
     c.set('sessionCookieWritten', true)
     try {
-      writeChunkedCookie(c, name, await sealer.seal(ref, ttl), attrs, options.budget)
+      writeChunkedCookie(c, name, await sealer.seal(ref, ttl, sealOptions), attrs, options.budget)
     } catch (err) {
       if (!(err instanceof CookieTooLargeError) || !('session' in ref)) throw err
       // Too big for the browser: keep only what the BFF needs and the SPA most likely shows.
@@ -103,7 +130,8 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       }
       try {
         const compact = { session: compactSession(ref.session, options.policyClaims) }
-        writeChunkedCookie(c, name, await sealer.seal(compact, ttl), attrs, options.budget)
+        const sealedCompact = await sealer.seal(compact, ttl, sealOptions)
+        writeChunkedCookie(c, name, sealedCompact, attrs, options.budget)
       } catch (again) {
         if (!(again instanceof CookieTooLargeError)) throw again
         throw new BffError(
@@ -121,7 +149,11 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     deleteChunkedCookie(c, name, { secure, sameSite: 'Strict' })
   }
 
-  const write = (session: Session) => orStoreUnavailable(store.update(session))
+  async function write(session: Session): Promise<SessionRef | null> {
+    const ref = await orStoreUnavailable(store.update(session))
+    if (ref) options.onWritten?.(session)
+    return ref
+  }
 
   async function update(c: Ctx, session: Session, rewrite = false): Promise<boolean> {
     const ref = await write(session)
@@ -129,7 +161,10 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     // A session that outgrew the cookie now lives in the server store: the browser needs its id.
     const carried = c.get('sessionRef')
     const moved = !('session' in ref) && carried != null && 'session' in carried
-    c.set('sessionCookie', { session, ref, rewrite: rewrite || moved })
+    // A rewrite this request already decided on (a slid expiry, then a refresh) still happens:
+    // else the cookie's seal would keep the older expiry and end the session before the store.
+    const decided = c.get('sessionCookie')?.rewrite === true
+    c.set('sessionCookie', { session, ref, rewrite: rewrite || moved || decided })
     c.set('session', session)
     return true
   }
@@ -173,6 +208,15 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       if (!session) {
         // A cookie that leads nowhere (ended, expired, forged) is removed from the browser.
         if (sealed) clearCookie(c)
+        // One whose seal ran out within its grace held a session that expired: say so once.
+        const gone = sealed && !ref ? await sealer.expired<SessionRef>(sealed) : null
+        if (gone && options.onExpired) {
+          const { value } = gone
+          const expired = 'session' in value ? value.session : { id: value.id }
+          if (typeof expired?.id === 'string') {
+            await options.onExpired(c, { session: expired, final: gone.final })
+          }
+        }
         return null
       }
       const stored = session

@@ -273,10 +273,14 @@ describe('parseConfig: other settings', () => {
   }
 
   it('reads the limits of live connections, 16 per session and 20 000 per instance by default', () => {
-    expect(parseConfig(validEnv)).toMatchObject({ liveMaxPerSession: 16, liveMaxPerInstance: 20_000 })
-    expect(
-      parseConfig(env({ BFF_LIVE_MAX_PER_SESSION: '3', BFF_LIVE_MAX: '500' }))
-    ).toMatchObject({ liveMaxPerSession: 3, liveMaxPerInstance: 500 })
+    expect(parseConfig(validEnv)).toMatchObject({
+      liveMaxPerSession: 16,
+      liveMaxPerInstance: 20_000,
+    })
+    expect(parseConfig(env({ BFF_LIVE_MAX_PER_SESSION: '3', BFF_LIVE_MAX: '500' }))).toMatchObject({
+      liveMaxPerSession: 3,
+      liveMaxPerInstance: 500,
+    })
   })
 
   it('BFF_CLIENT_AUTH: client_secret_basic by default, client_secret_post on request', () => {
