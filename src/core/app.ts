@@ -241,6 +241,7 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
     clientIp,
     tracer: deps.tracer,
   }
+  metrics.live(() => services.live.size)
   // A server going down sends its event streams' clients to reconnect (to another instance).
   deps.background?.addEventListener('abort', () => services.live.drain(), { once: true })
   if (deps.tracer) {

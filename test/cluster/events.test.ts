@@ -151,6 +151,7 @@ for (const store of ['redis', 'cookie'] as const) {
           headers: { ...CSRF, cookie: cookieHeader(cluster, jar) },
         })
         expect(late.status).toBe(401)
+        expect(await late.json()).toMatchObject({ error: 'session_expired' })
       })
     }
   })

@@ -17,6 +17,7 @@ import { readSse, type SseReader } from '../helpers/sse.ts'
 import { CSRF, describeStores, startStack, type Stack } from './harness.ts'
 
 const ADMIN_TOKEN = 'events-admin-token-0123456789abcdef012345'
+const METRICS_TOKEN = 'events-metrics-token-0123456789abcdef01234'
 /** What the test measured, printed at the end: how long each end took to reach the stream. */
 const latencies: string[] = []
 
@@ -29,6 +30,7 @@ describeStores(['cookie', 'memory', 'redis'], '/bff/events with the %s store', (
         BFF_IDLE_TIMEOUT: '600',
         BFF_SESSION_LIFETIME: '1800',
         BFF_ADMIN_TOKEN: ADMIN_TOKEN,
+        BFF_METRICS_TOKEN: METRICS_TOKEN,
         BFF_LIVE_MAX_PER_SESSION: '2',
       },
     })
@@ -65,14 +67,27 @@ describeStores(['cookie', 'memory', 'redis'], '/bff/events with the %s store', (
       .filter((line) => line.audit === true && line.event === event)
   }
 
-  it('answers an event stream, without store or cache', async () => {
+  /** `bff_live_connections` as /bff/metrics says now. */
+  async function liveGauge(): Promise<number> {
+    const response = await fetch(`${stack.url}/bff/metrics`, {
+      headers: { authorization: `Bearer ${METRICS_TOKEN}` },
+    })
+    return Number(/^bff_live_connections (\d+)$/m.exec(await response.text())?.[1])
+  }
+
+  it('answers an event stream, without store or cache, counted while open', async () => {
     const jar = stack.jar()
     await stack.login(jar)
+    const before = await liveGauge()
     const response = await events(jar)
     expect(response.status).toBe(200)
     expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/)
     expect(response.headers.get('cache-control')).toBe('no-store')
-    await readSse(response).close()
+    const stream = readSse(response)
+    await stream.next('comment')
+    expect(await liveGauge()).toBe(before + 1)
+    await stream.close()
+    await expect.poll(liveGauge).toBe(before)
   })
 
   it('refuses without X-CSRF (403 csrf) and without a session (401 unauthenticated)', async () => {

@@ -30,7 +30,13 @@ function event(name: string, data: object): Uint8Array {
 export function eventsRoute(s: BffServices) {
   return new Hono<BffEnv>().get('/bff/events', csrfGuard(s.audit), async (c) => {
     const session = await s.sessions.load(c)
-    if (!session) throw new BffError(401, 'unauthenticated', 'Not logged in.')
+    if (!session) {
+      // A page coming back after its stream ended learns why: its session expired, or there is none.
+      if (c.get('sessionExpired')) {
+        throw new BffError(401, 'session_expired', 'The session has expired; log in again.')
+      }
+      throw new BffError(401, 'unauthenticated', 'Not logged in.')
+    }
 
     // Filled in by the stream's start, which runs at once, before any callback below can fire.
     let send = (_chunk: Uint8Array, _always?: boolean) => {}

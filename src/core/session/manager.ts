@@ -210,6 +210,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
         if (sealed) clearCookie(c)
         // One whose seal ran out within its grace held a session that expired: say so once.
         const gone = sealed && !ref ? await sealer.expired<SessionRef>(sealed) : null
+        if (gone) c.set('sessionExpired', true)
         if (gone && options.onExpired) {
           const { value } = gone
           const expired = 'session' in value ? value.session : { id: value.id }
