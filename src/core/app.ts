@@ -189,7 +189,7 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
         if (held || store.kind !== 'cookie') return held
         return cookieAlone ? null : undefined
       },
-      onExpired: (session, kind) => void sessionExpired(services, undefined, session, kind),
+      onExpired: (session, kind) => sessionExpired(services, undefined, session, kind),
     }),
     sessions: createSessionManager({
       store,

@@ -25,6 +25,7 @@ import { SessionObjectBase } from './session-object.ts'
 import { sessionRefresherFor } from './session-refresher.ts'
 import { mtlsProblems, workersForward } from './mtls.ts'
 import { durableObjectStore } from './session-store.ts'
+import { durableObjectSessionEndBus } from './session-ends.ts'
 import { configFileOf, settingsOf, storeProblems, testClockProblems } from './settings.ts'
 import { now, syncTestClock } from './test-clock.ts'
 import type { SessionStore } from '../../core/session/types.ts'
@@ -131,6 +132,9 @@ function build(env: WorkerEnv): WorkerApp | ConfigError {
         config.sessionStore === 'memory'
           ? undefined
           : durableObjectSharedTokenCoordinator(env, { now }),
+      // Session ends reach the live connections of every isolate through the sessions' objects
+      // (memory: this isolate's only).
+      sessionEnds: config.sessionStore === 'memory' ? undefined : durableObjectSessionEndBus(env),
       clientIp: (c) => c.req.header('cf-connecting-ip'),
       forward: workersForward(),
       // Counters are per isolate; with a dataset bound, each request is also written there.

@@ -99,6 +99,8 @@ export function eventsRoute(s: BffServices) {
       // The browser went away (a closed tab, an aborted fetch): its place is free again.
       cancel: stop,
     })
+    // Where the runtime says so sooner (an aborted request's signal), sooner.
+    c.req.raw.signal?.addEventListener('abort', () => finish(), { once: true })
     return new Response(body, {
       status: 200,
       headers: {

@@ -46,6 +46,14 @@ export interface SessionEndBus {
   publish(end: SessionEnd): Promise<void>
   /** Hears every end published by any instance; returns how to stop. */
   subscribe(listener: (end: SessionEnd) => void): () => void
+  /**
+   * For a runtime where an instance cannot hear every end (Workers: isolates cannot subscribe to
+   * a bus): starts hearing, for one live connection, the ends that can concern this session, as
+   * `subscribe`'s listeners; returns how to stop. The registry calls it per connection, from the
+   * connection's own request, and then also keeps each connection's deadlines on a timer of that
+   * connection's own (on Workers a timer cannot outlive its request, nor serve another's).
+   */
+  watch?(session: Session): () => void
 }
 
 /** Whether an end concerns this session. Without a recorded IdP, a session matches any (as stores do). */
@@ -169,10 +177,11 @@ export interface LiveSessionsOptions {
   /** After a failed `recheck`, milliseconds to the next. @default 5000 */
   retryMs?: number
   /**
-   * Told when this instance found a session of its connections expired (those connections have
-   * already ended), to write it down and tell the other instances.
+   * Told when this instance found a session of its connections expired, to write it down and tell
+   * the other instances. Its connections end once it is done (at most 2 s later): on Workers a
+   * request's work stops with its answer, and the answer is the connection.
    */
-  onExpired?: (session: Session, kind: ExpiryKind) => void
+  onExpired?: (session: Session, kind: ExpiryKind) => Promise<void> | void
 }
 
 interface Connection {
@@ -180,6 +189,8 @@ interface Connection {
   onEnd: (reason: SessionEndReason) => void
   options: LiveOpenOptions
   warned: boolean
+  /** With a bus that `watch`es: stops this connection's watch and its own timer. */
+  stop?: () => void
 }
 
 /** The connections of one session on this instance, and what is known of its deadlines. */
@@ -214,12 +225,16 @@ export function createLiveSessions(options: LiveSessionsOptions): LiveSessions {
     timer = undefined
   }
 
+  // Connections of their own requests (Workers) each watch and time themselves.
+  const perConnection = options.bus.watch !== undefined
+
   const remove = (connection: Connection): boolean => {
     const group = groups.get(connection.session.id)
     if (!group?.connections.delete(connection)) return false
     if (group.connections.size === 0) groups.delete(connection.session.id)
     size--
     if (size === 0) stopTimer()
+    connection.stop?.()
     return true
   }
 
@@ -250,34 +265,32 @@ export function createLiveSessions(options: LiveSessionsOptions): LiveSessions {
 
   function tick() {
     const t = now()
-    for (const [id, group] of [...groups]) {
-      const { session } = group
-      const absolute = session.absoluteExpiresAt
-      if (absolute !== undefined && t >= absolute * 1000) {
-        endGroup(id, 'session_expired')
-        tell(() => options.onExpired?.(session, 'absolute_lifetime'))
-        continue
+    for (const [id, group] of [...groups]) check(id, group, t)
+  }
+
+  /** Compares one session's deadlines with the clock. */
+  function check(id: string, group: Group, t: number) {
+    const { session } = group
+    const absolute = session.absoluteExpiresAt
+    if (absolute !== undefined && t >= absolute * 1000) {
+      expire(id, group, 'absolute_lifetime')
+      return
+    }
+    if (absolute !== undefined && t >= absolute * 1000 - warnMs) {
+      for (const connection of group.connections) {
+        if (connection.warned || !connection.options.onExpiring) continue
+        connection.warned = true
+        tell(() => connection.options.onExpiring!(absolute))
       }
-      if (absolute !== undefined && t >= absolute * 1000 - warnMs) {
-        for (const connection of group.connections) {
-          if (connection.warned || !connection.options.onExpiring) continue
-          connection.warned = true
-          tell(() => connection.options.onExpiring!(absolute))
-        }
-      }
-      if (t >= session.expiresAt * 1000 && !group.checking && t >= group.retryAt) {
-        void idle(id, group)
-      }
+    }
+    if (t >= session.expiresAt * 1000 && !group.checking && t >= group.retryAt) {
+      void idle(id, group)
     }
   }
 
   /** The idle deadline passed: did the session slide elsewhere, end, or can nobody here tell? */
   async function idle(id: string, group: Group) {
-    if (!options.recheck) {
-      endGroup(id, 'session_expired')
-      tell(() => options.onExpired?.(group.session, 'idle_timeout'))
-      return
-    }
+    if (!options.recheck) return expire(id, group, 'idle_timeout')
     group.checking = true
     let current: Session | null | undefined
     try {
@@ -299,8 +312,25 @@ export function createLiveSessions(options: LiveSessionsOptions): LiveSessions {
       touch(current)
       return
     }
-    endGroup(id, 'session_expired')
-    tell(() => options.onExpired?.(group.session, 'idle_timeout'))
+    expire(id, group, 'idle_timeout')
+  }
+
+  /** The session expired: written down and told (`onExpired`), then its connections end. */
+  function expire(id: string, group: Group, kind: ExpiryKind) {
+    if (group.checking && kind === 'absolute_lifetime') return
+    group.checking = true // no second report while this one is under way
+    let report: Promise<void> | void
+    try {
+      report = options.onExpired?.(group.session, kind)
+    } catch {
+      report = undefined
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const capped = new Promise<void>((resolve) => (timer = setTimeout(resolve, 2000)))
+    void Promise.race([Promise.resolve(report).catch(() => {}), capped]).then(() => {
+      clearTimeout(timer)
+      endGroup(id, 'session_expired')
+    })
   }
 
   function touch(session: Session) {
@@ -336,7 +366,19 @@ export function createLiveSessions(options: LiveSessionsOptions): LiveSessions {
         })
       }
       size++
-      startTimer()
+      if (perConnection) {
+        const unwatch = options.bus.watch!(session)
+        const timer = setInterval(() => {
+          const current = groups.get(session.id)
+          if (current) check(session.id, current, now())
+        }, tickMs)
+        connection.stop = () => {
+          clearInterval(timer)
+          unwatch()
+        }
+      } else {
+        startTimer()
+      }
       return { release: () => void remove(connection) }
     },
     touch,
@@ -344,6 +386,7 @@ export function createLiveSessions(options: LiveSessionsOptions): LiveSessions {
       return size
     },
     drain() {
+      stopTimer()
       for (const group of [...groups.values()]) {
         for (const connection of [...group.connections]) {
           const { onRecheck } = connection.options

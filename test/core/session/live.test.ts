@@ -84,7 +84,7 @@ describe('live sessions: expiry', () => {
       now: () => t,
       tickMs: 10,
       warnSeconds: 60,
-      onExpired: (s, kind) => expired.push(`${s.id}:${kind}`),
+      onExpired: (s, kind) => void expired.push(`${s.id}:${kind}`),
       ...options,
     })
     const at = (seconds: number) => t / 1000 + seconds
