@@ -110,6 +110,21 @@ describeStores(ALL_STORES, '/bff/events with the %s store', (store) => {
     await expect.poll(liveGauge).toBe(before)
   })
 
+  it('slides the session like any request: its answer carries the renewed cookie', async () => {
+    const jar = stack.jar()
+    await stack.login(jar)
+    const before = (await stack.sessionOf(jar))!
+    await advance(300)
+    const response = await events(jar)
+    expect(response.status).toBe(200)
+    expect(jar.lastSetCookies.some((line) => /^bff=[^;]/.test(line))).toBe(true)
+    const stream = readSse(response)
+    await stream.next('comment')
+    expect((await stack.sessionOf(jar))!.expiresAt).toBeGreaterThanOrEqual(before.expiresAt + 300)
+    await jar.post('/bff/logout', { headers: CSRF })
+    await stream.ended
+  })
+
   it('refuses without X-CSRF (403 csrf) and without a session (401 unauthenticated)', async () => {
     const jar = stack.jar()
     await stack.login(jar)
