@@ -39,6 +39,13 @@ serveParent(
     },
     logs: () => logs,
     mint: (args) => minter.mint(args as { cookie: string; count: number }),
+    // With --expose-gc: the memory after full collections (bench/websocket.ts).
+    memory: () => {
+      const gc = (globalThis as { gc?: () => void }).gc
+      gc?.()
+      gc?.()
+      return process.memoryUsage()
+    },
   },
   async () => {
     await minter.close()

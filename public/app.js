@@ -1,7 +1,21 @@
 // The demo SPA. It never sees a token: it asks the BFF who is logged in and calls the API through
 // the BFF's same-origin proxy, always with the X-CSRF header the BFF requires. No framework, no
-// inline script (the page's CSP allows scripts from this origin only).
+// inline script (the page's CSP allows scripts from this origin only). bff-client.js adds the
+// X-CSRF header to API calls and tells this page, in every tab at once, when the session ends.
+import { createBffClient } from './bff-client.js'
+
 const CSRF = { 'X-CSRF': '1' }
+// 401s are this page's to show (a landing with "Log in again", a step-up that comes back to the
+// call): the module only reports them.
+const bff = createBffClient({ onUnauthenticated: 'none', onStepUp: 'none' })
+// What the page says when the session ends, by the reason /bff/events gives.
+const ENDED = {
+  logout: 'Your session has ended: it was logged out.',
+  backchannel_logout: 'Your session has ended: you signed out at the identity provider.',
+  admin_revoke: 'Your session has ended: an administrator ended it.',
+  refresh_failed: 'Your session has ended: the identity provider no longer accepts it.',
+  session_expired: 'Your session has expired.',
+}
 // Marks the return from a silent (prompt=none) login, so a failed one is never retried in a loop.
 const SILENT_MARK = 'silent'
 // Marks the return from a step-up login with the call to make again: a name from CALLS, never a
@@ -99,6 +113,8 @@ function silentLogin() {
 
 function showUser(user) {
   logoutUrl = user.logoutUrl
+  // From now on the BFF tells this page (and every other tab) when the session ends.
+  bff.watch()
   const name = user.claims.name ?? user.claims.email ?? user.sub
   setStatus(`Logged in as ${name}.`, 'ok')
   $('user-name').textContent = user.claims.name ?? '—'
@@ -175,7 +191,7 @@ async function callApi(name, button, { afterStepUp = false } = {}) {
   const path = CALLS[name]
   button.disabled = true
   try {
-    const res = await fetch(path, { headers: CSRF })
+    const res = await bff.fetch(path)
     const body = await res.json().catch(() => null)
     showApiResult(path, res.status, body)
     if (res.status === 401 && body?.error === 'step_up_required') {
@@ -224,7 +240,17 @@ for (const name of Object.keys(CALLS)) {
 }
 $('logout').addEventListener('click', () => {
   // A plain navigation: the BFF ends the session, then sends the browser to the IdP to end its own.
-  if (logoutUrl) location.assign(logoutUrl)
+  // The other tabs are told at once, and again by the BFF's event stream.
+  if (logoutUrl) bff.logout(logoutUrl)
+})
+bff.addEventListener('session_ended', (event) => {
+  if ($('dashboard').hidden) return
+  const said = ENDED[event.detail.reason] ?? 'Your session has ended.'
+  showLoggedOut(`${said} Log in again to continue.`, 'Log in again')
+})
+bff.addEventListener('session_expiring', (event) => {
+  const at = new Date(event.detail.expiresAt * 1000).toLocaleTimeString([], { timeStyle: 'short' })
+  setStatus(`Your session ends at ${at}: log in again then to go on.`, 'warn')
 })
 
 start().catch((err) => showProblem(`Could not reach the server: ${err.message}`))

@@ -43,8 +43,11 @@ import { createTokenManager } from './tokens/token-manager.ts'
 import { policyPoint } from './policy/authorize.ts'
 import { forward, type Forwarder } from './proxy/forward.ts'
 import { upstreamTlsProblems } from './proxy/upstream-tls.ts'
+import type { Upgrader } from './proxy/websocket.ts'
 import { memoryReplayGuard, type ReplayGuard } from './oidc/replay-guard.ts'
 import { createLiveSessions, inProcessBus, type SessionEndBus } from './session/live.ts'
+import { sessionExpired } from './session/ends.ts'
+import { eventsRoute } from './routes/events.ts'
 
 export interface BffDeps {
   /**
@@ -77,6 +80,13 @@ export interface BffDeps {
    * node:http.
    */
   forward?: Forwarder
+  /**
+   * Opens and relays the WebSockets of routes with `websocket: true` (core/proxy/websocket.ts
+   * says what it must do). `startNode` passes the one of `nodeWebSockets()` (./node), whose
+   * `attach(server, fetch)` hands it the server's upgrades. Without it, such a route stops
+   * start-up.
+   */
+  upgrade?: Upgrader
   /** Clock in epoch milliseconds. Default: `Date.now`. */
   now?: () => number
   /**
@@ -114,7 +124,10 @@ export interface BffDeps {
   metrics?: MetricsHooks
   /**
    * Carries session ends to every instance, so each closes its live connections (WebSockets,
-   * `/bff/events`) of an ended session. Default: within this process only.
+   * `/bff/events`) of an ended session: `redisSessionEndBus` (./redis) on Node. Default: within
+   * this process only. Pass one whenever several instances share sessions: with the `cookie`
+   * store, it also says that this instance does not see every request of a session, so an idle
+   * deadline it cannot confirm sends `/bff/events` clients back to be checked rather than ending.
    */
   sessionEnds?: SessionEndBus
 }
@@ -133,6 +146,17 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
   // A route that asks for a client certificate never runs on a transport that sends none.
   const tlsProblems = upstreamTlsProblems(config.api, forwarder.tls)
   if (tlsProblems.length) throw new ConfigError(tlsProblems)
+  // A route that takes WebSockets never runs where upgrades would be refused or mishandled.
+  const socketRoutes = deps.upgrade ? [] : config.api.filter((route) => route.websocket)
+  if (socketRoutes.length) {
+    throw new ConfigError(
+      socketRoutes.map(
+        (route) =>
+          `route "${route.prefix}": "websocket" needs a runtime that proxies WebSockets (Node: ` +
+          'startNode, or nodeWebSockets() as deps.upgrade); this one would refuse every upgrade'
+      )
+    )
+  }
   const now = deps.now ?? Date.now
   const log = deps.log ?? jsonLogger
   const store = deps.store ?? defaultStore(config, now)
@@ -151,6 +175,9 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
   })
   const clientIp = deps.clientIp ?? (() => undefined)
   const sessionEnds = deps.sessionEnds ?? inProcessBus()
+  // Only the browser holds a `cookie` session: no store can say whether another instance slid it.
+  // Alone, this instance sees every request of it, and knows.
+  const cookieAlone = store.kind === 'cookie' && deps.sessionEnds === undefined
   const services: BffServices = {
     config,
     idps,
@@ -161,7 +188,20 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
     metrics,
     now,
     sessionEnds,
-    live: createLiveSessions({ bus: sessionEnds, maxPerSession: 16, maxPerInstance: 20_000 }),
+    live: createLiveSessions({
+      bus: sessionEnds,
+      maxPerSession: config.liveMaxPerSession,
+      maxPerInstance: config.liveMaxPerInstance,
+      now,
+      // The store knows best whether an idle session slid elsewhere; a `cookie` store cannot tell.
+      recheck: async (session) => {
+        const held = await store.get({ id: session.id })
+        // In `cookie` mode only a session too large for the cookie is held on the server.
+        if (held || store.kind !== 'cookie') return held
+        return cookieAlone ? null : undefined
+      },
+      onExpired: (session, kind) => sessionExpired(services, undefined, session, kind),
+    }),
     sessions: createSessionManager({
       store,
       sealer,
@@ -170,11 +210,19 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
       newest: tokens.newest,
       budget: { maxCookieBytes: config.cookieMaxBytes, maxTotalBytes: config.cookieTotalBytes },
       policyClaims: policyClaims(config),
-      cookies: createSessionCookies(sealer, config.sessionSecrets, { hmac: deps.hmac }),
+      cookies: createSessionCookies(sealer, config.sessionSecrets, { hmac: deps.hmac, now }),
       // A session of an IdP no longer configured has nowhere to refresh or log out: it has ended.
       belongs: (session) => idps.of(session) !== undefined,
       log,
       now,
+      onExpired: (c, expired) =>
+        sessionExpired(
+          services,
+          c,
+          expired.session,
+          expired.final ? 'absolute_lifetime' : 'idle_timeout'
+        ),
+      onWritten: (session) => services.live.touch(session),
     }),
     tokens,
     clientTokens: createClientTokens({
@@ -194,6 +242,7 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
     replay: deps.replay ?? memoryReplayGuard(now),
     upstreamFetch,
     forward: forwarder,
+    upgrade: deps.upgrade,
     policy: policyPoint({
       fetch: deps.pdpFetch ?? ((input, init) => fetch(input, init)),
       now,
@@ -204,6 +253,9 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
     clientIp,
     tracer: deps.tracer,
   }
+  metrics.live(() => services.live.size)
+  // A server going down sends its event streams' clients to reconnect (to another instance).
+  deps.background?.addEventListener('abort', () => services.live.drain(), { once: true })
   if (deps.tracer) {
     services.sessions = traceSessions(services.sessions, deps.tracer, config.sessionStore)
   }
@@ -259,6 +311,7 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
   app.route('/', backchannelRoute(services))
   app.route('/', adminRoute(services))
   app.route('/', metricsRoute(services))
+  app.route('/', eventsRoute(services))
   app.all('/bff/*', () => {
     throw new BffError(404, 'not_found', 'No such BFF endpoint.')
   })

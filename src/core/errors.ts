@@ -34,6 +34,8 @@ export type BffErrorCode =
   | 'store_unavailable'
   | 'policy_unavailable'
   | 'session_too_large'
+  | 'websocket_not_allowed'
+  | 'too_many_connections'
   | 'internal_error'
 
 /**

@@ -14,6 +14,8 @@ export type BffEnv = {
     /** What the request's session cookie carried, once loaded. */
     sessionRef: SessionRef | null | undefined
     sessionCookie: PendingCookie | undefined
+    /** The request's cookie held a session that has expired (session/manager.ts `load`). */
+    sessionExpired: boolean | undefined
     /** This response sets or clears the session cookie. */
     sessionCookieWritten: boolean | undefined
     /** The API proxy answered this request (with the upstream's answer or an error). */

@@ -9,6 +9,7 @@ import type { BffMetrics } from './observe/bff-metrics.ts'
 import type { Logger } from './observe/log.ts'
 import type { Tracer } from './observe/trace.ts'
 import type { Forwarder } from './proxy/forward.ts'
+import type { Upgrader } from './proxy/websocket.ts'
 import type { IdpRegistry } from './oidc/idps.ts'
 import type { OidcClient } from './oidc/types.ts'
 import type { PolicyPoint } from './policy/authorize.ts'
@@ -50,6 +51,8 @@ export interface BffServices {
   upstreamFetch: typeof fetch
   /** Sends a proxied API call upstream: `forward` over `upstreamFetch` unless the runtime has its own. */
   forward: Forwarder
+  /** Opens and relays the WebSockets of `websocket` routes: the runtime's (`deps.upgrade`). */
+  upgrade?: Upgrader
   /** The routes' external policy decision points (`authorize`), with their cached decisions. */
   policy: PolicyPoint
   /** Records spans (`deps.tracer`); without one, upstream calls still carry a child `traceparent`. */

@@ -16,7 +16,9 @@ import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { parseConfig, type Env } from '../../src/core/config/env.ts'
 import { DEMO_BFF_CLIENT, bffClientMetadata, startIdp, type Idp } from '../../src/demo/idp.ts'
-import { createCookieJar, redirectLocation } from '../helpers/http.ts'
+import { createCookieJar, redirectLocation, type CookieJar } from '../helpers/http.ts'
+import { nextMessage, openSocket, socketOf } from '../helpers/ws-client.ts'
+import { startWsUpstream } from '../helpers/ws-upstream.ts'
 import { loginAtIdp } from '../helpers/idp-login.ts'
 import { testCertificates } from '../helpers/certs.ts'
 import { nodeForward } from '../../src/adapters/node/upstream.ts'
@@ -78,11 +80,12 @@ function run(file: string, env: Env) {
 let idp: Idp
 let upstream: RecordingUpstream
 let spaDir: string
-const ports: Record<'command' | 'library' | 'redis' | 'start', number> = {
+const ports: Record<'command' | 'library' | 'redis' | 'start' | 'websockets', number> = {
   command: 0,
   library: 0,
   redis: 0,
   start: 0,
+  websockets: 0,
 }
 
 beforeAll(async () => {
@@ -120,7 +123,7 @@ function settingsFor(port: number): Record<string, string> {
 }
 
 /** Logs `alice` in at the BFF on `base` and calls its API; the upstream must see her token. */
-async function loginAndCallApi(base: string, name: string): Promise<void> {
+async function loginAndCallApi(base: string, name: string): Promise<CookieJar> {
   const jar = createCookieJar({ baseUrl: base })
   const start = await jar.get('/bff/login?returnTo=/')
   expect(start.status).toBe(302)
@@ -137,6 +140,7 @@ async function loginAndCallApi(base: string, name: string): Promise<void> {
   const seen = upstream.requests.find((request) => request.url === `/${name}`)
   expect(seen?.headers.authorization).toMatch(/^Bearer \S+/)
   expect(seen?.headers.cookie).toBeUndefined()
+  return jar
 }
 
 describe("README: production on Node (the 'node-production' commands)", () => {
@@ -185,6 +189,38 @@ describe('docs/examples on Node', () => {
     const health = await fetch(`${base}/bff/health`)
     expect(health.status).toBe(200)
     await loginAndCallApi(base, 'library')
+  })
+
+  it('node-websockets.ts: a host app relays the WebSockets of a websocket route', async () => {
+    const port = ports.websockets
+    const feed = await startWsUpstream()
+    const dir = await mkdtemp(path.join(tmpdir(), 'bff-docs-ws-'))
+    try {
+      const file = path.join(dir, 'bff.json')
+      const routes = [
+        { prefix: '/live/', upstream: `${feed.url}/ws/`, websocket: true },
+        { prefix: '/api/', upstream: `${upstream.url}/` },
+      ]
+      await writeFile(file, JSON.stringify({ routes }))
+      // The routes come from the file, which BFF_API cannot be set beside.
+      const settings: Record<string, string | undefined> = {
+        ...settingsFor(port),
+        BFF_CONFIG: file,
+      }
+      delete settings.BFF_API
+      const example = run('docs/examples/node-websockets.ts', settings as Record<string, string>)
+      await example.output(/listening on/)
+      const base = `http://127.0.0.1:${port}`
+      const jar = await loginAndCallApi(base, 'websockets')
+      const ws = await socketOf(openSocket({ url: base, baseUrl: base }, '/live/echo', { jar }))
+      ws.send('hello')
+      expect((await nextMessage(ws)).data.toString()).toBe('hello')
+      expect(feed.upgrades[0]!.headers.authorization).toMatch(/^Bearer \S+/)
+      ws.close()
+    } finally {
+      await feed.close()
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 
   it('node-redis.ts: the session lives in Redis under the prefix', async () => {
@@ -309,6 +345,21 @@ describe('README: the Worker project (worker.ts and wrangler.toml)', () => {
     } finally {
       await rm(dir, { recursive: true, force: true })
     }
+  })
+})
+
+describe('docs/routes.md: the WebSocket route example', () => {
+  it('loads, the route taking WebSockets', () => {
+    const config = parseConfig(
+      {
+        BFF_SESSION_SECRET: 'x'.repeat(32),
+        BFF_BASE_URL: 'https://app.example.com',
+        CORP_CLIENT_SECRET: 'from-the-environment',
+      },
+      { configFile: read('docs/examples/route-websocket.json') }
+    )
+    expect(config.api.find((r) => r.prefix === '/live/')?.websocket).toBe(true)
+    expect(config.api.find((r) => r.prefix === '/api/')?.websocket).toBeUndefined()
   })
 })
 

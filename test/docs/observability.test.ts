@@ -30,7 +30,7 @@ function namesIn(text: string): Set<string> {
 describe('metrics in the docs', () => {
   it('docs/observability.md describes each metric, and only those', async () => {
     const metrics = await rendered()
-    expect(metrics.size).toBe(9)
+    expect(metrics.size).toBe(10)
     const doc = read('docs/observability.md')
     expect(namesIn(doc)).toEqual(metrics)
   })

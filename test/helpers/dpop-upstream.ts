@@ -5,10 +5,12 @@
  * before (`jti`), and with the key the token is bound to (the IdP's introspection answers
  * `cnf.jkt`). With `nonce`, it also asks for its current nonce; with `nonceOnEveryAnswer`, each
  * accepted call's answer hands out the next one in `DPoP-Nonce` (RFC 9449 9), unasked.
+ * WebSocket upgrades are held to the same (a GET of the upstream's http URL), then echo.
  */
 import { randomBytes } from 'node:crypto'
 import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
+import { WebSocketServer } from 'ws'
 import { bindingProblem, dpopProofChecker } from '../../src/demo/dpop-proof.ts'
 
 export interface DpopRequest {
@@ -82,6 +84,24 @@ export async function startDpopUpstream(
       ...(options.nonceOnEveryAnswer ? { 'dpop-nonce': nonce } : {}),
     })
     res.end(JSON.stringify({ path: url.pathname, ok: true }))
+  })
+  // WebSocket upgrades are checked the same way (a GET of the http URL), then echo.
+  const sockets = new WebSocketServer({ noServer: true })
+  server.on('upgrade', async (req, socket: Socket, head) => {
+    const url = new URL(req.url ?? '/', `http://${req.headers.host}`)
+    const { record, refused } = await check('GET', url, req.headers, '')
+    record.refused = refused
+    if (!refused) {
+      sockets.handleUpgrade(req, socket, head, (ws) =>
+        ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }))
+      )
+      return
+    }
+    const challenge =
+      refused === 'nonce'
+        ? `WWW-Authenticate: DPoP error="use_dpop_nonce"\r\nDPoP-Nonce: ${nonce}\r\n`
+        : 'WWW-Authenticate: DPoP error="invalid_token"\r\n'
+    socket.end(`HTTP/1.1 401 Unauthorized\r\n${challenge}Content-Length: 0\r\n\r\n`)
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const port = (server.address() as AddressInfo).port

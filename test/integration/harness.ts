@@ -26,6 +26,7 @@ import { redisStore } from '../../src/adapters/node/redis-store.ts'
 import { cookieStore } from '../../src/core/session/stores/cookie.ts'
 import type { Session, SessionRef, SessionStore } from '../../src/core/session/types.ts'
 import type { Env } from '../../src/core/config/env.ts'
+import type { SessionEndBus } from '../../src/core/session/live.ts'
 import { startNode } from '../../src/adapters/node/server.ts'
 import { createCookieJar, redirectLocation, type CookieJar } from '../helpers/http.ts'
 import { loginAtIdp } from '../helpers/idp-login.ts'
@@ -124,6 +125,8 @@ export interface StackOptions {
   clientMetadata?: Record<string, unknown>
   /** workerd only: more service bindings of the Worker (see `WorkerdOptions.serviceBindings`). */
   serviceBindings?: Record<string, unknown>
+  /** Node only: the bus that carries session ends (`deps.sessionEnds`), for the test to hold. */
+  sessionEnds?: SessionEndBus
 }
 
 export interface Stack {
@@ -266,7 +269,7 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
             options.isolates ?? 0,
             options.serviceBindings
           )
-        : await startNodeBff(port, env, store, now, redisPrefix)
+        : await startNodeBff(port, env, store, now, redisPrefix, options.sessionEnds)
   } catch (err) {
     await Promise.all([...Object.values(idps).map((one) => one.stop()), upstream.close()]).catch(
       () => {}
@@ -348,7 +351,8 @@ async function startNodeBff(
   env: Env,
   store: StoreKind,
   now: () => number,
-  redisPrefix: string
+  redisPrefix: string,
+  sessionEnds?: SessionEndBus
 ): Promise<RunningBff> {
   let redis: Redis | undefined
   const captured = captureLog()
@@ -368,6 +372,7 @@ async function startNodeBff(
       deps: {
         now,
         log: captured.log,
+        ...(sessionEnds ? { sessionEnds } : {}),
         // The memory store must be the test's own instance to be inspected; Redis is shared anyway.
         ...(store === 'memory' ? { store: serverStore } : {}),
       },

@@ -1,6 +1,6 @@
 /**
- * The server stores' session cookie from outside, on each runtime: the compact `<id>.<mac>` form
- * (66 bytes) at login, an old sealed id cookie still answered and written again in the compact
+ * The server stores' session cookie from outside, on each runtime: the compact
+ * `<id>.<exp>.<grace>.<mac>` form (77 bytes) at login, an old sealed id cookie still answered and written again in the compact
  * form, a forged id (a live session's id with a made-up MAC, as a store dump would give it)
  * refused.
  */
@@ -28,8 +28,9 @@ describeStores([SERVER_STORE, 'redis'], 'the session cookie of the %s store', (s
   const user = (cookie: string) =>
     fetch(`${stack.url}/bff/user`, { headers: { cookie: `bff=${cookie}`, ...CSRF } })
 
-  it('is the session id and a MAC: 66 bytes', async () => {
-    expect(value).toMatch(/^[\w-]{43}\.[\w-]{22}$/)
+  it('is the session id, its expiry and grace, and a MAC: 77 bytes', async () => {
+    expect(value).toMatch(/^[\w-]{43}\.[0-9a-z]{6}\.[0-9a-z]+F?\.[\w-]{22}$/)
+    expect(value.length).toBe(77)
     const session = await stack.sessionOf(jar)
     expect(session?.id).toBe(value.split('.')[0])
     expect((await user(value)).status).toBe(200)
@@ -41,12 +42,21 @@ describeStores([SERVER_STORE, 'redis'], 'the session cookie of the %s store', (s
     const res = await user(legacy)
     expect(res.status).toBe(200)
     const line = res.headers.getSetCookie().find((l) => l.startsWith('bff='))!
-    expect(line.slice(4, line.indexOf(';'))).toBe(value)
+    const written = line.slice(4, line.indexOf(';'))
+    expect(written.split('.')[0]).toBe(id)
+    expect(written.length).toBe(77)
+    expect((await user(written)).status).toBe(200)
   })
 
   it("refuses a live session's id with a made-up MAC", async () => {
     const id = value.split('.')[0]!
-    for (const forged of [`${id}.${randomId(16)}`, id, `${randomId()}.${value.split('.')[1]}`]) {
+    const [, exp, grace, mac] = value.split('.')
+    for (const forged of [
+      `${id}.${exp}.${grace}.${randomId(16)}`,
+      id,
+      `${randomId()}.${exp}.${grace}.${mac}`,
+      `${id}.${(parseInt(exp!, 36) + 86_400).toString(36)}.${grace}.${mac}`,
+    ]) {
       const res = await user(forged)
       expect(res.status).toBe(401)
     }

@@ -11,6 +11,7 @@ import type { CookieJar } from '../helpers/http.ts'
 import { confirmIdpLogout } from '../helpers/idp-login.ts'
 import { useRedisCluster } from '../helpers/redis-cluster-run.ts'
 import { startCluster, type Cluster } from '../cluster/cluster.ts'
+import { readSse } from '../helpers/sse.ts'
 
 const CSRF = { 'x-csrf': '1' }
 const local = useRedisCluster()
@@ -54,6 +55,30 @@ async function statusOnEach(c: Cluster, cookie: string, path = '/bff/user'): Pro
 }
 
 describe('the BFF on a Redis Cluster', () => {
+  it('a logout on one instance ends the event stream on the other within 1 s (pub/sub)', async () => {
+    bffs = await onCluster()
+    const jar = bffs.jar()
+    await bffs.login(jar)
+    const cookie = cookieHeader(bffs, jar)
+    const response = await fetch(`${bffs.instances[1]!.url}/bff/events`, {
+      headers: { ...CSRF, cookie },
+    })
+    expect(response.status).toBe(200)
+    const stream = readSse(response)
+    await stream.next('comment')
+    const start = performance.now()
+    const logout = await fetch(`${bffs.instances[0]!.url}/bff/logout`, {
+      method: 'POST',
+      headers: { ...CSRF, cookie },
+      redirect: 'manual',
+    })
+    expect(logout.status).toBe(302)
+    const ended = await stream.next('session_ended', 3000)
+    expect(JSON.parse(ended.data)).toEqual({ reason: 'logout' })
+    expect(ended.at - start).toBeLessThan(1000)
+    await stream.ended
+  })
+
   it('two instances, 50 concurrent calls each with an expired token: one refresh grant', async () => {
     bffs = await onCluster()
     const jar = bffs.jar()

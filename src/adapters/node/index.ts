@@ -14,5 +14,11 @@ export {
 } from './settings.ts'
 export { nodeForward, type NodeForwardOptions } from './upstream.ts'
 export { nodeHmac, nodeIron, nodeSealer } from './crypto.ts'
+export {
+  nodeWebSockets,
+  type NodeWebSockets,
+  type NodeWebSocketsOptions,
+  type UpgradeFetch,
+} from './websocket.ts'
 export { nodeTracing, otelTracer, tracesEndpoint, type NodeTracing } from './tracing.ts'
 export * from './redis.ts'

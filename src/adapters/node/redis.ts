@@ -1,7 +1,8 @@
 /**
  * The package's `./redis` entry: the Redis session store and the coordination it shares between
- * instances (revocations, the refresh lock, the logout-token replay guard, shared tokens), over an
- * ioredis client: a `Redis` (one node, or Sentinel's primary) or a `Cluster`.
+ * instances (revocations, the refresh lock, the logout-token replay guard, shared tokens, the
+ * session-end bus), over an ioredis client: a `Redis` (one node, or Sentinel's primary) or a
+ * `Cluster`.
  */
 export {
   redisStore,
@@ -29,3 +30,8 @@ export {
   redisSharedTokenCoordinator,
   type SharedTokenCoordinatorOptions,
 } from './redis-shared-tokens.ts'
+export {
+  redisSessionEndBus,
+  type RedisSessionEndBus,
+  type RedisSessionEndBusOptions,
+} from './redis-session-ends.ts'

@@ -8,7 +8,7 @@ import { getConnInfo } from '@hono/node-server/conninfo'
 import { Hono } from 'hono'
 import { Agent } from 'undici'
 import type { Cluster, Redis } from 'ioredis'
-import type { IncomingMessage } from 'node:http'
+import type { IncomingMessage, Server } from 'node:http'
 import { createBff, notFound, type BffDeps } from '../../core/app.ts'
 import { nodeHmac, nodeIron } from './crypto.ts'
 import { ConfigError, type Config, type Env } from '../../core/config/env.ts'
@@ -19,6 +19,7 @@ import { nodeProcessMetrics } from './metrics.ts'
 import { withRawHeaders } from './headers.ts'
 import { nodeConfigFromEnv, type NodeSettings } from './settings.ts'
 import { nodeForward } from './upstream.ts'
+import { nodeWebSockets } from './websocket.ts'
 import { nodeTracing } from './tracing.ts'
 import { nodePdpFetch } from './pdp-fetch.ts'
 import { serveSpa, spaFromEnv } from './static.ts'
@@ -33,6 +34,7 @@ import {
   redisRevocationList,
 } from './redis-coordination.ts'
 import { redisSharedTokenCoordinator } from './redis-shared-tokens.ts'
+import { redisSessionEndBus } from './redis-session-ends.ts'
 
 export interface NodeServer {
   url: string
@@ -104,6 +106,8 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
   const closeAll = async () => {
     for (const close of closers) await close().catch(() => {})
   }
+  // WebSocket routes: the app checks each upgrade, this relays the sockets (websocket.ts).
+  const sockets = nodeWebSockets()
   const app = new Hono()
   try {
     const runtime = await nodeDeps(config, settings, closers, options.deps)
@@ -125,6 +129,7 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
         // Seals and the session-id cookie's MAC through node:crypto: the same formats, cheaper.
         iron: nodeIron,
         hmac: nodeHmac,
+        upgrade: sockets.upgrade,
         ...(tracing ? { tracer: tracing.tracer } : {}),
         ...runtime,
         ...(processMetrics ? { metrics: processMetrics } : {}),
@@ -144,12 +149,15 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
   app.notFound((c) => notFound(c, log))
 
   const server = await listen(app, port, host)
+  sockets.attach(server as Server, (request, env) => app.fetch(request, env))
   const address = server.address()
   const actualPort = typeof address === 'object' && address ? address.port : port
   // Background work stops first, so a discovery retry neither logs nor keeps the process up while
   // connections drain; idle kept-alive connections are closed, not waited for.
   closers.unshift(
     async () => life.abort(),
+    // Open sockets are told the server is going away; the server's close waits for them.
+    () => sockets.close(),
     () =>
       new Promise((resolve) => {
         server.close(resolve)
@@ -166,15 +174,21 @@ export async function startNode(env: Env, options: StartOptions = {}): Promise<N
 
 /**
  * Runtime parts chosen by settings: Redis (for the `redis` store, or shared lists in `cookie` mode
- * when BFF_REDIS_URL is set; one node, a Cluster or through Sentinel) or nothing (`memory`, plain
- * `cookie`), in which case the core builds its in-memory defaults.
+ * when BFF_REDIS_URL is set; one node, a Cluster or through Sentinel; session ends over its
+ * pub/sub either way) or nothing (`memory`, plain `cookie`), in which case the core builds its
+ * in-memory defaults.
  */
 async function nodeDeps(
   config: Config,
   settings: NodeSettings,
   closers: Array<() => Promise<unknown>>,
   deps: BffDeps = {}
-): Promise<Pick<BffDeps, 'store' | 'replay' | 'refreshCoordinator' | 'sharedTokenCoordinator'>> {
+): Promise<
+  Pick<
+    BffDeps,
+    'store' | 'replay' | 'refreshCoordinator' | 'sharedTokenCoordinator' | 'sessionEnds'
+  >
+> {
   const { now } = deps
   const log = deps.log ?? jsonLogger
   // The memory store is one process's own: Redis adds nothing to it, whatever BFF_REDIS_URL says.
@@ -199,6 +213,13 @@ async function nodeDeps(
     ? redisClusterSessionCache(redis as Cluster, cacheOptions)
     : redisSessionCache((redis as Redis).duplicate({ autoResubscribe: false }), cacheOptions)
   closers.unshift(() => cache.close())
+  // Session ends reach every instance's live connections through Redis pub/sub, on a connection
+  // of their own; resubscribed by the bus itself after each reconnection.
+  const subscriber = redis.isCluster
+    ? (redis as Cluster).duplicate()
+    : (redis as Redis).duplicate({ autoResubscribe: false, enableOfflineQueue: true })
+  const sessionEnds = redisSessionEndBus(redis, subscriber, { prefix: settings.redisPrefix, log })
+  closers.unshift(() => sessionEnds.close())
   const server = redisStore(redis, { ...lists, cache })
   // One refresh per session generation across the instances: for the `redis` store the lock holder
   // also stores the new tokens; in cookie mode they travel in the cookie (or, for a session too
@@ -210,6 +231,7 @@ async function nodeDeps(
     ...(config.sessionStore === 'redis' ? { sessions: server } : {}),
   })
   return {
+    sessionEnds,
     replay: redisReplayGuard(redis, lists),
     refreshCoordinator,
     // Client-credentials and exchanged tokens: one grant for all instances, shared through Redis.

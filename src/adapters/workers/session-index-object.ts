@@ -11,6 +11,13 @@ import { revocationMs, revokedScopes } from '../../core/session/revocations.ts'
 import type { DpopJwk, Session } from '../../core/session/types.ts'
 import { sessionObject, type SessionObjectEnv } from './bindings.ts'
 import { now, syncTestClock } from './test-clock.ts'
+import { acceptListener, announceEnd, closeListener } from './session-ends.ts'
+import type { SessionEnd } from '../../core/session/live.ts'
+import type {
+  Request as WorkersRequest,
+  Response as WorkersResponse,
+  WebSocket as WorkersWebSocket,
+} from '@cloudflare/workers-types/latest'
 
 /** Storage key prefix of index members: `m:<session id>` -> when its cookie ends (epoch seconds). */
 const MEMBER = 'm:'
@@ -179,6 +186,27 @@ export class SessionIndexObject extends DurableObject<SessionObjectEnv> {
   async releaseTokenLock(holder: string): Promise<void> {
     const lock = await this.ctx.storage.get<{ holder: string }>(TOKEN_LOCK)
     if (lock?.holder === holder) await this.ctx.storage.delete(TOKEN_LOCK)
+  }
+
+  /**
+   * Live connections of the sessions of this `sid` or `sub` listen here (session-ends.ts); an end
+   * by `sid` or `sub` is told to them by `announce`, and each connection checks its IdP.
+   */
+  override async fetch(request: WorkersRequest): Promise<WorkersResponse> {
+    return acceptListener(this.ctx, request) as unknown as WorkersResponse
+  }
+
+  /** Tells the live connections listening here that sessions of this sid or sub ended. */
+  async announce(end: SessionEnd): Promise<void> {
+    announceEnd(this.ctx, end)
+  }
+
+  override async webSocketClose(
+    socket: WorkersWebSocket,
+    code: number,
+    reason: string
+  ): Promise<void> {
+    closeListener(socket, code, reason)
   }
 
   /** Health check: answers once this object's storage does. */

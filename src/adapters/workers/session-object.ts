@@ -19,6 +19,13 @@ import { ofIdp } from '../../core/session/idp-scope.ts'
 import type { Session } from '../../core/session/types.ts'
 import { indexObject, type SessionObjectEnv } from './bindings.ts'
 import { failure, type RefreshOutcome } from './refresh-outcome.ts'
+import { acceptListener, announceEnd, closeListener } from './session-ends.ts'
+import type { SessionEnd } from '../../core/session/live.ts'
+import type {
+  Request as WorkersRequest,
+  Response as WorkersResponse,
+  WebSocket as WorkersWebSocket,
+} from '@cloudflare/workers-types/latest'
 import { now, syncTestClock } from './test-clock.ts'
 
 /**
@@ -197,6 +204,27 @@ export abstract class SessionObjectBase extends DurableObject<SessionObjectEnv> 
     await syncTestClock(this.env)
     const kept = await this.ctx.storage.get<Kept<number>>(GENERATION)
     return kept && kept.until * 1000 > now() ? kept.value : 0
+  }
+
+  /**
+   * Live connections of this session listen here (session-ends.ts): a WebSocket per connection,
+   * hibernatable; an end by id is told to them by `announce`.
+   */
+  override async fetch(request: WorkersRequest): Promise<WorkersResponse> {
+    return acceptListener(this.ctx, request) as unknown as WorkersResponse
+  }
+
+  /** Tells the live connections listening here that the session ended. */
+  async announce(end: SessionEnd): Promise<void> {
+    announceEnd(this.ctx, end)
+  }
+
+  override async webSocketClose(
+    socket: WorkersWebSocket,
+    code: number,
+    reason: string
+  ): Promise<void> {
+    closeListener(socket, code, reason)
   }
 
   override async alarm(): Promise<void> {

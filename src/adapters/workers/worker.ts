@@ -25,6 +25,7 @@ import { SessionObjectBase } from './session-object.ts'
 import { sessionRefresherFor } from './session-refresher.ts'
 import { mtlsProblems, workersForward } from './mtls.ts'
 import { durableObjectStore } from './session-store.ts'
+import { durableObjectSessionEndBus } from './session-ends.ts'
 import { configFileOf, settingsOf, storeProblems, testClockProblems } from './settings.ts'
 import { now, syncTestClock } from './test-clock.ts'
 import type { SessionStore } from '../../core/session/types.ts'
@@ -82,6 +83,12 @@ function build(env: WorkerEnv): WorkerApp | ConfigError {
   )
   // Routes with mutual TLS: each names a bound mtls_certificates binding.
   if (config) problems.push(...mtlsProblems(env, config.api))
+  // WebSocket routes: relayed on Node only so far (createBff would refuse them too, uncaught).
+  for (const route of config?.api.filter((route) => route.websocket) ?? []) {
+    problems.push(
+      `BFF_CONFIG route "${route.prefix}": "websocket" is not supported on Workers yet (Node relays WebSockets)`
+    )
+  }
   if (!config || problems.length) {
     for (const problem of problems) jsonLogger('error', 'config.invalid', { problem })
     return new ConfigError(problems)
@@ -125,6 +132,9 @@ function build(env: WorkerEnv): WorkerApp | ConfigError {
         config.sessionStore === 'memory'
           ? undefined
           : durableObjectSharedTokenCoordinator(env, { now }),
+      // Session ends reach the live connections of every isolate through the sessions' objects
+      // (memory: this isolate's only).
+      sessionEnds: config.sessionStore === 'memory' ? undefined : durableObjectSessionEndBus(env),
       clientIp: (c) => c.req.header('cf-connecting-ip'),
       forward: workersForward(),
       // Counters are per isolate; with a dataset bound, each request is also written there.

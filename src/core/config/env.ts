@@ -70,6 +70,8 @@ const SETTINGS: Record<Exclude<keyof BffOptions, FileOnly>, string> = {
   metricsToken: 'BFF_METRICS_TOKEN',
   cookieMaxBytes: 'BFF_COOKIE_MAX_BYTES',
   cookieTotalBytes: 'BFF_COOKIE_TOTAL_BYTES',
+  liveMaxPerSession: 'BFF_LIVE_MAX_PER_SESSION',
+  liveMaxPerInstance: 'BFF_LIVE_MAX',
 }
 
 /** The options a file's IdP entry gives, replacing their settings (and `routes`, `BFF_API`). */
@@ -91,6 +93,8 @@ const NUMBERS = [
   'idpTimeoutSeconds',
   'cookieMaxBytes',
   'cookieTotalBytes',
+  'liveMaxPerSession',
+  'liveMaxPerInstance',
 ] as const
 
 /**

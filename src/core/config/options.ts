@@ -293,6 +293,19 @@ export interface BffOptions {
    */
   cookieTotalBytes?: number
   /**
+   * Most live connections (proxied WebSockets and `/bff/events` streams) one session may hold on
+   * one instance, 1 to 1000; past it a new one is refused with 429 `too_many_connections`.
+   * `BFF_LIVE_MAX_PER_SESSION`.
+   * @default 16
+   */
+  liveMaxPerSession?: number
+  /**
+   * Most live connections one instance (a Node process, a Workers isolate) holds in all, 1 to
+   * 1 000 000; past it a new one is refused with 429 `too_many_connections`. `BFF_LIVE_MAX`.
+   * @default 20000
+   */
+  liveMaxPerInstance?: number
+  /**
    * The IdP's name: each session records it (`/bff/user` answers it as `idp`) and a route's `idps`
    * names it. 1 to 64 letters, digits, `-` or `_`. From the config file: the IdP's key in `idps`.
    * @default 'default'
@@ -366,6 +379,8 @@ export interface Config {
   metricsToken?: string
   cookieMaxBytes: number
   cookieTotalBytes: number
+  liveMaxPerSession: number
+  liveMaxPerInstance: number
   /** The first IdP's name, `default` for the one the `BFF_*` settings configure. */
   idpName: string
   /** The first IdP's claim mapping: normalised claim name -> dot path into the session's claims. */

@@ -38,6 +38,8 @@ const KNOWN: Record<keyof BffOptions, true> = {
   metricsToken: true,
   cookieMaxBytes: true,
   cookieTotalBytes: true,
+  liveMaxPerSession: true,
+  liveMaxPerInstance: true,
   idpName: true,
   claims: true,
   idps: true,
@@ -132,6 +134,15 @@ export function checkOptions(input: OptionsInput, report: Report): Config | unde
   const cookieMaxBytes = number('cookieMaxBytes', 3584, 512, 'bytes')
   const cookieTotalBytes = number('cookieTotalBytes', 8192, cookieMaxBytes, 'bytes')
   if (cookieMaxBytes > 4096) bad(['cookieMaxBytes'], "must be at most 4096, the browsers' limit")
+  // Live connections: counts, so whole numbers.
+  const liveMaxPerSession = number('liveMaxPerSession', 16, 1, 'connections', 1000)
+  const liveMaxPerInstance = number('liveMaxPerInstance', 20_000, 1, 'connections', 1_000_000)
+  for (const key of ['liveMaxPerSession', 'liveMaxPerInstance'] as const) {
+    const value = input[key]
+    if (typeof value === 'number' && Number.isFinite(value) && !Number.isInteger(value)) {
+      bad([key], `must be a whole number, got "${value}"`)
+    }
+  }
 
   // Bearer tokens of the admin API and the metrics: as long as a secret, or absent.
   for (const key of ['adminToken', 'metricsToken'] as const) {
@@ -175,6 +186,8 @@ export function checkOptions(input: OptionsInput, report: Report): Config | unde
     metricsToken: input.metricsToken as string | undefined,
     cookieMaxBytes,
     cookieTotalBytes,
+    liveMaxPerSession,
+    liveMaxPerInstance,
     idpName: first!.name,
     claims: first!.claims,
     idps: Object.freeze(idps!),

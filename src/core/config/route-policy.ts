@@ -24,12 +24,6 @@ export const ROUTE_KEYS = new Set([
   'tls',
 ])
 
-/**
- * Keys the proxy does not enforce yet: refused at start-up, so a route never runs with less
- * protection than its configuration says. Each leaves this list with the code that enforces it.
- */
-const NOT_ENFORCED_YET = new Set(['websocket'])
-
 const TOKEN_MODES: readonly TokenMode[] = ['user', 'optional', 'none', 'client', 'exchange']
 
 /**
@@ -62,9 +56,6 @@ export function checkPolicy(
   const policy: Policy = {}
   for (const key of Object.keys(entry)) {
     if (!ROUTE_KEYS.has(key)) bad([key], `is not a route key (${[...ROUTE_KEYS].join(', ')})`)
-    else if (NOT_ENFORCED_YET.has(key) && entry[key] !== undefined) {
-      bad([key], 'is not supported by this version yet')
-    }
   }
   const { token, idps, require, scopes, acr, maxAge, resource, websocket } = entry
   // A resolved route (a Config given to createBff again) holds its methods as a Set.

@@ -43,8 +43,11 @@ const LEVELS: Record<AuditEvent, LogLevel> = {
 }
 
 export interface AuditFields {
-  /** The session the event is about: its subject, IdP and id go in, each hashed but the IdP. */
-  session?: Pick<Session, 'id' | 'sub' | 'idp'> | null
+  /**
+   * The session the event is about: its subject, IdP and id go in, each hashed but the IdP. A
+   * session known by its id only (an expired one's cookie, with a server store) has no subject.
+   */
+  session?: (Pick<Session, 'id'> & Partial<Pick<Session, 'sub' | 'idp'>>) | null
   /** The subject, raw, when there is no session (back-channel, admin): hashed here. */
   sub?: string
   /** The IdP's configured name, when there is no session to take it from. */
@@ -61,8 +64,15 @@ export interface AuditFields {
   acr?: unknown
 }
 
-/** Writes one audit line; resolves once it is written. */
-export type Audit = (c: Context, event: AuditEvent, fields?: AuditFields) => Promise<void>
+/**
+ * Writes one audit line; resolves once it is written. Without a request (`c` undefined: a timer
+ * found a session expired), the line has no client address and only the route given in `fields`.
+ */
+export type Audit = (
+  c: Context | undefined,
+  event: AuditEvent,
+  fields?: AuditFields
+) => Promise<void>
 
 export interface AuditOptions {
   log: Logger
@@ -90,8 +100,8 @@ export function auditTrail(options: AuditOptions): Audit {
       sub: sub === undefined ? undefined : await subjectHash(sub),
       idp: session?.idp ?? fields.idp,
       session: session ? await sessionHash(session.id) : undefined,
-      ip: clientIp(c),
-      route: fields.route ?? routeOf(c, api),
+      ip: c ? clientIp(c) : undefined,
+      route: fields.route ?? (c ? routeOf(c, api) : undefined),
       reason: fields.reason === undefined ? undefined : codeOrOther(fields.reason),
       check: fields.check,
       count: fields.count,

@@ -35,6 +35,7 @@ const ENDPOINTS = [
   'backchannel',
   'admin',
   'metrics',
+  'events',
 ] as const
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const
 const OTHER = 'other'
@@ -74,6 +75,8 @@ export interface BffMetrics {
   storeError(): void
   /** Counts what an error answer stands for: a CSRF refusal, a store that failed. */
   error(err: unknown): void
+  /** Where `bff_live_connections` reads the live connections open now. */
+  live(read: () => number): void
   /** The exposition text, the runtime's extra included. */
   render(): Promise<string>
 }
@@ -92,6 +95,7 @@ export const noMetrics: BffMetrics = {
   policyDenial: nothing,
   storeError: nothing,
   error: nothing,
+  live: nothing,
   render: async () => '',
 }
 
@@ -151,6 +155,13 @@ export function createMetrics(config: Config, store: string, hooks: MetricsHooks
     'bff_session_store_errors_total',
     'Session store operations that failed (answered 503 store_unavailable).',
     ['store']
+  )
+
+  let liveConnections = () => 0
+  registry.gauge(
+    'bff_live_connections',
+    'Live connections (proxied WebSockets, /bff/events streams) this instance holds now.',
+    () => liveConnections()
   )
 
   // Every series of a bounded label set made now, so each is 0 from the start (rate() needs it).
@@ -235,6 +246,9 @@ export function createMetrics(config: Config, store: string, hooks: MetricsHooks
       if (!(err instanceof BffError)) return
       if (err.code === 'csrf') csrfSeries.inc()
       else if (err.code === 'store_unavailable') storeSeries.inc()
+    },
+    live(read) {
+      liveConnections = read
     },
     async render() {
       const extra = hooks.extra ? await hooks.extra() : ''

@@ -148,6 +148,27 @@ export class Histogram extends Family<HistogramChild> {
   }
 }
 
+/** A value read when the metrics are rendered (e.g. connections open now), without labels. */
+export class Gauge implements Metric {
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly read: () => number
+  ) {
+    if (!NAME.test(name)) throw new Error(`metric name "${name}" is not valid`)
+  }
+  render(): string {
+    const value = this.read()
+    return (
+      [
+        `# HELP ${this.name} ${escapeHelp(this.help)}`,
+        `# TYPE ${this.name} gauge`,
+        `${this.name} ${Number.isFinite(value) ? value : 0}`,
+      ].join('\n') + '\n'
+    )
+  }
+}
+
 /** The metrics of one app, rendered in the order they were made. */
 export class Registry {
   private readonly metrics: Metric[] = []
@@ -156,6 +177,9 @@ export class Registry {
   }
   histogram(name: string, help: string, labelNames: readonly string[] = [], buckets?: number[]) {
     return this.add(new Histogram(name, help, labelNames, buckets))
+  }
+  gauge(name: string, help: string, read: () => number): Gauge {
+    return this.add(new Gauge(name, help, read))
   }
   render(): string {
     return this.metrics.map((metric) => metric.render()).join('')

@@ -73,7 +73,7 @@ export async function checkMethod(
 ): Promise<Response | undefined> {
   const methods = allowedMethods(route)
   if (methods.has(c.req.method)) return undefined
-  await denied(s, c, route, 'method_not_allowed', 'methods')
+  await recordDenial(s, c, route, 'method_not_allowed', 'methods')
   // Answered here rather than thrown: the error renderer sends no headers of the route's.
   return c.json({ error: 'method_not_allowed', message: 'This method is not allowed here.' }, 405, {
     Allow: [...methods].join(', '),
@@ -99,7 +99,7 @@ export async function checkAccess(
   const loaded = await s.sessions.load(c)
   if (!loaded) {
     if (mode === 'optional' && !needsUser(route)) return { session: null }
-    await denied(s, c, route, 'unauthenticated', 'token')
+    await recordDenial(s, c, route, 'unauthenticated', 'token')
     throw new BffError(401, 'unauthenticated', 'Not logged in.')
   }
   let result
@@ -108,7 +108,7 @@ export async function checkAccess(
   } catch (err) {
     // The refresh token was refused (or the session ended meanwhile): the user must log in.
     if (err instanceof BffError && err.status === 401) {
-      await denied(s, c, route, err.code, 'token', loaded)
+      await recordDenial(s, c, route, err.code, 'token', loaded)
     }
     throw err
   }
@@ -119,7 +119,7 @@ export async function checkAccess(
   const claims = s.idps.of(session)?.config.claims ?? {}
   const refusal = accessRefusal(route, session, { claims }, Math.floor(s.now() / 1000))
   if (!refusal) return { session }
-  await denied(s, c, route, refusal.reason, refusal.key, session)
+  await recordDenial(s, c, route, refusal.reason, refusal.key, session)
   const headers = { 'Cache-Control': 'no-store' }
   switch (refusal.reason) {
     case 'forbidden':
@@ -163,7 +163,7 @@ const EVERYDAY: ReadonlySet<BffErrorCode> = new Set([
 ])
 
 /** One `policy.denied` line, one audit line (`policy_denied`) and one count per refusal. */
-async function denied(
+export async function recordDenial(
   s: BffServices,
   c: Context,
   route: ApiRoute,

@@ -3,7 +3,7 @@ import { BffError } from '../errors.ts'
 import type { Audit } from '../observe/audit.ts'
 
 /** Why a request failed the CSRF checks: the audit trail's `reason`. */
-export type CsrfRefusal = 'missing_header' | 'cross_site'
+export type CsrfRefusal = 'missing_header' | 'cross_site' | 'missing_origin' | 'wrong_origin'
 
 /**
  * CSRF guard for the JSON endpoints and the API proxy. `X-CSRF: 1` is a custom header, which a
@@ -34,9 +34,43 @@ function csrfRefusal(c: Context): CsrfRefusal | undefined {
 }
 
 function csrfError(refusal: CsrfRefusal): BffError {
-  return refusal === 'missing_header'
-    ? new BffError(403, 'csrf', 'This endpoint needs the "X-CSRF: 1" request header.')
-    : new BffError(403, 'csrf', 'Cross-site requests are not allowed.')
+  switch (refusal) {
+    case 'missing_header':
+      return new BffError(403, 'csrf', 'This endpoint needs the "X-CSRF: 1" request header.')
+    case 'missing_origin':
+    case 'wrong_origin':
+      return new BffError(403, 'csrf', "A WebSocket must be opened from this site's own pages.")
+    default:
+      return new BffError(403, 'csrf', 'Cross-site requests are not allowed.')
+  }
+}
+
+/**
+ * The CSRF check of a WebSocket upgrade, which cannot carry `X-CSRF` (the browser's WebSocket API
+ * sets no headers) and which no CORS preflight guards: any page on any site may open a socket to
+ * the BFF, and the browser sends the session cookie with it (Cross-Site WebSocket Hijacking). What
+ * the browser always sends, and a page cannot change, is `Origin`: it must be `baseUrl`'s own.
+ * `Sec-Fetch-Site: cross-site` is refused as for every other call. Refusals go to the audit trail
+ * (`csrf_rejected`) before the 403 `csrf` is thrown; the session is never read.
+ */
+export async function guardOrigin(
+  c: Context,
+  audit: Audit,
+  origin: string,
+  route?: string
+): Promise<void> {
+  const sent = c.req.header('origin')
+  const refusal: CsrfRefusal | undefined =
+    sent === undefined
+      ? 'missing_origin'
+      : sent !== origin
+        ? 'wrong_origin'
+        : isCrossSite(c)
+          ? 'cross_site'
+          : undefined
+  if (!refusal) return
+  await audit(c, 'csrf_rejected', { route, reason: refusal })
+  throw csrfError(refusal)
 }
 
 /** Browsers send the value in lower case; any other spelling is no less cross-site. */

@@ -20,3 +20,21 @@ export function upstreamNonceChallenge(
   const params = wwwAuthenticate.slice(scheme.index + scheme[0].length)
   return NONCE_ERROR.test(params) ? dpopNonce : undefined
 }
+
+/** The last nonce each upstream origin gave (`upstreamNonces`). */
+export interface UpstreamNonces {
+  get(url: URL): string | undefined
+  set(url: URL, nonce: string): void
+}
+
+/**
+ * The last nonce each upstream origin gave (RFC 9449 9), sent in the next proofs to it. The
+ * origins are the routes' upstreams, so the map stays as small as the config.
+ */
+export function upstreamNonces(): UpstreamNonces {
+  const byOrigin = new Map<string, string>()
+  return {
+    get: (url) => byOrigin.get(url.origin),
+    set: (url, nonce) => void byOrigin.set(url.origin, nonce),
+  }
+}

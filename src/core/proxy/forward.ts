@@ -205,29 +205,43 @@ export type Forwarder = ((
 export const SAFE_TO_RESEND: ReadonlySet<string> = new Set(['GET', 'HEAD'])
 
 /**
+ * The headers an upstream gets for a request with `headers`: the client's, less those that never
+ * cross (`requestHeaderStripped`, and those the client named in `Connection`), plus the route's
+ * token, the BFF's own X-Forwarded-For/-Proto/-Host and trace context. The WebSocket upgrade
+ * (websocket.ts) sends the same.
+ */
+export function upstreamHeaders(
+  headers: Headers,
+  options: Pick<ForwardOptions, 'accessToken' | 'dpop' | 'baseUrl' | 'clientIp' | 'trace'>
+): Headers {
+  const upstream = new Headers()
+  // Headers the client named in Connection are hop-by-hop too (RFC 9110 7.6.1).
+  const connectionListed = listed(headers.get('connection'))
+  for (const [name, value] of headers) {
+    if (!requestHeaderStripped(name) && !connectionListed.has(name)) upstream.set(name, value)
+  }
+  if (options.accessToken !== undefined) {
+    upstream.set('authorization', `${options.dpop ? 'DPoP' : 'Bearer'} ${options.accessToken}`)
+    if (options.dpop) upstream.set('dpop', options.dpop)
+  }
+  const base = new URL(options.baseUrl)
+  upstream.set('x-forwarded-host', base.host)
+  upstream.set('x-forwarded-proto', base.protocol.slice(0, -1))
+  // The client's own X-Forwarded-For is not extended: it says whatever the client wants.
+  if (options.clientIp) upstream.set('x-forwarded-for', options.clientIp)
+  if (options.trace) {
+    upstream.set('traceparent', options.trace.traceparent)
+    if (options.trace.tracestate) upstream.set('tracestate', options.trace.tracestate)
+  }
+  return upstream
+}
+
+/**
  * Sends `request` to `target` with the bearer token, if any, and returns the upstream's answer,
  * cleaned.
  */
 export async function forward(request: Request, target: URL, options: ForwardOptions) {
-  const headers = new Headers()
-  // Headers the client named in Connection are hop-by-hop too (RFC 9110 7.6.1).
-  const connectionListed = listed(request.headers.get('connection'))
-  for (const [name, value] of request.headers) {
-    if (!requestHeaderStripped(name) && !connectionListed.has(name)) headers.set(name, value)
-  }
-  if (options.accessToken !== undefined) {
-    headers.set('authorization', `${options.dpop ? 'DPoP' : 'Bearer'} ${options.accessToken}`)
-    if (options.dpop) headers.set('dpop', options.dpop)
-  }
-  const base = new URL(options.baseUrl)
-  headers.set('x-forwarded-host', base.host)
-  headers.set('x-forwarded-proto', base.protocol.slice(0, -1))
-  // The client's own X-Forwarded-For is not extended: it says whatever the client wants.
-  if (options.clientIp) headers.set('x-forwarded-for', options.clientIp)
-  if (options.trace) {
-    headers.set('traceparent', options.trace.traceparent)
-    if (options.trace.tracestate) headers.set('tracestate', options.trace.tracestate)
-  }
+  const headers = upstreamHeaders(request.headers, options)
   // Only codings the browser accepts, and that this fetch can hand over (encoding.ts); `identity`
   // rather than none, or the runtime's fetch adds its own.
   const acceptEncoding = request.headers.get('accept-encoding')
@@ -307,7 +321,7 @@ export async function forward(request: Request, target: URL, options: ForwardOpt
     const www = upstream.status === 401 ? upstream.headers.get('www-authenticate') : null
     options.onDpopNonce?.(nonce, upstreamNonceChallenge(www, nonce) !== undefined)
   }
-  const answer = responseHeaders(upstream.headers)
+  const answer = cleanedHeaders(upstream.headers)
   let body = upstream.body
   const encoding = answer.get('content-encoding')
   // Which coding the upstream chose, and whether it reaches the browser, depend on the browser's
@@ -366,7 +380,20 @@ function decoders(contentEncoding: string): CompressionFormat[] | undefined {
   return typeof DecompressionStream === 'function' ? formats : undefined
 }
 
-function responseHeaders(upstream: Headers): Headers {
+/**
+ * An upstream's response headers for the browser, for a body fetch has decoded (a refused
+ * WebSocket upgrade): those that never cross stripped, `private` added, and the encoding and
+ * length of a coding fetch decodes dropped.
+ */
+export function responseHeaders(upstream: Headers): Headers {
+  const headers = cleanedHeaders(upstream)
+  const encoding = headers.get('content-encoding')
+  if (encoding !== null && decodedByFetch(encoding)) dropEncoding(headers)
+  return headers
+}
+
+/** An upstream's response headers for the browser: those that never cross stripped, `private` added. */
+function cleanedHeaders(upstream: Headers): Headers {
   const headers = new Headers()
   const connectionListed = listed(upstream.get('connection'))
   for (const [name, value] of upstream) {

@@ -13,6 +13,7 @@ import { constantTimeEqual } from '../policy/constant-time.ts'
 import { refuseCrossSiteWrite } from '../policy/csrf.ts'
 import type { BffServices } from '../services.ts'
 import type { Session, SessionStore } from '../session/types.ts'
+import { tellSessionEnd } from '../session/ends.ts'
 
 export function adminRoute(s: BffServices) {
   const app = new Hono()
@@ -67,10 +68,13 @@ export function adminRoute(s: BffServices) {
         )
       }
       // Only a session of this user: an admin naming the wrong pair ends nothing.
-      ended = ofIdp(s, idp, own).some((x) => x.sid === sid) ? await store.deleteBySid(sid, idp) : 0
+      const theirs = ofIdp(s, idp, own).some((x) => x.sid === sid)
+      ended = theirs ? await store.deleteBySid(sid, idp) : 0
       counted = true
+      if (theirs) await tellSessionEnd(s, { reason: 'admin_revoke', sid, idp })
     } else {
       ended = await store.deleteBySub(sub, idp)
+      await tellSessionEnd(s, { reason: 'admin_revoke', sub, idp })
       // Asked after the deletion, when a store that can list has nothing left to read.
       counted = (await listed(store, sub, idp)) !== null
     }

@@ -3,14 +3,19 @@
  * upstream: CSRF, the route's methods, the token mode (session, fresh token), then the user's
  * access (IdPs, claims, scopes, step-up, an external policy point), then the upstream call with the
  * route's token. Requests outside every prefix fall through to whatever the host app mounts next.
+ * A WebSocket upgrade takes the same steps, with `Origin` for CSRF (it cannot carry `X-CSRF`) and
+ * only on a route with `websocket: true`, and ends in the runtime's upgrader (proxy/websocket.ts).
  */
 import type { MiddlewareHandler } from 'hono'
 import { BffError } from '../errors.ts'
 import { matchRoute, publicLocation, requestPath, upstreamUrl } from '../proxy/forward.ts'
-import { checkAccess, checkMethod } from '../policy/access.ts'
-import { guardCsrf } from '../policy/csrf.ts'
+import { checkAccess, checkMethod, recordDenial } from '../policy/access.ts'
+import { guardCsrf, guardOrigin } from '../policy/csrf.ts'
 import type { StepUp } from '../policy/step-up.ts'
 import { stepUpRequired } from '../proxy/step-up-challenge.ts'
+import { upstreamNonces } from '../proxy/dpop-challenge.ts'
+import { isWebSocketUpgrade, openWebSocket } from '../proxy/websocket.ts'
+import { endingWithSession, isEventStream } from '../proxy/live-stream.ts'
 import type { BffEnv } from '../hono-env.ts'
 import { upstreamTrace } from '../observe/spans.ts'
 import { dpopKey, upstreamProof } from '../oidc/dpop.ts'
@@ -23,6 +28,7 @@ const POLICY_REFUSALS = new Set(['forbidden', 'policy_unavailable'])
 
 export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
   const { api, baseUrl, upstreamTimeoutMs } = s.config
+  const origin = new URL(baseUrl).origin
   const nonces = upstreamNonces()
 
   return async function apiProxy(c, next) {
@@ -30,7 +36,15 @@ export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
     const route = matchRoute(api, url.pathname)
     if (!route) return next()
     c.set('proxied', true)
-    await guardCsrf(c, s.audit, route.prefix)
+    const upgrade = isWebSocketUpgrade(c.req.raw)
+    if (!upgrade) await guardCsrf(c, s.audit, route.prefix)
+    else {
+      await guardOrigin(c, s.audit, origin, route.prefix)
+      if (!route.websocket) {
+        await recordDenial(s, c, route, 'websocket_not_allowed', 'websocket')
+        throw new BffError(403, 'websocket_not_allowed', 'This route does not take WebSockets.')
+      }
+    }
     const wrongMethod = await checkMethod(s, c, route)
     if (wrongMethod) return wrongMethod
     const target = upstreamUrl(route, url)
@@ -50,6 +64,15 @@ export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
     // Token: per route (tokens/route-token.ts): the user's, a resource's, the client's, exchanged.
     const routeAccess = await routeToken(s, c, route, access.session)
     const accessToken = routeAccess?.accessToken
+    if (upgrade) {
+      return openWebSocket(s, c, {
+        route,
+        target,
+        session: access.session,
+        token: routeAccess,
+        nonces,
+      })
+    }
 
     const challenged: { stepUp?: StepUp; nonce?: string } = {}
     // The upstream's traceparent: a child of the request's, never the browser's own.
@@ -107,19 +130,11 @@ export function apiProxy(s: BffServices): MiddlewareHandler<BffEnv> {
       const location = upstream.headers.get('location')
       if (location) upstream.headers.set('location', publicLocation(location, route, target))
     }
+    // An event stream ends with its session (proxy/live-stream.ts).
+    if (access.session && isEventStream(upstream)) {
+      return endingWithSession(s, c, upstream, access.session)
+    }
     // The session cookie, if any, is added by SessionManager.commit once the response is complete.
     return upstream
-  }
-}
-
-/**
- * The last nonce each upstream origin gave (RFC 9449 9), sent in the next proofs to it. The
- * origins are the routes' upstreams, so the map stays as small as the config.
- */
-function upstreamNonces() {
-  const byOrigin = new Map<string, string>()
-  return {
-    get: (url: URL) => byOrigin.get(url.origin),
-    set: (url: URL, nonce: string) => void byOrigin.set(url.origin, nonce),
   }
 }

@@ -12,6 +12,7 @@ import type { Idp } from '../oidc/idps.ts'
 import { LOGOUT_TOKEN_MAX_AGE_SECONDS } from '../oidc/logout-token.ts'
 import { refuseCrossSiteWrite } from '../policy/csrf.ts'
 import type { BffServices } from '../services.ts'
+import { tellSessionEnd } from '../session/ends.ts'
 
 const MAX_BODY_BYTES = 64 * 1024
 
@@ -68,6 +69,13 @@ export function backchannelRoute(s: BffServices) {
         cause: err,
       })
     }
+    // Counted or not (the cookie store cannot), every instance closes their live connections.
+    await tellSessionEnd(
+      s,
+      claims.sid
+        ? { reason: 'backchannel_logout', sid: claims.sid, idp: name }
+        : { reason: 'backchannel_logout', sub: claims.sub!, idp: name }
+    )
     s.metrics.logout('backchannel')
     s.log('info', 'logout.backchannel', {
       idp: name,

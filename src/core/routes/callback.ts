@@ -24,6 +24,7 @@ import {
 import type { BffEnv } from '../hono-env.ts'
 import type { Session } from '../session/types.ts'
 import type { BffServices } from '../services.ts'
+import { tellSessionEnd } from '../session/ends.ts'
 import {
   TRANSACTION_TTL_SECONDS,
   transactionCookieName,
@@ -163,7 +164,11 @@ export function callbackRoute(s: BffServices) {
     }
     // A login always starts a new session: an old one in this browser is ended, never reused.
     const previous = await s.sessions.load(c)
-    if (previous) await s.sessions.store.delete(previous)
+    if (previous) {
+      await s.sessions.store.delete(previous)
+      // Its live connections end; this browser's event streams come back on the new session.
+      await tellSessionEnd(s, { reason: 'logout', id: previous.id, replaced: true })
+    }
     await s.sessions.create(c, session)
     c.header('Cache-Control', 'no-store')
     const loggedOut = cookieNames(baseUrl).loggedOut

@@ -13,6 +13,7 @@ import type { BffEnv } from '../hono-env.ts'
 import type { Session } from '../session/types.ts'
 import type { BffServices } from '../services.ts'
 import type { TokenResult } from '../tokens/token-manager.ts'
+import { tellSessionEnd } from '../session/ends.ts'
 
 /**
  * Throws 401 `session_expired` (the session destroyed) when the refresh token was refused, and
@@ -50,6 +51,12 @@ export async function freshSession(
       // A refusal comes with the IdP's answer as its cause; none means the session had ended.
       const reason = !refreshable ? 'access_token_expired' : cause ? 'refresh_refused' : 'ended'
       await s.audit(c, 'session_expired', { session, reason })
+      // Ended here: every instance closes its live connections. One that had ended elsewhere was
+      // told by whoever ended it.
+      if (reason !== 'ended') {
+        const why = reason === 'refresh_refused' ? 'refresh_failed' : 'session_expired'
+        await tellSessionEnd(s, { reason: why, id: session.id })
+      }
       throw result.error
     }
   }

@@ -14,6 +14,7 @@ import { appendSetCookie, serializeCookie } from '../session/cookie.ts'
 import type { BffEnv } from '../hono-env.ts'
 import type { Session } from '../session/types.ts'
 import type { BffServices } from '../services.ts'
+import { tellSessionEnd } from '../session/ends.ts'
 
 export function logoutRoute(s: BffServices) {
   const { baseUrl, postLogoutRedirect } = s.config
@@ -35,6 +36,8 @@ export function logoutRoute(s: BffServices) {
     // The session's own IdP; without a session, the only one (with several, none can be told).
     const idp = session ? s.idps.of(session) : s.idps.list.length === 1 ? s.idps.first : undefined
     if (session) {
+      // Every instance closes this session's live connections (other tabs' event streams).
+      await tellSessionEnd(s, { reason: 'logout', id: session.id })
       s.log('info', 'logout', { idp: session.idp, sub: await subjectHash(session.sub) })
       s.metrics.logout('user')
       await s.audit(c, 'logout', { session, route: '/bff/logout', reason: 'user' })

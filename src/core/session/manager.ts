@@ -20,7 +20,7 @@ import {
 } from './cookie.ts'
 import { packRef } from './packed-session.ts'
 import { resealCache, type Reseal, type ResealCache } from './reseals.ts'
-import type { Sealer } from './seal.ts'
+import type { SealOptions, Sealer } from './seal.ts'
 import { sealedSessionCookies, type SessionCookies } from './session-cookie.ts'
 import type { Session, SessionRef, SessionStore } from './types.ts'
 
@@ -80,10 +80,34 @@ export interface SessionManagerOptions {
   reseals?: ResealCache
   /**
    * The cookie's forms (session/session-cookie.ts): a server store's session id in the compact
-   * `<id>.<mac>` form. Default: every ref sealed with `sealer`, as before the compact form.
+   * `<id>.<exp>.<grace>.<mac>` form. Default: every ref sealed with `sealer`, as before the compact form.
    */
   cookies?: SessionCookies
+  /**
+   * Told when a request presents the cookie of a session that expired (idle timeout or absolute
+   * lifetime): the session cookie outlives its session by `EXPIRED_COOKIE_GRACE_SECONDS` for this.
+   * The session is the whole one in `cookie` mode, else only its id.
+   */
+  onExpired?: (c: Ctx, expired: ExpiredSession) => Promise<void>
+  /** Told of every session copy written to the store (slid, refreshed): live connections follow it. */
+  onWritten?: (session: Session) => void
 }
+
+/** A session a request's cookie held, found expired. */
+export interface ExpiredSession {
+  /** The session (`cookie` store), or just its id (the server stores' cookies hold no more). */
+  session: Session | { id: string }
+  /** Its absolute lifetime ended, rather than its idle timeout. */
+  final: boolean
+}
+
+/**
+ * How long a session cookie outlives its session in the browser, seconds. Expired, it opens for
+ * nothing but telling that the session expired (`onExpired`): a request then answers as without a
+ * session, and the cookie is cleared. Without it the browser would drop the cookie at the very
+ * second the session expires, and an expired session could not be told from none.
+ */
+export const EXPIRED_COOKIE_GRACE_SECONDS = 3600
 
 /** A session cookie to send with the response, decided when the response is complete. */
 export interface PendingCookie {
@@ -117,20 +141,23 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
    */
   async function writeCookie(c: Ctx, session: Session, ref: SessionRef, reseal?: Reseal) {
     const ttl = session.expiresAt - Math.floor(now() / 1000)
-    const attrs = { secure, sameSite: 'Strict', maxAge: ttl } as const
+    const grace = EXPIRED_COOKIE_GRACE_SECONDS
+    const attrs = { secure, sameSite: 'Strict', maxAge: ttl + grace } as const
+    const final = session.expiresAt >= (session.absoluteExpiresAt ?? Infinity)
+    const sealOptions = { graceSeconds: grace, final }
     c.set('sessionCookieWritten', true)
     let value: string
     if (!('session' in ref)) {
       // A server store's session id: the compact form, no seal.
-      value = await cookies.idValue(ref.id, ttl)
+      value = await cookies.idValue(ref.id, ttl, sealOptions)
     } else if (reseal) {
-      reseal.sealed ??= sealToFit(ref, attrs).catch((err: unknown) => {
+      reseal.sealed ??= sealToFit(ref, ttl, sealOptions, attrs).catch((err: unknown) => {
         reseal.sealed = undefined
         throw err
       })
       value = await reseal.sealed
     } else {
-      value = await sealToFit(ref, attrs)
+      value = await sealToFit(ref, ttl, sealOptions, attrs)
     }
     // A remembered seal fitted the same budget when it was made (its Max-Age only shrinks since).
     writeChunkedCookie(c, name, value, attrs, options.budget)
@@ -138,8 +165,13 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
   }
 
   /** The sealed `ref` within the cookie budget: compacted if too large, else a 502. */
-  async function sealToFit(ref: SessionRef, attrs: CookieAttributes): Promise<string> {
-    const sealed = await sealer.seal(packRef(ref), attrs.maxAge)
+  async function sealToFit(
+    ref: SessionRef,
+    ttl: number,
+    sealOptions: SealOptions,
+    attrs: CookieAttributes
+  ): Promise<string> {
+    const sealed = await sealer.seal(packRef(ref), ttl, sealOptions)
     try {
       chunkedCookieLines(name, sealed, attrs, options.budget)
       return sealed
@@ -151,7 +183,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
         options.log?.('warn', 'cookie.session_compacted', { bytes: err.bytes })
       }
       const compact = { session: compactSession(ref.session, options.policyClaims) }
-      const smaller = await sealer.seal(packRef(compact), attrs.maxAge)
+      const smaller = await sealer.seal(packRef(compact), ttl, sealOptions)
       try {
         chunkedCookieLines(name, smaller, attrs, options.budget)
         return smaller
@@ -172,7 +204,11 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     deleteChunkedCookie(c, name, { secure, sameSite: 'Strict' })
   }
 
-  const write = (session: Session) => orStoreUnavailable(store.update(session))
+  async function write(session: Session): Promise<SessionRef | null> {
+    const ref = await orStoreUnavailable(store.update(session))
+    if (ref) options.onWritten?.(session)
+    return ref
+  }
 
   async function update(
     c: Ctx,
@@ -185,7 +221,10 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     // A session that outgrew the cookie now lives in the server store: the browser needs its id.
     const carried = c.get('sessionRef')
     const moved = !('session' in ref) && carried != null && 'session' in carried
-    c.set('sessionCookie', { session, ref, rewrite: rewrite || moved, reseal })
+    // A rewrite this request already decided on (a slid expiry, then a refresh) still happens:
+    // else the cookie's seal would keep the older expiry and end the session before the store.
+    const decided = c.get('sessionCookie')?.rewrite === true
+    c.set('sessionCookie', { session, ref, rewrite: rewrite || moved || decided, reseal })
     c.set('session', session)
     return true
   }
@@ -230,6 +269,16 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       if (!session) {
         // A cookie that leads nowhere (ended, expired, forged) is removed from the browser.
         if (sealed) clearCookie(c)
+        // One whose seal ran out within its grace held a session that expired: say so once.
+        const gone = sealed && !ref ? await cookies.expired(sealed) : null
+        if (gone) c.set('sessionExpired', true)
+        if (gone && options.onExpired) {
+          const { value } = gone
+          const expired = 'session' in value ? value.session : { id: value.id }
+          if (typeof expired?.id === 'string') {
+            await options.onExpired(c, { session: expired, final: gone.final })
+          }
+        }
         return null
       }
       const stored = session

@@ -27,15 +27,44 @@ export const ironSession: Iron = {
  * logging anybody out.
  */
 export interface Sealer {
-  seal(data: object, ttlSeconds: number): Promise<string>
+  /**
+   * Seals `data` for `ttlSeconds`. With `graceSeconds`, the seal still opens that much longer for
+   * `expired` (never for `unseal`): a session cookie that outlives its session tells the BFF the
+   * session expired, rather than that there never was one. `final` records that the expiry is the
+   * absolute lifetime, not an idle timeout.
+   */
+  seal(data: object, ttlSeconds: number, options?: SealOptions): Promise<string>
   /**
    * The data, or null when the seal is malformed, forged, expired or from an unknown secret.
    * With `cache`, a seal opened before answers from memory (see `SealerOptions`); the value is
    * then shared between callers and frozen, so it must be copied before it is changed.
    */
   unseal<T>(sealed: string, options?: { cache?: boolean }): Promise<T | null>
+  /**
+   * What an authentic seal held whose own expiry has passed (within its grace), with that expiry
+   * (epoch seconds) and whether it was final; null for anything else, a live seal included.
+   */
+  expired<T>(sealed: string): Promise<{ value: T; exp: number; final: boolean } | null>
   /** True when `sealed` was made with an older secret and should be sealed again with the first. */
   isStale(sealed: string): Promise<boolean>
+}
+
+export interface SealOptions {
+  /** How long past `ttlSeconds` the seal opens for `Sealer.expired`. @default 0 */
+  graceSeconds?: number
+  /** The expiry is the end of the session's absolute lifetime. */
+  final?: boolean
+}
+
+/**
+ * What a seal holds: the data, its own expiry and the end of its grace (epoch seconds; iron's own
+ * expiry is on real time, not the app's clock), and whether the expiry is final.
+ */
+interface Sealed<T> {
+  v?: T
+  exp?: number
+  g?: number
+  f?: 1
 }
 
 export interface SealerOptions {
@@ -127,12 +156,34 @@ export function createSealer(secrets: readonly string[], options: SealerOptions 
     cacheBytes += bytes
   }
 
+  /** The seal's content if it is authentic and iron's own expiry (with the grace) allows. */
+  async function open<T>(sealed: string): Promise<{ v: T; exp: number; g?: number; f?: 1 } | null> {
+    const { all } = await passwords
+    try {
+      // ttl 0: the seal's own expiry was set when sealing; iron checks it either way.
+      const data = (await iron.unseal(sealed, all)) as Sealed<T> | null
+      if (!data?.v || typeof data.exp !== 'number') return null
+      return data as { v: T; exp: number; g?: number; f?: 1 }
+    } catch {
+      return null
+    }
+  }
+
   return {
-    async seal(data, ttlSeconds) {
+    async seal(data, ttlSeconds, sealOptions = {}) {
       const { currentId, current } = await passwords
-      // Our own expiry next to iron's: iron accepts seals for 60 s past theirs (clock skew allowance).
+      // Our own expiry next to iron's: iron accepts seals for 60 s past theirs (clock skew
+      // allowance), and for the grace past ours, in which only `expired` reads them.
       const exp = Math.floor(now() / 1000) + ttlSeconds
-      return iron.seal({ v: data, exp }, { id: currentId, secret: current[currentId]! }, ttlSeconds)
+      const grace = Math.max(0, sealOptions.graceSeconds ?? 0)
+      const wrapped: Sealed<object> = {
+        v: data,
+        exp,
+        ...(grace > 0 ? { g: exp + grace } : {}),
+        ...(sealOptions.final ? { f: 1 } : {}),
+      }
+      const password = { id: currentId, secret: current[currentId]! }
+      return iron.seal(wrapped, password, ttlSeconds + grace)
     },
     async unseal<T>(sealed: string, read?: { cache?: boolean }) {
       const key = read?.cache ? keyOf(sealed) : undefined
@@ -144,17 +195,17 @@ export function createSealer(secrets: readonly string[], options: SealerOptions 
         cacheBytes += cached.bytes
         return cached.value as T
       }
-      const { all } = await passwords
-      try {
-        // ttl 0: the seal's own expiry was set when sealing; iron checks it either way.
-        const data = (await iron.unseal(sealed, all)) as { v?: T; exp?: number } | null
-        if (!data?.v || typeof data.exp !== 'number' || data.exp <= now() / 1000) return null
-        // Only seals that opened are remembered: garbage and forgeries cannot push real ones out.
-        if (read?.cache) remember(sealed, data.v, data.exp)
-        return data.v
-      } catch {
-        return null
-      }
+      const data = await open<T>(sealed)
+      if (!data || data.exp <= now() / 1000) return null
+      // Only seals that opened are remembered: garbage and forgeries cannot push real ones out.
+      if (read?.cache) remember(sealed, data.v, data.exp)
+      return data.v
+    },
+    async expired<T>(sealed: string) {
+      const data = await open<T>(sealed)
+      const t = now() / 1000
+      if (!data || data.exp > t || typeof data.g !== 'number' || data.g <= t) return null
+      return { value: data.v, exp: data.exp, final: data.f === 1 }
     },
     async isStale(sealed) {
       const id = currentId ?? (await passwords).currentId

@@ -272,6 +272,17 @@ describe('parseConfig: other settings', () => {
     })
   }
 
+  it('reads the limits of live connections, 16 per session and 20 000 per instance by default', () => {
+    expect(parseConfig(validEnv)).toMatchObject({
+      liveMaxPerSession: 16,
+      liveMaxPerInstance: 20_000,
+    })
+    expect(parseConfig(env({ BFF_LIVE_MAX_PER_SESSION: '3', BFF_LIVE_MAX: '500' }))).toMatchObject({
+      liveMaxPerSession: 3,
+      liveMaxPerInstance: 500,
+    })
+  })
+
   it('BFF_CLIENT_AUTH: client_secret_basic by default, client_secret_post on request', () => {
     expect(parseConfig(validEnv).clientAuth).toBe('client_secret_basic')
     for (const method of ['client_secret_basic', 'client_secret_post']) {
@@ -373,6 +384,11 @@ describe('parseConfig: other settings', () => {
     ['BFF_REFRESH_SKEW', 'soon'],
     ['BFF_SESSION_LIFETIME', '10'],
     ['BFF_SESSION_LIFETIME', 'Infinity'],
+    ['BFF_LIVE_MAX_PER_SESSION', '0'],
+    ['BFF_LIVE_MAX_PER_SESSION', '2.5'],
+    ['BFF_LIVE_MAX_PER_SESSION', 'many'],
+    ['BFF_LIVE_MAX', '0'],
+    ['BFF_LIVE_MAX', '2000000'],
   ] as const) {
     it(`rejects ${name}=${value}`, () => {
       expectOneProblem(env({ [name]: value }), name)

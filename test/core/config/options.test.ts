@@ -169,6 +169,8 @@ describe('resolved options: the defaults', () => {
       adminToken: undefined,
       cookieMaxBytes: 3584,
       cookieTotalBytes: 8192,
+      liveMaxPerSession: 16,
+      liveMaxPerInstance: 20_000,
       idpName: 'default',
       claims: {},
       idps: [

@@ -79,7 +79,7 @@ describe('route policy keys at start-up', () => {
     expect(resolveOptions(config)).toEqual(config)
   })
 
-  it('refuses keys not enforced yet, naming route and key; takes client, exchange, resource', () => {
+  it('takes client, exchange, resource and websocket; refuses a websocket that is no boolean', () => {
     const problems = fileProblems({
       idps,
       routes: [
@@ -87,11 +87,10 @@ describe('route policy keys at start-up', () => {
         { prefix: '/b/', upstream, token: 'exchange', resource: 'https://ledger.example' },
         { prefix: '/c/', upstream, websocket: true },
         { prefix: '/d/', upstream, resource: 'urn:orders' },
+        { prefix: '/e/', upstream, websocket: 'yes' },
       ],
     })
-    expect(problems).toEqual([
-      'BFF_CONFIG routes[2].websocket: is not supported by this version yet',
-    ])
+    expect(problems).toEqual(['BFF_CONFIG routes[4].websocket: must be true or false'])
   })
 
   it('refuses a route naming an IdP that is not configured', () => {

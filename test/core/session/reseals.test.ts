@@ -10,7 +10,7 @@ import type { BffEnv } from '../../../src/core/hono-env.ts'
 import { createSessionManager, type SessionManager } from '../../../src/core/session/manager.ts'
 import { unpackRef } from '../../../src/core/session/packed-session.ts'
 import { resealCache } from '../../../src/core/session/reseals.ts'
-import { createSealer, type Sealer } from '../../../src/core/session/seal.ts'
+import { createSealer, type SealOptions, type Sealer } from '../../../src/core/session/seal.ts'
 import { cookieStore } from '../../../src/core/session/stores/cookie.ts'
 import type { Session, SessionStore } from '../../../src/core/session/types.ts'
 import { makeSession } from '../../../src/testing/sessions.ts'
@@ -26,11 +26,12 @@ function countingSealer(secrets: string[] = [SECRET]): Sealer & { seals: number 
   const inner = createSealer(secrets, { now })
   const counted = {
     seals: 0,
-    seal: (data: object, ttl: number) => {
+    seal: (data: object, ttl: number, options?: SealOptions) => {
       counted.seals++
-      return inner.seal(data, ttl)
+      return inner.seal(data, ttl, options)
     },
     unseal: inner.unseal,
+    expired: inner.expired,
     isStale: inner.isStale,
   }
   return counted

@@ -30,6 +30,30 @@ describe('createSealer', () => {
     expect(sealExpiresAt('not a seal')).toBe(0)
   })
 
+  it('an expired seal opens within its grace for `expired` only, never for `unseal`', async () => {
+    let t = 1_900_000_000_000
+    const sealer = createSealer([NEW_SECRET], { now: () => t })
+    const idle = await sealer.seal(data, 600, { graceSeconds: 3600 })
+    const final = await sealer.seal(data, 600, { graceSeconds: 3600, final: true })
+    const noGrace = await sealer.seal(data, 600)
+    // While alive: unseal answers, expired does not.
+    expect(await sealer.unseal(idle, { cache: true })).toEqual(data)
+    expect(await sealer.expired(idle)).toBeNull()
+    t += 601_000
+    // Expired: never a session again, but what it held and that it expired, within the grace.
+    expect(await sealer.unseal(idle, { cache: true })).toBeNull()
+    expect(await sealer.unseal(idle)).toBeNull()
+    expect(await sealer.expired(idle)).toEqual({ value: data, exp: 1_900_000_600, final: false })
+    expect((await sealer.expired(final))?.final).toBe(true)
+    // A forgery or another secret's seal is not "expired": it is nothing.
+    expect(await createSealer([OTHER_SECRET], { now: () => t }).expired(idle)).toBeNull()
+    const tampered = idle.slice(0, 40) + (idle[40] === 'a' ? 'b' : 'a') + idle.slice(41)
+    expect(await sealer.expired(tampered)).toBeNull()
+    t += 3600_000 + 61_000 // past the grace (and iron's 60 s allowance)
+    expect(await sealer.expired(idle)).toBeNull()
+    expect(await sealer.expired(noGrace)).toBeNull()
+  })
+
   it('gives different seals for the same data (random salts and IV)', async () => {
     const sealer = createSealer([NEW_SECRET])
     expect(await sealer.seal(data, 3600)).not.toBe(await sealer.seal(data, 3600))

@@ -1,11 +1,11 @@
 /**
- * The server stores' session-id cookie: `<id>.<mac>`, 66 bytes. A forged, altered or foreign value
+ * The server stores' session-id cookie: `<id>.<exp>.<grace>.<mac>`, 77 bytes. A forged, altered or foreign value
  * opens to nothing (and, in the manager, costs no store lookup); the older sealed form still opens
  * and is marked for writing again; secret rotation keeps its meaning.
  */
 import { Hono } from 'hono'
 import { createHmac } from 'node:crypto'
-import { describe, expect, it } from 'vitest'
+import { beforeEach, describe, expect, it } from 'vitest'
 import type { BffEnv } from '../../../src/core/hono-env.ts'
 import { createSessionManager } from '../../../src/core/session/manager.ts'
 import { createSealer } from '../../../src/core/session/seal.ts'
@@ -17,20 +17,35 @@ import { makeSession, randomId } from '../../../src/testing/sessions.ts'
 const NEW = 'new-secret-0123456789-abcdefghijklmnop'
 const OLD = 'old-secret-0123456789-abcdefghijklmnop'
 
+// Whole seconds: the compact form dates to the second.
+let clock = Math.floor(Date.now() / 1000) * 1000
+const now = () => clock
+beforeEach(() => {
+  clock = Math.floor(Date.now() / 1000) * 1000
+})
+
 const cookiesFor = (secrets: string[], hmac?: Hmac) =>
-  createSessionCookies(createSealer(secrets), secrets, { hmac })
+  createSessionCookies(createSealer(secrets, { now }), secrets, { hmac, now })
 
 const nodeHmac: Hmac = (secret, message) =>
   new Uint8Array(createHmac('sha256', secret).update(message).digest())
 
+/** The parts of a compact value: id, expiry, grace (with `F` when final) and MAC. */
+const partsOf = (value: string) => value.split('.') as [string, string, string, string]
+
 describe('the compact session-id cookie', () => {
-  it('is the id and a 128-bit MAC: 66 characters, cookie-safe', async () => {
+  it('is the id, its expiry and grace, and a 128-bit MAC: 77 characters, cookie-safe', async () => {
     const id = randomId()
-    const value = await cookiesFor([NEW]).idValue(id, 3600)
-    expect(value).toMatch(/^[\w-]{43}\.[\w-]{22}$/)
-    expect(value.length).toBe(66)
-    expect(value.startsWith(`${id}.`)).toBe(true)
+    const value = await cookiesFor([NEW]).idValue(id, 3600, { graceSeconds: 3600 })
+    expect(value).toMatch(/^[\w-]{43}\.[0-9a-z]{6}\.[0-9a-z]+\.[\w-]{22}$/)
+    expect(value.length).toBe(77)
+    const [carried, exp, grace] = partsOf(value)
+    expect(carried).toBe(id)
+    expect(parseInt(exp, 36)).toBe(clock / 1000 + 3600)
+    expect(parseInt(grace, 36)).toBe(3600)
     expect(await cookiesFor([NEW]).open(value)).toEqual({ ref: { id }, stale: false })
+    const final = await cookiesFor([NEW]).idValue(id, 60, { graceSeconds: 15, final: true })
+    expect(partsOf(final)[2]).toBe('fF')
   })
 
   it('is the same with WebCrypto and node:crypto', async () => {
@@ -43,25 +58,46 @@ describe('the compact session-id cookie', () => {
   it('refuses forged, altered and foreign values', async () => {
     const cookies = cookiesFor([NEW])
     const id = randomId()
-    const value = await cookies.idValue(id, 3600)
-    const [, mac] = value.split('.') as [string, string]
+    const value = await cookies.idValue(id, 3600, { graceSeconds: 3600 })
+    const [, exp, grace, mac] = partsOf(value)
     const flip = (text: string, at: number) =>
       text.slice(0, at) + (text[at] === 'A' ? 'B' : 'A') + text.slice(at + 1)
+    const later = (parseInt(exp, 36) + 86_400).toString(36)
     for (const forged of [
-      `${randomId()}.${randomId(16)}`, // a guess
-      `${randomId()}.${mac}`, // another id with this MAC
-      `${flip(id, 0)}.${mac}`,
-      `${id}.${flip(mac, 21)}`,
-      `${id}.${flip(mac, 0)}`,
-      `${id}.${mac.slice(0, 21)}`,
-      `${id}.${mac}A`,
+      `${randomId()}.${exp}.${grace}.${randomId(16)}`, // a guess
+      `${randomId()}.${exp}.${grace}.${mac}`, // another id with this MAC
+      `${flip(id, 0)}.${exp}.${grace}.${mac}`,
+      `${id}.${later}.${grace}.${mac}`, // a later expiry
+      `${id}.${exp}.zzzz.${mac}`, // a longer grace
+      `${id}.${exp}.${grace}F.${mac}`, // marked final
+      `${id}.${exp}.${grace}.${flip(mac, 21)}`,
+      `${id}.${exp}.${grace}.${flip(mac, 0)}`,
+      `${id}.${exp}.${grace}.${mac.slice(0, 21)}`,
+      `${id}.${exp}.${grace}.${mac}A`,
+      `${id}.${mac}`,
       `${id}`,
-      await cookiesFor([OLD]).idValue(id, 3600), // another secret's
+      await cookiesFor([OLD]).idValue(id, 3600, { graceSeconds: 3600 }), // another secret's
       '',
       '.',
     ]) {
       expect(await cookies.open(forged), forged).toBeNull()
+      expect(await cookies.expired(forged), forged).toBeNull()
     }
+  })
+
+  it('opens until its expiry, then only tells that its session expired, until its grace ends', async () => {
+    const cookies = cookiesFor([NEW])
+    const id = randomId()
+    const value = await cookies.idValue(id, 60, { graceSeconds: 3600, final: true })
+    expect(await cookies.open(value, { cache: true })).toEqual({ ref: { id }, stale: false })
+    expect(await cookies.expired(value)).toBeNull()
+    const exp = clock / 1000 + 60
+    clock += 61_000
+    // Remembered or not, an expired value no longer opens.
+    expect(await cookies.open(value, { cache: true })).toBeNull()
+    expect(await cookies.expired(value)).toEqual({ value: { id }, exp, final: true })
+    clock += 3600_000
+    expect(await cookies.expired(value)).toBeNull()
   })
 
   it('keeps secret rotation: an older secret still opens, stale; a dropped one does not', async () => {
@@ -75,14 +111,14 @@ describe('the compact session-id cookie', () => {
 
   it('still opens the older sealed form of an id, marked to be written again', async () => {
     const id = randomId()
-    const sealed = await createSealer([NEW]).seal({ id }, 3600)
+    const sealed = await createSealer([NEW], { now }).seal({ id }, 3600)
     expect(sealed.length).toBeGreaterThan(250)
     expect(await cookiesFor([NEW]).open(sealed)).toEqual({ ref: { id }, stale: true })
   })
 
   it('leaves cookie-mode seals as they are', async () => {
     const session = makeSession()
-    const sealed = await createSealer([NEW]).seal({ session }, 3600)
+    const sealed = await createSealer([NEW], { now }).seal({ session }, 3600)
     expect(await cookiesFor([NEW]).open(sealed)).toEqual({ ref: { session }, stale: false })
     expect((await cookiesFor([NEW, OLD]).open(sealed))?.stale).toBe(false)
     expect((await cookiesFor([OLD, NEW]).open(sealed))?.stale).toBe(true)
@@ -138,7 +174,7 @@ describe('the session manager with compact id cookies', () => {
     const r = rig(memoryStore())
     const line = setCookie(await r.app.request('/login', { method: 'POST' }))!
     const value = line.slice(4, line.indexOf(';'))
-    expect(value.length).toBe(66)
+    expect(value.length).toBe(77)
     const res = await r.app.request('/me', { headers: { cookie: `bff=${value}` } })
     expect(res.status).toBe(200)
     expect(((await res.json()) as { id: string }).id).toBe(value.split('.')[0])
@@ -149,9 +185,10 @@ describe('the session manager with compact id cookies', () => {
     const r = rig(store)
     const victim = makeSession()
     await store.set(victim)
-    // The very id of a live session, with a made-up MAC: as a store dump would give it.
+    // The very id of a live session, well formed, with a made-up MAC: as a store dump gives it.
+    const exp = (Math.floor(Date.now() / 1000) + 3600).toString(36)
     const res = await r.app.request('/me', {
-      headers: { cookie: `bff=${victim.id}.${randomId(16)}` },
+      headers: { cookie: `bff=${victim.id}.${exp}.2s0.${randomId(16)}` },
     })
     expect(res.status).toBe(401)
     expect(r.lookups()).toBe(0)
@@ -167,7 +204,7 @@ describe('the session manager with compact id cookies', () => {
     const res = await r.app.request('/me', { headers: { cookie: `bff=${legacy}` } })
     expect(res.status).toBe(200)
     const line = setCookie(res)!
-    expect(line.slice(4, line.indexOf(';'))).toMatch(new RegExp(`^${session.id}\\.[\\w-]{22}$`))
+    expect(line.slice(4, line.indexOf(';'))).toMatch(new RegExp(`^${session.id}\\.[\\w.-]+$`))
   })
 
   it('writes a cookie of an older secret again under the first', async () => {
@@ -179,6 +216,8 @@ describe('the session manager with compact id cookies', () => {
     const res = await r.app.request('/me', { headers: { cookie: `bff=${old}` } })
     expect(res.status).toBe(200)
     const line = setCookie(res)!
-    expect(line.slice(4, line.indexOf(';'))).toBe(await cookiesFor([NEW]).idValue(session.id, 1))
+    const written = line.slice(4, line.indexOf(';'))
+    expect(written.startsWith(`${session.id}.`)).toBe(true)
+    expect(await cookiesFor([NEW]).open(written)).toEqual({ ref: { id: session.id }, stale: false })
   })
 })
