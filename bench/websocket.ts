@@ -20,8 +20,10 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { WebSocket } from 'ws'
 import { CHUNK_SIZE } from '../src/core/session/cookie.ts'
+import { packRef } from '../src/core/session/packed-session.ts'
 import { createSealer } from '../src/core/session/seal.ts'
-import type { Session, SessionRef } from '../src/core/session/types.ts'
+import type { Session } from '../src/core/session/types.ts'
+import { openSessionCookie } from '../test/helpers/session-cookie.ts'
 import { DEMO_BFF_CLIENT, bffClientMetadata, startIdp } from '../src/demo/idp.ts'
 import { createCookieJar, redirectLocation } from '../test/helpers/http.ts'
 import { loginAtIdp } from '../test/helpers/idp-login.ts'
@@ -93,7 +95,8 @@ try {
   const sealer = createSealer([secret])
   const cookieOf = async (i: number) => {
     const session = copyOf(template, i)
-    const sealed = await sealer.seal({ session } satisfies SessionRef, 3600)
+    // Packed, as the BFF's own login writes it.
+    const sealed = await sealer.seal(packRef({ session }), 3600)
     const chunks = []
     for (let n = 0; n * CHUNK_SIZE < sealed.length; n++) {
       chunks.push(`${n ? `bff.${n}` : 'bff'}=${sealed.slice(n * CHUNK_SIZE, (n + 1) * CHUNK_SIZE)}`)
@@ -179,7 +182,7 @@ async function loggedInSession(secret: string): Promise<Session> {
   const cookies = jar.cookies(url)
   let sealed = cookies.bff!
   for (let i = 1; cookies[`bff.${i}`]; i++) sealed += cookies[`bff.${i}`]
-  const ref = await createSealer([secret]).unseal<SessionRef>(sealed)
+  const ref = await openSessionCookie(sealed, secret)
   if (ref && 'session' in ref) return ref.session
   throw new Error('the login left no cookie session')
 }

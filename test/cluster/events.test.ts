@@ -6,8 +6,8 @@
  * its own: the stream asks the page to come back, and its cookie decides.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import { createSealer } from '../../src/core/session/seal.ts'
-import type { Session, SessionRef } from '../../src/core/session/types.ts'
+import { openSessionCookie } from '../helpers/session-cookie.ts'
+import type { Session } from '../../src/core/session/types.ts'
 import type { CookieJar } from '../helpers/http.ts'
 import { mintLogoutToken, postLogoutToken } from '../helpers/logout-token.ts'
 import { readSse, type SseReader } from '../helpers/sse.ts'
@@ -26,7 +26,7 @@ function cookieHeader(c: Cluster, jar: CookieJar): string {
 }
 
 async function sessionOf(c: Cluster, jar: CookieJar): Promise<Session> {
-  const ref = await createSealer([c.secret]).unseal<SessionRef>(jar.cookies(c.url).bff!)
+  const ref = await openSessionCookie(jar.cookies(c.url).bff!, c.secret)
   if (ref && 'session' in ref) return ref.session
   return JSON.parse((await c.redis.get(`${c.redisPrefix}session:${ref!.id}`))!) as Session
 }

@@ -5,7 +5,7 @@
  * cluster layout's indexes, and cookie mode's shared revocations.
  */
 import { afterEach, describe, expect, it } from 'vitest'
-import { createSealer } from '../../src/core/session/seal.ts'
+import { openSessionCookie } from '../helpers/session-cookie.ts'
 import type { Session } from '../../src/core/session/types.ts'
 import type { CookieJar } from '../helpers/http.ts'
 import { confirmIdpLogout } from '../helpers/idp-login.ts'
@@ -39,7 +39,7 @@ function cookieHeader(c: Cluster, jar: CookieJar): string {
 }
 
 async function storedSession(c: Cluster, jar: CookieJar): Promise<Session | null> {
-  const ref = await createSealer([c.secret]).unseal<{ id: string }>(jar.cookies(c.url).bff!)
+  const ref = (await openSessionCookie(jar.cookies(c.url).bff!, c.secret)) as { id: string } | null
   const raw = await local.redis().get(`${c.redisPrefix}{session:${ref!.id}}`)
   return raw === null ? null : (JSON.parse(raw) as Session)
 }

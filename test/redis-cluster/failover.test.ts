@@ -12,7 +12,7 @@ import { Cluster } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { connectRedis, firstConnection } from '../../src/adapters/node/redis-connect.ts'
 import { redisStore } from '../../src/adapters/node/redis-store.ts'
-import { createSealer } from '../../src/core/session/seal.ts'
+import { openSessionCookie } from '../helpers/session-cookie.ts'
 import type { SessionStore } from '../../src/core/session/types.ts'
 import { sleep } from '../../src/testing/store-contract.ts'
 import { describeOutcome, underLoad } from '../helpers/failover-load.ts'
@@ -59,7 +59,9 @@ afterAll(async () => {
 })
 
 async function sessionKey(jar: CookieJar): Promise<string> {
-  const ref = await createSealer([bffs.secret]).unseal<{ id: string }>(jar.cookies(bffs.url).bff!)
+  const ref = (await openSessionCookie(jar.cookies(bffs.url).bff!, bffs.secret)) as {
+    id: string
+  } | null
   return `${bffs.redisPrefix}{session:${ref!.id}}`
 }
 
