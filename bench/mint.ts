@@ -7,11 +7,15 @@
 import { Redis } from 'ioredis'
 import { redisStore } from '../src/adapters/node/redis-store.ts'
 import { cookieNames } from '../src/core/session/cookie-names.ts'
+import { EXPIRED_COOKIE_GRACE_SECONDS } from '../src/core/session/manager.ts'
 import { packRef } from '../src/core/session/packed-session.ts'
 import { createSealer } from '../src/core/session/seal.ts'
 import { createSessionCookies } from '../src/core/session/session-cookie.ts'
 import type { Session, SessionRef, SessionStore } from '../src/core/session/types.ts'
 import { cloneSession } from './clone.ts'
+
+/** The grace a session cookie outlives its session by, as the BFF writes it. */
+const GRACE = { graceSeconds: EXPIRED_COOKIE_GRACE_SECONDS }
 
 /** Longest chunk value the BFF writes stays below this; a longer seal is split the same way. */
 const CHUNK = 3800
@@ -50,8 +54,8 @@ export function sessionMinter(env: Record<string, string>, memory: SessionStore 
           const ttl = session.expiresAt - nowSeconds
           return cookieOf(
             'id' in minted
-              ? await forms.idValue(minted.id, ttl)
-              : await sealer.seal(packRef(minted), ttl)
+              ? await forms.idValue(minted.id, ttl, GRACE)
+              : await sealer.seal(packRef(minted), ttl, GRACE)
           )
         })
         cookies.push(...(await Promise.all(batch)))
