@@ -162,6 +162,9 @@ export async function startDemoParts(
     // A service route: the demo API gets the BFF's own client-credentials token (from the first
     // IdP), no user needed.
     { prefix: '/api/service/', upstream: `${api.url}/`, token: 'client' },
+    // The live feed: a WebSocket the BFF relays with the user's token on the upgrade, closed
+    // (1008) when the session ends. (The SSE ticker is /api/ticker, an ordinary API call.)
+    { prefix: '/live/', upstream: `${api.url}/live/`, websocket: true },
     { prefix: '/api/', upstream: `${api.url}/` },
   ]
   const fileIdps = Object.fromEntries(
