@@ -11,6 +11,7 @@ import * as client from 'openid-client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { WebSocket } from 'ws'
 import { startNode, type NodeServer } from '../../src/adapters/node/start.ts'
+import { optionsFromEnv } from '../../src/core/config/env.ts'
 import { createSealer } from '../../src/core/session/seal.ts'
 import type { SessionRef } from '../../src/core/session/types.ts'
 import { DEMO_USER } from '../../src/demo/idp.ts'
@@ -203,6 +204,21 @@ describe('the demo API: the feed and the ticker, straight', () => {
     feedOf.ws.close()
     await client.tokenRevocation(config, tokens.access_token)
     expect(await connect(feed, headers)).toMatchObject({ status: 401 })
+  })
+})
+
+describe('the demo for Workers (npm run dev:worker)', () => {
+  it('leaves the /live/ route out when asked: the Workers adapter refuses WebSocket routes', async () => {
+    const demo = await startDemoParts(BASE_URL, {}, { liveFeed: false })
+    try {
+      const config = optionsFromEnv(demo.settings, { configFile: demo.configFile })
+      expect(config.api.map((route) => route.prefix)).not.toContain('/live/')
+      expect(config.api.filter((route) => route.websocket)).toEqual([])
+      // The ticker is an ordinary /api/ call there too.
+      expect(config.api.map((route) => route.prefix)).toContain('/api/')
+    } finally {
+      await demo.stop()
+    }
   })
 })
 
