@@ -387,8 +387,13 @@ async function rawUpgrade(
     let text = ''
     socket.on('data', (chunk) => {
       text += chunk
-      // A 101 leaves the connection open: its head is all there is to read.
-      if (text.startsWith('HTTP/1.1 101 ') && text.includes('\r\n\r\n')) socket.destroy()
+      // A 101 leaves the connection open: its head is all there is to read. So may a refusal
+      // (workerd keeps the connection alive): its head and Content-Length bytes are all.
+      const end = text.indexOf('\r\n\r\n')
+      const length = Number(/\r\ncontent-length: *(\d+)/i.exec(text.slice(0, end))?.[1] ?? NaN)
+      if (end >= 0 && (text.startsWith('HTTP/1.1 101 ') || text.length >= end + 4 + length)) {
+        socket.destroy()
+      }
     })
     socket.on('close', () => resolve(text))
     socket.on('error', reject)

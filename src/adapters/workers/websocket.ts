@@ -12,7 +12,11 @@
 import type { Context } from 'hono'
 import { BffError } from '../../core/errors.ts'
 import { INTERNAL_CLOSE } from '../../core/proxy/socket-close.ts'
-import type { UpgradeOutcome, Upgrader } from '../../core/proxy/websocket.ts'
+import {
+  isWebSocketUpgrade,
+  type UpgradeOutcome,
+  type Upgrader,
+} from '../../core/proxy/websocket.ts'
 import { fetcherOf } from './mtls.ts'
 import { acceptForRelay, createRelays, type WorkersSocket } from './websocket-relay.ts'
 
@@ -122,6 +126,34 @@ export function workersWebSockets(options: WorkersWebSocketsOptions = {}): Worke
       return relays.size
     },
   }
+}
+
+// RFC 6455 4.1: 16 random bytes in base64.
+const KEY = /^[+/0-9A-Za-z]{22}==$/
+
+/**
+ * The refusal of a WebSocket handshake the runtime let through although it is malformed (workerd
+ * completes one with any key), before the app runs, as the Node server refuses it: 400 for a bad
+ * `Sec-WebSocket-Key`, 426 for a version other than 13 (RFC 6455 4.4). A header the Worker does
+ * not see at all is left to the runtime, which answers the handshake: Cloudflare's edge may take
+ * them off.
+ */
+export function handshakeRefusal(request: Request): Response | undefined {
+  if (!isWebSocketUpgrade(request)) return undefined
+  const refuse = (status: number, message: string, headers: Record<string, string> = {}) =>
+    Response.json(
+      { error: 'invalid_request', message },
+      { status, headers: { 'Cache-Control': 'no-store', ...headers } }
+    )
+  const key = request.headers.get('sec-websocket-key')
+  if (key !== null && !KEY.test(key)) {
+    return refuse(400, 'The Sec-WebSocket-Key header is malformed.')
+  }
+  const version = request.headers.get('sec-websocket-version')
+  if (version !== null && version !== '13') {
+    return refuse(426, 'Only WebSocket version 13 is supported.', { 'Sec-WebSocket-Version': '13' })
+  }
+  return undefined
 }
 
 /** The global fetch, or the route's mtls_certificates binding's (checked at start-up). */

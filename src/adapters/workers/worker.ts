@@ -26,7 +26,7 @@ import { sessionRefresherFor } from './session-refresher.ts'
 import { mtlsProblems, workersForward } from './mtls.ts'
 import { durableObjectStore } from './session-store.ts'
 import { durableObjectSessionEndBus } from './session-ends.ts'
-import { workersWebSockets } from './websocket.ts'
+import { handshakeRefusal, workersWebSockets } from './websocket.ts'
 import { configFileOf, settingsOf, storeProblems, testClockProblems } from './settings.ts'
 import { now, syncTestClock } from './test-clock.ts'
 import type { SessionStore } from '../../core/session/types.ts'
@@ -61,6 +61,8 @@ export default {
   async fetch(request: Request, env: WorkerEnv, ctx: ExecutionContext): Promise<Response> {
     app ??= build(env)
     if (app instanceof ConfigError) return misconfigured(app)
+    const refused = handshakeRefusal(request)
+    if (refused) return refused
     await syncTestClock(env)
     const response = await app.fetch(request, env, ctx)
     sockets.settle(request, response)
