@@ -106,6 +106,37 @@ describe(`WebSocket routes (${SERVER_STORE} store)`, () => {
     expect(upstream.closes.at(-1)).toEqual({ code: 4002, reason: 'browser says bye' })
   })
 
+  it('passes a close without a code as one (1005), both ways', async () => {
+    const ws = await socketOf(openSocket(stack, '/live/echo', { jar: alice }))
+    const ended = closed(ws)
+    ws.send('close')
+    expect(await ended).toMatchObject({ code: 1005, reason: '' })
+
+    const other = await socketOf(openSocket(stack, '/live/echo', { jar: alice }))
+    const count = upstream.closes.length
+    other.close()
+    await until(() => upstream.closes.length > count)
+    expect(upstream.closes.at(-1)).toEqual({ code: 1005, reason: '' })
+  })
+
+  it('a connection broken without a close breaks the other (Node) or closes it 1011 (Workers)', async () => {
+    const ws = await socketOf(openSocket(stack, '/live/echo', { jar: alice }))
+    const ended = closed(ws)
+    ws.send('terminate')
+    // A Worker cannot drop a connection: it says 1011, the code of a server that cannot go on.
+    expect(await ended).toMatchObject(
+      TARGET === 'node' ? { code: 1006 } : { code: 1011, reason: 'connection_lost' }
+    )
+
+    const other = await socketOf(openSocket(stack, '/live/echo', { jar: alice }))
+    const count = upstream.closes.length
+    other.terminate()
+    await until(() => upstream.closes.length > count)
+    expect(upstream.closes.at(-1)).toEqual(
+      TARGET === 'node' ? { code: 1006, reason: '' } : { code: 1011, reason: 'connection_lost' }
+    )
+  })
+
   it('opens without a subprotocol when the upstream picks none of those offered', async () => {
     const answer = await rawUpgrade(stack, '/live/noproto', alice, {
       'Sec-WebSocket-Protocol': 'a, b',
