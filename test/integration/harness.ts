@@ -163,6 +163,8 @@ export interface Stack {
    * it needs), in workerd to the Durable Object the end names.
    */
   publishEnd(end: SessionEnd): Promise<void>
+  /** workerd only: how many live connections listen at the session's object now. */
+  objectListeners(sessionId: string): Promise<number>
 }
 
 /**
@@ -293,6 +295,10 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
     isolateUrls: bff.isolateUrls ?? [],
     logs: () => bff.logs,
     publishEnd: (end) => bff.publishEnd(end),
+    async objectListeners(sessionId) {
+      if (!bff.listening) throw new Error('objectListeners needs the workerd target')
+      return bff.listening(sessionId)
+    },
     idp,
     idps,
     upstream,
@@ -352,6 +358,7 @@ interface RunningBff {
   isolateUrls?: string[]
   logs: string[]
   publishEnd(end: SessionEnd): Promise<void>
+  listening?(sessionId: string): Promise<number>
 }
 
 async function startNodeBff(
@@ -437,6 +444,7 @@ async function startWorkerBff(
     close: () => worker.close(),
     logs: worker.logs,
     publishEnd: (end) => worker.announce(end),
+    listening: (id) => worker.listening(id),
     isolateUrls: await Promise.all(names.map((name) => worker.urlOf(name))),
   }
 }

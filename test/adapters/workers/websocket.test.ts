@@ -2,12 +2,16 @@
  * WebSocket routes across Workers isolates: a socket relayed by one isolate closes (1008
  * `session_ended:<reason>`, both sides) within 1 s when its session ends in another (a logout, a
  * back-channel logout, an admin revocation), told through the session's Durable Objects.
- * Latencies are printed. test/integration/websocket*.test.ts cover the rest in workerd.
+ * Latencies are printed. And a live connection (a socket, an event stream) ended from another
+ * request of its isolate lets go of its sockets to the session's object (a request cannot touch
+ * another's I/O: the end is carried back to its own). test/integration/websocket*.test.ts cover
+ * the rest in workerd.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { DEMO_BFF_CLIENT } from '../../../src/demo/idp.ts'
 import type { CookieJar } from '../../helpers/http.ts'
 import { mintLogoutToken, postLogoutToken } from '../../helpers/logout-token.ts'
+import { readSse } from '../../helpers/sse.ts'
 import { closed, nextMessage, openSocket, socketOf, until } from '../../helpers/ws-client.ts'
 import { startWsUpstream, type WsUpstream } from '../../helpers/ws-upstream.ts'
 import { CSRF, describeStores, startStack, type Stack } from '../../integration/harness.ts'
@@ -79,6 +83,32 @@ describeStores(['durable-object', 'cookie'], 'WebSockets across isolates (%s)', 
       expect(logout.status).toBe(302)
     })
     expect(end).toEqual({ code: 1008, reason: 'session_ended:logout' })
+  })
+
+  it('a socket ended from another request lets go of its listening sockets', async () => {
+    const jar = stack.jar()
+    await stack.login(jar, { user: 'ws-listeners' })
+    const session = (await stack.sessionOf(jar))!
+    // Both in the first isolate: the logout's request ends a socket of another request.
+    const ws = await socketOf(openSocket(stack, '/live/echo', { jar }))
+    await expect.poll(() => stack.objectListeners(session.id)).toBe(1)
+    const ended = closed(ws)
+    expect((await jar.post('/bff/logout', { headers: CSRF })).status).toBe(302)
+    expect(await ended).toMatchObject({ code: 1008, reason: 'session_ended:logout' })
+    // The connection's own request closes its socket to the session's object.
+    await expect.poll(() => stack.objectListeners(session.id)).toBe(0)
+  })
+
+  it('so does an event stream (/bff/events)', async () => {
+    const jar = stack.jar()
+    await stack.login(jar, { user: 'sse-listeners' })
+    const session = (await stack.sessionOf(jar))!
+    const stream = readSse(await jar.get('/bff/events', { headers: CSRF }))
+    await stream.next('comment')
+    await expect.poll(() => stack.objectListeners(session.id)).toBe(1)
+    expect((await jar.post('/bff/logout', { headers: CSRF })).status).toBe(302)
+    await stream.next('session_ended', 3000)
+    await expect.poll(() => stack.objectListeners(session.id)).toBe(0)
   })
 
   it('a back-channel logout (by sid) in one isolate closes the socket in the other', async () => {

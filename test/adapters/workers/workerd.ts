@@ -60,6 +60,8 @@ export interface Workerd {
    * there hear it.
    */
   announce(end: SessionEnd): Promise<void>
+  /** How many live connections listen at the session's object now. */
+  listening(id: string): Promise<number>
   /** The first Worker's bindings, usable from Node (Durable Object namespaces by RPC). */
   bindings(): Promise<Record<string, unknown>>
   /** What the Worker logged (console and runtime), one line each, newest last. */
@@ -160,8 +162,17 @@ export async function startWorkerd(options: WorkerdOptions): Promise<Workerd> {
       const namespace = await mf.getDurableObjectNamespace(binding, MAIN)
       const stub = namespace.get(namespace.idFromName(name)) as unknown as {
         announce(end: SessionEnd): Promise<void>
+        /** How many live connections listen at the session's object now. */
+        listening(id: string): Promise<number>
       }
       await stub.announce(end)
+    },
+    async listening(id) {
+      const namespace = await mf.getDurableObjectNamespace('BFF_SESSIONS', MAIN)
+      const stub = namespace.get(namespace.idFromName(id)) as unknown as {
+        listening(): Promise<number>
+      }
+      return stub.listening()
     },
     bindings: () => mf.getBindings(MAIN),
     logs,
