@@ -404,10 +404,9 @@ export function createLiveSessions(options: LiveSessionsOptions): LiveSessions {
   }
 }
 
-/** Runs a listener; one that throws must not keep the others from being told. */
 /** Tells `connection` something, in its own request when it has one (`homeOf`). */
 function tellTo(connection: Connection, listener: () => void) {
-  if (connection.home) connection.home(() => tell(listener))
+  if (connection.home) connection.home(listener)
   else tell(listener)
 }
 
@@ -433,6 +432,7 @@ function homeOf(): (run: () => void) => void {
   }
 }
 
+/** Runs a listener; one that throws must not keep the others from being told. */
 function tell(listener: () => void) {
   try {
     listener()
