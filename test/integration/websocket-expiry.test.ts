@@ -139,5 +139,4 @@ describe('WebSockets and token expiry', () =>
         }
       )
     }
-  )
-)
+  ))
