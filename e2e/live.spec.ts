@@ -8,17 +8,12 @@ import type { Page } from '@playwright/test'
 import { DEMO_USER } from '../src/demo/idp.ts'
 import { expect, test } from './fixtures.ts'
 import { logIn, openApp } from './spa.ts'
-import type { Target } from './stack.ts'
 
 const ARTIFACTS = fileURLToPath(new URL('./artifacts/', import.meta.url))
 
 // The demo as `npm start` runs it: its config file has the `/live/` WebSocket route.
 test.use({ idps: 'demo' })
 test.setTimeout(60_000)
-
-/** Targets whose BFF relays WebSockets. */
-const WEBSOCKETS: readonly Target[] = ['node']
-const NO_WEBSOCKETS = 'the Workers adapter does not relay WebSockets yet (Node only)'
 
 const feedState = (page: Page) => page.locator('#feed-state')
 const feedLog = (page: Page) => page.getByRole('list', { name: 'Feed messages' })
@@ -29,7 +24,6 @@ test('the live feed comes through the BFF, echoes, and the ticker streams an eve
   page,
   stack,
 }) => {
-  test.skip(!WEBSOCKETS.includes(stack.target), NO_WEBSOCKETS)
   await logIn(page, stack, DEMO_USER.login)
 
   // The feed opens by itself; its first message comes at once, with the user the API read from
@@ -58,7 +52,6 @@ test('two tabs with the feed open: a logout in one closes the other’s socket (
   page,
   stack,
 }) => {
-  test.skip(!WEBSOCKETS.includes(stack.target), NO_WEBSOCKETS)
   await logIn(page, stack, DEMO_USER.login)
   const second = await context.newPage()
   expect(await openApp(second)).toBe('logged-in')
@@ -103,25 +96,4 @@ test('two tabs with the feed open: a logout in one closes the other’s socket (
       })
   )
   expect(refused).toEqual({ opened: false, code: 1006 })
-})
-
-test('the ticker alone where the feed cannot run: SSE through the BFF, ended by a logout in another tab', async ({
-  context,
-  page,
-  stack,
-}) => {
-  test.skip(WEBSOCKETS.includes(stack.target), 'the ticker ends with a logout in the test above')
-  await logIn(page, stack, DEMO_USER.login)
-  const second = await context.newPage()
-  expect(await openApp(second)).toBe('logged-in')
-  await second.getByRole('button', { name: 'Start the ticker' }).click()
-  await expect(tickerLog(second).getByText(/^#1 tick for demo · /)).toBeVisible()
-
-  await page.getByRole('button', { name: 'Log out' }).click()
-  await expect(tickerState(second)).toHaveText(
-    /^Logged out\. Ended after \d+ events?: the stream ended\.$/,
-    {
-      timeout: 1000,
-    }
-  )
 })

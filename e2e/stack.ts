@@ -253,7 +253,7 @@ async function envParts(baseUrl: string): Promise<Parts> {
  */
 async function demoParts(target: Target, baseUrl: string): Promise<Parts> {
   // The live feed's WebSocket route on Node only: Workers do not relay WebSockets yet.
-  const demo = await startDemoParts(baseUrl, {}, { liveFeed: target === 'node' })
+  const demo = await startDemoParts(baseUrl, {})
   let dir: string | undefined
   try {
     let config = demo.configFile!

@@ -15,12 +15,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const port = Number(process.env.PORT ?? 8787)
 const baseUrl = `http://localhost:${port}`
 // BFF_DEMO_PROFILE=fapi2: the demo in the FAPI 2.0 profile, as with npm start.
-// No live feed: the Workers adapter does not relay WebSockets yet (the ticker, SSE, works).
-const demo = await startDemoParts(
-  baseUrl,
-  { BFF_DEMO_PROFILE: process.env.BFF_DEMO_PROFILE },
-  { liveFeed: false }
-)
+const demo = await startDemoParts(baseUrl, { BFF_DEMO_PROFILE: process.env.BFF_DEMO_PROFILE })
 // Dev only: a deployment keeps BFF_CLIENT_SECRET and BFF_SESSION_SECRET in `wrangler secret put`.
 // The config file: its JSON itself on Workers.
 const file = demo.configFile ? { BFF_CONFIG: demo.configFile } : {}
