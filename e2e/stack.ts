@@ -252,7 +252,8 @@ async function envParts(baseUrl: string): Promise<Parts> {
  * them, which Node reads from a file and workerd takes as its text.
  */
 async function demoParts(target: Target, baseUrl: string): Promise<Parts> {
-  const demo = await startDemoParts(baseUrl)
+  // The live feed's WebSocket route on Node only: Workers do not relay WebSockets yet.
+  const demo = await startDemoParts(baseUrl, {})
   let dir: string | undefined
   try {
     let config = demo.configFile!

@@ -3,11 +3,14 @@
 // inline script (the page's CSP allows scripts from this origin only). bff-client.js adds the
 // X-CSRF header to API calls and tells this page, in every tab at once, when the session ends.
 import { createBffClient } from './bff-client.js'
+import { createLivePanels } from './live.js'
 
 const CSRF = { 'X-CSRF': '1' }
 // 401s are this page's to show (a landing with "Log in again", a step-up that comes back to the
 // call): the module only reports them.
 const bff = createBffClient({ onUnauthenticated: 'none', onStepUp: 'none' })
+// The live feed (WebSocket) and the ticker (SSE), which end with the session: live.js.
+const live = createLivePanels(bff)
 // What the page says when the session ends, by the reason /bff/events gives.
 const ENDED = {
   logout: 'Your session has ended: it was logged out.',
@@ -129,6 +132,7 @@ function showUser(user) {
   $('account-name').textContent = name
   $('avatar').textContent = initial(name)
   show('dashboard')
+  live.start()
 }
 
 // "Corp (corp)": the label the login button showed, and the name the BFF answers.

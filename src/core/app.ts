@@ -83,8 +83,8 @@ export interface BffDeps {
   /**
    * Opens and relays the WebSockets of routes with `websocket: true` (core/proxy/websocket.ts
    * says what it must do). `startNode` passes the one of `nodeWebSockets()` (./node), whose
-   * `attach(server, fetch)` hands it the server's upgrades. Without it, such a route stops
-   * start-up.
+   * `attach(server, fetch)` hands it the server's upgrades; the Workers entry the one of
+   * `workersWebSockets()` (./workers). Without it, such a route stops start-up.
    */
   upgrade?: Upgrader
   /** Clock in epoch milliseconds. Default: `Date.now`. */
@@ -153,7 +153,8 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
       socketRoutes.map(
         (route) =>
           `route "${route.prefix}": "websocket" needs a runtime that proxies WebSockets (Node: ` +
-          'startNode, or nodeWebSockets() as deps.upgrade); this one would refuse every upgrade'
+          'startNode, or nodeWebSockets() as deps.upgrade; Workers: workersWebSockets()); this ' +
+          'one would refuse every upgrade'
       )
     )
   }

@@ -16,6 +16,8 @@
  *   ANY /echo*   -> { method, path, query, headers, body, sub, token }: what the proxy forwarded,
  *                   with `token` saying which token arrived ({ scheme, active, iss, sub, scope,
  *                   client_id, exp }, scheme `Bearer` or `DPoP`) in place of the token itself
+ *   GET /ticker  -> Server-Sent Events, one a second (api-live.ts)
+ *   WS  /live/feed -> a WebSocket feed, a message a second and an echo (api-live.ts)
  *
  * The demo shows that no token reaches the page, so no answer carries a credential: `/echo` leaves
  * out `Authorization` and every other header that can hold one (see CREDENTIAL_HEADERS).
@@ -23,21 +25,15 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import * as client from 'openid-client'
-import { bindingProblem, dpopProofChecker, isKeyBound } from './dpop-proof.ts'
+import {
+  tokenChecker,
+  type Authenticate,
+  type Introspect,
+  type IntrospectionResult,
+} from './api-auth.ts'
+import { attachLiveFeed, sendTicker } from './api-live.ts'
 
-export interface IntrospectionResult {
-  active: boolean
-  sub?: string
-  scope?: string
-  client_id?: string
-  exp?: number
-  /** The IdP that issued the token (oidc-provider says so in its answer). */
-  iss?: string
-  /** How the user signed in, when the IdP says (the demo IdP does: `pwd` or `mfa`). */
-  acr?: string
-  auth_time?: number
-  [claim: string]: unknown
-}
+export type { Introspect, IntrospectionResult } from './api-auth.ts'
 
 /** What `/catalog/` lists: public data, for a route with no user and no token. */
 const CATALOG = [
@@ -48,9 +44,6 @@ const CATALOG = [
 
 /** The authentication level `/admin` asks for. */
 export const ADMIN_ACR = 'mfa'
-
-/** Answers whether a bearer token is active; throws when the answer cannot be had. */
-export type Introspect = (token: string) => Promise<IntrospectionResult>
 
 /** Where and as whom to introspect. */
 export interface IntrospectionClient {
@@ -99,10 +92,10 @@ export async function startDemoApi(options: DemoApiOptions): Promise<DemoApi> {
     introspect = introspectAtAny(clients.map(introspectWith))
   }
 
-  // One replay memory for the API's DPoP proofs.
-  const checkProof = dpopProofChecker()
+  // One replay memory for the API's DPoP proofs, on every route and the feed's upgrades.
+  const authenticate = tokenChecker(introspect)
   const server = createServer((req, res) => {
-    handle(req, res, introspect, checkProof).catch((error: unknown) => {
+    handle(req, res, authenticate).catch((error: unknown) => {
       console.error('[demo-api] request failed', error)
       if (!res.headersSent) sendJson(res, 500, { error: 'internal_error' })
       else res.destroy()
@@ -112,11 +105,15 @@ export async function startDemoApi(options: DemoApiOptions): Promise<DemoApi> {
     server.once('error', reject)
     server.listen(port, '127.0.0.1', () => resolve())
   })
+  const feed = attachLiveFeed(server, authenticate)
   const actualPort = (server.address() as AddressInfo).port
   return {
     url: `http://127.0.0.1:${actualPort}`,
     port: actualPort,
-    stop: () => closeServer(server),
+    stop: () => {
+      feed.close()
+      return closeServer(server)
+    },
   }
 }
 
@@ -177,12 +174,7 @@ function introspectAtAny(introspectors: readonly Introspect[]): Introspect {
 // hash) must never travel back to the browser through an API answer.
 const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'dpop', 'cookie'])
 
-async function handle(
-  req: IncomingMessage,
-  res: ServerResponse,
-  introspect: Introspect,
-  checkProof: ReturnType<typeof dpopProofChecker>
-) {
+async function handle(req: IncomingMessage, res: ServerResponse, authenticate: Authenticate) {
   const url = new URL(req.url ?? '/', 'http://api')
   const route =
     url.pathname === '/hello'
@@ -193,7 +185,9 @@ async function handle(
           ? 'catalog'
           : /^\/echo(\/|$)/.test(url.pathname)
             ? 'echo'
-            : ''
+            : url.pathname === '/ticker'
+              ? 'ticker'
+              : ''
   if (!route) return sendJson(res, 404, { error: 'not_found' })
   if (route !== 'echo' && req.method !== 'GET') {
     res.setHeader('allow', 'GET')
@@ -207,46 +201,13 @@ async function handle(
     })
   }
 
-  const authorization = req.headers.authorization ?? ''
-  // RFC 9449 7.1: a DPoP-bound token comes in the DPoP scheme, with the proof in `DPoP`.
-  const scheme = /^DPoP /i.test(authorization) ? 'DPoP' : 'Bearer'
-  let token: string | undefined
-  let jkt: string | undefined
-  if (scheme === 'DPoP') {
-    const checked = await checkProof({
-      method: req.method ?? 'GET',
-      // The URL the proof's htu names: this API as the proxy called it.
-      url: new URL(url.pathname + url.search, `http://${req.headers.host}`),
-      authorization,
-      proof: typeof req.headers.dpop === 'string' ? req.headers.dpop : undefined,
-    })
-    if ('refused' in checked) {
-      res.setHeader('www-authenticate', 'DPoP error="invalid_dpop_proof"')
-      return sendJson(res, 401, { error: 'invalid_dpop_proof', message: checked.refused })
-    }
-    ;({ token, jkt } = checked)
-  } else token = /^Bearer ([^\s]+)$/i.exec(authorization)?.[1]
-  if (!token) {
-    res.setHeader('www-authenticate', 'Bearer, DPoP algs="ES256 PS256 EdDSA"')
-    return sendJson(res, 401, { error: 'unauthorized', message: 'a bearer token is required' })
+  const checked = await authenticate(req, url)
+  if ('refused' in checked) {
+    const { status, headers, body } = checked.refused
+    for (const [name, value] of Object.entries(headers)) res.setHeader(name, value)
+    return sendJson(res, status, body)
   }
-  let introspection: IntrospectionResult
-  try {
-    introspection = await introspect(token)
-  } catch (error) {
-    console.error('[demo-api] introspection failed', error)
-    return sendJson(res, 503, { error: 'introspection_failed' })
-  }
-  // Inactive, bound to another key than the proof's, or bound but sent without a proof.
-  const refused = !introspection.active
-    ? 'the token is not active'
-    : jkt !== undefined
-      ? bindingProblem(introspection, jkt) && 'the token is not bound to the key of the proof'
-      : isKeyBound(introspection) && 'a DPoP-bound token needs its proof (the DPoP scheme)'
-  if (refused) {
-    res.setHeader('www-authenticate', `${scheme} error="invalid_token"`)
-    return sendJson(res, 401, { error: 'invalid_token', message: refused })
-  }
+  const { scheme, introspection } = checked
   const { sub, scope, acr, iss } = introspection
 
   if (route === 'admin') {
@@ -269,6 +230,8 @@ async function handle(
       time: new Date().toISOString(),
     })
   }
+
+  if (route === 'ticker') return sendTicker(req, res, url, sub ?? 'client')
 
   if (route === 'hello') {
     return sendJson(res, 200, {

@@ -79,9 +79,20 @@ export interface DemoParts {
 const CLIENT_ID = 'bff-demo'
 const API_CLIENT_ID = 'demo-api'
 
+export interface DemoPartsOptions {
+  /**
+   * Whether the config file has the live feed's WebSocket route (`/live/`). Workers do not relay
+   * WebSockets yet, and refuse a config with such a route (500 `invalid_config`): `npm run
+   * dev:worker` and the workerd browser tests leave it out.
+   * @default true
+   */
+  liveFeed?: boolean
+}
+
 export async function startDemoParts(
   baseUrl: string,
-  given: Readonly<Record<string, string | undefined>> = {}
+  given: Readonly<Record<string, string | undefined>> = {},
+  { liveFeed = true }: DemoPartsOptions = {}
 ): Promise<DemoParts> {
   // With BFF_API given the BFF takes its IdP from the environment: one IdP, at the paths of the
   // env-only setup (/bff/callback, /bff/backchannel), with its roles in a claim named `roles`,
@@ -162,6 +173,9 @@ export async function startDemoParts(
     // A service route: the demo API gets the BFF's own client-credentials token (from the first
     // IdP), no user needed.
     { prefix: '/api/service/', upstream: `${api.url}/`, token: 'client' },
+    // The live feed: a WebSocket the BFF relays with the user's token on the upgrade, closed
+    // (1008) when the session ends. (The SSE ticker is /api/ticker, an ordinary API call.)
+    ...(liveFeed ? [{ prefix: '/live/', upstream: `${api.url}/live/`, websocket: true }] : []),
     { prefix: '/api/', upstream: `${api.url}/` },
   ]
   const fileIdps = Object.fromEntries(

@@ -101,7 +101,10 @@ export async function startDpopUpstream(
       refused === 'nonce'
         ? `WWW-Authenticate: DPoP error="use_dpop_nonce"\r\nDPoP-Nonce: ${nonce}\r\n`
         : 'WWW-Authenticate: DPoP error="invalid_token"\r\n'
-    socket.end(`HTTP/1.1 401 Unauthorized\r\n${challenge}Content-Length: 0\r\n\r\n`)
+    // The connection closes with the answer, and says so (a client may keep it for its next call).
+    socket.end(
+      `HTTP/1.1 401 Unauthorized\r\n${challenge}Content-Length: 0\r\nConnection: close\r\n\r\n`
+    )
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const port = (server.address() as AddressInfo).port

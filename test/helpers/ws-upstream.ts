@@ -2,7 +2,8 @@
  * A WebSocket upstream on loopback for the proxy's tests, recording every upgrade request that
  * reached it. What it does depends on the path's last segment:
  * - `echo`: sends each message back as it came (text as text, binary as binary); the text message
- *   `close <code> <reason>` makes it close with that code; `protocol` picks the last subprotocol
+ *   `close <code> <reason>` makes it close with that code, `close` without a code, `terminate`
+ *   drops the connection without a close frame; `protocol` picks the last subprotocol
  *   the client offered (any path but `noproto`, which picks none);
  * - `refuse?status=N`: answers the upgrade with status N, a JSON body, `Set-Cookie` and
  *   `WWW-Authenticate` (which must not reach the browser);
@@ -98,8 +99,11 @@ export async function startWsUpstream(): Promise<WsUpstream> {
 
   const echo = (ws: WebSocket) =>
     ws.on('message', (data, isBinary) => {
-      const command = !isBinary && /^close (\d+) ?(.*)$/.exec(data.toString())
+      const text = isBinary ? '' : data.toString()
+      const command = /^close (\d+) ?(.*)$/.exec(text)
       if (command) ws.close(Number(command[1]), command[2])
+      else if (text === 'close') ws.close()
+      else if (text === 'terminate') ws.terminate()
       else ws.send(data, { binary: isBinary })
     })
 

@@ -26,7 +26,7 @@ import { redisStore } from '../../src/adapters/node/redis-store.ts'
 import { cookieStore } from '../../src/core/session/stores/cookie.ts'
 import type { Session, SessionRef, SessionStore } from '../../src/core/session/types.ts'
 import type { Env } from '../../src/core/config/env.ts'
-import type { SessionEndBus } from '../../src/core/session/live.ts'
+import type { SessionEnd, SessionEndBus } from '../../src/core/session/live.ts'
 import { startNode } from '../../src/adapters/node/server.ts'
 import { createCookieJar, redirectLocation, type CookieJar } from '../helpers/http.ts'
 import { loginAtIdp } from '../helpers/idp-login.ts'
@@ -158,6 +158,13 @@ export interface Stack {
   isolateUrls: string[]
   /** What the BFF has logged so far, one JSON line each (workerd's arrive shortly after). */
   logs(): string[]
+  /**
+   * Publishes a session end as the BFF would: on Node on the bus of `options.sessionEnds` (which
+   * it needs), in workerd to the Durable Object the end names.
+   */
+  publishEnd(end: SessionEnd): Promise<void>
+  /** workerd only: how many live connections listen at the session's object now. */
+  objectListeners(sessionId: string): Promise<number>
 }
 
 /**
@@ -286,6 +293,11 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
     target: TARGET,
     isolateUrls: bff.isolateUrls ?? [],
     logs: () => bff.logs,
+    publishEnd: (end) => bff.publishEnd(end),
+    async objectListeners(sessionId) {
+      if (!bff.listening) throw new Error('objectListeners needs the workerd target')
+      return bff.listening(sessionId)
+    },
     idp,
     idps,
     upstream,
@@ -344,6 +356,8 @@ interface RunningBff {
   close(): Promise<void>
   isolateUrls?: string[]
   logs: string[]
+  publishEnd(end: SessionEnd): Promise<void>
+  listening?(sessionId: string): Promise<number>
 }
 
 async function startNodeBff(
@@ -382,6 +396,10 @@ async function startNodeBff(
   return {
     readSession: (ref) => serverStore!.get(ref),
     logs: captured.lines,
+    async publishEnd(end) {
+      if (!sessionEnds) throw new Error('publishEnd needs the stack\'s "sessionEnds" on Node')
+      await sessionEnds.publish(end)
+    },
     async close() {
       await bff.close()
       if (redis) {
@@ -424,6 +442,8 @@ async function startWorkerBff(
     readSession: async (ref) => ('id' in ref ? worker.readSession(ref.id) : null),
     close: () => worker.close(),
     logs: worker.logs,
+    publishEnd: (end) => worker.announce(end),
+    listening: (id) => worker.listening(id),
     isolateUrls: await Promise.all(names.map((name) => worker.urlOf(name))),
   }
 }

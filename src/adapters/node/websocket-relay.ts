@@ -6,6 +6,7 @@
  * (`SocketLife.onClose`) closes both sides at once.
  */
 import { WebSocket, type RawData } from 'ws'
+import { GOING_AWAY_CLOSE, partnerClose } from '../../core/proxy/socket-close.ts'
 import type { SocketLife } from '../../core/proxy/websocket.ts'
 
 export interface RelayOptions {
@@ -22,9 +23,6 @@ export interface Relays {
   /** Closes every pair (1001), cutting those still open after 1 s. */
   close(): Promise<void>
 }
-
-/** RFC 6455 7.4.1: the code of an endpoint going away (the server shutting down). */
-const GOING_AWAY = 1001
 
 export function createRelays(options: RelayOptions): Relays {
   const open = new Set<[WebSocket, WebSocket]>()
@@ -103,7 +101,7 @@ export function createRelays(options: RelayOptions): Relays {
           new Promise<void>((resolve) => {
             if (ws.readyState === WebSocket.CLOSED) return resolve()
             ws.once('close', () => resolve())
-            ws.close(GOING_AWAY, 'server_shutdown')
+            ws.close(GOING_AWAY_CLOSE, 'server_shutdown')
           })
       )
       let timer: ReturnType<typeof setTimeout> | undefined
@@ -143,15 +141,16 @@ function pipe(from: WebSocket, to: WebSocket, highWaterMark: number, onMessage: 
 }
 
 /**
- * Closes `ws` as its partner closed: with the same code and reason; without a code when none was
- * given (1005); cut off when the partner's connection broke without a close (1006), so the other
- * end sees a broken connection too.
+ * Closes `ws` as its partner closed (core/proxy/socket-close.ts): with the same code and reason;
+ * without a code when none was given (1005); cut off when the partner's connection broke without
+ * a close (1006), so the other end sees a broken connection too.
  */
 function closeWith(ws: WebSocket, code: number, reason: Buffer) {
   if (ws.readyState === WebSocket.CLOSED || ws.readyState === WebSocket.CLOSING) return
-  if (code === 1005) ws.close()
-  else if (code === 1006 || !sendable(code)) ws.terminate()
-  else ws.close(code, reason)
+  const close = partnerClose(code, reason.toString())
+  if (close === 'broken') ws.terminate()
+  else if (close.code === undefined) ws.close()
+  else ws.close(close.code, reason)
 }
 
 /** The close code `ws` sent for one of its protocol errors (by its error code), if it is one. */
@@ -161,12 +160,4 @@ function protocolClose(code: string | undefined): number | undefined {
   if (code === 'WS_ERR_TOO_MANY_BUFFERED_PARTS') return 1008
   if (code.startsWith('WS_ERR_UNSUPPORTED_')) return 1009
   return 1002
-}
-
-/** Codes an endpoint may send in a close frame (RFC 6455 7.4; ws's own rule). */
-function sendable(code: number): boolean {
-  return (
-    (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) ||
-    (code >= 3000 && code <= 4999)
-  )
 }

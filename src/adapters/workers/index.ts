@@ -6,6 +6,12 @@
 export { default, SessionIndexObject, SessionObject, type WorkerEnv } from './worker.ts'
 export { durableObjectStore } from './session-store.ts'
 export { durableObjectSessionEndBus } from './session-ends.ts'
+export {
+  handshakeRefusal,
+  workersWebSockets,
+  type WorkersWebSockets,
+  type WorkersWebSocketsOptions,
+} from './websocket.ts'
 // For a Worker entry of one's own: subclass the base with a `refresher()` (see worker.ts).
 export { SessionObjectBase, type SessionRefresher } from './session-object.ts'
 export { sessionRefresherFor } from './session-refresher.ts'

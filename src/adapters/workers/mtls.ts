@@ -13,7 +13,7 @@ interface Fetcher {
   fetch: typeof fetch
 }
 
-function fetcherOf(env: Record<string, unknown>, name: string): Fetcher | undefined {
+export function fetcherOf(env: Record<string, unknown>, name: string): Fetcher | undefined {
   const binding = env[name] as Partial<Fetcher> | undefined
   return typeof binding?.fetch === 'function' ? (binding as Fetcher) : undefined
 }

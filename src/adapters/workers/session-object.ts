@@ -214,6 +214,11 @@ export abstract class SessionObjectBase extends DurableObject<SessionObjectEnv> 
     return acceptListener(this.ctx, request) as unknown as WorkersResponse
   }
 
+  /** How many live connections listen here now (for operators and tests). */
+  async listening(): Promise<number> {
+    return this.ctx.getWebSockets().length
+  }
+
   /** Tells the live connections listening here that the session ended. */
   async announce(end: SessionEnd): Promise<void> {
     announceEnd(this.ctx, end)

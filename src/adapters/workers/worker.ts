@@ -26,6 +26,7 @@ import { sessionRefresherFor } from './session-refresher.ts'
 import { mtlsProblems, workersForward } from './mtls.ts'
 import { durableObjectStore } from './session-store.ts'
 import { durableObjectSessionEndBus } from './session-ends.ts'
+import { handshakeRefusal, workersWebSockets } from './websocket.ts'
 import { configFileOf, settingsOf, storeProblems, testClockProblems } from './settings.ts'
 import { now, syncTestClock } from './test-clock.ts'
 import type { SessionStore } from '../../core/session/types.ts'
@@ -53,13 +54,19 @@ export interface WorkerEnv extends SessionObjectEnv {
 type WorkerApp = Hono<{ Bindings: WorkerEnv }>
 
 let app: WorkerApp | ConfigError | undefined
+// The WebSocket routes' relays of this isolate.
+const sockets = workersWebSockets()
 
 export default {
   async fetch(request: Request, env: WorkerEnv, ctx: ExecutionContext): Promise<Response> {
     app ??= build(env)
     if (app instanceof ConfigError) return misconfigured(app)
+    const refused = handshakeRefusal(request)
+    if (refused) return refused
     await syncTestClock(env)
-    return app.fetch(request, env, ctx)
+    const response = await app.fetch(request, env, ctx)
+    sockets.settle(request, response)
+    return response
   },
 }
 
@@ -83,12 +90,6 @@ function build(env: WorkerEnv): WorkerApp | ConfigError {
   )
   // Routes with mutual TLS: each names a bound mtls_certificates binding.
   if (config) problems.push(...mtlsProblems(env, config.api))
-  // WebSocket routes: relayed on Node only so far (createBff would refuse them too, uncaught).
-  for (const route of config?.api.filter((route) => route.websocket) ?? []) {
-    problems.push(
-      `BFF_CONFIG route "${route.prefix}": "websocket" is not supported on Workers yet (Node relays WebSockets)`
-    )
-  }
   if (!config || problems.length) {
     for (const problem of problems) jsonLogger('error', 'config.invalid', { problem })
     return new ConfigError(problems)
@@ -137,6 +138,8 @@ function build(env: WorkerEnv): WorkerApp | ConfigError {
       sessionEnds: config.sessionStore === 'memory' ? undefined : durableObjectSessionEndBus(env),
       clientIp: (c) => c.req.header('cf-connecting-ip'),
       forward: workersForward(),
+      // WebSocket routes: a WebSocketPair to the browser, a fetch upgrade to the upstream.
+      upgrade: sockets.upgrade,
       // Counters are per isolate; with a dataset bound, each request is also written there.
       metrics: analyticsEngineHooks(env),
     })

@@ -191,6 +191,8 @@ interface Connection {
   warned: boolean
   /** With a bus that `watch`es: stops this connection's watch and its own timer. */
   stop?: () => void
+  /** With a bus that `watch`es: runs what the connection is told in its own request (`homeOf`). */
+  home?: (run: () => void) => void
 }
 
 /** The connections of one session on this instance, and what is known of its deadlines. */
@@ -252,7 +254,7 @@ export function createLiveSessions(options: LiveSessionsOptions): LiveSessions {
       if (which && !which(connection)) continue
       if (!remove(connection)) continue
       const { onRecheck } = connection.options
-      tell(() => (comeBack && onRecheck ? onRecheck() : connection.onEnd(reason)))
+      tellTo(connection, () => (comeBack && onRecheck ? onRecheck() : connection.onEnd(reason)))
     }
   }
 
@@ -280,7 +282,7 @@ export function createLiveSessions(options: LiveSessionsOptions): LiveSessions {
       for (const connection of group.connections) {
         if (connection.warned || !connection.options.onExpiring) continue
         connection.warned = true
-        tell(() => connection.options.onExpiring!(absolute))
+        tellTo(connection, () => connection.options.onExpiring!(absolute))
       }
     }
     if (t >= session.expiresAt * 1000 && !group.checking && t >= group.retryAt) {
@@ -372,10 +374,13 @@ export function createLiveSessions(options: LiveSessionsOptions): LiveSessions {
           const current = groups.get(session.id)
           if (current) check(session.id, current, now())
         }, tickMs)
-        connection.stop = () => {
-          clearInterval(timer)
-          unwatch()
-        }
+        const home = homeOf()
+        connection.home = home
+        connection.stop = () =>
+          home(() => {
+            clearInterval(timer)
+            unwatch()
+          })
       } else {
         startTimer()
       }
@@ -390,12 +395,40 @@ export function createLiveSessions(options: LiveSessionsOptions): LiveSessions {
       for (const group of [...groups.values()]) {
         for (const connection of [...group.connections]) {
           const { onRecheck } = connection.options
-          if (onRecheck && remove(connection)) tell(onRecheck)
+          if (onRecheck && remove(connection)) tellTo(connection, onRecheck)
         }
       }
       stopTimer()
     },
     close: stopTimer,
+  }
+}
+
+/** Tells `connection` something, in its own request when it has one (`homeOf`). */
+function tellTo(connection: Connection, listener: () => void) {
+  if (connection.home) connection.home(listener)
+  else tell(listener)
+}
+
+/**
+ * Runs what a connection is told in the request that opened it. On Workers an end is often told
+ * from another request's handler (a logout this isolate serves, another connection's listener or
+ * timer), which cannot touch this request's sockets or timers ("Cannot perform I/O on behalf of a
+ * different request"); workerd runs a promise's continuations in the request that made the
+ * promise, so one made at `open` carries them back. Calls made together run together.
+ */
+function homeOf(): (run: () => void) => void {
+  const queued: Array<() => void> = []
+  let send = () => {}
+  const arm = () =>
+    void new Promise<void>((resolve) => (send = resolve)).then(() => {
+      arm() // the next one is made here, at home too
+      for (const run of queued.splice(0)) tell(run)
+    })
+  arm()
+  return (run) => {
+    queued.push(run)
+    send()
   }
 }
 

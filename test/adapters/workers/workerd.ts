@@ -8,6 +8,7 @@
  */
 import type { Readable } from 'node:stream'
 import { Miniflare, type WorkerOptions } from 'miniflare'
+import type { SessionEnd } from '../../../src/core/session/live.ts'
 import type { Session } from '../../../src/core/session/types.ts'
 import type { WorkerBuild } from './build.ts'
 
@@ -53,6 +54,14 @@ export interface Workerd {
   urlOf(isolate: string): Promise<string>
   /** A session as its Durable Object holds it, or null. */
   readSession(id: string): Promise<Session | null>
+  /**
+   * Tells an end to the one object it names (the session's, or its `sid` or `sub` index object),
+   * as the Worker's session-end bus publishes it; every isolate's live connections listening
+   * there hear it.
+   */
+  announce(end: SessionEnd): Promise<void>
+  /** How many live connections listen at the session's object now. */
+  listening(id: string): Promise<number>
   /** The first Worker's bindings, usable from Node (Durable Object namespaces by RPC). */
   bindings(): Promise<Record<string, unknown>>
   /** What the Worker logged (console and runtime), one line each, newest last. */
@@ -144,6 +153,26 @@ export async function startWorkerd(options: WorkerdOptions): Promise<Workerd> {
         read(): Promise<Session | null>
       }
       return stub.read()
+    },
+    async announce(end) {
+      const [binding, name] =
+        'id' in end
+          ? ['BFF_SESSIONS', end.id]
+          : ['BFF_SESSION_INDEX', 'sid' in end ? `sid:${end.sid}` : `sub:${end.sub}`]
+      const namespace = await mf.getDurableObjectNamespace(binding, MAIN)
+      const stub = namespace.get(namespace.idFromName(name)) as unknown as {
+        announce(end: SessionEnd): Promise<void>
+        /** How many live connections listen at the session's object now. */
+        listening(id: string): Promise<number>
+      }
+      await stub.announce(end)
+    },
+    async listening(id) {
+      const namespace = await mf.getDurableObjectNamespace('BFF_SESSIONS', MAIN)
+      const stub = namespace.get(namespace.idFromName(id)) as unknown as {
+        listening(): Promise<number>
+      }
+      return stub.listening()
     },
     bindings: () => mf.getBindings(MAIN),
     logs,
