@@ -19,6 +19,8 @@ import { startNode, type NodeServer } from '../../src/adapters/node/server.ts'
 import { startBalancer, type Balancer } from '../helpers/balancer.ts'
 import { createCookieJar, redirectLocation, type CookieJar } from '../helpers/http.ts'
 import { loginAtIdp } from '../helpers/idp-login.ts'
+import { openSessionCookie } from '../helpers/session-cookie.ts'
+import type { Session } from '../../src/core/session/types.ts'
 import { startRecordingUpstream, type RecordingUpstream } from '../helpers/upstream.ts'
 
 export interface Cluster {
@@ -34,6 +36,8 @@ export interface Cluster {
   advance(seconds: number): void
   jar(): CookieJar
   login(jar: CookieJar, user?: string): Promise<void>
+  /** The jar's session as the instances store it (from its cookie, or Redis for the `redis` store). */
+  session(jar: CookieJar): Promise<Session>
   /** Stops instance `index` and starts it again, optionally with other settings. */
   restart(index: number, env?: Env): Promise<void>
   close(): Promise<void>
@@ -136,6 +140,11 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       })
       const done = await jar.follow(atIdp)
       if (done.status !== 302) throw new Error(`callback answered ${done.status}`)
+    },
+    async session(jar) {
+      const ref = await openSessionCookie(jar.cookies(url).bff!, baseEnv.BFF_SESSION_SECRET!)
+      if (ref && 'session' in ref) return ref.session
+      return JSON.parse((await redis.get(`${redisPrefix}session:${ref!.id}`))!) as Session
     },
     async restart(index, env = {}) {
       await instances[index]!.close()

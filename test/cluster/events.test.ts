@@ -6,8 +6,6 @@
  * its own: the stream asks the page to come back, and its cookie decides.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import { openSessionCookie } from '../helpers/session-cookie.ts'
-import type { Session } from '../../src/core/session/types.ts'
 import type { CookieJar } from '../helpers/http.ts'
 import { mintLogoutToken, postLogoutToken } from '../helpers/logout-token.ts'
 import { readSse, type SseReader } from '../helpers/sse.ts'
@@ -23,12 +21,6 @@ function cookieHeader(c: Cluster, jar: CookieJar): string {
   return Object.entries(jar.cookies(c.url))
     .map(([name, value]) => `${name}=${value}`)
     .join('; ')
-}
-
-async function sessionOf(c: Cluster, jar: CookieJar): Promise<Session> {
-  const ref = await openSessionCookie(jar.cookies(c.url).bff!, c.secret)
-  if (ref && 'session' in ref) return ref.session
-  return JSON.parse((await c.redis.get(`${c.redisPrefix}session:${ref!.id}`))!) as Session
 }
 
 for (const store of ['redis', 'cookie'] as const) {
@@ -86,7 +78,7 @@ for (const store of ['redis', 'cookie'] as const) {
     it('a back-channel logout (sid, then sub) on one instance ends the streams on the other', async () => {
       const jar = cluster.jar()
       await cluster.login(jar, 'xsid')
-      const session = await sessionOf(cluster, jar)
+      const session = await cluster.session(jar)
       const bySid = await streamAt(1, jar)
       const token = await mintLogoutToken(cluster.idp, { sid: session.sid, sub: session.sub })
       const reason = await endedWithin(bySid, 'back-channel (sid)', async () => {
