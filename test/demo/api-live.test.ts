@@ -12,12 +12,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { WebSocket } from 'ws'
 import { startNode, type NodeServer } from '../../src/adapters/node/start.ts'
 import { optionsFromEnv } from '../../src/core/config/env.ts'
-import { createSealer } from '../../src/core/session/seal.ts'
-import type { SessionRef } from '../../src/core/session/types.ts'
 import { DEMO_USER } from '../../src/demo/idp.ts'
 import { startDemoParts, type DemoIdp, type DemoParts } from '../../src/demo/parts.ts'
 import { createCookieJar, redirectLocation, type CookieJar } from '../helpers/http.ts'
 import { loginAtIdp } from '../helpers/idp-login.ts'
+import { openSessionCookie } from '../helpers/session-cookie.ts'
 import { readSse } from '../helpers/sse.ts'
 import { freePort } from '../helpers/upstream.ts'
 import { closed } from '../helpers/ws-client.ts'
@@ -222,12 +221,12 @@ describe('the demo for Workers (npm run dev:worker)', () => {
   })
 })
 
-/** The access token in the jar's session cookie (the demo's cookie store), unsealed with `secret`. */
+/** The access token in the jar's session cookie (the demo's cookie store), opened with `secret`. */
 async function accessTokenOf(jar: CookieJar, origin: string, secret: string): Promise<string> {
   const cookies = jar.cookies(origin)
   let sealed = cookies.bff!
   for (let i = 1; cookies[`bff.${i}`]; i++) sealed += cookies[`bff.${i}`]
-  const ref = await createSealer([secret]).unseal<SessionRef>(sealed)
+  const ref = await openSessionCookie(sealed, secret)
   if (!ref || !('session' in ref)) throw new Error('no cookie session in the jar')
   return ref.session.accessToken
 }
