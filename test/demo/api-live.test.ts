@@ -14,9 +14,9 @@ import { startNode, type NodeServer } from '../../src/adapters/node/start.ts'
 import { optionsFromEnv } from '../../src/core/config/env.ts'
 import { DEMO_USER } from '../../src/demo/idp.ts'
 import { startDemoParts, type DemoIdp, type DemoParts } from '../../src/demo/parts.ts'
-import { createCookieJar, redirectLocation, type CookieJar } from '../helpers/http.ts'
+import { createCookieJar, redirectLocation } from '../helpers/http.ts'
 import { loginAtIdp } from '../helpers/idp-login.ts'
-import { openSessionCookie } from '../helpers/session-cookie.ts'
+import { accessTokenOf } from '../helpers/session-cookie.ts'
 import { readSse } from '../helpers/sse.ts'
 import { freePort } from '../helpers/upstream.ts'
 import { closed } from '../helpers/ws-client.ts'
@@ -220,16 +220,6 @@ describe('the demo for Workers (npm run dev:worker)', () => {
     }
   })
 })
-
-/** The access token in the jar's session cookie (the demo's cookie store), opened with `secret`. */
-async function accessTokenOf(jar: CookieJar, origin: string, secret: string): Promise<string> {
-  const cookies = jar.cookies(origin)
-  let sealed = cookies.bff!
-  for (let i = 1; cookies[`bff.${i}`]; i++) sealed += cookies[`bff.${i}`]
-  const ref = await openSessionCookie(sealed, secret)
-  if (!ref || !('session' in ref)) throw new Error('no cookie session in the jar')
-  return ref.session.accessToken
-}
 
 describe('through the BFF as npm start wires it, in the FAPI 2.0 profile (DPoP on the upgrade)', () => {
   let demo: DemoParts

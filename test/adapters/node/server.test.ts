@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { createCookieJar, redirectLocation, type CookieJar } from '../../helpers/http.ts'
+import { createCookieJar, redirectLocation } from '../../helpers/http.ts'
 import { loginAtIdp } from '../../helpers/idp-login.ts'
 import { freePort } from '../../helpers/upstream.ts'
 import { rawRequest } from '../../helpers/raw-http.ts'
@@ -12,7 +12,7 @@ import { captureLog } from '../../helpers/capture-log.ts'
 import { startNode } from '../../../src/adapters/node/server.ts'
 import { DEMO_SPA_DIR } from '../../../src/adapters/node/static.ts'
 import { MFA_CODE } from '../../../src/demo/idp-mfa.ts'
-import { openSessionCookie } from '../../helpers/session-cookie.ts'
+import { accessTokenOf } from '../../helpers/session-cookie.ts'
 
 // Each test starts a process (tsx compiles the sources first) or a server: seconds on an idle
 // machine, many more on two busy cores. A generous limit, so only a hang fails them.
@@ -109,16 +109,6 @@ describe('the package command (bff-session-broker, cli.ts)', () => {
     expect(out).not.toContain('Demo')
   })
 })
-
-/** The access token in the jar's session cookie (the demo's cookie store), unsealed with `secret`. */
-async function accessTokenOf(jar: CookieJar, origin: string, secret: string): Promise<string> {
-  const cookies = jar.cookies(origin)
-  let sealed = cookies.bff!
-  for (let i = 1; cookies[`bff.${i}`]; i++) sealed += cookies[`bff.${i}`]
-  const ref = await openSessionCookie(sealed, secret)
-  if (!ref || !('session' in ref)) throw new Error('no cookie session in the jar')
-  return ref.session.accessToken
-}
 
 describe('npm start without BFF_ISSUER: the demo', () => {
   it('runs two IdPs, the API and the BFF in one process; demo/demo can log in (at either IdP) and call the API, no demo endpoint hands the token to the page, and the admin area asks for a second factor', async () => {
