@@ -38,6 +38,7 @@ import type { Session, SessionRef, SessionStore } from '../../core/session/types
 import { redisSessionKey, redisSessionKeyPrefix } from './redis-keys.ts'
 import type { RedisStoreOptions } from './redis-store.ts'
 import { bounded } from './redis-timeout.ts'
+import { cachedSessionReads } from './redis-session-reads.ts'
 
 /** How long a logged-out id refuses a create, and how long past its end an index entry stays. */
 export const TOMBSTONE_MS = 60_000
@@ -127,29 +128,12 @@ export function redisClusterStore(redis: Cluster, options: RedisStoreOptions = {
   // The key as Redis reports it to the cache: with the client's keyPrefix.
   const cacheKey = (id: string) => (redis.options.keyPrefix ?? '') + sessionKey(id)
 
-  /** The stored session, from the cache when it holds it (redis-cluster-cache.ts). */
-  async function read(id: string): Promise<Session | null> {
-    let session = cache?.get(cacheKey(id))
-    if (!session) {
-      const ticket = cache?.ticket()
-      const raw = await timed(redis.get(sessionKey(id)))
-      if (raw === null) return null
-      session = JSON.parse(raw) as Session
-      if (ticket !== undefined) cache!.keep(cacheKey(id), session, ticket)
-    }
-    // Redis expires the key on its own clock; this guards the millisecond in between.
-    return session.expiresAt * 1000 <= now() ? null : session
-  }
-
-  /** Runs a write with this session's cached copy forgotten before and after it. */
-  async function evicting<T>(id: string | undefined, write: () => Promise<T>): Promise<T> {
-    cache?.evict(id && cacheKey(id))
-    try {
-      return await write()
-    } finally {
-      cache?.evict(id && cacheKey(id))
-    }
-  }
+  const { read, evicting } = cachedSessionReads({
+    cache,
+    cacheKey,
+    fetch: (id) => timed(redis.get(sessionKey(id))),
+    now,
+  })
 
   function write(session: Session, mode: 'create' | 'update'): Promise<boolean> {
     return evicting(session.id, () => writeThrough(session, mode))

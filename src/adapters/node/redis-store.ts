@@ -2,6 +2,7 @@ import type { Cluster, Redis } from 'ioredis'
 import { ofIdp } from '../../core/session/idp-scope.ts'
 import type { Session, SessionRef, SessionStore } from '../../core/session/types.ts'
 import type { RedisSessionCache } from './redis-cache.ts'
+import { cachedSessionReads } from './redis-session-reads.ts'
 import { redisClusterStore } from './redis-cluster-store.ts'
 import { redisSessionKey, redisSessionKeyPrefix, type RedisClient } from './redis-keys.ts'
 import { bounded as withTimeout } from './redis-timeout.ts'
@@ -202,29 +203,12 @@ function singleNodeStore(redis: Redis, options: RedisStoreOptions): SessionStore
     throw new TypeError(`"cache" must track the keys "${cachePrefix}", not "${cache.keyPrefix}"`)
   }
 
-  /** The stored session, from the cache when it holds it. */
-  async function read(id: string): Promise<Session | null> {
-    let session = cache?.get(cacheKey(id))
-    if (!session) {
-      const ticket = cache?.ticket()
-      const raw = await bounded(redis.get(sessionKey(id)))
-      if (raw === null) return null
-      session = JSON.parse(raw) as Session
-      if (ticket !== undefined) cache!.keep(cacheKey(id), session, ticket)
-    }
-    // Redis expires the key on its own clock; this guards the millisecond in between.
-    return session.expiresAt * 1000 <= now() ? null : session
-  }
-
-  /** Runs a write with this session's cached copy forgotten before and after it. */
-  async function evicting<T>(id: string | undefined, write: () => Promise<T>): Promise<T> {
-    cache?.evict(id && cacheKey(id))
-    try {
-      return await write()
-    } finally {
-      cache?.evict(id && cacheKey(id))
-    }
-  }
+  const { read, evicting } = cachedSessionReads({
+    cache,
+    cacheKey,
+    fetch: (id) => bounded(redis.get(sessionKey(id))),
+    now,
+  })
 
   async function deleteByIndex(field: 'sid' | 'sub', value: string, idp?: string) {
     const key = field === 'sid' ? sidKey(value) : subKey(value)
