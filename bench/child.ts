@@ -6,6 +6,7 @@
  *   <- 'stop'                      closes and exits
  */
 import { fork, type ChildProcess } from 'node:child_process'
+import { Session } from 'node:inspector/promises'
 
 export interface Child {
   url: string
@@ -80,9 +81,28 @@ export async function startChild(file: string, options: ChildOptions = {}): Prom
 }
 
 /**
- * The child's side: reports `url` as ready and answers calls with `handlers`, plus `cpu` (its
- * process.cpuUsage(), so the bench can tell CPU time per request apart from waiting for a core).
+ * What every child answers: `cpu` (its process.cpuUsage(), so the bench can tell CPU time per
+ * request apart from waiting for a core), and `profileStart` / `profileStop` (a V8 CPU profile of
+ * just the stretch in between, as a .cpuprofile object; bench/profile.ts).
  */
+const builtIn: Record<string, () => unknown> = {
+  cpu: () => process.cpuUsage(),
+  profileStart: async () => {
+    profiler ??= new Session()
+    profiler.connect()
+    await profiler.post('Profiler.enable')
+    await profiler.post('Profiler.setSamplingInterval', { interval: 100 })
+    await profiler.post('Profiler.start')
+  },
+  profileStop: async () => {
+    const { profile } = await profiler!.post('Profiler.stop')
+    profiler!.disconnect()
+    return profile
+  },
+}
+let profiler: Session | undefined
+
+/** The child's side: reports `url` as ready and answers calls with `builtIn` and `handlers`. */
 export function serveParent(
   url: string,
   handlers: Record<string, (args: Record<string, unknown>) => unknown>,
@@ -93,7 +113,7 @@ export function serveParent(
       await stop().catch(() => {})
       process.exit(0)
     }
-    const handler = message.call === 'cpu' ? () => process.cpuUsage() : handlers[message.call]
+    const handler = builtIn[message.call] ?? handlers[message.call]
     const result = handler ? await handler(message as Record<string, unknown>) : undefined
     process.send!({ id: message.id, result })
   })

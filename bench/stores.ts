@@ -132,7 +132,9 @@ export async function startStore(
   /** `--tracing`: this BFF exports its spans to the sink at this URL. */
   otlpSink?: string,
   /** Tells this BFF's IdP client apart from another BFF's of the same store. */
-  variant = ''
+  variant = '',
+  /** The BFF's entry: another checkout's bench/bff-server.ts to compare commits (compare.ts). */
+  serverFile = here('./bff-server.ts')
 ): Promise<StoreUnderTest> {
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
@@ -163,7 +165,7 @@ export async function startStore(
     ...(JSON.parse(process.env.BENCH_BFF_SETTINGS ?? '{}') as Record<string, string>),
     ...(otlpSink ? { OTEL_EXPORTER_OTLP_ENDPOINT: otlpSink } : {}),
   }
-  const bff = await startChild(here('./bff-server.ts'), {
+  const bff = await startChild(serverFile, {
     env: { NODE_ENV: 'production', BENCH_BFF_ENV: JSON.stringify(env) },
     execArgv: PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`] : [],
   })

@@ -9,10 +9,14 @@ import type { Context } from 'hono'
 import type { BffServices } from '../services.ts'
 import type { Session } from '../session/types.ts'
 
-/** Whether an upstream answer is a Server-Sent Events stream. */
+/**
+ * Whether an upstream answer is a Server-Sent Events stream. The type is read first: on Node,
+ * reading `body` turns a small answer held as one buffer into a stream, and node-server then
+ * writes it in pieces instead of with its head (that read on every answer cost ~60 µs a call).
+ */
 export function isEventStream(response: Response): boolean {
   const type = response.headers.get('content-type')
-  return response.body !== null && /^\s*text\/event-stream\s*(;|$)/i.test(type ?? '')
+  return /^\s*text\/event-stream\s*(;|$)/i.test(type ?? '') && response.body !== null
 }
 
 /**

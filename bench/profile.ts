@@ -1,0 +1,112 @@
+/**
+ * `npx tsx bench/profile.ts [cookie|memory|redis|bare] [seconds]`: where the CPU of a proxied call
+ * goes. Loads one target as the bench does (32 connections of autocannon, the same upstream and
+ * login) and takes a V8 CPU profile of the server over the load alone (no start-up, login or
+ * idle time), then prints its self time by function and by source file, as a share of the
+ * profile's busy samples and as µs per call. Writes the profile to bench/results/ for DevTools.
+ * A development aid: what it prints depends on the machine; compare two commits in one sitting.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { startIdp } from '../src/demo/idp.ts'
+import { startChild, type Child } from './child.ts'
+import { CSRF, measure, type Target } from './load.ts'
+import { ACCESS_TOKEN_TTL, here, startStore, type StoreKind } from './stores.ts'
+
+interface ProfileNode {
+  id: number
+  callFrame: { functionName: string; url: string; lineNumber: number }
+  children?: number[]
+}
+interface CpuProfile {
+  nodes: ProfileNode[]
+  samples: number[]
+  timeDeltas: number[]
+}
+
+const kind = (process.argv[2] ?? 'memory') as StoreKind | 'bare'
+const seconds = Number(process.argv[3] ?? 10)
+
+const shortUrl = (url: string) =>
+  url
+    .replace(/^file:\/\//, '')
+    .replace(/^.*\/node_modules\//, '~/')
+    .replace(/^.*\/(src|bench|test)\//, '$1/')
+
+/** Self time per function and per file, over the samples that were not idle. */
+function selfTimes(profile: CpuProfile) {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]))
+  const byFunction = new Map<string, number>()
+  const byFile = new Map<string, number>()
+  let busy = 0
+  profile.samples.forEach((id, i) => {
+    const frame = byId.get(id)!.callFrame
+    const micros = profile.timeDeltas[i] ?? 0
+    if (frame.functionName === '(idle)') return
+    busy += micros
+    const file = frame.url ? shortUrl(frame.url) : frame.functionName
+    const fn = `${frame.functionName || '(anonymous)'} ${file}:${frame.lineNumber + 1}`
+    byFunction.set(fn, (byFunction.get(fn) ?? 0) + micros)
+    byFile.set(file, (byFile.get(file) ?? 0) + micros)
+  })
+  const top = (map: Map<string, number>, n: number) =>
+    [...map].sort((a, b) => b[1] - a[1]).slice(0, n)
+  return { busy, functions: top(byFunction, 40), files: top(byFile, 40) }
+}
+
+async function main() {
+  const upstream = await startChild(here('./upstream.ts'))
+  const idp = await startIdp({ accessTokenTtl: ACCESS_TOKEN_TTL, clients: [] })
+  let server: Child
+  let target: Target
+  let stop: () => Promise<void>
+  if (kind === 'bare') {
+    server = await startChild(here('./bare-proxy.ts'), {
+      env: { NODE_ENV: 'production', BENCH_UPSTREAM: upstream.url },
+    })
+    target = {
+      key: 'bare',
+      name: 'bare',
+      url: `${server.url}/api/items`,
+      headers: async () => CSRF,
+    }
+    stop = () => server.stop()
+  } else {
+    const under = await startStore(kind, idp, upstream)
+    server = under.bff
+    target = under.target
+    stop = () => under.stop()
+  }
+  try {
+    await measure(target, 3)
+    await server.call('profileStart')
+    const slice = await measure({ ...target, server }, seconds)
+    const profile = await server.call<CpuProfile>('profileStop')
+    mkdirSync(here('./results'), { recursive: true })
+    const file = here(`./results/profile-${kind}-${new Date().toISOString()}.cpuprofile`)
+    writeFileSync(file, JSON.stringify(profile))
+    const { busy, functions, files } = selfTimes(profile)
+    const perCall = (micros: number) =>
+      ((micros / slice.requests) * (slice.cpuMicros / busy)).toFixed(1)
+    console.log(
+      `${kind}: ${slice.requests} calls in ${seconds} s, ${(slice.cpuMicros / slice.requests).toFixed(1)} µs CPU per call; profile ${file}`
+    )
+    console.log('\nself time by file (µs per call, share of busy samples):')
+    for (const [name, micros] of files) {
+      console.log(
+        `  ${perCall(micros).padStart(6)}  ${((100 * micros) / busy).toFixed(1).padStart(5)}%  ${name}`
+      )
+    }
+    console.log('\nself time by function:')
+    for (const [name, micros] of functions) {
+      console.log(
+        `  ${perCall(micros).padStart(6)}  ${((100 * micros) / busy).toFixed(1).padStart(5)}%  ${name}`
+      )
+    }
+  } finally {
+    await stop()
+    await idp.stop()
+    await upstream.stop()
+  }
+}
+
+await main()
