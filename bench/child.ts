@@ -91,7 +91,7 @@ const builtIn: Record<string, () => unknown> = {
     profiler ??= new Session()
     profiler.connect()
     await profiler.post('Profiler.enable')
-    await profiler.post('Profiler.setSamplingInterval', { interval: 100 })
+    await profiler.post('Profiler.setSamplingInterval', { interval: 500 })
     await profiler.post('Profiler.start')
   },
   profileStop: async () => {

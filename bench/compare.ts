@@ -48,9 +48,10 @@ try {
     const run = merge(target.name, slices.get(target.key)!)
     const { ratios, addedMs } = againstBare(slices.get(target.key), slices.get('bare'))
     const cpu = slices.get(target.key)!.map((s) => s.cpuMicros / s.requests)
+    const system = slices.get(target.key)!.map((s) => s.systemMicros / s.requests)
     console.log(
       `${target.name}: ${run.requestsPerSecond} req/s, CPU per call median ${round(median(cpu), 1)} µs ` +
-        `(${round(Math.min(...cpu), 1)}-${round(Math.max(...cpu), 1)}), vs bare ${round(median(ratios))}, ` +
+        `(${round(Math.min(...cpu), 1)}-${round(Math.max(...cpu), 1)}; kernel ${round(median(system), 1)}), vs bare ${round(median(ratios))}, ` +
         `p99 added ${round(median(addedMs))} ms`
     )
   }

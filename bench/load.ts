@@ -45,6 +45,8 @@ export interface Slice {
   non2xx: number
   errors: number
   cpuMicros: number
+  /** The part of cpuMicros spent in the kernel (on loopback, mostly the sockets' TCP work). */
+  systemMicros: number
 }
 
 /** Something the load is aimed at: the upstream, the bare proxy or a BFF. */
@@ -113,6 +115,7 @@ export async function measure(target: Target, seconds: number): Promise<Slice> {
       cpuBefore && cpuAfter
         ? cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system
         : NaN,
+    systemMicros: cpuBefore && cpuAfter ? cpuAfter.system - cpuBefore.system : NaN,
   }
 }
 

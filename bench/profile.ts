@@ -1,5 +1,5 @@
 /**
- * `npx tsx bench/profile.ts [cookie|memory|redis|bare] [seconds]`: where the CPU of a proxied call
+ * `npx tsx bench/profile.ts [cookie|memory|redis|bare|floor] [seconds]`: where the CPU of a proxied call
  * goes. Loads one target as the bench does (32 connections of autocannon, the same upstream and
  * login) and takes a V8 CPU profile of the server over the load alone (no start-up, login or
  * idle time), then prints its self time by function and by source file, as a share of the
@@ -23,7 +23,7 @@ interface CpuProfile {
   timeDeltas: number[]
 }
 
-const kind = (process.argv[2] ?? 'memory') as StoreKind | 'bare'
+const kind = (process.argv[2] ?? 'memory') as StoreKind | 'bare' | 'floor'
 const seconds = Number(process.argv[3] ?? 10)
 
 const shortUrl = (url: string) =>
@@ -59,8 +59,8 @@ async function main() {
   let server: Child
   let target: Target
   let stop: () => Promise<void>
-  if (kind === 'bare') {
-    server = await startChild(here('./bare-proxy.ts'), {
+  if (kind === 'bare' || kind === 'floor') {
+    server = await startChild(here(kind === 'bare' ? './bare-proxy.ts' : './floor-server.ts'), {
       env: { NODE_ENV: 'production', BENCH_UPSTREAM: upstream.url },
     })
     target = {
