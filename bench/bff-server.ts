@@ -7,7 +7,7 @@
  * as the core would make it but with room for the many-sessions bench's users.
  */
 import type { Logger } from '../src/core/observe/log.ts'
-import { startNode } from '../src/adapters/node/server.ts'
+import { startNode } from '../src/adapters/node/start.ts'
 import { memoryStore } from '../src/core/session/stores/memory.ts'
 import { serveParent } from './child.ts'
 import { sessionMinter } from './mint.ts'

@@ -23,8 +23,13 @@ export interface ChildOptions {
 }
 
 export async function startChild(file: string, options: ChildOptions = {}): Promise<Child> {
+  // Built JavaScript runs as it is; TypeScript through tsx.
+  const execArgv = [
+    ...(options.execArgv ?? []),
+    ...(/\.m?js$/.test(file) ? [] : ['--import', 'tsx']),
+  ]
   const child: ChildProcess = fork(file, [], {
-    execArgv: [...(options.execArgv ?? []), '--import', 'tsx'],
+    execArgv,
     env: { PATH: process.env.PATH ?? '', ...options.env },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   })

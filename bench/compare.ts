@@ -4,7 +4,9 @@
  * rounds as `npm run bench` (BENCH_SECONDS rounds of one second each). Successive runs of the bench on
  * these VMs differ by a third, so a regression can only be told from noise within one run.
  * Another checkout needs its dependencies (a symlinked node_modules will do) and a
- * bench/bff-server.ts that speaks bench/child.ts's protocol (any commit since 2026-11-28).
+ * bench/bff-server.ts that speaks bench/child.ts's protocol and imports start.ts, not server.ts
+ * (from 2026-12-02 on): it is bundled as the bench runs it (bench/built.ts), and a bundled
+ * server.ts would take itself for the program and start the demo.
  */
 import { resolve } from 'node:path'
 import { startIdp } from '../src/demo/idp.ts'
@@ -25,7 +27,9 @@ const bare = await startChild(here('./bare-proxy.ts'), {
 })
 const bffs = await Promise.all(
   checkouts.map((dir, i) =>
-    startStore(store, idp, upstream, undefined, `-${i}`, resolve(dir, 'bench/bff-server.ts'))
+    startStore(store, idp, upstream, undefined, `-${i}`, {
+      file: resolve(dir, 'bench/bff-server.ts'),
+    })
   )
 )
 try {

@@ -10,6 +10,7 @@ import { DEMO_BFF_CLIENT, bffClientMetadata, type Idp } from '../src/demo/idp.ts
 import { createCookieJar, redirectLocation, type CookieJar } from '../test/helpers/http.ts'
 import { loginAtIdp } from '../test/helpers/idp-login.ts'
 import { freePort } from '../test/helpers/upstream.ts'
+import { builtEntry } from './built.ts'
 import { startChild, type Child } from './child.ts'
 import { CSRF, percentile, round, timedGet, type Target } from './load.ts'
 
@@ -133,8 +134,8 @@ export async function startStore(
   otlpSink?: string,
   /** Tells this BFF's IdP client apart from another BFF's of the same store. */
   variant = '',
-  /** The BFF's entry: another checkout's bench/bff-server.ts to compare commits (compare.ts). */
-  serverFile = here('./bff-server.ts')
+  /** The BFF's entry, when not this checkout's bench/bff-server.ts (compare.ts: another's). */
+  child: { file?: string } = {}
 ): Promise<StoreUnderTest> {
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
@@ -165,7 +166,7 @@ export async function startStore(
     ...(JSON.parse(process.env.BENCH_BFF_SETTINGS ?? '{}') as Record<string, string>),
     ...(otlpSink ? { OTEL_EXPORTER_OTLP_ENDPOINT: otlpSink } : {}),
   }
-  const bff = await startChild(serverFile, {
+  const bff = await startChild(await builtEntry(child.file ?? here('./bff-server.ts')), {
     env: { NODE_ENV: 'production', BENCH_BFF_ENV: JSON.stringify(env) },
     execArgv: PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`] : [],
   })

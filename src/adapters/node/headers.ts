@@ -115,3 +115,91 @@ export function withRawHeaders(req: Request, incoming: unknown): Request {
   }
   return req
 }
+
+/**
+ * An upstream answer's headers, already cleaned into a record of lower-case names (upstream.ts),
+ * as a Headers that reads that record until something changes it. Reading one header (the proxy
+ * asks for `Content-Type`) or iterating them all (node-server writing the answer) then costs no
+ * WHATWG Headers of its own: building one and iterating it again cost several µs a call.
+ */
+export class RecordHeaders extends Headers {
+  #record: Record<string, string> | undefined
+
+  constructor(record: Record<string, string>) {
+    super()
+    this.#record = record
+  }
+
+  #fill(): void {
+    const record = this.#record
+    if (!record) return
+    this.#record = undefined
+    for (const name in record) super.append(name, record[name]!)
+  }
+
+  override get(name: string): string | null {
+    if (!this.#record) return super.get(name)
+    const value = this.#record[name.toLowerCase()]
+    return value === undefined ? null : value
+  }
+
+  override has(name: string): boolean {
+    if (!this.#record) return super.has(name)
+    return this.#record[name.toLowerCase()] !== undefined
+  }
+
+  override set(name: string, value: string): void {
+    this.#fill()
+    super.set(name, value)
+  }
+
+  override append(name: string, value: string): void {
+    this.#fill()
+    super.append(name, value)
+  }
+
+  override delete(name: string): void {
+    this.#fill()
+    super.delete(name)
+  }
+
+  override getSetCookie(): string[] {
+    this.#fill()
+    return super.getSetCookie()
+  }
+
+  override forEach(
+    callback: (value: string, key: string, parent: Headers) => void,
+    thisArg?: unknown
+  ): void {
+    for (const [name, value] of this.entries()) callback.call(thisArg, value, name, this)
+  }
+
+  /** Sorted by name, as Headers iterates. */
+  override entries(): HeadersIterator<[string, string]> {
+    const record = this.#record
+    if (!record) return super.entries()
+    const names = Object.keys(record).sort()
+    return names
+      .map((name): [string, string] => [name, record[name]!])
+      [Symbol.iterator]() as unknown as HeadersIterator<[string, string]>
+  }
+
+  override keys(): HeadersIterator<string> {
+    if (!this.#record) return super.keys()
+    return Object.keys(this.#record).sort()[Symbol.iterator]() as unknown as HeadersIterator<string>
+  }
+
+  override values(): HeadersIterator<string> {
+    if (!this.#record) return super.values()
+    const record = this.#record
+    return Object.keys(record)
+      .sort()
+      .map((name) => record[name]!)
+      [Symbol.iterator]() as unknown as HeadersIterator<string>
+  }
+
+  override [Symbol.iterator](): HeadersIterator<[string, string]> {
+    return this.entries()
+  }
+}

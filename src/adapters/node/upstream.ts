@@ -33,6 +33,7 @@ import { upstreamNonceChallenge } from '../../core/proxy/dpop-challenge.ts'
 import { stepUpChallenge } from '../../core/proxy/step-up-challenge.ts'
 import type { StepUp } from '../../core/policy/step-up.ts'
 import { decodersFor } from './decode.ts'
+import { RecordHeaders } from './headers.ts'
 import { tlsAgents } from './upstream-tls.ts'
 
 export interface NodeForwardOptions {
@@ -317,7 +318,7 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
       delete headers['content-encoding']
       delete headers['content-length']
     }
-    this.#init = { status, statusText, headers }
+    this.#init = { status, statusText, headers: new RecordHeaders(headers) }
     if (decoded && this.method !== 'HEAD' && !NULL_BODY_STATUS.has(status)) {
       try {
         this.#decoders = decodersFor(encoding!)

@@ -21,8 +21,7 @@ export const canonicalHost = (baseUrl: string): MiddlewareHandler => {
   const loopbackBase = isLoopback(base.hostname)
   return async function canonicalHost(c, next) {
     if (!loopbackBase || (c.req.method !== 'GET' && c.req.method !== 'HEAD')) return next()
-    const url = new URL(c.req.url)
-    if (url.host === base.host || url.port !== base.port || !isLoopback(url.hostname)) return next()
+    // The headers first: they rule out every API call without parsing its URL.
     if (c.req.header('x-csrf') !== undefined) return next()
     const mode = c.req.header('sec-fetch-mode')
     const navigation =
@@ -30,6 +29,8 @@ export const canonicalHost = (baseUrl: string): MiddlewareHandler => {
         ? (c.req.header('accept') ?? '').includes('text/html')
         : mode === 'navigate'
     if (!navigation) return next()
+    const url = new URL(c.req.url)
+    if (url.host === base.host || url.port !== base.port || !isLoopback(url.hostname)) return next()
     c.header('Cache-Control', 'no-store')
     return c.redirect(`${base.origin}${url.pathname}${url.search}`, 307)
   }

@@ -4,7 +4,7 @@
  */
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { RawHeaders } from '../../../src/adapters/node/headers.ts'
+import { RawHeaders, RecordHeaders } from '../../../src/adapters/node/headers.ts'
 
 /** What node-server builds: a Headers from the raw lines, in order. */
 function reference(raw: string[]): Headers {
@@ -78,5 +78,55 @@ describe('RawHeaders', () => {
 
   it('is a Headers', () => {
     expect(new RawHeaders([])).toBeInstanceOf(Headers)
+  })
+})
+
+describe('RecordHeaders', () => {
+  // As upstream.ts makes them: lower-case names, repeated lines already joined.
+  const record = () => ({
+    'content-type': 'application/json',
+    vary: 'accept-encoding, origin',
+    'cache-control': 'private',
+    'x-b': '2',
+    'x-a': '1',
+  })
+
+  it('reads and iterates like a Headers built from the same record', () => {
+    const mine = new RecordHeaders(record())
+    const theirs = new Headers(record())
+    for (const name of ['Content-Type', 'content-type', 'VARY', 'x-missing', 'x-a']) {
+      expect(mine.get(name)).toBe(theirs.get(name))
+      expect(mine.has(name)).toBe(theirs.has(name))
+    }
+    expect([...mine]).toEqual([...theirs])
+    expect([...mine.entries()]).toEqual([...theirs.entries()])
+    expect([...mine.keys()]).toEqual([...theirs.keys()])
+    expect([...mine.values()]).toEqual([...theirs.values()])
+    const seen: string[] = []
+    mine.forEach((value, name, parent) => {
+      expect(parent).toBe(mine)
+      seen.push(`${name}=${value}`)
+    })
+    expect(seen).toEqual([...theirs].map(([name, value]) => `${name}=${value}`))
+    // What node-server does with an answer's headers, and what Response makes of them.
+    expect(Object.fromEntries(mine)).toEqual(Object.fromEntries(theirs))
+    expect([...new Response(null, { headers: mine }).headers]).toEqual([...theirs])
+  })
+
+  it('changes as a Headers does, and reads its changes afterwards', () => {
+    const mine = new RecordHeaders(record())
+    const theirs = new Headers(record())
+    for (const headers of [mine, theirs]) {
+      headers.set('Location', '/api/next')
+      headers.append('Vary', 'cookie')
+      headers.delete('x-a')
+    }
+    expect([...mine]).toEqual([...theirs])
+    expect(mine.get('location')).toBe('/api/next')
+    expect(mine.has('x-a')).toBe(false)
+  })
+
+  it('refuses an invalid header name on a change as Headers does', () => {
+    expect(() => new RecordHeaders(record()).set('bad name', 'x')).toThrow(TypeError)
   })
 })
