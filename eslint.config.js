@@ -35,7 +35,16 @@ const adapterStorageFiles = [
 ]
 
 export default tseslint.config(
-  { ignores: ['node_modules', 'dist', '.wrangler', 'e2e/artifacts', 'bench/results', 'bench/.build'] },
+  {
+    ignores: [
+      'node_modules',
+      'dist',
+      '.wrangler',
+      'e2e/artifacts',
+      'bench/results',
+      'bench/.build',
+    ],
+  },
   ...tseslint.configs.recommended,
   {
     rules: {
