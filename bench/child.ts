@@ -24,7 +24,9 @@ export interface ChildOptions {
 
 export async function startChild(file: string, options: ChildOptions = {}): Promise<Child> {
   // Built JavaScript runs as it is; TypeScript through tsx.
+  // BENCH_NODE_ARGS (a development aid): flags for every child, e.g. `--perf-basic-prof` for perf.
   const execArgv = [
+    ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
     ...(options.execArgv ?? []),
     ...(/\.m?js$/.test(file) ? [] : ['--import', 'tsx']),
   ]

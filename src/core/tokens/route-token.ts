@@ -15,6 +15,7 @@ import type { Context } from 'hono'
 import type { ApiRoute } from '../config/options.ts'
 import { BffError } from '../errors.ts'
 import type { BffEnv } from '../hono-env.ts'
+import { grantFor } from '../oidc/grants.ts'
 import { freshSession } from '../routes/fresh-session.ts'
 import type { DpopJwk, Session } from '../session/types.ts'
 import type { BffServices } from '../services.ts'
@@ -44,6 +45,9 @@ export async function routeToken(
 ): Promise<RouteAccessToken | undefined> {
   const mode = route.token ?? 'user'
   if (mode === 'none' || (mode === 'optional' && !session)) return undefined
+  // The session's own token needs no grant: the everyday route answers without asking the IdP's
+  // metadata.
+  if (session && !grantFor(route)) return bound(session, session.accessToken, session.tokenType)
   // Client credentials are the first IdP's; every other grant goes to the session's own IdP.
   const oidc = mode === 'client' || !session ? s.oidc : s.idps.oidcFor(session)
   const missing = await oidc.unsupportedGrant(route)

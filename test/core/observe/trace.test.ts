@@ -99,4 +99,15 @@ describe('child contexts', () => {
   it('draws ids that are never all zero', () => {
     for (let i = 0; i < 1000; i++) expect(randomHex(1)).not.toBe('00')
   })
+
+  it('draws distinct lower-case hex ids across many pool refills, every digit in both places', () => {
+    const ids = Array.from({ length: 2000 }, () => randomHex(16))
+    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{32}$/)
+    expect(new Set(ids).size).toBe(ids.length)
+    // A byte's digits written in the wrong order or from the wrong table would leave some out.
+    for (const place of [0, 1]) {
+      const seen = new Set(ids.map((id) => id[place]))
+      expect(seen.size).toBe(16)
+    }
+  })
 })
