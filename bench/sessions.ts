@@ -85,7 +85,9 @@ async function firstCalls(bff: Child, url: string, cookies: string[]): Promise<F
 export async function benchSessions(
   idp: Idp,
   upstream: Child,
-  stores: readonly StoreKind[]
+  stores: readonly StoreKind[],
+  /** The `cluster` store's seed list, when it is among `stores` (bench/redis-cluster.ts). */
+  clusterSeeds?: string
 ): Promise<SessionsResult> {
   const result: SessionsResult = {
     runs: {},
@@ -111,7 +113,9 @@ export async function benchSessions(
     const reserved = new Map<StoreKind, string[]>()
     const largest = Math.max(...COUNTS)
     for (const store of stores) {
-      const under = await startStore(store, idp, upstream, undefined, '-sessions')
+      const under = await startStore(store, idp, upstream, undefined, '-sessions', {
+        clusterSeeds,
+      })
       running.push(under)
       const login = await under.target.headers()
       const started = performance.now()
