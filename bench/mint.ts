@@ -4,7 +4,7 @@
  * with its secret, exactly as its login would write them. Outside the request path: the BFF under
  * load never runs this code.
  */
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import { redisStore } from '../src/adapters/node/redis-store.ts'
 import { cookieNames } from '../src/core/session/cookie-names.ts'
 import { EXPIRED_COOKIE_GRACE_SECONDS } from '../src/core/session/manager.ts'
@@ -27,7 +27,19 @@ export function sessionMinter(env: Record<string, string>, memory: SessionStore 
   const forms = createSessionCookies(sealer, secrets)
   const name = cookieNames(env.BFF_BASE_URL!).session
   const kind = env.BFF_SESSION_STORE
-  const redis = kind === 'redis' ? new Redis(env.BFF_REDIS_URL!) : undefined
+  // BFF_REDIS_MODE=cluster (the bench's (e')): a Cluster client, so redisStore writes the
+  // cluster layout the BFF reads.
+  const redis =
+    kind !== 'redis'
+      ? undefined
+      : env.BFF_REDIS_MODE === 'cluster'
+        ? new Cluster(
+            env.BFF_REDIS_URL!.split(',').map((url) => {
+              const { hostname, port } = new URL(url)
+              return { host: hostname, port: Number(port) }
+            })
+          )
+        : new Redis(env.BFF_REDIS_URL!)
   const store =
     memory ?? (redis ? redisStore(redis, { prefix: env.BFF_REDIS_PREFIX ?? 'bff:' }) : undefined)
 

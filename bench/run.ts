@@ -6,6 +6,8 @@
  *   (a) the upstream directly, (b) a bare `node:http` proxy adding a fixed bearer token (the
  *   practical limit), (c)-(e) the BFF (NODE_ENV=production) proxying an authenticated GET with the
  *   `cookie`, `memory` and `redis` stores, each with a real session from a login through the IdP,
+ *   and (e') the `redis` store on a Redis Cluster of the bench's own (bench/redis-cluster.ts, 3
+ *   primaries with a replica each, when redis-server is installed),
  * interleaved in rounds so that every ratio compares runs made on the same machine (see `loadAll`);
  * and (g) Apache httpd with mod_auth_openidc (bench/apache.ts) when Debian's packages are installed;
  * then, per store, a refresh storm (200 concurrent calls of one session whose access token has
@@ -30,6 +32,7 @@ import type { Session } from '../src/core/session/types.ts'
 import { openSessionCookie } from '../test/helpers/session-cookie.ts'
 import { startChild, type Child } from './child.ts'
 import { apacheInstalled, startApache, type Apache } from './apache.ts'
+import { redisClusterInstalled, startBenchCluster, type BenchCluster } from './redis-cluster.ts'
 import { benchSessions, reportSessions, type SessionsResult } from './sessions.ts'
 import {
   CONNECTIONS,
@@ -56,6 +59,7 @@ import {
   redisAvailable,
   refreshStorm,
   startStore,
+  storeName,
   type Storm,
   type StoreKind,
   type StoreUnderTest,
@@ -64,7 +68,7 @@ import {
 const CHECK = process.argv.includes('--check')
 const TRACING = process.argv.includes('--tracing')
 // --only=bare,memory runs a subset (a development aid): direct, bare, cookie, memory, redis,
-// sessions (the many-sessions scenario, bench/sessions.ts).
+// cluster, apache, sessions (the many-sessions scenario, bench/sessions.ts).
 const ONLY = process.argv
   .find((arg) => arg.startsWith('--only='))
   ?.slice(7)
@@ -81,6 +85,7 @@ const TARGETS = {
   cookie: 0.85,
   memory: 0.85,
   redis: 0.75,
+  cluster: 0.75,
   p99AddedMs: 1,
   memoryVsApache: 1.2,
 } as const
@@ -176,8 +181,8 @@ async function memoryPerSession(session: Session) {
 async function main() {
   // Everything is bounded: five targets' load with warm-ups, logins, storms and the memory count
   // take well under this; a hang anywhere ends the bench (children exit with their parent).
-  // The many-sessions scenario adds ten targets and minting 100 000 sessions per store.
-  const budgetSeconds = (TRACING ? 16 : 15) * (SECONDS + WARMUP_SECONDS + 30 + 2 * ROUNDS) + 600
+  // The many-sessions scenario adds thirteen targets and minting 100 000 sessions per store.
+  const budgetSeconds = (TRACING ? 20 : 19) * (SECONDS + WARMUP_SECONDS + 30 + 2 * ROUNDS) + 600
   setTimeout(() => {
     console.error(`bench: FAILED: still running after ${budgetSeconds} s`)
     process.exit(1)
@@ -205,6 +210,7 @@ async function main() {
   const running: Child[] = []
   const underTest: StoreUnderTest[] = []
   let sink: Child | undefined
+  let cluster: BenchCluster | undefined
   let exported: { exports: number; bytes: number } | undefined
   try {
     const targets: Target<RunKey>[] = []
@@ -231,13 +237,21 @@ async function main() {
       })
     }
     const redisUp = await redisAvailable()
-    for (const store of ['cookie', 'memory', 'redis'] as const) {
+    // (e') and the many-sessions scenario's cluster rows share one cluster.
+    if (wanted('cluster') || wanted('sessions')) {
+      if (redisClusterInstalled()) cluster = await startBenchCluster()
+      else skipped.push("(e') BFF, Redis Cluster: skipped, redis-server or redis-cli not installed")
+    }
+    for (const store of ['cookie', 'memory', 'redis', 'cluster'] as const) {
       if (!wanted(store)) continue
       if (store === 'redis' && !redisUp) {
         skipped.push(`(e) BFF, redis store: skipped, no Redis answers at ${REDIS_URL}`)
         continue
       }
-      const under = await startStore(store, idp, upstream)
+      if (store === 'cluster' && !cluster) continue
+      const under = await startStore(store, idp, upstream, undefined, '', {
+        clusterSeeds: cluster?.seeds,
+      })
       underTest.push(under)
       targets.push(under.target)
     }
@@ -279,8 +293,10 @@ async function main() {
     const template = stores.cookie?.session
     if (template) memory = await memoryPerSession(template)
     if (wanted('sessions')) {
-      const kinds = (['cookie', 'memory', 'redis'] as const).filter((k) => k !== 'redis' || redisUp)
-      sessions = await benchSessions(idp, upstream, kinds)
+      const kinds = (['cookie', 'memory', 'redis', 'cluster'] as const).filter(
+        (k) => (k !== 'redis' || redisUp) && (k !== 'cluster' || cluster)
+      )
+      sessions = await benchSessions(idp, upstream, kinds, cluster?.seeds)
       problems.push(...sessions.problems)
     }
     // Every call but the direct ones went through a proxy: each must have reached the API with a token.
@@ -291,6 +307,7 @@ async function main() {
     await apache?.stop()
     for (const child of running) await child.stop()
     for (const under of underTest) await under.stop()
+    await cluster?.stop()
     await idp.stop()
     await upstream.stop()
   }
@@ -308,7 +325,7 @@ async function main() {
     }
   }
   const targets: Record<string, { value: number; target: string; met: boolean }> = {}
-  for (const store of ['cookie', 'memory', 'redis'] as const) {
+  for (const store of ['cookie', 'memory', 'redis', 'cluster'] as const) {
     const result = stores[store]
     if (!result) continue
     if (bare) {
@@ -383,7 +400,7 @@ async function main() {
   for (const [store, result] of Object.entries(stores)) {
     const { storm } = result
     console.log(
-      `refresh storm, ${store} store: ${storm.calls} concurrent calls, expired token -> ` +
+      `refresh storm, ${storeName(store as StoreKind)}: ${storm.calls} concurrent calls, expired token -> ` +
         `${storm.refreshGrants} refresh grant${storm.refreshGrants === 1 ? '' : 's'}, ` +
         `${storm.statuses['200'] ?? 0} × 200, p50 ${ms(storm.p50Ms)} ms, p99 ${ms(storm.p99Ms)} ms`
     )

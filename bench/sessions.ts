@@ -21,7 +21,14 @@ import {
   type Run,
   type Target,
 } from './load.ts'
-import { LETTER, here, startStore, type StoreKind, type StoreUnderTest } from './stores.ts'
+import {
+  LETTER,
+  here,
+  startStore,
+  storeName,
+  type StoreKind,
+  type StoreUnderTest,
+} from './stores.ts'
 
 const COUNTS = SMOKE ? [1, 1000] : [1, 10_000, 100_000]
 /** Sessions kept aside for the first-call measurement, never part of a load. */
@@ -85,7 +92,9 @@ async function firstCalls(bff: Child, url: string, cookies: string[]): Promise<F
 export async function benchSessions(
   idp: Idp,
   upstream: Child,
-  stores: readonly StoreKind[]
+  stores: readonly StoreKind[],
+  /** The `cluster` store's seed list, when it is among `stores` (bench/redis-cluster.ts). */
+  clusterSeeds?: string
 ): Promise<SessionsResult> {
   const result: SessionsResult = {
     runs: {},
@@ -111,7 +120,9 @@ export async function benchSessions(
     const reserved = new Map<StoreKind, string[]>()
     const largest = Math.max(...COUNTS)
     for (const store of stores) {
-      const under = await startStore(store, idp, upstream, undefined, '-sessions')
+      const under = await startStore(store, idp, upstream, undefined, '-sessions', {
+        clusterSeeds,
+      })
       running.push(under)
       const login = await under.target.headers()
       const started = performance.now()
@@ -188,7 +199,7 @@ export function reportSessions(result: SessionsResult) {
   for (const [store, first] of Object.entries(result.firstCall) as [StoreKind, FirstCall][]) {
     const addedMs = round((first.firstCpuUs - first.secondCpuUs) / 1000, 3)
     console.log(
-      `first call of a session, ${store} store (${first.sessions} sessions): CPU ${first.firstCpuUs} µs ` +
+      `first call of a session, ${storeName(store)} (${first.sessions} sessions): CPU ${first.firstCpuUs} µs ` +
         `vs ${first.secondCpuUs} µs on its second call (+${addedMs} ms); latency p50 ` +
         `${first.firstP50Ms} ms vs ${first.secondP50Ms} ms (minted in ${result.mintSeconds[store]} s)`
     )

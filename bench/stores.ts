@@ -22,8 +22,17 @@ const STORM_CALLS = 200
 // login of each slice of load is used for.
 export const ACCESS_TOKEN_TTL = 900
 export const REDIS_URL = 'redis://127.0.0.1:6379'
-export type StoreKind = 'cookie' | 'memory' | 'redis'
-export const LETTER: Record<StoreKind, string> = { cookie: 'c', memory: 'd', redis: 'e' }
+/** `cluster`: the `redis` store on a Redis Cluster of the bench's own (bench/redis-cluster.ts). */
+export type StoreKind = 'cookie' | 'memory' | 'redis' | 'cluster'
+export const LETTER: Record<StoreKind, string> = {
+  cookie: 'c',
+  memory: 'd',
+  redis: 'e',
+  cluster: "e'",
+}
+/** The row name of a store's BFF: (e') is the `redis` store too, on the cluster. */
+export const storeName = (store: StoreKind) =>
+  store === 'cluster' ? 'Redis Cluster' : `${store} store`
 
 export interface Storm {
   calls: number
@@ -134,9 +143,16 @@ export async function startStore(
   otlpSink?: string,
   /** Tells this BFF's IdP client apart from another BFF's of the same store. */
   variant = '',
-  /** The BFF's entry, when not this checkout's bench/bff-server.ts (compare.ts: another's). */
-  child: { file?: string } = {}
+  more: {
+    /** The BFF's entry, when not this checkout's bench/bff-server.ts (compare.ts: another's). */
+    file?: string
+    /** The `cluster` store's seed list (bench/redis-cluster.ts). */
+    clusterSeeds?: string
+  } = {}
 ): Promise<StoreUnderTest> {
+  if (store === 'cluster' && !more.clusterSeeds) {
+    throw new Error('the cluster store needs a running Redis Cluster (bench/redis-cluster.ts)')
+  }
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
   // A client of its own: the BFFs of all stores run at once, each with its own redirect URI.
@@ -158,15 +174,23 @@ export async function startStore(
     BFF_CLIENT_SECRET: DEMO_BFF_CLIENT.clientSecret,
     BFF_BASE_URL: url,
     BFF_SESSION_SECRET: secret,
-    BFF_SESSION_STORE: store,
+    BFF_SESSION_STORE: store === 'cluster' ? 'redis' : store,
     BFF_API: `/api/=${upstream.url}/`,
     ...(store === 'redis' ? { BFF_REDIS_URL: REDIS_URL, BFF_REDIS_PREFIX: redisPrefix } : {}),
+    // As docs/configuration.md sets a Cluster: the seed list, every node of it here.
+    ...(store === 'cluster'
+      ? {
+          BFF_REDIS_MODE: 'cluster',
+          BFF_REDIS_URL: more.clusterSeeds!,
+          BFF_REDIS_PREFIX: redisPrefix,
+        }
+      : {}),
     // BENCH_BFF_SETTINGS (JSON): more settings for every BFF, e.g. BFF_METRICS_TOKEN, to measure
     // what a feature costs against a run without it.
     ...(JSON.parse(process.env.BENCH_BFF_SETTINGS ?? '{}') as Record<string, string>),
     ...(otlpSink ? { OTEL_EXPORTER_OTLP_ENDPOINT: otlpSink } : {}),
   }
-  const bff = await startChild(await builtEntry(child.file ?? here('./bff-server.ts')), {
+  const bff = await startChild(await builtEntry(more.file ?? here('./bff-server.ts')), {
     env: { NODE_ENV: 'production', BENCH_BFF_ENV: JSON.stringify(env) },
     execArgv: PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`] : [],
   })
@@ -187,7 +211,7 @@ export async function startStore(
     secret,
     target: {
       key: otlpSink ? 'traced' : store,
-      name: otlpSink ? `(f) BFF, ${store}, traced` : `(${LETTER[store]}) BFF, ${store} store`,
+      name: otlpSink ? `(f) BFF, ${store}, traced` : `(${LETTER[store]}) BFF, ${storeName(store)}`,
       url: `${url}/api/items`,
       headers: freshSession,
       server: bff,
@@ -195,6 +219,7 @@ export async function startStore(
     lastJar: () => jar,
     async stop() {
       await bff.stop()
+      // The cluster's keys go with the cluster (bench/redis-cluster.ts).
       if (store === 'redis') await deleteRedisKeys(redisPrefix)
     },
   }

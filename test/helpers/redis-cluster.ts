@@ -34,6 +34,8 @@ export interface LocalRedisCluster {
   nodes: RedisNode[]
   /** The seed list as `BFF_REDIS_URL` takes it in cluster mode: every node, comma-separated. */
   seeds: string
+  /** The temporary directory of the nodes' files, removed by `stop()`. */
+  dir: string
   /** The node serving `key`'s slot as primary now. */
   primaryOf(key: string): Promise<RedisNode>
   /** The replicas of a primary, by the cluster's current view. */
@@ -191,6 +193,7 @@ export async function startRedisCluster(
   const cluster: LocalRedisCluster = {
     nodes,
     seeds: nodes.map((node) => node.url).join(','),
+    dir,
     async primaryOf(key) {
       const slot = Number(await live()[0]!.cli('CLUSTER', 'KEYSLOT', key))
       for (const entry of await view(live()[0]!)) {
