@@ -12,7 +12,40 @@ import { IncomingMessage } from 'node:http'
 // RFC 9110 field names; anything else goes to Headers itself, which refuses it as it always does.
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 
-export class RawHeaders extends Headers {
+/**
+ * A Headers that answers from a source of its own until something changes it: then it fills
+ * itself from that source once and is a plain Headers from there on.
+ */
+abstract class LazyHeaders extends Headers {
+  /** Copies the source into the Headers itself, once; from then on reads go to Headers. */
+  protected abstract fill(): void
+
+  override set(name: string, value: string): void {
+    this.fill()
+    super.set(name, value)
+  }
+
+  override append(name: string, value: string): void {
+    this.fill()
+    super.append(name, value)
+  }
+
+  override delete(name: string): void {
+    this.fill()
+    super.delete(name)
+  }
+
+  override getSetCookie(): string[] {
+    this.fill()
+    return super.getSetCookie()
+  }
+
+  override [Symbol.iterator](): HeadersIterator<[string, string]> {
+    return this.entries()
+  }
+}
+
+export class RawHeaders extends LazyHeaders {
   #raw: string[] | undefined
 
   constructor(raw: string[]) {
@@ -20,7 +53,7 @@ export class RawHeaders extends Headers {
     this.#raw = raw
   }
 
-  #fill(): void {
+  protected fill(): void {
     const raw = this.#raw
     if (!raw) return
     this.#raw = undefined
@@ -30,7 +63,7 @@ export class RawHeaders extends Headers {
   override get(name: string): string | null {
     const raw = this.#raw
     if (!raw || !TOKEN.test(name)) {
-      this.#fill()
+      this.fill()
       return super.get(name)
     }
     const wanted = name.toLowerCase()
@@ -47,57 +80,33 @@ export class RawHeaders extends Headers {
 
   override has(name: string): boolean {
     if (!this.#raw || !TOKEN.test(name)) {
-      this.#fill()
+      this.fill()
       return super.has(name)
     }
     return this.get(name) !== null
-  }
-
-  override set(name: string, value: string): void {
-    this.#fill()
-    super.set(name, value)
-  }
-
-  override append(name: string, value: string): void {
-    this.#fill()
-    super.append(name, value)
-  }
-
-  override delete(name: string): void {
-    this.#fill()
-    super.delete(name)
-  }
-
-  override getSetCookie(): string[] {
-    this.#fill()
-    return super.getSetCookie()
   }
 
   override forEach(
     callback: (value: string, key: string, parent: Headers) => void,
     thisArg?: unknown
   ): void {
-    this.#fill()
+    this.fill()
     super.forEach(callback, thisArg)
   }
 
   override entries(): HeadersIterator<[string, string]> {
-    this.#fill()
+    this.fill()
     return super.entries()
   }
 
   override keys(): HeadersIterator<string> {
-    this.#fill()
+    this.fill()
     return super.keys()
   }
 
   override values(): HeadersIterator<string> {
-    this.#fill()
+    this.fill()
     return super.values()
-  }
-
-  override [Symbol.iterator](): HeadersIterator<[string, string]> {
-    return this.entries()
   }
 }
 
@@ -122,7 +131,7 @@ export function withRawHeaders(req: Request, incoming: unknown): Request {
  * asks for `Content-Type`) or iterating them all (node-server writing the answer) then costs no
  * WHATWG Headers of its own: building one and iterating it again cost several µs a call.
  */
-export class RecordHeaders extends Headers {
+export class RecordHeaders extends LazyHeaders {
   #record: Record<string, string> | undefined
 
   constructor(record: Record<string, string>) {
@@ -130,7 +139,7 @@ export class RecordHeaders extends Headers {
     this.#record = record
   }
 
-  #fill(): void {
+  protected fill(): void {
     const record = this.#record
     if (!record) return
     this.#record = undefined
@@ -146,26 +155,6 @@ export class RecordHeaders extends Headers {
   override has(name: string): boolean {
     if (!this.#record) return super.has(name)
     return this.#record[name.toLowerCase()] !== undefined
-  }
-
-  override set(name: string, value: string): void {
-    this.#fill()
-    super.set(name, value)
-  }
-
-  override append(name: string, value: string): void {
-    this.#fill()
-    super.append(name, value)
-  }
-
-  override delete(name: string): void {
-    this.#fill()
-    super.delete(name)
-  }
-
-  override getSetCookie(): string[] {
-    this.#fill()
-    return super.getSetCookie()
   }
 
   override forEach(
@@ -197,9 +186,5 @@ export class RecordHeaders extends Headers {
       .sort()
       .map((name) => record[name]!)
       [Symbol.iterator]() as unknown as HeadersIterator<string>
-  }
-
-  override [Symbol.iterator](): HeadersIterator<[string, string]> {
-    return this.entries()
   }
 }
