@@ -13,6 +13,12 @@ export interface Iron {
    * data, or throws (or answers null) when it is malformed, forged, expired or of an unknown id.
    */
   unseal(sealed: string, passwords: Record<string, string>): Promise<unknown>
+  /**
+   * Does ahead what each secret needs before its first seal or unseal (e.g. importing it as a
+   * key), so that it happens when the sealer is made (on Workers: at isolate start-up) rather
+   * than on some session's first request. Optional; pure set-up only, no I/O.
+   */
+  prepare?(secrets: readonly string[]): void
 }
 
 /** iron-session itself: WebCrypto, on every runtime. */
@@ -126,6 +132,7 @@ export function createSealer(secrets: readonly string[], options: SealerOptions 
   // iron tags each seal with a password id. Ids derived from the secret itself (not its position)
   // keep old cookies readable when an operator puts a new secret in front of the list.
   const passwords = passwordMap(secrets)
+  iron.prepare?.(secrets)
   let currentId: string | undefined
   void passwords.then((p) => (currentId = p.currentId)).catch(() => {})
 
