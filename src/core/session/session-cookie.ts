@@ -99,7 +99,7 @@ export function createSessionCookies(
   options: SessionCookiesOptions = {}
 ): SessionCookies {
   if (secrets.length === 0) throw new Error('"secrets" must hold at least one secret')
-  const hmac = options.hmac ?? webCryptoHmac()
+  const hmac = options.hmac ?? webCryptoHmac(secrets)
   const maxEntries = options.cacheEntries ?? 10_000
   const now = options.now ?? Date.now
   // Value -> what it holds, once its MAC checked. Map order is recency order.
@@ -214,11 +214,14 @@ function unpacked(opened: object | null): SessionRef | null {
   return ref
 }
 
-/** WebCrypto's HMAC-SHA256, one imported key per secret. */
-function webCryptoHmac(): Hmac {
+/**
+ * WebCrypto's HMAC-SHA256, one imported key per secret. The known secrets' keys are imported when
+ * it is made (on Workers: at isolate start-up), not on the first cookie checked.
+ */
+function webCryptoHmac(secrets: readonly string[]): Hmac {
   const keys = new Map<string, Promise<CryptoKey>>()
   const encoder = new TextEncoder()
-  return async (secret, message) => {
+  const keyOf = (secret: string) => {
     let key = keys.get(secret)
     if (!key) {
       key = crypto.subtle.importKey(
@@ -228,10 +231,15 @@ function webCryptoHmac(): Hmac {
         false,
         ['sign']
       )
+      // A failed import is not remembered: the next call tries again.
+      key.catch(() => keys.delete(secret))
       keys.set(secret, key)
     }
-    return new Uint8Array(await crypto.subtle.sign('HMAC', await key, encoder.encode(message)))
+    return key
   }
+  for (const secret of secrets) void keyOf(secret).catch(() => {})
+  return async (secret, message) =>
+    new Uint8Array(await crypto.subtle.sign('HMAC', await keyOf(secret), encoder.encode(message)))
 }
 
 /** Compares two MACs in time that depends on their length only. */
