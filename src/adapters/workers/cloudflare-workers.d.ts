@@ -8,4 +8,6 @@ declare module 'cloudflare:workers' {
 
   export const DurableObject: typeof CloudflareWorkersModule.DurableObject
   export type DurableObject<Env = unknown> = CloudflareWorkersModule.DurableObject<Env>
+  /** The Worker's bindings at module scope (runtimes since 2025; undefined before). */
+  export const env: Record<string, unknown> | undefined
 }

@@ -2,16 +2,22 @@
  * Cloudflare Workers entry: bindings -> config, the session store, the BFF, and the demo SPA from
  * the static assets. Settings are the same `BFF_*` names as on Node, as `[vars]` or secrets.
  *
- * A Worker cannot refuse to start, so settings are parsed on the first request and memoised for the
- * isolate's life; with a bad setting every request answers 500 `invalid_config` naming the settings,
- * and the isolate logs each problem once.
+ * The app is built when the isolate starts, from the bindings the runtime offers at module scope
+ * (`env` of `cloudflare:workers`): a session's first call on a fresh isolate then pays for its own
+ * work only, not for parsing settings and wiring routes (bench/workers-cold.ts measures it). Only
+ * pure set-up runs there: the runtime forbids I/O, timers and random values outside a handler, and
+ * nothing in the build needs them. Where the runtime has no such `env`, the first request builds.
+ * A Worker cannot refuse to start: with a bad setting every request answers 500 `invalid_config`
+ * naming the settings, and the isolate logs each problem once, on its first request.
  */
+import * as runtime from 'cloudflare:workers'
 import { Hono, type ExecutionContext } from 'hono'
 import { createBff, notFound } from '../../core/app.ts'
 import { ConfigError, optionsFromEnv, type Config } from '../../core/config/env.ts'
 import { jsonLogger } from '../../core/observe/log.ts'
 import { SPA_SECURITY_HEADERS } from '../../core/pages.ts'
 import { sharedCookieStore } from '../../core/session/stores/hybrid.ts'
+import { webIron } from '../../core/session/web-iron.ts'
 import { analyticsEngineHooks } from './analytics.ts'
 import { type SessionObjectEnv } from './bindings.ts'
 import {
@@ -53,9 +59,10 @@ export interface WorkerEnv extends SessionObjectEnv {
 
 type WorkerApp = Hono<{ Bindings: WorkerEnv }>
 
-let app: WorkerApp | ConfigError | undefined
 // The WebSocket routes' relays of this isolate.
 const sockets = workersWebSockets()
+let app: WorkerApp | ConfigError | undefined = buildAtStartup()
+let problemsLogged = false
 
 export default {
   async fetch(request: Request, env: WorkerEnv, ctx: ExecutionContext): Promise<Response> {
@@ -68,6 +75,20 @@ export default {
     sockets.settle(request, response)
     return response
   },
+}
+
+/**
+ * The app from the module-scope bindings, or undefined (no such bindings, or the build needed
+ * something only a handler may do: the first request builds then, and meets the same error).
+ */
+function buildAtStartup(): WorkerApp | ConfigError | undefined {
+  const env = (runtime as { env?: WorkerEnv }).env
+  if (!env || typeof env !== 'object') return undefined
+  try {
+    return build(env)
+  } catch {
+    return undefined
+  }
 }
 
 function build(env: WorkerEnv): WorkerApp | ConfigError {
@@ -90,10 +111,7 @@ function build(env: WorkerEnv): WorkerApp | ConfigError {
   )
   // Routes with mutual TLS: each names a bound mtls_certificates binding.
   if (config) problems.push(...mtlsProblems(env, config.api))
-  if (!config || problems.length) {
-    for (const problem of problems) jsonLogger('error', 'config.invalid', { problem })
-    return new ConfigError(problems)
-  }
+  if (!config || problems.length) return new ConfigError(problems)
   if (config.sessionStore === 'memory') {
     // Allowed for trying things out, but an isolate's memory is not shared with any other.
     jsonLogger('warn', 'config.memory_store', { reason: 'sessions live in one isolate only' })
@@ -137,6 +155,9 @@ function build(env: WorkerEnv): WorkerApp | ConfigError {
       // (memory: this isolate's only).
       sessionEnds: config.sessionStore === 'memory' ? undefined : durableObjectSessionEndBus(env),
       clientIp: (c) => c.req.header('cf-connecting-ip'),
+      // Seals through WebCrypto directly: the same format as iron-session's, cheaper to open on
+      // a fresh isolate (src/core/session/web-iron.ts).
+      iron: webIron,
       forward: workersForward(),
       // WebSocket routes: a WebSocketPair to the browser, a fetch upgrade to the upstream.
       upgrade: sockets.upgrade,
@@ -155,11 +176,19 @@ function build(env: WorkerEnv): WorkerApp | ConfigError {
       response.headers.set(name, value)
     return response
   })
+  // Hono compiles its routes into one matcher on the first match: here, once every route is in,
+  // rather than on the isolate's first request (pure work, allowed at start-up).
+  worker.router.match('GET', '/')
   return worker
 }
 
 /** 500 with the names of the bad settings; the details (never secret values) are in the log. */
 function misconfigured(err: ConfigError): Response {
+  // Logged on the first request rather than at start-up: an isolate logs them once either way.
+  if (!problemsLogged) {
+    problemsLogged = true
+    for (const problem of err.problems) jsonLogger('error', 'config.invalid', { problem })
+  }
   const settings = [...new Set(err.problems.map((problem) => problem.split(' ')[0]))]
   return new Response(
     JSON.stringify({
