@@ -13,7 +13,9 @@
  * then, per store, a refresh storm (200 concurrent calls of one session whose access token has
  * expired: one refresh grant expected), and the memory store's bytes per session for 100k sessions.
  * Then the many-sessions scenario (bench/sessions.ts): 1, 10 000 and 100 000 live sessions per
- * store, and the cost of a session's first call on an instance.
+ * store, and the cost of a session's first call on an instance; and (w) a session's first call on
+ * a fresh Cloudflare Workers isolate in workerd, against a bare proxy Worker's
+ * (bench/workers-cold.ts; a skipped line where workerd's threads cannot be measured).
  * Prints a table and writes JSON to bench/results/.
  *
  * BENCH_SECONDS (default 20) sets each target's measured load (that many rounds of one second),
@@ -34,6 +36,12 @@ import { startChild, type Child } from './child.ts'
 import { apacheInstalled, startApache, type Apache } from './apache.ts'
 import { redisClusterInstalled, startBenchCluster, type BenchCluster } from './redis-cluster.ts'
 import { benchSessions, reportSessions, type SessionsResult } from './sessions.ts'
+import {
+  benchWorkers,
+  reportWorkers,
+  workersUnmeasurable,
+  type WorkersResult,
+} from './workers-cold.ts'
 import {
   CONNECTIONS,
   CSRF,
@@ -68,7 +76,8 @@ import {
 const CHECK = process.argv.includes('--check')
 const TRACING = process.argv.includes('--tracing')
 // --only=bare,memory runs a subset (a development aid): direct, bare, cookie, memory, redis,
-// cluster, apache, sessions (the many-sessions scenario, bench/sessions.ts).
+// cluster, apache, sessions (the many-sessions scenario, bench/sessions.ts), workers
+// (bench/workers-cold.ts).
 const ONLY = process.argv
   .find((arg) => arg.startsWith('--only='))
   ?.slice(7)
@@ -206,6 +215,7 @@ async function main() {
   const skipped: string[] = []
   let memory: Awaited<ReturnType<typeof memoryPerSession>> | undefined
   let sessions: SessionsResult | undefined
+  let workers: WorkersResult | undefined
   let apache: Apache | undefined
   const running: Child[] = []
   const underTest: StoreUnderTest[] = []
@@ -298,6 +308,22 @@ async function main() {
       )
       sessions = await benchSessions(idp, upstream, kinds, cluster?.seeds)
       problems.push(...sessions.problems)
+    }
+    if (wanted('workers')) {
+      // Never fails the bench for want of workerd or /proc: says so instead.
+      const unmeasurable = workersUnmeasurable()
+      if (unmeasurable)
+        skipped.push(`(w) first call on a fresh Workers isolate: skipped, ${unmeasurable}`)
+      else {
+        try {
+          workers = await benchWorkers(upstream.url)
+          problems.push(...workers.problems)
+        } catch (err) {
+          skipped.push(
+            `(w) first call on a fresh Workers isolate: skipped, ${(err as Error).message.split('\n')[0]}`
+          )
+        }
+      }
     }
     // Every call but the direct ones went through a proxy: each must have reached the API with a token.
     const seen = await upstream.call<{ requests: number; bearer: number; direct: number }>('stats')
@@ -428,6 +454,7 @@ async function main() {
     }
   }
   if (sessions) Object.assign(targets, reportSessions(sessions))
+  if (workers) Object.assign(targets, reportWorkers(workers))
   console.log('')
   for (const [name, t] of Object.entries(targets)) {
     console.log(`target ${name} ${t.target}: ${t.value} ${t.met ? 'met' : 'MISSED'}`)
@@ -486,6 +513,7 @@ async function main() {
     bffLogs: Object.fromEntries(Object.entries(stores).map(([store, r]) => [store, r.logs])),
     memory,
     sessions,
+    workers,
     // MB/s of each download, by run, in round order.
     downloads: { bytes: DOWNLOAD_BYTES, mbPerSecond: Object.fromEntries(downloads) },
     targets,
