@@ -116,13 +116,52 @@ function ironBase64urlDecode(raw: string): Uint8Array<ArrayBuffer> {
   return out
 }
 
-function randomHex(bytes: number): string {
-  let hex = ''
-  for (const byte of crypto.getRandomValues(new Uint8Array(bytes))) {
-    hex += byte.toString(16).padStart(2, '0')
-  }
-  return hex
+function hex(bytes: Uint8Array): string {
+  let text = ''
+  for (const byte of bytes) text += byte.toString(16).padStart(2, '0')
+  return text
 }
+
+const randomBytes = (count: number) => crypto.getRandomValues(new Uint8Array(count))
+
+/**
+ * iron's seal of `data` with the bytes `random` draws, in iron's order (encryption salt, IV,
+ * MAC salt), so that the same bytes make the same seal.
+ */
+async function sealWith(
+  data: object,
+  id: string,
+  secret: string,
+  ttlSeconds: number,
+  random: (count: number) => Uint8Array<ArrayBuffer>
+): Promise<string> {
+  const salt = hex(random(32))
+  const iv = random(16)
+  const key = await derive(secret, salt, AES, 'encrypt')
+  const encrypted = new Uint8Array(
+    await crypto.subtle.encrypt({ name: 'AES-CBC', iv }, key, encoder.encode(JSON.stringify(data)))
+  )
+  const expiration = ttlSeconds ? String(Date.now() + ttlSeconds * 1000) : ''
+  const base = `${PREFIX}*${id}*${salt}*${base64urlEncode(iv)}*${base64urlEncode(encrypted)}*${expiration}`
+  const hmacSalt = hex(random(32))
+  return `${base}*${hmacSalt}*${await mac(secret, hmacSalt, base)}~${VERSION}`
+}
+
+/**
+ * One seal made and opened with a throwaway password and fixed bytes (no random values: this
+ * runs at a Workers isolate's start-up, where they are refused), so that the first real seal of
+ * the isolate finds this code compiled and WebCrypto's algorithms in use. Nothing it makes
+ * leaves it, and the real secrets are never used with fixed bytes.
+ */
+async function warmUp(): Promise<void> {
+  const password = 'web-iron-warm-up-0123456789-abcdefghijklmnop'
+  const sealed = await sealWith({ v: { warm: true }, exp: 0 }, '1', password, 0, (count) =>
+    new Uint8Array(count).fill(count)
+  )
+  await webIron.unseal(sealed, { '1': password })
+  baseKeys.delete(password)
+}
+let warmedUp: Promise<void> | undefined
 
 /** Compares two MACs in time that depends on their length only, as iron does. */
 function sameText(a: string, b: string): boolean {
@@ -136,25 +175,13 @@ function sameText(a: string, b: string): boolean {
 export const webIron: Iron = {
   prepare(secrets) {
     for (const secret of secrets) void baseKey(secret).catch(() => {})
+    warmedUp ??= warmUp().catch(() => {})
   },
 
   async seal(data, { id, secret }, ttlSeconds) {
     if (id && !/^\w+$/.test(id)) throw new Error('Invalid password id')
     if (secret.length < MIN_PASSWORD) throw new Error('Password string too short')
-    const salt = randomHex(32)
-    const iv = crypto.getRandomValues(new Uint8Array(16))
-    const key = await derive(secret, salt, AES, 'encrypt')
-    const encrypted = new Uint8Array(
-      await crypto.subtle.encrypt(
-        { name: 'AES-CBC', iv },
-        key,
-        encoder.encode(JSON.stringify(data))
-      )
-    )
-    const expiration = ttlSeconds ? String(Date.now() + ttlSeconds * 1000) : ''
-    const base = `${PREFIX}*${id}*${salt}*${base64urlEncode(iv)}*${base64urlEncode(encrypted)}*${expiration}`
-    const hmacSalt = randomHex(32)
-    return `${base}*${hmacSalt}*${await mac(secret, hmacSalt, base)}~${VERSION}`
+    return sealWith(data, id, secret, ttlSeconds, randomBytes)
   },
 
   /**
