@@ -16,9 +16,10 @@ export interface Iron {
   /**
    * Does ahead what each secret needs before its first seal or unseal (e.g. importing it as a
    * key), so that it happens when the sealer is made (on Workers: at isolate start-up) rather
-   * than on some session's first request. Optional; pure set-up only, no I/O.
+   * than on some session's first request. Optional; pure set-up only: no I/O, no random values.
+   * What it returns settles once that is done (and never rejects); no caller needs to wait.
    */
-  prepare?(secrets: readonly string[]): void
+  prepare?(secrets: readonly string[]): void | Promise<void>
 }
 
 /** iron-session itself: WebCrypto, on every runtime. */

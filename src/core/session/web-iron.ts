@@ -176,6 +176,7 @@ export const webIron: Iron = {
   prepare(secrets) {
     for (const secret of secrets) void baseKey(secret).catch(() => {})
     warmedUp ??= warmUp().catch(() => {})
+    return warmedUp
   },
 
   async seal(data, { id, secret }, ttlSeconds) {

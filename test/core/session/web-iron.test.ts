@@ -168,6 +168,21 @@ describe('webIron', () => {
     expect(await outcome(webIron, cases[0]!)).toEqual({ data: { v: 'odd', exp: 1 } })
   })
 
+  it('prepares at start-up without random values (a Workers isolate refuses them there)', async () => {
+    vi.resetModules()
+    const fresh = (await import('../../../src/core/session/web-iron.ts')).webIron
+    const random = vi.spyOn(crypto, 'getRandomValues')
+    const derive = vi.spyOn(crypto.subtle, 'deriveKey')
+    await fresh.prepare!([SECRET])
+    expect(random).not.toHaveBeenCalled()
+    // It did seal and open something: two keys for the seal, two for opening it.
+    expect(derive).toHaveBeenCalledTimes(4)
+    vi.restoreAllMocks()
+    // And it leaves nothing in the way of real seals.
+    const sealed = await fresh.seal({ v: 1, exp: 1 }, PASSWORD, 60)
+    expect(await webIron.unseal(sealed, PASSWORDS)).toEqual({ v: 1, exp: 1 })
+  })
+
   it('a sealer with it reads and writes the same cookies as the default one', async () => {
     const ref = { session: makeSession() }
     const old = 'old-secret-0123456789-abcdefghijklmnop'
