@@ -132,14 +132,17 @@ export function randomHex(bytes: number): string {
   // One getRandomValues call per id cost several microseconds on Node (more than all the rest
   // of the propagation); drawn from a pool refilled 4 KiB at a time, and turned into hex once
   // per refill (a slice of one flat string, not a string built per id), an id costs next to
-  // nothing. The refill writes each byte's two hex digits as one 16-bit store and decodes the
-  // whole once: some 6 µs, where joining 4 096 strings took over 100. The first fill is small:
-  // a fresh Workers isolate makes it on its first request, in code not yet optimised.
-  if (poolAt + bytes > poolEnd) {
-    poolEnd = poolEnd === 0 ? FIRST_FILL : POOL.length
-    crypto.getRandomValues(POOL.subarray(0, poolEnd))
-    for (let i = 0; i < poolEnd; i++) HEX_OUT[i] = HEX_PAIRS[POOL[i]!]!
-    poolHex = ASCII.decode(HEX_OUT.subarray(0, poolEnd))
+  // nothing. Where the runtime has Uint8Array's own toHex (workerd; not Node 20), it makes the
+  // hex; else each byte's two hex digits are written as one 16-bit store and decoded at once:
+  // some 6 µs, where joining 4 096 strings took over 100. On a fresh Workers isolate that loop,
+  // not yet optimised, cost its first request about half a millisecond.
+  if (poolAt + bytes > POOL.length) {
+    crypto.getRandomValues(POOL)
+    if (toHex) poolHex = toHex.call(POOL)
+    else {
+      for (let i = 0; i < POOL.length; i++) HEX_OUT[i] = HEX_PAIRS[POOL[i]!]!
+      poolHex = ASCII.decode(HEX_OUT)
+    }
     poolAt = 0
   }
   const hex = poolHex.slice(2 * poolAt, 2 * (poolAt + bytes))
@@ -148,6 +151,7 @@ export function randomHex(bytes: number): string {
 }
 const NON_ZERO = /[^0]/
 const POOL = new Uint8Array(4096)
+const toHex = (POOL as Uint8Array & { toHex?: () => string }).toHex
 /** Each byte's two hex digits as the 16-bit word that holds them in memory (either byte order). */
 const HEX_PAIRS = Uint16Array.from({ length: 256 }, (_, byte) => {
   const digits = new TextEncoder().encode(byte.toString(16).padStart(2, '0'))
@@ -155,12 +159,8 @@ const HEX_PAIRS = Uint16Array.from({ length: 256 }, (_, byte) => {
 })
 const HEX_OUT = new Uint16Array(POOL.length)
 const ASCII = new TextDecoder()
-/** The first fill's bytes: enough for a request's ids (a trace id and a span id or two). */
-const FIRST_FILL = 128
 let poolHex = ''
-/** How much of the pool the current fill holds, and how much of it is used. */
-let poolEnd = 0
-let poolAt = 0
+let poolAt = POOL.length
 
 /** A failure as a span's `error.type`: the BFF's error code, or the error's class name. */
 export function errorType(err: unknown): string {

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import {
   childContext,
   formatTraceparent,
@@ -108,6 +108,27 @@ describe('child contexts', () => {
     for (const place of [0, 1]) {
       const seen = new Set(ids.map((id) => id[place]))
       expect(seen.size).toBe(16)
+    }
+  })
+
+  it('takes the runtime’s own Uint8Array toHex where there is one (workerd), with the same ids', async () => {
+    // Node 20 has none: a stand-in after the spec, so that the path workerd takes runs here too.
+    const proto = Uint8Array.prototype as unknown as Record<string, unknown>
+    let calls = 0
+    proto.toHex = function (this: Uint8Array) {
+      calls++
+      return Buffer.from(this).toString('hex')
+    }
+    try {
+      vi.resetModules()
+      const fresh = (await import('../../../src/core/observe/trace.ts')).randomHex
+      const ids = Array.from({ length: 600 }, () => fresh(16))
+      for (const id of ids) expect(id).toMatch(/^[0-9a-f]{32}$/)
+      expect(new Set(ids).size).toBe(ids.length)
+      expect(calls).toBe(3) // 600 ids of 16 bytes: three 4 KiB fills
+    } finally {
+      delete proto.toHex
+      vi.resetModules()
     }
   })
 })
