@@ -5,8 +5,9 @@
  * makes its generic path slow on a fresh isolate: a per-character base64url codec in JavaScript
  * (a 2-3 KB packed session is decoded one character at a time, in code not yet optimised), option
  * objects cloned and checked per call, and a password import for every key derived. Here base64url
- * goes through the runtime's atob/btoa, each secret is imported for PBKDF2 once, and each key comes
- * from one deriveKey. The bytes in and out are iron's: each reads what the other writes
+ * goes through the runtime's own codec (Uint8Array's fromBase64/toBase64 where it has them, as
+ * workerd does, else atob/btoa), each secret is imported for PBKDF2 once, and each key comes from
+ * one deriveKey. The bytes in and out are iron's: each reads what the other writes
  * (test/core/session/web-iron.test.ts checks both ways and every refusal).
  */
 import type { Iron } from './seal.ts'
@@ -63,7 +64,19 @@ async function mac(password: string, salt: string, text: string): Promise<string
   )
 }
 
+/** ES2026's base64 of typed arrays, where the runtime has it (workerd; not Node 20). */
+interface NativeBase64 {
+  toBase64?: (options: { alphabet: 'base64url'; omitPadding: true }) => string
+}
+const fromBase64 = (
+  Uint8Array as unknown as {
+    fromBase64?: (text: string, options: { alphabet: 'base64url' }) => Uint8Array<ArrayBuffer>
+  }
+).fromBase64
+
 function base64urlEncode(bytes: Uint8Array): string {
+  const native = (bytes as NativeBase64).toBase64
+  if (native) return native.call(bytes, { alphabet: 'base64url', omitPadding: true })
   let binary = ''
   for (let i = 0; i < bytes.length; i += 0x8000) {
     binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000))
@@ -79,6 +92,8 @@ function base64urlEncode(bytes: Uint8Array): string {
  */
 function base64urlDecode(text: string): Uint8Array<ArrayBuffer> {
   if (!BASE64URL.test(text) || text.length % 4 === 1) return ironBase64urlDecode(text)
+  // Only the base64url alphabet from here: the runtime's decoders read it as iron's does.
+  if (fromBase64) return fromBase64(text, { alphabet: 'base64url' })
   const binary = atob(text.replace(/-/g, '+').replace(/_/g, '/'))
   const bytes = new Uint8Array(binary.length)
   for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i)

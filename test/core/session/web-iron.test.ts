@@ -183,6 +183,45 @@ describe('webIron', () => {
     expect(await webIron.unseal(sealed, PASSWORDS)).toEqual({ v: 1, exp: 1 })
   })
 
+  it('answers the same through the runtime’s own base64 (Uint8Array.fromBase64, as workerd’s)', async () => {
+    // Node 20 has no Uint8Array.fromBase64/toBase64: stand-ins after the spec, for the options
+    // webIron passes (base64url, no padding), so that the path workerd takes runs here too.
+    const U8 = Uint8Array as unknown as Record<string, unknown>
+    const proto = Uint8Array.prototype as unknown as Record<string, unknown>
+    const calls = { from: 0, to: 0 }
+    U8.fromBase64 = (text: string, options: { alphabet?: string }) => {
+      calls.from++
+      expect(options).toEqual({ alphabet: 'base64url' })
+      if (!/^[\w-]*$/.test(text)) throw new SyntaxError('not base64url')
+      return new Uint8Array(Buffer.from(text, 'base64url'))
+    }
+    proto.toBase64 = function (this: Uint8Array, options: object) {
+      calls.to++
+      expect(options).toEqual({ alphabet: 'base64url', omitPadding: true })
+      return Buffer.from(this).toString('base64url')
+    }
+    try {
+      vi.resetModules()
+      const native = (await import('../../../src/core/session/web-iron.ts')).webIron
+      const data = { v: { session: makeSession() }, exp: 1 }
+      const ours = await native.seal(data, PASSWORD, 600)
+      expect(await ironSession.unseal(ours, PASSWORDS)).toEqual(JSON.parse(JSON.stringify(data)))
+      const theirs = await ironSession.seal(data, PASSWORD, 600)
+      expect(await native.unseal(theirs, PASSWORDS)).toEqual(JSON.parse(JSON.stringify(data)))
+      const odd = authentic({
+        iv: `${IV.toString('base64url')}==`,
+        encrypted: `${encrypted({ v: 1 }).toString('base64url')}=`,
+      })
+      expect(await outcome(native, odd)).toEqual(await outcome(ironSession, odd))
+      expect(calls.from).toBeGreaterThan(0)
+      expect(calls.to).toBeGreaterThan(0)
+    } finally {
+      delete U8.fromBase64
+      delete proto.toBase64
+      vi.resetModules()
+    }
+  })
+
   it('a sealer with it reads and writes the same cookies as the default one', async () => {
     const ref = { session: makeSession() }
     const old = 'old-secret-0123456789-abcdefghijklmnop'
