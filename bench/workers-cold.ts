@@ -19,12 +19,15 @@
  * of its own, often elsewhere: the Worker isolate's own cost.
  *
  * `npx tsx bench/workers-cold.ts [--smoke]`; `npm run bench -- --only=workers` runs it as (w).
- * BENCH_WORKERS_ROUNDS sets the rounds (default 12; 2 with --smoke).
+ * BENCH_WORKERS_ROUNDS sets the rounds (default 12; 2 with --smoke); BENCH_WORKERS_COMPARE=<dir>
+ * adds another checkout's BFF (objects in the same workerd) to the same rounds.
  */
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { execFile } from 'node:child_process'
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import type { Readable } from 'node:stream'
+import { promisify } from 'node:util'
 import { Miniflare, type WorkerOptions } from 'miniflare'
 import { DEMO_BFF_CLIENT, bffClientMetadata, startIdp, type Idp } from '../src/demo/idp.ts'
 import { buildWorker, type WorkerBuild } from '../test/adapters/workers/build.ts'
@@ -35,9 +38,16 @@ import { cookieHeader, here, login } from './stores.ts'
 
 export type WorkersStore = 'durable-object' | 'cookie'
 export type WorkersLayout = 'together' | 'apart'
-export type WorkersTargetKey = 'bare' | 'bare+object' | `${WorkersStore}/${WorkersLayout}`
+export type WorkersTargetKey =
+  'bare' | 'bare+object' | `${WorkersStore}/${WorkersLayout}` | `${WorkersStore}/together@compare`
 const STORES: readonly WorkersStore[] = ['durable-object', 'cookie']
 const LAYOUTS: readonly WorkersLayout[] = ['together', 'apart']
+/**
+ * BENCH_WORKERS_COMPARE=<another checkout, built with its own wrangler.toml>: its BFF too, with
+ * objects in the same workerd, in the same rounds (a before/after that consecutive runs, on
+ * machines whose speed drifts, cannot give).
+ */
+const COMPARE = process.env.BENCH_WORKERS_COMPARE
 export const WORKERS_ROUNDS = SMOKE ? 2 : positive('BENCH_WORKERS_ROUNDS', 12)
 /** The most CPU the BFF's first call may add to the bare proxy Worker's (issue 21). */
 export const WORKERS_TARGET_MS = 2
@@ -271,11 +281,13 @@ export async function bffSetup(
   layout: WorkersLayout,
   build: WorkerBuild,
   idp: Idp,
-  upstream: string
+  upstream: string,
+  /** Marks the bundle of BENCH_WORKERS_COMPARE's checkout. */
+  compare = false
 ): Promise<{ setup: Setup; stop: () => Promise<void> }> {
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
-  const clientId = `bench-workers-${store}-${layout}`
+  const clientId = `bench-workers-${store}-${layout}${compare ? '-compare' : ''}`
   await idp.addClient(
     bffClientMetadata({
       redirectUris: [`${url}/bff/callback`],
@@ -297,7 +309,7 @@ export async function bffSetup(
   const dir = mkdtempSync(path.join(os.tmpdir(), `bff-bench-workers-${store}-${layout}-`))
   let host: Miniflare | undefined
   const setup: Setup = {
-    key: `${store}/${layout}`,
+    key: compare && layout === 'together' ? `${store}/together@compare` : `${store}/${layout}`,
     port,
     options: bffWorker('bff', build, env, layout === 'apart' ? OBJECTS(store) : undefined),
     headers: {},
@@ -430,6 +442,22 @@ export async function benchWorkers(upstream: string): Promise<WorkersResult> {
         setups.push(setup)
       }
     }
+    if (COMPARE) {
+      await promisify(execFile)('npm', ['run', '--silent', 'build:worker'], {
+        cwd: COMPARE,
+        env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: 'true', NO_COLOR: '1' },
+      })
+      // workerd reads modules only below its working directory: the bundle comes over here.
+      const scriptPath = path.join(path.dirname(build.scriptPath), '../worker-compare/worker.js')
+      mkdirSync(path.dirname(scriptPath), { recursive: true })
+      copyFileSync(path.join(COMPARE, 'dist/worker/worker.js'), scriptPath)
+      const other = { ...build, scriptPath }
+      for (const store of STORES) {
+        const { setup, stop } = await bffSetup(store, 'together', other, idp, upstream, true)
+        stops.push(stop)
+        setups.push(setup)
+      }
+    }
     const calls: WorkersResult['calls'] = {}
     for (let r = 0; r < WORKERS_ROUNDS; r++) {
       // Rotated order, as the load rounds do: no target always follows the same one.
@@ -466,6 +494,8 @@ const NAMES: Record<WorkersTargetKey, string> = {
   'cookie/together': '(w) BFF, cookie store',
   'durable-object/apart': '(w) BFF, durable-object, objects apart',
   'cookie/apart': '(w) BFF, cookie store, objects apart',
+  'durable-object/together@compare': '(w) BFF, durable-object [compare]',
+  'cookie/together@compare': '(w) BFF, cookie store [compare]',
 }
 
 /** The (w) lines of the report, and the targets' verdicts. */
