@@ -23,7 +23,7 @@
  * adds another checkout's BFF (objects in the same workerd) to the same rounds.
  */
 import { execFile } from 'node:child_process'
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import type { Readable } from 'node:stream'
@@ -35,6 +35,10 @@ import { freePort } from '../test/helpers/upstream.ts'
 import { startChild, type Child } from './child.ts'
 import { CSRF, SMOKE, median, positive, round, timedGet } from './load.ts'
 import { cookieHeader, here, login } from './stores.ts'
+import { bareObjectSetup, bareSetup } from './workers-bare.ts'
+import { processCpuNs, start, threadCpuNs, workersUnmeasurable, type Setup } from './workerd.ts'
+
+export { workersUnmeasurable }
 
 export type WorkersStore = 'durable-object' | 'cookie'
 export type WorkersLayout = 'together' | 'apart'
@@ -77,137 +81,6 @@ export interface WorkersResult {
   /** Per BFF target, its first call minus the bare proxy's of the same round. */
   added: Partial<Record<WorkersTargetKey, { cpuMs: number[]; wallMs: number[] }>>
   problems: string[]
-}
-
-/** The bare proxy Worker: the request to the upstream with a fixed bearer token, nothing else. */
-const BARE_WORKER = `
-export default {
-  async fetch(request, env) {
-    const url = new URL(request.url)
-    const headers = new Headers(request.headers)
-    headers.delete('cookie')
-    headers.set('authorization', 'Bearer bench-fixed-token')
-    return fetch(env.UPSTREAM + url.pathname + url.search, {
-      method: request.method,
-      headers,
-      body: request.body,
-    })
-  },
-}
-`
-
-/**
- * The bare proxy with a session store's least: the token read from the session's Durable Object
- * (SQLite storage) named by the cookie, as a `durable-object` store must. What the store costs on
- * a fresh workerd, apart from the BFF's code.
- */
-const BARE_OBJECT_WORKER = `
-import { DurableObject } from 'cloudflare:workers'
-export class Session extends DurableObject {
-  read() { return this.ctx.storage.kv.get('session') ?? null }
-  write(session) { this.ctx.storage.kv.put('session', session) }
-}
-export default {
-  async fetch(request, env) {
-    const url = new URL(request.url)
-    const id = /(?:^|; )s=([^;]*)/.exec(request.headers.get('cookie') ?? '')?.[1] ?? ''
-    const session = env.SESSIONS.get(env.SESSIONS.idFromName(id))
-    if (url.pathname === '/login') {
-      await session.write({ token: 'bench-fixed-token' })
-      return new Response('ok')
-    }
-    const stored = await session.read()
-    if (!stored) return new Response('no session', { status: 401 })
-    const headers = new Headers(request.headers)
-    headers.delete('cookie')
-    headers.set('authorization', 'Bearer ' + stored.token)
-    return fetch(env.UPSTREAM + url.pathname + url.search, {
-      method: request.method,
-      headers,
-      body: request.body,
-    })
-  },
-}
-`
-
-/** Nanoseconds on CPU of one thread (schedstat's first field). */
-function threadCpuNs(pid: number, tid: number): number {
-  try {
-    return Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0])
-  } catch {
-    return 0
-  }
-}
-
-function processCpuNs(pid: number): number {
-  let sum = 0
-  for (const tid of readdirSync(`/proc/${pid}/task`)) sum += threadCpuNs(pid, Number(tid))
-  return sum
-}
-
-/** The workerd processes this process started (Miniflare spawns them as its children). */
-function workerdPids(): number[] {
-  const pids: number[] = []
-  for (const tid of readdirSync(`/proc/${process.pid}/task`)) {
-    let children = ''
-    try {
-      children = readFileSync(`/proc/${process.pid}/task/${tid}/children`, 'utf8')
-    } catch {
-      continue
-    }
-    for (const pid of children.split(' ').filter(Boolean).map(Number)) {
-      try {
-        if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'workerd') pids.push(pid)
-      } catch {
-        // gone meanwhile
-      }
-    }
-  }
-  return pids
-}
-
-/** How to start one target's workerd, and the session it calls with. */
-export interface Setup {
-  key: WorkersTargetKey
-  port: number
-  options: WorkerOptions
-  /** Durable Object storage kept from one workerd to the next (objects in the same workerd). */
-  persist?: string
-  /** The dev registry through which the objects of another workerd are reached. */
-  registry?: string
-  headers: Record<string, string>
-  /** Another session's, for its first call on the isolate once warm. */
-  otherHeaders: Record<string, string>
-}
-
-/** A Miniflare (one workerd) for `setup`, and the workerd's pid. */
-export async function start(
-  setup: Setup,
-  /** A port for workerd's inspector (bench/workers-profile.ts), reached at ws://…/<worker name>. */
-  inspectorPort?: number
-): Promise<{ mf: Miniflare; pid: number; url: string }> {
-  const before = new Set(workerdPids())
-  const mf = new Miniflare({
-    cf: false,
-    host: '127.0.0.1',
-    port: setup.port,
-    workers: [{ ...setup.options, ...(inspectorPort ? { unsafeInspectorProxy: true } : {}) }],
-    ...(inspectorPort ? { inspectorPort } : {}),
-    ...(setup.persist ? { durableObjectsPersist: setup.persist } : {}),
-    ...(setup.registry ? { unsafeDevRegistryPath: setup.registry } : {}),
-    // The runtime's own lines would interleave with the bench's report.
-    handleRuntimeStdio(stdout: Readable, stderr: Readable) {
-      stdout.resume()
-      stderr.resume()
-    },
-  })
-  const url = (await mf.ready).origin
-  const pid = workerdPids().find((p) => !before.has(p))
-  if (!pid) {
-    await mf.dispose()
-    throw new Error('no new workerd process among this process’s children')
-  }
-  return { mf, pid, url }
 }
 
 /** One round's call: a new workerd (a fresh isolate), one GET with the session, its costs. */
@@ -356,73 +229,6 @@ export async function bffSetup(
   return { setup, stop }
 }
 
-export async function bareSetup(upstream: string): Promise<Setup> {
-  return {
-    key: 'bare',
-    port: await freePort(),
-    options: {
-      name: 'bare',
-      modules: true,
-      script: BARE_WORKER,
-      compatibilityDate: '2026-04-20',
-      bindings: { UPSTREAM: upstream },
-    },
-    headers: { ...CSRF },
-    otherHeaders: { ...CSRF },
-  }
-}
-
-/** The bare proxy with a session object, two sessions stored before the rounds. */
-export async function bareObjectSetup(
-  upstream: string
-): Promise<{ setup: Setup; stop: () => Promise<void> }> {
-  const persist = mkdtempSync(path.join(os.tmpdir(), 'bff-bench-workers-bare-object-'))
-  const setup: Setup = {
-    key: 'bare+object',
-    port: await freePort(),
-    persist,
-    options: {
-      name: 'bare-object',
-      modules: true,
-      script: BARE_OBJECT_WORKER,
-      compatibilityDate: '2026-04-20',
-      bindings: { UPSTREAM: upstream },
-      durableObjects: { SESSIONS: { className: 'Session', useSQLite: true } },
-    },
-    headers: { ...CSRF, cookie: 's=session-a' },
-    otherHeaders: { ...CSRF, cookie: 's=session-b' },
-  }
-  const stop = async () => rmSync(persist, { recursive: true, force: true })
-  const { mf, url } = await start(setup)
-  try {
-    for (const headers of [setup.headers, setup.otherHeaders]) {
-      const written = await timedGet(`${url}/login`, headers)
-      const check = await timedGet(`${url}/api/items`, headers)
-      if (written.status !== 200 || check.status !== 200) {
-        throw new Error(`the bare proxy with a session object answered ${check.status}`)
-      }
-    }
-  } catch (err) {
-    await stop()
-    throw err
-  } finally {
-    await mf.dispose()
-  }
-  return { setup, stop }
-}
-
-/** Why this machine cannot measure workerd's threads, or undefined when it can. */
-export function workersUnmeasurable(): string | undefined {
-  if (process.platform !== 'linux') return 'not Linux (no /proc/<pid>/task/<tid>/schedstat)'
-  try {
-    readFileSync(`/proc/${process.pid}/task/${process.pid}/schedstat`)
-    readFileSync(`/proc/${process.pid}/task/${process.pid}/children`)
-  } catch {
-    return 'no schedstat or children in /proc'
-  }
-  return undefined
-}
-
 /** The whole measurement against `upstream` (an origin). */
 export async function benchWorkers(upstream: string): Promise<WorkersResult> {
   const problems: string[] = []
@@ -501,6 +307,7 @@ const NAMES: Record<WorkersTargetKey, string> = {
 /** The (w) lines of the report, and the targets' verdicts. */
 export function reportWorkers(result: WorkersResult) {
   const ms = (n: number) => n.toFixed(2)
+  const plus = (n: number) => `${n >= 0 ? '+' : ''}${ms(n)}`
   const range = (values: number[]) => `${ms(Math.min(...values))}–${ms(Math.max(...values))}`
   const pad = (s: string, n: number) => s.padStart(n)
   console.log('')
@@ -528,8 +335,8 @@ export function reportWorkers(result: WorkersResult) {
     if (added) {
       const value = round(median(added.cpuMs))
       line +=
-        `${pad(`+${ms(value)}`, 13)}${pad(range(added.cpuMs), 14)}` +
-        `${pad(`+${ms(median(added.wallMs))}`, 14)}`
+        `${pad(plus(value), 13)}${pad(range(added.cpuMs), 14)}` +
+        `${pad(plus(median(added.wallMs)), 14)}`
       // The target is the BFF's; the bare proxy with a session object is for comparison.
       if (key !== 'bare+object') {
         targets[`${NAMES[key]} first call CPU added`] = {

@@ -13,13 +13,9 @@ import { freePort } from '../test/helpers/upstream.ts'
 import { startChild } from './child.ts'
 import { timedGet } from './load.ts'
 import { here } from './stores.ts'
-import {
-  bareSetup,
-  bffSetup,
-  start,
-  type WorkersLayout,
-  type WorkersStore,
-} from './workers-cold.ts'
+import { bareSetup } from './workers-bare.ts'
+import { bffSetup, type WorkersLayout, type WorkersStore } from './workers-cold.ts'
+import { start } from './workerd.ts'
 
 interface ProfileNode {
   id: number
