@@ -11,7 +11,8 @@
  * interleaved in rounds so that every ratio compares runs made on the same machine (see `loadAll`);
  * and (g) Apache httpd with mod_auth_openidc (bench/apache.ts) when Debian's packages are installed;
  * then, per store, a refresh storm (200 concurrent calls of one session whose access token has
- * expired: one refresh grant expected), and the memory store's bytes per session for 100k sessions.
+ * expired: one refresh grant expected), and the memory store's bytes per session (heap) and the
+ * redis store's (a redis-server of its own: bench/redis-memory.ts) for 100k sessions.
  * Then the many-sessions scenario (bench/sessions.ts): 1, 10 000 and 100 000 live sessions per
  * store, and the cost of a session's first call on an instance; and (w) a session's first call on
  * a fresh Cloudflare Workers isolate in workerd, against a bare proxy Worker's
@@ -35,6 +36,7 @@ import { openSessionCookie } from '../test/helpers/session-cookie.ts'
 import { startChild, type Child } from './child.ts'
 import { apacheInstalled, startApache, type Apache } from './apache.ts'
 import { redisClusterInstalled, startBenchCluster, type BenchCluster } from './redis-cluster.ts'
+import { redisPerSession, type RedisMemory } from './redis-memory.ts'
 import { benchSessions, reportSessions, type SessionsResult } from './sessions.ts'
 import {
   benchWorkers,
@@ -214,6 +216,7 @@ async function main() {
   const problems: string[] = []
   const skipped: string[] = []
   let memory: Awaited<ReturnType<typeof memoryPerSession>> | undefined
+  let redisMemory: RedisMemory | undefined
   let sessions: SessionsResult | undefined
   let workers: WorkersResult | undefined
   let apache: Apache | undefined
@@ -302,6 +305,8 @@ async function main() {
     }
     const template = stores.cookie?.session
     if (template) memory = await memoryPerSession(template)
+    // A redis-server of its own (bench/redis-memory.ts), when the redis store is measured at all.
+    if (template && wanted('redis')) redisMemory = await redisPerSession(template, MEMORY_SESSIONS)
     if (wanted('sessions')) {
       const kinds = (['cookie', 'memory', 'redis', 'cluster'] as const).filter(
         (k) => (k !== 'redis' || redisUp) && (k !== 'cluster' || cluster)
@@ -437,6 +442,14 @@ async function main() {
         `(heap after GC; the session is ${memory.sessionJsonBytes} bytes as JSON)`
     )
   }
+  if (redisMemory) {
+    const { keyBytes } = redisMemory
+    console.log(
+      `redis store: ${redisMemory.sessions} sessions -> ${redisMemory.bytesPerSession} bytes per ` +
+        `session (used_memory); MEMORY USAGE of one session's keys ${keyBytes.total} bytes ` +
+        `(session ${keyBytes.session}, sid index ${keyBytes.sid}, sub index ${keyBytes.sub})`
+    )
+  }
   const bareSpeeds = downloads.get('bare') ?? []
   const downloadRatio = (key: RunKey) =>
     round(median((downloads.get(key) ?? []).map((speed, i) => speed / bareSpeeds[i]!)))
@@ -512,6 +525,7 @@ async function main() {
     storms: Object.fromEntries(Object.entries(stores).map(([store, r]) => [store, r.storm])),
     bffLogs: Object.fromEntries(Object.entries(stores).map(([store, r]) => [store, r.logs])),
     memory,
+    redisMemory,
     sessions,
     workers,
     // MB/s of each download, by run, in round order.
