@@ -10,7 +10,7 @@ import type { Logger } from '../src/core/observe/log.ts'
 import { startNode } from '../src/adapters/node/start.ts'
 import { memoryStore } from '../src/core/session/stores/memory.ts'
 import { serveParent } from './child.ts'
-import { sessionMinter } from './mint.ts'
+import { sessionMinter, type MintRequest } from './mint.ts'
 
 const env = JSON.parse(process.env.BENCH_BFF_ENV ?? '{}') as Record<string, string>
 const logs: Record<string, number> = {}
@@ -38,7 +38,7 @@ serveParent(
       offsetMs += Number(seconds) * 1000
     },
     logs: () => logs,
-    mint: (args) => minter.mint(args as { cookie: string; count: number }),
+    mint: (args) => minter.mint(args as unknown as MintRequest),
     // With --expose-gc: the memory after full collections (bench/websocket.ts).
     memory: () => {
       const gc = (globalThis as { gc?: () => void }).gc

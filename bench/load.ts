@@ -6,6 +6,7 @@
 import autocannon from 'autocannon'
 import { get } from 'node:http'
 import type { Child } from './child.ts'
+import { applySetCookie, setCookieOf } from './cookies.ts'
 
 export const SMOKE = process.argv.includes('--smoke')
 
@@ -33,6 +34,8 @@ export interface Run {
   /** Answers other than 2xx, and requests without an answer: both must be 0. */
   non2xx: number
   errors: number
+  /** With many sessions: the share of answers that set a new session cookie (slid or re-sealed). */
+  newCookieShare?: number
 }
 
 /** One stretch of load on one target: the raw figures, merged later into a `Run`. */
@@ -47,6 +50,8 @@ export interface Slice {
   cpuMicros: number
   /** The part of cpuMicros spent in the kernel (on loopback, mostly the sockets' TCP work). */
   systemMicros: number
+  /** Answers that set a cookie (counted only for a target with `cookies`). */
+  newCookies: number
 }
 
 /** Something the load is aimed at: the upstream, the bare proxy or a BFF. */
@@ -62,9 +67,11 @@ export interface Target<K extends string = string> {
   headers: () => Promise<Record<string, string>>
   /**
    * Cookie headers to spread the load over, one per request in turn (many sessions); each
-   * request's own `cookie` replaces the one from `headers`.
+   * request's own `cookie` replaces the one from `headers`. Kept as a browser keeps them: an
+   * answer's Set-Cookie replaces its session's entry in place, for its next request. The turn
+   * goes on across slices, so every one of them is used however short the slices.
    */
-  cookies?: readonly string[]
+  cookies?: string[]
   /** The process under load, for its CPU time. */
   server?: Child
 }
@@ -78,6 +85,7 @@ export async function measure(target: Target, seconds: number): Promise<Slice> {
   const headers = await target.headers()
   let latencies = new Float64Array(1 << 16)
   let n = 0
+  const cookies = target.cookies ? browserCookies(target.cookies) : undefined
   const cpuBefore = await target.server?.call<NodeJS.CpuUsage>('cpu')
   const r = await new Promise<autocannon.Result>((resolve, reject) => {
     const instance = autocannon(
@@ -87,7 +95,7 @@ export async function measure(target: Target, seconds: number): Promise<Slice> {
         timeout: 10,
         headers,
         duration: seconds,
-        ...(target.cookies ? { requests: [{ setupRequest: spread(target.cookies) }] } : {}),
+        ...(cookies ? { requests: [cookies.request] } : {}),
       },
       (err, result) => (err ? reject(err) : resolve(result))
     )
@@ -116,6 +124,7 @@ export async function measure(target: Target, seconds: number): Promise<Slice> {
         ? cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system
         : NaN,
     systemMicros: cpuBefore && cpuAfter ? cpuAfter.system - cpuBefore.system : NaN,
+    newCookies: cookies?.take() ?? 0,
   }
 }
 
@@ -137,6 +146,9 @@ export function merge(name: string, slices: Slice[]): Run {
     ...(Number.isNaN(cpu) ? {} : { cpuUsPerRequest: round(cpu / requests, 1) }),
     non2xx: sum((s) => s.non2xx),
     errors: sum((s) => s.errors),
+    ...(sum((s) => s.newCookies)
+      ? { newCookieShare: round(sum((s) => s.newCookies) / requests, 4) }
+      : {}),
   }
 }
 
@@ -160,22 +172,49 @@ export async function loadAll<K extends string>(targets: Target<K>[]): Promise<M
   return slices
 }
 
-/** Gives each request the next cookie of `cookies`, in turn across all connections. */
-function spread(cookies: readonly string[]) {
-  let next = 0
-  return (request: autocannon.Request) => {
-    const cookie = cookies[next++ % cookies.length]!
-    return { ...request, headers: { ...request.headers, cookie } }
+/** Where each list of cookies is in its turn, across slices. */
+const turns = new WeakMap<string[], { next: number }>()
+
+/**
+ * Gives each request the next cookie of `cookies`, in turn across all connections, and keeps what
+ * its answer sets as that session's cookie. A connection has one request in flight (autocannon's
+ * default pipelining of 1), so its context says whose answer it is.
+ */
+function browserCookies(cookies: string[]) {
+  let turn = turns.get(cookies)
+  if (!turn) turns.set(cookies, (turn = { next: 0 }))
+  let newCookies = 0
+  type Ctx = { session?: number }
+  const request: autocannon.Request = {
+    setupRequest(request: autocannon.Request, context: object) {
+      const i = turn.next++ % cookies.length
+      ;(context as Ctx).session = i
+      return { ...request, headers: { ...request.headers, cookie: cookies[i]! } }
+    },
+    onResponse(_status: number, _body: string, context: object, headers?: object) {
+      const set = headers && setCookieOf(headers as Record<string, string | string[]>)
+      const i = (context as Ctx).session
+      if (!set || i === undefined) return
+      newCookies++
+      cookies[i] = applySetCookie(cookies[i]!, set)
+    },
   }
+  return { request, take: () => newCookies }
 }
 
 /** One GET on a connection of its own; resolves with the status and the time to the last byte. */
 export function timedGet(url: string, headers: Record<string, string>) {
-  return new Promise<{ status: number; ms: number }>((resolve) => {
+  return new Promise<{ status: number; ms: number; setCookie?: string[] }>((resolve) => {
     const started = performance.now()
     const req = get(url, { headers, agent: false, timeout: 30_000 }, (res) => {
       res.resume()
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, ms: performance.now() - started }))
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          ms: performance.now() - started,
+          setCookie: res.headers['set-cookie'],
+        })
+      )
     })
     req.on('timeout', () => req.destroy(new Error('timeout')))
     req.on('error', () => resolve({ status: 0, ms: performance.now() - started }))

@@ -20,6 +20,14 @@ const GRACE = { graceSeconds: EXPIRED_COOKIE_GRACE_SECONDS }
 /** Longest chunk value the BFF writes stays below this; a longer seal is split the same way. */
 const CHUNK = 3800
 
+export interface MintRequest {
+  /** A real login's session cookie (its chunks joined), the template. */
+  cookie: string
+  count: number
+  from?: number
+  accessTokenTtl?: number
+}
+
 export function sessionMinter(env: Record<string, string>, memory: SessionStore | undefined) {
   const secrets = env.BFF_SESSION_SECRET!.split(',')
   const sealer = createSealer(secrets)
@@ -51,7 +59,12 @@ export function sessionMinter(env: Record<string, string>, memory: SessionStore 
     }).join('; ')
 
   return {
-    async mint({ cookie, count }: { cookie: string; count: number }): Promise<string[]> {
+    /**
+     * `count` sessions of users `from`, `from + 1`, …; with `accessTokenTtl` (seconds) their access
+     * tokens last that long instead of the template's (bench/soak.ts: the clones' random refresh
+     * tokens mean nothing to the IdP, so they must never need a refresh).
+     */
+    async mint({ cookie, count, from = 0, accessTokenTtl }: MintRequest): Promise<string[]> {
       const ref = (await forms.open(cookie))?.ref
       if (!ref) throw new Error('the template cookie does not open')
       const template: Session | null = 'session' in ref ? ref.session : await store!.get(ref)
@@ -61,7 +74,8 @@ export function sessionMinter(env: Record<string, string>, memory: SessionStore 
       // In batches: Redis writes of a batch leave together, the seals share the event loop.
       for (let start = 0; start < count; start += 500) {
         const batch = Array.from({ length: Math.min(500, count - start) }, async (_, j) => {
-          const session = cloneSession(template, start + j, nowSeconds)
+          const session = cloneSession(template, from + start + j, nowSeconds)
+          if (accessTokenTtl) session.accessTokenExpiresAt = nowSeconds + accessTokenTtl
           const minted: SessionRef = store ? await store.set(session) : { session }
           const ttl = session.expiresAt - nowSeconds
           return cookieOf(

@@ -2,12 +2,34 @@
  * The cold path: real traffic spreads over thousands of users, and behind a load balancer a request
  * often meets a session this instance has not seen yet. Per store, a BFF of its own holds 1, 10 000
  * and 100 000 live sessions (one real login, the rest minted from it: clone.ts, mint.ts) and the
- * load goes round robin over the first N of them, interleaved in rounds with a bare proxy as in the
- * main table. Then "the first call of a session on this instance": sessions the BFF has never
- * served, each called once, then each once more; the CPU per call and the latency of the two.
+ * load goes round robin over them, taking turns with a bare proxy in rounds as in the main table.
+ * Then "the first call of a session on this instance": sessions the BFF has never served, each
+ * called once, then each once more; the CPU per call and the latency of the two.
+ *
+ * Every call carries the newest cookie the BFF issued for its session, as a browser's would. The
+ * BFF slides a session's idle expiry when it is more than a minute (its touch interval) past its
+ * last slide, with a store write and a new cookie, in `cookie` mode a new seal; a client that
+ * kept an older cookie would make every later call of that session slide and re-seal again, which
+ * no browser causes. So both halves of it:
+ * - each row's sessions are minted right before the row, and the first-call sessions right before
+ *   their two passes: no call meets a session older than the touch interval because the bench
+ *   made it minutes earlier (they were all minted up front before, and autocannon did not keep
+ *   Set-Cookie: in `cookie` mode every call of the larger rows re-sealed);
+ * - each answer's Set-Cookie replaces its session's cookie for that session's next call
+ *   (load.ts, cookies.ts), as a browser keeps it, and the turn over the sessions goes on from
+ *   slice to slice, so a row really spreads over all its sessions;
+ * - each row takes turns with the bare proxy alone, rather than with all nine rows: a session of
+ *   the 100 000 row is then called about every 100 000 / (requests per second) x 2 seconds,
+ *   under a minute here, as steady load of that many users would call it, instead of every
+ *   couple of minutes (which would make nearly every call a slide).
+ * Minting alone would not do (the rows last longer than the touch interval) and keeping
+ * Set-Cookie alone would not either (a session minted minutes before slides on its first call).
+ * What is left is what a browser sees: a session slides once a minute while used; each row
+ * reports the share of answers that set a new cookie.
  */
 import type { Idp } from '../src/demo/idp.ts'
 import { startChild, type Child } from './child.ts'
+import { applySetCookie, sessionCookieValue } from './cookies.ts'
 import {
   CSRF,
   SMOKE,
@@ -50,29 +72,21 @@ export interface SessionsResult {
   runs: Record<string, Run & { store: StoreKind; sessions: number }>
   ratios: Record<string, { median: number; rounds: number[]; p99AddedMs: number }>
   firstCall: Partial<Record<StoreKind, FirstCall>>
-  /** Seconds each store took to mint its sessions (not measured load). */
+  /** Seconds each store took to mint its sessions, all rows' together (not measured load). */
   mintSeconds: Partial<Record<StoreKind, number>>
   problems: string[]
-}
-
-/** The session cookie of a login's headers, its chunks joined: the sealed value. */
-function sealedOf(cookieHeader: string): string {
-  const jar = new Map(
-    cookieHeader.split('; ').map((pair) => pair.split('=', 2) as [string, string])
-  )
-  let sealed = jar.get('bff') ?? ''
-  for (let i = 1; jar.has(`bff.${i}`); i++) sealed += jar.get(`bff.${i}`)
-  return sealed
 }
 
 async function firstCalls(bff: Child, url: string, cookies: string[]): Promise<FirstCall> {
   const pass = async () => {
     const before = await bff.call<NodeJS.CpuUsage>('cpu')
     const ms: number[] = []
-    for (const cookie of cookies) {
-      const { status, ms: took } = await timedGet(url, { ...CSRF, cookie })
+    for (const [i, cookie] of cookies.entries()) {
+      const { status, ms: took, setCookie } = await timedGet(url, { ...CSRF, cookie })
       if (status !== 200) throw new Error(`a minted session answered ${status}`)
       ms.push(took)
+      // The second call carries what the first set, if anything, as a browser's would.
+      cookies[i] = applySetCookie(cookie, setCookie)
     }
     const after = await bff.call<NodeJS.CpuUsage>('cpu')
     const cpu = after.user + after.system - before.user - before.system
@@ -106,65 +120,66 @@ export async function benchSessions(
   const bare = await startChild(here('./bare-proxy.ts'), {
     env: { NODE_ENV: 'production', BENCH_UPSTREAM: upstream.url },
   })
+  const bareTarget: Target = {
+    key: 'bare',
+    name: '(b) bare Node proxy',
+    url: `${bare.url}/api/items`,
+    headers: async () => CSRF,
+    server: bare,
+  }
   const running: StoreUnderTest[] = []
   try {
-    const targets: Target[] = [
-      {
-        key: 'bare',
-        name: '(b) bare Node proxy',
-        url: `${bare.url}/api/items`,
-        headers: async () => CSRF,
-        server: bare,
-      },
-    ]
-    const reserved = new Map<StoreKind, string[]>()
-    const largest = Math.max(...COUNTS)
+    const templates = new Map<StoreKind, string>()
+    // Users already minted per store: every mint makes new ones.
+    const minted = new Map<StoreKind, number>()
+    const mint = async (under: StoreUnderTest, count: number) => {
+      const from = minted.get(under.store) ?? 0
+      minted.set(under.store, from + count)
+      const started = performance.now()
+      const cookies = await under.bff.call<string[]>('mint', {
+        cookie: templates.get(under.store),
+        count,
+        from,
+      })
+      const seconds = (performance.now() - started) / 1000
+      result.mintSeconds[under.store] = round((result.mintSeconds[under.store] ?? 0) + seconds, 1)
+      return cookies
+    }
     for (const store of stores) {
       const under = await startStore(store, idp, upstream, undefined, '-sessions', {
         clusterSeeds,
       })
       running.push(under)
       const login = await under.target.headers()
-      const started = performance.now()
-      const cookies = await under.bff.call<string[]>('mint', {
-        cookie: sealedOf(login.cookie!),
-        count: largest + FIRST_CALLS,
-      })
-      result.mintSeconds[store] = round((performance.now() - started) / 1000, 1)
-      reserved.set(store, cookies.slice(largest))
-      for (const count of COUNTS) {
-        targets.push({
-          key: `${store}:${count}`,
+      templates.set(store, sessionCookieValue(login.cookie!))
+      // First calls before any load, so no cache of the BFF has met these sessions.
+      const fresh = await mint(under, FIRST_CALLS)
+      result.firstCall[store] = await firstCalls(under.bff, under.target.url, fresh)
+    }
+    for (const count of COUNTS) {
+      for (const under of running) {
+        const { store } = under
+        const key = `${store}:${count}`
+        const target: Target = {
+          key,
           name: `(${LETTER[store]}) ${store}, ${count.toLocaleString('en')} sessions`,
           url: under.target.url,
           headers: async () => CSRF,
-          cookies: cookies.slice(0, count),
+          cookies: await mint(under, count),
           server: under.bff,
-        })
-      }
-    }
-    // First calls before any load, so no cache of the BFF has met these sessions.
-    for (const under of running) {
-      result.firstCall[under.store] = await firstCalls(
-        under.bff,
-        under.target.url,
-        reserved.get(under.store)!
-      )
-    }
-    const slices = await loadAll(targets)
-    for (const target of targets) {
-      if (target.key === 'bare') continue
-      const [store, count] = target.key.split(':') as [StoreKind, string]
-      const run = merge(target.name, slices.get(target.key)!)
-      result.runs[target.key] = { ...run, store, sessions: Number(count) }
-      if (run.non2xx || run.errors) {
-        result.problems.push(`${run.name}: ${run.non2xx} non-2xx answers, ${run.errors} errors`)
-      }
-      const { ratios, addedMs } = againstBare(slices.get(target.key), slices.get('bare'))
-      result.ratios[target.key] = {
-        median: round(median(ratios)),
-        rounds: ratios.map((r) => round(r)),
-        p99AddedMs: round(median(addedMs)),
+        }
+        const slices = await loadAll([bareTarget, target])
+        const run = merge(target.name, slices.get(key)!)
+        result.runs[key] = { ...run, store, sessions: count }
+        if (run.non2xx || run.errors) {
+          result.problems.push(`${run.name}: ${run.non2xx} non-2xx answers, ${run.errors} errors`)
+        }
+        const { ratios, addedMs } = againstBare(slices.get(key), slices.get('bare'))
+        result.ratios[key] = {
+          median: round(median(ratios)),
+          rounds: ratios.map((r) => round(r)),
+          p99AddedMs: round(median(addedMs)),
+        }
       }
     }
   } finally {
@@ -180,13 +195,15 @@ export function reportSessions(result: SessionsResult) {
   const targets: Record<string, { value: number; target: string; met: boolean }> = {}
   console.log('')
   console.log(
-    `${'many sessions'.padEnd(32)}${pad('req/s', 8)}${pad('CPU µs/req', 12)}${pad('vs (b)', 8)}${pad('p99 added', 12)}`
+    `${'many sessions'.padEnd(32)}${pad('req/s', 8)}${pad('CPU µs/req', 12)}${pad('vs (b)', 8)}` +
+      `${pad('p99 added', 12)}${pad('new cookie', 12)}`
   )
   for (const [key, run] of Object.entries(result.runs)) {
     const r = result.ratios[key]!
     console.log(
       `${run.name.padEnd(32)}${pad(run.requestsPerSecond, 8)}${pad(run.cpuUsPerRequest ?? '', 12)}` +
-        `${pad(r.median.toFixed(2), 8)}${pad(`${r.p99AddedMs >= 0 ? '+' : ''}${r.p99AddedMs.toFixed(2)} ms`, 12)}`
+        `${pad(r.median.toFixed(2), 8)}${pad(`${r.p99AddedMs >= 0 ? '+' : ''}${r.p99AddedMs.toFixed(2)} ms`, 12)}` +
+        pad(`${((run.newCookieShare ?? 0) * 100).toFixed(2)} %`, 12)
     )
     if (run.sessions === Math.max(...COUNTS)) {
       targets[`(${LETTER[run.store]}) at ${run.sessions} sessions /(b)`] = {
