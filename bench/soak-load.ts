@@ -10,7 +10,7 @@
  *   has at most one call in flight, as one browser tab would; a call that finds its session busy
  *   moves on to the next.
  * - A live session must answer 200: a 401 is a lost session. Each second `logoutsPerSecond`
- *   random sessions log out (`POST /bff/logout`, one in five a real login); the logout must answer
+ *   random sessions log out (`POST /bff/logout`, one in ten a real login); the logout must answer
  *   302 and the old cookie 401 right after. Old cookies are called again now and then
  *   (`loggedOutShare` of the calls): still 401, or they count as revived. Each logged-out session
  *   is replaced (minted ones in a batch per second, real ones by a new login), so the population
@@ -40,6 +40,8 @@ export interface SoakCounts {
   statuses: Record<string, number>
   /** Distinct live sessions that answered 401 at least once. */
   lostSessions: number
+  /** Of those, sessions of real logins. */
+  lostReal: number
   lostCalls: number
   /** Calls of logged-out sessions that did not answer 401. */
   revived: number
@@ -79,6 +81,7 @@ export function soakLoad(options: SoakLoadOptions) {
     calls: 0,
     statuses: {},
     lostSessions: 0,
+    lostReal: 0,
     lostCalls: 0,
     revived: 0,
     loggedOutCalls: 0,
@@ -137,7 +140,10 @@ export function soakLoad(options: SoakLoadOptions) {
     const { status, setCookie } = await send('GET', path, slot.cookie)
     if (status === 401) {
       counts.lostCalls++
-      if (!lost.has(slot)) counts.lostSessions++
+      if (!lost.has(slot)) {
+        counts.lostSessions++
+        if (slot.real) counts.lostReal++
+      }
       lost.add(slot)
     }
     slot.cookie = applySetCookie(slot.cookie, setCookie)
@@ -175,8 +181,8 @@ export function soakLoad(options: SoakLoadOptions) {
   let logoutsDone = 0
   async function logoutSome(due: number) {
     while (logoutsDone < due) {
-      // One in five a real login's session, the rest minted ones.
-      const real = logoutsDone++ % 5 === 0
+      // One in ten a real login's session, the rest minted ones.
+      const real = logoutsDone++ % 10 === 0
       const size = real ? realCount : slots.length - realCount
       const slot = slots[(real ? 0 : realCount) + Math.floor(Math.random() * size)]!
       if (!slot.busy && !slot.retired) void logout(slot)
