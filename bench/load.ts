@@ -172,6 +172,29 @@ export async function loadAll<K extends string>(targets: Target<K>[]): Promise<M
   return slices
 }
 
+/**
+ * One call of every session of a target with `cookies`, at full load, not measured: afterwards
+ * each has been served once by this BFF and holds the cookie it was last given, as the sessions of
+ * users who have been calling for a while have; the turn is back at the first session.
+ */
+export async function callEachOnce(target: Target): Promise<void> {
+  const cookies = browserCookies(target.cookies!)
+  const headers = await target.headers()
+  await new Promise<autocannon.Result>((resolve, reject) =>
+    autocannon(
+      {
+        url: target.url,
+        connections: CONNECTIONS,
+        timeout: 10,
+        headers,
+        amount: target.cookies!.length,
+        requests: [cookies.request],
+      },
+      (err, result) => (err ? reject(err) : resolve(result))
+    )
+  )
+}
+
 /** Where each list of cookies is in its turn, across slices. */
 const turns = new WeakMap<string[], { next: number }>()
 
