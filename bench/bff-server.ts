@@ -6,6 +6,7 @@
  * of other users can be minted from a login's cookie (mint.ts). The `memory` store is made here,
  * as the core would make it but with room for the many-sessions bench's users.
  */
+import { writeHeapSnapshot } from 'node:v8'
 import type { Logger } from '../src/core/observe/log.ts'
 import { startNode } from '../src/adapters/node/start.ts'
 import { memoryStore } from '../src/core/session/stores/memory.ts'
@@ -46,6 +47,8 @@ serveParent(
       gc?.()
       return process.memoryUsage()
     },
+    // A V8 heap snapshot into `file` (bench/soak.ts with SOAK_HEAP_SNAPSHOTS: what grew).
+    heapSnapshot: ({ file }) => writeHeapSnapshot(String(file)),
   },
   async () => {
     await minter.close()

@@ -48,6 +48,7 @@ const STORES = (process.env.SOAK_STORES ?? 'memory,redis').split(',') as ('memor
 // Minted sessions' access tokens: longer than any soak, so they never ask the IdP.
 const MINTED_TOKEN_TTL = 7 * 24 * 3600
 const MiB = 1024 * 1024
+const SNAPSHOTS = process.env.SOAK_HEAP_SNAPSHOTS
 
 interface Sample {
   seconds: number
@@ -55,6 +56,8 @@ interface Sample {
   rss: number
   external: number
   redisUsedMemory?: number
+  /** INFO memory's parts and the key count, for telling what grew. */
+  redis?: { keys: number; dataset: number; overhead: number; clients: number }
   liveSessions: number
   calls: number
   refreshes: number
@@ -154,6 +157,16 @@ async function soakStore(store: 'memory' | 'redis') {
         rss: memory.rss,
         external: memory.external,
         ...(used ? { redisUsedMemory: Number(used) } : {}),
+        ...(redisClient
+          ? {
+              redis: {
+                keys: await redisClient.dbsize(),
+                dataset: infoField(info, 'used_memory_dataset'),
+                overhead: infoField(info, 'used_memory_overhead'),
+                clients: infoField(info, 'mem_clients_normal'),
+              },
+            }
+          : {}),
         liveSessions: load.live(),
         calls: load.counts.calls,
         refreshes: idp.grants.refresh - refreshesBefore,
@@ -175,6 +188,10 @@ async function soakStore(store: 'memory' | 'redis') {
     for (let at = WARMUP; at <= WARMUP + SECONDS; at += SAMPLE) {
       await sleep(loadStarted + at * 1000 - performance.now())
       await sample()
+      // SOAK_HEAP_SNAPSHOTS=<dir>: the BFF's heap at the warm-up's end and at the end, to compare.
+      if (SNAPSHOTS && (at === WARMUP || at + SAMPLE > WARMUP + SECONDS)) {
+        await bff.call('heapSnapshot', { file: `${SNAPSHOTS}/soak-${store}-${at}s.heapsnapshot` })
+      }
       // The template session stays alive (its idle timeout) for mints of long soaks.
       const { setCookie } = await fetchUser(url, template)
       template = applySetCookie(template, setCookie)
@@ -183,10 +200,20 @@ async function soakStore(store: 'memory' | 'redis') {
     await load.stop()
     const counts: SoakCounts = structuredClone(load.counts)
     const sweep = await load.sweep()
-    const keys = redisClient ? await countKeys(redisClient, 'bff:session:*') : undefined
+    const census = redisClient ? await keyCensus(redisClient) : undefined
+    const keys = census?.session
     await load.close()
     const logs = await bff.call<Record<string, number>>('logs')
-    return { store, samples, counts, sweep, redisSessionKeys: keys, live: load.live(), logs }
+    return {
+      store,
+      samples,
+      counts,
+      sweep,
+      redisSessionKeys: keys,
+      redisKeys: census,
+      live: load.live(),
+      logs,
+    }
   } finally {
     await bff.stop()
     await upstream.stop()
@@ -272,7 +299,8 @@ function report(result: Result, problems: string[]) {
     `  final sweep: ${sweep.checked} live sessions called, not 200: ${JSON.stringify(sweep.notOk)}` +
       (result.redisSessionKeys === undefined
         ? ''
-        : `; Redis session keys ${result.redisSessionKeys} (+2: the template and its login)`)
+        : `; Redis session keys ${result.redisSessionKeys} (+2: the template and its login); ` +
+          `keys by kind ${JSON.stringify(result.redisKeys)}`)
   )
   console.log(
     `  load average (1 min) over the samples: ${Math.min(...loads).toFixed(2)}–` +
@@ -290,15 +318,23 @@ async function fetchUser(url: string, cookie: string) {
   return { status: response.status, setCookie: response.headers.getSetCookie() }
 }
 
-async function countKeys(client: Redis, pattern: string): Promise<number> {
+const infoField = (info: string, name: string) =>
+  Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(info)?.[1] ?? NaN)
+
+/** Keys by kind (`session`, `sid`, `sub`, `revoked:id`, …): what the store and its parts hold. */
+async function keyCensus(client: Redis): Promise<Record<string, number>> {
+  const kinds: Record<string, number> = {}
   let cursor = '0'
-  let n = 0
   do {
-    const [next, keys] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', 1000)
+    const [next, keys] = await client.scan(cursor, 'COUNT', 1000)
     cursor = next
-    n += keys.length
+    for (const key of keys) {
+      const parts = key.replace(/^bff:/, '').split(':')
+      const kind = parts[0] === 'revoked' ? `${parts[0]}:${parts[1]}` : parts[0]!
+      kinds[kind] = (kinds[kind] ?? 0) + 1
+    }
   } while (cursor !== '0')
-  return n
+  return kinds
 }
 
 const startedAt = new Date()
