@@ -200,7 +200,11 @@ async function soakStore(store: 'memory' | 'redis') {
     await load.stop()
     const counts: SoakCounts = structuredClone(load.counts)
     const sweep = await load.sweep()
+    // DBSIZE counts keys that expired but that Redis has not yet reclaimed; SCAN reclaims those
+    // it meets, so the count before and after it tells them apart from live keys.
+    const dbsizeBefore = redisClient ? await redisClient.dbsize() : undefined
     const census = redisClient ? await keyCensus(redisClient) : undefined
+    const dbsizeAfter = redisClient ? await redisClient.dbsize() : undefined
     const keys = census?.session
     await load.close()
     const logs = await bff.call<Record<string, number>>('logs')
@@ -211,6 +215,7 @@ async function soakStore(store: 'memory' | 'redis') {
       sweep,
       redisSessionKeys: keys,
       redisKeys: census,
+      redisDbsize: redisClient ? { beforeScan: dbsizeBefore, afterScan: dbsizeAfter } : undefined,
       live: load.live(),
       logs,
     }
@@ -300,7 +305,8 @@ function report(result: Result, problems: string[]) {
       (result.redisSessionKeys === undefined
         ? ''
         : `; Redis session keys ${result.redisSessionKeys} (+2: the template and its login); ` +
-          `keys by kind ${JSON.stringify(result.redisKeys)}`)
+          `keys by kind ${JSON.stringify(result.redisKeys)}; DBSIZE ` +
+          `${result.redisDbsize?.beforeScan} before the SCAN, ${result.redisDbsize?.afterScan} after`)
   )
   console.log(
     `  load average (1 min) over the samples: ${Math.min(...loads).toFixed(2)}–` +
