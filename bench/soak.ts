@@ -102,14 +102,13 @@ async function soakStore(store: 'memory' | 'redis') {
     // The template of every minted session: one minted from a login of its own, never logged
     // out, kept alive; minted itself, it never asks the IdP for a refresh.
     const login0 = await realLogin()
-    let template = `bff=${(
-      await bff.call<string[]>('mint', {
-        cookie: sessionCookieValue(login0),
-        count: 1,
-        from: -1,
-        accessTokenTtl: MINTED_TOKEN_TTL,
-      })
-    )[0]!.slice(4)}`
+    const [first] = await bff.call<string[]>('mint', {
+      cookie: sessionCookieValue(login0),
+      count: 1,
+      from: -1,
+      accessTokenTtl: MINTED_TOKEN_TTL,
+    })
+    let template = first!
     const real: string[] = []
     for (let i = 0; i < REAL; i += 10) {
       real.push(...(await Promise.all(Array.from({ length: Math.min(10, REAL - i) }, realLogin))))
