@@ -78,7 +78,16 @@ export function unpackSession(packed: Record<string, unknown>): Session {
       continue
     }
     const name = LONG.get(key) ?? (key.startsWith('_') ? key.slice(1) : key)
-    if (name !== '__proto__') session[name] = value
+    // An own "__proto__" field (JSON.parse makes one) stays a field instead of becoming the
+    // prototype: nothing a cookie says can reach Object.prototype, and no field is lost.
+    if (name === '__proto__') {
+      Object.defineProperty(session, name, {
+        value,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      })
+    } else session[name] = value
   }
   const out = session as unknown as Session
   if (out.createdAt === undefined && typeof out.createdAtMs === 'number') {

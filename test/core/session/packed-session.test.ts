@@ -46,6 +46,18 @@ describe('packSession', () => {
     expect(unpackSession(packSession(noSid)).claims).toEqual({ sub: noSid.sub })
   })
 
+  it('keeps an own "__proto__" field as a field, never as the prototype', () => {
+    const session = JSON.parse(
+      JSON.stringify({ ...loginLike() }).replace(/^\{/, '{"__proto__":{"polluted":true},')
+    ) as Session
+    const round = unpackSession(JSON.parse(JSON.stringify(packSession(session))))
+    expect(Object.getPrototypeOf(round)).toBe(Object.prototype)
+    expect(Object.getOwnPropertyDescriptor(round, '__proto__')?.value).toEqual({ polluted: true })
+    expect((round as unknown as Record<string, unknown>).polluted).toBeUndefined()
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined()
+    expect(round).toEqual(JSON.parse(JSON.stringify(session)))
+  })
+
   it('never loses a field it does not know, whatever its name', () => {
     fc.assert(
       fc.property(
