@@ -128,7 +128,10 @@ describe('WebSockets and token expiry', () =>
           await client.tokenRevocation(config, session.refreshToken!)
           const end = await ending
           expect(end).toMatchObject({ code: 1008, reason: 'session_ended:refresh_failed' })
-          expect(end.ms).toBeLessThan(TOKEN_TTL * 1000)
+          // Around the token's expiry, not at some later event: the refresh is due before it,
+          // and a loaded machine (CI, 2 cores) runs that timer and the IdP's answer late by
+          // seconds, so the bound is two lifetimes.
+          expect(end.ms).toBeLessThan(TOKEN_TTL * 2 * 1000)
           await until(() => upstream.closes.length > count)
           expect(upstream.closes.at(-1)).toEqual({
             code: 1008,
