@@ -176,7 +176,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     try {
       return await startStackOnce(options)
     } catch (err) {
-      const taken = (err as NodeJS.ErrnoException).code === 'EADDRINUSE'
+      // Node says EADDRINUSE; Miniflare, starting workerd on the port, ERR_ADDRESS_IN_USE.
+      const code = (err as NodeJS.ErrnoException).code
+      const taken = code === 'EADDRINUSE' || code === 'ERR_ADDRESS_IN_USE'
       if (!taken || attempt === 3) throw err
     }
   }
