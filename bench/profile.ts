@@ -5,11 +5,14 @@
  * idle time), then prints its self time by function and by source file, as a share of the
  * profile's busy samples and as µs per call. Writes the profile to bench/results/ for DevTools.
  * A development aid: what it prints depends on the machine; compare two commits in one sitting.
+ * BENCH_SESSIONS=N: the load goes round robin over N sessions minted from the login, each called
+ * once before (as the many-sessions rows of bench/sessions.ts do).
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { startIdp } from '../src/demo/idp.ts'
 import { startChild, type Child } from './child.ts'
-import { CSRF, measure, type Target } from './load.ts'
+import { sessionCookieValue } from './cookies.ts'
+import { CSRF, callEachOnce, measure, type Target } from './load.ts'
 import { ACCESS_TOKEN_TTL, here, startStore, type StoreKind } from './stores.ts'
 
 interface ProfileNode {
@@ -74,6 +77,17 @@ async function main() {
     const under = await startStore(kind, idp, upstream)
     server = under.bff
     target = under.target
+    const sessions = Number(process.env.BENCH_SESSIONS ?? 0)
+    if (sessions > 0) {
+      const login = await target.headers()
+      const cookies = await server.call<string[]>('mint', {
+        cookie: sessionCookieValue(login.cookie!),
+        count: sessions,
+        from: 0,
+      })
+      target = { ...target, headers: async () => CSRF, cookies, server }
+      if (sessions > 1) await callEachOnce(target)
+    }
     stop = () => under.stop()
   }
   try {
@@ -96,7 +110,7 @@ async function main() {
     const perCall = (micros: number) =>
       ((micros / slice.requests) * (slice.cpuMicros / busy)).toFixed(1)
     console.log(
-      `${kind}: ${slice.requests} calls in ${seconds} s, ${(slice.cpuMicros / slice.requests).toFixed(1)} µs CPU per call; profile ${file}`
+      `${kind}: ${slice.requests} calls in ${seconds} s, ${(slice.cpuMicros / slice.requests).toFixed(1)} µs CPU per call, ${slice.non2xx} non-2xx, ${slice.newCookies} new cookies; profile ${file}`
     )
     console.log('\nself time by file (µs per call, share of busy samples):')
     for (const [name, micros] of files) {

@@ -25,6 +25,7 @@ import type { Redis } from 'ioredis'
 import type { Logger } from '../../core/observe/log.ts'
 import { copyValue } from '../../core/session/copy.ts'
 import type { Session } from '../../core/session/types.ts'
+import { oldestFirst } from '../../core/oldest-first.ts'
 
 /** How long the cache is trusted after Redis last answered on the invalidation connection. */
 export const TRUST_MS = 1000
@@ -158,6 +159,7 @@ export function sessionEntries(parts: {
 }): { cache: RedisSessionCache; forget(): void; invalidate(message: unknown): void } {
   const maxEntries = parts.maxEntries ?? 10_000
   const entries = new Map<string, Session>()
+  const oldestEntry = oldestFirst(entries)
   // Raised by every invalidation and every loss of tracking: a read's ticket from before is void.
   let epoch = 0
   const forget = () => {
@@ -181,7 +183,7 @@ export function sessionEntries(parts: {
       ticket: () => epoch,
       keep(key, session, ticket) {
         if (ticket !== epoch || !parts.trusted(key)) return
-        if (entries.size >= maxEntries) entries.delete(entries.keys().next().value!)
+        if (entries.size >= maxEntries) entries.delete(oldestEntry()![0])
         entries.set(key, copyValue(session))
       },
       evict(key) {

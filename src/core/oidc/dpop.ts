@@ -8,6 +8,7 @@
 import * as jose from 'jose'
 import * as client from 'openid-client'
 import type { DpopJwk } from '../session/types.ts'
+import { oldestFirst } from '../oldest-first.ts'
 
 export type { DpopJwk }
 
@@ -22,6 +23,7 @@ export interface DpopKey {
 // oldest goes first; a session whose key is dropped has it imported again on its next call.
 const MAX_KEYS = 1000
 const keys = new Map<string, Promise<DpopKey>>()
+const oldestKey = oldestFirst(keys)
 
 /** A new key pair for a session, as the JWK the session keeps. */
 export async function newDpopJwk(): Promise<DpopJwk> {
@@ -36,7 +38,7 @@ export function dpopKey(jwk: DpopJwk): Promise<DpopKey> {
   const known = keys.get(jwk.x)
   if (known) return known
   const imported = importKey(jwk)
-  if (keys.size >= MAX_KEYS) keys.delete(keys.keys().next().value!)
+  if (keys.size >= MAX_KEYS) keys.delete(oldestKey()![0])
   keys.set(jwk.x, imported)
   imported.catch(() => keys.delete(jwk.x))
   return imported

@@ -17,6 +17,7 @@ import type { BffMetrics } from '../observe/bff-metrics.ts'
 import { errorReason, subjectHash, type Logger } from '../observe/log.ts'
 import type { Session } from '../session/types.ts'
 import { mappedClaims } from './claims.ts'
+import { oldestFirst } from '../oldest-first.ts'
 
 /**
  * How long one PDP call may take, answer body included. Fixed rather than `BFF_IDP_TIMEOUT` (10 s by
@@ -85,6 +86,7 @@ export function policyPoint(options: PolicyPointOptions): PolicyPoint {
   const maxDecisions = options.maxDecisions ?? MAX_DECISIONS
   // Insertion order is recency order: a hit moves its entry to the end, the first goes when full.
   const decisions = new Map<string, { allow: boolean; until: number }>()
+  const oldestDecision = oldestFirst(decisions)
   // Calls asking the same question at once share one PDP call.
   const asking = new Map<string, Promise<boolean>>()
 
@@ -98,7 +100,7 @@ export function policyPoint(options: PolicyPointOptions): PolicyPoint {
   }
   const remember = (key: string, allow: boolean, seconds: number) => {
     decisions.delete(key)
-    while (decisions.size >= maxDecisions) decisions.delete(decisions.keys().next().value!)
+    while (decisions.size >= maxDecisions) decisions.delete(oldestDecision()![0])
     decisions.set(key, { allow, until: now() + seconds * 1000 })
   }
 

@@ -16,6 +16,7 @@
  */
 import { copyValue } from './copy.ts'
 import type { Session } from './types.ts'
+import { oldestFirst } from '../oldest-first.ts'
 
 /** One presented cookie's re-seal: the session it slid to, and its seal once made. */
 export interface Reseal {
@@ -65,6 +66,7 @@ export function resealCache(options: ResealCacheOptions = {}): ResealCache {
   // Keyed by the presented seal's tail, its HMAC: `find` is only asked about a cookie that has
   // just opened (so is genuine), and no other genuine seal has that HMAC.
   const entries = new Map<string, { reseal: Reseal; bytes: number }>()
+  const oldestEntry = oldestFirst(entries)
   let bytes = 0
   const keyOf = (sealed: string) => (sealed.length > KEY_CHARS ? sealed.slice(-KEY_CHARS) : sealed)
 
@@ -101,7 +103,7 @@ export function resealCache(options: ResealCacheOptions = {}): ResealCache {
       const key = keyOf(presented)
       forget(key)
       while (entries.size >= maxEntries || bytes + size > maxBytes) {
-        forget(entries.keys().next().value!)
+        forget(oldestEntry()![0])
       }
       entries.set(key, { reseal, bytes: size })
       bytes += size

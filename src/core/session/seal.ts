@@ -1,4 +1,5 @@
 import { sealData, unsealData } from 'iron-session'
+import { oldestFirst } from '../oldest-first.ts'
 
 /**
  * iron-session's seal format (`Fe26.2*…~2`), made and opened: by default through iron-session
@@ -142,6 +143,7 @@ export function createSealer(secrets: readonly string[], options: SealerOptions 
   // hashing a 2-4 KB cookie would cost microseconds on every request. A hit still compares the
   // whole sealed text, so only the very seal that was opened is ever answered from memory.
   const cache = new Map<string, OpenedSeal>()
+  const oldest = oldestFirst(cache)
   let cacheBytes = 0
   const keyOf = (sealed: string) => (sealed.length > KEY_CHARS ? sealed.slice(-KEY_CHARS) : sealed)
 
@@ -157,8 +159,8 @@ export function createSealer(secrets: readonly string[], options: SealerOptions 
     const same = cache.get(key)
     if (same) forget(key, same)
     while (cache.size >= maxEntries || cacheBytes + bytes > maxBytes) {
-      const [oldest, entry] = cache.entries().next().value!
-      forget(oldest, entry)
+      const [key, entry] = oldest()!
+      forget(key, entry)
     }
     cache.set(key, { sealed, value: deepFreeze(value), exp, bytes })
     cacheBytes += bytes

@@ -22,6 +22,7 @@
 import { unpackRef } from './packed-session.ts'
 import type { SealOptions, Sealer } from './seal.ts'
 import type { SessionRef } from './types.ts'
+import { oldestFirst } from '../oldest-first.ts'
 
 /** HMAC-SHA256 of `message` under `secret`: the runtime's fastest (Node: node:crypto). */
 export type Hmac = (secret: string, message: string) => Uint8Array | Promise<Uint8Array>
@@ -104,6 +105,7 @@ export function createSessionCookies(
   const now = options.now ?? Date.now
   // Value -> what it holds, once its MAC checked. Map order is recency order.
   const checked = new Map<string, Compact>()
+  const oldestChecked = oldestFirst(checked)
 
   const macOf = async (secret: string, signed: string) =>
     base64url((await hmac(secret, MAC_CONTEXT + signed)).subarray(0, MAC_BYTES))
@@ -135,7 +137,7 @@ export function createSessionCookies(
     }
     // Only values that opened are remembered: forgeries cannot push real ones out.
     if (remember && maxEntries > 0) {
-      if (checked.size >= maxEntries) checked.delete(checked.keys().next().value!)
+      if (checked.size >= maxEntries) checked.delete(oldestChecked()![0])
       checked.set(value, found)
     }
     return found

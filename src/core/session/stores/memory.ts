@@ -1,6 +1,7 @@
 import { copyValue } from '../copy.ts'
 import { ofIdp } from '../idp-scope.ts'
 import type { Session, SessionRef, SessionStore } from '../types.ts'
+import { oldestFirst } from '../../oldest-first.ts'
 
 export interface MemoryStoreOptions {
   /**
@@ -58,6 +59,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): SessionStore {
 
   // Insertion order = write order: the first key is the eviction candidate.
   const sessions = new Map<string, Session>()
+  const oldestSession = oldestFirst(sessions)
   const bySid = new Map<string, Set<string>>()
   const bySub = new Map<string, Set<string>>()
   let writesSinceSweep = 0
@@ -144,9 +146,9 @@ export function memoryStore(options: MemoryStoreOptions = {}): SessionStore {
       // The user's own sessions first.
       makeRoomForUser(copy)
       while (sessions.size >= maxSessions) {
-        const oldest = sessions.keys().next()
-        if (oldest.done) break
-        remove(oldest.value)
+        const oldest = oldestSession()
+        if (!oldest) break
+        remove(oldest[0])
       }
       sessions.set(copy.id, copy)
       index(bySid, copy.sid, copy.id)
