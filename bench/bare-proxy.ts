@@ -1,7 +1,8 @@
 /**
  * The practical limit for a Node proxy: a bare `node:http` pass-through that adds a fixed bearer
  * token, with a keep-alive agent to the upstream. No framework, no session, no checks beyond
- * dropping hop-by-hop headers. Upstream from BENCH_UPSTREAM (an origin; paths pass as they are).
+ * dropping hop-by-hop headers and the cookie. Upstream from BENCH_UPSTREAM (an origin; paths
+ * pass as they are).
  */
 import { Agent, createServer, request, type IncomingHttpHeaders } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -28,6 +29,8 @@ function clean(headers: IncomingHttpHeaders): IncomingHttpHeaders {
 
 const server = createServer((req, res) => {
   const headers = clean(req.headers)
+  // The browser's cookie is its credential here, not the upstream's: dropped, as the BFF does.
+  delete headers.cookie
   headers.authorization = 'Bearer bench-fixed-token'
   const outgoing = request(
     {
