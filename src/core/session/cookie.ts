@@ -191,6 +191,14 @@ export function writeChunkedCookie(
   const lines = chunkedCookieLines(name, value, attrs, budget)
   for (const line of lines) appendSetCookie(c, line)
   deleteChunks(c, name, attrs, lines.length)
+  // The chunk after the last is deleted even when this request did not carry it: a concurrent
+  // answer for the same session may have written more chunks, and if it reaches the browser
+  // first, its tail would be joined to this value and the session lost. Reading stops at the
+  // first missing chunk, so this one deletion makes any later stale chunk harmless.
+  const next = chunkName(name, lines.length)
+  if (lines.length < MAX_CHUNKS && requestCookies(c)[next] === undefined) {
+    appendSetCookie(c, serializeCookie(next, '', { ...attrs, maxAge: 0 }))
+  }
   return lines.reduce((sum, line) => sum + line.length, 0)
 }
 
