@@ -159,8 +159,8 @@ export function createSealer(secrets: readonly string[], options: SealerOptions 
     const same = cache.get(key)
     if (same) forget(key, same)
     while (cache.size >= maxEntries || cacheBytes + bytes > maxBytes) {
-      const [key, entry] = oldest()!
-      forget(key, entry)
+      const [stale, entry] = oldest()!
+      forget(stale, entry)
     }
     cache.set(key, { sealed, value: deepFreeze(value), exp, bytes })
     cacheBytes += bytes
