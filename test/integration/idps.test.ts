@@ -174,6 +174,32 @@ describe('two IdPs: login, claims, routes', () => {
     )
   })
 
+  it('without a session, logs out at the IdP ?idp= names, nowhere without a name, 400 for a wrong one', async () => {
+    const partnerOrigin = new URL(stack.idps.partner!.issuer).origin
+    // The session ended on its own (or elsewhere); the login at partner may still be alive.
+    const named = await stack.jar().post('/bff/logout?idp=partner', { headers: CSRF })
+    expect(named.status).toBe(302)
+    expect(new URL(redirectLocation(named)!).origin).toBe(partnerOrigin)
+    const viaLink = await stack.jar().get('/bff/logout?idp=corp')
+    expect(new URL(redirectLocation(viaLink)!).origin).toBe(new URL(stack.idps.corp!.issuer).origin)
+    // Two IdPs and no name: no IdP can be told, the browser goes home.
+    const unnamed = new URL(
+      redirectLocation(await stack.jar().post('/bff/logout', { headers: CSRF }))!
+    )
+    expect(unnamed.pathname).toBe('/')
+    expect([partnerOrigin, new URL(stack.idps.corp!.issuer).origin]).not.toContain(unnamed.origin)
+    for (const query of ['idp=nope', 'idp=corp&idp=partner', 'idp=']) {
+      const wrong = await stack.jar().post(`/bff/logout?${query}`, { headers: CSRF })
+      expect(wrong.status).toBe(400)
+      expect(await wrong.json()).toMatchObject({ error: 'unknown_idp' })
+    }
+    // With a session, its own IdP, whatever the name says.
+    const corpUser = stack.jar()
+    await stack.login(corpUser, { idp: 'corp', user: 'erin' })
+    const own = await corpUser.post('/bff/logout?idp=partner', { headers: CSRF })
+    expect(new URL(redirectLocation(own)!).origin).toBe(new URL(stack.idps.corp!.issuer).origin)
+  })
+
   it('serves no single-IdP callback or back-channel address when IdPs are named', async () => {
     expect((await stack.jar().get('/bff/callback?state=x&code=y')).status).toBe(404)
     expect((await stack.jar().get('/bff/callback/nope?state=x&code=y')).status).toBe(404)

@@ -23,6 +23,11 @@ export interface IdpRegistry {
   readonly first: Idp
   byName(name: string): Idp | undefined
   /**
+   * The IdP a request's `?idp=<name>` names (`c.req.queries('idp')`); undefined without one.
+   * @throws BffError 400 `unknown_idp` for a name no IdP has, an empty one or several.
+   */
+  named(names: readonly string[] | undefined): Idp | undefined
+  /**
    * The IdP a session came from; a session from before the IdP was recorded belongs to the first
    * (then the only one). Undefined when its IdP is no longer configured.
    */
@@ -50,6 +55,15 @@ export function createIdpRegistry(config: Config, deps: OidcDeps = {}): IdpRegis
     list,
     first,
     byName: (name) => byName.get(name),
+    named(names) {
+      if (!names) return undefined
+      const idp = names.length === 1 ? byName.get(names[0]!) : undefined
+      if (!idp) {
+        const known = list.map((one) => one.config.name).join(', ')
+        throw new BffError(400, 'unknown_idp', `idp must name one configured IdP: ${known}.`)
+      }
+      return idp
+    },
     of,
     oidcFor(session) {
       const idp = of(session)

@@ -13,7 +13,6 @@ import { sealExpiresAt } from '../session/seal.ts'
 import { MAX_ACR_VALUES, parseAcrValues, parseMaxAge } from '../policy/step-up-params.ts'
 import type { StepUp } from '../policy/step-up.ts'
 import { dpopKey, newDpopJwk, type DpopJwk } from '../oidc/dpop.ts'
-import type { Idp } from '../oidc/idps.ts'
 import type { BffServices } from '../services.ts'
 
 /** What the transaction cookie carries from login to callback, sealed. */
@@ -76,7 +75,8 @@ export function loginRoute(s: BffServices) {
       )
     }
     const stepUp = stepUpQuery(c.req.queries('acr'), c.req.queries('maxAge'))
-    const idp = idpQuery(s, c.req.queries('idp'))
+    // `?idp=<name>`: one of the configured IdPs (400 `unknown_idp` otherwise); default the first.
+    const idp = s.idps.named(c.req.queries('idp')) ?? s.idps.first
     const cookies = requestCookies(c)
     if (prompt === 'none' && cookies[cookieNames(baseUrl).loggedOut]) {
       // Logged out in this browser: a silent login could only bring back the login the user
@@ -142,17 +142,6 @@ export function loginRoute(s: BffServices) {
     })
     return c.redirect(request.url.href, 302)
   })
-}
-
-/** `?idp=<name>`: one of the configured IdPs (400 `unknown_idp` otherwise); default the first. */
-function idpQuery(s: BffServices, names: string[] | undefined): Idp {
-  if (!names) return s.idps.first
-  const idp = names.length === 1 ? s.idps.byName(names[0]!) : undefined
-  if (!idp) {
-    const known = s.idps.list.map((one) => one.config.name).join(', ')
-    throw new BffError(400, 'unknown_idp', `idp must name one configured IdP: ${known}.`)
-  }
-  return idp
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
  * `GET /bff/logout?sid=…` (a link from `/bff/user`'s `logoutUrl`) or `POST /bff/logout` with
- * `X-CSRF: 1`. The `sid` makes a GET logout unforgeable: a cross-site `<img src=/bff/logout>` cannot
+ * `X-CSRF: 1`; either with `?idp=<name>` for when the session is already gone and several IdPs
+ * are configured. The `sid` makes a GET logout unforgeable: a cross-site `<img src=/bff/logout>` cannot
  * know it. Ends the session, revokes the refresh token, clears the cookie and sends the browser to
  * the IdP's end-session endpoint.
  */
@@ -20,6 +21,13 @@ export function logoutRoute(s: BffServices) {
   const { baseUrl, postLogoutRedirect } = s.config
 
   async function logout(c: Context<BffEnv>, session: Session | null) {
+    // The session's own IdP. Without a session (it expired, or ended elsewhere) the login at an
+    // IdP may still be alive: the one `?idp=<name>` names (400 `unknown_idp` for another name),
+    // else the only one; with several and no name, none can be told.
+    const idp = session
+      ? s.idps.of(session)
+      : (s.idps.named(c.req.queries('idp')) ??
+        (s.idps.list.length === 1 ? s.idps.first : undefined))
     await s.sessions.destroy(c, session)
     c.header('Cache-Control', 'no-store')
     // An IdP without an end-session endpoint (django-oauth-toolkit) keeps its login alive, and the
@@ -33,8 +41,6 @@ export function logoutRoute(s: BffServices) {
         maxAge: s.config.sessionLifetimeSeconds,
       })
     )
-    // The session's own IdP; without a session, the only one (with several, none can be told).
-    const idp = session ? s.idps.of(session) : s.idps.list.length === 1 ? s.idps.first : undefined
     if (session) {
       // Every instance closes this session's live connections (other tabs' event streams).
       await tellSessionEnd(s, { reason: 'logout', id: session.id })
