@@ -43,6 +43,7 @@ import { createTokenManager } from './tokens/token-manager.ts'
 import { policyPoint } from './policy/authorize.ts'
 import { forward, type Forwarder } from './proxy/forward.ts'
 import { upstreamTlsProblems } from './proxy/upstream-tls.ts'
+import { unrequestedScopes } from './config/unrequested-scopes.ts'
 import type { Upgrader } from './proxy/websocket.ts'
 import { memoryReplayGuard, type ReplayGuard } from './oidc/replay-guard.ts'
 import { createLiveSessions, inProcessBus, type SessionEndBus } from './session/live.ts'
@@ -160,6 +161,10 @@ export function createBff(options: BffOptions | Config, deps: BffDeps = {}): Hon
   }
   const now = deps.now ?? Date.now
   const log = deps.log ?? jsonLogger
+  // Not an error (an IdP may grant scopes unasked), but most often a route refusing everyone.
+  for (const gap of unrequestedScopes(config)) {
+    log('warn', 'config.scopes_not_requested', { ...gap, scopes: gap.scopes.join(' ') })
+  }
   const store = deps.store ?? defaultStore(config, now)
   const sealer = createSealer(config.sessionSecrets, { now, iron: deps.iron })
   const idps = createIdpRegistry(config, { fetch: deps.fetch, now, log })
