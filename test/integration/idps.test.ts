@@ -200,6 +200,37 @@ describe('two IdPs: login, claims, routes', () => {
     expect(new URL(redirectLocation(own)!).origin).toBe(new URL(stack.idps.corp!.issuer).origin)
   })
 
+  it('a silent login and a logout without a session go to the IdP this browser last logged in with', async () => {
+    const partnerOrigin = new URL(stack.idps.partner!.issuer).origin
+    const corpOrigin = new URL(stack.idps.corp!.issuer).origin
+    const silent = (jar: CookieJar) =>
+      jar.get('/bff/login?prompt=none&returnTo=/').then((r) => new URL(redirectLocation(r)!))
+    const jar = stack.jar()
+    // No login yet in this browser: the first IdP, as before.
+    expect((await silent(jar)).origin).toBe(corpOrigin)
+    await stack.login(jar, { idp: 'partner', user: 'gina' })
+    const remembered = Object.entries(jar.cookies(stack.url)).find(([name]) =>
+      name.endsWith('-idp')
+    )
+    expect(remembered?.[1]).toBe('partner')
+    expect(jar.stored(stack.url).find((c) => c.name.endsWith('-idp'))).toMatchObject({
+      httpOnly: true,
+      sameSite: 'Lax',
+    })
+    expect((await silent(jar)).origin).toBe(partnerOrigin)
+    // An interactive login without a name still goes to the first IdP (the SPA offers a choice).
+    const interactive = await jar.get('/bff/login?returnTo=/')
+    expect(new URL(redirectLocation(interactive)!).origin).toBe(corpOrigin)
+    // The session is gone (expired, ended elsewhere): the logout still ends partner's login.
+    await jar.post('/bff/logout', { headers: CSRF })
+    const again = await jar.post('/bff/logout', { headers: CSRF })
+    expect(new URL(redirectLocation(again)!).origin).toBe(partnerOrigin)
+    // A name no IdP has (an old config, a hand-made cookie) is ignored.
+    const forged = stack.jar()
+    forged.setCookie(stack.url, `${remembered![0]}=nope; Path=/`)
+    expect((await silent(forged)).origin).toBe(corpOrigin)
+  })
+
   it('serves no single-IdP callback or back-channel address when IdPs are named', async () => {
     expect((await stack.jar().get('/bff/callback?state=x&code=y')).status).toBe(404)
     expect((await stack.jar().get('/bff/callback/nope?state=x&code=y')).status).toBe(404)

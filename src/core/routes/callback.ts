@@ -24,6 +24,7 @@ import {
 import type { BffEnv } from '../hono-env.ts'
 import type { Session } from '../session/types.ts'
 import type { BffServices } from '../services.ts'
+import { rememberIdp } from './last-idp.ts'
 import { tellSessionEnd } from '../session/ends.ts'
 import {
   TRANSACTION_TTL_SECONDS,
@@ -176,6 +177,7 @@ export function callbackRoute(s: BffServices) {
       // Logged in again: silent logins may keep this session going from now on.
       appendSetCookie(c, serializeCookie(loggedOut, '', { secure, sameSite: 'Lax', maxAge: 0 }))
     }
+    rememberIdp(c, s, cookies, idp)
     s.metrics.login(idp.config.name, 'success')
     s.log('info', 'login.success', {
       idp: idp.config.name,

@@ -14,6 +14,7 @@ import { MAX_ACR_VALUES, parseAcrValues, parseMaxAge } from '../policy/step-up-p
 import type { StepUp } from '../policy/step-up.ts'
 import { dpopKey, newDpopJwk, type DpopJwk } from '../oidc/dpop.ts'
 import type { BffServices } from '../services.ts'
+import { lastIdp } from './last-idp.ts'
 
 /** What the transaction cookie carries from login to callback, sealed. */
 export interface LoginTransactionCookie {
@@ -75,9 +76,13 @@ export function loginRoute(s: BffServices) {
       )
     }
     const stepUp = stepUpQuery(c.req.queries('acr'), c.req.queries('maxAge'))
-    // `?idp=<name>`: one of the configured IdPs (400 `unknown_idp` otherwise); default the first.
-    const idp = s.idps.named(c.req.queries('idp')) ?? s.idps.first
     const cookies = requestCookies(c)
+    // `?idp=<name>`: one of the configured IdPs (400 `unknown_idp` otherwise); default the first,
+    // but a silent login asks the IdP this browser last logged in with.
+    const idp =
+      s.idps.named(c.req.queries('idp')) ??
+      (prompt === 'none' ? lastIdp(s, cookies) : undefined) ??
+      s.idps.first
     if (prompt === 'none' && cookies[cookieNames(baseUrl).loggedOut]) {
       // Logged out in this browser: a silent login could only bring back the login the user
       // just ended (at an IdP that keeps it). Answered as the IdP would, without asking it.

@@ -11,11 +11,12 @@ import { errorReason, subjectHash } from '../observe/log.ts'
 import { constantTimeEqual } from '../policy/constant-time.ts'
 import { cookieNames, isSecureOrigin } from '../session/cookie-names.ts'
 import { csrfGuard } from '../policy/csrf.ts'
-import { appendSetCookie, serializeCookie } from '../session/cookie.ts'
+import { appendSetCookie, requestCookies, serializeCookie } from '../session/cookie.ts'
 import type { BffEnv } from '../hono-env.ts'
 import type { Session } from '../session/types.ts'
 import type { BffServices } from '../services.ts'
 import { tellSessionEnd } from '../session/ends.ts'
+import { lastIdp } from './last-idp.ts'
 
 export function logoutRoute(s: BffServices) {
   const { baseUrl, postLogoutRedirect } = s.config
@@ -23,10 +24,11 @@ export function logoutRoute(s: BffServices) {
   async function logout(c: Context<BffEnv>, session: Session | null) {
     // The session's own IdP. Without a session (it expired, or ended elsewhere) the login at an
     // IdP may still be alive: the one `?idp=<name>` names (400 `unknown_idp` for another name),
-    // else the only one; with several and no name, none can be told.
+    // else the one this browser last logged in with (last-idp.ts), else the only one.
     const idp = session
       ? s.idps.of(session)
       : (s.idps.named(c.req.queries('idp')) ??
+        lastIdp(s, requestCookies(c)) ??
         (s.idps.list.length === 1 ? s.idps.first : undefined))
     await s.sessions.destroy(c, session)
     c.header('Cache-Control', 'no-store')

@@ -3,6 +3,12 @@ export interface CookieNames {
   transaction: string
   /** Set by a logout: silent logins (`prompt=none`) are not tried until the next real login. */
   loggedOut: string
+  /**
+   * With several IdPs, the name of the one this browser last logged in with: where a silent login
+   * and a logout without a session go when the SPA names none (the first IdP could only answer
+   * `login_required` for another IdP's user, and could not end that user's login).
+   */
+  lastIdp: string
 }
 
 /**
@@ -17,7 +23,12 @@ export const COOKIE_PREFIXES = ['__Host-bff', 'bff'] as const
  */
 export function cookieNames(baseUrl: string): CookieNames {
   const base = isSecureOrigin(baseUrl) ? COOKIE_PREFIXES[0] : COOKIE_PREFIXES[1]
-  return { session: base, transaction: `${base}-tx`, loggedOut: `${base}-out` }
+  return {
+    session: base,
+    transaction: `${base}-tx`,
+    loggedOut: `${base}-out`,
+    lastIdp: `${base}-idp`,
+  }
 }
 
 export function isSecureOrigin(baseUrl: string): boolean {

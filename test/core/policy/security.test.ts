@@ -107,6 +107,7 @@ describe('cookieNames', () => {
       session: '__Host-bff',
       transaction: '__Host-bff-tx',
       loggedOut: '__Host-bff-out',
+      lastIdp: '__Host-bff-idp',
     })
   })
 
@@ -115,6 +116,7 @@ describe('cookieNames', () => {
       session: 'bff',
       transaction: 'bff-tx',
       loggedOut: 'bff-out',
+      lastIdp: 'bff-idp',
     })
   })
 
