@@ -133,6 +133,12 @@ export function withRawHeaders(req: Request, incoming: unknown): Request {
  */
 export class RecordHeaders extends LazyHeaders {
   #record: Record<string, string> | undefined
+  /**
+   * Set-Cookie lines appended while reading the record (the session cookie on a proxied answer,
+   * when a call slides its session): kept beside it, so that they cost no Headers of their own.
+   * The record never holds `set-cookie`: upstream.ts strips the upstream's.
+   */
+  #cookies: string[] = []
 
   constructor(record: Record<string, string>) {
     super()
@@ -144,17 +150,35 @@ export class RecordHeaders extends LazyHeaders {
     if (!record) return
     this.#record = undefined
     for (const name in record) super.append(name, record[name]!)
+    for (const line of this.#cookies) super.append('set-cookie', line)
+    this.#cookies = []
+  }
+
+  override append(name: string, value: string): void {
+    // Only a value Headers would keep as it is (no surrounding whitespace to strip, nothing it
+    // refuses); anything else goes through Headers itself.
+    if (this.#record && name.toLowerCase() === 'set-cookie' && plainValue(value)) {
+      this.#cookies.push(value)
+      return
+    }
+    super.append(name, value)
   }
 
   override get(name: string): string | null {
     if (!this.#record) return super.get(name)
-    const value = this.#record[name.toLowerCase()]
+    const lower = name.toLowerCase()
+    if (lower === 'set-cookie') return this.#cookies.length ? this.#cookies.join(', ') : null
+    const value = this.#record[lower]
     return value === undefined ? null : value
   }
 
   override has(name: string): boolean {
     if (!this.#record) return super.has(name)
-    return this.#record[name.toLowerCase()] !== undefined
+    return this.get(name) !== null
+  }
+
+  override getSetCookie(): string[] {
+    return this.#record ? [...this.#cookies] : super.getSetCookie()
   }
 
   override forEach(
@@ -164,27 +188,41 @@ export class RecordHeaders extends LazyHeaders {
     for (const [name, value] of this.entries()) callback.call(thisArg, value, name, this)
   }
 
-  /** Sorted by name, as Headers iterates. */
+  /** Sorted by name, each Set-Cookie line on its own, as Headers iterates. */
   override entries(): HeadersIterator<[string, string]> {
-    const record = this.#record
-    if (!record) return super.entries()
-    const names = Object.keys(record).sort()
-    return names
-      .map((name): [string, string] => [name, record[name]!])
-      [Symbol.iterator]() as unknown as HeadersIterator<[string, string]>
+    if (!this.#record) return super.entries()
+    return this.#list()[Symbol.iterator]() as unknown as HeadersIterator<[string, string]>
   }
 
   override keys(): HeadersIterator<string> {
     if (!this.#record) return super.keys()
-    return Object.keys(this.#record).sort()[Symbol.iterator]() as unknown as HeadersIterator<string>
+    return this.#list()
+      .map(([name]) => name)
+      [Symbol.iterator]() as unknown as HeadersIterator<string>
   }
 
   override values(): HeadersIterator<string> {
     if (!this.#record) return super.values()
-    const record = this.#record
-    return Object.keys(record)
-      .sort()
-      .map((name) => record[name]!)
+    return this.#list()
+      .map(([, value]) => value)
       [Symbol.iterator]() as unknown as HeadersIterator<string>
   }
+
+  /** The record and the Set-Cookie lines, as Headers would iterate them. */
+  #list(): [string, string][] {
+    const record = this.#record!
+    const names = Object.keys(record)
+    if (this.#cookies.length) names.push('set-cookie')
+    const list: [string, string][] = []
+    for (const name of names.sort()) {
+      if (name === 'set-cookie') for (const line of this.#cookies) list.push([name, line])
+      else list.push([name, record[name]!])
+    }
+    return list
+  }
+}
+
+/** A header value Headers keeps unchanged: no surrounding whitespace, no CR, LF or NUL. */
+function plainValue(value: string): boolean {
+  return value === value.trim() && !/[\r\n\0]/.test(value)
 }

@@ -129,4 +129,43 @@ describe('RecordHeaders', () => {
   it('refuses an invalid header name on a change as Headers does', () => {
     expect(() => new RecordHeaders(record()).set('bad name', 'x')).toThrow(TypeError)
   })
+
+  it('takes Set-Cookie lines as a Headers does, without becoming one', () => {
+    const lines = ['__Host-bff=abc.def; Max-Age=60; Path=/', '__Host-bff.1=; Max-Age=0; Path=/']
+    const mine = new RecordHeaders(record())
+    const theirs = new Headers(record())
+    for (const headers of [mine, theirs])
+      for (const line of lines) headers.append('Set-Cookie', line)
+    expect(mine.getSetCookie()).toEqual(theirs.getSetCookie())
+    for (const name of ['set-cookie', 'Set-Cookie', 'x-a']) {
+      expect(mine.get(name)).toBe(theirs.get(name))
+      expect(mine.has(name)).toBe(theirs.has(name))
+    }
+    expect([...mine]).toEqual([...theirs])
+    expect([...mine.keys()]).toEqual([...theirs.keys()])
+    expect([...mine.values()]).toEqual([...theirs.values()])
+    const seen: string[] = []
+    mine.forEach((value, name) => seen.push(`${name}=${value}`))
+    expect(seen).toEqual([...theirs].map(([name, value]) => `${name}=${value}`))
+    expect([...new Response(null, { headers: mine }).headers]).toEqual([...theirs])
+    // Changed further, it is a Headers with the lines in it.
+    for (const headers of [mine, theirs]) {
+      headers.append('set-cookie', ' padded=1 ')
+      headers.delete('x-b')
+    }
+    expect([...mine]).toEqual([...theirs])
+    expect(mine.getSetCookie()).toEqual(theirs.getSetCookie())
+  })
+
+  it('normalises or refuses a Set-Cookie value as Headers does', () => {
+    const mine = new RecordHeaders(record())
+    const theirs = new Headers(record())
+    for (const headers of [mine, theirs]) headers.append('Set-Cookie', '\tspaced=1  ')
+    expect(mine.getSetCookie()).toEqual(['spaced=1'])
+    expect([...mine]).toEqual([...theirs])
+    expect(() => new RecordHeaders(record()).append('Set-Cookie', 'a=1\r\nX-Evil: 1')).toThrow(
+      TypeError
+    )
+    expect(() => new Headers().append('Set-Cookie', 'a=1\r\nX-Evil: 1')).toThrow(TypeError)
+  })
 })
