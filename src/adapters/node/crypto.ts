@@ -4,7 +4,9 @@
  * PBKDF2-SHA1 with one iteration over a random 256-bit salt each, a 60 s skew on the seal's own
  * expiry) and the session-id cookie's HMAC. WebCrypto in Node answers every call through a
  * promise and a hop to the thread pool: opening a seal costs 400-700 µs of CPU that way, and well
- * under 100 µs here. Only the speed differs: each reads what the other writes.
+ * under 100 µs here. Only the speed differs: each reads what the other writes. The seal's text,
+ * read and written, is src/core/session/iron-format.ts's, shared with WebCrypto's web-iron.ts;
+ * here are node:crypto's keys, MAC and cipher.
  */
 import {
   createCipheriv,
@@ -20,12 +22,11 @@ import {
   type Sealer,
   type SealerOptions,
 } from '../../core/session/seal.ts'
+import * as format from '../../core/session/iron-format.ts'
 import type { Hmac } from '../../core/session/session-cookie.ts'
 
-const PREFIX = 'Fe26.2'
-/** iron-session's token version, after `~`: its seals carry the data as it is. */
-const VERSION = '~2'
-const SKEW_MS = 60_000
+/** The version text iron-session's seals carry after `~`. */
+const VERSION_TEXT = String(format.VERSION)
 
 /** An iron key: PBKDF2-SHA1 of the password with `salt` (its hex text), one iteration. */
 const key = (password: string, salt: string) => pbkdf2Sync(password, salt, 1, 32, 'sha1')
@@ -41,37 +42,30 @@ export const nodeIron: Iron = {
     const iv = randomBytes(16)
     const cipher = createCipheriv('aes-256-cbc', key(secret, salt), iv)
     const encrypted = Buffer.concat([cipher.update(JSON.stringify(data), 'utf8'), cipher.final()])
-    const expiration = ttlSeconds ? String(Date.now() + ttlSeconds * 1000) : ''
-    const base = `${PREFIX}*${id}*${salt}*${iv.toString('base64url')}*${encrypted.toString('base64url')}*${expiration}`
+    const base = format.sealBase(
+      id,
+      salt,
+      iv.toString('base64url'),
+      encrypted.toString('base64url'),
+      ttlSeconds
+    )
     const hmacSalt = randomBytes(32).toString('hex')
-    return `${base}*${hmacSalt}*${mac(secret, hmacSalt, base)}${VERSION}`
+    return format.sealText(base, hmacSalt, mac(secret, hmacSalt, base))
   },
 
+  /**
+   * Opens `sealed` as iron-session does, but answers null for every refusal before the MAC
+   * (where iron-session answers `{}` or throws), and takes only its version 2: the data as
+   * sealed (version 1 wrapped it, never made here).
+   */
   async unseal(sealed, passwords) {
-    const tilde = sealed.indexOf('~')
-    // Only iron-session's version 2: the data as sealed (version 1 wrapped it, never made here).
-    if (tilde === -1 || sealed.slice(tilde) !== VERSION) return null
-    const parts = sealed.slice(0, tilde).split('*')
-    if (parts.length !== 8) return null
-    const [prefix, id, salt, iv, encrypted, expiration, hmacSalt, hmac] = parts as [
-      string,
-      string,
-      string,
-      string,
-      string,
-      string,
-      string,
-      string,
-    ]
-    if (prefix !== PREFIX) return null
-    if (expiration) {
-      if (!/^\d+$/.test(expiration)) return null
-      if (Number(expiration) <= Date.now() - SKEW_MS) return null
-    }
-    const password = passwords[id || 'default']
-    if (password === undefined || !Object.hasOwn(passwords, id || 'default')) return null
-    const base = `${prefix}*${id}*${salt}*${iv}*${encrypted}*${expiration}`
-    const expected = Buffer.from(mac(password, hmacSalt, base))
+    const parts = format.sealParts(sealed)
+    if (parts === null || typeof parts === 'string') return null
+    if (format.versionText(sealed, parts) !== VERSION_TEXT) return null
+    const password = format.sealPassword(passwords, parts)
+    if (password == null) return null
+    const [, , salt, iv, encrypted, , hmacSalt, hmac] = parts
+    const expected = Buffer.from(mac(password, hmacSalt, format.macBase(sealed, parts)))
     const given = Buffer.from(hmac)
     if (expected.length !== given.length || !timingSafeEqual(expected, given)) return null
     // Authentic from here on: what follows decodes what this secret's holder wrote.

@@ -8,14 +8,13 @@
  * goes through the runtime's own codec (Uint8Array's fromBase64/toBase64 where it has them, as
  * workerd does, else atob/btoa), each secret is imported for PBKDF2 once, and each key comes from
  * one deriveKey. The bytes in and out are iron's: each reads what the other writes
- * (test/core/session/web-iron.test.ts checks both ways and every refusal).
+ * (test/core/session/web-iron.test.ts checks both ways and every refusal). The seal's text, read
+ * and written, is iron-format.ts's, shared with node:crypto's implementation; here are WebCrypto's
+ * keys, MAC and cipher, the base64url they need, and iron-session's answers to a refusal.
  */
+import * as format from './iron-format.ts'
 import type { Iron } from './seal.ts'
 
-const PREFIX = 'Fe26.2'
-/** iron-session's current token version, after `~`: its seals carry the data as it is. */
-const VERSION = 2
-const SKEW_MS = 60_000
 /** iron's minimum password length (`minPasswordlength`). */
 const MIN_PASSWORD = 32
 const BASE64URL = /^[\w-]*$/
@@ -156,10 +155,15 @@ async function sealWith(
   const encrypted = new Uint8Array(
     await crypto.subtle.encrypt({ name: 'AES-CBC', iv }, key, encoder.encode(JSON.stringify(data)))
   )
-  const expiration = ttlSeconds ? String(Date.now() + ttlSeconds * 1000) : ''
-  const base = `${PREFIX}*${id}*${salt}*${base64urlEncode(iv)}*${base64urlEncode(encrypted)}*${expiration}`
+  const base = format.sealBase(
+    id,
+    salt,
+    base64urlEncode(iv),
+    base64urlEncode(encrypted),
+    ttlSeconds
+  )
   const hmacSalt = hex(random(32))
-  return `${base}*${hmacSalt}*${await mac(secret, hmacSalt, base)}~${VERSION}`
+  return format.sealText(base, hmacSalt, await mac(secret, hmacSalt, base))
 }
 
 /**
@@ -206,36 +210,18 @@ export const webIron: Iron = {
    * it throws, and for a seal of another token version its `persistent` part.
    */
   async unseal(sealed, passwords) {
-    // iron-session: the part before the first `~` is the seal, the next the version.
-    const [seal = '', versionText] = sealed.split('~')
-    const version = versionText === undefined ? null : parseInt(versionText, 10)
-    const parts = seal.split('*')
-    if (parts.length !== 8) return {}
-    const [prefix, rawId, salt, iv, encrypted, expiration, hmacSalt, hmac] = parts as [
-      string,
-      string,
-      string,
-      string,
-      string,
-      string,
-      string,
-      string,
-    ]
-    if (prefix !== PREFIX) throw new Error('Wrong mac prefix')
-    if (expiration) {
-      if (!/^\d+$/.test(expiration)) throw new Error('Invalid expiration')
-      if (Number.parseInt(expiration, 10) <= Date.now() - SKEW_MS) return {}
-    }
-    const id = rawId || 'default'
-    if (!(id in passwords)) return {}
-    // iron finds inherited names too (`constructor`), then fails on them as on an empty password.
-    const password = Object.hasOwn(passwords, id) ? passwords[id] : undefined
+    const parts = format.sealParts(sealed)
+    if (parts === null) return {}
+    if (typeof parts === 'string') throw new Error(parts)
+    const password = format.sealPassword(passwords, parts)
+    if (password === undefined) return {}
+    // null: a name `passwords` only inherit, which iron takes for an empty password.
     if (typeof password !== 'string' || !password) throw new Error('Empty password')
     if (password.length < MIN_PASSWORD) throw new Error('Password string too short')
+    const [, , salt, iv, encrypted, , hmacSalt, hmac] = parts
     // An empty salt: iron would derive the MAC's key from a random one, which never matches.
     if (!hmacSalt) return {}
-    const base = `${prefix}*${rawId}*${salt}*${iv}*${encrypted}*${expiration}`
-    if (!sameText(await mac(password, hmacSalt, base), hmac)) return {}
+    if (!sameText(await mac(password, hmacSalt, format.macBase(sealed, parts)), hmac)) return {}
     // Authentic from here on: what follows decodes what this secret's holder wrote.
     const ciphertext = base64urlDecode(encrypted)
     const ivBytes = base64urlDecode(iv)
@@ -246,6 +232,9 @@ export const webIron: Iron = {
       await crypto.subtle.decrypt({ name: 'AES-CBC', iv: ivBytes }, key, ciphertext)
     )
     const data = (text ? JSON.parse(text) : null) ?? {}
-    return version === VERSION ? data : { ...(data as { persistent?: object }).persistent }
+    const version = format.versionText(sealed, parts)
+    return version !== undefined && parseInt(version, 10) === format.VERSION
+      ? data
+      : { ...(data as { persistent?: object }).persistent }
   },
 }
