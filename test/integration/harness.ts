@@ -145,10 +145,19 @@ export interface Stack {
   /** Moves the BFF's clock forward. */
   advance(seconds: number): void
   jar(): CookieJar
-  /** Logs `user` in through the IdP's pages; returns the BFF callback's response. */
+  /**
+   * Logs `user` in through the IdP's pages; returns the BFF callback's response. `headers` go with
+   * the callback request (a browser's `traceparent`, say).
+   */
   login(
     jar: CookieJar,
-    options?: { user?: string; returnTo?: string; prompt?: string; idp?: string }
+    options?: {
+      user?: string
+      returnTo?: string
+      prompt?: string
+      idp?: string
+      headers?: Record<string, string>
+    }
   ): Promise<Response>
   /** The server-side view of the jar's session, read the way the BFF reads it. */
   sessionOf(jar: CookieJar): Promise<Session | null>
@@ -309,7 +318,7 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
       offsetMs += seconds * 1000
     },
     jar: () => createCookieJar({ baseUrl: url }),
-    async login(jar, { user = 'alice', returnTo = '/', prompt, idp: name } = {}) {
+    async login(jar, { user = 'alice', returnTo = '/', prompt, idp: name, headers } = {}) {
       const query = new URLSearchParams({ returnTo })
       if (prompt) query.set('prompt', prompt)
       if (name) query.set('idp', name)
@@ -321,7 +330,7 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
       })
       // The IdP sends the browser to the public base URL; the test reaches the BFF on loopback.
       const callback = new URL(redirectLocation(atIdp)!)
-      return jar.get(`${url}${callback.pathname}${callback.search}`)
+      return jar.get(`${url}${callback.pathname}${callback.search}`, { headers })
     },
     async sessionOf(jar) {
       const cookies = jar.cookies(url)

@@ -1,12 +1,14 @@
 /**
- * W3C trace context through the whole BFF (Node and workerd): the upstream gets a child of the
- * browser's `traceparent`, never the browser's own, and a new trace without one. On Node, with
- * OTEL_EXPORTER_OTLP_ENDPOINT set, the spans reach an OTLP receiver with the right parents, and
- * no token, cookie, code or secret is in any of them.
+ * W3C trace context through the whole BFF (Node and workerd): the upstream and the IdP get a child
+ * of the browser's `traceparent`, never the browser's own, and a new trace without one. On Node,
+ * with OTEL_EXPORTER_OTLP_ENDPOINT set, the spans reach an OTLP receiver with the right parents
+ * (the IdP's requests name the BFF's span for the work), and no token, cookie, code or secret is
+ * in any of them.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { DEMO_BFF_CLIENT } from '../../src/demo/idp.ts'
 import { parseTraceparent } from '../../src/core/observe/trace.ts'
+import { isRefreshGrant, startIdpFront, type FrontRequest } from '../helpers/idp-front.ts'
 import {
   startOtlpReceiver,
   type OtlpReceiver,
@@ -18,6 +20,22 @@ const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736'
 const SPAN = '00f067aa0ba902b7'
 const BROWSER = `00-${TRACE}-${SPAN}-01`
 const STATE = 'rojo=00f067aa0ba902b7,congo=t61rcWkgMzE'
+
+/** A POST the IdP got at a path ending with `path`, with `grant_type` `grantType` when given. */
+const idpCall = (path: string, grantType?: string) => (req: FrontRequest) =>
+  req.method === 'POST' &&
+  new URL(req.url, 'http://x').pathname.endsWith(path) &&
+  (!grantType || new URLSearchParams(req.body).get('grant_type') === grantType)
+
+/** The one request the IdP got that `test` picks, and the parent its `traceparent` names. */
+function oneIdpRequest(seen: FrontRequest[], test: (req: FrontRequest) => boolean) {
+  const found = seen.filter(test)
+  expect(found).toHaveLength(1)
+  const req = found[0]!
+  // The trace goes as headers only: nothing of it is left in the form.
+  expect(req.body).not.toContain('trace')
+  return { req, parent: parseTraceparent(req.headers.traceparent as string | undefined) }
+}
 
 /** The traceparent and tracestate the upstream got for the last proxied call. */
 function lastUpstreamTrace(stack: Stack) {
@@ -85,16 +103,108 @@ describe(`trace context reaching the upstream (${TARGET})`, () => {
   })
 })
 
+describe(`trace context reaching the IdP (${TARGET})`, () => {
+  let stack: Stack
+  let front: Awaited<ReturnType<typeof startIdpFront>>
+  let jar: ReturnType<Stack['jar']>
+  const ACCESS_TTL = 60
+  beforeAll(async () => {
+    front = await startIdpFront()
+    stack = await startStack({ front, accessTokenTtl: ACCESS_TTL })
+    jar = stack.jar()
+  })
+  afterAll(async () => {
+    await stack?.close()
+    await front?.close()
+  })
+
+  it('the code exchange at /bff/callback is a child of the browser’s trace, never its span', async () => {
+    const callback = await stack.login(jar, {
+      headers: { traceparent: BROWSER, tracestate: STATE },
+    })
+    expect(callback.status).toBe(302)
+    const { req, parent } = oneIdpRequest(front.seen, idpCall('/token', 'authorization_code'))
+    expect(parent).toMatchObject({ traceId: TRACE, flags: 1 })
+    expect(parent!.spanId).not.toBe(SPAN)
+    expect(req.headers.tracestate).toBe(STATE)
+  })
+
+  it('a refresh grant is a child of the browser’s trace, never its span', async () => {
+    stack.advance(ACCESS_TTL + 5)
+    const response = await jar.get('/api/refreshing', {
+      headers: { ...CSRF, traceparent: `00-${TRACE}-${SPAN}-00` },
+    })
+    expect(response.status).toBe(200)
+    await response.text()
+    const { req, parent } = oneIdpRequest(front.seen, isRefreshGrant)
+    expect(parent).toMatchObject({ traceId: TRACE, flags: 0 })
+    expect(parent!.spanId).not.toBe(SPAN)
+    // The upstream's parent is another child: each call the BFF makes has its own.
+    expect(parent!.spanId).not.toBe(parseTraceparent(lastUpstreamTrace(stack).traceparent)!.spanId)
+    expect(req.headers.tracestate).toBeUndefined()
+  })
+
+  it('the revocation at logout is a child of the browser’s trace, never its span', async () => {
+    const response = await jar.post('/bff/logout', {
+      headers: { ...CSRF, traceparent: BROWSER },
+    })
+    expect(response.status).toBe(302)
+    const { parent } = oneIdpRequest(front.seen, idpCall('/revocation'))
+    expect(parent).toMatchObject({ traceId: TRACE, flags: 1 })
+    expect(parent!.spanId).not.toBe(SPAN)
+  })
+
+  it('discovery, made for no request, carries no trace', () => {
+    const discovery = front.seen.filter((req) => req.url.includes('/.well-known/'))
+    expect(discovery.length).toBeGreaterThan(0)
+    for (const req of discovery) expect(req.headers.traceparent).toBeUndefined()
+  })
+})
+
+describe(`trace context of IdP calls openid-client retries (${TARGET})`, () => {
+  let stack: Stack
+  let front: Awaited<ReturnType<typeof startIdpFront>>
+  beforeAll(async () => {
+    front = await startIdpFront()
+    stack = await startStack({
+      front,
+      idp: { dpopNonce: true },
+      clientMetadata: { dpop_bound_access_tokens: true },
+      env: { BFF_DPOP: 'true' },
+    })
+  })
+  afterAll(async () => {
+    await stack?.close()
+    await front?.close()
+  })
+
+  it('the code exchange asked again with the IdP’s DPoP nonce carries the same parent', async () => {
+    const callback = await stack.login(stack.jar(), { headers: { traceparent: BROWSER } })
+    expect(callback.status).toBe(302)
+    const exchanges = front.seen.filter(idpCall('/token', 'authorization_code'))
+    // The first is refused for want of a nonce; openid-client sends it again with one.
+    expect(exchanges).toHaveLength(2)
+    const [first, retry] = exchanges.map((req) => req.headers.traceparent as string)
+    expect(parseTraceparent(first)).toMatchObject({ traceId: TRACE, flags: 1 })
+    expect(parseTraceparent(first)!.spanId).not.toBe(SPAN)
+    expect(retry).toBe(first)
+  })
+})
+
 describe.runIf(TARGET === 'node')('OTLP export (node)', () => {
   let stack: Stack
   let receiver: OtlpReceiver
+  let front: Awaited<ReturnType<typeof startIdpFront>>
   let jar: ReturnType<Stack['jar']>
   const secrets = new Set<string>()
   const ACCESS_TTL = 60
+  const LOGIN_TRACE = '11112222333344445555666677778888'
 
   beforeAll(async () => {
     receiver = await startOtlpReceiver()
+    front = await startIdpFront()
     stack = await startStack({
+      front,
       accessTokenTtl: ACCESS_TTL,
       env: {
         OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
@@ -104,7 +214,9 @@ describe.runIf(TARGET === 'node')('OTLP export (node)', () => {
       },
     })
     jar = stack.jar()
-    const callback = await stack.login(jar)
+    const callback = await stack.login(jar, {
+      headers: { traceparent: `00-${LOGIN_TRACE}-${SPAN}-01` },
+    })
     // The authorization code, as the browser brought it back.
     const code = new URL(callback.url).searchParams.get('code')
     expect(code).toBeTruthy()
@@ -114,6 +226,7 @@ describe.runIf(TARGET === 'node')('OTLP export (node)', () => {
   afterAll(async () => {
     if (!closed) await stack?.close()
     await receiver?.close()
+    await front?.close()
   })
 
   /** Everything of the session worth stealing: tokens, cookie values, the user id. */
@@ -170,6 +283,15 @@ describe.runIf(TARGET === 'node')('OTLP export (node)', () => {
     })
   })
 
+  it('the IdP’s code exchange hangs below the callback’s request span', async () => {
+    await receiver.waitFor(() => spansOf(LOGIN_TRACE).some((span) => span.kind === 2))
+    const request = one(spansOf(LOGIN_TRACE), (span) => span.kind === 2)
+    expect(request.name).toBe('GET /bff/callback')
+    expect(request.parentSpanId).toBe(SPAN)
+    const { parent } = oneIdpRequest(front.seen, idpCall('/token', 'authorization_code'))
+    expect(parent).toMatchObject({ traceId: LOGIN_TRACE, spanId: request.spanId, flags: 1 })
+  })
+
   it('a request without a traceparent is the root of a new trace', async () => {
     const response = await jar.get('/bff/user', { headers: CSRF })
     expect(response.status).toBe(200)
@@ -197,6 +319,9 @@ describe.runIf(TARGET === 'node')('OTLP export (node)', () => {
     expect(refresh.parentSpanId).toBe(request.spanId)
     expect(refresh.attributes).toMatchObject({ 'bff.idp': 'default', 'bff.token.kind': 'session' })
     expect(refresh.status?.code ?? 0).not.toBe(2)
+    // The IdP's server span for the grant hangs below the refresh span.
+    const { parent } = oneIdpRequest(front.seen, isRefreshGrant)
+    expect(parent).toMatchObject({ traceId, spanId: refresh.spanId, flags: 1 })
   })
 
   it('no span carries a token, cookie, code, secret, user id, query or raw path', async () => {
@@ -216,7 +341,10 @@ describe.runIf(TARGET === 'node')('OTLP export (node)', () => {
     expect(secrets.size).toBeGreaterThanOrEqual(9)
     const exported = receiver.bodies.join('\n')
     expect(receiver.spans.length).toBeGreaterThan(8)
-    expect(receiver.spans.some((span) => span.name === 'GET /bff/logout')).toBe(true)
+    // The revocation at logout hangs below the logout's request span, the root of its trace.
+    const logoutSpan = one(receiver.spans, (span) => span.name === 'GET /bff/logout')
+    const { parent } = oneIdpRequest(front.seen, idpCall('/revocation'))
+    expect(parent).toMatchObject({ traceId: logoutSpan.traceId, spanId: logoutSpan.spanId })
     for (const secret of secrets) {
       expect(secret.length).toBeGreaterThan(3)
       expect(exported.includes(secret), `a secret of ${secret.length} characters`).toBe(false)

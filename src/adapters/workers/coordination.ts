@@ -60,12 +60,13 @@ export function durableObjectRefreshCoordinator(
   store: 'durable-object' | 'cookie'
 ): RefreshCoordinator {
   return {
-    async refreshOnce(session, _refresh, resource) {
+    async refreshOnce(session, _refresh, resource, trace) {
       const object = sessionObject(env, session.id)
+      // The trace crosses as plain data, so the object's grant is still the caller's child.
       const outcome =
         store === 'cookie'
-          ? await object.refreshCarried(session, resource)
-          : await object.refresh(session.generation, resource)
+          ? await object.refreshCarried(session, resource, trace)
+          : await object.refresh(session.generation, resource, trace)
       return unwrap(outcome as RefreshOutcome)
     },
   }

@@ -15,6 +15,7 @@
  */
 import { DurableObject } from 'cloudflare:workers'
 import { BffError } from '../../core/errors.ts'
+import type { TraceContext } from '../../core/observe/trace.ts'
 import { ofIdp } from '../../core/session/idp-scope.ts'
 import type { Session } from '../../core/session/types.ts'
 import { indexObject, type SessionObjectEnv } from './bindings.ts'
@@ -34,7 +35,12 @@ import { now, syncTestClock } from './test-clock.ts'
  * same for the session's token of that resource (RFC 8707). Concurrent calls for one generation
  * must share one grant (the token manager's single flight does).
  */
-export type SessionRefresher = (session: Session, resource?: string) => Promise<Session>
+/** `trace`: what the refresh's grants at the IdP are children of (the caller's refresh span). */
+export type SessionRefresher = (
+  session: Session,
+  resource?: string,
+  trace?: TraceContext
+) => Promise<Session>
 
 /** The last moment a cookie for this session can be valid: its expiry slides up to the absolute. */
 function lastValidAt(session: Session): number {
@@ -154,13 +160,17 @@ export abstract class SessionObjectBase extends DurableObject<SessionObjectEnv> 
   /**
    * The session with fresh tokens (`resource`: a fresh token for that resource), refreshing them
    * here at most once per generation: a caller holding an older generation than the stored one
-   * gets the stored session and no grant.
+   * gets the stored session and no grant. The grant is a child of `trace`, the caller's.
    */
-  async refresh(generation: number, resource?: string): Promise<RefreshOutcome> {
+  async refresh(
+    generation: number,
+    resource?: string,
+    trace?: TraceContext
+  ): Promise<RefreshOutcome> {
     const stored = await this.read()
     if (!stored) return failure(new BffError(401, 'session_expired', 'The session has ended.'))
     if (stored.generation > generation) return { ok: true, session: stored }
-    const outcome = await this.refreshed(stored, resource)
+    const outcome = await this.refreshed(stored, resource, trace)
     if (!outcome.ok || outcome.session.generation <= stored.generation) return outcome
     if (!(await this.write(outcome.session, 'update'))) {
       // Ended (logged out) while the grant ran: the new tokens must not revive it.
@@ -173,7 +183,11 @@ export abstract class SessionObjectBase extends DurableObject<SessionObjectEnv> 
    * `cookie` store: refreshes the tokens of the session the caller's cookie carries, once per
    * generation; a caller with an older generation than the last refresh gets that refresh's result.
    */
-  async refreshCarried(session: Session, resource?: string): Promise<RefreshOutcome> {
+  async refreshCarried(
+    session: Session,
+    resource?: string,
+    trace?: TraceContext
+  ): Promise<RefreshOutcome> {
     await syncTestClock(this.env)
     if (await this.endedUntil()) {
       return failure(new BffError(401, 'session_expired', 'The session has ended.'))
@@ -183,7 +197,7 @@ export abstract class SessionObjectBase extends DurableObject<SessionObjectEnv> 
     if (last && last.until * 1000 > now() && last.value.generation > session.generation) {
       return { ok: true, session: last.value }
     }
-    const outcome = await this.refreshed(session, resource)
+    const outcome = await this.refreshed(session, resource, trace)
     if (outcome.ok && outcome.session.generation > session.generation) {
       const until = (now() + REFRESHED_MS) / 1000
       await storage.put(REFRESHED, { value: outcome.session, until })
@@ -252,9 +266,13 @@ export abstract class SessionObjectBase extends DurableObject<SessionObjectEnv> 
    * The refresher's answer as plain data for the caller (a refusal included). The refresher
    * joins concurrent calls for one generation into one grant.
    */
-  private async refreshed(session: Session, resource?: string): Promise<RefreshOutcome> {
+  private async refreshed(
+    session: Session,
+    resource?: string,
+    trace?: TraceContext
+  ): Promise<RefreshOutcome> {
     try {
-      return { ok: true, session: await this.refresher()(session, resource) }
+      return { ok: true, session: await this.refresher()(session, resource, trace) }
     } catch (err) {
       if (err instanceof BffError) return failure(err)
       throw err

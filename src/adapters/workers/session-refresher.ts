@@ -27,11 +27,11 @@ export function sessionRefresherFor(env: Record<string, unknown>): SessionRefres
       skewSeconds: config.refreshSkewSeconds,
       now,
     })
-    refresher = async (session, resource) => {
+    refresher = async (session, resource, trace) => {
       const result =
         resource === undefined
-          ? await tokens.freshSession(session)
-          : await tokens.freshResource(session, resource)
+          ? await tokens.freshSession(session, trace)
+          : await tokens.freshResource(session, resource, trace)
       if (result.kind === 'error') throw result.error
       return result.session
     }

@@ -118,6 +118,15 @@ export function childContext(parent: TraceContext | undefined): TraceContext {
   return context
 }
 
+/**
+ * What a call of this process names as its parent for `context`: the context itself when it is a
+ * span of this process, else (the caller's span, read from its request) a new child of it, so
+ * that the caller's ids are never passed on as they came.
+ */
+export function ownContext(context: TraceContext): TraceContext {
+  return context.remote ? childContext(context) : context
+}
+
 /** The headers an outgoing call carries for `context`. */
 export function traceHeaders(context: TraceContext): { traceparent: string; tracestate?: string } {
   const headers: { traceparent: string; tracestate?: string } = {

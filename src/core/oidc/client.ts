@@ -15,7 +15,9 @@ import { AuthorizationError, toBffError } from './errors.ts'
 import { createRouteGrants, loginResources, reportUnsupportedGrants } from './grants.ts'
 import { idTokenProblem } from './id-token.ts'
 import { invalidLogoutToken, verifyLogoutToken } from './logout-token.ts'
+import { traceParameters } from './trace-params.ts'
 import type { OidcClient, OidcDeps } from './types.ts'
+import type { TraceContext } from '../observe/trace.ts'
 
 /**
  * The client of one IdP: `config`'s first IdP (`configFor` in idps.ts gives each IdP its view);
@@ -53,7 +55,8 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
   async function authorizationUrl(
     oidc: client.Configuration,
     query: URLSearchParams,
-    dpop: DpopKey | undefined
+    dpop: DpopKey | undefined,
+    trace: TraceContext | undefined
   ) {
     const { DPoP } = dpopOption(oidc, dpop)
     if (!parWanted(config, oidc.serverMetadata())) {
@@ -67,6 +70,8 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
         cause: Object.assign(new Error(PAR_UNSUPPORTED), { code: 'par_unsupported' }),
       })
     }
+    // Only the push is a call: a URL without PAR goes to the browser, and carries no trace.
+    for (const [name, value] of Object.entries(traceParameters(trace))) query.set(name, value)
     try {
       // A proof on the push binds the code to the key as dpop_jkt would (RFC 9449 10.1).
       return await client.buildAuthorizationUrlWithPAR(oidc, query, { DPoP })
@@ -76,7 +81,7 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
   }
 
   return {
-    async authorizationRequest({ prompt, acr, maxAge, dpop }) {
+    async authorizationRequest({ prompt, acr, maxAge, dpop, trace }) {
       const oidc = await configuration()
       const codeVerifier = client.randomPKCECodeVerifier()
       const state = client.randomState()
@@ -94,12 +99,12 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
       if (maxAge !== undefined) params.max_age = String(maxAge)
       const query = new URLSearchParams(params)
       for (const resource of resources) query.append('resource', resource)
-      return { url: await authorizationUrl(oidc, query, dpop), state, nonce, codeVerifier }
+      return { url: await authorizationUrl(oidc, query, dpop, trace), state, nonce, codeVerifier }
     },
 
     redirectUri,
 
-    async callback(callbackUrl, tx, dpop) {
+    async callback(callbackUrl, tx, dpop, trace) {
       const oidc = await configuration()
       let tokens: Awaited<ReturnType<typeof client.authorizationCodeGrant>>
       try {
@@ -112,7 +117,7 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
             expectedNonce: tx.nonce,
             idTokenExpected: true,
           },
-          undefined,
+          traceParameters(trace),
           dpopOption(oidc, dpop)
         )
       } catch (err) {
@@ -167,13 +172,13 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
       }
     },
 
-    async refresh(refreshToken, expectedSub, dpop) {
+    async refresh(refreshToken, expectedSub, dpop, trace) {
       const oidc = await configuration()
       try {
         const tokens = await client.refreshTokenGrant(
           oidc,
           refreshToken,
-          undefined,
+          traceParameters(trace),
           dpopOption(oidc, dpop)
         )
         checkSenderConstrained(config, tokens)
@@ -201,11 +206,14 @@ export function createOidcClient(config: Config, deps: OidcDeps = {}): OidcClien
       }
     },
 
-    async revoke(token, hint) {
+    async revoke(token, hint, trace) {
       const oidc = await configuration()
       if (!oidc.serverMetadata().revocation_endpoint) return
       try {
-        await client.tokenRevocation(oidc, token, { token_type_hint: hint })
+        await client.tokenRevocation(oidc, token, {
+          token_type_hint: hint,
+          ...traceParameters(trace),
+        })
       } catch (err) {
         throw toBffError(err, 'revocation')
       }

@@ -10,6 +10,7 @@ import type { IdpStatus, OidcDeps } from './types.ts'
 import { clientAuthOf, ClientKeyError } from './client-auth.ts'
 import { httpStatusOf, idpFetch, isResponse, toBffError } from './errors.ts'
 import { checkProfileSupport, ProfileUnsupportedError } from './fapi2.ts'
+import { traceFetch } from './trace-params.ts'
 
 /** Same-origin redirects followed for the discovery document (django-oauth-toolkit adds a slash). */
 const MAX_DISCOVERY_REDIRECTS = 3
@@ -87,8 +88,10 @@ export function createDiscovery(
     // An IdP that cannot serve the profile fails here, as unavailable, saying what it lacks: the
     // BFF never goes on with less than the profile asks (a bearer token, a login without PAR).
     checkProfileSupport(config, result.serverMetadata())
-    // Only the discovery document may redirect; every later call uses the plain fetch.
-    result[client.customFetch] = idpFetch(deps.fetch)
+    // Only the discovery document may redirect; every later call uses the plain fetch, which
+    // sends a request's trace context as headers (trace-params.ts). Discovery carries none: its
+    // document serves every request, none's own work.
+    result[client.customFetch] = traceFetch(idpFetch(deps.fetch))
     result.timeout = config.idpTimeoutSeconds
     // openid-client trusts TLS for ID tokens from the token endpoint and checks no signature unless
     // told to. Checked, an ID token signed with `none`, an unknown key or an ambiguous kid is refused.

@@ -12,6 +12,8 @@ import { dpopOption, tokenTypeOf } from './dpop-grant.ts'
 import type { DpopKey } from './dpop.ts'
 import { toBffError } from './errors.ts'
 import { checkSenderConstrained } from './fapi2.ts'
+import { traceParameters } from './trace-params.ts'
+import type { TraceContext } from '../observe/trace.ts'
 import type { GrantedToken, OidcDeps, TokenSet } from './types.ts'
 
 export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange'
@@ -37,6 +39,10 @@ export function loginResources(config: Config): string[] {
   return [...new Set(resources)]
 }
 
+/**
+ * Each grant's `trace` is the work it is part of (a span of the BFF's, or a request's context): the
+ * IdP's request then carries a child `traceparent` of it (trace-params.ts).
+ */
 export interface RouteGrants {
   /**
    * A refresh-token grant for `resource`: the resource's access token, the (rotated) refresh
@@ -48,7 +54,8 @@ export interface RouteGrants {
     refreshToken: string,
     expectedSub: string,
     resource: string,
-    dpop?: DpopKey
+    dpop?: DpopKey,
+    trace?: TraceContext
   ): Promise<TokenSet>
   /**
    * The BFF's own token: client credentials with the route's scopes and resource; with `dpop`,
@@ -56,13 +63,15 @@ export interface RouteGrants {
    */
   clientCredentials(
     params: { scopes?: readonly string[]; resource?: string },
-    dpop?: DpopKey
+    dpop?: DpopKey,
+    trace?: TraceContext
   ): Promise<GrantedToken>
   /** `subjectToken` (a user's access token) exchanged for a token for `resource`. */
   exchange(
     subjectToken: string,
     params: { resource: string; scopes?: readonly string[] },
-    dpop?: DpopKey
+    dpop?: DpopKey,
+    trace?: TraceContext
   ): Promise<GrantedToken>
   /**
    * The grant `route` needs when the IdP's discovery lists the grants it serves without it;
@@ -97,13 +106,13 @@ export function createRouteGrants(
     scopes?.length ? { scope: scopes.join(' ') } : {}
 
   return {
-    async refreshForResource(refreshToken, expectedSub, resource, dpop) {
+    async refreshForResource(refreshToken, expectedSub, resource, dpop, trace) {
       const oidc = await configuration()
       try {
         const tokens = await client.refreshTokenGrant(
           oidc,
           refreshToken,
-          { resource },
+          { resource, ...traceParameters(trace) },
           dpopOption(oidc, dpop)
         )
         const idClaims = tokens.claims()
@@ -130,13 +139,13 @@ export function createRouteGrants(
       }
     },
 
-    async clientCredentials({ scopes, resource }, dpop) {
+    async clientCredentials({ scopes, resource }, dpop, trace) {
       const oidc = await configuration()
       try {
         return granted(
           await client.clientCredentialsGrant(
             oidc,
-            { ...scope(scopes), ...(resource ? { resource } : {}) },
+            { ...scope(scopes), ...(resource ? { resource } : {}), ...traceParameters(trace) },
             dpopOption(oidc, dpop)
           )
         )
@@ -145,7 +154,7 @@ export function createRouteGrants(
       }
     },
 
-    async exchange(subjectToken, { resource, scopes }, dpop) {
+    async exchange(subjectToken, { resource, scopes }, dpop, trace) {
       const oidc = await configuration()
       try {
         return granted(
@@ -157,6 +166,7 @@ export function createRouteGrants(
               subject_token_type: ACCESS_TOKEN_TYPE,
               resource,
               ...scope(scopes),
+              ...traceParameters(trace),
             },
             dpopOption(oidc, dpop)
           )

@@ -2,6 +2,7 @@
 import type { Logger } from '../observe/log.ts'
 import type { DpopKey } from './dpop.ts'
 import type { RouteGrants } from './grants.ts'
+import type { TraceContext } from '../observe/trace.ts'
 
 export interface TokenSet {
   accessToken: string
@@ -47,7 +48,12 @@ export interface LoginTransaction {
   codeVerifier: string
 }
 
-/** The IdP as the BFF uses it; per-route token grants in `RouteGrants` (grants.ts). */
+/**
+ * The IdP as the BFF uses it; per-route token grants in `RouteGrants` (grants.ts). A call's `trace`
+ * is the work it is part of: the BFF's span for it, or the request's context. The IdP's request
+ * then carries a `traceparent` naming that span, or a new child id of the request's context
+ * (trace-params.ts); without `trace`, none.
+ */
 export interface OidcClient extends RouteGrants {
   /** Where this IdP sends the browser back: `BFF_BASE_URL` + the IdP's callback path. */
   readonly redirectUri: string
@@ -64,18 +70,27 @@ export interface OidcClient extends RouteGrants {
      * on the pushed request under PAR, else `dpop_jkt` in the URL.
      */
     dpop?: DpopKey
+    /** Under PAR, the push is a child of it. */
+    trace?: TraceContext
   }): Promise<AuthorizationRequest>
   /** Finishes the code flow. Throws `BffError` 400 `invalid_callback` on any failed check. */
   callback(
     callbackUrl: URL,
     tx: LoginTransaction,
     /** With `dpop`: the new session's key; the code grant and userinfo call carry its proofs. */
-    dpop?: DpopKey
+    dpop?: DpopKey,
+    /** The code grant is a child of it (userinfo, with no parameters, carries none). */
+    trace?: TraceContext
   ): Promise<TokenSet & { claims: Record<string, unknown> }>
   /** Throws `BffError` 401 `session_expired` when the IdP refuses the refresh token. */
-  refresh(refreshToken: string, expectedSub: string, dpop?: DpopKey): Promise<TokenSet>
+  refresh(
+    refreshToken: string,
+    expectedSub: string,
+    dpop?: DpopKey,
+    trace?: TraceContext
+  ): Promise<TokenSet>
   /** RFC 7009 revocation; does nothing when the IdP has no revocation endpoint. */
-  revoke(token: string, hint: 'refresh_token' | 'access_token'): Promise<void>
+  revoke(token: string, hint: 'refresh_token' | 'access_token', trace?: TraceContext): Promise<void>
   /** RP-initiated logout URL, or null when the IdP has no end-session endpoint. */
   endSessionUrl(params: {
     idTokenHint?: string

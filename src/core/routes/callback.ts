@@ -10,6 +10,7 @@
 import { Hono, type Context } from 'hono'
 import { BffError } from '../errors.ts'
 import { subjectHash } from '../observe/log.ts'
+import { traceOf } from '../observe/spans.ts'
 import { dpopKey, newDpopJwk } from '../oidc/dpop.ts'
 import { AuthorizationError } from '../oidc/errors.ts'
 import type { Idp } from '../oidc/idps.ts'
@@ -107,7 +108,12 @@ export function callbackRoute(s: BffServices) {
     // before keys were made there gets one now. The code grant binds the tokens to it.
     const dpopJwk = idp.config.dpop ? (tx.dpopKey ?? (await newDpopJwk())) : undefined
     try {
-      tokens = await idp.oidc.callback(callbackUrl, tx, dpopJwk && (await dpopKey(dpopJwk)))
+      tokens = await idp.oidc.callback(
+        callbackUrl,
+        tx,
+        dpopJwk && (await dpopKey(dpopJwk)),
+        traceOf(c)
+      )
     } catch (err) {
       if (!(err instanceof AuthorizationError)) {
         s.metrics.login(idp.config.name, 'error')

@@ -27,8 +27,8 @@ export async function freshSession(
   session: Session,
   resource?: string
 ): Promise<TokenResult> {
-  // The request's trace context, read only when spans are recorded.
-  const trace = s.tracer ? traceOf(c) : undefined
+  // The request's trace context: the refresh's span (with a tracer) and its grants are children.
+  const trace = traceOf(c)
   const result =
     resource === undefined
       ? await s.tokens.freshSession(session, trace)

@@ -1,5 +1,7 @@
 /** `GET /bff/login`: starts the authorization code flow with PKCE (S256), state and nonce. */
 import { Hono } from 'hono'
+import type { BffEnv } from '../hono-env.ts'
+import { traceOf } from '../observe/spans.ts'
 import { BffError } from '../errors.ts'
 import { cookieNames, isSecureOrigin } from '../session/cookie-names.ts'
 import { safeReturnTo } from '../policy/return-to.ts'
@@ -62,7 +64,7 @@ export function loginRoute(s: BffServices) {
   const secure = isSecureOrigin(baseUrl)
   const txPrefix = `${cookieNames(baseUrl).transaction}.`
 
-  return new Hono().get('/bff/login', async (c) => {
+  return new Hono<BffEnv>().get('/bff/login', async (c) => {
     const returnTo = safeReturnTo(c.req.query('returnTo'), baseUrl)
     if (returnTo === null) {
       throw new BffError(400, 'invalid_return_to', 'returnTo must be a relative path on this site.')
@@ -97,6 +99,7 @@ export function loginRoute(s: BffServices) {
       prompt,
       ...stepUp,
       ...(dpopJwk ? { dpop: await dpopKey(dpopJwk) } : {}),
+      trace: traceOf(c),
     })
     const tx: LoginTransactionCookie = {
       state: request.state,

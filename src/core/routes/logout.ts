@@ -8,6 +8,7 @@
 import { Hono, type Context } from 'hono'
 import { BffError } from '../errors.ts'
 import { errorReason, subjectHash } from '../observe/log.ts'
+import { traceOf } from '../observe/spans.ts'
 import { constantTimeEqual } from '../policy/constant-time.ts'
 import { cookieNames, isSecureOrigin } from '../session/cookie-names.ts'
 import { csrfGuard } from '../policy/csrf.ts'
@@ -52,7 +53,7 @@ export function logoutRoute(s: BffServices) {
     }
     if (session?.refreshToken && idp) {
       // Best effort: the session is already gone here; a failed revocation is logged, not shown.
-      await idp.oidc.revoke(session.refreshToken, 'refresh_token').catch((err) => {
+      await idp.oidc.revoke(session.refreshToken, 'refresh_token', traceOf(c)).catch((err) => {
         s.log('warn', 'logout.revocation_failed', { idp: session.idp, reason: errorReason(err) })
       })
     }

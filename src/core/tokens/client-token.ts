@@ -13,6 +13,7 @@
 import { BffError } from '../errors.ts'
 import { dpopKey, newDpopJwk, type DpopJwk } from '../oidc/dpop.ts'
 import type { OidcClient } from '../oidc/types.ts'
+import type { TraceContext } from '../observe/trace.ts'
 import { sharedTokenKey, type SharedToken, type SharedTokenCoordinator } from './shared-token.ts'
 import { skewFor } from './token-manager.ts'
 
@@ -30,8 +31,11 @@ export interface ClientToken {
 }
 
 export interface ClientTokens {
-  /** The access token for `target`, from the cache or one grant. */
-  token(target: ClientTokenTarget): Promise<ClientToken>
+  /**
+   * The access token for `target`, from the cache or one grant, a child of `trace` (the request
+   * that asked first: callers that join a grant under way add none).
+   */
+  token(target: ClientTokenTarget, trace?: TraceContext): Promise<ClientToken>
 }
 
 export interface ClientTokensOptions {
@@ -66,9 +70,9 @@ export function createClientTokens(options: ClientTokensOptions): ClientTokens {
     return ownKey
   }
 
-  async function grant(target: ClientTokenTarget): Promise<SharedToken> {
+  async function grant(target: ClientTokenTarget, trace?: TraceContext): Promise<SharedToken> {
     const jwk = options.dpop ? await key() : undefined
-    const token = await oidc.clientCredentials(target, jwk && (await dpopKey(jwk)))
+    const token = await oidc.clientCredentials(target, jwk && (await dpopKey(jwk)), trace)
     return {
       accessToken: token.accessToken,
       expiresAt: token.expiresAt,
@@ -82,10 +86,14 @@ export function createClientTokens(options: ClientTokensOptions): ClientTokens {
       ? { accessToken: token.accessToken, tokenType: 'DPoP', dpopKey: token.dpopKey }
       : { accessToken: token.accessToken }
 
-  async function shared(key: string, target: ClientTokenTarget): Promise<SharedToken> {
-    if (!coordinator) return grant(target)
+  async function shared(
+    key: string,
+    target: ClientTokenTarget,
+    trace?: TraceContext
+  ): Promise<SharedToken> {
+    if (!coordinator) return grant(target, trace)
     try {
-      return await coordinator.tokenOnce(key, () => grant(target))
+      return await coordinator.tokenOnce(key, () => grant(target, trace))
     } catch (err) {
       if (err instanceof BffError) throw err
       // The coordination failed (store down, wait too long), not the IdP.
@@ -96,13 +104,13 @@ export function createClientTokens(options: ClientTokensOptions): ClientTokens {
   }
 
   return {
-    async token(target) {
+    async token(target, trace) {
       const key = await clientTokenKey(target)
       const cached = cache.get(key)
       if (cached && cached.renewAt > now() / 1000) return answer(cached)
       let pending = inFlight.get(key)
       if (!pending) {
-        pending = shared(key, target)
+        pending = shared(key, target, trace)
           .then((token) => {
             cache.set(key, token)
             return token

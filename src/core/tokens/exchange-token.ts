@@ -17,6 +17,7 @@
 import { BffError } from '../errors.ts'
 import { sessionDpopKey } from '../oidc/dpop.ts'
 import { oidcOfSession, type SessionOidc } from '../oidc/idps.ts'
+import type { TraceContext } from '../observe/trace.ts'
 import type { ExchangedToken, Session } from '../session/types.ts'
 import { sharedTokenKey, type SharedToken, type SharedTokenCoordinator } from './shared-token.ts'
 import { skewFor } from './token-manager.ts'
@@ -31,11 +32,13 @@ export interface TokenExchanges {
   /**
    * The token for `target` exchanged from `session`'s access token, and the session to store
    * when it got a new one. Throws a `BffError` when the IdP refuses (502 `token_unavailable`) or
-   * cannot be reached, unless a cached token of this access token still works.
+   * cannot be reached, unless a cached token of this access token still works. The exchange is
+   * a child of `trace` (the request that asked first: callers that join one under way add none).
    */
   token(
     session: Session,
-    target: ExchangeTarget
+    target: ExchangeTarget,
+    trace?: TraceContext
   ): Promise<{ accessToken: string; tokenType?: 'DPoP'; session?: Session }>
 }
 
@@ -86,12 +89,17 @@ export function createTokenExchanges(options: TokenExchangesOptions): TokenExcha
 
   const due = (token: SharedToken) => token.renewAt <= now() / 1000
 
-  /** One exchange at the IdP. */
-  async function exchange(session: Session, target: ExchangeTarget): Promise<SharedToken> {
+  /** One exchange at the IdP, a child of `trace`. */
+  async function exchange(
+    session: Session,
+    target: ExchangeTarget,
+    trace?: TraceContext
+  ): Promise<SharedToken> {
     const token = await oidcFor(session).exchange(
       session.accessToken,
       target,
-      await sessionDpopKey(session)
+      await sessionDpopKey(session),
+      trace
     )
     return {
       accessToken: token.accessToken,
@@ -105,12 +113,13 @@ export function createTokenExchanges(options: TokenExchangesOptions): TokenExcha
   async function shared(
     session: Session,
     subject: string,
-    target: ExchangeTarget
+    target: ExchangeTarget,
+    trace?: TraceContext
   ): Promise<SharedToken> {
-    if (!coordinator) return exchange(session, target)
+    if (!coordinator) return exchange(session, target, trace)
     const key = await sharedTokenKey('exchange', session.id, subject, exchangeKey(target))
     try {
-      return await coordinator.tokenOnce(key, () => exchange(session, target))
+      return await coordinator.tokenOnce(key, () => exchange(session, target, trace))
     } catch (err) {
       if (err instanceof BffError) throw err
       // The coordination failed (store down, wait too long), not the IdP.
@@ -121,7 +130,7 @@ export function createTokenExchanges(options: TokenExchangesOptions): TokenExcha
   }
 
   return {
-    async token(session, target) {
+    async token(session, target, trace) {
       const key = exchangeKey(target)
       const subject = await digest(session.accessToken)
       const entries = session.exchangedTokens
@@ -134,7 +143,7 @@ export function createTokenExchanges(options: TokenExchangesOptions): TokenExcha
       let pending = inFlight.get(flight)
       if (known && known.until > now() && !due(known.token)) pending = Promise.resolve(known.token)
       if (!pending) {
-        pending = shared(session, subject, target)
+        pending = shared(session, subject, target, trace)
           .then((token) => {
             remember(flight, token)
             return token

@@ -6,6 +6,7 @@
  * lock, a session's Durable Object), passed to `createBff` as `deps.refreshCoordinator`.
  * Coordination is its own part: a `SessionStore` only stores.
  */
+import type { TraceContext } from '../observe/trace.ts'
 import type { Session } from '../session/types.ts'
 
 export interface RefreshCoordinator {
@@ -20,11 +21,15 @@ export interface RefreshCoordinator {
    * own: for a coordinator that runs its own `refresh`. Either kind spends the refresh token, so
    * they meet under the same generation: a caller may get a change made for another token, and
    * then asks again with the newer generation.
+   *
+   * `trace` is what `refresh`'s grants are children of (the refresh span, or the request's
+   * context): for a coordinator that runs its own `refresh`, to make its grants children too.
    */
   refreshOnce(
     session: Session,
     refresh: (session: Session) => Promise<Session>,
-    resource?: string
+    resource?: string,
+    trace?: TraceContext
   ): Promise<Session>
 }
 

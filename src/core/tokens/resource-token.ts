@@ -7,6 +7,7 @@
 import { userClaims } from '../oidc/id-token.ts'
 import { sessionDpopKey } from '../oidc/dpop.ts'
 import type { OidcClient } from '../oidc/types.ts'
+import type { TraceContext } from '../observe/trace.ts'
 import type { RouteToken, Session } from '../session/types.ts'
 
 /** The session's token for `resource`, if it has one. */
@@ -15,17 +16,22 @@ export function resourceToken(session: Session, resource: string): RouteToken | 
   return tokens && Object.hasOwn(tokens, resource) ? tokens[resource] : undefined
 }
 
-/** One refresh-token grant for `resource`: the session's next generation, holding its token. */
+/**
+ * One refresh-token grant for `resource`, a child of `trace`: the session's next generation,
+ * holding its token.
+ */
 export async function resourceGrant(
   oidc: OidcClient,
   session: Session,
-  resource: string
+  resource: string,
+  trace?: TraceContext
 ): Promise<Session> {
   const tokens = await oidc.refreshForResource(
     session.refreshToken!,
     session.sub,
     resource,
-    await sessionDpopKey(session)
+    await sessionDpopKey(session),
+    trace
   )
   return {
     ...session,

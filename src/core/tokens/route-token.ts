@@ -16,6 +16,7 @@ import type { ApiRoute } from '../config/options.ts'
 import { BffError } from '../errors.ts'
 import type { BffEnv } from '../hono-env.ts'
 import { grantFor } from '../oidc/grants.ts'
+import { traceOf } from '../observe/spans.ts'
 import { freshSession } from '../routes/fresh-session.ts'
 import type { DpopJwk, Session } from '../session/types.ts'
 import type { BffServices } from '../services.ts'
@@ -61,15 +62,16 @@ export async function routeToken(
   }
 
   if (mode === 'client') {
-    return s.clientTokens.token({ scopes: route.scopes, resource: route.resource })
+    return s.clientTokens.token({ scopes: route.scopes, resource: route.resource }, traceOf(c))
   }
   if (!session) throw new BffError(401, 'unauthenticated', 'Not logged in.')
 
   if (mode === 'exchange') {
-    const exchanged = await s.exchanges.token(session, {
-      resource: route.resource!,
-      scopes: route.scopes,
-    })
+    const exchanged = await s.exchanges.token(
+      session,
+      { resource: route.resource!, scopes: route.scopes },
+      traceOf(c)
+    )
     if (exchanged.session) await keep(s, c, exchanged.session)
     return bound(session, exchanged.accessToken, exchanged.tokenType)
   }

@@ -32,7 +32,8 @@ export type TokenResult =
 export interface TokenManager {
   /**
    * A session whose access token is valid for at least the skew, refreshing it if needed. With
-   * `trace` (the request's context) and a tracer, a refresh this call makes is a span of it.
+   * `trace` (the request's context) and a tracer, a refresh this call makes is a span of it; with
+   * `trace`, the IdP's grant requests are children of that span (of `trace` without a tracer).
    */
   freshSession(session: Session, trace?: TraceContext): Promise<TokenResult>
   /**
@@ -139,13 +140,14 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       : session
   }
 
-  /** One refresh grant at the IdP; the caller ensures it is the only one. */
-  async function grant(session: Session): Promise<Session> {
+  /** One refresh grant at the IdP, a child of `trace`; the caller ensures it is the only one. */
+  async function grant(session: Session, trace: TraceContext | undefined): Promise<Session> {
     // The same key as at login, always: a new one would unbind the session from its tokens.
     const tokens = await oidcFor(session).refresh(
       session.refreshToken!,
       session.sub,
-      await sessionDpopKey(session)
+      await sessionDpopKey(session),
+      trace
     )
     return {
       ...session,
@@ -181,7 +183,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     resource: string | undefined,
     trace: TraceContext | undefined
   ): Promise<Session> {
-    if (!trace || !options.tracer) return refresh(session, resource)
+    if (!trace || !options.tracer) return refresh(session, resource, trace)
     const span = options.tracer.startSpan('bff.token.refresh', {
       kind: 'internal',
       parent: trace,
@@ -191,8 +193,11 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
         'bff.refresh.coordinated': options.coordinator !== undefined,
       },
     })
+    // The grant at the IdP hangs below this span, in the trace's tracestate (which the tracer
+    // may not carry), as upstream calls hang below the request's.
+    const context = trace.state ? { ...span.context, state: trace.state } : span.context
     try {
-      const refreshed = await refresh(session, resource)
+      const refreshed = await refresh(session, resource, context)
       span.end()
       return refreshed
     } catch (err) {
@@ -201,16 +206,25 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     }
   }
 
-  /** The session's next generation with `resource`'s token (or its own) refreshed, once. */
-  async function refresh(session: Session, resource: string | undefined): Promise<Session> {
+  /**
+   * The session's next generation with `resource`'s token (or its own) refreshed, once; the
+   * grants are children of `trace`.
+   */
+  async function refresh(
+    session: Session,
+    resource: string | undefined,
+    trace: TraceContext | undefined
+  ): Promise<Session> {
     const { coordinator } = options
     const once = (current: Session) =>
       withRetries(() =>
-        resource === undefined ? grant(current) : resourceGrant(oidcFor(current), current, resource)
+        resource === undefined
+          ? grant(current, trace)
+          : resourceGrant(oidcFor(current), current, resource, trace)
       )
     const refreshed = await (
       coordinator
-        ? coordinator.refreshOnce(session, once, resource).catch((err) => {
+        ? coordinator.refreshOnce(session, once, resource, trace).catch((err) => {
             if (err instanceof BffError) throw err
             // The coordination failed (store down, lock wait too long), not the IdP: retry later.
             throw new BffError(503, 'store_unavailable', 'The session store is unavailable.', {
