@@ -170,6 +170,30 @@ describe('redis session cache', () => {
     expect(a.cache.get(key(session))).toBeUndefined()
   })
 
+  it('keeps a read that only an invalidation of another session overtook', async () => {
+    const [a, b] = [await instance(), await instance()]
+    const session = makeSession()
+    const other = makeSession()
+    await a.store.set(session)
+    await b.store.set(other)
+    await settled(a)
+    // a's GET is answered; before a sees that answer, b writes another session and Redis's
+    // message about it reaches a first: nothing this read answered has changed.
+    const get = a.redis.get
+    a.redis.get = (async (...args: Parameters<Redis['get']>) => {
+      const answer = await get(...args)
+      const ticket = a.cache.ticket()
+      await b.store.update({ ...other, accessToken: 'newer', generation: 2 })
+      await until(() => a.cache.ticket() !== ticket, 200)
+      return answer
+    }) as Redis['get']
+    expect((await a.store.get({ id: session.id }))?.accessToken).toBe(session.accessToken)
+    a.redis.get = get
+    const before = a.gets()
+    expect((await a.store.get({ id: session.id }))?.accessToken).toBe(session.accessToken)
+    expect(a.gets()).toBe(before)
+  })
+
   it('stops answering from memory when its connection drops, and tracks again after reconnecting', async () => {
     const [a, other] = [await instance(), client(server.url)]
     const session = makeSession()
