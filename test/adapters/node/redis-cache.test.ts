@@ -88,6 +88,24 @@ async function settled(a: Instance): Promise<void> {
   } while (ticket !== a.cache.ticket())
 }
 
+/**
+ * Makes a's GETs answer only once `change` has run and Redis's message about it has reached a:
+ * an invalidation overtaking the read. Returns the undo.
+ */
+function overtakenBy(a: Instance, change: () => Promise<unknown>): () => void {
+  const get = a.redis.get
+  a.redis.get = (async (...args: Parameters<Redis['get']>) => {
+    const answer = await get(...args)
+    const ticket = a.cache.ticket()
+    await change()
+    await until(() => a.cache.ticket() !== ticket, 200)
+    return answer
+  }) as Redis['get']
+  return () => {
+    a.redis.get = get
+  }
+}
+
 describe('redis session cache', () => {
   it('answers repeated reads from memory, with copies the caller may change', async () => {
     const a = await instance()
@@ -150,16 +168,11 @@ describe('redis session cache', () => {
     await a.store.set(session)
     // a's GET is answered with the old session; before a sees that answer, b writes a newer one
     // and Redis's message about it reaches a first.
-    const get = a.redis.get
-    a.redis.get = (async (...args: Parameters<Redis['get']>) => {
-      const answer = await get(...args)
-      const ticket = a.cache.ticket()
-      await b.store.update({ ...session, accessToken: 'newer', generation: 2 })
-      await until(() => a.cache.ticket() !== ticket, 200)
-      return answer
-    }) as Redis['get']
+    const restore = overtakenBy(a, () =>
+      b.store.update({ ...session, accessToken: 'newer', generation: 2 })
+    )
     expect((await a.store.get({ id: session.id }))?.accessToken).toBe(session.accessToken)
-    a.redis.get = get
+    restore()
     // The old answer served its read but was not kept: the next read asks Redis again.
     expect((await a.store.get({ id: session.id }))?.accessToken).toBe('newer')
 
@@ -179,16 +192,11 @@ describe('redis session cache', () => {
     await settled(a)
     // a's GET is answered; before a sees that answer, b writes another session and Redis's
     // message about it reaches a first: nothing this read answered has changed.
-    const get = a.redis.get
-    a.redis.get = (async (...args: Parameters<Redis['get']>) => {
-      const answer = await get(...args)
-      const ticket = a.cache.ticket()
-      await b.store.update({ ...other, accessToken: 'newer', generation: 2 })
-      await until(() => a.cache.ticket() !== ticket, 200)
-      return answer
-    }) as Redis['get']
+    const restore = overtakenBy(a, () =>
+      b.store.update({ ...other, accessToken: 'newer', generation: 2 })
+    )
     expect((await a.store.get({ id: session.id }))?.accessToken).toBe(session.accessToken)
-    a.redis.get = get
+    restore()
     const before = a.gets()
     expect((await a.store.get({ id: session.id }))?.accessToken).toBe(session.accessToken)
     expect(a.gets()).toBe(before)
