@@ -183,7 +183,7 @@ export function callbackRoute(s: BffServices) {
       // Logged in again: silent logins may keep this session going from now on.
       appendSetCookie(c, serializeCookie(loggedOut, '', { secure, sameSite: 'Lax', maxAge: 0 }))
     }
-    rememberIdp(c, s, cookies, idp)
+    rememberIdp(c, s, idp)
     s.metrics.login(idp.config.name, 'success')
     s.log('info', 'login.success', {
       idp: idp.config.name,

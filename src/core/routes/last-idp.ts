@@ -7,30 +7,22 @@
  */
 import type { Context } from 'hono'
 import type { Idp } from '../oidc/idps.ts'
-import { appendSetCookie, serializeCookie } from '../session/cookie.ts'
+import { appendSetCookie, requestCookies, serializeCookie } from '../session/cookie.ts'
 import { cookieNames, isSecureOrigin } from '../session/cookie-names.ts'
 import type { BffServices } from '../services.ts'
 
 /** The configured IdP this browser last logged in with, when there are several. */
-export function lastIdp(
-  s: BffServices,
-  cookies: Readonly<Record<string, string>>
-): Idp | undefined {
+export function lastIdp(c: Context, s: BffServices): Idp | undefined {
   if (s.idps.list.length < 2) return undefined
-  const name = cookies[cookieNames(s.config.baseUrl).lastIdp]
+  const name = requestCookies(c)[cookieNames(s.config.baseUrl).lastIdp]
   return name === undefined ? undefined : s.idps.byName(name)
 }
 
 /** Remembers `idp` as this browser's last, after a login with it (only with several IdPs). */
-export function rememberIdp(
-  c: Context,
-  s: BffServices,
-  cookies: Readonly<Record<string, string>>,
-  idp: Idp
-): void {
+export function rememberIdp(c: Context, s: BffServices, idp: Idp): void {
   const { baseUrl, sessionLifetimeSeconds } = s.config
   const name = cookieNames(baseUrl).lastIdp
-  if (s.idps.list.length < 2 || cookies[name] === idp.config.name) return
+  if (s.idps.list.length < 2 || requestCookies(c)[name] === idp.config.name) return
   appendSetCookie(
     c,
     serializeCookie(name, idp.config.name, {

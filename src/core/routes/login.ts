@@ -83,7 +83,7 @@ export function loginRoute(s: BffServices) {
     // but a silent login asks the IdP this browser last logged in with.
     const idp =
       s.idps.named(c.req.queries('idp')) ??
-      (prompt === 'none' ? lastIdp(s, cookies) : undefined) ??
+      (prompt === 'none' ? lastIdp(c, s) : undefined) ??
       s.idps.first
     if (prompt === 'none' && cookies[cookieNames(baseUrl).loggedOut]) {
       // Logged out in this browser: a silent login could only bring back the login the user

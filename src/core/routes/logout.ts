@@ -12,7 +12,7 @@ import { traceOf } from '../observe/spans.ts'
 import { constantTimeEqual } from '../policy/constant-time.ts'
 import { cookieNames, isSecureOrigin } from '../session/cookie-names.ts'
 import { csrfGuard } from '../policy/csrf.ts'
-import { appendSetCookie, requestCookies, serializeCookie } from '../session/cookie.ts'
+import { appendSetCookie, serializeCookie } from '../session/cookie.ts'
 import type { BffEnv } from '../hono-env.ts'
 import type { Session } from '../session/types.ts'
 import type { BffServices } from '../services.ts'
@@ -29,7 +29,7 @@ export function logoutRoute(s: BffServices) {
     const idp = session
       ? s.idps.of(session)
       : (s.idps.named(c.req.queries('idp')) ??
-        lastIdp(s, requestCookies(c)) ??
+        lastIdp(c, s) ??
         (s.idps.list.length === 1 ? s.idps.first : undefined))
     await s.sessions.destroy(c, session)
     c.header('Cache-Control', 'no-store')
