@@ -15,9 +15,14 @@ import { sessionMinter, type MintRequest } from './mint.ts'
 
 const env = JSON.parse(process.env.BENCH_BFF_ENV ?? '{}') as Record<string, string>
 const logs: Record<string, number> = {}
+// The first few reasons and paths of each warning or error, so a soak that sees 503s says why.
+const reasons: Record<string, string[]> = {}
 const log: Logger = (level, event, fields) => {
   const key = `${level}:${event}${fields?.code ? `:${fields.code}` : ''}`
   logs[key] = (logs[key] ?? 0) + 1
+  if (level !== 'warn' && level !== 'error') return
+  const kept = (reasons[key] ??= [])
+  if (kept.length < 5) kept.push(`${fields?.path ?? ''} ${fields?.reason ?? ''}`.trim())
 }
 let offsetMs = 0
 const now = () => Date.now() + offsetMs
@@ -39,6 +44,7 @@ serveParent(
       offsetMs += Number(seconds) * 1000
     },
     logs: () => logs,
+    reasons: () => reasons,
     mint: (args) => minter.mint(args as unknown as MintRequest),
     // With --expose-gc: the memory after full collections (bench/websocket.ts).
     memory: () => {

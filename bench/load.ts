@@ -4,7 +4,7 @@
  * GETs. Shared by run.ts (the main table) and sessions.ts (many sessions).
  */
 import autocannon from 'autocannon'
-import { get } from 'node:http'
+import { get, type Agent } from 'node:http'
 import type { Child } from './child.ts'
 import { applySetCookie, setCookieOf } from './cookies.ts'
 
@@ -225,11 +225,19 @@ function browserCookies(cookies: string[]) {
   return { request, take: () => newCookies }
 }
 
-/** One GET on a connection of its own; resolves with the status and the time to the last byte. */
-export function timedGet(url: string, headers: Record<string, string>) {
+/**
+ * One GET; resolves with the status and the time to the last byte. On a connection of its own
+ * unless `agent` is given (a keep-alive agent: calls in turn on one connection, as a browser's or
+ * a load balancer's).
+ */
+export function timedGet(
+  url: string,
+  headers: Record<string, string>,
+  agent: Agent | false = false
+) {
   return new Promise<{ status: number; ms: number; setCookie?: string[] }>((resolve) => {
     const started = performance.now()
-    const req = get(url, { headers, agent: false, timeout: 30_000 }, (res) => {
+    const req = get(url, { headers, agent, timeout: 30_000 }, (res) => {
       res.resume()
       res.on('end', () =>
         resolve({

@@ -7,12 +7,17 @@
  * A development aid: what it prints depends on the machine; compare two commits in one sitting.
  * BENCH_SESSIONS=N: the load goes round robin over N sessions minted from the login, each called
  * once before (as the many-sessions rows of bench/sessions.ts do).
+ * BENCH_FIRST_CALLS=N: instead of a load, N minted sessions called one after another, twice, as
+ * bench/sessions.ts measures a session's first call on an instance; prints the self time by
+ * function that the first pass spent more than the second, µs per call.
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
+import { Agent } from 'node:http'
 import { startIdp } from '../src/demo/idp.ts'
 import { startChild, type Child } from './child.ts'
 import { sessionCookieValue } from './cookies.ts'
-import { CSRF, callEachOnce, measure, type Target } from './load.ts'
+import { applySetCookie } from './cookies.ts'
+import { CSRF, callEachOnce, measure, timedGet, type Target } from './load.ts'
 import { ACCESS_TOKEN_TTL, here, startStore, type StoreKind } from './stores.ts'
 
 interface ProfileNode {
@@ -36,7 +41,7 @@ const shortUrl = (url: string) =>
     .replace(/^.*\/(src|bench|test)\//, '$1/')
 
 /** Self time per function and per file, over the samples that were not idle. */
-function selfTimes(profile: CpuProfile) {
+function selfTimes(profile: CpuProfile, count = 40) {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]))
   const byFunction = new Map<string, number>()
   const byFile = new Map<string, number>()
@@ -51,9 +56,28 @@ function selfTimes(profile: CpuProfile) {
     byFunction.set(fn, (byFunction.get(fn) ?? 0) + micros)
     byFile.set(file, (byFile.get(file) ?? 0) + micros)
   })
+  // Total time: each function on a sample's stack counts the sample once.
+  const parent = new Map<number, number>()
+  for (const n of profile.nodes) for (const child of n.children ?? []) parent.set(child, n.id)
+  const total = new Map<string, number>()
+  profile.samples.forEach((id, i) => {
+    if (byId.get(id)!.callFrame.functionName === '(idle)') return
+    const seen = new Set<string>()
+    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+      const frame = byId.get(at)!.callFrame
+      const file = frame.url ? shortUrl(frame.url) : frame.functionName
+      seen.add(`${frame.functionName || '(anonymous)'} ${file}:${frame.lineNumber + 1}`)
+    }
+    for (const fn of seen) total.set(fn, (total.get(fn) ?? 0) + (profile.timeDeltas[i] ?? 0))
+  })
   const top = (map: Map<string, number>, n: number) =>
     [...map].sort((a, b) => b[1] - a[1]).slice(0, n)
-  return { busy, functions: top(byFunction, 40), files: top(byFile, 40) }
+  return {
+    busy,
+    functions: top(byFunction, count),
+    files: top(byFile, count),
+    totals: top(total, count),
+  }
 }
 
 async function main() {
@@ -91,6 +115,8 @@ async function main() {
     stop = () => under.stop()
   }
   try {
+    const firstCalls = Number(process.env.BENCH_FIRST_CALLS ?? 0)
+    if (firstCalls > 0) return await profileFirstCalls(server, target, firstCalls)
     await measure(target, 3)
     // BENCH_PERF=1: no V8 profile (its sampler skews what an outside profiler such as perf sees).
     if (process.env.BENCH_PERF) {
@@ -129,6 +155,64 @@ async function main() {
     await idp.stop()
     await upstream.stop()
   }
+}
+
+/** Profiles N sessions' first calls, then their second calls; prints what the first cost more. */
+async function profileFirstCalls(server: Child, target: Target, count: number) {
+  await measure(target, 3)
+  const login = await target.headers()
+  const mint = (from: number) =>
+    server.call<string[]>('mint', { cookie: sessionCookieValue(login.cookie!), count, from })
+  // As bench/sessions.ts: two unprofiled passes over other sessions first, so that only the
+  // sessions are new (not the code path of a call on a new connection).
+  let cookies = await mint(2_000_000)
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 }) // as bench/sessions.ts
+  const call = async () => {
+    let newCookies = 0
+    for (const [i, cookie] of cookies.entries()) {
+      const { status, setCookie } = await timedGet(target.url, { ...CSRF, cookie }, agent)
+      if (status !== 200) throw new Error(`a minted session answered ${status}`)
+      if (setCookie?.length) newCookies++
+      cookies[i] = applySetCookie(cookie, setCookie)
+    }
+    return newCookies
+  }
+  await call()
+  await call()
+  cookies = await mint(1_000_000)
+  const pass = async () => {
+    const before = await server.call<NodeJS.CpuUsage>('cpu')
+    await server.call('profileStart')
+    const newCookies = await call()
+    const profile = await server.call<CpuProfile>('profileStop')
+    const after = await server.call<NodeJS.CpuUsage>('cpu')
+    const cpu = after.user + after.system - before.user - before.system
+    const times = selfTimes(profile, Infinity)
+    const scale = cpu / times.busy / count
+    return {
+      newCookies,
+      cpuPerCall: cpu / count,
+      perCall: new Map(times.functions.map(([f, m]) => [f, m * scale])),
+      totals: new Map(times.totals.map(([f, m]) => [f, m * scale])),
+    }
+  }
+  const first = await pass()
+  const second = await pass()
+  console.log(
+    `${kind}: ${count} sessions, CPU per call ${first.cpuPerCall.toFixed(1)} µs first, ` +
+      `${second.cpuPerCall.toFixed(1)} µs second (+${(first.cpuPerCall - second.cpuPerCall).toFixed(1)}); ` +
+      `answers with Set-Cookie ${first.newCookies} first, ${second.newCookies} second`
+  )
+  const more = [...first.perCall].map(([f, us]) => [f, us - (second.perCall.get(f) ?? 0)] as const)
+  console.log('\nself time the first call spent more, by function (µs per call):')
+  for (const [name, us] of more.sort((a, b) => b[1] - a[1]).slice(0, 40))
+    console.log(`  ${us.toFixed(1).padStart(6)}  ${name}`)
+  const moreTotal = [...first.totals].map(
+    ([f, us]) => [f, us - (second.totals.get(f) ?? 0)] as const
+  )
+  console.log('\ntotal time (self and callees) the first call spent more (µs per call):')
+  for (const [name, us] of moreTotal.sort((a, b) => b[1] - a[1]).slice(0, 50))
+    console.log(`  ${us.toFixed(1).padStart(6)}  ${name}`)
 }
 
 await main()

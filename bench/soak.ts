@@ -207,6 +207,7 @@ async function soakStore(store: 'memory' | 'redis') {
     const keys = census?.session
     await load.close()
     const logs = await bff.call<Record<string, number>>('logs')
+    const reasons = await bff.call<Record<string, string[]>>('reasons')
     return {
       store,
       samples,
@@ -217,6 +218,7 @@ async function soakStore(store: 'memory' | 'redis') {
       redisDbsize: redisClient ? { beforeScan: dbsizeBefore, afterScan: dbsizeAfter } : undefined,
       live: load.live(),
       logs,
+      reasons,
     }
   } finally {
     await bff.stop()
@@ -311,6 +313,8 @@ function report(result: Result, problems: string[]) {
     `  load average (1 min) over the samples: ${Math.min(...loads).toFixed(2)}–` +
       `${Math.max(...loads).toFixed(2)}; BFF warnings/errors: ${JSON.stringify(result.logs)}`
   )
+  for (const [key, kept] of Object.entries(result.reasons ?? {}))
+    console.log(`  first reasons of ${key}: ${kept.join(' | ')}`)
   console.log(`  verdict: ${problems.length ? `FAILED: ${problems.join('; ')}` : 'passed'}`)
 }
 
