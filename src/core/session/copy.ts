@@ -35,3 +35,53 @@ export function copyValue<T>(value: T): T {
   }
   return out as T
 }
+
+const DIFFERS = Symbol('differs')
+
+/**
+ * A copy of `value` made of `previous`'s strings: every string in `value` must equal the string at
+ * the same place in `previous`, and it is that one the copy holds. Undefined when one does not (or
+ * `value` holds anything but plain objects, arrays, strings, numbers, booleans and null).
+ *
+ * For a store rewriting what it holds, where only the numbers changed (a slid expiry): the copy
+ * keeps no string of the caller's (one sliced from a larger text would keep that text alive, the
+ * reason stores copy through structuredClone) and allocates no string again.
+ */
+export function copyWithStringsOf<T>(value: T, previous: unknown): T | undefined {
+  const copy = sharing(value, previous)
+  return copy === DIFFERS ? undefined : (copy as T)
+}
+
+function sharing(value: unknown, previous: unknown): unknown {
+  if (typeof value === 'string') return value === previous ? previous : DIFFERS
+  if (value === null || value === undefined) return value
+  if (typeof value === 'number' || typeof value === 'boolean') return value
+  if (typeof value !== 'object' || typeof previous !== 'object' || previous === null) return DIFFERS
+  const proto = Object.getPrototypeOf(value)
+  if (proto === Array.prototype) {
+    const array = value as unknown[]
+    if (!Array.isArray(previous)) return DIFFERS
+    const out = new Array<unknown>(array.length)
+    for (let i = 0; i < array.length; i++) {
+      if (!(i in array)) continue
+      const copied = sharing(array[i], previous[i])
+      if (copied === DIFFERS) return DIFFERS
+      out[i] = copied
+    }
+    return out
+  }
+  if (proto !== Object.prototype) return DIFFERS
+  const out: Record<string, unknown> = {}
+  const before = previous as Record<string, unknown>
+  for (const key of Object.keys(value)) {
+    // An own "__proto__" is rare enough to take structuredClone's way.
+    if (key === '__proto__') return DIFFERS
+    const copied = sharing(
+      (value as Record<string, unknown>)[key],
+      Object.hasOwn(before, key) ? before[key] : undefined
+    )
+    if (copied === DIFFERS) return DIFFERS
+    out[key] = copied
+  }
+  return out
+}

@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { copyValue } from '../../../src/core/session/copy.ts'
+import { copyValue, copyWithStringsOf } from '../../../src/core/session/copy.ts'
 
 describe('copyValue', () => {
   it('gives what structuredClone gives for any JSON value (property)', () => {
@@ -43,5 +43,56 @@ describe('copyValue', () => {
     expect(copy.when).toBeInstanceOf(Date)
     expect(() => copyValue({ f: () => 1 })).toThrow()
     expect(copyValue([1, , 3])).toStrictEqual(structuredClone([1, , 3]))
+  })
+})
+
+describe('copyWithStringsOf', () => {
+  it('gives what structuredClone gives when the strings are the same (property)', () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), (value) => {
+        // The same strings at the same places: a copy of the value itself.
+        expect(copyWithStringsOf(value, structuredClone(value))).toStrictEqual(
+          structuredClone(value)
+        )
+      }),
+      { numRuns: 1000 }
+    )
+  })
+
+  it('answers undefined when any string differs from the one at its place, however deep', () => {
+    const previous = { id: 'a', expiresAt: 1, claims: { groups: ['x', 'y'] } }
+    expect(copyWithStringsOf({ ...previous, expiresAt: 2 }, previous)).toEqual({
+      ...previous,
+      expiresAt: 2,
+    })
+    expect(copyWithStringsOf({ ...previous, id: 'b' }, previous)).toBeUndefined()
+    expect(copyWithStringsOf({ ...previous, claims: { groups: ['x', 'z'] } }, previous)).toBe(
+      undefined
+    )
+    // A string where there was none, or where there was a number or an object.
+    expect(copyWithStringsOf({ ...previous, more: 'new' }, previous)).toBeUndefined()
+    expect(copyWithStringsOf({ ...previous, expiresAt: '1' }, previous)).toBeUndefined()
+    expect(copyWithStringsOf({ ...previous, claims: 'x' }, previous)).toBeUndefined()
+  })
+
+  it('copies every object and array: editing the copy leaves both originals alone', () => {
+    const previous = { claims: { groups: ['a'] }, n: 1 }
+    const value = { claims: { groups: ['a'] }, n: 2 }
+    const copy = copyWithStringsOf(value, previous)!
+    copy.claims.groups.push('root')
+    copy.n = 3
+    expect(value).toEqual({ claims: { groups: ['a'] }, n: 2 })
+    expect(previous).toEqual({ claims: { groups: ['a'] }, n: 1 })
+  })
+
+  it('leaves anything but JSON-shaped values, and an own "__proto__", to structuredClone', () => {
+    const when = new Date(0)
+    expect(copyWithStringsOf({ when }, { when })).toBeUndefined()
+    expect(copyWithStringsOf({ f: () => 1 }, {})).toBeUndefined()
+    expect(copyWithStringsOf({ n: 1n }, { n: 1n })).toBeUndefined()
+    const parsed = JSON.parse('{"__proto__": {"admin": true}}') as object
+    expect(copyWithStringsOf(parsed, parsed)).toBeUndefined()
+    // Not reached through a prototype: an inherited name is no string of the previous value's.
+    expect(copyWithStringsOf({ toString: 'x' }, {})).toBeUndefined()
   })
 })

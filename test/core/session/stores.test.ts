@@ -225,6 +225,53 @@ describe('memoryStore', () => {
     )
   })
 
+  it('finds a rewritten session by its sid and sub, and by its new ones once they change', async () => {
+    const store = memoryStore()
+    const session = makeSession({ sub: 'erin', sid: 'sid-1' })
+    const other = makeSession({ sub: 'erin', sid: 'sid-2' })
+    const ref = await store.set(session)
+    const otherRef = await store.set(other)
+    // Rewrites that keep the sid and sub (slides), then one that changes both.
+    for (let i = 1; i <= 3; i++) {
+      await store.set({ ...session, expiresAt: session.expiresAt + i, generation: i })
+    }
+    expect(await store.deleteBySid('sid-9')).toBe(0)
+    expect((await store.listBySub('erin')).map((s) => s.id).sort()).toEqual(
+      [session.id, other.id].sort()
+    )
+    await store.set({ ...session, sid: 'sid-3', sub: 'frank', generation: 4 })
+    expect(await store.deleteBySid('sid-1')).toBe(0)
+    expect((await store.listBySub('erin')).map((s) => s.id)).toEqual([other.id])
+    expect((await store.listBySub('frank')).map((s) => s.id)).toEqual([session.id])
+    expect(await store.deleteBySid('sid-3')).toBe(1)
+    expect(await store.get(ref)).toBeNull()
+    expect(await store.deleteBySub('erin')).toBe(1)
+    expect(await store.get(otherRef)).toBeNull()
+  })
+
+  it('drops a session rewritten as already expired from its indexes too', async () => {
+    const clock = fakeClock()
+    const store = memoryStore({ now: clock.now })
+    const session = makeSession({ sub: 'gus', sid: 'sid-g' })
+    await store.set(session)
+    await store.set({ ...session, expiresAt: Math.floor(clock.now() / 1000) - 1 })
+    expect(await store.listBySub('gus')).toEqual([])
+    expect(await store.deleteBySid('sid-g')).toBe(0)
+  })
+
+  it('keeps its copy apart from the session it was given, on a rewrite too', async () => {
+    const store = memoryStore()
+    const session = makeSession()
+    const ref = await store.set(session)
+    const slid = { ...(await store.get(ref))!, expiresAt: session.expiresAt + 60 }
+    await store.set(slid)
+    ;(slid.claims as { groups: string[] }).groups.push('root')
+    slid.expiresAt = 0
+    const stored = (await store.get(ref))!
+    expect(stored.expiresAt).toBe(session.expiresAt + 60)
+    expect(stored.claims).toEqual(session.claims)
+  })
+
   it('ignores refs that carry a session instead of an id', async () => {
     const store = memoryStore()
     const session = makeSession()

@@ -1,4 +1,4 @@
-import { copyValue } from '../copy.ts'
+import { copyValue, copyWithStringsOf } from '../copy.ts'
 import { ofIdp } from '../idp-scope.ts'
 import type { Session, SessionRef, SessionStore } from '../types.ts'
 import { oldestFirst } from '../../oldest-first.ts'
@@ -135,12 +135,27 @@ export function memoryStore(options: MemoryStoreOptions = {}): SessionStore {
 
     async set(session) {
       const at = now()
-      // structuredClone here, on the rare write: it also copies the strings, so a stored session
-      // never keeps alive a larger text its strings were sliced from (a token response, say).
-      const copy = structuredClone(session)
-      remove(copy.id)
+      const previous = sessions.get(session.id)
+      // A copy that shares no string of the caller's, so a stored session never keeps alive a
+      // larger text its strings were sliced from (a token response, say): structuredClone, or
+      // for a rewrite whose strings are all the stored ones (a slide), those, not copied again.
+      const copy = (previous && copyWithStringsOf(session, previous)) ?? structuredClone(session)
       // An already-expired session is not worth a slot; the ref still answers null.
-      if (isExpired(copy, at)) return { id: copy.id }
+      if (isExpired(copy, at)) {
+        remove(copy.id)
+        return { id: copy.id }
+      }
+      // The same sid and sub keep their index entries (removing and adding them again is two
+      // Sets and four operations on maps as large as the store, on every slide); the id only
+      // moves to the end of its user's, whose order is that of the writes (makeRoomForUser).
+      const own = bySub.get(copy.sub)
+      const indexed =
+        previous !== undefined && previous.sid === copy.sid && previous.sub === copy.sub && own
+      if (indexed) {
+        sessions.delete(copy.id)
+        own.delete(copy.id)
+        own.add(copy.id)
+      } else remove(copy.id)
       writesSinceSweep++
       sweepIfDue(at)
       // The user's own sessions first.
@@ -151,8 +166,10 @@ export function memoryStore(options: MemoryStoreOptions = {}): SessionStore {
         remove(oldest[0])
       }
       sessions.set(copy.id, copy)
-      index(bySid, copy.sid, copy.id)
-      index(bySub, copy.sub, copy.id)
+      if (!indexed) {
+        index(bySid, copy.sid, copy.id)
+        index(bySub, copy.sub, copy.id)
+      }
       return { id: copy.id }
     },
 
