@@ -148,6 +148,8 @@ export async function startStore(
     file?: string
     /** The `cluster` store's seed list (bench/redis-cluster.ts). */
     clusterSeeds?: string
+    /** More Node flags for the BFF's process. */
+    execArgv?: string[]
   } = {}
 ): Promise<StoreUnderTest> {
   if (store === 'cluster' && !more.clusterSeeds) {
@@ -192,7 +194,10 @@ export async function startStore(
   }
   const bff = await startChild(await builtEntry(more.file ?? here('./bff-server.ts')), {
     env: { NODE_ENV: 'production', BENCH_BFF_ENV: JSON.stringify(env) },
-    execArgv: PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`] : [],
+    execArgv: [
+      ...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`] : []),
+      ...(more.execArgv ?? []),
+    ],
   })
   let jar: CookieJar | undefined
   let logins = 0
