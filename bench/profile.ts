@@ -1,5 +1,5 @@
 /**
- * `npx tsx bench/profile.ts [cookie|memory|redis|bare|floor] [seconds]`: where the CPU of a proxied call
+ * `npx tsx bench/profile.ts [cookie|memory|redis|cluster|bare|floor] [seconds]`: where the CPU of a proxied call
  * goes. Loads one target as the bench does (32 connections of autocannon, the same upstream and
  * login) and takes a V8 CPU profile of the server over the load alone (no start-up, login or
  * idle time), then prints its self time by function and by source file, as a share of the
@@ -18,6 +18,7 @@ import { startChild, type Child } from './child.ts'
 import { sessionCookieValue } from './cookies.ts'
 import { applySetCookie } from './cookies.ts'
 import { CSRF, callEachOnce, measure, timedGet, type Target } from './load.ts'
+import { startBenchCluster } from './redis-cluster.ts'
 import { ACCESS_TOKEN_TTL, here, startStore, type StoreKind } from './stores.ts'
 
 interface ProfileNode {
@@ -98,7 +99,10 @@ async function main() {
     }
     stop = () => server.stop()
   } else {
-    const under = await startStore(kind, idp, upstream)
+    const cluster = kind === 'cluster' ? await startBenchCluster() : undefined
+    const under = await startStore(kind, idp, upstream, undefined, '', {
+      clusterSeeds: cluster?.seeds,
+    })
     server = under.bff
     target = under.target
     const sessions = Number(process.env.BENCH_SESSIONS ?? 0)
@@ -112,7 +116,10 @@ async function main() {
       target = { ...target, headers: async () => CSRF, cookies, server }
       if (sessions > 1) await callEachOnce(target)
     }
-    stop = () => under.stop()
+    stop = async () => {
+      await under.stop()
+      await cluster?.stop()
+    }
   }
   try {
     const firstCalls = Number(process.env.BENCH_FIRST_CALLS ?? 0)
