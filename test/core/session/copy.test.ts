@@ -50,12 +50,13 @@ describe('copyWithStringsOf', () => {
   it('gives what structuredClone gives when the strings are the same (property)', () => {
     fc.assert(
       fc.property(fc.jsonValue(), (value) => {
-        // The same strings at the same places: a copy of the value itself.
-        expect(copyWithStringsOf(value, structuredClone(value))).toStrictEqual(
-          structuredClone(value)
-        )
+        // The same strings at the same places: a copy of the value itself, but for an own
+        // "__proto__" key anywhere (JSON.parse makes one), which is left to structuredClone.
+        const copy = copyWithStringsOf(value, structuredClone(value))
+        if (JSON.stringify(value).includes('"__proto__":')) expect(copy).toBeUndefined()
+        else expect(copy).toStrictEqual(structuredClone(value))
       }),
-      { numRuns: 1000 }
+      { numRuns: 5000 }
     )
   })
 
