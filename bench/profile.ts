@@ -210,15 +210,25 @@ async function profileFirstCalls(server: Child, target: Target, count: number) {
       `${second.cpuPerCall.toFixed(1)} µs second (+${(first.cpuPerCall - second.cpuPerCall).toFixed(1)}); ` +
       `answers with Set-Cookie ${first.newCookies} first, ${second.newCookies} second`
   )
-  const more = [...first.perCall].map(([f, us]) => [f, us - (second.perCall.get(f) ?? 0)] as const)
-  console.log('\nself time the first call spent more, by function (µs per call):')
-  for (const [name, us] of more.sort((a, b) => b[1] - a[1]).slice(0, 40))
-    console.log(`  ${us.toFixed(1).padStart(6)}  ${name}`)
-  const moreTotal = [...first.totals].map(
-    ([f, us]) => [f, us - (second.totals.get(f) ?? 0)] as const
+  printMore('self time the first call spent more, by function', first.perCall, second.perCall, 40)
+  printMore(
+    'total time (self and callees) the first call spent more',
+    first.totals,
+    second.totals,
+    50
   )
-  console.log('\ntotal time (self and callees) the first call spent more (µs per call):')
-  for (const [name, us] of moreTotal.sort((a, b) => b[1] - a[1]).slice(0, 50))
+}
+
+/** The functions whose µs per call grew most from `second` to `first`. */
+function printMore(
+  title: string,
+  first: Map<string, number>,
+  second: Map<string, number>,
+  n: number
+) {
+  const more = [...first].map(([f, us]) => [f, us - (second.get(f) ?? 0)] as const)
+  console.log(`\n${title} (µs per call):`)
+  for (const [name, us] of more.sort((a, b) => b[1] - a[1]).slice(0, n))
     console.log(`  ${us.toFixed(1).padStart(6)}  ${name}`)
 }
 
