@@ -74,13 +74,16 @@ export function revokedBy(revokedAt: number | null | undefined, session: Session
   return (session.createdAtMs ?? session.createdAt * 1000) <= revocationMs(revokedAt)
 }
 
+/** Sid or sub revocations by scope (see NO_IDP), then by value. */
+type Revoked = Map<string | null, Map<string, [number, number]>>
+
 export function memoryRevocationList(now: () => number = Date.now): RevocationList {
   const sessions = new Map<string, number>()
-  // [scope, sid or sub] as JSON, unambiguous whatever the strings hold -> [revoked at (ms), keep
-  // until (s)]: sessions created later are new logins.
-  const sids = new Map<string, [number, number]>()
-  const subs = new Map<string, [number, number]>()
-  const key = (scope: string | null, value: string) => JSON.stringify([scope, value])
+  // scope -> sid or sub -> [revoked at (ms), keep until (s)]: sessions created later are new
+  // logins. Nested by scope rather than keyed by one string of both: a check runs on every call of
+  // a cookie session, and builds no key this way.
+  const sids: Revoked = new Map()
+  const subs: Revoked = new Map()
   // id -> [generation, keep until]
   const generations = new Map<string, [number, number]>()
   let writes = 0
@@ -90,22 +93,29 @@ export function memoryRevocationList(now: () => number = Date.now): RevocationLi
     if (++writes % 256 !== 0) return
     const t = now() / 1000
     for (const [k, until] of sessions) if (until <= t) sessions.delete(k)
-    for (const [k, [, until]] of sids) if (until <= t) sids.delete(k)
-    for (const [k, [, until]] of subs) if (until <= t) subs.delete(k)
+    for (const revoked of [sids, subs]) {
+      for (const [scope, values] of revoked) {
+        for (const [k, [, until]] of values) if (until <= t) values.delete(k)
+        if (values.size === 0) revoked.delete(scope)
+      }
+    }
     for (const [k, [, until]] of generations) if (until <= t) generations.delete(k)
   }
 
-  function revoke(map: Map<string, [number, number]>, value: string, until: number, idp?: string) {
+  function revoke(revoked: Revoked, value: string, until: number, idp?: string) {
     for (const scope of revokedScopes(idp)) {
-      const k = key(scope, value)
-      map.set(k, [now(), Math.max(until, map.get(k)?.[1] ?? 0)])
+      let values = revoked.get(scope)
+      if (!values) revoked.set(scope, (values = new Map()))
+      values.set(value, [now(), Math.max(until, values.get(value)?.[1] ?? 0)])
     }
     sweep()
   }
 
-  function revokedIn(map: Map<string, [number, number]>, value: string, session: Session) {
-    return checkedScopes(session).some((scope) =>
-      revokedBy(map.get(key(scope, value))?.[0], session)
+  function revokedIn(revoked: Revoked, value: string, session: Session) {
+    if (revoked.size === 0) return false
+    return (
+      revokedBy(revoked.get(null)?.get(value)?.[0], session) ||
+      revokedBy(revoked.get(sessionScope(session))?.get(value)?.[0], session)
     )
   }
 

@@ -44,6 +44,22 @@ describe('packSession', () => {
     const noSid = { ...loginLike(), claims: { sub: loginLike().sub } }
     noSid.claims.sub = noSid.sub
     expect(unpackSession(packSession(noSid)).claims).toEqual({ sub: noSid.sub })
+    const ownSub = loginLike()
+    ownSub.claims = { sub: 'other', sid: ownSub.sid, name: 'x' }
+    const packed = JSON.parse(JSON.stringify(packSession(ownSub))) as Record<string, unknown>
+    expect(packed.cd).toBe('d')
+    expect(unpackSession(packed)).toEqual(ownSub)
+  })
+
+  it('restores claims with an own "__proto__" claim kept a claim', () => {
+    const session = loginLike()
+    session.claims = JSON.parse(
+      `{"sub":"${session.sub}","sid":"${session.sid}","__proto__":{"polluted":true}}`
+    ) as Record<string, unknown>
+    const round = unpackSession(JSON.parse(JSON.stringify(packSession(session))))
+    expect(Object.getPrototypeOf(round.claims)).toBe(Object.prototype)
+    expect(Object.keys(round.claims)).toEqual(['sub', 'sid', '__proto__'])
+    expect(round.claims.polluted).toBeUndefined()
   })
 
   it('keeps an own "__proto__" field as a field, never as the prototype', () => {

@@ -128,6 +128,27 @@ describe("revocation lists: an IdP's revocation ends its sessions and those with
     await expectPerIdp((now) => memoryRevocationList(now))
   })
 
+  it('memory: forgets a revocation past its keep-until, keeps the others, and takes new ones', async () => {
+    let time = Date.now()
+    const list = memoryRevocationList(() => time)
+    const created = { createdAt: Math.floor(time / 1000), createdAtMs: time }
+    const short = makeSession({ sid: 'short', sub: 'u-short', idp: 'a', ...created })
+    const long = makeSession({ sid: 'long', sub: 'u-long', idp: 'a', ...created })
+    time += 1
+    const seconds = Math.floor(time / 1000)
+    await list.revokeSid('short', seconds + 10, 'a')
+    await list.revokeSub('u-short', seconds + 10)
+    await list.revokeSid('long', seconds + 3600, 'a')
+    expect([await list.isRevoked(short), await list.isRevoked(long)]).toEqual([true, true])
+    time += 60_000
+    // The clean-up runs every 256 writes.
+    for (let i = 0; i < 256; i++) await list.revokeSession(`filler-${i}`, seconds + 3600)
+    expect([await list.isRevoked(short), await list.isRevoked(long)]).toEqual([false, true])
+    const later = makeSession({ sid: 'short', sub: 'u-short', idp: 'a', ...created })
+    await list.revokeSub('u-short', seconds + 3600, 'a')
+    expect(await list.isRevoked(later)).toBe(true)
+  })
+
   it('redis', async () => {
     const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 })
     await redis.connect()
