@@ -90,7 +90,8 @@ export async function startChild(file: string, options: ChildOptions = {}): Prom
 /**
  * What every child answers: `cpu` (its process.cpuUsage(), so the bench can tell CPU time per
  * request apart from waiting for a core), and `profileStart` / `profileStop` (a V8 CPU profile of
- * just the stretch in between, as a .cpuprofile object; bench/profile.ts).
+ * just the stretch in between, as a .cpuprofile object; bench/profile.ts), `heapStart` /
+ * `heapStop` the same for allocations (a sampled heap profile, .heapprofile).
  */
 const builtIn: Record<string, () => unknown> = {
   cpu: () => process.cpuUsage(),
@@ -103,6 +104,22 @@ const builtIn: Record<string, () => unknown> = {
   },
   profileStop: async () => {
     const { profile } = await profiler!.post('Profiler.stop')
+    profiler!.disconnect()
+    return profile
+  },
+  // Allocations, sampled about every 4 KiB, the collected ones included: what a call allocates.
+  heapStart: async () => {
+    profiler ??= new Session()
+    profiler.connect()
+    await profiler.post('HeapProfiler.enable')
+    await profiler.post('HeapProfiler.startSampling', {
+      samplingInterval: 4096,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true,
+    })
+  },
+  heapStop: async () => {
+    const { profile } = await profiler!.post('HeapProfiler.stopSampling')
     profiler!.disconnect()
     return profile
   },

@@ -10,6 +10,8 @@
  * BENCH_FIRST_CALLS=N: instead of a load, N minted sessions called one after another, twice, as
  * bench/sessions.ts measures a session's first call on an instance; prints the self time by
  * function that the first pass spent more than the second, µs per call.
+ * BENCH_HEAP=1: instead of CPU, what the load allocates (a sampled heap profile, collected objects
+ * included), bytes per call by function and by file.
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { Agent } from 'node:http'
@@ -133,6 +135,7 @@ async function main() {
       )
       return
     }
+    if (process.env.BENCH_HEAP) return await profileAllocations(server, target)
     await server.call('profileStart')
     const slice = await measure({ ...target, server }, seconds)
     const profile = await server.call<CpuProfile>('profileStop')
@@ -161,6 +164,48 @@ async function main() {
     await stop()
     await idp.stop()
     await upstream.stop()
+  }
+}
+
+interface HeapNode {
+  callFrame: ProfileNode['callFrame']
+  selfSize: number
+  children: HeapNode[]
+}
+
+/** Bytes allocated per call under the load, by function and by file (the top 40 of each). */
+async function profileAllocations(server: Child, target: Target) {
+  await server.call('heapStart')
+  const slice = await measure({ ...target, server }, seconds)
+  const profile = await server.call<{ head: HeapNode }>('heapStop')
+  mkdirSync(here('./results'), { recursive: true })
+  const file = here(`./results/heap-${kind}-${new Date().toISOString()}.heapprofile`)
+  writeFileSync(file, JSON.stringify(profile))
+  const byFunction = new Map<string, number>()
+  const byFile = new Map<string, number>()
+  let total = 0
+  const walk = (node: HeapNode) => {
+    const { functionName, url, lineNumber } = node.callFrame
+    const where = url ? shortUrl(url) : functionName
+    const name = `${functionName || '(anonymous)'} ${where}:${lineNumber + 1}`
+    byFunction.set(name, (byFunction.get(name) ?? 0) + node.selfSize)
+    byFile.set(where, (byFile.get(where) ?? 0) + node.selfSize)
+    total += node.selfSize
+    node.children.forEach(walk)
+  }
+  walk(profile.head)
+  const perCall = (bytes: number) => (bytes / slice.requests).toFixed(0).padStart(7)
+  console.log(
+    `${kind}: ${slice.requests} calls in ${seconds} s, ${perCall(total).trim()} bytes allocated per call (sampled); profile ${file}`
+  )
+  for (const [title, map] of [
+    ['by file', byFile],
+    ['by function', byFunction],
+  ] as const) {
+    console.log(`\nbytes per call ${title}:`)
+    for (const [name, bytes] of [...map].sort((a, b) => b[1] - a[1]).slice(0, 40)) {
+      console.log(`  ${perCall(bytes)}  ${name}`)
+    }
   }
 }
 

@@ -6,7 +6,7 @@
  * `public/` (in a clone; the package does not ship it) as the default.
  */
 import { serveStatic } from '@hono/node-server/serve-static'
-import type { Hono, MiddlewareHandler } from 'hono'
+import type { Env as HonoEnv, Hono, MiddlewareHandler } from 'hono'
 import { accessSync, constants, statSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -63,7 +63,11 @@ export function spaFromEnv(
  * answer that has none of its own (the files, and the 404 of an address nothing serves).
  * `reserved`: path prefixes the SPA never answers, e.g. `['/bff/', '/api/']`.
  */
-export function serveSpa(app: Hono, spa: SpaSettings, reserved: readonly string[]): void {
+export function serveSpa<E extends HonoEnv>(
+  app: Hono<E>,
+  spa: SpaSettings,
+  reserved: readonly string[]
+): void {
   app.use('/*', spaHeaders)
   app.use('/*', spaFiles(spa, reserved))
 }

@@ -11,8 +11,9 @@
  * naming the settings, and the isolate logs each problem once, on its first request.
  */
 import * as runtime from 'cloudflare:workers'
-import { Hono, type ExecutionContext } from 'hono'
+import type { ExecutionContext, Hono } from 'hono'
 import { createBff, notFound } from '../../core/app.ts'
+import type { BffEnv } from '../../core/hono-env.ts'
 import { ConfigError, optionsFromEnv, type Config } from '../../core/config/env.ts'
 import { jsonLogger } from '../../core/observe/log.ts'
 import { SPA_SECURITY_HEADERS } from '../../core/pages.ts'
@@ -57,7 +58,7 @@ export interface WorkerEnv extends SessionObjectEnv {
   ASSETS?: { fetch(request: Request): Promise<Response> }
 }
 
-type WorkerApp = Hono<{ Bindings: WorkerEnv }>
+type WorkerApp = Hono<BffEnv>
 
 // The WebSocket routes' relays of this isolate.
 const sockets = workersWebSockets()
@@ -137,39 +138,38 @@ function build(env: WorkerEnv): WorkerApp | ConfigError {
     refreshCoordinator = durableObjectRefreshCoordinator(env, 'cookie')
   }
 
-  const worker: WorkerApp = new Hono()
-  worker.route(
-    '/',
-    createBff(config, {
-      store,
-      refreshCoordinator,
-      now,
-      // Logout token ids must be spent once across all isolates, not once per isolate.
-      replay: config.sessionStore === 'memory' ? undefined : durableObjectReplayGuard(env),
-      // Client-credentials and exchanged tokens: one grant for all isolates (memory: this one's).
-      sharedTokenCoordinator:
-        config.sessionStore === 'memory'
-          ? undefined
-          : durableObjectSharedTokenCoordinator(env, { now }),
-      // Session ends reach the live connections of every isolate through the sessions' objects
-      // (memory: this isolate's only).
-      sessionEnds: config.sessionStore === 'memory' ? undefined : durableObjectSessionEndBus(env),
-      clientIp: (c) => c.req.header('cf-connecting-ip'),
-      // Seals through WebCrypto directly: the same format as iron-session's, cheaper to open on
-      // a fresh isolate (src/core/session/web-iron.ts).
-      iron: webIron,
-      forward: workersForward(),
-      // WebSocket routes: a WebSocketPair to the browser, a fetch upgrade to the upstream.
-      upgrade: sockets.upgrade,
-      // Counters are per isolate; with a dataset bound, each request is also written there.
-      metrics: analyticsEngineHooks(env),
-    })
-  )
+  // The BFF's app itself, not mounted in another: mounted, Hono wraps each of its handlers in
+  // one more error boundary on every request.
+  const worker: WorkerApp = createBff(config, {
+    store,
+    refreshCoordinator,
+    now,
+    // Logout token ids must be spent once across all isolates, not once per isolate.
+    replay: config.sessionStore === 'memory' ? undefined : durableObjectReplayGuard(env),
+    // Client-credentials and exchanged tokens: one grant for all isolates (memory: this one's).
+    sharedTokenCoordinator:
+      config.sessionStore === 'memory'
+        ? undefined
+        : durableObjectSharedTokenCoordinator(env, { now }),
+    // Session ends reach the live connections of every isolate through the sessions' objects
+    // (memory: this isolate's only).
+    sessionEnds: config.sessionStore === 'memory' ? undefined : durableObjectSessionEndBus(env),
+    clientIp: (c) => c.req.header('cf-connecting-ip'),
+    // Seals through WebCrypto directly: the same format as iron-session's, cheaper to open on
+    // a fresh isolate (src/core/session/web-iron.ts).
+    iron: webIron,
+    forward: workersForward(),
+    // WebSocket routes: a WebSocketPair to the browser, a fetch upgrade to the upstream.
+    upgrade: sockets.upgrade,
+    // Counters are per isolate; with a dataset bound, each request is also written there.
+    metrics: analyticsEngineHooks(env),
+  })
   // Everything outside /bff/* and the API prefixes is the SPA, with the Node entry's headers.
   worker.all('*', async (c) => {
     // No such asset (or no assets at all): JSON or a page, as every other error.
-    if (!c.env.ASSETS) return notFound(c, jsonLogger)
-    const asset = await c.env.ASSETS.fetch(c.req.raw)
+    const assets = (c.env as WorkerEnv | undefined)?.ASSETS
+    if (!assets) return notFound(c, jsonLogger)
+    const asset = await assets.fetch(c.req.raw)
     if (asset.status === 404) return notFound(c, jsonLogger)
     const response = new Response(asset.body, asset) // assets' headers are immutable
     for (const [name, value] of Object.entries(SPA_SECURITY_HEADERS))
