@@ -111,6 +111,7 @@ export function memoryRevocationList(now: () => number = Date.now): RevocationLi
     sweep()
   }
 
+  // The two scopes of `checkedScopes`, without making its array on every call.
   function revokedIn(revoked: Revoked, value: string, session: Session) {
     if (revoked.size === 0) return false
     return (
